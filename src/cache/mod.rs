@@ -1,0 +1,350 @@
+//! The content-addressed cache, at `cache-dir` (`.imagegen/` by default) beside `book.toml`.
+//!
+//! ```text
+//! .imagegen/
+//!   .gitignore                    written by us: keeps the local parts out of git
+//!   masters/ab/<blake3>.png       images exactly as generated, named by their hash   (committed)
+//!   records/cd/<key>-<m>-<n>.json one text record per image, at a unique path          (committed)
+//!   local/masters/, local/records/  the same for placeholders, which cost nothing to redo
+//!   index.redb                    derived lookup index                                 (local)
+//!   tmp/                          where files are written before they are renamed     (local)
+//! ```
+//!
+//! Records and masters are the truth: the index is rebuilt from them whenever it is missing,
+//! stale or unreadable. Every file is written to `tmp/` and renamed into place, master before
+//! record, so a crash leaves at worst an unreferenced master, never a record without its master.
+//! A build that only hits the cache changes no file here.
+
+mod index;
+mod record;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub(crate) use index::Entry;
+use index::{Index, Update};
+use record::Record;
+
+use crate::error::{Error, Result};
+use crate::plan::{CACHE_VERSION, CacheKey, Request};
+use crate::provider::Master;
+
+/// The text of `.imagegen/.gitignore`.
+const GITIGNORE: &str = "\
+# Written by mdbook-imagegen. Commit `masters/` and `records/`; the rest is local.
+/index.redb
+/index.redb.*
+/local/
+/tmp/
+";
+
+/// Which part of the cache an entry lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Tier {
+    /// Committed to git and shared with the team.
+    Committed,
+    /// Kept on this machine only (placeholders).
+    Local,
+}
+
+impl Tier {
+    fn id(self) -> &'static str {
+        match self {
+            Tier::Committed => "c",
+            Tier::Local => "l",
+        }
+    }
+}
+
+/// The cache of one book.
+pub(crate) struct Cache {
+    root: PathBuf,
+    index: Index,
+    /// Shards read from the records during this build, with the stamp taken before reading.
+    scanned: HashMap<(Tier, String), (String, BTreeMap<String, Entry>)>,
+    /// Stamps of shard directories seen during this build.
+    stamps: HashMap<(Tier, String), String>,
+    /// Shards this build wrote to; read again before the index is updated.
+    written: BTreeSet<(Tier, String)>,
+}
+
+impl Cache {
+    /// Opens the cache at `root` for lookups. Writes nothing.
+    pub(crate) fn open(root: &Path) -> Cache {
+        Cache {
+            index: Index::open(&root.join("index.redb")),
+            root: root.to_owned(),
+            scanned: HashMap::new(),
+            stamps: HashMap::new(),
+            written: BTreeSet::new(),
+        }
+    }
+
+    /// Finds the image of a cache key. When a key has several records (two teammates generated
+    /// it at once), the earliest `created-at` wins, then the smallest master hash.
+    pub(crate) fn lookup(&mut self, tier: Tier, key: CacheKey) -> Result<Option<Entry>> {
+        let hex = key.to_hex();
+        let shard = hex[..2].to_owned();
+        let stamp = self.stamp(tier, &shard);
+        let shard_id = format!("{}/{shard}", tier.id());
+        // The index is trusted for hits only: a miss is about to cost a provider call, so the
+        // records are read before believing it.
+        if self.index.is_open()
+            && self.index.shard_stamp(&shard_id) == Some(stamp.as_str())
+            && let Some(entry) = self.index.entry(&format!("{}/{hex}", tier.id()))
+        {
+            return Ok(Some(entry));
+        }
+        Ok(self.scan(tier, &shard)?.get(&hex).cloned())
+    }
+
+    /// Releases the index so another build can update it while this one generates.
+    pub(crate) fn close_index(&mut self) {
+        self.index.close();
+    }
+
+    /// The path of an entry's master.
+    pub(crate) fn master_path(&self, tier: Tier, entry: &Entry) -> PathBuf {
+        self.tier_root(tier)
+            .join("masters")
+            .join(&entry.master[..2])
+            .join(format!("{}.{}", entry.master, entry.extension))
+    }
+
+    /// Stores a new master and its record, master first, each atomically.
+    pub(crate) fn store(
+        &mut self,
+        tier: Tier,
+        key: CacheKey,
+        request: &Request,
+        master: &Master,
+    ) -> Result<Entry> {
+        self.ensure_layout()?;
+        let hash = blake3::hash(&master.bytes).to_hex().to_string();
+        let extension = master.format.extension();
+        let record = Record {
+            format: CACHE_VERSION,
+            key: key.to_hex(),
+            provider: request.kind.as_str().to_owned(),
+            model: request.model.clone(),
+            prompt: request.prompt.clone(),
+            negative: request.negative.clone(),
+            size: request.size.to_string(),
+            quality: request.quality.clone(),
+            seed: request.seed,
+            master: hash.clone(),
+            media_type: master.format.media_type().to_owned(),
+            width: master.width,
+            height: master.height,
+            bytes: master.bytes.len() as u64,
+            generation_ms: u64::try_from(master.elapsed.as_millis()).unwrap_or(u64::MAX),
+            cost_usd: master.cost_usd,
+            created_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        };
+        let entry = Entry {
+            master: hash.clone(),
+            extension: extension.to_owned(),
+            width: master.width,
+            height: master.height,
+            bytes: master.bytes.len() as u64,
+            record: record_name(&record.key, &hash),
+            created_at: record.created_at.clone(),
+        };
+        let master_path = self.master_path(tier, &entry);
+        if !master_path.exists() {
+            self.write_atomic(&master_path, &master.bytes, "write the master")?;
+        }
+        let shard = record.key[..2].to_owned();
+        let record_path = self
+            .tier_root(tier)
+            .join("records")
+            .join(&shard)
+            .join(&entry.record);
+        self.write_atomic(&record_path, &record.to_json(), "write the record")?;
+        self.written.insert((tier, shard));
+        Ok(entry)
+    }
+
+    /// Finishes the build: records what changed in the index. Chapter references are written
+    /// only where they differ from what the index holds, so a build that changed nothing writes
+    /// nothing.
+    pub(crate) fn finish(mut self, refs: BTreeMap<String, Vec<String>>) -> Result<()> {
+        let mut update = Update::default();
+        for (tier, shard) in std::mem::take(&mut self.written) {
+            self.stamps.remove(&(tier, shard.clone()));
+            self.scanned.remove(&(tier, shard.clone()));
+            self.scan(tier, &shard)?;
+        }
+        for ((tier, shard), (stamp, entries)) in std::mem::take(&mut self.scanned) {
+            let id = format!("{}/{shard}", tier.id());
+            if self.index.shard_stamp(&id) != Some(stamp.as_str()) {
+                update.shards.insert(id, (stamp, entries));
+            }
+        }
+        for (chapter, keys) in refs {
+            if self.index.refs(&chapter) != Some(keys.as_slice()) {
+                update.refs.insert(chapter, keys);
+            }
+        }
+        if !update.is_empty() {
+            self.ensure_layout()?;
+        }
+        self.index.apply(&update);
+        Ok(())
+    }
+
+    fn tier_root(&self, tier: Tier) -> PathBuf {
+        match tier {
+            Tier::Committed => self.root.clone(),
+            Tier::Local => self.root.join("local"),
+        }
+    }
+
+    /// The stamp of a shard directory: its modification time, or `none` when it is missing.
+    fn stamp(&mut self, tier: Tier, shard: &str) -> String {
+        let dir = self.tier_root(tier).join("records").join(shard);
+        self.stamps
+            .entry((tier, shard.to_owned()))
+            .or_insert_with(
+                || match std::fs::metadata(&dir).and_then(|m| m.modified()) {
+                    Ok(time) => {
+                        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+                        format!("{}.{:09}", since.as_secs(), since.subsec_nanos())
+                    }
+                    Err(_) => "none".to_owned(),
+                },
+            )
+            .clone()
+    }
+
+    /// Reads every record of a shard and picks each key's winner.
+    fn scan(&mut self, tier: Tier, shard: &str) -> Result<&BTreeMap<String, Entry>> {
+        let id = (tier, shard.to_owned());
+        if !self.scanned.contains_key(&id) {
+            let stamp = self.stamp(tier, shard);
+            let dir = self.tier_root(tier).join("records").join(shard);
+            let entries = read_shard(&dir, |entry| self.master_path(tier, entry).exists())?;
+            self.scanned.insert(id.clone(), (stamp, entries));
+        }
+        Ok(&self.scanned[&id].1)
+    }
+
+    /// Creates the cache directory and its `.gitignore` when missing.
+    fn ensure_layout(&self) -> Result<()> {
+        let tmp = self.root.join("tmp");
+        if !tmp.is_dir() {
+            fs_err::create_dir_all(&tmp).map_err(|e| io_error("create", &tmp, e))?;
+        }
+        let gitignore = self.root.join(".gitignore");
+        if !gitignore.exists() {
+            self.write_atomic(&gitignore, GITIGNORE.as_bytes(), "write")?;
+        }
+        Ok(())
+    }
+
+    /// Writes a file under `tmp/`, flushes it to disk, then renames it into place.
+    fn write_atomic(&self, path: &Path, bytes: &[u8], action: &'static str) -> Result<()> {
+        if let Some(parent) = path.parent() {
+            fs_err::create_dir_all(parent).map_err(|e| io_error(action, path, e))?;
+        }
+        let tmp = self.root.join("tmp");
+        let result = (|| {
+            let mut file = tempfile::NamedTempFile::new_in(&tmp)?;
+            file.write_all(bytes)?;
+            file.as_file().sync_all()?;
+            file.persist(path).map_err(|e| e.error)?;
+            Ok(())
+        })();
+        result.map_err(|e| io_error(action, path, e))
+    }
+}
+
+/// Reads the records of one shard directory; `has_master` says whether an entry's master is
+/// present (a record whose master is missing is skipped with a warning).
+fn read_shard(dir: &Path, has_master: impl Fn(&Entry) -> bool) -> Result<BTreeMap<String, Entry>> {
+    let mut winners: BTreeMap<String, Entry> = BTreeMap::new();
+    let listing = match std::fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(winners),
+        Err(e) => return Err(io_error("read the records in", dir, e)),
+    };
+    for item in listing {
+        let item = item.map_err(|e| io_error("read the records in", dir, e))?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".json") {
+            continue;
+        }
+        let path = item.path();
+        let text = fs_err::read(&path).map_err(|e| io_error("read the record", &path, e))?;
+        let record: Record = match serde_json::from_slice(&text) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::warn!(
+                    "skipping the unreadable cache record `{}`: {e}",
+                    path.display()
+                );
+                continue;
+            }
+        };
+        if record.format != CACHE_VERSION || CacheKey::from_hex(&record.key).is_none() {
+            continue;
+        }
+        let extension = record
+            .media_type
+            .strip_prefix("image/")
+            .unwrap_or("bin")
+            .to_owned();
+        let entry = Entry {
+            master: record.master,
+            extension,
+            width: record.width,
+            height: record.height,
+            bytes: record.bytes,
+            record: name,
+            created_at: record.created_at,
+        };
+        if !has_master(&entry) {
+            tracing::warn!(
+                "the cache record `{}` has no master; its image will be generated again",
+                path.display()
+            );
+            continue;
+        }
+        let better = winners.get(&record.key).is_none_or(|current| {
+            (&entry.created_at, &entry.master, &entry.record)
+                < (&current.created_at, &current.master, &current.record)
+        });
+        if better {
+            winners.insert(record.key, entry);
+        }
+    }
+    Ok(winners)
+}
+
+/// A record's file name: its key, the start of its master's hash, and a nonce, so that no two
+/// records ever share a path (and so never conflict in a merge).
+fn record_name(key: &str, master: &str) -> String {
+    let nonce = blake3::hash(
+        format!(
+            "{:?} {} {:?}",
+            SystemTime::now(),
+            std::process::id(),
+            std::thread::current().id()
+        )
+        .as_bytes(),
+    );
+    format!("{key}-{}-{}.json", &master[..16], &nonce.to_hex()[..8])
+}
+
+fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests;

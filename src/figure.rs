@@ -1,0 +1,226 @@
+//! What a directive becomes: a `<figure>` for the HTML renderer, a Markdown image for the others,
+//! or a visible error figure; plus alt text derived from a prompt when the author gave none.
+//!
+//! Every value is escaped for where it lands. Each result is a single line, so it can replace a
+//! directive inside a list item or a blockquote without re-indenting anything. No I/O here.
+
+/// The HTML comment that opens every figure line.
+///
+/// A line that starts with `<!--` and contains `-->` is a complete CommonMark HTML block (type 2),
+/// so the figure ends with its line: Markdown on the next line is still Markdown, even without a
+/// blank line in between, and even in a tight list where a blank line would change the layout.
+const LINE_OPENER: &str = "<!-- imagegen -->";
+
+/// The most characters of derived alt text, the common advice for screen readers.
+const ALT_MAX_CHARS: usize = 125;
+
+/// Words that describe rendering rather than content; they are dropped from derived alt text.
+const STYLE_WORDS: &[&str] = &[
+    "4k",
+    "8k",
+    "16k",
+    "hd",
+    "uhd",
+    "hdr",
+    "high quality",
+    "best quality",
+    "highest quality",
+    "masterpiece",
+    "photorealistic",
+    "hyperrealistic",
+    "hyper realistic",
+    "ultra realistic",
+    "ultra-realistic",
+    "highly detailed",
+    "ultra detailed",
+    "extremely detailed",
+    "intricate details",
+    "trending on artstation",
+    "artstation",
+    "octane render",
+    "unreal engine",
+    "unreal engine 5",
+    "sharp focus",
+    "award winning",
+    "award-winning",
+    "cinematic lighting",
+    "high resolution",
+    "high-resolution",
+];
+
+/// One image, ready to be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Figure<'a> {
+    /// The image's URL relative to the chapter's page (or absolute).
+    pub(crate) src: &'a str,
+    pub(crate) alt: &'a str,
+    pub(crate) caption: Option<&'a str>,
+    /// The image's pixel size.
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    /// The width to display it at, when the author asked for one.
+    pub(crate) display_width: Option<u32>,
+    pub(crate) class: Option<&'a str>,
+    pub(crate) id: Option<&'a str>,
+}
+
+/// The figure as one line of HTML.
+pub(crate) fn html(figure: &Figure<'_>) -> String {
+    let (width, height) = match figure.display_width {
+        Some(shown) => {
+            let height = (u64::from(figure.height) * u64::from(shown)
+                + u64::from(figure.width) / 2)
+                / u64::from(figure.width).max(1);
+            (shown, u32::try_from(height).unwrap_or(u32::MAX).max(1))
+        }
+        None => (figure.width, figure.height),
+    };
+    let mut out = String::with_capacity(256);
+    out.push_str(LINE_OPENER);
+    out.push_str("<figure class=\"imagegen");
+    if let Some(class) = figure.class {
+        out.push(' ');
+        out.push_str(&escape_html(class));
+    }
+    out.push('"');
+    if let Some(id) = figure.id {
+        out.push_str(" id=\"");
+        out.push_str(&escape_html(id));
+        out.push('"');
+    }
+    out.push_str("><img src=\"");
+    out.push_str(&escape_html(figure.src));
+    out.push_str("\" alt=\"");
+    out.push_str(&escape_html(figure.alt));
+    out.push_str(&format!(
+        "\" width=\"{width}\" height=\"{height}\" loading=\"lazy\" decoding=\"async\" style=\"max-width:100%;height:auto\">"
+    ));
+    if let Some(caption) = figure.caption {
+        out.push_str("<figcaption>");
+        out.push_str(&escape_html(caption));
+        out.push_str("</figcaption>");
+    }
+    out.push_str("</figure>");
+    out
+}
+
+/// The figure as a Markdown image, for renderers other than HTML.
+pub(crate) fn markdown(figure: &Figure<'_>) -> String {
+    let mut out = format!("![{}]({}", escape_markdown_label(figure.alt), figure.src);
+    if let Some(caption) = figure.caption {
+        out.push_str(" \"");
+        for c in caption.chars() {
+            if matches!(c, '"' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push(')');
+    out
+}
+
+/// A visible stand-in for a directive that failed, for `on-error = "placeholder"`.
+pub(crate) fn error_html(location: &str, message: &str) -> String {
+    format!(
+        "{LINE_OPENER}<figure class=\"imagegen imagegen-error\" role=\"alert\" style=\"border:2px dashed #c0392b;padding:0.75em 1em;margin:1em 0\"><strong>Image not generated</strong> <code>{}</code><br>{}</figure>",
+        escape_html(location),
+        escape_html(message)
+    )
+}
+
+/// The error stand-in for renderers other than HTML.
+pub(crate) fn error_markdown(location: &str, message: &str) -> String {
+    let text = format!("Image not generated ({location}): {message}");
+    format!("**{}**", escape_markdown_label(&text))
+}
+
+/// Alt text from a prompt: its first sentence, without words that describe rendering rather than
+/// content, cut at a word boundary to at most 125 characters.
+pub(crate) fn derive_alt(prompt: &str) -> String {
+    let sentence = first_sentence(prompt);
+    let kept: Vec<&str> = sentence
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty() && !is_style_word(part))
+        .collect();
+    let mut alt = kept.join(", ");
+    if alt.is_empty() {
+        alt = sentence.trim().to_owned();
+    }
+    let alt = truncate_words(&alt, ALT_MAX_CHARS);
+    let mut chars = alt.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn first_sentence(text: &str) -> &str {
+    let mut end = text.len();
+    for (i, c) in text.char_indices() {
+        if matches!(c, '.' | '!' | '?') {
+            let next = text[i + c.len_utf8()..].chars().next();
+            if next.is_none_or(char::is_whitespace) {
+                end = i;
+                break;
+            }
+        }
+    }
+    text[..end].trim()
+}
+
+fn is_style_word(part: &str) -> bool {
+    let lower = part.to_lowercase();
+    STYLE_WORDS.contains(&lower.as_str())
+}
+
+/// Cuts `text` to at most `max` characters at a word boundary, ending with `…` when cut.
+fn truncate_words(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let budget = max - 1; // room for the ellipsis
+    let cut = text
+        .char_indices()
+        .nth(budget)
+        .map_or(text.len(), |(i, _)| i);
+    let head = &text[..cut];
+    let head = match head.rfind(char::is_whitespace) {
+        Some(space) if space > 0 => &head[..space],
+        _ => head,
+    };
+    format!("{}…", head.trim_end_matches([',', ';', ':', ' ']))
+}
+
+/// Escapes text for an HTML attribute value or element content.
+pub(crate) fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes text inside a Markdown link label, where brackets and backslashes are special.
+fn escape_markdown_label(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '[' | ']' | '\\' | '*' | '_' | '`' | '<') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! From a directive and the book's settings to a job: the exact request a provider receives and
+//! the cache key that names its image.
+//!
+//! The cache key is blake3 over a canonical, length-prefixed encoding of [`CACHE_VERSION`] and
+//! every input that changes the image: provider kind, model, the prompt as sent (after style
+//! expansion), negative prompt, size, quality, seed. It never covers API keys, output settings or
+//! the rest of `book.toml`, so `mdbook serve` (which changes the config it passes) and teammates
+//! with other output settings share images. No I/O here.
+
+use std::fmt;
+
+use crate::config::{Config, ProviderKind, Size};
+use crate::directive::Directive;
+
+/// The version of the cache key's encoding and of the cache's stored format.
+///
+/// Bump it when any hashed input, the encoding, or the layout of records and masters changes:
+/// every image is then generated again, so do it only on purpose. `tests::golden_cache_key`
+/// fails whenever the hash changes, as a reminder.
+pub(crate) const CACHE_VERSION: u32 = 1;
+
+/// Everything a provider needs to generate one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Request {
+    /// Which implementation generates it.
+    pub(crate) kind: ProviderKind,
+    /// The profile's name, for messages only (not hashed: two profiles of the same kind and
+    /// model share images).
+    pub(crate) profile: String,
+    pub(crate) model: String,
+    /// The prompt exactly as sent.
+    pub(crate) prompt: String,
+    pub(crate) negative: Option<String>,
+    pub(crate) size: Size,
+    pub(crate) quality: Option<String>,
+    pub(crate) seed: Option<u64>,
+}
+
+/// A content address: the blake3 hash of a request's canonical encoding.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct CacheKey(pub(crate) [u8; 32]);
+
+impl CacheKey {
+    /// The key as 64 lower-case hex digits.
+    pub(crate) fn to_hex(self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+
+    /// Parses 64 hex digits.
+    pub(crate) fn from_hex(text: &str) -> Option<CacheKey> {
+        blake3::Hash::from_hex(text)
+            .ok()
+            .map(|h| CacheKey(*h.as_bytes()))
+    }
+}
+
+impl fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CacheKey({})", &self.to_hex()[..16])
+    }
+}
+
+/// Builds the request for a directive, or says why it cannot be built.
+pub(crate) fn request(directive: &Directive, config: &Config) -> Result<Request, String> {
+    let attrs = &directive.attrs;
+    let profile_name = attrs.provider.as_deref().unwrap_or(&config.default_profile);
+    let profile = config.profile(profile_name)?;
+
+    let mut prompt = directive.prompt.clone();
+    if let Some(style) = &attrs.style {
+        let text = config.styles.get(style).ok_or_else(|| {
+            if config.styles.is_empty() {
+                format!(
+                    "unknown style `{style}`; define it in `[preprocessor.imagegen.styles]`, e.g. {style} = \"flat vector illustration\""
+                )
+            } else {
+                format!(
+                    "unknown style `{style}`; the book defines {}",
+                    crate::config::list(config.styles.keys())
+                )
+            }
+        })?;
+        prompt = format!("{prompt}, {}", crate::directive::fold_whitespace(text));
+    }
+
+    Ok(Request {
+        kind: profile.kind,
+        profile: profile_name.to_owned(),
+        model: attrs.model.clone().unwrap_or_else(|| profile.model.clone()),
+        prompt,
+        negative: attrs.negative.clone(),
+        size: attrs.size.unwrap_or(config.default_size),
+        quality: attrs.quality.clone(),
+        seed: attrs.seed,
+    })
+}
+
+/// The cache key of a request.
+pub(crate) fn cache_key(request: &Request) -> CacheKey {
+    let mut hasher = blake3::Hasher::new();
+    let mut field = |name: &str, value: &[u8]| {
+        hasher.update(&(name.len() as u32).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update(&(value.len() as u64).to_le_bytes());
+        hasher.update(value);
+    };
+    let seed = request.seed.map(|s| s.to_string());
+    field("cache-version", &CACHE_VERSION.to_le_bytes());
+    field("provider", request.kind.as_str().as_bytes());
+    field("model", request.model.as_bytes());
+    field("prompt", request.prompt.as_bytes());
+    field("negative", optional(&request.negative));
+    field("size", request.size.to_string().as_bytes());
+    field("quality", optional(&request.quality));
+    field("seed", optional(&seed));
+    CacheKey(*hasher.finalize().as_bytes())
+}
+
+/// An absent value hashes as a single 0xFF byte, which no UTF-8 text can equal.
+fn optional(value: &Option<String>) -> &[u8] {
+    value.as_deref().map_or(&[0xFF], str::as_bytes)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! mdBook's preprocessor protocol: the `[context, book]` JSON on stdin, the book on stdout.
+//!
+//! We read the JSON as untyped values rather than through mdBook's types, so that one binary
+//! serves mdBook 0.4 (chapters under `sections`) and 0.5 (under `items`), and answers in the shape
+//! it received with every field we do not touch passed through as it came.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// The mdBook versions whose protocol this build speaks.
+pub(crate) const SUPPORTED_MDBOOK: &str = ">=0.4.21, <0.6.0";
+
+/// What we use of mdBook's context.
+#[derive(Debug, Clone)]
+pub(crate) struct Context<'a> {
+    /// The book's root directory (where `book.toml` is).
+    pub(crate) root: PathBuf,
+    /// The renderer this run prepares the book for (`html`, `markdown`, `test`, …).
+    pub(crate) renderer: &'a str,
+    pub(crate) mdbook_version: &'a str,
+    /// The source directory, relative to the root (`book.src`).
+    pub(crate) src: &'a str,
+    /// Our `[preprocessor.imagegen]` table.
+    pub(crate) table: Option<&'a Value>,
+    /// `output.html.site-url`, when set.
+    pub(crate) site_url: Option<&'a str>,
+}
+
+/// One chapter, borrowed from the book.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Chapter<'a> {
+    /// The chapter's position in a depth-first walk of the book.
+    pub(crate) ordinal: usize,
+    pub(crate) content: &'a str,
+    /// The chapter's output path relative to the source directory (`guide/intro.md`).
+    pub(crate) path: Option<&'a str>,
+    /// The chapter's source file relative to the source directory.
+    pub(crate) source_path: Option<&'a str>,
+}
+
+/// Splits mdBook's input into its context and its book.
+pub(crate) fn parse(input: &str) -> Result<(Value, Value)> {
+    let value: Value =
+        serde_json::from_str(input).map_err(|e| Error::Input(format!("invalid JSON ({e})")))?;
+    match value {
+        Value::Array(pair) if pair.len() == 2 => {
+            let mut pair = pair.into_iter();
+            let context = pair.next().unwrap_or_default();
+            let book = pair.next().unwrap_or_default();
+            Ok((context, book))
+        }
+        _ => Err(Error::Input(
+            "expected a JSON array of two elements; this program is run by mdBook".into(),
+        )),
+    }
+}
+
+impl<'a> Context<'a> {
+    /// Reads what we need from the context object.
+    pub(crate) fn read(context: &'a Value) -> Result<Context<'a>> {
+        let text = |pointer: &str| context.pointer(pointer).and_then(Value::as_str);
+        let root = text("/root")
+            .ok_or_else(|| Error::Input("the context has no `root`".into()))?
+            .into();
+        Ok(Context {
+            root,
+            renderer: text("/renderer").unwrap_or("html"),
+            mdbook_version: text("/mdbook_version").unwrap_or(""),
+            src: text("/config/book/src").unwrap_or("src"),
+            table: context
+                .pointer("/config/preprocessor/imagegen")
+                .filter(|v| !v.is_null()),
+            site_url: text("/config/output/html/site-url"),
+        })
+    }
+}
+
+/// The key that holds the book's items: `items` (mdBook 0.5) or `sections` (0.4).
+pub(crate) fn items_key(book: &Value) -> Result<&'static str> {
+    ["items", "sections"]
+        .into_iter()
+        .find(|key| book.get(key).is_some_and(Value::is_array))
+        .ok_or_else(|| Error::Input("the book has neither `items` nor `sections`".into()))
+}
+
+/// Every chapter of the book, depth first, drafts included.
+pub(crate) fn chapters<'a>(book: &'a Value, key: &str) -> Vec<Chapter<'a>> {
+    fn walk<'a>(items: &'a [Value], out: &mut Vec<Chapter<'a>>) {
+        for item in items {
+            let Some(chapter) = item.get("Chapter") else {
+                continue;
+            };
+            out.push(Chapter {
+                ordinal: out.len(),
+                content: chapter.get("content").and_then(Value::as_str).unwrap_or(""),
+                path: chapter.get("path").and_then(Value::as_str),
+                source_path: chapter.get("source_path").and_then(Value::as_str),
+            });
+            if let Some(Value::Array(sub_items)) = chapter.get("sub_items") {
+                walk(sub_items, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(Value::Array(items)) = book.get(key) {
+        walk(items, &mut out);
+    }
+    out
+}
+
+/// Replaces the content of the chapters at the given ordinals (sorted ascending).
+pub(crate) fn set_contents(book: &mut Value, key: &str, mut contents: Vec<(usize, String)>) {
+    fn walk(
+        items: &mut [Value],
+        ordinal: &mut usize,
+        contents: &mut std::iter::Peekable<std::vec::IntoIter<(usize, String)>>,
+    ) {
+        for item in items {
+            let Some(chapter) = item.get_mut("Chapter") else {
+                continue;
+            };
+            if contents.peek().is_some_and(|(o, _)| o == ordinal)
+                && let Some((_, content)) = contents.next()
+            {
+                chapter["content"] = Value::String(content);
+            }
+            *ordinal += 1;
+            if let Some(Value::Array(sub_items)) = chapter.get_mut("sub_items") {
+                walk(sub_items, ordinal, contents);
+            }
+        }
+    }
+    if contents.is_empty() {
+        return;
+    }
+    contents.sort_by_key(|(ordinal, _)| *ordinal);
+    if let Some(Value::Array(items)) = book.get_mut(key) {
+        walk(items, &mut 0, &mut contents.into_iter().peekable());
+    }
+}
+
+/// Whether a version of mdBook speaks a protocol this build understands; unknown versions
+/// (unparseable) are given the benefit of the doubt.
+pub(crate) fn is_supported(mdbook_version: &str) -> bool {
+    let requirement = semver::VersionReq::parse(SUPPORTED_MDBOOK).expect("a valid requirement");
+    semver::Version::parse(mdbook_version).map_or(true, |v| requirement.matches(&v))
+}
