@@ -190,7 +190,7 @@ fn read_block(
         return Err((
             span,
             format!(
-                "this `{KEYWORD}` block is never closed; add a line with `{fence}` after the prompt"
+                "this `{KEYWORD}` block is never closed; add a line with {fence} after the prompt"
             ),
         ));
     }

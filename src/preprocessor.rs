@@ -134,6 +134,13 @@ impl Run<'_> {
         for (key, request) in &jobs {
             let tier = tier_of(request);
             match cache.lookup(tier, *key)? {
+                // A master removed by hand (the index still names it) is generated again.
+                Some(entry)
+                    if !self.asset_path(&entry).exists()
+                        && !cache.master_path(tier, &entry).exists() =>
+                {
+                    missing.push((*key, request.clone()));
+                }
                 Some(entry) => {
                     let outcome = self.ensure_asset(&cache, tier, entry);
                     outcomes.insert(*key, outcome);
@@ -265,7 +272,7 @@ impl Run<'_> {
 
     /// Copies an entry's master into the assets directory unless an identical file is there.
     fn ensure_asset(&self, cache: &Cache, tier: Tier, entry: Entry) -> Outcome {
-        let asset = format!("{}.{}", &entry.master[..16], entry.extension);
+        let asset = asset_name(&entry);
         let dir = self.assets_dir();
         let path = dir.join(&asset);
         if std::fs::metadata(&path).is_ok_and(|m| m.len() == entry.bytes) {
@@ -288,6 +295,10 @@ impl Run<'_> {
             Ok(()) => Outcome::Ready { entry, asset },
             Err(message) => Outcome::Failed(message),
         }
+    }
+
+    fn asset_path(&self, entry: &Entry) -> PathBuf {
+        self.assets_dir().join(asset_name(entry))
     }
 
     fn assets_dir(&self) -> PathBuf {
@@ -393,6 +404,11 @@ fn strip(page: &Page<'_>) -> (usize, String) {
         page.chapter.ordinal,
         rewrite::splice(page.chapter.content, replacements),
     )
+}
+
+/// An asset's file name: the start of its master's hash, so that it changes with the image.
+fn asset_name(entry: &Entry) -> String {
+    format!("{}.{}", &entry.master[..16], entry.extension)
 }
 
 fn tier_of(request: &Request) -> Tier {

@@ -32,7 +32,7 @@ const SHARDS: TableDefinition<&str, &str> = TableDefinition::new("shards");
 const REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("chapter-refs");
 
 /// How long to wait for another process to let go of the index.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// What the index knows of one cache entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +74,7 @@ pub(crate) struct Index {
     stamps: BTreeMap<String, String>,
     /// The chapter references, read whole at open.
     refs: BTreeMap<String, Vec<String>>,
+    lock_wait: Duration,
 }
 
 enum State {
@@ -99,12 +100,13 @@ struct Contents {
 
 impl Index {
     /// Opens the index for reading, without changing a byte of it.
-    pub(crate) fn open(path: &Path) -> Index {
+    pub(crate) fn open(path: &Path, lock_wait: Duration) -> Index {
         let mut index = Index {
             path: path.to_owned(),
             state: State::Rebuild,
             stamps: BTreeMap::new(),
             refs: BTreeMap::new(),
+            lock_wait,
         };
         if !path.exists() {
             return index;
@@ -115,7 +117,7 @@ impl Index {
                 path.display()
             );
         };
-        match wait_for(|| Builder::new().open_read_only(path)) {
+        match wait_for(lock_wait, || Builder::new().open_read_only(path)) {
             Ok(database) => match read_contents(&database) {
                 Ok(Some(contents)) => {
                     index.stamps = contents.stamps;
@@ -183,7 +185,7 @@ impl Index {
         if update.is_empty() && !rebuild {
             return;
         }
-        if let Err(reason) = write(&self.path, update, rebuild) {
+        if let Err(reason) = write(&self.path, update, rebuild, self.lock_wait) {
             tracing::debug!(
                 "the cache index `{}` was not updated ({reason}); the next build reads the records",
                 self.path.display()
@@ -236,8 +238,13 @@ fn optional_table<K: redb::Key + 'static, V: redb::Value + 'static>(
     }
 }
 
-fn write(path: &Path, update: &Update, rebuild: bool) -> Result<(), redb::Error> {
-    let database = match wait_for(|| Builder::new().create(path)) {
+fn write(
+    path: &Path,
+    update: &Update,
+    rebuild: bool,
+    lock_wait: Duration,
+) -> Result<(), redb::Error> {
+    let database = match wait_for(lock_wait, || Builder::new().create(path)) {
         Ok(database) => database,
         Err(DatabaseError::DatabaseAlreadyOpen) => {
             return Err(DatabaseError::DatabaseAlreadyOpen.into());
@@ -286,13 +293,16 @@ fn write(path: &Path, update: &Update, rebuild: bool) -> Result<(), redb::Error>
     Ok(())
 }
 
-/// Retries an open while another process holds the file, for at most [`LOCK_WAIT`].
-fn wait_for<T>(mut open: impl FnMut() -> Result<T, DatabaseError>) -> Result<T, DatabaseError> {
+/// Retries an open while another process holds the file, for at most `lock_wait`.
+fn wait_for<T>(
+    lock_wait: Duration,
+    mut open: impl FnMut() -> Result<T, DatabaseError>,
+) -> Result<T, DatabaseError> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
         match open() {
-            Err(DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < LOCK_WAIT => {
+            Err(DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < lock_wait => {
                 thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(200));
             }

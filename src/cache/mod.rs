@@ -21,7 +21,7 @@ mod record;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub(crate) use index::Entry;
 use index::{Index, Update};
@@ -73,8 +73,13 @@ pub(crate) struct Cache {
 impl Cache {
     /// Opens the cache at `root` for lookups. Writes nothing.
     pub(crate) fn open(root: &Path) -> Cache {
+        Cache::open_with_wait(root, index::LOCK_WAIT)
+    }
+
+    /// Opens the cache, waiting at most `lock_wait` for another process to let go of the index.
+    pub(crate) fn open_with_wait(root: &Path, lock_wait: Duration) -> Cache {
         Cache {
-            index: Index::open(&root.join("index.redb")),
+            index: Index::open(&root.join("index.redb"), lock_wait),
             root: root.to_owned(),
             scanned: HashMap::new(),
             stamps: HashMap::new(),

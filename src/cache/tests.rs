@@ -1,1 +1,247 @@
 use super::*;
+use crate::config::{ProviderKind, Size};
+use crate::provider::{ImageFormat, Master};
+use std::time::Duration;
+
+fn request(prompt: &str) -> Request {
+    Request {
+        kind: ProviderKind::Placeholder,
+        profile: "placeholder".into(),
+        model: "placeholder-1".into(),
+        prompt: prompt.into(),
+        negative: None,
+        size: Size {
+            width: 32,
+            height: 16,
+        },
+        quality: None,
+        seed: None,
+    }
+}
+
+fn master(bytes: &[u8]) -> Master {
+    Master {
+        bytes: bytes.to_vec(),
+        format: ImageFormat::Png,
+        width: 32,
+        height: 16,
+        cost_usd: 0.04,
+        elapsed: Duration::from_millis(1200),
+    }
+}
+
+fn key(prompt: &str) -> CacheKey {
+    crate::plan::cache_key(&request(prompt))
+}
+
+/// Every file under `dir` with its size and modification time.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for item in std::fs::read_dir(&d).unwrap() {
+            let item = item.unwrap();
+            let meta = item.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(item.path());
+            }
+            out.push((item.path(), meta.len(), meta.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn stores_then_finds_across_builds_and_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(".imagegen");
+    let mut cache = Cache::open(&root);
+    assert_eq!(cache.lookup(Tier::Committed, key("a")).unwrap(), None);
+    cache.close_index();
+    let stored = cache
+        .store(Tier::Committed, key("a"), &request("a"), &master(b"one"))
+        .unwrap();
+    cache
+        .store(Tier::Local, key("b"), &request("b"), &master(b"two"))
+        .unwrap();
+    cache.finish(BTreeMap::new()).unwrap();
+
+    let mut cache = Cache::open(&root);
+    assert_eq!(
+        cache.lookup(Tier::Committed, key("a")).unwrap(),
+        Some(stored.clone())
+    );
+    assert!(cache.lookup(Tier::Local, key("b")).unwrap().is_some());
+    assert_eq!(cache.lookup(Tier::Local, key("a")).unwrap(), None);
+    assert_eq!(
+        std::fs::read(cache.master_path(Tier::Committed, &stored)).unwrap(),
+        b"one"
+    );
+    assert!(root.join("local/masters").is_dir());
+    assert_eq!(
+        std::fs::read_to_string(root.join(".gitignore")).unwrap(),
+        GITIGNORE
+    );
+
+    let text = std::fs::read_to_string(
+        root.join("records")
+            .join(&key("a").to_hex()[..2])
+            .join(&stored.record),
+    )
+    .unwrap();
+    let record: Record = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (
+            record.prompt.as_str(),
+            record.bytes,
+            record.generation_ms,
+            record.cost_usd
+        ),
+        ("a", 3, 1200, 0.04)
+    );
+    assert_eq!(record.master, blake3::hash(b"one").to_hex().as_str());
+}
+
+#[test]
+fn a_build_that_only_hits_changes_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(".imagegen");
+    let mut cache = Cache::open(&root);
+    cache
+        .store(Tier::Committed, key("a"), &request("a"), &master(b"one"))
+        .unwrap();
+    let refs = BTreeMap::from([("src/a.md".to_owned(), vec![key("a").to_hex()])]);
+    cache.finish(refs.clone()).unwrap();
+    let before = snapshot(&root);
+
+    std::thread::sleep(Duration::from_millis(20));
+    let mut cache = Cache::open(&root);
+    assert!(cache.lookup(Tier::Committed, key("a")).unwrap().is_some());
+    cache.close_index();
+    cache.finish(refs).unwrap();
+    assert_eq!(snapshot(&root), before);
+}
+
+#[test]
+fn a_missing_or_corrupt_index_is_rebuilt_from_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(".imagegen");
+    let mut cache = Cache::open(&root);
+    let stored = cache
+        .store(Tier::Committed, key("a"), &request("a"), &master(b"one"))
+        .unwrap();
+    cache.finish(BTreeMap::new()).unwrap();
+
+    for damage in [
+        None,
+        Some(b"not a database at all".as_slice()),
+        Some(&[0u8; 4096][..]),
+    ] {
+        let index = root.join("index.redb");
+        match damage {
+            None => std::fs::remove_file(&index).unwrap(),
+            Some(bytes) => std::fs::write(&index, bytes).unwrap(),
+        }
+        let mut cache = Cache::open(&root);
+        assert_eq!(
+            cache.lookup(Tier::Committed, key("a")).unwrap(),
+            Some(stored.clone())
+        );
+        cache.finish(BTreeMap::new()).unwrap();
+        // The rebuilt index serves the next build on its own.
+        let cache = Cache::open(&root);
+        assert!(cache.index.is_open());
+        assert_eq!(
+            cache.index.entry(&format!("c/{}", key("a").to_hex())),
+            Some(stored.clone())
+        );
+    }
+}
+
+#[test]
+fn records_added_by_a_merge_are_seen_despite_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(".imagegen");
+    let mut cache = Cache::open(&root);
+    cache
+        .store(Tier::Committed, key("a"), &request("a"), &master(b"one"))
+        .unwrap();
+    cache.finish(BTreeMap::new()).unwrap();
+
+    // A teammate's build, in another copy of the cache, adds an image; git brings its files.
+    let other = tempfile::tempdir().unwrap();
+    let mut theirs = Cache::open(other.path());
+    theirs
+        .store(Tier::Committed, key("b"), &request("b"), &master(b"two"))
+        .unwrap();
+    copy_tree(other.path(), &root);
+
+    let mut cache = Cache::open(&root);
+    assert!(cache.lookup(Tier::Committed, key("b")).unwrap().is_some());
+    assert!(cache.lookup(Tier::Committed, key("a")).unwrap().is_some());
+}
+
+#[test]
+fn the_earliest_record_of_a_key_wins_and_orphans_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(".imagegen");
+    let mut cache = Cache::open(&root);
+    let first = cache
+        .store(Tier::Committed, key("a"), &request("a"), &master(b"first"))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    cache
+        .store(Tier::Committed, key("a"), &request("a"), &master(b"second"))
+        .unwrap();
+    cache.finish(BTreeMap::new()).unwrap();
+    let mut cache = Cache::open(&root);
+    assert_eq!(
+        cache.lookup(Tier::Committed, key("a")).unwrap(),
+        Some(first.clone())
+    );
+
+    // Without its master a record is no entry: the other record takes over.
+    std::fs::remove_file(cache.master_path(Tier::Committed, &first)).unwrap();
+    std::fs::remove_file(root.join("index.redb")).unwrap();
+    let mut cache = Cache::open(&root);
+    let winner = cache.lookup(Tier::Committed, key("a")).unwrap().unwrap();
+    assert_eq!(winner.master, blake3::hash(b"second").to_hex().as_str());
+}
+
+#[test]
+fn a_busy_index_is_waited_for_then_bypassed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(".imagegen");
+    let mut cache = Cache::open(&root);
+    cache
+        .store(Tier::Committed, key("a"), &request("a"), &master(b"one"))
+        .unwrap();
+    cache.finish(BTreeMap::new()).unwrap();
+    // Another process holds the index for writing. (redb refuses a second open in one process
+    // just as it does across processes.)
+    let holder = redb::Database::open(root.join("index.redb")).unwrap();
+    let mut cache = Cache::open_with_wait(&root, Duration::from_millis(30));
+    assert!(!cache.index.is_open());
+    assert!(cache.lookup(Tier::Committed, key("a")).unwrap().is_some());
+    cache
+        .store(Tier::Committed, key("c"), &request("c"), &master(b"three"))
+        .unwrap();
+    cache.finish(BTreeMap::new()).unwrap();
+    drop(holder);
+    let mut cache = Cache::open(&root);
+    assert!(cache.lookup(Tier::Committed, key("c")).unwrap().is_some());
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for item in std::fs::read_dir(from).unwrap() {
+        let item = item.unwrap();
+        let target = to.join(item.file_name());
+        if item.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&item.path(), &target);
+        } else if !target.exists() {
+            std::fs::copy(item.path(), &target).unwrap();
+        }
+    }
+}

@@ -1,1 +1,153 @@
 use super::*;
+use crate::directive::{Attrs, Directive};
+
+fn request() -> Request {
+    Request {
+        kind: ProviderKind::Placeholder,
+        profile: "placeholder".into(),
+        model: "placeholder-1".into(),
+        prompt: "A lighthouse on a cliff at dusk".into(),
+        negative: None,
+        size: Size {
+            width: 1536,
+            height: 1024,
+        },
+        quality: None,
+        seed: None,
+    }
+}
+
+fn directive(attrs: Attrs) -> Directive {
+    Directive {
+        span: 0..0,
+        line: 1,
+        top_level: true,
+        prompt: "A cat".into(),
+        attrs,
+    }
+}
+
+/// Fails whenever the cache key of a fixed request changes. If the change is deliberate, bump
+/// `CACHE_VERSION` and update the hex here: every cached image will be generated again.
+#[test]
+fn golden_cache_key() {
+    assert_eq!(
+        cache_key(&request()).to_hex(),
+        "38d44069534ec975850dcf32ce7e115d303136625a19a99d6390c4bd71dbee10"
+    );
+}
+
+#[test]
+fn every_generation_input_changes_the_key() {
+    let base = cache_key(&request());
+    let variants: [fn(&mut Request); 7] = [
+        |r| r.model = "other".into(),
+        |r| r.prompt.push('!'),
+        |r| r.negative = Some("blur".into()),
+        |r| {
+            r.size = Size {
+                width: 1024,
+                height: 1536,
+            }
+        },
+        |r| r.quality = Some("high".into()),
+        |r| r.seed = Some(0),
+        |r| r.negative = Some(String::new()),
+    ];
+    let mut keys = vec![base];
+    for change in variants {
+        let mut r = request();
+        change(&mut r);
+        keys.push(cache_key(&r));
+    }
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "two different requests share a key");
+}
+
+#[test]
+fn the_profile_name_is_not_part_of_the_key() {
+    let mut renamed = request();
+    renamed.profile = "drafts".into();
+    assert_eq!(cache_key(&renamed), cache_key(&request()));
+}
+
+#[test]
+fn keys_round_trip_through_hex() {
+    let key = cache_key(&request());
+    assert_eq!(CacheKey::from_hex(&key.to_hex()), Some(key));
+    assert_eq!(CacheKey::from_hex("nope"), None);
+}
+
+#[test]
+fn requests_take_profile_model_size_and_style() {
+    let config = Config::from_table(Some(&serde_json::json!({
+        "size": "800x600",
+        "styles": { "ink": "ink   drawing" },
+        "providers": { "drafts": { "kind": "placeholder", "model": "custom" } }
+    })))
+    .unwrap();
+    let r = request_for(
+        &config,
+        Attrs {
+            style: Some("ink".into()),
+            ..Attrs::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (r.prompt.as_str(), r.size.to_string(), r.model.as_str()),
+        ("A cat, ink drawing", "800x600".into(), "placeholder-1")
+    );
+    let r = request_for(
+        &config,
+        Attrs {
+            provider: Some("drafts".into()),
+            model: None,
+            ..Attrs::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((r.profile.as_str(), r.model.as_str()), ("drafts", "custom"));
+    let r = request_for(
+        &config,
+        Attrs {
+            model: Some("m2".into()),
+            ..Attrs::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.model, "m2");
+}
+
+#[test]
+fn unknown_profiles_and_styles_say_what_exists() {
+    let config = Config::default();
+    assert_eq!(
+        request_for(
+            &config,
+            Attrs {
+                provider: Some("openai".into()),
+                ..Attrs::default()
+            }
+        )
+        .unwrap_err(),
+        "unknown provider `openai`; define `[preprocessor.imagegen.providers.openai]` or use one of: `placeholder`"
+    );
+    assert_eq!(
+        request_for(
+            &config,
+            Attrs {
+                style: Some("ink".into()),
+                ..Attrs::default()
+            }
+        )
+        .unwrap_err(),
+        "unknown style `ink`; define it in `[preprocessor.imagegen.styles]`, e.g. ink = \"flat vector illustration\""
+    );
+}
+
+fn request_for(config: &Config, attrs: Attrs) -> Result<Request, String> {
+    super::request(&directive(attrs), config)
+}
