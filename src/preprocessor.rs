@@ -84,11 +84,14 @@ struct Page<'a> {
 enum Outcome {
     Ready { entry: Entry, asset: String },
     Failed(String),
+    /// The index named a master that is no longer there.
+    MasterMissing,
 }
 
 impl Run<'_> {
     /// Returns the new content of every chapter that had directives.
     fn rewrite(&self, chapters: &[Chapter<'_>]) -> Result<Vec<(usize, String)>> {
+        let parse_started = Instant::now();
         let pages: Vec<Page<'_>> = chapters
             .iter()
             .filter(|c| directive::may_contain(c.content))
@@ -105,6 +108,7 @@ impl Run<'_> {
         if pages.is_empty() {
             return Ok(Vec::new());
         }
+        let parsed = Instant::now();
         if self.ctx.renderer == "test" {
             // `mdbook test` only runs code; it never gets images, and never calls a provider.
             return Ok(pages.iter().map(|page| strip(page)).collect());
@@ -134,17 +138,13 @@ impl Run<'_> {
         for (key, request) in &jobs {
             let tier = tier_of(request);
             match cache.lookup(tier, *key)? {
-                // A master removed by hand (the index still names it) is generated again.
-                Some(entry)
-                    if !self.asset_path(&entry).exists()
-                        && !cache.master_path(tier, &entry).exists() =>
-                {
-                    missing.push((*key, request.clone()));
-                }
-                Some(entry) => {
-                    let outcome = self.ensure_asset(&cache, tier, entry);
-                    outcomes.insert(*key, outcome);
-                }
+                Some(entry) => match self.ensure_asset(&cache, tier, entry) {
+                    // A master removed by hand (the index still names it) is generated again.
+                    Outcome::MasterMissing => missing.push((*key, request.clone())),
+                    outcome => {
+                        outcomes.insert(*key, outcome);
+                    }
+                },
                 None if self.config.offline && provider::needs_network(request.kind) => {
                     outcomes.insert(
                         *key,
@@ -158,6 +158,7 @@ impl Run<'_> {
             }
         }
         cache.close_index();
+        let looked_up = Instant::now();
 
         let n_reused = outcomes.len();
         let mut n_generated = 0;
@@ -218,6 +219,7 @@ impl Run<'_> {
                         match &outcomes[key] {
                             Outcome::Ready { entry, asset, .. } => Ok((entry, asset)),
                             Outcome::Failed(message) => Err(message.clone()),
+                            Outcome::MasterMissing => unreachable!("regenerated above"),
                         }
                     }
                     Err(message) => Err(message.clone()),
@@ -247,7 +249,15 @@ impl Run<'_> {
                 rewrite::splice(page.chapter.content, replacements),
             ));
         }
+        let spliced = Instant::now();
         cache.finish(refs)?;
+        tracing::debug!(
+            "parse {:.2?}, plan and look up {:.2?}, generate and splice {:.2?}, index {:.2?}",
+            parsed.duration_since(parse_started),
+            looked_up.duration_since(parsed),
+            spliced.duration_since(looked_up),
+            spliced.elapsed()
+        );
 
         if n_generated > 0 {
             tracing::info!(
@@ -279,9 +289,12 @@ impl Run<'_> {
             return Outcome::Ready { entry, asset };
         }
         let master_path = cache.master_path(tier, &entry);
-        let written = fs_err::read(&master_path)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
+        let bytes = match fs_err::read(&master_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::MasterMissing,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let written = Ok(bytes).and_then(|bytes: Vec<u8>| {
                 if blake3::hash(&bytes).to_hex().as_str() != entry.master {
                     return Err(format!(
                         "the cached master `{}` is damaged; delete it and its record in `{}` to generate the image again",
@@ -295,10 +308,6 @@ impl Run<'_> {
             Ok(()) => Outcome::Ready { entry, asset },
             Err(message) => Outcome::Failed(message),
         }
-    }
-
-    fn asset_path(&self, entry: &Entry) -> PathBuf {
-        self.assets_dir().join(asset_name(entry))
     }
 
     fn assets_dir(&self) -> PathBuf {
