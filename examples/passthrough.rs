@@ -9,5 +9,7 @@ fn main() {
     let value: serde_json::Value = serde_json::from_str(&input).expect("JSON");
     let book = &value[1];
     let output = serde_json::to_string(book).expect("JSON");
-    std::io::stdout().write_all(output.as_bytes()).expect("stdout");
+    std::io::stdout()
+        .write_all(output.as_bytes())
+        .expect("stdout");
 }

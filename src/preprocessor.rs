@@ -82,7 +82,10 @@ struct Page<'a> {
 
 /// What became of one cache key.
 enum Outcome {
-    Ready { entry: Entry, asset: String },
+    Ready {
+        entry: Entry,
+        asset: String,
+    },
     Failed(String),
     /// The index named a master that is no longer there.
     MasterMissing,
