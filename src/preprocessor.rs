@@ -297,19 +297,16 @@ impl Run<'_> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::MasterMissing,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
-        let written = Ok(bytes).and_then(|bytes: Vec<u8>| {
-                if blake3::hash(&bytes).to_hex().as_str() != entry.master {
-                    return Err(format!(
-                        "the cached master `{}` is damaged; delete it and its record in `{}` to generate the image again",
-                        master_path.display(),
-                        self.config.cache_dir.display()
-                    ));
-                }
-                write_asset(&dir, &path, &bytes).map_err(|e| e.to_string())
-            });
-        match written {
+        if blake3::hash(&bytes).to_hex().as_str() != entry.master {
+            return Outcome::Failed(format!(
+                "the cached master `{}` is damaged; delete it and its record in `{}` to generate the image again",
+                master_path.display(),
+                self.config.cache_dir.display()
+            ));
+        }
+        match write_asset(&dir, &path, &bytes) {
             Ok(()) => Outcome::Ready { entry, asset },
-            Err(message) => Outcome::Failed(message),
+            Err(e) => Outcome::Failed(e.to_string()),
         }
     }
 
