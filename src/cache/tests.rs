@@ -30,6 +30,18 @@ fn master(bytes: &[u8]) -> Master {
     }
 }
 
+/// A cache in a temporary directory holding one committed image, key `a`, bytes `one`.
+fn cache_with_one_image() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(".imagegen");
+    let mut cache = Cache::open(&root);
+    cache
+        .store(Tier::Committed, key("a"), &request("a"), &master(b"one"))
+        .unwrap();
+    cache.finish(BTreeMap::new()).unwrap();
+    (dir, root)
+}
+
 fn key(prompt: &str) -> CacheKey {
     crate::plan::cache_key(&request(prompt))
 }
@@ -161,13 +173,7 @@ fn a_missing_or_corrupt_index_is_rebuilt_from_the_records() {
 
 #[test]
 fn records_added_by_a_merge_are_seen_despite_the_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join(".imagegen");
-    let mut cache = Cache::open(&root);
-    cache
-        .store(Tier::Committed, key("a"), &request("a"), &master(b"one"))
-        .unwrap();
-    cache.finish(BTreeMap::new()).unwrap();
+    let (_dir, root) = cache_with_one_image();
 
     // A teammate's build, in another copy of the cache, adds an image; git brings its files.
     let other = tempfile::tempdir().unwrap();
@@ -211,13 +217,7 @@ fn the_earliest_record_of_a_key_wins_and_orphans_are_skipped() {
 
 #[test]
 fn a_busy_index_is_waited_for_then_bypassed() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join(".imagegen");
-    let mut cache = Cache::open(&root);
-    cache
-        .store(Tier::Committed, key("a"), &request("a"), &master(b"one"))
-        .unwrap();
-    cache.finish(BTreeMap::new()).unwrap();
+    let (_dir, root) = cache_with_one_image();
     // Another process holds the index for writing. (redb refuses a second open in one process
     // just as it does across processes.)
     let holder = redb::Database::open(root.join("index.redb")).unwrap();
