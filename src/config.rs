@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -40,16 +41,96 @@ pub struct Config {
     /// The size of an image whose directive gives none.
     pub(crate) default_size: Size,
     /// Named prompt presets: `style="diagram"` appends the preset's text to the prompt.
-    pub(crate) styles: BTreeMap<String, String>,
+    pub(crate) styles: BTreeMap<String, Style>,
+    /// Profiles tried in order when the chosen one fails for a reason that is not the prompt.
+    pub(crate) fallback: Vec<String>,
+    /// Text put before every prompt.
+    pub(crate) prompt_prefix: Option<String>,
+    /// Text put after every prompt.
+    pub(crate) prompt_suffix: Option<String>,
+    /// A negative prompt added to every request.
+    pub(crate) negative_prompt: Option<String>,
+    /// How patiently each request is retried.
+    pub(crate) retry: RetryPolicy,
+    /// Prices per image in US dollars by `model` or `model:quality`, over the built-in table.
+    pub(crate) prices: BTreeMap<String, f64>,
+}
+
+/// A named prompt preset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Style {
+    /// Words appended to the prompt.
+    pub(crate) prompt: String,
+    /// Words added to the negative prompt.
+    pub(crate) negative: Option<String>,
+}
+
+/// How a failing request is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub(crate) retries: u32,
+    /// The longest single wait; a provider that asks for more gets no retry.
+    pub(crate) max_wait: Duration,
+    /// How long one request may take, from connecting to the last byte.
+    pub(crate) timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 3,
+            max_wait: Duration::from_secs(60),
+            timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 /// One `[preprocessor.imagegen.providers.NAME]` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Profile {
     /// Which provider implementation serves this profile.
     pub(crate) kind: ProviderKind,
-    /// The model asked for; every kind has a default.
+    /// The model asked for.
     pub(crate) model: String,
+    /// Where the provider's API lives, without a trailing `/`.
+    pub(crate) base_url: String,
+    /// The environment variables that may hold the key, in order; empty when none is needed.
+    pub(crate) api_key_env: Vec<String>,
+    /// Whether a request without a key is refused before it is sent.
+    pub(crate) key_required: bool,
+    /// The quality used when a directive asks for none.
+    pub(crate) quality: Option<String>,
+    /// Settings sent to the provider that change the image (background, steps, sampler, …),
+    /// by their `book.toml` names. They are part of the cache key.
+    pub(crate) params: BTreeMap<String, String>,
+    /// Extra JSON fields merged into the request body as they are.
+    pub(crate) extra: serde_json::Map<String, serde_json::Value>,
+    /// The program and its arguments, for the `command` kind.
+    pub(crate) command: Vec<String>,
+    /// The price of one image, over the built-in table.
+    pub(crate) price: Option<f64>,
+    /// A timeout for this profile, over the book's.
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl Profile {
+    /// A profile of a kind with every setting at its default.
+    pub(crate) fn new(kind: ProviderKind, model: &str) -> Profile {
+        Profile {
+            kind,
+            model: model.to_owned(),
+            base_url: kind.default_base_url().to_owned(),
+            api_key_env: kind.default_key_env().iter().map(|s| (*s).to_owned()).collect(),
+            key_required: kind.default_key_env().len() > 0,
+            quality: None,
+            params: BTreeMap::new(),
+            extra: serde_json::Map::new(),
+            command: Vec::new(),
+            price: None,
+            timeout: None,
+        }
+    }
 }
 
 /// The provider implementations this build knows.
@@ -57,6 +138,18 @@ pub(crate) struct Profile {
 pub(crate) enum ProviderKind {
     /// Draws a labelled placeholder image locally.
     Placeholder,
+    /// OpenAI's Images API.
+    OpenAi,
+    /// A server that speaks OpenAI's Images API (stable-diffusion.cpp, LocalAI, Together, …).
+    OpenAiCompatible,
+    /// Google's Gemini API, `generateContent` with an image response.
+    Gemini,
+    /// Stability AI's v2beta stable-image API.
+    Stability,
+    /// The AUTOMATIC1111 / Forge web UI API, `/sdapi/v1/txt2img`.
+    Automatic1111,
+    /// A program the user configures.
+    Command,
 }
 
 impl ProviderKind {
@@ -64,17 +157,77 @@ impl ProviderKind {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Placeholder => "placeholder",
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::OpenAiCompatible => "openai-compatible",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Stability => "stability",
+            ProviderKind::Automatic1111 => "automatic1111",
+            ProviderKind::Command => "command",
         }
     }
 
-    /// The model used when a profile names none.
-    fn default_model(self) -> &'static str {
+    /// The model used when a profile names none; `None` when the user must name it (the model
+    /// is part of the cache key, and only the user knows what a local server runs).
+    fn default_model(self) -> Option<&'static str> {
         match self {
-            ProviderKind::Placeholder => crate::provider::placeholder::MODEL,
+            ProviderKind::Placeholder => Some(crate::provider::placeholder::MODEL),
+            ProviderKind::OpenAi => Some("gpt-image-1.5"),
+            ProviderKind::Gemini => Some("gemini-3.1-flash-image"),
+            ProviderKind::Stability => Some("core"),
+            ProviderKind::OpenAiCompatible
+            | ProviderKind::Automatic1111
+            | ProviderKind::Command => None,
         }
     }
 
-    const ALL: [ProviderKind; 1] = [ProviderKind::Placeholder];
+    /// Where the API lives when a profile gives no `base-url`; empty when it must be given.
+    fn default_base_url(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "https://api.openai.com/v1",
+            ProviderKind::Gemini => "https://generativelanguage.googleapis.com/v1beta",
+            ProviderKind::Stability => "https://api.stability.ai",
+            ProviderKind::Automatic1111 => "http://127.0.0.1:7860",
+            ProviderKind::Placeholder | ProviderKind::OpenAiCompatible | ProviderKind::Command => {
+                ""
+            }
+        }
+    }
+
+    /// The environment variables read for the key when a profile gives no `api-key-env`.
+    fn default_key_env(self) -> &'static [&'static str] {
+        match self {
+            ProviderKind::OpenAi => &["OPENAI_API_KEY"],
+            ProviderKind::Gemini => &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+            ProviderKind::Stability => &["STABILITY_API_KEY"],
+            ProviderKind::Placeholder
+            | ProviderKind::OpenAiCompatible
+            | ProviderKind::Automatic1111
+            | ProviderKind::Command => &[],
+        }
+    }
+
+    /// The settings a profile of this kind may have besides the common ones, and that are part
+    /// of the cache key.
+    fn params(self) -> &'static [&'static str] {
+        match self {
+            ProviderKind::OpenAi => &["background", "moderation", "output-format"],
+            ProviderKind::OpenAiCompatible => &["background", "output-format", "steps"],
+            ProviderKind::Gemini => &[],
+            ProviderKind::Stability => &["style-preset", "output-format", "cfg-scale"],
+            ProviderKind::Automatic1111 => &["steps", "cfg-scale", "sampler", "scheduler"],
+            ProviderKind::Placeholder | ProviderKind::Command => &[],
+        }
+    }
+
+    pub(crate) const ALL: [ProviderKind; 7] = [
+        ProviderKind::Placeholder,
+        ProviderKind::OpenAi,
+        ProviderKind::OpenAiCompatible,
+        ProviderKind::Gemini,
+        ProviderKind::Stability,
+        ProviderKind::Automatic1111,
+        ProviderKind::Command,
+    ];
 }
 
 /// What a directive that cannot be turned into an image becomes.
@@ -179,14 +332,22 @@ impl Default for Config {
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 struct RawConfig {
     provider: Option<String>,
+    fallback: Vec<String>,
     cache_dir: Option<String>,
     assets_dir: Option<String>,
     on_error: Option<String>,
     offline: Option<bool>,
     max_concurrency: Option<usize>,
     size: Option<String>,
+    prompt_prefix: Option<String>,
+    prompt_suffix: Option<String>,
+    negative_prompt: Option<String>,
+    retries: Option<u32>,
+    max_retry_wait: Option<String>,
+    timeout: Option<String>,
+    prices: BTreeMap<String, f64>,
     providers: BTreeMap<String, RawProfile>,
-    styles: BTreeMap<String, String>,
+    styles: BTreeMap<String, RawStyle>,
     // mdBook's own keys for every preprocessor: accepted here, used by mdBook.
     command: Option<serde_json::Value>,
     renderers: Option<serde_json::Value>,
@@ -195,11 +356,235 @@ struct RawConfig {
     optional: Option<serde_json::Value>,
 }
 
+/// A style is either the words it adds, or a table with a negative prompt too.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawStyle {
+    Words(String),
+    Table {
+        prompt: String,
+        #[serde(default)]
+        negative: Option<String>,
+    },
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RawProfile {
     kind: String,
     model: Option<String>,
+    base_url: Option<String>,
+    api_key_env: Option<String>,
+    quality: Option<String>,
+    background: Option<String>,
+    moderation: Option<String>,
+    output_format: Option<String>,
+    style_preset: Option<String>,
+    steps: Option<u32>,
+    cfg_scale: Option<f64>,
+    sampler: Option<String>,
+    scheduler: Option<String>,
+    #[serde(default)]
+    extra: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    command: Vec<String>,
+    price: Option<f64>,
+    timeout: Option<String>,
+}
+
+/// Reads a duration such as `90s` or `10m`.
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|_| format!("`{text}` is not a duration; write it like `90s` or `10m`"))
+}
+
+/// Checks one profile table and fills in the defaults of its kind.
+fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
+    let at = |key: &str| format!("providers.{name}.{key}");
+    let kind = ProviderKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == raw.kind)
+        .ok_or_else(|| {
+            (
+                at("kind"),
+                format!(
+                    "unknown provider kind `{}`; this version knows: {}",
+                    raw.kind,
+                    list(ProviderKind::ALL.iter().map(|k| k.as_str()))
+                ),
+            )
+        })?;
+    let model = match (raw.model, kind.default_model()) {
+        (Some(model), _) if model.trim().is_empty() => {
+            return Err((
+                at("model"),
+                "the model is empty; name the model (it is part of every image's cache key)".into(),
+            ));
+        }
+        (Some(model), _) => model.trim().to_owned(),
+        (None, Some(default)) => default.to_owned(),
+        (None, None) => {
+            return Err((
+                at("model"),
+                format!(
+                    "a `{}` profile needs `model`: the name of the model the server runs, such as `sd-turbo` (it is part of every image's cache key)",
+                    kind.as_str()
+                ),
+            ));
+        }
+    };
+    let mut profile = Profile::new(kind, &model);
+
+    match raw.base_url {
+        Some(url) => {
+            let url = url.trim().trim_end_matches('/').to_owned();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err((
+                    at("base-url"),
+                    format!("`{url}` is not an http:// or https:// address"),
+                ));
+            }
+            if kind == ProviderKind::Placeholder || kind == ProviderKind::Command {
+                return Err((
+                    at("base-url"),
+                    format!("a `{}` profile has no base URL; remove the key", kind.as_str()),
+                ));
+            }
+            profile.base_url = url;
+        }
+        None if profile.base_url.is_empty()
+            && kind != ProviderKind::Placeholder
+            && kind != ProviderKind::Command =>
+        {
+            return Err((
+                at("base-url"),
+                format!(
+                    "a `{}` profile needs `base-url`, the server's address up to `/v1`, such as `http://127.0.0.1:8080/v1`",
+                    kind.as_str()
+                ),
+            ));
+        }
+        None => {}
+    }
+
+    if let Some(env) = raw.api_key_env {
+        let env = env.trim().to_owned();
+        if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err((
+                at("api-key-env"),
+                format!(
+                    "`{env}` is not an environment variable's name; keys are read only from the environment, never written in `book.toml`"
+                ),
+            ));
+        }
+        if matches!(kind, ProviderKind::Placeholder | ProviderKind::Command) {
+            return Err((
+                at("api-key-env"),
+                format!("a `{}` profile takes no key; remove the key", kind.as_str()),
+            ));
+        }
+        profile.api_key_env = vec![env];
+        profile.key_required = true;
+    }
+
+    if let Some(quality) = raw.quality {
+        if !crate::directive::QUALITIES.contains(&quality.as_str()) {
+            return Err((
+                at("quality"),
+                format!(
+                    "`{quality}` is not a quality; use one of {}",
+                    list(crate::directive::QUALITIES)
+                ),
+            ));
+        }
+        profile.quality = Some(quality);
+    }
+
+    let output_format = match raw.output_format.as_deref() {
+        None | Some("png" | "jpeg" | "webp") => raw.output_format,
+        Some(other) => {
+            return Err((
+                at("output-format"),
+                format!("`{other}` is not a format; use `png`, `jpeg` or `webp`"),
+            ));
+        }
+    };
+    let steps = raw.steps.map(|n| n.to_string());
+    let cfg_scale = raw.cfg_scale.map(|n| n.to_string());
+    let given = [
+        ("background", raw.background),
+        ("moderation", raw.moderation),
+        ("output-format", output_format),
+        ("style-preset", raw.style_preset),
+        ("steps", steps),
+        ("cfg-scale", cfg_scale),
+        ("sampler", raw.sampler),
+        ("scheduler", raw.scheduler),
+    ];
+    for (key, value) in given {
+        let Some(value) = value else { continue };
+        if !kind.params().contains(&key) {
+            return Err((
+                at(key),
+                format!(
+                    "a `{}` profile has no `{key}` setting; {}",
+                    kind.as_str(),
+                    match kind.params() {
+                        [] => "it takes none".to_owned(),
+                        keys => format!("it takes {}", list(keys)),
+                    }
+                ),
+            ));
+        }
+        profile.params.insert(key.to_owned(), value.trim().to_owned());
+    }
+
+    if !raw.extra.is_empty() {
+        if !matches!(
+            kind,
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Automatic1111
+        ) {
+            return Err((
+                at("extra"),
+                format!(
+                    "a `{}` profile takes no `extra` fields; only JSON APIs (openai, openai-compatible, automatic1111) do",
+                    kind.as_str()
+                ),
+            ));
+        }
+        profile.extra = raw.extra;
+    }
+
+    match (kind, raw.command.is_empty()) {
+        (ProviderKind::Command, true) => {
+            return Err((
+                at("command"),
+                "a `command` profile needs `command`, the program and its arguments, such as `[\"python3\", \"scripts/draw.py\"]`".into(),
+            ));
+        }
+        (ProviderKind::Command, false) => profile.command = raw.command,
+        (_, false) => {
+            return Err((
+                at("command"),
+                format!(
+                    "only a `command` profile runs a program; this one is `{}`",
+                    kind.as_str()
+                ),
+            ));
+        }
+        (_, true) => {}
+    }
+
+    if let Some(price) = raw.price {
+        if !(price.is_finite() && price >= 0.0) {
+            return Err((at("price"), format!("{price} is not a price in US dollars")));
+        }
+        profile.price = Some(price);
+    }
+    if let Some(text) = raw.timeout {
+        profile.timeout = Some(duration(&text).map_err(|e| (at("timeout"), e))?);
+    }
+    Ok(profile)
 }
 
 impl TryFrom<RawConfig> for Config {
@@ -212,39 +597,14 @@ impl TryFrom<RawConfig> for Config {
         };
 
         let mut profiles = BTreeMap::new();
-        for (name, profile) in raw.providers {
-            let key = format!("providers.{name}.kind");
-            let kind = ProviderKind::ALL
-                .into_iter()
-                .find(|k| k.as_str() == profile.kind)
-                .ok_or_else(|| {
-                    config_error(
-                        &key,
-                        format!(
-                            "unknown provider kind `{}`; this version knows: {}",
-                            profile.kind,
-                            list(ProviderKind::ALL.iter().map(|k| k.as_str()))
-                        ),
-                    )
-                })?;
-            let model = match profile.model {
-                Some(model) if model.trim().is_empty() => {
-                    return Err(config_error(
-                        &format!("providers.{name}.model"),
-                        "the model is empty; remove the key to use the default".into(),
-                    ));
-                }
-                Some(model) => model,
-                None => kind.default_model().to_owned(),
-            };
-            profiles.insert(name, Profile { kind, model });
+        for (name, raw_profile) in raw.providers {
+            let profile =
+                profile(&name, raw_profile).map_err(|(key, message)| config_error(&key, message))?;
+            profiles.insert(name, profile);
         }
-        profiles
-            .entry(PLACEHOLDER.to_owned())
-            .or_insert_with(|| Profile {
-                kind: ProviderKind::Placeholder,
-                model: ProviderKind::Placeholder.default_model().to_owned(),
-            });
+        profiles.entry(PLACEHOLDER.to_owned()).or_insert_with(|| {
+            Profile::new(ProviderKind::Placeholder, crate::provider::placeholder::MODEL)
+        });
 
         let default_profile = raw.provider.unwrap_or_else(|| PLACEHOLDER.to_owned());
         if !profiles.contains_key(&default_profile) {
@@ -255,6 +615,17 @@ impl TryFrom<RawConfig> for Config {
                     list(profiles.keys())
                 ),
             ));
+        }
+        for name in &raw.fallback {
+            if !profiles.contains_key(name) {
+                return Err(config_error(
+                    "fallback",
+                    format!(
+                        "no profile named `{name}`; define `[preprocessor.imagegen.providers.{name}]` or use one of: {}",
+                        list(profiles.keys())
+                    ),
+                ));
+            }
         }
 
         let cache_dir = PathBuf::from(raw.cache_dir.unwrap_or_else(|| ".imagegen".to_owned()));
@@ -304,11 +675,51 @@ impl TryFrom<RawConfig> for Config {
             Some(text) => text.parse().map_err(|e| config_error("size", e))?,
         };
 
-        for (name, text) in &raw.styles {
-            if text.trim().is_empty() {
+        let mut styles = BTreeMap::new();
+        for (name, raw_style) in raw.styles {
+            let style = match raw_style {
+                RawStyle::Words(prompt) => Style {
+                    prompt,
+                    negative: None,
+                },
+                RawStyle::Table { prompt, negative } => Style { prompt, negative },
+            };
+            if style.prompt.trim().is_empty() {
                 return Err(config_error(
                     &format!("styles.{name}"),
                     "the style is empty; write the words it adds to the prompt".into(),
+                ));
+            }
+            styles.insert(name, style);
+        }
+
+        let text = |value: Option<String>| {
+            value
+                .map(|v| crate::directive::fold_whitespace(&v))
+                .filter(|v| !v.is_empty())
+        };
+
+        let mut retry = RetryPolicy::default();
+        if let Some(retries) = raw.retries {
+            if retries > 10 {
+                return Err(config_error(
+                    "retries",
+                    format!("{retries} is out of range; use 0 to 10"),
+                ));
+            }
+            retry.retries = retries;
+        }
+        if let Some(wait) = raw.max_retry_wait {
+            retry.max_wait = duration(&wait).map_err(|e| config_error("max-retry-wait", e))?;
+        }
+        if let Some(timeout) = raw.timeout {
+            retry.timeout = duration(&timeout).map_err(|e| config_error("timeout", e))?;
+        }
+        for (model, price) in &raw.prices {
+            if !(price.is_finite() && *price >= 0.0) {
+                return Err(config_error(
+                    &format!("prices.{model}"),
+                    format!("{price} is not a price in US dollars"),
                 ));
             }
         }
@@ -322,7 +733,13 @@ impl TryFrom<RawConfig> for Config {
             offline: raw.offline.unwrap_or(false),
             max_concurrency,
             default_size,
-            styles: raw.styles,
+            styles,
+            fallback: raw.fallback,
+            prompt_prefix: text(raw.prompt_prefix),
+            prompt_suffix: text(raw.prompt_suffix),
+            negative_prompt: text(raw.negative_prompt),
+            retry,
+            prices: raw.prices,
         })
     }
 }

@@ -79,7 +79,7 @@ fn init_logging() {
         .and_then(|v| v.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| mdbook_imagegen::LogWriter)
         .with_max_level(level)
         .with_target(false)
         .without_time()

@@ -2,22 +2,24 @@
 //! the cache key that names its image.
 //!
 //! The cache key is blake3 over a canonical, length-prefixed encoding of [`CACHE_VERSION`] and
-//! every input that changes the image: provider kind, model, the prompt as sent (after style
-//! expansion), negative prompt, size, quality, seed. It never covers API keys, output settings or
+//! every input that changes the image: provider kind, model, the prompt as sent (after prefix,
+//! style and suffix), negative prompt, size, quality, seed and the profile's image settings
+//! (steps, sampler, background, …). It never covers API keys, base URLs, timeouts, prices or
 //! the rest of `book.toml`, so `mdbook serve` (which changes the config it passes) and teammates
-//! with other output settings share images. No I/O here.
+//! with other local servers or output settings share images. No I/O here.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::config::{Config, ProviderKind, Size};
-use crate::directive::Directive;
+use crate::directive::{Directive, fold_whitespace};
 
 /// The version of the cache key's encoding and of the cache's stored format.
 ///
 /// Bump it when any hashed input, the encoding, or the layout of records and masters changes:
 /// every image is then generated again, so do it only on purpose. `tests::golden_cache_key`
 /// fails whenever the hash changes, as a reminder.
-pub(crate) const CACHE_VERSION: u32 = 1;
+pub(crate) const CACHE_VERSION: u32 = 2;
 
 /// Everything a provider needs to generate one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +36,12 @@ pub(crate) struct Request {
     pub(crate) size: Size,
     pub(crate) quality: Option<String>,
     pub(crate) seed: Option<u64>,
+    /// The profile's settings that change the image, by their `book.toml` names.
+    pub(crate) params: BTreeMap<String, String>,
 }
+
+/// The requests tried for one directive, in order: its profile, then each fallback profile.
+pub(crate) type Chain = Vec<(CacheKey, Request)>;
 
 /// A content address: the blake3 hash of a request's canonical encoding.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,15 +73,54 @@ impl fmt::Debug for CacheKey {
     }
 }
 
-/// Builds the request for a directive, or says why it cannot be built.
+/// Builds the request for a directive with its own profile, then with each fallback profile,
+/// or says why it cannot be built.
+pub(crate) fn chain(directive: &Directive, config: &Config) -> Result<Chain, String> {
+    let first = directive
+        .attrs
+        .provider
+        .as_deref()
+        .unwrap_or(&config.default_profile);
+    let mut names = vec![first];
+    names.extend(
+        config
+            .fallback
+            .iter()
+            .map(String::as_str)
+            .filter(|name| *name != first),
+    );
+    names
+        .into_iter()
+        .map(|name| {
+            let request = request_with(directive, config, name)?;
+            Ok((cache_key(&request), request))
+        })
+        .collect()
+}
+
+/// Builds the request for a directive with its own profile.
+#[cfg(test)]
 pub(crate) fn request(directive: &Directive, config: &Config) -> Result<Request, String> {
+    let name = directive
+        .attrs
+        .provider
+        .as_deref()
+        .unwrap_or(&config.default_profile);
+    request_with(directive, config, name)
+}
+
+/// Builds the request for a directive sent to the profile `profile_name`.
+fn request_with(
+    directive: &Directive,
+    config: &Config,
+    profile_name: &str,
+) -> Result<Request, String> {
     let attrs = &directive.attrs;
-    let profile_name = attrs.provider.as_deref().unwrap_or(&config.default_profile);
     let profile = config.profile(profile_name)?;
 
-    let mut prompt = directive.prompt.clone();
-    if let Some(style) = &attrs.style {
-        let text = config.styles.get(style).ok_or_else(|| {
+    let style = match &attrs.style {
+        None => None,
+        Some(style) => Some(config.styles.get(style).ok_or_else(|| {
             if config.styles.is_empty() {
                 format!(
                     "unknown style `{style}`; define it in `[preprocessor.imagegen.styles]`, e.g. {style} = \"flat vector illustration\""
@@ -85,8 +131,41 @@ pub(crate) fn request(directive: &Directive, config: &Config) -> Result<Request,
                     crate::config::list(config.styles.keys())
                 )
             }
-        })?;
-        prompt = format!("{prompt}, {}", crate::directive::fold_whitespace(text));
+        })?),
+    };
+
+    let mut prompt = directive.prompt.clone();
+    if let Some(style) = style {
+        prompt = format!("{prompt}, {}", fold_whitespace(&style.prompt));
+    }
+    if let Some(prefix) = &config.prompt_prefix {
+        prompt = format!("{prefix} {prompt}");
+    }
+    if let Some(suffix) = &config.prompt_suffix {
+        if suffix.starts_with([',', '.', ';', ':']) {
+            prompt.push_str(suffix);
+        } else {
+            prompt = format!("{prompt} {suffix}");
+        }
+    }
+
+    let negatives: Vec<String> = [
+        attrs.negative.clone(),
+        style.and_then(|s| s.negative.as_deref().map(fold_whitespace)),
+        config.negative_prompt.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|n| !n.is_empty())
+    .collect();
+    let negative = (!negatives.is_empty()).then(|| negatives.join(", "));
+
+    let mut params = profile.params.clone();
+    if !profile.extra.is_empty() {
+        params.insert(
+            "extra".to_owned(),
+            canonical_json(&serde_json::Value::Object(profile.extra.clone())),
+        );
     }
 
     Ok(Request {
@@ -94,11 +173,34 @@ pub(crate) fn request(directive: &Directive, config: &Config) -> Result<Request,
         profile: profile_name.to_owned(),
         model: attrs.model.clone().unwrap_or_else(|| profile.model.clone()),
         prompt,
-        negative: attrs.negative.clone(),
+        negative,
         size: attrs.size.unwrap_or(config.default_size),
-        quality: attrs.quality.clone(),
+        quality: attrs.quality.clone().or_else(|| profile.quality.clone()),
         seed: attrs.seed,
+        params,
     })
+}
+
+/// JSON with every object's keys sorted, so that the same value always hashes the same.
+fn canonical_json(value: &serde_json::Value) -> String {
+    fn sorted(value: &serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<_> = map.keys().collect();
+                keys.sort();
+                serde_json::Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&map[k])))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(sorted).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
 }
 
 /// The cache key of a request.
@@ -119,6 +221,10 @@ pub(crate) fn cache_key(request: &Request) -> CacheKey {
     field("size", request.size.to_string().as_bytes());
     field("quality", optional(&request.quality));
     field("seed", optional(&seed));
+    field("params", &(request.params.len() as u64).to_le_bytes());
+    for (name, value) in &request.params {
+        field(name, value.as_bytes());
+    }
     CacheKey(*hasher.finalize().as_bytes())
 }
 

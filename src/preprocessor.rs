@@ -8,14 +8,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cache::{Cache, Entry, Tier};
 use crate::config::{Config, OnError};
 use crate::directive::{self, Directive};
 use crate::error::{Error, Located, Result};
 use crate::figure::{self, Figure};
-use crate::plan::{self, CacheKey, Request};
+use crate::plan::{self, CacheKey, Chain, Request};
+use crate::progress::{Progress, plural};
 use crate::protocol::{self, Chapter, Context};
 use crate::provider;
 use crate::rewrite::{self, Replacement};
@@ -119,17 +120,17 @@ impl Run<'_> {
 
         let started = Instant::now();
         let mut failures: Vec<Located> = Vec::new();
-        let mut requests: Vec<Vec<Result<(CacheKey, Request), String>>> = Vec::new();
-        let mut jobs: BTreeMap<CacheKey, Request> = BTreeMap::new();
+        let mut requests: Vec<Vec<Result<CacheKey, String>>> = Vec::new();
+        let mut jobs: BTreeMap<CacheKey, Chain> = BTreeMap::new();
         for page in &pages {
             let mut planned = Vec::new();
             for directive in &page.directives {
-                let request = plan::request(directive, self.config).map(|request| {
-                    let key = plan::cache_key(&request);
-                    jobs.entry(key).or_insert_with(|| request.clone());
-                    (key, request)
+                let chain = plan::chain(directive, self.config).map(|chain| {
+                    let key = chain[0].0;
+                    jobs.entry(key).or_insert(chain);
+                    key
                 });
-                planned.push(request);
+                planned.push(chain);
             }
             requests.push(planned);
         }
@@ -137,61 +138,91 @@ impl Run<'_> {
         let cache_root = self.ctx.root.join(&self.config.cache_dir);
         let mut cache = Cache::open(&cache_root);
         let mut outcomes: HashMap<CacheKey, Outcome> = HashMap::new();
-        let mut missing: Vec<(CacheKey, Request)> = Vec::new();
-        for (key, request) in &jobs {
-            let tier = tier_of(request);
-            match cache.lookup(tier, *key)? {
-                Some(entry) => match self.ensure_asset(&cache, tier, entry) {
-                    // A master removed by hand (the index still names it) is generated again.
-                    Outcome::MasterMissing => missing.push((*key, request.clone())),
-                    outcome => {
-                        outcomes.insert(*key, outcome);
+        let mut missing: Vec<(CacheKey, Chain)> = Vec::new();
+        'jobs: for (key, chain) in &jobs {
+            // An image made by a fallback profile serves the directive as well as its own.
+            for (link_key, request) in chain {
+                let tier = tier_of(request);
+                if let Some(entry) = cache.lookup(tier, *link_key)? {
+                    match self.ensure_asset(&cache, tier, entry) {
+                        // A master removed by hand (the index still names it) is made again.
+                        Outcome::MasterMissing => {}
+                        outcome => {
+                            outcomes.insert(*key, outcome);
+                            continue 'jobs;
+                        }
                     }
-                },
-                None if self.config.offline && provider::needs_network(request.kind) => {
+                }
+            }
+            if self.config.offline {
+                let local: Chain = chain
+                    .iter()
+                    .filter(|(_, r)| !provider::needs_network(r.kind))
+                    .cloned()
+                    .collect();
+                if local.is_empty() {
                     outcomes.insert(
                         *key,
                         Outcome::Failed(format!(
-                            "the image is not in the cache and `offline = true`; build once with the `{}` provider's key set, or commit the cache from a build that has it",
-                            request.profile
+                            "the image for \"{}\" is not in the cache and `offline = true`; build once with the `{}` profile's key set, or commit the cache from a build that has it",
+                            prompt_start(&chain[0].1.prompt),
+                            chain[0].1.profile
                         )),
                     );
+                    continue;
                 }
-                None => missing.push((*key, request.clone())),
+                missing.push((*key, local));
+            } else {
+                missing.push((*key, chain.clone()));
             }
         }
         cache.close_index();
         let looked_up = Instant::now();
 
         let n_reused = outcomes.len();
-        let mut n_generated = 0;
-        let mut cost = 0.0;
-        crate::generate::run(
-            &missing,
-            self.config.max_concurrency,
-            |key, request, result| {
-                let outcome = match result {
-                    Ok(master) => {
-                        let tier = tier_of(request);
-                        match cache.store(tier, key, request, &master) {
-                            Ok(entry) => {
-                                n_generated += 1;
-                                cost += master.cost_usd;
-                                tracing::debug!(
-                                    "generated {key:?} with `{}` in {:.1?}",
-                                    request.profile,
-                                    master.elapsed
-                                );
-                                self.ensure_asset(&cache, tier, entry)
+        let mut summary = Summary::default();
+        {
+            let chains: Vec<Chain> = missing.iter().map(|(_, chain)| chain.clone()).collect();
+            let sleep = |wait| std::thread::sleep(wait);
+            let env = provider::Env {
+                config: self.config,
+                root: &self.ctx.root,
+                sleep: &sleep,
+            };
+            let mut progress = Progress::start(chains.len(), self.config.max_concurrency);
+            crate::generate::run(
+                &chains,
+                self.config.max_concurrency,
+                &env,
+                &mut progress,
+                |i, result| {
+                    let key = missing[i].0;
+                    let outcome = match result {
+                        Ok(made) => {
+                            let tier = tier_of(made.request);
+                            match cache.store(tier, made.key, made.request, &made.master) {
+                                Ok(entry) => {
+                                    summary.add(made.request, &made.master);
+                                    tracing::debug!(
+                                        "generated {:?} with `{}` in {:.1?}",
+                                        made.key,
+                                        made.request.profile,
+                                        made.master.elapsed
+                                    );
+                                    self.ensure_asset(&cache, tier, entry)
+                                }
+                                Err(e) => Outcome::Failed(format!("{e}")),
                             }
-                            Err(e) => Outcome::Failed(format!("{e}")),
                         }
-                    }
-                    Err(failure) => Outcome::Failed(failure.message),
-                };
-                outcomes.insert(key, outcome);
-            },
-        );
+                        Err(failure) => {
+                            summary.failed += 1;
+                            Outcome::Failed(failure.message)
+                        }
+                    };
+                    outcomes.insert(key, outcome);
+                },
+            );
+        }
 
         let first_chapter = chapters
             .iter()
@@ -217,7 +248,7 @@ impl Run<'_> {
             }
             for (directive, planned) in page.directives.iter().zip(planned) {
                 let result = match planned {
-                    Ok((key, _)) => {
+                    Ok(key) => {
                         keys.push(key.to_hex());
                         match &outcomes[key] {
                             Outcome::Ready { entry, asset, .. } => Ok((entry, asset)),
@@ -262,13 +293,7 @@ impl Run<'_> {
             spliced.elapsed()
         );
 
-        if n_generated > 0 {
-            tracing::info!(
-                "imagegen: generated {n_generated} image{} in {:.1?} (estimated cost ${cost:.2}), reused {n_reused}",
-                if n_generated == 1 { "" } else { "s" },
-                started.elapsed()
-            );
-        }
+        summary.report(n_reused, started.elapsed());
         failures.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         if !failures.is_empty() {
             match self.config.on_error {
@@ -442,4 +467,64 @@ fn write_asset(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::io::Write::write_all(&mut file, bytes)?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The start of a prompt, for messages.
+fn prompt_start(prompt: &str) -> String {
+    const SHOWN: usize = 60;
+    if prompt.chars().count() <= SHOWN {
+        prompt.to_owned()
+    } else {
+        format!("{}…", prompt.chars().take(SHOWN).collect::<String>().trim_end())
+    }
+}
+
+/// What one build generated, for the closing summary.
+#[derive(Default)]
+struct Summary {
+    generated: usize,
+    failed: usize,
+    cost: f64,
+    /// Images and cost by profile and model.
+    by_profile: BTreeMap<(String, String), (usize, f64)>,
+}
+
+impl Summary {
+    fn add(&mut self, request: &Request, master: &provider::Master) {
+        self.generated += 1;
+        self.cost += master.cost_usd;
+        let entry = self
+            .by_profile
+            .entry((request.profile.clone(), request.model.clone()))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += master.cost_usd;
+    }
+
+    /// Prints the closing summary, unless nothing was generated or failed: a build that
+    /// changed nothing says nothing.
+    fn report(&self, reused: usize, elapsed: Duration) {
+        if self.generated == 0 && self.failed == 0 {
+            return;
+        }
+        let mut line = format!(
+            "imagegen: generated {} image{}, reused {reused}",
+            self.generated,
+            plural(self.generated)
+        );
+        if self.failed > 0 {
+            line.push_str(&format!(", {} failed", self.failed));
+        }
+        line.push_str(&format!(
+            " in {:.1}s; estimated cost ${:.2}",
+            elapsed.as_secs_f64(),
+            self.cost
+        ));
+        tracing::info!("{line}");
+        if self.by_profile.len() > 1 {
+            for ((profile, model), (count, cost)) in &self.by_profile {
+                tracing::info!("  `{profile}` ({model}): {count} image{}, ${cost:.2}", plural(*count));
+            }
+        }
+    }
 }

@@ -4,6 +4,8 @@
 //! branches that each add images merge without a conflict. Records are never edited after they
 //! are written.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// One generated image, as committed.
@@ -26,6 +28,24 @@ pub(crate) struct Record {
     pub(crate) quality: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) seed: Option<u64>,
+    /// The profile's settings that changed the image (steps, sampler, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) params: BTreeMap<String, String>,
+    /// The seed the provider says it used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) provider_seed: Option<u64>,
+    /// The prompt as the provider rewrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) revised_prompt: Option<String>,
+    /// The exact model version that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) model_version: Option<String>,
+    /// The provider's id for the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) request_id: Option<String>,
+    /// How many requests it took (retries included).
+    #[serde(default = "one")]
+    pub(crate) attempts: u32,
     /// The blake3 hash of the master's bytes, 64 hex digits.
     pub(crate) master: String,
     pub(crate) media_type: String,
@@ -36,6 +56,10 @@ pub(crate) struct Record {
     pub(crate) cost_usd: f64,
     /// When the image was generated, RFC 3339 in UTC.
     pub(crate) created_at: String,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Record {

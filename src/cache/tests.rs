@@ -16,6 +16,7 @@ fn request(prompt: &str) -> Request {
         },
         quality: None,
         seed: None,
+        params: Default::default(),
     }
 }
 
@@ -27,6 +28,8 @@ fn master(bytes: &[u8]) -> Master {
         height: 16,
         cost_usd: 0.04,
         elapsed: Duration::from_millis(1200),
+        provenance: Default::default(),
+        attempts: 1,
     }
 }
 

@@ -48,7 +48,7 @@ fn reads_every_key_and_accepts_mdbooks_own() {
 #[test]
 fn unknown_keys_list_the_valid_ones() {
     let message = error(json!({ "cache-directory": "x" }));
-    assert!(message.starts_with("in `book.toml`, `preprocessor.imagegen`: unknown field `cache-directory`, expected one of `provider`, `cache-dir`, `assets-dir`"), "{message}");
+    assert!(message.starts_with("in `book.toml`, `preprocessor.imagegen`: unknown field `cache-directory`, expected one of `provider`, `fallback`, `cache-dir`, `assets-dir`"), "{message}");
 }
 
 #[test]
@@ -64,7 +64,7 @@ fn bad_values_say_how_to_fix_them() {
         ),
         (
             json!({ "providers": { "x": { "kind": "dalle" } } }),
-            "in `book.toml`, `preprocessor.imagegen.providers.x.kind`: unknown provider kind `dalle`; this version knows: `placeholder`",
+            "in `book.toml`, `preprocessor.imagegen.providers.x.kind`: unknown provider kind `dalle`; this version knows: `placeholder`, `openai`, `openai-compatible`, `gemini`, `stability`, `automatic1111`, `command`",
         ),
         (
             json!({ "max-concurrency": 0 }),
@@ -79,6 +79,34 @@ fn bad_values_say_how_to_fix_them() {
             "in `book.toml`, `preprocessor.imagegen.size`: `huge` is not a size; write WIDTHxHEIGHT such as `1024x1024`, each side 16 to 4096 pixels",
         ),
         (
+            json!({ "providers": { "local": { "kind": "automatic1111" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.local.model`: a `automatic1111` profile needs `model`: the name of the model the server runs, such as `sd-turbo` (it is part of every image's cache key)",
+        ),
+        (
+            json!({ "providers": { "sd": { "kind": "openai-compatible", "model": "sd" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.sd.base-url`: a `openai-compatible` profile needs `base-url`, the server's address up to `/v1`, such as `http://127.0.0.1:8080/v1`",
+        ),
+        (
+            json!({ "providers": { "o": { "kind": "openai", "api-key-env": "sk-abc123 secret" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.o.api-key-env`: `sk-abc123 secret` is not an environment variable's name; keys are read only from the environment, never written in `book.toml`",
+        ),
+        (
+            json!({ "providers": { "g": { "kind": "gemini", "steps": 20 } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.g.steps`: a `gemini` profile has no `steps` setting; it takes none",
+        ),
+        (
+            json!({ "providers": { "c": { "kind": "command", "model": "m" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.c.command`: a `command` profile needs `command`, the program and its arguments, such as `[\"python3\", \"scripts/draw.py\"]`",
+        ),
+        (
+            json!({ "fallback": ["nope"] }),
+            "in `book.toml`, `preprocessor.imagegen.fallback`: no profile named `nope`; define `[preprocessor.imagegen.providers.nope]` or use one of: `placeholder`",
+        ),
+        (
+            json!({ "timeout": "soon" }),
+            "in `book.toml`, `preprocessor.imagegen.timeout`: `soon` is not a duration; write it like `90s` or `10m`",
+        ),
+        (
             json!({ "styles": { "ink": " " } }),
             "in `book.toml`, `preprocessor.imagegen.styles.ink`: the style is empty; write the words it adds to the prompt",
         ),
@@ -86,4 +114,43 @@ fn bad_values_say_how_to_fix_them() {
     for (table, expected) in cases {
         assert_eq!(error(table), expected);
     }
+}
+
+#[test]
+fn profiles_get_their_kinds_defaults() {
+    let config = Config::from_table(Some(&json!({
+        "provider": "openai", "fallback": ["gemini", "local"],
+        "prompt-prefix": "  A drawing of ", "negative-prompt": "text, watermark",
+        "retries": 5, "max-retry-wait": "30s", "timeout": "2m",
+        "prices": { "gpt-image-1.5:high": 0.2 },
+        "providers": {
+            "openai": { "kind": "openai", "quality": "high", "background": "opaque" },
+            "gemini": { "kind": "gemini", "api-key-env": "MY_GEMINI" },
+            "local": { "kind": "automatic1111", "model": "sdxl", "steps": 30, "cfg-scale": 6.5,
+                       "base-url": "http://127.0.0.1:7860/", "timeout": "30m" },
+        },
+        "styles": { "ink": { "prompt": "ink drawing", "negative": "colour" } }
+    })))
+    .unwrap();
+    let openai = &config.profiles["openai"];
+    assert_eq!(openai.model, "gpt-image-1.5");
+    assert_eq!(openai.base_url, "https://api.openai.com/v1");
+    assert_eq!(openai.api_key_env, ["OPENAI_API_KEY"]);
+    assert!(openai.key_required);
+    assert_eq!(openai.quality.as_deref(), Some("high"));
+    assert_eq!(openai.params["background"], "opaque");
+    let gemini = &config.profiles["gemini"];
+    assert_eq!(gemini.api_key_env, ["MY_GEMINI"]);
+    let local = &config.profiles["local"];
+    assert_eq!(local.base_url, "http://127.0.0.1:7860");
+    assert!(!local.key_required);
+    assert_eq!(local.params["steps"], "30");
+    assert_eq!(local.params["cfg-scale"], "6.5");
+    assert_eq!(local.timeout, Some(Duration::from_secs(1800)));
+    assert_eq!(config.fallback, ["gemini", "local"]);
+    assert_eq!(config.prompt_prefix.as_deref(), Some("A drawing of"));
+    assert_eq!(config.retry.retries, 5);
+    assert_eq!(config.retry.max_wait, Duration::from_secs(30));
+    assert_eq!(config.retry.timeout, Duration::from_secs(120));
+    assert_eq!(config.styles["ink"].negative.as_deref(), Some("colour"));
 }

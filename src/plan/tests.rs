@@ -14,6 +14,7 @@ fn request() -> Request {
         },
         quality: None,
         seed: None,
+        params: Default::default(),
     }
 }
 
@@ -33,14 +34,14 @@ fn directive(attrs: Attrs) -> Directive {
 fn golden_cache_key() {
     assert_eq!(
         cache_key(&request()).to_hex(),
-        "38d44069534ec975850dcf32ce7e115d303136625a19a99d6390c4bd71dbee10"
+        "b8687a1ab0f392ac850fdc74e0e3d0ec7dd637fb9e0396404593400a19fbfc5b"
     );
 }
 
 #[test]
 fn every_generation_input_changes_the_key() {
     let base = cache_key(&request());
-    let variants: [fn(&mut Request); 7] = [
+    let variants: [fn(&mut Request); 9] = [
         |r| r.model = "other".into(),
         |r| r.prompt.push('!'),
         |r| r.negative = Some("blur".into()),
@@ -53,6 +54,12 @@ fn every_generation_input_changes_the_key() {
         |r| r.quality = Some("high".into()),
         |r| r.seed = Some(0),
         |r| r.negative = Some(String::new()),
+        |r| {
+            r.params.insert("steps".into(), "30".into());
+        },
+        |r| {
+            r.params.insert("extra".into(), "{}".into());
+        },
     ];
     let mut keys = vec![base];
     for change in variants {
@@ -150,4 +157,58 @@ fn unknown_profiles_and_styles_say_what_exists() {
 
 fn request_for(config: &Config, attrs: Attrs) -> Result<Request, String> {
     super::request(&directive(attrs), config)
+}
+
+#[test]
+fn prompts_are_assembled_from_prefix_style_suffix_and_negatives() {
+    let config = Config::from_table(Some(&serde_json::json!({
+        "prompt-prefix": "A drawing of",
+        "prompt-suffix": ", soft light",
+        "negative-prompt": "watermark",
+        "styles": { "ink": { "prompt": "ink drawing", "negative": "colour" } },
+        "providers": { "local": { "kind": "automatic1111", "model": "sdxl", "steps": 20,
+                                  "extra": { "b": 1, "a": { "z": 1, "y": 2 } } } }
+    })))
+    .unwrap();
+    let r = request_for(
+        &config,
+        Attrs {
+            style: Some("ink".into()),
+            negative: Some("blur".into()),
+            provider: Some("local".into()),
+            ..Attrs::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.prompt, "A drawing of A cat, ink drawing, soft light");
+    assert_eq!(r.negative.as_deref(), Some("blur, colour, watermark"));
+    assert_eq!(r.params["steps"], "20");
+    assert_eq!(r.params["extra"], r#"{"a":{"y":2,"z":1},"b":1}"#);
+}
+
+#[test]
+fn chains_follow_the_fallback_order_without_repeating_the_first() {
+    let config = Config::from_table(Some(&serde_json::json!({
+        "provider": "a",
+        "fallback": ["b", "a", "placeholder"],
+        "providers": {
+            "a": { "kind": "openai" },
+            "b": { "kind": "gemini" },
+        }
+    })))
+    .unwrap();
+    let chain = super::chain(&directive(Attrs::default()), &config).unwrap();
+    let names: Vec<_> = chain.iter().map(|(_, r)| r.profile.as_str()).collect();
+    assert_eq!(names, ["a", "b", "placeholder"]);
+    assert_eq!(chain[1].0, cache_key(&chain[1].1));
+    let chain = super::chain(
+        &directive(Attrs {
+            provider: Some("b".into()),
+            ..Attrs::default()
+        }),
+        &config,
+    )
+    .unwrap();
+    let names: Vec<_> = chain.iter().map(|(_, r)| r.profile.as_str()).collect();
+    assert_eq!(names, ["b", "a", "placeholder"]);
 }

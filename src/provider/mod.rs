@@ -1,27 +1,54 @@
 //! Providers: what turns a request into image bytes.
 //!
-//! The set is closed and dispatched with `match`: every kind lives in its own file and this
-//! module checks what comes back, so a provider can never put something that is not an image
-//! of sane dimensions into the cache.
+//! The set is closed and dispatched with `match`: every wire format lives in its own file and
+//! returns either the image or a [`Fault`] that says what kind of failure it was. This module
+//! owns what is common to all of them: the API key, retries with backoff, and the checks that
+//! keep anything that is not a sane, complete image out of the cache.
 
+mod automatic1111;
+mod command;
+mod gemini;
+pub(crate) mod http;
+mod openai;
 pub(crate) mod placeholder;
+mod stability;
 
+pub(crate) use openai::size_for as openai_size;
+
+use std::fmt;
 use std::io::Cursor;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::config::ProviderKind;
+use crate::config::{Config, Profile, ProviderKind};
 use crate::plan::Request;
+use crate::price;
 
 /// What a provider returns.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Generated {
     /// The encoded image, exactly as generated.
     pub(crate) bytes: Vec<u8>,
-    /// The estimated price of this image in US dollars.
-    pub(crate) cost_usd: f64,
+    /// The price the provider's answer itself implies (token usage), when it tells.
+    pub(crate) cost_usd: Option<f64>,
+    /// What the provider said about how it made the image.
+    pub(crate) provenance: Provenance,
 }
 
-/// A generated image after its checks, with what was learnt from decoding its header.
+/// Facts a provider returns beside the image, kept in its record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Provenance {
+    /// The seed the provider used, when it says.
+    pub(crate) seed: Option<u64>,
+    /// The prompt as the provider rewrote it, when it did.
+    pub(crate) revised_prompt: Option<String>,
+    /// The exact model version that answered.
+    pub(crate) model_version: Option<String>,
+    /// The provider's id for the request, for support tickets.
+    pub(crate) request_id: Option<String>,
+}
+
+/// A generated image after its checks.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Master {
     pub(crate) bytes: Vec<u8>,
@@ -30,12 +57,17 @@ pub(crate) struct Master {
     pub(crate) height: u32,
     pub(crate) cost_usd: f64,
     pub(crate) elapsed: Duration,
+    pub(crate) provenance: Provenance,
+    /// How many requests it took.
+    pub(crate) attempts: u32,
 }
 
 /// The image formats a master may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ImageFormat {
     Png,
+    Jpeg,
+    Webp,
 }
 
 impl ImageFormat {
@@ -43,6 +75,8 @@ impl ImageFormat {
     pub(crate) fn extension(self) -> &'static str {
         match self {
             ImageFormat::Png => "png",
+            ImageFormat::Jpeg => "jpg",
+            ImageFormat::Webp => "webp",
         }
     }
 
@@ -50,53 +84,352 @@ impl ImageFormat {
     pub(crate) fn media_type(self) -> &'static str {
         match self {
             ImageFormat::Png => "image/png",
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Webp => "image/webp",
         }
     }
 }
 
-/// Why an image could not be generated.
+/// Why a request failed, as far as retrying is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FaultKind {
+    /// The provider refused the prompt (moderation, safety). Never retried, never cached.
+    Refused,
+    /// The key is missing, wrong or not allowed to do this.
+    Auth,
+    /// The request itself is wrong (bad size, unknown model, …).
+    Invalid,
+    /// The account is out of credit or daily quota.
+    Quota,
+    /// The answer is not a usable image.
+    BadImage,
+    /// Too many requests; retried after the wait the provider asks for.
+    RateLimited,
+    /// A timeout, a dropped connection or a server error; retried with backoff.
+    Transient,
+    /// The provider answered without an image for no stated reason; retried once.
+    Empty,
+}
+
+impl FaultKind {
+    fn retryable(self) -> bool {
+        matches!(
+            self,
+            FaultKind::RateLimited | FaultKind::Transient | FaultKind::Empty
+        )
+    }
+}
+
+/// A failed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fault {
+    pub(crate) kind: FaultKind,
+    /// What happened, in the provider's words where it gave any.
+    pub(crate) message: String,
+    /// How long the provider asked us to wait before trying again.
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl Fault {
+    pub(crate) fn new(kind: FaultKind, message: impl Into<String>) -> Fault {
+        Fault {
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// Why an image could not be generated, after retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Failure {
     /// What went wrong and what to do, in the provider's words where it gave any.
     pub(crate) message: String,
+    /// Whether the failure was transient, so that a fallback profile may be tried.
+    pub(crate) transient: bool,
+}
+
+/// An API key. It is only ever written into a request header: its `Debug` hides it, and every
+/// message that leaves this module has it removed.
+#[derive(Clone)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Replaces every occurrence of the key in a message.
+    fn redact(&self, message: &str) -> String {
+        if self.0.len() < 4 {
+            return message.to_owned();
+        }
+        message.replace(&self.0, "[redacted]")
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Everything one provider call needs.
+pub(crate) struct Call<'a> {
+    pub(crate) request: &'a Request,
+    pub(crate) profile: &'a Profile,
+    pub(crate) key: Option<&'a Secret>,
+    pub(crate) http: &'a http::Http,
+    /// The book's root, where `command` programs run.
+    pub(crate) root: &'a Path,
+    pub(crate) timeout: Duration,
+}
+
+/// How the generation of one build behaves: its settings, where it runs, and how it waits (tests
+/// replace the sleep to check waits without taking them).
+pub(crate) struct Env<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) root: &'a Path,
+    pub(crate) sleep: &'a (dyn Fn(Duration) + Sync),
 }
 
 /// The largest side of a master we accept.
 const MAX_SIDE: u32 = 8192;
 
-/// Whether a kind calls out to the network (and so is refused when `offline = true`).
+/// The most memory decoding one master may take.
+const MAX_DECODE_BYTES: u64 = 512 << 20;
+
+/// The largest master we accept, in bytes.
+pub(crate) const MAX_MASTER_BYTES: usize = 48 << 20;
+
+/// Whether a kind calls out to a provider (and so is refused when `offline = true`).
 pub(crate) fn needs_network(kind: ProviderKind) -> bool {
-    match kind {
-        ProviderKind::Placeholder => false,
-    }
+    kind != ProviderKind::Placeholder
 }
 
 /// Whether a kind's masters and records are worth committing. Placeholders cost nothing to
 /// draw again, so they stay in the cache's local, git-ignored part.
 pub(crate) fn is_committed(kind: ProviderKind) -> bool {
-    match kind {
-        ProviderKind::Placeholder => false,
+    kind != ProviderKind::Placeholder
+}
+
+/// Generates one image with its profile, retrying what is worth retrying, and checks it.
+pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failure> {
+    let started = Instant::now();
+    let config = env.config;
+    let profile = config
+        .profiles
+        .get(&request.profile)
+        .expect("requests are planned from the book's profiles");
+    let estimate = price::estimate(request, profile, &config.prices).unwrap_or(0.0);
+
+    if request.kind == ProviderKind::Placeholder {
+        let generated = placeholder::generate(request);
+        return finish(generated, estimate, started, 1).map_err(|fault| Failure {
+            message: format!("the `{}` provider returned {}", request.profile, fault.message),
+            transient: false,
+        });
+    }
+
+    let key = match resolve_key(profile) {
+        Ok(key) => key,
+        Err(message) => {
+            return Err(Failure {
+                message: format!("profile `{}`: {message}", request.profile),
+                transient: false,
+            });
+        }
+    };
+    let timeout = profile.timeout.unwrap_or(config.retry.timeout);
+    let http = http::Http::new(&profile.base_url, timeout);
+    let call = Call {
+        request,
+        profile,
+        key: key.as_ref(),
+        http: &http,
+        root: env.root,
+        timeout,
+    };
+    let policy = config.retry;
+    let attempts_allowed = policy.retries + 1;
+    let mut empty_retried = false;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = match request.kind {
+            ProviderKind::Placeholder => unreachable!("drawn above"),
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => openai::call(&call),
+            ProviderKind::Gemini => gemini::call(&call),
+            ProviderKind::Stability => stability::call(&call),
+            ProviderKind::Automatic1111 => automatic1111::call(&call),
+            ProviderKind::Command => command::call(&call),
+        }
+        .and_then(|generated| finish(generated, estimate, started, attempt));
+        let mut fault = match result {
+            Ok(master) => return Ok(master),
+            Err(fault) => fault,
+        };
+        if let Some(key) = &key {
+            fault.message = key.redact(&fault.message);
+        }
+        let describe = |fault: &Fault, extra: &str| {
+            let what = match fault.kind {
+                FaultKind::Refused => "refused the prompt",
+                FaultKind::Auth => "refused the key",
+                FaultKind::Quota => "is out of quota",
+                FaultKind::Invalid => "rejected the request",
+                FaultKind::BadImage => "returned no usable image",
+                FaultKind::RateLimited => "is rate limiting",
+                FaultKind::Transient => "failed",
+                FaultKind::Empty => "returned no image",
+            };
+            format!(
+                "`{}` ({} {}) {what}: {}{extra}",
+                request.profile,
+                request.kind.as_str(),
+                request.model,
+                fault.message
+            )
+        };
+        let give_up = |fault: &Fault, extra: String| Failure {
+            message: describe(fault, &extra),
+            transient: fault.kind.retryable(),
+        };
+        if !fault.kind.retryable() {
+            return Err(give_up(&fault, hint(fault.kind, profile)));
+        }
+        if fault.kind == FaultKind::Empty {
+            if empty_retried {
+                return Err(give_up(&fault, String::new()));
+            }
+            empty_retried = true;
+        }
+        if attempt >= attempts_allowed {
+            return Err(give_up(
+                &fault,
+                format!(
+                    " (gave up after {attempt} attempt{})",
+                    if attempt == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        let wait = fault.retry_after.unwrap_or_else(|| backoff(attempt));
+        if wait > policy.max_wait {
+            return Err(give_up(
+                &fault,
+                format!(
+                    " (it asks to wait {}, more than `max-retry-wait` = {})",
+                    humantime::format_duration(round(wait)),
+                    humantime::format_duration(policy.max_wait)
+                ),
+            ));
+        }
+        tracing::info!(
+            "{}; retrying in {} (attempt {} of {attempts_allowed})",
+            describe(&fault, ""),
+            humantime::format_duration(round(wait)),
+            attempt + 1
+        );
+        (env.sleep)(wait);
     }
 }
 
-/// Generates one image and checks it.
-pub(crate) fn generate(request: &Request) -> Result<Master, Failure> {
-    let started = Instant::now();
-    let generated = match request.kind {
-        ProviderKind::Placeholder => placeholder::generate(request),
-    };
-    let elapsed = started.elapsed();
-    let (format, width, height) = inspect(&generated.bytes).map_err(|message| Failure {
-        message: format!("the `{}` provider returned {message}", request.profile),
-    })?;
+/// What the user can do about a permanent failure.
+fn hint(kind: FaultKind, profile: &Profile) -> String {
+    let env = profile.api_key_env.join(" or ");
+    match kind {
+        FaultKind::Auth if !env.is_empty() => {
+            format!(" (check the key in {env}, and that its account may use this model)")
+        }
+        FaultKind::Refused => {
+            " (reword the prompt; refused prompts are never cached and never retried)".to_owned()
+        }
+        FaultKind::Quota => " (add credit or wait for the quota to reset)".to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Rounds a wait to whole milliseconds for display.
+fn round(wait: Duration) -> Duration {
+    Duration::from_millis(wait.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+/// The wait before retry `attempt` (1-based) when the provider gives no hint: 0.5 s doubled at
+/// each attempt, capped at 8 s, less up to a quarter at random so that parallel requests spread.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(500)
+        .saturating_mul(1 << attempt.saturating_sub(1).min(8))
+        .min(Duration::from_secs(8));
+    base.mul_f64(1.0 - fastrand::f64() * 0.25)
+}
+
+/// Reads the profile's key from the environment.
+fn resolve_key(profile: &Profile) -> Result<Option<Secret>, String> {
+    for name in &profile.api_key_env {
+        if let Ok(value) = std::env::var(name) {
+            let value = value.trim();
+            if !value.is_empty() {
+                return Ok(Some(Secret(value.to_owned())));
+            }
+        }
+    }
+    if profile.key_required {
+        let names = profile.api_key_env.join(" or ");
+        return Err(format!(
+            "needs an API key in the environment variable {names}, which is not set; export it before building (keys are read only from the environment, never from `book.toml`)"
+        ));
+    }
+    Ok(None)
+}
+
+/// Checks what a provider returned and makes it a master.
+fn finish(
+    generated: Generated,
+    estimate: f64,
+    started: Instant,
+    attempts: u32,
+) -> Result<Master, Fault> {
+    let (format, width, height) =
+        check(&generated.bytes).map_err(|message| Fault::new(FaultKind::BadImage, message))?;
     Ok(Master {
         bytes: generated.bytes,
         format,
         width,
         height,
-        cost_usd: generated.cost_usd,
-        elapsed,
+        cost_usd: generated.cost_usd.unwrap_or(estimate),
+        elapsed: started.elapsed(),
+        provenance: generated.provenance,
+        attempts,
     })
+}
+
+/// Checks that bytes are a complete image we can serve, of sane dimensions: the header first,
+/// then a full decode under memory limits, so that a truncated file or a decompression bomb is
+/// an error and never a master.
+pub(crate) fn check(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), String> {
+    if bytes.len() > MAX_MASTER_BYTES {
+        return Err(format!(
+            "an image of {} MB; the limit is {} MB",
+            bytes.len() >> 20,
+            MAX_MASTER_BYTES >> 20
+        ));
+    }
+    let (format, width, height) = inspect(bytes)?;
+    let mut reader = image::ImageReader::new(Cursor::new(bytes));
+    reader.set_format(match format {
+        ImageFormat::Png => image::ImageFormat::Png,
+        ImageFormat::Jpeg => image::ImageFormat::Jpeg,
+        ImageFormat::Webp => image::ImageFormat::WebP,
+    });
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    reader
+        .decode()
+        .map_err(|e| format!("a damaged or truncated image ({e})"))?;
+    Ok((format, width, height))
 }
 
 /// Reads an image's format and dimensions from its header, refusing what is not an image we
@@ -107,12 +440,14 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), String> {
         .map_err(|e| format!("unreadable bytes ({e})"))?;
     let format = match reader.format() {
         Some(image::ImageFormat::Png) => ImageFormat::Png,
+        Some(image::ImageFormat::Jpeg) => ImageFormat::Jpeg,
+        Some(image::ImageFormat::WebP) => ImageFormat::Webp,
         Some(other) => return Err(format!("an image in an unsupported format ({other:?})")),
         None => return Err(format!("{} bytes that are not an image", bytes.len())),
     };
     let (width, height) = reader
         .into_dimensions()
-        .map_err(|e| format!("a broken image ({e})"))?;
+        .map_err(|e| format!("a damaged image ({e})"))?;
     if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
         return Err(format!(
             "an image of {width}x{height} pixels; sides must be 1 to {MAX_SIDE}"
@@ -120,3 +455,45 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), String> {
     }
     Ok((format, width, height))
 }
+
+/// Decodes standard base64, as every JSON API sends images.
+pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, Fault> {
+    use base64::Engine as _;
+    // Some servers send a data URL rather than bare base64.
+    let text = match text.strip_prefix("data:") {
+        Some(rest) => rest.split_once(',').map_or(rest, |(_, data)| data),
+        None => text,
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| Fault::new(FaultKind::BadImage, format!("damaged base64 image data ({e})")))
+}
+
+/// The size a provider that only takes aspect ratios is asked for: the listed ratio closest to
+/// the requested one.
+pub(crate) fn nearest_ratio(size: crate::config::Size, ratios: &[&'static str]) -> &'static str {
+    let wanted = (f64::from(size.width) / f64::from(size.height)).ln();
+    ratios
+        .iter()
+        .copied()
+        .min_by(|a, b| {
+            let distance = |r: &str| {
+                let (w, h) = r.split_once(':').expect("ratios are W:H");
+                let ratio = w.parse::<f64>().unwrap_or(1.0) / h.parse::<f64>().unwrap_or(1.0);
+                (ratio.ln() - wanted).abs()
+            };
+            distance(a).total_cmp(&distance(b))
+        })
+        .expect("the list is not empty")
+}
+
+/// The prompt with the negative prompt folded in, for providers that have no field for it.
+pub(crate) fn prompt_with_negative(request: &Request) -> String {
+    match &request.negative {
+        Some(negative) => format!("{}\n\nAvoid: {negative}.", request.prompt),
+        None => request.prompt.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

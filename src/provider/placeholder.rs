@@ -83,7 +83,8 @@ pub(crate) fn generate(request: &Request) -> Generated {
 
     Generated {
         bytes,
-        cost_usd: 0.0,
+        cost_usd: Some(0.0),
+        provenance: super::Provenance::default(),
     }
 }
 
@@ -223,6 +224,7 @@ mod tests {
             size: Size { width, height },
             quality: None,
             seed: None,
+            params: Default::default(),
         }
     }
 
@@ -231,7 +233,7 @@ mod tests {
         let generated = generate(&request("A lighthouse on a cliff", 320, 200));
         let image = image::load_from_memory(&generated.bytes).unwrap();
         assert_eq!((image.width(), image.height()), (320, 200));
-        assert_eq!(generated.cost_usd, 0.0);
+        assert_eq!(generated.cost_usd, Some(0.0));
     }
 
     #[test]

@@ -1,0 +1,149 @@
+//! The built-in price table: an estimate of what one image costs, in US dollars, by provider
+//! kind, model, size and quality (late-2026 list prices). `book.toml` overrides it with a
+//! profile's `price` or with `[preprocessor.imagegen.prices]`, keyed by `model` or
+//! `model:quality`. Estimates only: the provider's invoice is the truth. No I/O here.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Profile, ProviderKind};
+use crate::plan::Request;
+
+/// The estimated price of one image, or `None` when nothing is known about the model.
+pub(crate) fn estimate(
+    request: &Request,
+    profile: &Profile,
+    overrides: &BTreeMap<String, f64>,
+) -> Option<f64> {
+    let quality = request.quality.as_deref().unwrap_or("auto");
+    let by_quality = format!("{}:{quality}", request.model);
+    if let Some(price) = overrides.get(&by_quality).or_else(|| overrides.get(&request.model)) {
+        return Some(*price);
+    }
+    if let Some(price) = profile.price {
+        return Some(price);
+    }
+    built_in(request.kind, &request.model, request, quality)
+}
+
+fn built_in(kind: ProviderKind, model: &str, request: &Request, quality: &str) -> Option<f64> {
+    let (width, height) = (request.size.width, request.size.height);
+    match kind {
+        ProviderKind::Placeholder | ProviderKind::Automatic1111 | ProviderKind::Command => {
+            Some(0.0)
+        }
+        ProviderKind::OpenAi => {
+            // `auto` usually lands on medium.
+            let tier = match quality {
+                "low" => 0,
+                "high" => 2,
+                _ => 1,
+            };
+            let square = crate::provider::openai_size(model, request.size) == "1024x1024";
+            let table: [(f64, f64); 3] = match model {
+                m if m.starts_with("gpt-image-1-mini") => {
+                    [(0.005, 0.006), (0.011, 0.015), (0.036, 0.052)]
+                }
+                m if m.starts_with("gpt-image-1.5") || m.starts_with("chatgpt-image") => {
+                    [(0.009, 0.013), (0.034, 0.050), (0.133, 0.200)]
+                }
+                m if m.starts_with("gpt-image-1") => {
+                    [(0.011, 0.016), (0.042, 0.063), (0.167, 0.25)]
+                }
+                m if m.starts_with("gpt-image-2") => {
+                    // Billed per output token at $30/M; a 1024² image takes about 272, 1056
+                    // or 4160 tokens, and tokens grow with the area.
+                    let tokens = [272.0, 1056.0, 4160.0][tier];
+                    let area = f64::from(width) * f64::from(height) / (1024.0 * 1024.0);
+                    return Some(tokens * area * 30.0 / 1_000_000.0);
+                }
+                _ => return None,
+            };
+            let (sq, other) = table[tier];
+            Some(if square { sq } else { other })
+        }
+        ProviderKind::Gemini => {
+            let side = width.max(height);
+            match model {
+                m if m.starts_with("gemini-2.5-flash-image") => Some(0.039),
+                m if m.starts_with("gemini-3.1-flash-image") => {
+                    let tokens = match side {
+                        0..=512 => 747.0,
+                        513..=1024 => 1120.0,
+                        1025..=2048 => 1680.0,
+                        _ => 2520.0,
+                    };
+                    Some(tokens * 60.0 / 1_000_000.0)
+                }
+                m if m.starts_with("gemini-3-pro-image") => {
+                    Some(if side > 2048 { 0.24 } else { 0.134 })
+                }
+                _ => None,
+            }
+        }
+        ProviderKind::Stability => match model {
+            "ultra" => Some(0.08),
+            "core" => Some(0.03),
+            "sd3.5-large" => Some(0.065),
+            "sd3.5-large-turbo" => Some(0.04),
+            "sd3.5-medium" => Some(0.035),
+            _ => None,
+        },
+        ProviderKind::OpenAiCompatible => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Size;
+
+    fn request(kind: ProviderKind, model: &str, size: (u32, u32), quality: &str) -> Request {
+        Request {
+            kind,
+            profile: "p".into(),
+            model: model.into(),
+            prompt: "x".into(),
+            negative: None,
+            size: Size {
+                width: size.0,
+                height: size.1,
+            },
+            quality: Some(quality.into()),
+            seed: None,
+            params: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn prices_by_model_size_and_quality() {
+        let none = BTreeMap::new();
+        let price = |kind, model, size, quality| {
+            let r = request(kind, model, size, quality);
+            estimate(&r, &Profile::new(kind, model), &none)
+        };
+        use ProviderKind::*;
+        assert_eq!(price(OpenAi, "gpt-image-1.5", (1024, 1024), "medium"), Some(0.034));
+        assert_eq!(price(OpenAi, "gpt-image-1.5", (1536, 1024), "high"), Some(0.2));
+        assert_eq!(price(OpenAi, "gpt-image-1", (1024, 1024), "low"), Some(0.011));
+        let two = price(OpenAi, "gpt-image-2", (1024, 1024), "medium").unwrap();
+        assert!((two - 0.03168).abs() < 1e-9);
+        assert_eq!(price(Gemini, "gemini-3-pro-image", (4096, 4096), "auto"), Some(0.24));
+        assert_eq!(price(Stability, "core", (1024, 1024), "auto"), Some(0.03));
+        assert_eq!(price(Automatic1111, "sdxl", (1024, 1024), "auto"), Some(0.0));
+        assert_eq!(price(OpenAiCompatible, "flux", (1024, 1024), "auto"), None);
+        assert_eq!(price(OpenAi, "gpt-image-9", (1024, 1024), "auto"), None);
+    }
+
+    #[test]
+    fn book_prices_win() {
+        let r = request(ProviderKind::OpenAi, "gpt-image-1.5", (1024, 1024), "high");
+        let mut profile = Profile::new(ProviderKind::OpenAi, "gpt-image-1.5");
+        profile.price = Some(0.5);
+        assert_eq!(estimate(&r, &profile, &BTreeMap::new()), Some(0.5));
+        let overrides = BTreeMap::from([
+            ("gpt-image-1.5".to_owned(), 0.1),
+            ("gpt-image-1.5:high".to_owned(), 0.25),
+        ]);
+        assert_eq!(estimate(&r, &profile, &overrides), Some(0.25));
+    }
+}

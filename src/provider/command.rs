@@ -1,0 +1,209 @@
+//! The `command` kind: a program the user configures, run without a shell.
+//!
+//! It runs in the book's root with the request as JSON on stdin and in `IMAGEGEN_*` environment
+//! variables. It answers with the image on stdout, or by writing it to `IMAGEGEN_OUTPUT`, or by
+//! printing the path of the file it wrote as the last line of stdout. A non-zero exit is an
+//! error that quotes the end of its stderr; exit status 75 (`EX_TEMPFAIL`) asks for a retry.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{Call, Fault, FaultKind, Generated, MAX_MASTER_BYTES, Provenance};
+
+/// The exit status that asks for a retry.
+const EX_TEMPFAIL: i32 = 75;
+
+pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
+    let request = call.request;
+    let argv = &call.profile.command;
+    let program = &argv[0];
+    let scratch = tempfile::Builder::new()
+        .prefix("mdbook-imagegen-")
+        .tempdir()
+        .map_err(|e| Fault::new(FaultKind::Transient, format!("cannot make a scratch directory: {e}")))?;
+    let output = scratch.path().join("image");
+    let input = json!({
+        "prompt": request.prompt,
+        "negative_prompt": request.negative,
+        "model": request.model,
+        "width": request.size.width,
+        "height": request.size.height,
+        "quality": request.quality,
+        "seed": request.seed,
+        "params": request.params,
+        "output": output,
+    });
+
+    let mut command = Command::new(program);
+    command
+        .args(&argv[1..])
+        .current_dir(call.root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("IMAGEGEN_PROMPT", &request.prompt)
+        .env(
+            "IMAGEGEN_NEGATIVE_PROMPT",
+            request.negative.as_deref().unwrap_or(""),
+        )
+        .env("IMAGEGEN_MODEL", &request.model)
+        .env("IMAGEGEN_WIDTH", request.size.width.to_string())
+        .env("IMAGEGEN_HEIGHT", request.size.height.to_string())
+        .env("IMAGEGEN_SIZE", request.size.to_string())
+        .env("IMAGEGEN_QUALITY", request.quality.as_deref().unwrap_or(""))
+        .env(
+            "IMAGEGEN_SEED",
+            request.seed.map(|s| s.to_string()).unwrap_or_default(),
+        )
+        .env("IMAGEGEN_OUTPUT", &output);
+    let mut child = command.spawn().map_err(|e| {
+        Fault::new(
+            FaultKind::Invalid,
+            format!("cannot run `{program}`: {e}; check `command` in the profile"),
+        )
+    })?;
+
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = input.to_string();
+    let writer = thread::spawn(move || {
+        // A program that does not read its stdin is fine.
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let stdout = read_in_background(child.stdout.take().expect("piped"), MAX_MASTER_BYTES);
+    let stderr = read_in_background(child.stderr.take().expect("piped"), 64 << 10);
+
+    let deadline = Instant::now() + call.timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Fault::new(
+                    FaultKind::Transient,
+                    format!(
+                        "`{program}` did not finish within {} and was stopped (raise `timeout`)",
+                        humantime::format_duration(call.timeout)
+                    ),
+                ));
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                return Err(Fault::new(
+                    FaultKind::Transient,
+                    format!("cannot wait for `{program}`: {e}"),
+                ));
+            }
+        }
+    };
+    let _ = writer.join();
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+
+    if !status.success() {
+        let kind = if status.code() == Some(EX_TEMPFAIL) {
+            FaultKind::Transient
+        } else {
+            FaultKind::Invalid
+        };
+        let tail = tail(&stderr);
+        return Err(Fault::new(
+            kind,
+            format!(
+                "`{program}` exited with {status}{}",
+                if tail.is_empty() {
+                    " and printed nothing on stderr".to_owned()
+                } else {
+                    format!("; its stderr ends with:\n{tail}")
+                }
+            ),
+        ));
+    }
+
+    let bytes = if super::inspect(&stdout).is_ok() {
+        stdout
+    } else if output.is_file() {
+        read_file(&output)?
+    } else {
+        let text = String::from_utf8_lossy(&stdout);
+        let Some(line) = text.lines().map(str::trim).rfind(|l| !l.is_empty()) else {
+            return Err(Fault::new(
+                FaultKind::BadImage,
+                format!(
+                    "`{program}` succeeded but gave no image: write it to stdout or to $IMAGEGEN_OUTPUT, or print its path"
+                ),
+            ));
+        };
+        let path = call.root.join(PathBuf::from(line));
+        if !path.is_file() {
+            return Err(Fault::new(
+                FaultKind::BadImage,
+                format!(
+                    "`{program}` printed `{line}`, which is neither an image nor the path of a file"
+                ),
+            ));
+        }
+        read_file(&path)?
+    };
+    Ok(Generated {
+        bytes,
+        cost_usd: None,
+        provenance: Provenance::default(),
+    })
+}
+
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Fault> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_MASTER_BYTES as u64 {
+        return Err(Fault::new(
+            FaultKind::BadImage,
+            format!("the image file is {} MB, over the limit", size >> 20),
+        ));
+    }
+    std::fs::read(path).map_err(|e| {
+        Fault::new(
+            FaultKind::BadImage,
+            format!("cannot read the image `{}`: {e}", path.display()),
+        )
+    })
+}
+
+/// Reads a pipe to its end (keeping at most `limit` bytes) on its own thread, so that a chatty
+/// program never blocks on a full pipe.
+fn read_in_background(
+    mut pipe: impl Read + Send + 'static,
+    limit: usize,
+) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buffer = [0u8; 64 << 10];
+        loop {
+            match pipe.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = (limit + 1).saturating_sub(kept.len());
+                    kept.extend_from_slice(&buffer[..n.min(room)]);
+                }
+            }
+        }
+        kept
+    })
+}
+
+/// The last lines of a program's stderr, for an error message.
+fn tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(10);
+    let tail = lines[start..]
+        .iter()
+        .map(|l| format!("    {}", l.chars().take(300).collect::<String>()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    tail
+}

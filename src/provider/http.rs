@@ -1,0 +1,392 @@
+//! The HTTP edge shared by every provider: one blocking client per profile, answers read into
+//! memory under a size cap, transport errors and statuses turned into [`Fault`]s, and the
+//! server's retry hints (`retry-after-ms`, `retry-after` in seconds or as an HTTP date) read.
+
+use std::time::{Duration, SystemTime};
+
+use ureq::http::HeaderMap;
+
+use super::{Fault, FaultKind};
+
+/// The largest answer read from a provider (base64 inflates an image by a third).
+const MAX_BODY_BYTES: u64 = 96 << 20;
+
+/// How many redirects an image download may follow.
+const MAX_DOWNLOAD_REDIRECTS: u32 = 3;
+
+/// A provider's answer.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Reply {
+    /// A header's value as text.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether the status is 2xx.
+    pub(crate) fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as JSON, or a fault that quotes its start.
+    pub(crate) fn json(&self) -> Result<serde_json::Value, Fault> {
+        serde_json::from_slice(&self.body).map_err(|_| {
+            Fault::new(
+                FaultKind::BadImage,
+                format!(
+                    "the answer (HTTP {}) is not the JSON expected: {}",
+                    self.status,
+                    snippet(&self.body)
+                ),
+            )
+        })
+    }
+
+    /// The wait the server asks for, if any.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        retry_after(&self.headers, SystemTime::now())
+    }
+
+    /// The fault for a non-2xx answer, by status alone; providers refine it from the body.
+    pub(crate) fn status_fault(&self, message: String) -> Fault {
+        let kind = match self.status {
+            408 | 409 | 425 | 500..=599 => FaultKind::Transient,
+            429 => FaultKind::RateLimited,
+            401 | 403 => FaultKind::Auth,
+            _ => FaultKind::Invalid,
+        };
+        let mut fault = Fault::new(kind, format!("HTTP {}: {message}", self.status));
+        if kind.retryable() {
+            fault.retry_after = self.retry_after();
+        }
+        fault
+    }
+}
+
+/// A blocking HTTP client for one profile.
+pub(crate) struct Http {
+    agent: ureq::Agent,
+    downloads: ureq::Agent,
+    timeout: Duration,
+}
+
+impl Http {
+    /// A client for a provider at `base_url`. Loopback addresses never go through a proxy, so
+    /// that a proxy in the environment cannot capture a local server.
+    pub(crate) fn new(base_url: &str, timeout: Duration) -> Http {
+        let agent = |redirects: u32| -> ureq::Agent {
+            let mut config = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(timeout))
+                .max_redirects(redirects)
+                .user_agent(concat!("mdbook-imagegen/", env!("CARGO_PKG_VERSION")));
+            if is_loopback(base_url) {
+                config = config.proxy(None);
+            }
+            config.build().into()
+        };
+        Http {
+            agent: agent(0),
+            downloads: agent(MAX_DOWNLOAD_REDIRECTS),
+            timeout,
+        }
+    }
+
+    /// Posts a JSON body.
+    pub(crate) fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> Result<Reply, Fault> {
+        let bytes = serde_json::to_vec(body).expect("a JSON value always serialises");
+        self.post(url, headers, "application/json", bytes)
+    }
+
+    /// Posts a body of any type.
+    pub(crate) fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Reply, Fault> {
+        let mut request = self.agent.post(url).header("content-type", content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send(&body[..]).map_err(|e| self.transport(url, e))?;
+        self.read(url, response)
+    }
+
+    /// Downloads an image from a URL a provider returned, following a few redirects.
+    pub(crate) fn download(&self, url: &str) -> Result<Vec<u8>, Fault> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Fault::new(
+                FaultKind::BadImage,
+                format!("the image URL `{}` is not http(s)", shorten(url)),
+            ));
+        }
+        let response = self
+            .downloads
+            .get(url)
+            .call()
+            .map_err(|e| self.transport(url, e))?;
+        let reply = self.read(url, response)?;
+        if !reply.is_success() {
+            return Err(reply.status_fault(format!(
+                "downloading the image from `{}` failed",
+                shorten(url)
+            )));
+        }
+        Ok(reply.body)
+    }
+
+    fn read(
+        &self,
+        url: &str,
+        mut response: ureq::http::Response<ureq::Body>,
+    ) -> Result<Reply, Fault> {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY_BYTES)
+            .read_to_vec()
+            .map_err(|e| self.transport(url, e))?;
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn transport(&self, url: &str, error: ureq::Error) -> Fault {
+        let host = host_of(url);
+        match error {
+            ureq::Error::Timeout(_) => Fault::new(
+                FaultKind::Transient,
+                format!(
+                    "no complete answer from {host} within {} (raise `timeout` for slow servers)",
+                    humantime::format_duration(self.timeout)
+                ),
+            ),
+            ureq::Error::BodyExceedsLimit(limit) => Fault::new(
+                FaultKind::BadImage,
+                format!("the answer from {host} is larger than {} MB", limit >> 20),
+            ),
+            ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => Fault::new(
+                FaultKind::BadImage,
+                format!("too many redirects from {host}"),
+            ),
+            ureq::Error::HostNotFound => Fault::new(
+                FaultKind::Transient,
+                format!("cannot resolve {host}; check `base-url` and the network"),
+            ),
+            ureq::Error::Io(e) => {
+                Fault::new(FaultKind::Transient, format!("cannot reach {host}: {e}"))
+            }
+            ureq::Error::ConnectionFailed => {
+                Fault::new(FaultKind::Transient, format!("cannot connect to {host}"))
+            }
+            other => Fault::new(
+                FaultKind::Transient,
+                format!("the request to {host} failed: {other}"),
+            ),
+        }
+    }
+}
+
+/// The scheme, host and port of a URL, without any path, query or credentials.
+fn host_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}")
+}
+
+fn is_loopback(url: &str) -> bool {
+    let host = host_of(url);
+    let host = host.split_once("://").map_or(host.as_str(), |(_, h)| h);
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name == "localhost" || name == "::1" || name.starts_with("127.")
+}
+
+/// A URL without its query string (which may carry signatures), for messages.
+fn shorten(url: &str) -> String {
+    let base = url.split(['?', '#']).next().unwrap_or(url);
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+            format!("{scheme}://{rest}")
+        }
+        None => base.to_owned(),
+    };
+    base.chars().take(120).collect()
+}
+
+/// The start of a body, for messages: text as it is, anything else described by its size.
+pub(crate) fn snippet(body: &[u8]) -> String {
+    match std::str::from_utf8(body) {
+        Ok(text) if !text.trim().is_empty() => {
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            if text.chars().count() > 200 {
+                format!("{}…", text.chars().take(200).collect::<String>())
+            } else {
+                text
+            }
+        }
+        Ok(_) => "an empty body".to_owned(),
+        Err(_) => format!("{} bytes of binary data", body.len()),
+    }
+}
+
+/// The wait a server asks for: `retry-after-ms`, then `retry-after` in seconds or as an HTTP
+/// date. Absurd values (zero, negative or over an hour) count as no hint.
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let sane = |d: Duration| (d > Duration::ZERO && d <= Duration::from_secs(3600)).then_some(d);
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
+        if ms.is_finite() && ms > 0.0 {
+            return sane(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let value = text("retry-after")?.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds > 0.0)
+            .then(|| Duration::from_secs_f64(seconds))
+            .and_then(sane);
+    }
+    let at = http_date(value)?;
+    at.duration_since(now).ok().and_then(sane)
+}
+
+/// Parses an HTTP date in its one current form, `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(text: &str) -> Option<SystemTime> {
+    let mut parts = text.split_whitespace();
+    let _weekday = parts.next()?;
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + s;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
+}
+
+/// Parses a Go-style or protobuf duration such as `40s`, `1.5s` or `6m0s`.
+pub(crate) fn go_duration(text: &str) -> Option<Duration> {
+    let mut total = 0.0;
+    let mut number = String::new();
+    let mut chars = text.trim().chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600.0,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                0.001
+            }
+            'm' => 60.0,
+            's' => 1.0,
+            _ => return None,
+        };
+        total += number.parse::<f64>().ok()? * unit;
+        number.clear();
+        any = true;
+    }
+    (any && number.is_empty() && total > 0.0).then(|| Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_retry_hints() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777 - 10);
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers, now), None);
+        headers.insert("retry-after", "12".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(12)));
+        headers.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_millis(1500)));
+        headers.remove("retry-after-ms");
+        headers.insert(
+            "retry-after",
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(10)));
+        headers.insert("retry-after", "0".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), None);
+        headers.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn reads_go_and_protobuf_durations() {
+        assert_eq!(go_duration("40s"), Some(Duration::from_secs(40)));
+        assert_eq!(go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(go_duration("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(go_duration("12"), None);
+        assert_eq!(go_duration("x"), None);
+    }
+
+    #[test]
+    fn messages_never_show_credentials_or_queries() {
+        assert_eq!(
+            host_of("https://user:pw@api.example.com:8443/v1/x?key=1"),
+            "https://api.example.com:8443"
+        );
+        assert_eq!(
+            shorten("https://u:p@cdn.example.com/a.png?sig=secret"),
+            "https://cdn.example.com/a.png"
+        );
+        assert!(is_loopback("http://127.0.0.1:7860"));
+        assert!(is_loopback("http://localhost/v1"));
+        assert!(is_loopback("http://[::1]:80/"));
+        assert!(!is_loopback("https://api.openai.com/v1"));
+    }
+}

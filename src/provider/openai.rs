@@ -1,0 +1,190 @@
+//! OpenAI's Images API, `POST {base-url}/images/generations`, and the servers that copy it.
+//!
+//! `openai` sends exactly what the GPT image models take (`size` from their list, `quality`,
+//! `output_format`, `background`, `moderation`, `n = 1`) and reads `b64_json`. `openai-compatible`
+//! (stable-diffusion.cpp's server, LocalAI, Together, …) sends the size as asked plus the
+//! negative prompt and seed, asks for base64, and parses tolerantly: `b64_json` or a `url` that
+//! is downloaded at once, Ollama's `{"image": …}`, unknown fields ignored.
+
+use serde_json::{Value, json};
+
+use super::http::{Reply, snippet};
+use super::{Call, Fault, FaultKind, Generated, Provenance, decode_base64};
+use crate::config::{ProviderKind, Size};
+
+pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
+    let request = call.request;
+    let compatible = call.profile.kind == ProviderKind::OpenAiCompatible;
+    let mut body = json!({
+        "model": request.model,
+        "n": 1,
+    });
+    let fields = body.as_object_mut().expect("an object");
+    if compatible {
+        fields.insert("prompt".into(), request.prompt.clone().into());
+        fields.insert("size".into(), request.size.to_string().into());
+        fields.insert("response_format".into(), "b64_json".into());
+        if let Some(negative) = &request.negative {
+            fields.insert("negative_prompt".into(), negative.clone().into());
+        }
+        if let Some(seed) = request.seed {
+            fields.insert("seed".into(), seed.into());
+        }
+        if let Some(steps) = request.params.get("steps") {
+            fields.insert("steps".into(), steps.parse::<u64>().unwrap_or(0).into());
+        }
+    } else {
+        fields.insert(
+            "prompt".into(),
+            super::prompt_with_negative(request).into(),
+        );
+        fields.insert("size".into(), size_for(&request.model, request.size).into());
+        if request.seed.is_some() {
+            tracing::debug!("OpenAI image models take no seed; `seed` only names the cache entry");
+        }
+    }
+    if let Some(quality) = &request.quality {
+        fields.insert("quality".into(), quality.clone().into());
+    }
+    for (param, field) in [
+        ("output-format", "output_format"),
+        ("background", "background"),
+        ("moderation", "moderation"),
+    ] {
+        if let Some(value) = request.params.get(param) {
+            fields.insert(field.into(), value.clone().into());
+        }
+    }
+    for (name, value) in &call.profile.extra {
+        fields.insert(name.clone(), value.clone());
+    }
+
+    let auth = call.key.map(|key| format!("Bearer {}", key.expose()));
+    let mut headers = Vec::new();
+    if let Some(auth) = &auth {
+        headers.push(("authorization", auth.as_str()));
+    }
+    let url = format!("{}/images/generations", call.profile.base_url);
+    let reply = call.http.post_json(&url, &headers, &body)?;
+    let request_id = reply.header("x-request-id").map(str::to_owned);
+    if !reply.is_success() {
+        return Err(error(&reply, request_id.as_deref()));
+    }
+    let answer = reply.json()?;
+    let item = answer
+        .get("data")
+        .and_then(|d| d.get(0))
+        .or_else(|| answer.get("image").map(|_| &answer));
+    let Some(item) = item else {
+        return Err(Fault::new(
+            FaultKind::BadImage,
+            format!("the answer holds no image: {}", snippet(&reply.body)),
+        ));
+    };
+    let bytes = match (
+        item.get("b64_json").or_else(|| item.get("image")).and_then(Value::as_str),
+        item.get("url").and_then(Value::as_str),
+    ) {
+        (Some(b64), _) => decode_base64(b64)?,
+        (None, Some(url)) => call.http.download(url)?,
+        (None, None) => {
+            return Err(Fault::new(
+                FaultKind::BadImage,
+                format!(
+                    "the answer's image has neither `b64_json` nor `url`: {}",
+                    snippet(&reply.body)
+                ),
+            ));
+        }
+    };
+    Ok(Generated {
+        bytes,
+        cost_usd: usage_cost(&request.model, answer.get("usage")),
+        provenance: Provenance {
+            seed: None,
+            revised_prompt: item
+                .get("revised_prompt")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            model_version: None,
+            request_id,
+        },
+    })
+}
+
+/// The size sent to a GPT image model: any multiple of 16 for gpt-image-2 and later, else the
+/// listed size with the closest shape.
+pub(crate) fn size_for(model: &str, size: Size) -> String {
+    if model.starts_with("gpt-image-2") {
+        let round = |side: u32| (side.div_ceil(16) * 16).clamp(16, 3840);
+        return format!("{}x{}", round(size.width), round(size.height));
+    }
+    let ratio = f64::from(size.width) / f64::from(size.height);
+    if ratio > 1.2 {
+        "1536x1024".to_owned()
+    } else if ratio < 1.0 / 1.2 {
+        "1024x1536".to_owned()
+    } else {
+        "1024x1024".to_owned()
+    }
+}
+
+/// The price from `usage`, for the models billed per token.
+fn usage_cost(model: &str, usage: Option<&Value>) -> Option<f64> {
+    if !model.starts_with("gpt-image-2") {
+        return None;
+    }
+    let usage = usage?;
+    let tokens = |field: &str| usage.get(field).and_then(Value::as_f64);
+    let output = tokens("output_tokens")?;
+    let input = tokens("input_tokens").unwrap_or(0.0);
+    Some((input * 5.0 + output * 30.0) / 1_000_000.0)
+}
+
+/// Classifies an error answer from its envelope `{"error": {"message", "type", "code"}}`.
+fn error(reply: &Reply, request_id: Option<&str>) -> Fault {
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    let error = answer.get("error").unwrap_or(&answer);
+    let text = |field: &str| error.get(field).and_then(Value::as_str).unwrap_or("");
+    let code = text("code");
+    let kind_name = text("type");
+    let mut message = match error.get("message").and_then(Value::as_str) {
+        Some(message) => message.to_owned(),
+        None => match answer.get("detail") {
+            Some(Value::String(detail)) => detail.clone(),
+            Some(detail) => detail.to_string(),
+            None => snippet(&reply.body),
+        },
+    };
+    if !code.is_empty() {
+        message = format!("{message} [{code}]");
+    }
+    if let Some(id) = request_id {
+        message = format!("{message} (request {id})");
+    }
+    let mut fault = reply.status_fault(message);
+    if matches!(code, "moderation_blocked" | "content_policy_violation")
+        || kind_name == "image_generation_user_error"
+    {
+        fault.kind = FaultKind::Refused;
+    } else if code == "insufficient_quota" {
+        fault.kind = FaultKind::Quota;
+    } else if code == "organization_must_be_verified" {
+        fault.message.push_str(
+            "; verify the organization in OpenAI's settings before using GPT image models",
+        );
+    }
+    match reply.header("x-should-retry") {
+        Some("true") if !fault.kind.retryable() && fault.kind != FaultKind::Refused => {
+            fault.kind = FaultKind::Transient;
+        }
+        Some("false") if fault.kind.retryable() => fault.kind = FaultKind::Invalid,
+        _ => {}
+    }
+    fault.retry_after = fault
+        .kind
+        .retryable()
+        .then(|| reply.retry_after())
+        .flatten();
+    fault
+}
