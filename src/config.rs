@@ -121,8 +121,12 @@ impl Profile {
             kind,
             model: model.to_owned(),
             base_url: kind.default_base_url().to_owned(),
-            api_key_env: kind.default_key_env().iter().map(|s| (*s).to_owned()).collect(),
-            key_required: kind.default_key_env().len() > 0,
+            api_key_env: kind
+                .default_key_env()
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            key_required: !kind.default_key_env().is_empty(),
             quality: None,
             params: BTreeMap::new(),
             extra: serde_json::Map::new(),
@@ -447,7 +451,10 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
             if kind == ProviderKind::Placeholder || kind == ProviderKind::Command {
                 return Err((
                     at("base-url"),
-                    format!("a `{}` profile has no base URL; remove the key", kind.as_str()),
+                    format!(
+                        "a `{}` profile has no base URL; remove the key",
+                        kind.as_str()
+                    ),
                 ));
             }
             profile.base_url = url;
@@ -536,7 +543,9 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
                 ),
             ));
         }
-        profile.params.insert(key.to_owned(), value.trim().to_owned());
+        profile
+            .params
+            .insert(key.to_owned(), value.trim().to_owned());
     }
 
     if !raw.extra.is_empty() {
@@ -598,12 +607,15 @@ impl TryFrom<RawConfig> for Config {
 
         let mut profiles = BTreeMap::new();
         for (name, raw_profile) in raw.providers {
-            let profile =
-                profile(&name, raw_profile).map_err(|(key, message)| config_error(&key, message))?;
+            let profile = profile(&name, raw_profile)
+                .map_err(|(key, message)| config_error(&key, message))?;
             profiles.insert(name, profile);
         }
         profiles.entry(PLACEHOLDER.to_owned()).or_insert_with(|| {
-            Profile::new(ProviderKind::Placeholder, crate::provider::placeholder::MODEL)
+            Profile::new(
+                ProviderKind::Placeholder,
+                crate::provider::placeholder::MODEL,
+            )
         });
 
         let default_profile = raw.provider.unwrap_or_else(|| PLACEHOLDER.to_owned());

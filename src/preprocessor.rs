@@ -184,10 +184,12 @@ impl Run<'_> {
         {
             let chains: Vec<Chain> = missing.iter().map(|(_, chain)| chain.clone()).collect();
             let sleep = |wait| std::thread::sleep(wait);
+            let var = |name: &str| std::env::var(name).ok();
             let env = provider::Env {
                 config: self.config,
                 root: &self.ctx.root,
                 sleep: &sleep,
+                var: &var,
             };
             let mut progress = Progress::start(chains.len(), self.config.max_concurrency);
             crate::generate::run(
@@ -475,7 +477,10 @@ fn prompt_start(prompt: &str) -> String {
     if prompt.chars().count() <= SHOWN {
         prompt.to_owned()
     } else {
-        format!("{}…", prompt.chars().take(SHOWN).collect::<String>().trim_end())
+        format!(
+            "{}…",
+            prompt.chars().take(SHOWN).collect::<String>().trim_end()
+        )
     }
 }
 
@@ -523,7 +528,10 @@ impl Summary {
         tracing::info!("{line}");
         if self.by_profile.len() > 1 {
             for ((profile, model), (count, cost)) in &self.by_profile {
-                tracing::info!("  `{profile}` ({model}): {count} image{}, ${cost:.2}", plural(*count));
+                tracing::info!(
+                    "  `{profile}` ({model}): {count} image{}, ${cost:.2}",
+                    plural(*count)
+                );
             }
         }
     }

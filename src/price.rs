@@ -16,7 +16,10 @@ pub(crate) fn estimate(
 ) -> Option<f64> {
     let quality = request.quality.as_deref().unwrap_or("auto");
     let by_quality = format!("{}:{quality}", request.model);
-    if let Some(price) = overrides.get(&by_quality).or_else(|| overrides.get(&request.model)) {
+    if let Some(price) = overrides
+        .get(&by_quality)
+        .or_else(|| overrides.get(&request.model))
+    {
         return Some(*price);
     }
     if let Some(price) = profile.price {
@@ -122,14 +125,29 @@ mod tests {
             estimate(&r, &Profile::new(kind, model), &none)
         };
         use ProviderKind::*;
-        assert_eq!(price(OpenAi, "gpt-image-1.5", (1024, 1024), "medium"), Some(0.034));
-        assert_eq!(price(OpenAi, "gpt-image-1.5", (1536, 1024), "high"), Some(0.2));
-        assert_eq!(price(OpenAi, "gpt-image-1", (1024, 1024), "low"), Some(0.011));
+        assert_eq!(
+            price(OpenAi, "gpt-image-1.5", (1024, 1024), "medium"),
+            Some(0.034)
+        );
+        assert_eq!(
+            price(OpenAi, "gpt-image-1.5", (1536, 1024), "high"),
+            Some(0.2)
+        );
+        assert_eq!(
+            price(OpenAi, "gpt-image-1", (1024, 1024), "low"),
+            Some(0.011)
+        );
         let two = price(OpenAi, "gpt-image-2", (1024, 1024), "medium").unwrap();
         assert!((two - 0.03168).abs() < 1e-9);
-        assert_eq!(price(Gemini, "gemini-3-pro-image", (4096, 4096), "auto"), Some(0.24));
+        assert_eq!(
+            price(Gemini, "gemini-3-pro-image", (4096, 4096), "auto"),
+            Some(0.24)
+        );
         assert_eq!(price(Stability, "core", (1024, 1024), "auto"), Some(0.03));
-        assert_eq!(price(Automatic1111, "sdxl", (1024, 1024), "auto"), Some(0.0));
+        assert_eq!(
+            price(Automatic1111, "sdxl", (1024, 1024), "auto"),
+            Some(0.0)
+        );
         assert_eq!(price(OpenAiCompatible, "flux", (1024, 1024), "auto"), None);
         assert_eq!(price(OpenAi, "gpt-image-9", (1024, 1024), "auto"), None);
     }

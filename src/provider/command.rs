@@ -25,7 +25,12 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let scratch = tempfile::Builder::new()
         .prefix("mdbook-imagegen-")
         .tempdir()
-        .map_err(|e| Fault::new(FaultKind::Transient, format!("cannot make a scratch directory: {e}")))?;
+        .map_err(|e| {
+            Fault::new(
+                FaultKind::Transient,
+                format!("cannot make a scratch directory: {e}"),
+            )
+        })?;
     let output = scratch.path().join("image");
     let input = json!({
         "prompt": request.prompt,
@@ -200,10 +205,9 @@ fn tail(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = lines.len().saturating_sub(10);
-    let tail = lines[start..]
+    lines[start..]
         .iter()
         .map(|l| format!("    {}", l.chars().take(300).collect::<String>()))
         .collect::<Vec<_>>()
-        .join("\n");
-    tail
+        .join("\n")
 }

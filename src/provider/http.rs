@@ -120,7 +120,9 @@ impl Http {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request.send(&body[..]).map_err(|e| self.transport(url, e))?;
+        let response = request
+            .send(&body[..])
+            .map_err(|e| self.transport(url, e))?;
         self.read(url, response)
     }
 
@@ -255,10 +257,11 @@ pub(crate) fn snippet(body: &[u8]) -> String {
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let sane = |d: Duration| (d > Duration::ZERO && d <= Duration::from_secs(3600)).then_some(d);
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
-        if ms.is_finite() && ms > 0.0 {
-            return sane(Duration::from_secs_f64(ms / 1000.0));
-        }
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
+        && ms.is_finite()
+        && ms > 0.0
+    {
+        return sane(Duration::from_secs_f64(ms / 1000.0));
     }
     let value = text("retry-after")?.trim();
     if let Ok(seconds) = value.parse::<f64>() {
@@ -351,7 +354,10 @@ mod tests {
         headers.insert("retry-after", "12".parse().unwrap());
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(12)));
         headers.insert("retry-after-ms", "1500".parse().unwrap());
-        assert_eq!(retry_after(&headers, now), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(Duration::from_millis(1500))
+        );
         headers.remove("retry-after-ms");
         headers.insert(
             "retry-after",

@@ -191,6 +191,8 @@ pub(crate) struct Env<'a> {
     pub(crate) config: &'a Config,
     pub(crate) root: &'a Path,
     pub(crate) sleep: &'a (dyn Fn(Duration) + Sync),
+    /// Reads an environment variable (tests pass their own keys).
+    pub(crate) var: &'a (dyn Fn(&str) -> Option<String> + Sync),
 }
 
 /// The largest side of a master we accept.
@@ -226,12 +228,15 @@ pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failu
     if request.kind == ProviderKind::Placeholder {
         let generated = placeholder::generate(request);
         return finish(generated, estimate, started, 1).map_err(|fault| Failure {
-            message: format!("the `{}` provider returned {}", request.profile, fault.message),
+            message: format!(
+                "the `{}` provider returned {}",
+                request.profile, fault.message
+            ),
             transient: false,
         });
     }
 
-    let key = match resolve_key(profile) {
+    let key = match resolve_key(profile, env.var) {
         Ok(key) => key,
         Err(message) => {
             return Err(Failure {
@@ -364,9 +369,12 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 }
 
 /// Reads the profile's key from the environment.
-fn resolve_key(profile: &Profile) -> Result<Option<Secret>, String> {
+fn resolve_key(
+    profile: &Profile,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Secret>, String> {
     for name in &profile.api_key_env {
-        if let Ok(value) = std::env::var(name) {
+        if let Some(value) = var(name) {
             let value = value.trim();
             if !value.is_empty() {
                 return Ok(Some(Secret(value.to_owned())));
@@ -466,7 +474,12 @@ pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, Fault> {
     };
     base64::engine::general_purpose::STANDARD
         .decode(text.trim())
-        .map_err(|e| Fault::new(FaultKind::BadImage, format!("damaged base64 image data ({e})")))
+        .map_err(|e| {
+            Fault::new(
+                FaultKind::BadImage,
+                format!("damaged base64 image data ({e})"),
+            )
+        })
 }
 
 /// The size a provider that only takes aspect ratios is asked for: the listed ratio closest to
@@ -496,4 +509,4 @@ pub(crate) fn prompt_with_negative(request: &Request) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -34,10 +34,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
             fields.insert("steps".into(), steps.parse::<u64>().unwrap_or(0).into());
         }
     } else {
-        fields.insert(
-            "prompt".into(),
-            super::prompt_with_negative(request).into(),
-        );
+        fields.insert("prompt".into(), super::prompt_with_negative(request).into());
         fields.insert("size".into(), size_for(&request.model, request.size).into());
         if request.seed.is_some() {
             tracing::debug!("OpenAI image models take no seed; `seed` only names the cache entry");
@@ -82,7 +79,9 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         ));
     };
     let bytes = match (
-        item.get("b64_json").or_else(|| item.get("image")).and_then(Value::as_str),
+        item.get("b64_json")
+            .or_else(|| item.get("image"))
+            .and_then(Value::as_str),
         item.get("url").and_then(Value::as_str),
     ) {
         (Some(b64), _) => decode_base64(b64)?,

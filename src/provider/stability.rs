@@ -168,10 +168,8 @@ impl Form {
         let mut body = Vec::new();
         for (name, value) in &self.fields {
             body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
-                )
-                .as_bytes(),
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                    .as_bytes(),
             );
             body.extend_from_slice(value.as_bytes());
             body.extend_from_slice(b"\r\n");

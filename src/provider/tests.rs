@@ -1,0 +1,1039 @@
+//! Every provider kind against a loopback server that speaks its API: the exact request, then
+//! real-shaped answers (success, rate limits, server errors, refusals, bad keys, timeouts,
+//! garbage, truncated and oversized images).
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use wiremock::matchers::{body_json, body_partial_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use super::*;
+use crate::config::Size;
+
+/// The key the tests' environment holds.
+pub(crate) const KEY: &str = "sk-test-7b1e0c55d4";
+
+/// A small, real PNG.
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_pixel(width, height, image::Rgb([200, 120, 40]));
+    let mut bytes = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .unwrap();
+    bytes
+}
+
+/// CRC-32 as PNG chunks use it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A book whose profile `p` is `profile`, with `global` keys beside it.
+pub(crate) fn config(profile: Value, global: Value) -> Config {
+    let mut table = json!({ "providers": { "p": profile } });
+    for (k, v) in global.as_object().unwrap() {
+        table[k] = v.clone();
+    }
+    Config::from_table(Some(&table)).unwrap()
+}
+
+/// The request a directive with `prompt` makes of profile `p`.
+pub(crate) fn request(config: &Config, prompt: &str) -> Request {
+    let profile = &config.profiles["p"];
+    Request {
+        kind: profile.kind,
+        profile: "p".into(),
+        model: profile.model.clone(),
+        prompt: prompt.into(),
+        negative: None,
+        size: Size {
+            width: 1024,
+            height: 1024,
+        },
+        quality: profile.quality.clone(),
+        seed: None,
+        params: profile.params.clone(),
+    }
+}
+
+/// What one generation did.
+struct Run {
+    result: Result<Master, Failure>,
+    waits: Vec<Duration>,
+}
+
+impl Run {
+    fn master(self) -> Master {
+        match self.result {
+            Ok(master) => master,
+            Err(failure) => panic!("expected an image, got: {}", failure.message),
+        }
+    }
+
+    fn failure(self) -> Failure {
+        match self.result {
+            Ok(_) => panic!("expected a failure"),
+            Err(failure) => failure,
+        }
+    }
+}
+
+/// Generates on a blocking thread, as a build does, recording the waits instead of taking them.
+async fn generate(config: Config, request: Request) -> Run {
+    tokio::task::spawn_blocking(move || {
+        let waits = Mutex::new(Vec::new());
+        let sleep = |wait| waits.lock().unwrap().push(wait);
+        let var = |name: &str| (name == "TEST_KEY").then(|| KEY.to_owned());
+        let env = Env {
+            config: &config,
+            root: Path::new("."),
+            sleep: &sleep,
+            var: &var,
+        };
+        let result = super::generate(&request, &env);
+        Run {
+            result,
+            waits: waits.into_inner().unwrap(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+async fn requests(server: &MockServer) -> usize {
+    server.received_requests().await.unwrap().len()
+}
+
+fn openai(server: &MockServer) -> Value {
+    json!({ "kind": "openai", "base-url": format!("{}/v1", server.uri()), "api-key-env": "TEST_KEY" })
+}
+
+fn openai_ok(image: &[u8]) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("x-request-id", "req_123")
+        .set_body_json(json!({
+            "created": 1_764_000_000,
+            "data": [{ "b64_json": b64(image) }],
+            "output_format": "png",
+            "usage": { "input_tokens": 12, "output_tokens": 1056, "total_tokens": 1068 }
+        }))
+}
+
+fn openai_error(status: u16, code: &str, kind: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({
+        "error": { "message": message, "type": kind, "param": null, "code": code }
+    }))
+}
+
+#[tokio::test]
+async fn openai_sends_the_exact_request_and_reads_base64() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/images/generations"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .and(header("content-type", "application/json"))
+        .and(body_json(json!({
+            "model": "gpt-image-1.5",
+            "n": 1,
+            "prompt": "A lighthouse\n\nAvoid: people.",
+            "size": "1536x1024",
+            "quality": "high",
+            "background": "opaque",
+            "output_format": "png"
+        })))
+        .respond_with(openai_ok(&png(48, 32)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut profile = openai(&server);
+    profile["quality"] = "high".into();
+    profile["background"] = "opaque".into();
+    profile["output-format"] = "png".into();
+    let config = config(profile, json!({}));
+    let mut request = request(&config, "A lighthouse");
+    request.negative = Some("people".into());
+    request.size = Size {
+        width: 1600,
+        height: 900,
+    };
+    let master = generate(config, request).await.master();
+    assert_eq!((master.width, master.height), (48, 32));
+    assert_eq!(master.format, ImageFormat::Png);
+    assert_eq!(master.cost_usd, 0.2);
+    assert_eq!(master.attempts, 1);
+    assert_eq!(master.provenance.request_id.as_deref(), Some("req_123"));
+}
+
+#[tokio::test]
+async fn openai_honours_retry_after_on_429_then_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(
+            openai_error(
+                429,
+                "rate_limit_exceeded",
+                "requests",
+                "Rate limit reached for images per minute (IPM): Limit 5. Please try again in 12s.",
+            )
+            .insert_header("retry-after", "12"),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(openai_ok(&png(8, 8)))
+        .mount(&server)
+        .await;
+    let config = config(openai(&server), json!({}));
+    let request = request(&config, "A lighthouse");
+    let run = generate(config, request).await;
+    assert_eq!(run.waits, [Duration::from_secs(12)]);
+    assert_eq!(run.master().attempts, 2);
+    assert_eq!(requests(&server).await, 2);
+}
+
+#[tokio::test]
+async fn retry_after_ms_wins_and_long_waits_give_up() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(
+            openai_error(429, "rate_limit_exceeded", "requests", "slow down")
+                .insert_header("retry-after-ms", "250")
+                .insert_header("retry-after", "1"),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(
+            openai_error(429, "rate_limit_exceeded", "requests", "slow down")
+                .insert_header("retry-after", "120"),
+        )
+        .mount(&server)
+        .await;
+    let config = config(openai(&server), json!({ "max-retry-wait": "60s" }));
+    let request = request(&config, "A lighthouse");
+    let run = generate(config, request).await;
+    assert_eq!(run.waits, [Duration::from_millis(250)]);
+    let failure = run.failure();
+    assert!(failure.transient);
+    assert!(
+        failure
+            .message
+            .contains("it asks to wait 2m, more than `max-retry-wait` = 1m"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(requests(&server).await, 2);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(openai_error(
+            500,
+            "server_error",
+            "server_error",
+            "The server had an error",
+        ))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(openai_error(
+            503,
+            "server_is_overloaded",
+            "service_unavailable_error",
+            "overloaded",
+        ))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(openai_ok(&png(8, 8)))
+        .mount(&server)
+        .await;
+    let config = config(openai(&server), json!({}));
+    let request = request(&config, "A lighthouse");
+    let run = generate(config, request).await;
+    assert_eq!(run.waits.len(), 2);
+    assert!(
+        run.waits[0] > Duration::from_millis(370) && run.waits[0] <= Duration::from_millis(500)
+    );
+    assert!(
+        run.waits[1] > Duration::from_millis(740) && run.waits[1] <= Duration::from_millis(1000)
+    );
+    assert_eq!(run.master().attempts, 3);
+}
+
+#[tokio::test]
+async fn retries_are_bounded() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(openai_error(502, "", "", "bad gateway"))
+        .mount(&server)
+        .await;
+    let config = config(openai(&server), json!({ "retries": 2 }));
+    let request = request(&config, "A lighthouse");
+    let failure = generate(config, request).await.failure();
+    assert!(failure.transient);
+    assert!(
+        failure.message.ends_with("(gave up after 3 attempts)"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(requests(&server).await, 3);
+}
+
+#[tokio::test]
+async fn refusals_are_permanent_and_quote_the_provider() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(openai_error(
+            400,
+            "moderation_blocked",
+            "image_generation_user_error",
+            "Your request was rejected by the safety system. safety_violations=[violence].",
+        ))
+        .mount(&server)
+        .await;
+    let config = config(openai(&server), json!({}));
+    let request = request(&config, "A battle");
+    let run = generate(config, request).await;
+    assert!(run.waits.is_empty());
+    let failure = run.failure();
+    assert!(!failure.transient);
+    assert_eq!(
+        failure.message,
+        "`p` (openai gpt-image-1.5) refused the prompt: HTTP 400: Your request was rejected by the safety system. safety_violations=[violence]. [moderation_blocked] (reword the prompt; refused prompts are never cached and never retried)"
+    );
+    assert_eq!(requests(&server).await, 1);
+}
+
+#[tokio::test]
+async fn quota_exhaustion_is_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(openai_error(
+            429,
+            "insufficient_quota",
+            "insufficient_quota",
+            "You exceeded your current quota, please check your plan and billing details.",
+        ))
+        .mount(&server)
+        .await;
+    let config = config(openai(&server), json!({}));
+    let request = request(&config, "A lighthouse");
+    let failure = generate(config, request).await.failure();
+    assert!(!failure.transient);
+    assert!(
+        failure.message.contains("is out of quota"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(requests(&server).await, 1);
+}
+
+#[tokio::test]
+async fn a_bad_key_names_the_variable_and_never_shows_the_key() {
+    let server = MockServer::start().await;
+    // A server that echoes the key back in full.
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(openai_error(
+            401,
+            "invalid_api_key",
+            "invalid_request_error",
+            &format!("Incorrect API key provided: {KEY}."),
+        ))
+        .mount(&server)
+        .await;
+    let config = config(openai(&server), json!({}));
+    let request = request(&config, "A lighthouse");
+    let failure = generate(config, request).await.failure();
+    assert!(!failure.transient);
+    assert!(!failure.message.contains(KEY), "{}", failure.message);
+    assert!(
+        failure.message.contains("[redacted]") && failure.message.contains("TEST_KEY"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(requests(&server).await, 1);
+}
+
+#[tokio::test]
+async fn a_missing_key_names_the_variable_and_the_profile() {
+    let config = config(json!({ "kind": "openai" }), json!({}));
+    let request = request(&config, "A lighthouse");
+    let failure = generate(config, request).await.failure();
+    assert_eq!(
+        failure.message,
+        "profile `p`: needs an API key in the environment variable OPENAI_API_KEY, which is not set; export it before building (keys are read only from the environment, never from `book.toml`)"
+    );
+}
+
+#[tokio::test]
+async fn slow_answers_time_out() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(openai_ok(&png(8, 8)).set_delay(Duration::from_secs(3)))
+        .mount(&server)
+        .await;
+    let config = config(openai(&server), json!({ "timeout": "300ms", "retries": 1 }));
+    let request = request(&config, "A lighthouse");
+    let run = generate(config, request).await;
+    assert_eq!(run.waits.len(), 1);
+    let failure = run.failure();
+    assert!(
+        failure
+            .message
+            .contains("no complete answer from http://127.0.0.1:")
+            && failure.message.contains("within 300ms"),
+        "{}",
+        failure.message
+    );
+}
+
+#[tokio::test]
+async fn garbage_non_images_truncation_and_giants_are_never_accepted() {
+    let mut giant = png(8, 8);
+    // Claim 10000x10000 in the header (with a valid CRC): a decompression bomb's shape.
+    giant[16..20].copy_from_slice(&10_000u32.to_be_bytes());
+    giant[20..24].copy_from_slice(&10_000u32.to_be_bytes());
+    let crc = crc32(&giant[12..29]);
+    giant[29..33].copy_from_slice(&crc.to_be_bytes());
+    let full = b64(&png(64, 64));
+    let cases: Vec<(ResponseTemplate, &str)> = vec![
+        (
+            ResponseTemplate::new(200)
+                .set_body_string("<html>Bad gateway</html>")
+                .insert_header("content-type", "text/html"),
+            "is not the JSON expected: <html>Bad gateway</html>",
+        ),
+        (
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "data": [{ "b64_json": b64(b"hello, world") }] })),
+            "12 bytes that are not an image",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_json(
+                json!({ "data": [{ "b64_json": &full[..full.len() / 2 / 4 * 4] }] }),
+            ),
+            "a damaged or truncated image",
+        ),
+        (
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "data": [{ "b64_json": &full[..full.len() - 3] }] })),
+            "damaged base64 image data",
+        ),
+        (
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "data": [{ "b64_json": b64(&giant) }] })),
+            "an image of 10000x10000 pixels; sides must be 1 to 8192",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_json(json!({ "created": 1, "data": [] })),
+            "the answer holds no image",
+        ),
+    ];
+    for (answer, expected) in cases {
+        let server = MockServer::start().await;
+        Mock::given(path("/v1/images/generations"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        let config = config(openai(&server), json!({}));
+        let request = request(&config, "A lighthouse");
+        let failure = generate(config, request).await.failure();
+        assert!(failure.message.contains(expected), "{}", failure.message);
+        assert!(!failure.transient);
+        assert_eq!(requests(&server).await, 1, "{expected}");
+    }
+}
+
+#[tokio::test]
+async fn compatible_servers_get_no_auth_and_may_answer_with_a_url() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/images/generations"))
+        .and(|r: &wiremock::Request| !r.headers.contains_key("authorization"))
+        .and(body_json(json!({
+            "model": "sd-turbo", "n": 1, "prompt": "A lighthouse", "size": "768x512",
+            "response_format": "b64_json", "negative_prompt": "fog", "seed": 42, "steps": 4,
+            "cfg_scale": 1.5
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{ "url": format!("{}/generated-images/a.png?sig=x", server.uri()) }]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/generated-images/a.png"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_bytes(png(24, 16))
+                .insert_header("content-type", "image/png"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = config(
+        json!({ "kind": "openai-compatible", "model": "sd-turbo", "base-url": format!("{}/v1", server.uri()),
+                "steps": 4, "extra": { "cfg_scale": 1.5 } }),
+        json!({}),
+    );
+    let mut request = request(&config, "A lighthouse");
+    request.negative = Some("fog".into());
+    request.seed = Some(42);
+    request.size = Size {
+        width: 768,
+        height: 512,
+    };
+    let master = generate(config, request).await.master();
+    assert_eq!((master.width, master.height), (24, 16));
+    assert_eq!(master.cost_usd, 0.0);
+}
+
+#[tokio::test]
+async fn compatible_servers_may_answer_like_ollama() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "image": b64(&png(8, 8)), "extra": true })),
+        )
+        .mount(&server)
+        .await;
+    let config = config(
+        json!({ "kind": "openai-compatible", "model": "x/z-image-turbo", "base-url": format!("{}/v1", server.uri()) }),
+        json!({}),
+    );
+    let request = request(&config, "A lighthouse");
+    assert_eq!(generate(config, request).await.master().width, 8);
+}
+
+fn gemini(server: &MockServer) -> Value {
+    json!({ "kind": "gemini", "base-url": format!("{}/v1beta", server.uri()), "api-key-env": "TEST_KEY" })
+}
+
+fn gemini_ok(parts: Value, finish: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "candidates": [{ "content": { "role": "model", "parts": parts }, "finishReason": finish, "index": 0 }],
+        "modelVersion": "gemini-3.1-flash-image-001",
+        "responseId": "resp-1",
+        "usageMetadata": { "promptTokenCount": 9, "candidatesTokenCount": 1120, "thoughtsTokenCount": 200 }
+    }))
+}
+
+fn gemini_error(status: u16, code: &str, message: &str, details: Value) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({
+        "error": { "code": status, "message": message, "status": code, "details": details }
+    }))
+}
+
+#[tokio::test]
+async fn gemini_sends_modalities_ratio_and_seed_and_skips_thoughts() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1beta/models/gemini-3.1-flash-image:generateContent"))
+        .and(header("x-goog-api-key", KEY))
+        .and(body_partial_json(json!({
+            "contents": [{ "parts": [{ "text": "A lighthouse" }] }],
+            "generationConfig": {
+                "responseModalities": ["IMAGE"],
+                "imageConfig": { "aspectRatio": "16:9", "imageSize": "2K" },
+                "seed": 7
+            }
+        })))
+        .respond_with(gemini_ok(
+            json!([
+                { "text": "Planning the composition", "thought": true },
+                { "inlineData": { "mimeType": "image/png", "data": b64(&png(4, 4)) }, "thought": true },
+                { "text": "Here is your lighthouse." },
+                { "inlineData": { "mimeType": "image/png", "data": b64(&png(32, 18)) } }
+            ]),
+            "STOP",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = config(gemini(&server), json!({}));
+    let mut request = request(&config, "A lighthouse");
+    request.seed = Some(7);
+    request.size = Size {
+        width: 1920,
+        height: 1080,
+    };
+    let master = generate(config, request).await.master();
+    assert_eq!((master.width, master.height), (32, 18));
+    assert_eq!(
+        master.provenance.model_version.as_deref(),
+        Some("gemini-3.1-flash-image-001")
+    );
+    assert!((master.cost_usd - 0.1008).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn gemini_refusals_arrive_as_200_and_are_never_retried() {
+    let cases = [
+        (
+            gemini_ok(json!([]), "IMAGE_SAFETY"),
+            "refused the prompt: no image, finish reason IMAGE_SAFETY",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_json(
+                json!({ "promptFeedback": { "blockReason": "PROHIBITED_CONTENT" } }),
+            ),
+            "refused the prompt: the prompt was blocked (PROHIBITED_CONTENT)",
+        ),
+        (
+            gemini_ok(json!([{ "text": "I can't draw that." }]), "STOP"),
+            "refused the prompt: the model answered with text instead of an image: \"I can't draw that.\"",
+        ),
+    ];
+    for (answer, expected) in cases {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        let config = config(gemini(&server), json!({}));
+        let request = request(&config, "A lighthouse");
+        let run = generate(config, request).await;
+        assert!(run.waits.is_empty());
+        let failure = run.failure();
+        assert!(failure.message.contains(expected), "{}", failure.message);
+        assert_eq!(requests(&server).await, 1);
+    }
+}
+
+#[tokio::test]
+async fn gemini_no_image_is_retried_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(gemini_ok(json!([]), "NO_IMAGE"))
+        .mount(&server)
+        .await;
+    let config = config(gemini(&server), json!({}));
+    let request = request(&config, "A lighthouse");
+    let failure = generate(config, request).await.failure();
+    assert!(
+        failure
+            .message
+            .contains("returned no image: no image, finish reason NO_IMAGE"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(requests(&server).await, 2);
+}
+
+#[tokio::test]
+async fn gemini_rate_limits_wait_for_retry_info() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(gemini_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "You exceeded your current quota.",
+            json!([
+                { "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                  "violations": [{ "quotaMetric": "generate_content_free_tier_requests", "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier" }] },
+                { "@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "40s" }
+            ]),
+        ))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(gemini_ok(
+            json!([{ "inlineData": { "mimeType": "image/png", "data": b64(&png(8, 8)) } }]),
+            "STOP",
+        ))
+        .mount(&server)
+        .await;
+    let config = config(gemini(&server), json!({}));
+    let request = request(&config, "A lighthouse");
+    let run = generate(config, request).await;
+    assert_eq!(run.waits, [Duration::from_secs(40)]);
+    run.master();
+}
+
+#[tokio::test]
+async fn gemini_daily_quota_and_bad_keys_are_permanent() {
+    let cases = [
+        (
+            gemini_error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Quota exceeded",
+                json!([{ "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                     "violations": [{ "quotaId": "GenerateRequestsPerDayPerProjectPerModel" }] },
+                   { "@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "3s" }]),
+            ),
+            "is out of quota",
+        ),
+        (
+            gemini_error(
+                400,
+                "INVALID_ARGUMENT",
+                "API key not valid. Please pass a valid API key.",
+                json!([{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID" }]),
+            ),
+            "refused the key: HTTP 400: API key not valid. Please pass a valid API key. [INVALID_ARGUMENT] (check the key in TEST_KEY",
+        ),
+        (
+            gemini_error(
+                404,
+                "NOT_FOUND",
+                "models/imagen-3 is not found for API version v1beta",
+                json!([]),
+            ),
+            "rejected the request: HTTP 404: models/imagen-3 is not found",
+        ),
+    ];
+    for (answer, expected) in cases {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        let config = config(gemini(&server), json!({}));
+        let request = request(&config, "A lighthouse");
+        let failure = generate(config, request).await.failure();
+        assert!(failure.message.contains(expected), "{}", failure.message);
+        assert_eq!(requests(&server).await, 1);
+    }
+}
+
+fn stability(server: &MockServer, model: &str) -> Value {
+    json!({ "kind": "stability", "model": model, "base-url": server.uri(), "api-key-env": "TEST_KEY",
+            "style-preset": "line-art", "cfg-scale": 4 })
+}
+
+/// The value of one multipart field, found the simple way.
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let marker = format!("name=\"{name}\"\r\n\r\n");
+    let start = text.find(&marker)? + marker.len();
+    let end = text[start..].find("\r\n--")? + start;
+    Some(text[start..end].to_owned())
+}
+
+#[tokio::test]
+async fn stability_sends_a_multipart_form_and_reads_image_headers() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2beta/stable-image/generate/sd3"))
+        .and(header("accept", "image/*"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .and(|r: &wiremock::Request| {
+            let content_type = r
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            content_type.starts_with("multipart/form-data; boundary=")
+                && form_field(&r.body, "prompt").as_deref() == Some("A lighthouse")
+                && form_field(&r.body, "negative_prompt").as_deref() == Some("fog")
+                && form_field(&r.body, "aspect_ratio").as_deref() == Some("3:2")
+                && form_field(&r.body, "seed").as_deref() == Some("99")
+                && form_field(&r.body, "model").as_deref() == Some("sd3.5-large")
+                && form_field(&r.body, "style_preset").as_deref() == Some("line-art")
+                && form_field(&r.body, "cfg_scale").as_deref() == Some("4")
+                && form_field(&r.body, "output_format").as_deref() == Some("png")
+        })
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_bytes(png(30, 20))
+                .insert_header("content-type", "image/png")
+                .insert_header("finish-reason", "SUCCESS")
+                .insert_header("seed", "99"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = config(stability(&server, "sd3.5-large"), json!({}));
+    let mut request = request(&config, "A lighthouse");
+    request.negative = Some("fog".into());
+    request.seed = Some(99);
+    request.size = Size {
+        width: 1500,
+        height: 1000,
+    };
+    let master = generate(config, request).await.master();
+    assert_eq!(master.provenance.seed, Some(99));
+    assert_eq!(master.cost_usd, 0.065);
+}
+
+#[tokio::test]
+async fn stability_json_answers_and_refusals() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v2beta/stable-image/generate/core"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "image": b64(&png(8, 8)), "finish_reason": "SUCCESS", "seed": 343940597
+        })))
+        .mount(&server)
+        .await;
+    let book = config(
+        json!({ "kind": "stability", "base-url": server.uri(), "api-key-env": "TEST_KEY" }),
+        json!({}),
+    );
+    let asked = request(&book, "A lighthouse");
+    assert_eq!(
+        generate(book, asked).await.master().provenance.seed,
+        Some(343_940_597)
+    );
+
+    let cases = [
+        (
+            ResponseTemplate::new(200)
+                .set_body_bytes(png(8, 8))
+                .insert_header("content-type", "image/png")
+                .insert_header("finish-reason", "CONTENT_FILTERED"),
+            "refused the prompt: the image was filtered by content moderation",
+        ),
+        (
+            ResponseTemplate::new(403).set_body_json(json!({
+                "id": "ab12", "name": "content_moderation",
+                "errors": ["Your request was flagged by our content moderation system."]
+            })),
+            "refused the prompt: HTTP 403: Your request was flagged by our content moderation system. [content_moderation] (request ab12)",
+        ),
+    ];
+    for (answer, expected) in cases {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        let config = config(stability(&server, "ultra"), json!({}));
+        let request = request(&config, "A lighthouse");
+        let failure = generate(config, request).await.failure();
+        assert!(failure.message.contains(expected), "{}", failure.message);
+        assert_eq!(requests(&server).await, 1);
+    }
+}
+
+#[tokio::test]
+async fn stability_rate_limits_wait_a_minute() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).set_body_json(json!({
+            "id": "x", "name": "rate_limit_exceeded", "errors": ["You have exceeded the rate limit of 150 requests within a 10 second period."]
+        })))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_bytes(png(8, 8))
+                .insert_header("finish-reason", "SUCCESS"),
+        )
+        .mount(&server)
+        .await;
+    let config = config(stability(&server, "ultra"), json!({}));
+    let request = request(&config, "A lighthouse");
+    let run = generate(config, request).await;
+    assert_eq!(run.waits, [Duration::from_secs(60)]);
+    run.master();
+}
+
+#[tokio::test]
+async fn automatic1111_sends_txt2img_and_reads_the_seed_from_info() {
+    let server = MockServer::start().await;
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("me:pw")
+    );
+    Mock::given(method("POST"))
+        .and(path("/sdapi/v1/txt2img"))
+        .and(header("authorization", basic.as_str()))
+        .and(body_json(json!({
+            "prompt": "A lighthouse", "negative_prompt": "", "seed": -1, "width": 512, "height": 776,
+            "batch_size": 1, "n_iter": 1, "save_images": false, "send_images": true,
+            "override_settings": { "sd_model_checkpoint": "sdxl" },
+            "steps": 30, "cfg_scale": 6.5, "sampler_name": "DPM++ 2M", "scheduler": "Karras"
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "images": [b64(&png(16, 24))],
+            "parameters": {},
+            "info": "{\"seed\": 1234, \"all_seeds\": [1234], \"sd_model_name\": \"sdxl\"}"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = config(
+        json!({ "kind": "automatic1111", "model": "sdxl", "base-url": server.uri(), "api-key-env": "A1111_AUTH",
+                "steps": 30, "cfg-scale": 6.5, "sampler": "DPM++ 2M", "scheduler": "Karras" }),
+        json!({}),
+    );
+    let mut request = request(&config, "A lighthouse");
+    request.size = Size {
+        width: 512,
+        height: 770,
+    };
+    let run = tokio::task::spawn_blocking(move || {
+        let var = |name: &str| (name == "A1111_AUTH").then(|| "me:pw".to_owned());
+        let env = Env {
+            config: &config,
+            root: Path::new("."),
+            sleep: &|_| {},
+            var: &var,
+        };
+        super::generate(&request, &env)
+    })
+    .await
+    .unwrap();
+    let master = run.unwrap();
+    assert_eq!(master.provenance.seed, Some(1234));
+    assert_eq!(master.cost_usd, 0.0);
+}
+
+#[tokio::test]
+async fn automatic1111_validation_errors_are_listed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "detail": [{ "loc": ["body", "width"], "msg": "value is not a valid integer", "type": "type_error.integer" }]
+        })))
+        .mount(&server)
+        .await;
+    let config = config(
+        json!({ "kind": "automatic1111", "model": "sdxl", "base-url": server.uri() }),
+        json!({}),
+    );
+    let request = request(&config, "A lighthouse");
+    let failure = generate(config, request).await.failure();
+    assert!(
+        failure
+            .message
+            .contains("rejected the request: HTTP 422: body.width: value is not a valid integer"),
+        "{}",
+        failure.message
+    );
+}
+
+#[tokio::test]
+async fn connection_refused_is_transient() {
+    // A port that was just free.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config(
+        json!({ "kind": "automatic1111", "model": "sdxl", "base-url": format!("http://127.0.0.1:{port}") }),
+        json!({ "retries": 1 }),
+    );
+    let request = request(&config, "A lighthouse");
+    let run = generate(config, request).await;
+    assert_eq!(run.waits.len(), 1);
+    let failure = run.failure();
+    assert!(failure.transient);
+    assert!(failure.message.contains("127.0.0.1"), "{}", failure.message);
+}
+
+mod command {
+    use super::*;
+
+    fn script(dir: &Path, body: &str) -> Config {
+        let path = dir.join("draw.sh");
+        std::fs::write(&path, body).unwrap();
+        std::fs::write(dir.join("fixture.png"), png(20, 10)).unwrap();
+        config(
+            json!({ "kind": "command", "model": "my-sd", "command": ["sh", path.to_str().unwrap()] }),
+            json!({ "timeout": "2s", "retries": 0 }),
+        )
+    }
+
+    fn run(dir: &Path, config: Config) -> Result<Master, Failure> {
+        let request = request(&config, "A lighthouse at dusk");
+        let env = Env {
+            config: &config,
+            root: dir,
+            sleep: &|_| {},
+            var: &|_| None,
+        };
+        super::super::generate(&request, &env)
+    }
+
+    #[test]
+    fn reads_the_image_from_the_output_file_stdout_or_a_printed_path() {
+        let dir = tempfile::tempdir().unwrap();
+        for body in [
+            // The request arrives as JSON on stdin and in the environment.
+            "test \"$IMAGEGEN_PROMPT\" = 'A lighthouse at dusk' || exit 9\n\
+             test \"$IMAGEGEN_SIZE\" = 1024x1024 || exit 9\n\
+             grep -q '\"model\":\"my-sd\"' || exit 9\n\
+             cp fixture.png \"$IMAGEGEN_OUTPUT\"\n",
+            "cat fixture.png\n",
+            "echo working >&2\necho fixture.png\n",
+        ] {
+            let master = run(dir.path(), script(dir.path(), body)).unwrap();
+            assert_eq!((master.width, master.height), (20, 10), "{body}");
+        }
+    }
+
+    #[test]
+    fn failures_quote_stderr_and_timeouts_stop_the_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let failure = run(
+            dir.path(),
+            script(
+                dir.path(),
+                "echo loading model >&2\necho 'model my-sd not found' >&2\nexit 3\n",
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            failure.message.contains("exited with exit status: 3")
+                && failure
+                    .message
+                    .ends_with("    loading model\n    model my-sd not found"),
+            "{}",
+            failure.message
+        );
+        assert!(!failure.transient);
+
+        let started = std::time::Instant::now();
+        let failure = run(dir.path(), script(dir.path(), "sleep 30\n")).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(failure.transient);
+        assert!(
+            failure.message.contains("did not finish within 2s"),
+            "{}",
+            failure.message
+        );
+
+        let failure = run(dir.path(), script(dir.path(), "echo done\n")).unwrap_err();
+        assert!(
+            failure
+                .message
+                .contains("printed `done`, which is neither an image nor the path of a file"),
+            "{}",
+            failure.message
+        );
+    }
+}
