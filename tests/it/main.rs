@@ -1,8 +1,10 @@
 //! Integration tests: the real `mdbook` binary building real books, the preprocessor binary
 //! over its stdin/stdout protocol, and snapshots of rewritten chapters. No test touches the
-//! network: the placeholder provider draws every image locally.
+//! network: the placeholder provider draws images locally, and real providers are served on
+//! 127.0.0.1.
 
 mod build;
 mod protocol;
+mod providers;
 mod snapshots;
 mod support;

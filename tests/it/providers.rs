@@ -1,0 +1,193 @@
+//! Real builds against a loopback server that speaks OpenAI's Images API: costs and a summary
+//! on the first build, zero provider calls on the next, keys that never leak into anything a
+//! build writes, and offline builds that list every missing image.
+
+use std::io::Cursor;
+use std::path::Path;
+use std::process::Output;
+
+use base64::Engine as _;
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::TestBook;
+
+/// A key that must never appear in anything a build writes.
+const KEY: &str = "sk-proj-LEAKCHECK-4f9a1c2e7d";
+
+fn png() -> String {
+    let image = image::RgbImage::from_pixel(64, 48, image::Rgb([90, 140, 200]));
+    let mut bytes = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn book_with(base_url: &str, extra: &str) -> TestBook {
+    let book = TestBook::example();
+    book.write(
+        "book.toml",
+        &format!(
+            r#"[book]
+title = "Lights of the Coast"
+
+[preprocessor.imagegen]
+after = ["links"]
+provider = "openai"
+retries = 0
+{extra}
+
+[preprocessor.imagegen.providers.openai]
+kind = "openai"
+base-url = "{base_url}/v1"
+quality = "medium"
+
+[preprocessor.imagegen.styles]
+engraving = "black and white copperplate engraving, fine cross-hatching"
+"#
+        ),
+    );
+    book
+}
+
+async fn build(book: &TestBook) -> Output {
+    let mut command = book.mdbook(&["build"]);
+    command.env("OPENAI_API_KEY", KEY);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Fails if the key appears in any file under the book (sources, cache, index, output) or in
+/// anything a build printed.
+fn assert_no_key(root: &Path, outputs: &[&Output]) {
+    for output in outputs {
+        for stream in [&output.stdout, &output.stderr] {
+            assert!(
+                !String::from_utf8_lossy(stream).contains(KEY),
+                "the key was printed"
+            );
+        }
+    }
+    let mut stack = vec![root.to_owned()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for item in std::fs::read_dir(&dir).unwrap() {
+            let path = item.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            files += 1;
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+                "the key is in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(files > 5, "there are files to check");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_build_records_costs_then_rebuilds_with_no_calls() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/images/generations"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "created": 1, "data": [{ "b64_json": png() }]
+        })))
+        .mount(&server)
+        .await;
+    let book = book_with(&server.uri(), "");
+
+    let first = build(&book).await;
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    let calls = server.received_requests().await.unwrap().len();
+    assert!(calls >= 4, "{calls} calls");
+    // Records are committed (not local), with their estimated cost: medium quality is $0.034
+    // for a square image and $0.05 for the others.
+    let records = std::fs::read_dir(book.root().join(".imagegen/records"))
+        .unwrap()
+        .flat_map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap())
+        .map(|f| serde_json::from_slice(&std::fs::read(f.unwrap().path()).unwrap()).unwrap())
+        .collect::<Vec<serde_json::Value>>();
+    assert_eq!(records.len(), calls);
+    let mut total = 0.0;
+    for record in &records {
+        assert_eq!(record["provider"], "openai");
+        assert_eq!(record["quality"], "medium");
+        let cost = record["cost-usd"].as_f64().unwrap();
+        assert!(cost == 0.034 || cost == 0.05, "{record}");
+        total += cost;
+    }
+    assert!(
+        stderr.contains(&format!("imagegen: generated {calls} images, reused 0 in"))
+            && stderr.contains(&format!("estimated cost ${total:.2}")),
+        "{stderr}"
+    );
+
+    let second = build(&book).await;
+    assert!(second.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&second.stderr)
+            .lines()
+            .filter(|l| l.contains("imagegen:"))
+            .count(),
+        0,
+        "a build that changed nothing says nothing"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), calls);
+    assert_no_key(book.root(), &[&first, &second]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_key_fails_with_file_line_and_never_leaks() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "error": { "message": format!("Incorrect API key provided: {KEY}. You can find your API key at https://platform.openai.com/account/api-keys."),
+                       "type": "invalid_request_error", "param": null, "code": "invalid_api_key" }
+        })))
+        .mount(&server)
+        .await;
+    let book = book_with(&server.uri(), "");
+    let output = build(&book).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("src/README.md:")
+            && stderr
+                .contains("refused the key: HTTP 401: Incorrect API key provided: [redacted].")
+            && stderr.contains("check the key in OPENAI_API_KEY"),
+        "{stderr}"
+    );
+    assert!(!book.root().join(".imagegen/records").exists());
+    assert_no_key(book.root(), &[&output]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_builds_call_nothing_and_list_every_missing_image() {
+    let server = MockServer::start().await;
+    let book = book_with(&server.uri(), "");
+    let mut command = book.mdbook(&["build"]);
+    command.env("MDBOOK_PREPROCESSOR__IMAGEGEN__OFFLINE", "true");
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("image directives failed:")
+            && stderr.contains("src/coast/lighthouses.md:")
+            && stderr.contains("is not in the cache and `offline = true`")
+            && stderr.contains("src/README.md:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the image for \""), "{stderr}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 0);
+}
