@@ -191,3 +191,31 @@ async fn offline_builds_call_nothing_and_list_every_missing_image() {
     assert!(stderr.contains("the image for \""), "{stderr}");
     assert_eq!(server.received_requests().await.unwrap().len(), 0);
 }
+
+/// One real image from OpenAI, only when `MDBOOK_IMAGEGEN_LIVE_OPENAI=1` and `OPENAI_API_KEY`
+/// are set (it costs about a cent). Every other test stays on 127.0.0.1.
+#[test]
+fn live_openai_when_asked() {
+    if std::env::var("MDBOOK_IMAGEGEN_LIVE_OPENAI").as_deref() != Ok("1") {
+        return;
+    }
+    let book = TestBook::example();
+    book.write(
+        "book.toml",
+        "[book]\ntitle = \"Live\"\n\n[preprocessor.imagegen]\nprovider = \"openai\"\n\n\
+         [preprocessor.imagegen.providers.openai]\nkind = \"openai\"\nquality = \"low\"\n",
+    );
+    book.write("src/SUMMARY.md", "# Summary\n\n[Introduction](README.md)\n");
+    book.write(
+        "src/README.md",
+        "# Live\n\n```image-prompt alt=\"A lighthouse\"\nA small lighthouse on a rock, flat vector illustration\n```\n",
+    );
+    let output = book.build();
+    let html = book.read("book/index.html");
+    assert!(
+        html.contains("<figure"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(book.root().join(".imagegen/records").is_dir());
+}
