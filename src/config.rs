@@ -431,12 +431,22 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
             return Err((
                 at("model"),
                 format!(
-                    "a `{}` profile needs `model`: the name of the model the server runs, such as `sd-turbo` (it is part of every image's cache key)",
+                    "a profile of kind `{}` needs `model`: the name of the model the server runs, such as `sd-turbo` (it is part of every image's cache key)",
                     kind.as_str()
                 ),
             ));
         }
     };
+    if kind == ProviderKind::Stability
+        && !(model == "core" || model == "ultra" || model.starts_with("sd3"))
+    {
+        return Err((
+            at("model"),
+            format!(
+                "`{model}` is not a Stability model; use `core`, `ultra`, `sd3.5-large`, `sd3.5-large-turbo` or `sd3.5-medium`"
+            ),
+        ));
+    }
     let mut profile = Profile::new(kind, &model);
 
     match raw.base_url {
@@ -452,7 +462,7 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
                 return Err((
                     at("base-url"),
                     format!(
-                        "a `{}` profile has no base URL; remove the key",
+                        "a profile of kind `{}` has no base URL; remove the key",
                         kind.as_str()
                     ),
                 ));
@@ -466,7 +476,7 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
             return Err((
                 at("base-url"),
                 format!(
-                    "a `{}` profile needs `base-url`, the server's address up to `/v1`, such as `http://127.0.0.1:8080/v1`",
+                    "a profile of kind `{}` needs `base-url`, the server's address, such as `http://127.0.0.1:8080/v1`",
                     kind.as_str()
                 ),
             ));
@@ -487,7 +497,10 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
         if matches!(kind, ProviderKind::Placeholder | ProviderKind::Command) {
             return Err((
                 at("api-key-env"),
-                format!("a `{}` profile takes no key; remove the key", kind.as_str()),
+                format!(
+                    "a profile of kind `{}` takes no key; remove the key",
+                    kind.as_str()
+                ),
             ));
         }
         profile.api_key_env = vec![env];
@@ -534,7 +547,7 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
             return Err((
                 at(key),
                 format!(
-                    "a `{}` profile has no `{key}` setting; {}",
+                    "a profile of kind `{}` has no `{key}` setting; {}",
                     kind.as_str(),
                     match kind.params() {
                         [] => "it takes none".to_owned(),
@@ -556,7 +569,7 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
             return Err((
                 at("extra"),
                 format!(
-                    "a `{}` profile takes no `extra` fields; only JSON APIs (openai, openai-compatible, automatic1111) do",
+                    "a profile of kind `{}` takes no `extra` fields; only JSON APIs (openai, openai-compatible, automatic1111) do",
                     kind.as_str()
                 ),
             ));
@@ -568,7 +581,7 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
         (ProviderKind::Command, true) => {
             return Err((
                 at("command"),
-                "a `command` profile needs `command`, the program and its arguments, such as `[\"python3\", \"scripts/draw.py\"]`".into(),
+                "a profile of kind `command` needs `command`, the program and its arguments, such as `[\"python3\", \"scripts/draw.py\"]`".into(),
             ));
         }
         (ProviderKind::Command, false) => profile.command = raw.command,
@@ -576,7 +589,7 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
             return Err((
                 at("command"),
                 format!(
-                    "only a `command` profile runs a program; this one is `{}`",
+                    "only a profile of kind `command` runs a program; this one is `{}`",
                     kind.as_str()
                 ),
             ));

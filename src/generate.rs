@@ -88,7 +88,7 @@ fn generate_chain<'a>(chain: &'a Chain, env: &Env<'_>) -> Result<Made<'a>, Failu
                     master,
                 });
             }
-            Err(failure) if failure.transient && link + 1 < chain.len() => {
+            Err(failure) if failure.may_fall_back && link + 1 < chain.len() => {
                 tracing::warn!(
                     "{}; falling back to `{}`",
                     failure.message,

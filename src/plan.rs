@@ -91,8 +91,13 @@ pub(crate) fn chain(directive: &Directive, config: &Config) -> Result<Chain, Str
     );
     names
         .into_iter()
-        .map(|name| {
-            let request = request_with(directive, config, name)?;
+        .enumerate()
+        .map(|(link, name)| {
+            let mut request = request_with(directive, config, name)?;
+            if link > 0 {
+                // A directive's `model` names a model of its own provider, not of the fallbacks.
+                request.model = config.profiles[name].model.clone();
+            }
             Ok((cache_key(&request), request))
         })
         .collect()
@@ -168,6 +173,13 @@ fn request_with(
         );
     }
 
+    // Only the kinds that send a quality have it in their key, so that `quality="high"` on a
+    // directive for a provider that has no such setting never pays for an identical image.
+    let quality = match profile.kind {
+        ProviderKind::Gemini | ProviderKind::Stability | ProviderKind::Automatic1111 => None,
+        _ => attrs.quality.clone().or_else(|| profile.quality.clone()),
+    };
+
     Ok(Request {
         kind: profile.kind,
         profile: profile_name.to_owned(),
@@ -175,7 +187,7 @@ fn request_with(
         prompt,
         negative,
         size: attrs.size.unwrap_or(config.default_size),
-        quality: attrs.quality.clone().or_else(|| profile.quality.clone()),
+        quality,
         seed: attrs.seed,
         params,
     })

@@ -140,8 +140,12 @@ impl Run<'_> {
         let mut outcomes: HashMap<CacheKey, Outcome> = HashMap::new();
         let mut missing: Vec<(CacheKey, Chain)> = Vec::new();
         'jobs: for (key, chain) in &jobs {
-            // An image made by a fallback profile serves the directive as well as its own.
-            for (link_key, request) in chain {
+            // An image made by a fallback profile serves the directive as well as its own,
+            // except a placeholder: it only stands in until the directive's provider answers.
+            for (link, (link_key, request)) in chain.iter().enumerate() {
+                if link > 0 && !provider::is_committed(request.kind) {
+                    continue;
+                }
                 let tier = tier_of(request);
                 if let Some(entry) = cache.lookup(tier, *link_key)? {
                     match self.ensure_asset(&cache, tier, entry) {
@@ -179,8 +183,14 @@ impl Run<'_> {
         cache.close_index();
         let looked_up = Instant::now();
 
-        let n_reused = outcomes.len();
-        let mut summary = Summary::default();
+        let n_reused = outcomes
+            .values()
+            .filter(|o| matches!(o, Outcome::Ready { .. }))
+            .count();
+        let mut summary = Summary {
+            failed: outcomes.len() - n_reused,
+            ..Summary::default()
+        };
         {
             let chains: Vec<Chain> = missing.iter().map(|(_, chain)| chain.clone()).collect();
             let sleep = |wait| std::thread::sleep(wait);

@@ -1,7 +1,7 @@
 //! The built-in price table: an estimate of what one image costs, in US dollars, by provider
 //! kind, model, size and quality (late-2026 list prices). `book.toml` overrides it with a
-//! profile's `price` or with `[preprocessor.imagegen.prices]`, keyed by `model` or
-//! `model:quality`. Estimates only: the provider's invoice is the truth. No I/O here.
+//! profile's `price` (first) or with `[preprocessor.imagegen.prices]`, keyed by `model:quality`
+//! or `model`. Estimates only: the provider's invoice is the truth. No I/O here.
 
 use std::collections::BTreeMap;
 
@@ -15,15 +15,15 @@ pub(crate) fn estimate(
     overrides: &BTreeMap<String, f64>,
 ) -> Option<f64> {
     let quality = request.quality.as_deref().unwrap_or("auto");
+    if let Some(price) = profile.price {
+        return Some(price);
+    }
     let by_quality = format!("{}:{quality}", request.model);
     if let Some(price) = overrides
         .get(&by_quality)
         .or_else(|| overrides.get(&request.model))
     {
         return Some(*price);
-    }
-    if let Some(price) = profile.price {
-        return Some(price);
     }
     built_in(request.kind, &request.model, request, quality)
 }
@@ -156,12 +156,19 @@ mod tests {
     fn book_prices_win() {
         let r = request(ProviderKind::OpenAi, "gpt-image-1.5", (1024, 1024), "high");
         let mut profile = Profile::new(ProviderKind::OpenAi, "gpt-image-1.5");
-        profile.price = Some(0.5);
-        assert_eq!(estimate(&r, &profile, &BTreeMap::new()), Some(0.5));
         let overrides = BTreeMap::from([
             ("gpt-image-1.5".to_owned(), 0.1),
             ("gpt-image-1.5:high".to_owned(), 0.25),
         ]);
         assert_eq!(estimate(&r, &profile, &overrides), Some(0.25));
+        let medium = request(
+            ProviderKind::OpenAi,
+            "gpt-image-1.5",
+            (1024, 1024),
+            "medium",
+        );
+        assert_eq!(estimate(&medium, &profile, &overrides), Some(0.1));
+        profile.price = Some(0.5);
+        assert_eq!(estimate(&r, &profile, &overrides), Some(0.5));
     }
 }

@@ -80,11 +80,11 @@ fn bad_values_say_how_to_fix_them() {
         ),
         (
             json!({ "providers": { "local": { "kind": "automatic1111" } } }),
-            "in `book.toml`, `preprocessor.imagegen.providers.local.model`: a `automatic1111` profile needs `model`: the name of the model the server runs, such as `sd-turbo` (it is part of every image's cache key)",
+            "in `book.toml`, `preprocessor.imagegen.providers.local.model`: a profile of kind `automatic1111` needs `model`: the name of the model the server runs, such as `sd-turbo` (it is part of every image's cache key)",
         ),
         (
             json!({ "providers": { "sd": { "kind": "openai-compatible", "model": "sd" } } }),
-            "in `book.toml`, `preprocessor.imagegen.providers.sd.base-url`: a `openai-compatible` profile needs `base-url`, the server's address up to `/v1`, such as `http://127.0.0.1:8080/v1`",
+            "in `book.toml`, `preprocessor.imagegen.providers.sd.base-url`: a profile of kind `openai-compatible` needs `base-url`, the server's address, such as `http://127.0.0.1:8080/v1`",
         ),
         (
             json!({ "providers": { "o": { "kind": "openai", "api-key-env": "sk-abc123 secret" } } }),
@@ -92,11 +92,11 @@ fn bad_values_say_how_to_fix_them() {
         ),
         (
             json!({ "providers": { "g": { "kind": "gemini", "steps": 20 } } }),
-            "in `book.toml`, `preprocessor.imagegen.providers.g.steps`: a `gemini` profile has no `steps` setting; it takes none",
+            "in `book.toml`, `preprocessor.imagegen.providers.g.steps`: a profile of kind `gemini` has no `steps` setting; it takes none",
         ),
         (
             json!({ "providers": { "c": { "kind": "command", "model": "m" } } }),
-            "in `book.toml`, `preprocessor.imagegen.providers.c.command`: a `command` profile needs `command`, the program and its arguments, such as `[\"python3\", \"scripts/draw.py\"]`",
+            "in `book.toml`, `preprocessor.imagegen.providers.c.command`: a profile of kind `command` needs `command`, the program and its arguments, such as `[\"python3\", \"scripts/draw.py\"]`",
         ),
         (
             json!({ "fallback": ["nope"] }),

@@ -204,6 +204,8 @@ fn chains_follow_the_fallback_order_without_repeating_the_first() {
     let chain = super::chain(
         &directive(Attrs {
             provider: Some("b".into()),
+            model: Some("gemini-3-pro-image".into()),
+            quality: Some("high".into()),
             ..Attrs::default()
         }),
         &config,
@@ -211,4 +213,12 @@ fn chains_follow_the_fallback_order_without_repeating_the_first() {
     .unwrap();
     let names: Vec<_> = chain.iter().map(|(_, r)| r.profile.as_str()).collect();
     assert_eq!(names, ["b", "a", "placeholder"]);
+    // The directive's model is its own profile's; Gemini takes no quality, OpenAI does.
+    let models: Vec<_> = chain.iter().map(|(_, r)| r.model.as_str()).collect();
+    assert_eq!(
+        models,
+        ["gemini-3-pro-image", "gpt-image-1.5", "placeholder-1"]
+    );
+    assert_eq!(chain[0].1.quality, None);
+    assert_eq!(chain[1].1.quality.as_deref(), Some("high"));
 }

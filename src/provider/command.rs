@@ -31,7 +31,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
                 format!("cannot make a scratch directory: {e}"),
             )
         })?;
-    let output = scratch.path().join("image");
+    let output = scratch.path().join("image.png");
     let input = json!({
         "prompt": request.prompt,
         "negative_prompt": request.negative,

@@ -253,10 +253,11 @@ pub(crate) fn snippet(body: &[u8]) -> String {
 }
 
 /// The wait a server asks for: `retry-after-ms`, then `retry-after` in seconds or as an HTTP
-/// date. Absurd values (zero, negative or over an hour) count as no hint.
+/// date. Zero, negative or unreadable values count as no hint; long ones are kept, and
+/// `max-retry-wait` decides whether to wait that long.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let sane = |d: Duration| (d > Duration::ZERO && d <= Duration::from_secs(3600)).then_some(d);
+    let sane = |d: Duration| (d > Duration::ZERO).then_some(d);
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
         && ms.is_finite()
         && ms > 0.0
@@ -266,7 +267,7 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
     let value = text("retry-after")?.trim();
     if let Ok(seconds) = value.parse::<f64>() {
         return (seconds.is_finite() && seconds > 0.0)
-            .then(|| Duration::from_secs_f64(seconds))
+            .then(|| Duration::from_secs_f64(seconds.min(1e9)))
             .and_then(sane);
     }
     let at = http_date(value)?;

@@ -145,8 +145,10 @@ impl Fault {
 pub(crate) struct Failure {
     /// What went wrong and what to do, in the provider's words where it gave any.
     pub(crate) message: String,
-    /// Whether the failure was transient, so that a fallback profile may be tried.
-    pub(crate) transient: bool,
+    /// Whether a fallback profile may be tried: the failure was transient (retries ran out), or
+    /// this profile could not be used at all (no key). Never after a refusal, a rejected key or
+    /// an exhausted quota.
+    pub(crate) may_fall_back: bool,
 }
 
 /// An API key. It is only ever written into a request header: its `Debug` hides it, and every
@@ -232,7 +234,7 @@ pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failu
                 "the `{}` provider returned {}",
                 request.profile, fault.message
             ),
-            transient: false,
+            may_fall_back: false,
         });
     }
 
@@ -241,7 +243,7 @@ pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failu
         Err(message) => {
             return Err(Failure {
                 message: format!("profile `{}`: {message}", request.profile),
-                transient: false,
+                may_fall_back: true,
             });
         }
     };
@@ -298,7 +300,7 @@ pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failu
         };
         let give_up = |fault: &Fault, extra: String| Failure {
             message: describe(fault, &extra),
-            transient: fault.kind.retryable(),
+            may_fall_back: fault.kind.retryable(),
         };
         if !fault.kind.retryable() {
             return Err(give_up(&fault, hint(fault.kind, profile)));

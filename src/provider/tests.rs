@@ -235,7 +235,7 @@ async fn retry_after_ms_wins_and_long_waits_give_up() {
     let run = generate(config, request).await;
     assert_eq!(run.waits, [Duration::from_millis(250)]);
     let failure = run.failure();
-    assert!(failure.transient);
+    assert!(failure.may_fall_back);
     assert!(
         failure
             .message
@@ -296,7 +296,7 @@ async fn retries_are_bounded() {
     let config = config(openai(&server), json!({ "retries": 2 }));
     let request = request(&config, "A lighthouse");
     let failure = generate(config, request).await.failure();
-    assert!(failure.transient);
+    assert!(failure.may_fall_back);
     assert!(
         failure.message.ends_with("(gave up after 3 attempts)"),
         "{}",
@@ -322,7 +322,7 @@ async fn refusals_are_permanent_and_quote_the_provider() {
     let run = generate(config, request).await;
     assert!(run.waits.is_empty());
     let failure = run.failure();
-    assert!(!failure.transient);
+    assert!(!failure.may_fall_back);
     assert_eq!(
         failure.message,
         "`p` (openai gpt-image-1.5) refused the prompt: HTTP 400: Your request was rejected by the safety system. safety_violations=[violence]. [moderation_blocked] (reword the prompt; refused prompts are never cached and never retried)"
@@ -345,7 +345,7 @@ async fn quota_exhaustion_is_not_retried() {
     let config = config(openai(&server), json!({}));
     let request = request(&config, "A lighthouse");
     let failure = generate(config, request).await.failure();
-    assert!(!failure.transient);
+    assert!(!failure.may_fall_back);
     assert!(
         failure.message.contains("is out of quota"),
         "{}",
@@ -370,7 +370,7 @@ async fn a_bad_key_names_the_variable_and_never_shows_the_key() {
     let config = config(openai(&server), json!({}));
     let request = request(&config, "A lighthouse");
     let failure = generate(config, request).await.failure();
-    assert!(!failure.transient);
+    assert!(!failure.may_fall_back);
     assert!(!failure.message.contains(KEY), "{}", failure.message);
     assert!(
         failure.message.contains("[redacted]") && failure.message.contains("TEST_KEY"),
@@ -385,6 +385,10 @@ async fn a_missing_key_names_the_variable_and_the_profile() {
     let config = config(json!({ "kind": "openai" }), json!({}));
     let request = request(&config, "A lighthouse");
     let failure = generate(config, request).await.failure();
+    assert!(
+        failure.may_fall_back,
+        "a profile without its key lets the fallbacks try"
+    );
     assert_eq!(
         failure.message,
         "profile `p`: needs an API key in the environment variable OPENAI_API_KEY, which is not set; export it before building (keys are read only from the environment, never from `book.toml`)"
@@ -465,7 +469,7 @@ async fn garbage_non_images_truncation_and_giants_are_never_accepted() {
         let request = request(&config, "A lighthouse");
         let failure = generate(config, request).await.failure();
         assert!(failure.message.contains(expected), "{}", failure.message);
-        assert!(!failure.transient);
+        assert!(!failure.may_fall_back);
         assert_eq!(requests(&server).await, 1, "{expected}");
     }
 }
@@ -951,7 +955,7 @@ async fn connection_refused_is_transient() {
     let run = generate(config, request).await;
     assert_eq!(run.waits.len(), 1);
     let failure = run.failure();
-    assert!(failure.transient);
+    assert!(failure.may_fall_back);
     assert!(failure.message.contains("127.0.0.1"), "{}", failure.message);
 }
 
@@ -1015,12 +1019,12 @@ mod command {
             "{}",
             failure.message
         );
-        assert!(!failure.transient);
+        assert!(!failure.may_fall_back);
 
         let started = std::time::Instant::now();
-        let failure = run(dir.path(), script(dir.path(), "sleep 30\n")).unwrap_err();
+        let failure = run(dir.path(), script(dir.path(), "exec sleep 30\n")).unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(10));
-        assert!(failure.transient);
+        assert!(failure.may_fall_back);
         assert!(
             failure.message.contains("did not finish within 2s"),
             "{}",
