@@ -123,6 +123,30 @@ async fn requests(server: &MockServer) -> usize {
     server.received_requests().await.unwrap().len()
 }
 
+/// Serves `answer` to every request for an OpenAI image.
+async fn serve(server: &MockServer, answer: ResponseTemplate) {
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(answer)
+        .mount(server)
+        .await;
+}
+
+/// Serves `answer` to the next request for an OpenAI image only.
+async fn serve_once(server: &MockServer, answer: ResponseTemplate) {
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(answer)
+        .up_to_n_times(1)
+        .mount(server)
+        .await;
+}
+
+/// Generates `prompt` with an `openai` profile at `server` and the book keys `global`.
+async fn generate_openai(server: &MockServer, global: Value, prompt: &str) -> Run {
+    let config = config(openai(server), global);
+    let request = request(&config, prompt);
+    generate(config, request).await
+}
+
 fn openai(server: &MockServer) -> Value {
     json!({ "kind": "openai", "base-url": format!("{}/v1", server.uri()), "api-key-env": "TEST_KEY" })
 }
@@ -186,26 +210,19 @@ async fn openai_sends_the_exact_request_and_reads_base64() {
 #[tokio::test]
 async fn openai_honours_retry_after_on_429_then_succeeds() {
     let server = MockServer::start().await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(
-            openai_error(
-                429,
-                "rate_limit_exceeded",
-                "requests",
-                "Rate limit reached for images per minute (IPM): Limit 5. Please try again in 12s.",
-            )
-            .insert_header("retry-after", "12"),
+    serve_once(
+        &server,
+        openai_error(
+            429,
+            "rate_limit_exceeded",
+            "requests",
+            "Rate limit reached for images per minute (IPM): Limit 5. Please try again in 12s.",
         )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(openai_ok(&png(8, 8)))
-        .mount(&server)
-        .await;
-    let config = config(openai(&server), json!({}));
-    let request = request(&config, "A lighthouse");
-    let run = generate(config, request).await;
+        .insert_header("retry-after", "12"),
+    )
+    .await;
+    serve(&server, openai_ok(&png(8, 8))).await;
+    let run = generate_openai(&server, json!({}), "A lighthouse").await;
     assert_eq!(run.waits, [Duration::from_secs(12)]);
     assert_eq!(run.master().attempts, 2);
     assert_eq!(requests(&server).await, 2);
@@ -214,25 +231,20 @@ async fn openai_honours_retry_after_on_429_then_succeeds() {
 #[tokio::test]
 async fn retry_after_ms_wins_and_long_waits_give_up() {
     let server = MockServer::start().await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(
-            openai_error(429, "rate_limit_exceeded", "requests", "slow down")
-                .insert_header("retry-after-ms", "250")
-                .insert_header("retry-after", "1"),
-        )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(
-            openai_error(429, "rate_limit_exceeded", "requests", "slow down")
-                .insert_header("retry-after", "120"),
-        )
-        .mount(&server)
-        .await;
-    let config = config(openai(&server), json!({ "max-retry-wait": "60s" }));
-    let request = request(&config, "A lighthouse");
-    let run = generate(config, request).await;
+    serve_once(
+        &server,
+        openai_error(429, "rate_limit_exceeded", "requests", "slow down")
+            .insert_header("retry-after-ms", "250")
+            .insert_header("retry-after", "1"),
+    )
+    .await;
+    serve(
+        &server,
+        openai_error(429, "rate_limit_exceeded", "requests", "slow down")
+            .insert_header("retry-after", "120"),
+    )
+    .await;
+    let run = generate_openai(&server, json!({ "max-retry-wait": "60s" }), "A lighthouse").await;
     assert_eq!(run.waits, [Duration::from_millis(250)]);
     let failure = run.failure();
     assert!(failure.may_fall_back);
@@ -249,33 +261,28 @@ async fn retry_after_ms_wins_and_long_waits_give_up() {
 #[tokio::test]
 async fn server_errors_are_retried_with_backoff() {
     let server = MockServer::start().await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(openai_error(
+    serve_once(
+        &server,
+        openai_error(
             500,
             "server_error",
             "server_error",
             "The server had an error",
-        ))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(openai_error(
+        ),
+    )
+    .await;
+    serve_once(
+        &server,
+        openai_error(
             503,
             "server_is_overloaded",
             "service_unavailable_error",
             "overloaded",
-        ))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(openai_ok(&png(8, 8)))
-        .mount(&server)
-        .await;
-    let config = config(openai(&server), json!({}));
-    let request = request(&config, "A lighthouse");
-    let run = generate(config, request).await;
+        ),
+    )
+    .await;
+    serve(&server, openai_ok(&png(8, 8))).await;
+    let run = generate_openai(&server, json!({}), "A lighthouse").await;
     assert_eq!(run.waits.len(), 2);
     assert!(
         run.waits[0] > Duration::from_millis(370) && run.waits[0] <= Duration::from_millis(500)
@@ -289,13 +296,10 @@ async fn server_errors_are_retried_with_backoff() {
 #[tokio::test]
 async fn retries_are_bounded() {
     let server = MockServer::start().await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(openai_error(502, "", "", "bad gateway"))
-        .mount(&server)
-        .await;
-    let config = config(openai(&server), json!({ "retries": 2 }));
-    let request = request(&config, "A lighthouse");
-    let failure = generate(config, request).await.failure();
+    serve(&server, openai_error(502, "", "", "bad gateway")).await;
+    let failure = generate_openai(&server, json!({ "retries": 2 }), "A lighthouse")
+        .await
+        .failure();
     assert!(failure.may_fall_back);
     assert!(
         failure.message.ends_with("(gave up after 3 attempts)"),
@@ -308,18 +312,17 @@ async fn retries_are_bounded() {
 #[tokio::test]
 async fn refusals_are_permanent_and_quote_the_provider() {
     let server = MockServer::start().await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(openai_error(
+    serve(
+        &server,
+        openai_error(
             400,
             "moderation_blocked",
             "image_generation_user_error",
             "Your request was rejected by the safety system. safety_violations=[violence].",
-        ))
-        .mount(&server)
-        .await;
-    let config = config(openai(&server), json!({}));
-    let request = request(&config, "A battle");
-    let run = generate(config, request).await;
+        ),
+    )
+    .await;
+    let run = generate_openai(&server, json!({}), "A battle").await;
     assert!(run.waits.is_empty());
     let failure = run.failure();
     assert!(!failure.may_fall_back);
@@ -333,18 +336,19 @@ async fn refusals_are_permanent_and_quote_the_provider() {
 #[tokio::test]
 async fn quota_exhaustion_is_not_retried() {
     let server = MockServer::start().await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(openai_error(
+    serve(
+        &server,
+        openai_error(
             429,
             "insufficient_quota",
             "insufficient_quota",
             "You exceeded your current quota, please check your plan and billing details.",
-        ))
-        .mount(&server)
-        .await;
-    let config = config(openai(&server), json!({}));
-    let request = request(&config, "A lighthouse");
-    let failure = generate(config, request).await.failure();
+        ),
+    )
+    .await;
+    let failure = generate_openai(&server, json!({}), "A lighthouse")
+        .await
+        .failure();
     assert!(!failure.may_fall_back);
     assert!(
         failure.message.contains("is out of quota"),
@@ -358,18 +362,19 @@ async fn quota_exhaustion_is_not_retried() {
 async fn a_bad_key_names_the_variable_and_never_shows_the_key() {
     let server = MockServer::start().await;
     // A server that echoes the key back in full.
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(openai_error(
+    serve(
+        &server,
+        openai_error(
             401,
             "invalid_api_key",
             "invalid_request_error",
             &format!("Incorrect API key provided: {KEY}."),
-        ))
-        .mount(&server)
-        .await;
-    let config = config(openai(&server), json!({}));
-    let request = request(&config, "A lighthouse");
-    let failure = generate(config, request).await.failure();
+        ),
+    )
+    .await;
+    let failure = generate_openai(&server, json!({}), "A lighthouse")
+        .await
+        .failure();
     assert!(!failure.may_fall_back);
     assert!(!failure.message.contains(KEY), "{}", failure.message);
     assert!(
@@ -398,13 +403,17 @@ async fn a_missing_key_names_the_variable_and_the_profile() {
 #[tokio::test]
 async fn slow_answers_time_out() {
     let server = MockServer::start().await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(openai_ok(&png(8, 8)).set_delay(Duration::from_secs(3)))
-        .mount(&server)
-        .await;
-    let config = config(openai(&server), json!({ "timeout": "300ms", "retries": 1 }));
-    let request = request(&config, "A lighthouse");
-    let run = generate(config, request).await;
+    serve(
+        &server,
+        openai_ok(&png(8, 8)).set_delay(Duration::from_secs(3)),
+    )
+    .await;
+    let run = generate_openai(
+        &server,
+        json!({ "timeout": "300ms", "retries": 1 }),
+        "A lighthouse",
+    )
+    .await;
     assert_eq!(run.waits.len(), 1);
     let failure = run.failure();
     assert!(
@@ -521,13 +530,12 @@ async fn compatible_servers_get_no_auth_and_may_answer_with_a_url() {
 #[tokio::test]
 async fn compatible_servers_may_answer_like_ollama() {
     let server = MockServer::start().await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({ "image": b64(&png(8, 8)), "extra": true })),
-        )
-        .mount(&server)
-        .await;
+    serve(
+        &server,
+        ResponseTemplate::new(200)
+            .set_body_json(json!({ "image": b64(&png(8, 8)), "extra": true })),
+    )
+    .await;
     let config = config(
         json!({ "kind": "openai-compatible", "model": "x/z-image-turbo", "base-url": format!("{}/v1", server.uri()) }),
         json!({}),
