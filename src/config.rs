@@ -632,19 +632,12 @@ impl TryFrom<RawConfig> for Config {
         });
 
         let default_profile = raw.provider.unwrap_or_else(|| PLACEHOLDER.to_owned());
-        if !profiles.contains_key(&default_profile) {
-            return Err(config_error(
-                "provider",
-                format!(
-                    "no profile named `{default_profile}`; define `[preprocessor.imagegen.providers.{default_profile}]` or use one of: {}",
-                    list(profiles.keys())
-                ),
-            ));
-        }
-        for name in &raw.fallback {
+        let named = std::iter::once(("provider", &default_profile))
+            .chain(raw.fallback.iter().map(|name| ("fallback", name)));
+        for (key, name) in named {
             if !profiles.contains_key(name) {
                 return Err(config_error(
-                    "fallback",
+                    key,
                     format!(
                         "no profile named `{name}`; define `[preprocessor.imagegen.providers.{name}]` or use one of: {}",
                         list(profiles.keys())

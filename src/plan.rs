@@ -106,12 +106,7 @@ pub(crate) fn chain(directive: &Directive, config: &Config) -> Result<Chain, Str
 /// Builds the request for a directive with its own profile.
 #[cfg(test)]
 pub(crate) fn request(directive: &Directive, config: &Config) -> Result<Request, String> {
-    let name = directive
-        .attrs
-        .provider
-        .as_deref()
-        .unwrap_or(&config.default_profile);
-    request_with(directive, config, name)
+    chain(directive, config).map(|mut chain| chain.swap_remove(0).1)
 }
 
 /// Builds the request for a directive sent to the profile `profile_name`.

@@ -138,7 +138,9 @@ impl Run<'_> {
         let cache_root = self.ctx.root.join(&self.config.cache_dir);
         let mut cache = Cache::open(&cache_root);
         let mut outcomes: HashMap<CacheKey, Outcome> = HashMap::new();
-        let mut missing: Vec<(CacheKey, Chain)> = Vec::new();
+        // The jobs to generate, and the directive key each one answers for.
+        let mut missing: Vec<Chain> = Vec::new();
+        let mut missing_keys: Vec<CacheKey> = Vec::new();
         'jobs: for (key, chain) in &jobs {
             // An image made by a fallback profile serves the directive as well as its own,
             // except a placeholder: it only stands in until the directive's provider answers.
@@ -175,10 +177,11 @@ impl Run<'_> {
                     );
                     continue;
                 }
-                missing.push((*key, local));
+                missing.push(local);
             } else {
-                missing.push((*key, chain.clone()));
+                missing.push(chain.clone());
             }
+            missing_keys.push(*key);
         }
         cache.close_index();
         let looked_up = Instant::now();
@@ -192,7 +195,6 @@ impl Run<'_> {
             ..Summary::default()
         };
         {
-            let chains: Vec<Chain> = missing.iter().map(|(_, chain)| chain.clone()).collect();
             let sleep = |wait| std::thread::sleep(wait);
             let var = |name: &str| std::env::var(name).ok();
             let env = provider::Env {
@@ -201,14 +203,14 @@ impl Run<'_> {
                 sleep: &sleep,
                 var: &var,
             };
-            let mut progress = Progress::start(chains.len(), self.config.max_concurrency);
+            let mut progress = Progress::start(missing.len(), self.config.max_concurrency);
             crate::generate::run(
-                &chains,
+                &missing,
                 self.config.max_concurrency,
                 &env,
                 &mut progress,
                 |i, result| {
-                    let key = missing[i].0;
+                    let key = missing_keys[i];
                     let outcome = match result {
                         Ok(made) => {
                             let tier = tier_of(made.request);

@@ -140,11 +140,16 @@ async fn serve_once(server: &MockServer, answer: ResponseTemplate) {
         .await;
 }
 
-/// Generates `prompt` with an `openai` profile at `server` and the book keys `global`.
-async fn generate_openai(server: &MockServer, global: Value, prompt: &str) -> Run {
-    let config = config(openai(server), global);
+/// Generates `prompt` with the profile `profile` and the book keys `global`.
+async fn generate_with(profile: Value, global: Value, prompt: &str) -> Run {
+    let config = config(profile, global);
     let request = request(&config, prompt);
     generate(config, request).await
+}
+
+/// Generates `prompt` with an `openai` profile at `server` and the book keys `global`.
+async fn generate_openai(server: &MockServer, global: Value, prompt: &str) -> Run {
+    generate_with(openai(server), global, prompt).await
 }
 
 fn openai(server: &MockServer) -> Value {
@@ -474,9 +479,9 @@ async fn garbage_non_images_truncation_and_giants_are_never_accepted() {
             .respond_with(answer)
             .mount(&server)
             .await;
-        let config = config(openai(&server), json!({}));
-        let request = request(&config, "A lighthouse");
-        let failure = generate(config, request).await.failure();
+        let failure = generate_with(openai(&server), json!({}), "A lighthouse")
+            .await
+            .failure();
         assert!(failure.message.contains(expected), "{}", failure.message);
         assert!(!failure.may_fall_back);
         assert_eq!(requests(&server).await, 1, "{expected}");
@@ -629,9 +634,7 @@ async fn gemini_refusals_arrive_as_200_and_are_never_retried() {
             .respond_with(answer)
             .mount(&server)
             .await;
-        let config = config(gemini(&server), json!({}));
-        let request = request(&config, "A lighthouse");
-        let run = generate(config, request).await;
+        let run = generate_with(gemini(&server), json!({}), "A lighthouse").await;
         assert!(run.waits.is_empty());
         let failure = run.failure();
         assert!(failure.message.contains(expected), "{}", failure.message);
@@ -646,9 +649,9 @@ async fn gemini_no_image_is_retried_once() {
         .respond_with(gemini_ok(json!([]), "NO_IMAGE"))
         .mount(&server)
         .await;
-    let config = config(gemini(&server), json!({}));
-    let request = request(&config, "A lighthouse");
-    let failure = generate(config, request).await.failure();
+    let failure = generate_with(gemini(&server), json!({}), "A lighthouse")
+        .await
+        .failure();
     assert!(
         failure
             .message
@@ -683,9 +686,7 @@ async fn gemini_rate_limits_wait_for_retry_info() {
         ))
         .mount(&server)
         .await;
-    let config = config(gemini(&server), json!({}));
-    let request = request(&config, "A lighthouse");
-    let run = generate(config, request).await;
+    let run = generate_with(gemini(&server), json!({}), "A lighthouse").await;
     assert_eq!(run.waits, [Duration::from_secs(40)]);
     run.master();
 }
@@ -729,9 +730,9 @@ async fn gemini_daily_quota_and_bad_keys_are_permanent() {
             .respond_with(answer)
             .mount(&server)
             .await;
-        let config = config(gemini(&server), json!({}));
-        let request = request(&config, "A lighthouse");
-        let failure = generate(config, request).await.failure();
+        let failure = generate_with(gemini(&server), json!({}), "A lighthouse")
+            .await
+            .failure();
         assert!(failure.message.contains(expected), "{}", failure.message);
         assert_eq!(requests(&server).await, 1);
     }
@@ -838,9 +839,9 @@ async fn stability_json_answers_and_refusals() {
             .respond_with(answer)
             .mount(&server)
             .await;
-        let config = config(stability(&server, "ultra"), json!({}));
-        let request = request(&config, "A lighthouse");
-        let failure = generate(config, request).await.failure();
+        let failure = generate_with(stability(&server, "ultra"), json!({}), "A lighthouse")
+            .await
+            .failure();
         assert!(failure.message.contains(expected), "{}", failure.message);
         assert_eq!(requests(&server).await, 1);
     }
@@ -864,9 +865,7 @@ async fn stability_rate_limits_wait_a_minute() {
         )
         .mount(&server)
         .await;
-    let config = config(stability(&server, "ultra"), json!({}));
-    let request = request(&config, "A lighthouse");
-    let run = generate(config, request).await;
+    let run = generate_with(stability(&server, "ultra"), json!({}), "A lighthouse").await;
     assert_eq!(run.waits, [Duration::from_secs(60)]);
     run.master();
 }
