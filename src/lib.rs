@@ -18,6 +18,7 @@
 
 mod cache;
 mod config;
+mod derive;
 mod directive;
 mod error;
 mod figure;

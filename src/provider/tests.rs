@@ -43,6 +43,16 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
+/// A small PNG whose header claims another size (with a valid CRC): a decompression bomb's shape.
+pub(crate) fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let mut giant = png(8, 8);
+    giant[16..20].copy_from_slice(&width.to_be_bytes());
+    giant[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&giant[12..29]);
+    giant[29..33].copy_from_slice(&crc.to_be_bytes());
+    giant
+}
+
 pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -433,12 +443,7 @@ async fn slow_answers_time_out() {
 
 #[tokio::test]
 async fn garbage_non_images_truncation_and_giants_are_never_accepted() {
-    let mut giant = png(8, 8);
-    // Claim 10000x10000 in the header (with a valid CRC): a decompression bomb's shape.
-    giant[16..20].copy_from_slice(&10_000u32.to_be_bytes());
-    giant[20..24].copy_from_slice(&10_000u32.to_be_bytes());
-    let crc = crc32(&giant[12..29]);
-    giant[29..33].copy_from_slice(&crc.to_be_bytes());
+    let giant = png_header(10_000, 10_000);
     let full = b64(&png(64, 64));
     let cases: Vec<(ResponseTemplate, &str)> = vec![
         (

@@ -1,0 +1,370 @@
+//! Web files from masters: every width of every format in `[output]`, a fallback for old
+//! browsers and other renderers, and a square thumbnail.
+//!
+//! [`derive`] is a pure function of the master's bytes, the output settings, the encoders (see
+//! [`encode::ENCODERS`]) and, under a perceptual target, the qualities already found. It never
+//! reads a clock or the file system, and each encoder runs single-threaded with fixed settings,
+//! so the same master gives byte-identical files on every run. File names carry a hash of what
+//! made them, so a changed setting makes new files instead of overwriting old ones.
+
+mod encode;
+mod pixels;
+mod settings;
+mod tune;
+mod xmp;
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub(crate) use settings::{DEFAULT_SIZES, Format, Output, Quality, RawOutput};
+
+/// Who made a master, for the provenance metadata.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin<'a> {
+    /// The provider kind, such as `openai`.
+    pub(crate) provider: &'a str,
+    pub(crate) model: &'a str,
+    /// Whether a model made it (the placeholder drawing is not AI-generated).
+    pub(crate) generated: bool,
+}
+
+/// A master to derive from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source<'a> {
+    pub(crate) bytes: &'a [u8],
+    /// The master's blake3 hash, 64 hex digits.
+    pub(crate) hash: &'a str,
+    pub(crate) origin: Origin<'a>,
+}
+
+/// What a derived file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Role {
+    /// One width of a modern format, offered in a `<source>`.
+    Variant,
+    /// What `<img>` points at.
+    Fallback,
+    /// The square cover crop for review pages.
+    Thumbnail,
+}
+
+/// One derived file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AssetFile {
+    pub(crate) name: String,
+    /// The format's name: `avif`, `webp`, `jpeg` or `png`.
+    pub(crate) format: String,
+    pub(crate) role: Role,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) bytes: u64,
+}
+
+impl AssetFile {
+    pub(crate) fn media_type(&self) -> &'static str {
+        match self.format.as_str() {
+            "avif" => "image/avif",
+            "webp" => "image/webp",
+            "png" => "image/png",
+            _ => "image/jpeg",
+        }
+    }
+}
+
+/// Every file derived from one master under one set of output settings, in the order a
+/// `<picture>` lists them: variants by format, then by width; then fallbacks by width; then
+/// the thumbnail. A file may be listed twice (as a variant and as the fallback).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    pub(crate) files: Vec<AssetFile>,
+}
+
+impl Manifest {
+    /// The variants of each modern format, in the order of `formats`.
+    pub(crate) fn sources(&self) -> Vec<(&'static str, Vec<&AssetFile>)> {
+        let mut sources: Vec<(&'static str, Vec<&AssetFile>)> = Vec::new();
+        for file in self.files.iter().filter(|f| f.role == Role::Variant) {
+            let media_type = file.media_type();
+            match sources.iter_mut().find(|(m, _)| *m == media_type) {
+                Some((_, files)) => files.push(file),
+                None => sources.push((media_type, vec![file])),
+            }
+        }
+        sources
+    }
+
+    /// The fallback files, narrowest first; never empty for a manifest made by [`derive`].
+    pub(crate) fn fallbacks(&self) -> Vec<&AssetFile> {
+        self.files
+            .iter()
+            .filter(|f| f.role == Role::Fallback)
+            .collect()
+    }
+
+    /// The widest fallback: what non-HTML renderers show.
+    pub(crate) fn main_fallback(&self) -> Option<&AssetFile> {
+        self.fallbacks().into_iter().max_by_key(|f| f.width)
+    }
+
+    /// The distinct file names.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+}
+
+/// The result of [`derive`]: the manifest, each file's bytes, and the qualities chosen under a
+/// perceptual target (`"{format}:{width}"` → quality) for the caller to keep.
+pub(crate) struct Derived {
+    pub(crate) manifest: Manifest,
+    pub(crate) files: BTreeMap<String, Vec<u8>>,
+    pub(crate) tuned: BTreeMap<String, u8>,
+}
+
+/// The id of one derivation: the master, the settings, the encoders and the provenance. The
+/// index maps it to a [`Manifest`].
+pub(crate) fn derivation_id(source: &Source<'_>, output: &Output) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"mdbook-imagegen derivation\0");
+    for part in [
+        source.hash,
+        &output.fingerprint(),
+        encode::ENCODERS,
+        &provenance(source, output).unwrap_or_default(),
+    ] {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().to_hex().to_string()
+}
+
+/// The name of the file that keeps the qualities a perceptual target chose for a master.
+pub(crate) fn tuned_name(source: &Source<'_>, output: &Output) -> Option<String> {
+    let Quality::Target(score) = output.quality else {
+        return None;
+    };
+    let spec = blake3::hash(format!("{score};{}", encode::ENCODERS).as_bytes());
+    Some(format!(
+        "{}-{}.json",
+        &source.hash[..16],
+        &spec.to_hex()[..8]
+    ))
+}
+
+/// The widths a master is made at: the configured widths it can fill, plus its own width when
+/// some configured width is wider (a master is never upscaled).
+pub(crate) fn plan_widths(master_width: u32, widths: &[u32]) -> Vec<u32> {
+    let mut planned: Vec<u32> = widths
+        .iter()
+        .copied()
+        .filter(|w| *w <= master_width)
+        .collect();
+    if planned.len() < widths.len() && !planned.contains(&master_width) {
+        planned.push(master_width);
+    }
+    planned.sort_unstable();
+    planned.dedup();
+    planned
+}
+
+/// The height that keeps the aspect ratio at `width`.
+fn scaled_height(width: u32, height: u32, to_width: u32) -> u32 {
+    let scaled =
+        (u64::from(height) * u64::from(to_width) + u64::from(width) / 2) / u64::from(width).max(1);
+    u32::try_from(scaled).unwrap_or(u32::MAX).max(1)
+}
+
+/// One file to make.
+struct Task {
+    format: Format,
+    role: Role,
+    width: u32,
+    height: u32,
+}
+
+/// Derives every file. Errors name what went wrong with the master (a corrupt file, a
+/// decompression bomb); they never panic.
+pub(crate) fn derive(
+    source: &Source<'_>,
+    output: &Output,
+    tuned: &BTreeMap<String, u8>,
+) -> Result<Derived, String> {
+    let master = pixels::decode(source.bytes)?;
+    let packet = provenance(source, output);
+    let widths = plan_widths(master.width, &output.widths);
+    let height_at = |w: u32| scaled_height(master.width, master.height, w);
+    let fallback = if master.alpha && output.fallback == Format::Jpeg {
+        Format::Png
+    } else {
+        output.fallback
+    };
+
+    let mut tasks = Vec::new();
+    for &format in &output.formats {
+        for &width in &widths {
+            tasks.push(Task {
+                format,
+                role: Role::Variant,
+                width,
+                height: height_at(width),
+            });
+        }
+    }
+    let fallback_widths = if output.formats.is_empty() {
+        widths.clone()
+    } else {
+        vec![*widths.last().expect("at least one width")]
+    };
+    // A fallback in one of the modern formats is the variant itself, listed again.
+    let fallback_is_variant = output.formats.contains(&fallback);
+    for &width in fallback_widths.iter().filter(|_| !fallback_is_variant) {
+        tasks.push(Task {
+            format: fallback,
+            role: Role::Fallback,
+            width,
+            height: height_at(width),
+        });
+    }
+    if let Some(side) = output.thumbnail {
+        let side = side.min(master.width).min(master.height);
+        tasks.push(Task {
+            format: Format::Webp,
+            role: Role::Thumbnail,
+            width: side,
+            height: side,
+        });
+    }
+
+    let made: Vec<Result<(AssetFile, Vec<u8>, Option<(String, u8)>), String>> = tasks
+        .par_iter()
+        .map(|task| make(&master, source, output, tuned, packet.as_deref(), task))
+        .collect();
+    let mut manifest = Manifest { files: Vec::new() };
+    let mut files = BTreeMap::new();
+    let mut chosen = BTreeMap::new();
+    for result in made {
+        let (file, bytes, quality) = result?;
+        if let Some((key, quality)) = quality {
+            chosen.insert(key, quality);
+        }
+        files.insert(file.name.clone(), bytes);
+        manifest.files.push(file);
+    }
+    if fallback_is_variant {
+        let aliases: Vec<AssetFile> = manifest
+            .files
+            .iter()
+            .filter(|f| {
+                f.role == Role::Variant
+                    && f.format == fallback.name()
+                    && fallback_widths.contains(&f.width)
+            })
+            .map(|f| AssetFile {
+                role: Role::Fallback,
+                ..f.clone()
+            })
+            .collect();
+        let at = manifest
+            .files
+            .iter()
+            .position(|f| f.role == Role::Thumbnail)
+            .unwrap_or(manifest.files.len());
+        manifest.files.splice(at..at, aliases);
+    }
+    Ok(Derived {
+        manifest,
+        files,
+        tuned: chosen,
+    })
+}
+
+fn make(
+    master: &pixels::Pixels,
+    source: &Source<'_>,
+    output: &Output,
+    tuned: &BTreeMap<String, u8>,
+    packet: Option<&str>,
+    task: &Task,
+) -> Result<(AssetFile, Vec<u8>, Option<(String, u8)>), String> {
+    let pixels = if task.role == Role::Thumbnail {
+        pixels::cover_square(master, task.width)
+    } else {
+        pixels::resize(master, task.width, task.height)
+    };
+    let searchable = matches!(task.format, Format::Webp | Format::Jpeg);
+    let key = format!("{}:{}", task.format.name(), task.width);
+    let (bytes, quality, chosen) = match output.quality {
+        Quality::Target(target) if searchable && task.role != Role::Thumbnail => {
+            match tuned.get(&key) {
+                Some(&quality) => (
+                    encode::encode(&pixels, task.format, quality, packet)?,
+                    quality,
+                    Some((key, quality)),
+                ),
+                None => {
+                    let found = tune::search(&pixels, task.format, target, packet)?;
+                    (found.bytes, found.quality, Some((key, found.quality)))
+                }
+            }
+        }
+        _ => {
+            let quality = output.quality.fixed(task.format);
+            (
+                encode::encode(&pixels, task.format, quality, packet)?,
+                quality,
+                None,
+            )
+        }
+    };
+    let name = file_name(source, packet, task, quality);
+    let file = AssetFile {
+        name,
+        format: task.format.name().to_owned(),
+        role: task.role,
+        width: task.width,
+        height: task.height,
+        bytes: bytes.len() as u64,
+    };
+    Ok((file, bytes, chosen))
+}
+
+/// `<master16>-<width>w-<id8>.<ext>`, or `<master16>-thumb<side>-<id8>.<ext>`; the id hashes
+/// everything that shapes the bytes.
+fn file_name(source: &Source<'_>, packet: Option<&str>, task: &Task, quality: u8) -> String {
+    let id = blake3::hash(
+        format!(
+            "{};{};{}x{};q{quality};{};{}",
+            source.hash,
+            task.format.name(),
+            task.width,
+            task.height,
+            encode::ENCODERS,
+            packet.unwrap_or_default()
+        )
+        .as_bytes(),
+    );
+    let size = match task.role {
+        Role::Thumbnail => format!("thumb{}", task.width),
+        Role::Variant | Role::Fallback => format!("{}w", task.width),
+    };
+    format!(
+        "{}-{size}-{}.{}",
+        &source.hash[..16],
+        &id.to_hex()[..8],
+        task.format.extension()
+    )
+}
+
+/// The XMP packet for a master's derived files, when provenance is on and a model made it.
+fn provenance(source: &Source<'_>, output: &Output) -> Option<String> {
+    (output.provenance && source.origin.generated)
+        .then(|| xmp::packet(source.origin.provider, source.origin.model))
+}
+
+#[cfg(test)]
+mod tests;
