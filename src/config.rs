@@ -54,6 +54,8 @@ pub struct Config {
     pub(crate) retry: RetryPolicy,
     /// Prices per image in US dollars by `model` or `model:quality`, over the built-in table.
     pub(crate) prices: BTreeMap<String, f64>,
+    /// Which web files are made from each master.
+    pub(crate) output: crate::derive::Output,
 }
 
 /// A named prompt preset.
@@ -352,6 +354,7 @@ struct RawConfig {
     prices: BTreeMap<String, f64>,
     providers: BTreeMap<String, RawProfile>,
     styles: BTreeMap<String, RawStyle>,
+    output: Option<crate::derive::RawOutput>,
     // mdBook's own keys for every preprocessor: accepted here, used by mdBook.
     command: Option<serde_json::Value>,
     renderers: Option<serde_json::Value>,
@@ -742,6 +745,11 @@ impl TryFrom<RawConfig> for Config {
             }
         }
 
+        let output = match raw.output {
+            Some(raw) => crate::derive::Output::from_raw(raw)
+                .map_err(|(key, message)| config_error(&format!("output.{key}"), message))?,
+            None => crate::derive::Output::default(),
+        };
         Ok(Config {
             default_profile,
             profiles,
@@ -758,6 +766,7 @@ impl TryFrom<RawConfig> for Config {
             negative_prompt: text(raw.negative_prompt),
             retry,
             prices: raw.prices,
+            output,
         })
     }
 }

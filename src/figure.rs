@@ -48,11 +48,24 @@ const STYLE_WORDS: &[&str] = &[
     "high-resolution",
 ];
 
+/// One `<source>` of a `<picture>`: a format and its widths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Source {
+    /// The media type, such as `image/avif`.
+    pub(crate) media_type: &'static str,
+    /// `url width`w pairs, narrowest first.
+    pub(crate) candidates: Vec<(String, u32)>,
+}
+
 /// One image, ready to be shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Figure<'a> {
-    /// The image's URL relative to the chapter's page (or absolute).
-    pub(crate) src: &'a str,
+    /// The modern formats, most preferred first; empty for a plain `<img>`.
+    pub(crate) sources: Vec<Source>,
+    /// The fallback files as `(url, width)`, narrowest first; the widest is `<img src>`.
+    pub(crate) fallbacks: Vec<(String, u32)>,
+    /// The `sizes` attribute for every `srcset`.
+    pub(crate) sizes: &'a str,
     pub(crate) alt: &'a str,
     pub(crate) caption: Option<&'a str>,
     /// The image's pixel size.
@@ -64,7 +77,24 @@ pub(crate) struct Figure<'a> {
     pub(crate) id: Option<&'a str>,
 }
 
-/// The figure as one line of HTML.
+impl Figure<'_> {
+    /// The widest fallback's URL: `<img src>`, and the image other renderers show.
+    fn src(&self) -> &str {
+        self.fallbacks.last().map_or("", |(url, _)| url.as_str())
+    }
+}
+
+/// The `sizes` for an image the author set to `width` CSS pixels in mdBook's default theme
+/// (15 px of padding on each side of the content).
+pub(crate) fn sizes_for_width(width: u32) -> String {
+    format!(
+        "(max-width: {}px) calc(100vw - 30px), {width}px",
+        width + 30
+    )
+}
+
+/// The figure as one line of HTML: a `<picture>` with a `<source>` per modern format and an
+/// `<img>` with the intrinsic size, so the page does not shift when the image arrives.
 pub(crate) fn html(figure: &Figure<'_>) -> String {
     let (width, height) = match figure.display_width {
         Some(shown) => {
@@ -75,7 +105,8 @@ pub(crate) fn html(figure: &Figure<'_>) -> String {
         }
         None => (figure.width, figure.height),
     };
-    let mut out = String::with_capacity(256);
+    let sizes = escape_html(figure.sizes);
+    let mut out = String::with_capacity(512);
     out.push_str(LINE_OPENER);
     out.push_str("<figure class=\"imagegen");
     if let Some(class) = figure.class {
@@ -88,13 +119,35 @@ pub(crate) fn html(figure: &Figure<'_>) -> String {
         out.push_str(&escape_html(id));
         out.push('"');
     }
-    out.push_str("><img src=\"");
-    out.push_str(&escape_html(figure.src));
-    out.push_str("\" alt=\"");
+    out.push('>');
+    let picture = !figure.sources.is_empty();
+    if picture {
+        out.push_str("<picture>");
+        for source in &figure.sources {
+            out.push_str(&format!(
+                "<source type=\"{}\" srcset=\"{}\" sizes=\"{sizes}\">",
+                source.media_type,
+                srcset(&source.candidates)
+            ));
+        }
+    }
+    out.push_str("<img src=\"");
+    out.push_str(&escape_html(figure.src()));
+    out.push('"');
+    if figure.fallbacks.len() > 1 {
+        out.push_str(&format!(
+            " srcset=\"{}\" sizes=\"{sizes}\"",
+            srcset(&figure.fallbacks)
+        ));
+    }
+    out.push_str(" alt=\"");
     out.push_str(&escape_html(figure.alt));
     out.push_str(&format!(
         "\" width=\"{width}\" height=\"{height}\" loading=\"lazy\" decoding=\"async\" style=\"max-width:100%;height:auto\">"
     ));
+    if picture {
+        out.push_str("</picture>");
+    }
     if let Some(caption) = figure.caption {
         out.push_str("<figcaption>");
         out.push_str(&escape_html(caption));
@@ -104,9 +157,17 @@ pub(crate) fn html(figure: &Figure<'_>) -> String {
     out
 }
 
+fn srcset(candidates: &[(String, u32)]) -> String {
+    candidates
+        .iter()
+        .map(|(url, width)| format!("{} {width}w", escape_html(url)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The figure as a Markdown image, for renderers other than HTML.
 pub(crate) fn markdown(figure: &Figure<'_>) -> String {
-    let mut out = format!("![{}]({}", escape_markdown_label(figure.alt), figure.src);
+    let mut out = format!("![{}]({}", escape_markdown_label(figure.alt), figure.src());
     if let Some(caption) = figure.caption {
         out.push_str(" \"");
         for c in caption.chars() {

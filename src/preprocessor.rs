@@ -10,8 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
+
 use crate::cache::{Cache, Entry, Tier};
 use crate::config::{Config, OnError};
+use crate::derive::{self, Manifest};
 use crate::directive::{self, Directive};
 use crate::error::{Error, Located, Result};
 use crate::figure::{self, Figure};
@@ -83,13 +86,18 @@ struct Page<'a> {
 
 /// What became of one cache key.
 enum Outcome {
+    /// The master is in the cache; its web files are listed once derived.
     Ready {
         entry: Entry,
-        asset: String,
+        tier: Tier,
+        /// The provider kind and model that made it, for the provenance metadata.
+        origin: (&'static str, String),
+        generated_by_model: bool,
+        /// The derivation id of the master under this book's output settings.
+        derivation: String,
+        manifest: Option<Manifest>,
     },
     Failed(String),
-    /// The index named a master that is no longer there.
-    MasterMissing,
 }
 
 impl Run<'_> {
@@ -150,13 +158,17 @@ impl Run<'_> {
                 }
                 let tier = tier_of(request);
                 if let Some(entry) = cache.lookup(tier, *link_key)? {
-                    match self.ensure_asset(&cache, tier, entry) {
-                        // A master removed by hand (the index still names it) is made again.
-                        Outcome::MasterMissing => {}
-                        outcome => {
-                            outcomes.insert(*key, outcome);
-                            continue 'jobs;
-                        }
+                    let outcome = self.ready(&cache, tier, entry, request);
+                    let Outcome::Ready {
+                        entry, manifest, ..
+                    } = &outcome
+                    else {
+                        unreachable!("ready() makes a ready outcome")
+                    };
+                    // A master removed by hand (the index still names it) is made again.
+                    if manifest.is_some() || cache.master_path(tier, entry).exists() {
+                        outcomes.insert(*key, outcome);
+                        continue 'jobs;
                     }
                 }
             }
@@ -223,7 +235,7 @@ impl Run<'_> {
                                         made.request.profile,
                                         made.master.elapsed
                                     );
-                                    self.ensure_asset(&cache, tier, entry)
+                                    self.ready(&cache, tier, entry, made.request)
                                 }
                                 Err(e) => Outcome::Failed(format!("{e}")),
                             }
@@ -238,16 +250,17 @@ impl Run<'_> {
             );
         }
 
-        let first_chapter = chapters
-            .iter()
-            .find(|c| c.path.is_some())
-            .map(|c| c.ordinal);
+        let derive_started = Instant::now();
+        summary.derived = self.derive_missing(&mut cache, &mut outcomes);
+        summary.derive_time = derive_started.elapsed();
+
         let mut contents = Vec::new();
         let mut refs = BTreeMap::new();
         for (page, planned) in pages.iter().zip(&requests) {
             let mut replacements = Vec::new();
             let mut keys = Vec::new();
-            let url_base = self.url_base(&page.chapter, first_chapter);
+            let page_path = page.chapter.path.or(page.chapter.source_path).unwrap_or("");
+            let mut used: Vec<&Manifest> = Vec::new();
             for problem in &page.problems {
                 failures.push(Located {
                     file: page.file.clone(),
@@ -265,15 +278,24 @@ impl Run<'_> {
                     Ok(key) => {
                         keys.push(key.to_hex());
                         match &outcomes[key] {
-                            Outcome::Ready { entry, asset, .. } => Ok((entry, asset)),
+                            Outcome::Ready {
+                                entry,
+                                manifest: Some(manifest),
+                                ..
+                            } => Ok((entry, manifest)),
+                            Outcome::Ready { .. } => {
+                                Err("the image's web files were not made".to_owned())
+                            }
                             Outcome::Failed(message) => Err(message.clone()),
-                            Outcome::MasterMissing => unreachable!("regenerated above"),
                         }
                     }
                     Err(message) => Err(message.clone()),
                 };
                 let text = match result {
-                    Ok((entry, asset)) => self.figure(directive, entry, &url_base, asset),
+                    Ok((entry, manifest)) => {
+                        used.push(manifest);
+                        self.figure(directive, entry, page_path, manifest)
+                    }
                     Err(message) => {
                         failures.push(Located {
                             file: page.file.clone(),
@@ -287,6 +309,13 @@ impl Run<'_> {
                     span: directive.span.clone(),
                     text,
                     top_level: directive.top_level,
+                });
+            }
+            if let Err(e) = self.mirror(page_path, &used) {
+                failures.push(Located {
+                    file: page.file.clone(),
+                    line: 1,
+                    message: format!("cannot copy the chapter's images beside it: {e}"),
                 });
             }
             keys.sort();
@@ -322,31 +351,148 @@ impl Run<'_> {
         Ok(contents)
     }
 
-    /// Copies an entry's master into the assets directory unless an identical file is there.
-    fn ensure_asset(&self, cache: &Cache, tier: Tier, entry: Entry) -> Outcome {
-        let asset = asset_name(&entry);
+    /// A cached master, with its web files when the index knows them and they are all in the
+    /// assets directory.
+    fn ready(&self, cache: &Cache, tier: Tier, entry: Entry, request: &Request) -> Outcome {
+        let origin = (request.kind.as_str(), request.model.clone());
+        let generated_by_model = provider::is_committed(request.kind);
+        let derivation = derive::derivation_id(
+            &entry.master,
+            &derive::Origin {
+                provider: origin.0,
+                model: &origin.1,
+                generated: generated_by_model,
+            },
+            &self.config.output,
+        );
         let dir = self.assets_dir();
-        let path = dir.join(&asset);
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() == entry.bytes) {
-            return Outcome::Ready { entry, asset };
+        let manifest = cache.manifest(&derivation).filter(|manifest| {
+            manifest.files.iter().all(|file| {
+                std::fs::metadata(dir.join(&file.name)).is_ok_and(|m| m.len() == file.bytes)
+            })
+        });
+        Outcome::Ready {
+            entry,
+            tier,
+            origin,
+            generated_by_model,
+            derivation,
+            manifest,
         }
-        let master_path = cache.master_path(tier, &entry);
-        let bytes = match fs_err::read(&master_path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::MasterMissing,
-            Err(e) => return Outcome::Failed(e.to_string()),
-        };
-        if blake3::hash(&bytes).to_hex().as_str() != entry.master {
-            return Outcome::Failed(format!(
-                "the cached master `{}` is damaged; delete it and its record in `{}` to generate the image again",
-                master_path.display(),
-                self.config.cache_dir.display()
-            ));
+    }
+
+    /// Makes the web files of every ready master that lacks them, spread over all cores.
+    /// Returns how many masters were derived.
+    fn derive_missing(
+        &self,
+        cache: &mut Cache,
+        outcomes: &mut HashMap<CacheKey, Outcome>,
+    ) -> usize {
+        struct Job {
+            derivation: String,
+            master_path: PathBuf,
+            hash: String,
+            origin: (&'static str, String),
+            generated_by_model: bool,
+            tuned: Option<(String, PathBuf)>,
         }
-        match write_asset(&dir, &path, &bytes) {
-            Ok(()) => Outcome::Ready { entry, asset },
-            Err(e) => Outcome::Failed(e.to_string()),
+        let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
+        for outcome in outcomes.values() {
+            if let Outcome::Ready {
+                entry,
+                tier,
+                origin,
+                generated_by_model,
+                derivation,
+                manifest: None,
+            } = outcome
+            {
+                jobs.entry(derivation.clone()).or_insert_with(|| Job {
+                    derivation: derivation.clone(),
+                    master_path: cache.master_path(*tier, entry),
+                    hash: entry.master.clone(),
+                    origin: origin.clone(),
+                    generated_by_model: *generated_by_model,
+                    tuned: derive::tuned_name(&entry.master, &self.config.output)
+                        .map(|name| (name.clone(), cache.tuned_path(&name))),
+                });
+            }
         }
+        if jobs.is_empty() {
+            return 0;
+        }
+        let dir = self.assets_dir();
+        let output = &self.config.output;
+        let cache_dir = &self.config.cache_dir;
+        type Made = (
+            String,
+            String,
+            Result<derive::Derived, String>,
+            BTreeMap<String, u8>,
+        );
+        let results: Vec<Made> = jobs
+            .into_par_iter()
+            .map(|(_, job)| {
+                let known: BTreeMap<String, u8> = job
+                    .tuned
+                    .as_ref()
+                    .and_then(|(_, path)| std::fs::read(path).ok())
+                    .and_then(|text| serde_json::from_slice(&text).ok())
+                    .unwrap_or_default();
+                let result = derive_one(&job.master_path, cache_dir, &job.hash, |bytes| {
+                    let source = derive::Source {
+                        bytes,
+                        hash: &job.hash,
+                        origin: derive::Origin {
+                            provider: job.origin.0,
+                            model: &job.origin.1,
+                            generated: job.generated_by_model,
+                        },
+                    };
+                    let derived = derive::derive(&source, output, &known)?;
+                    for (name, bytes) in &derived.files {
+                        let path = dir.join(name);
+                        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+                            continue;
+                        }
+                        write_asset(&dir, &path, bytes)
+                            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+                    }
+                    Ok(derived)
+                });
+                (job.derivation, job.hash, result, known)
+            })
+            .collect();
+        let mut made: HashMap<String, Result<Manifest, String>> = HashMap::new();
+        for (derivation, hash, result, known) in results {
+            let result = result.map(|derived| {
+                if !derived.tuned.is_empty()
+                    && derived.tuned != known
+                    && let Some(name) = derive::tuned_name(&hash, output)
+                    && let Err(e) = cache.store_tuned(&name, &derived.tuned)
+                {
+                    tracing::warn!("{e}");
+                }
+                cache.record_manifest(derivation.clone(), derived.manifest.clone());
+                derived.manifest
+            });
+            made.insert(derivation, result);
+        }
+        let count = made.values().filter(|r| r.is_ok()).count();
+        for outcome in outcomes.values_mut() {
+            if let Outcome::Ready {
+                derivation,
+                manifest: manifest @ None,
+                ..
+            } = outcome
+            {
+                match &made[derivation.as_str()] {
+                    Ok(made) => *manifest = Some(made.clone()),
+                    Err(message) => *outcome = Outcome::Failed(message.clone()),
+                }
+            }
+        }
+        count
     }
 
     fn assets_dir(&self) -> PathBuf {
@@ -356,29 +502,57 @@ impl Run<'_> {
             .join(&self.config.assets_dir)
     }
 
-    /// How a chapter's page reaches the assets: relative to the page, except for a nested first
-    /// chapter, whose HTML mdBook also shows at the root as `index.html`.
-    fn url_base(&self, chapter: &Chapter<'_>, first_chapter: Option<usize>) -> UrlBase {
-        let path = chapter.path.or(chapter.source_path).unwrap_or("");
-        let nested = path.contains(['/', '\\']);
-        if nested && first_chapter == Some(chapter.ordinal) && self.ctx.renderer == "html" {
-            match self.ctx.site_url {
-                Some(site_url) => return UrlBase::Rooted(site_url.to_owned()),
-                None => tracing::warn!(
-                    "the first chapter `{path}` is in a subdirectory, and mdBook also shows it as `index.html`, where its images' relative paths do not resolve; set `output.html.site-url` in `book.toml` to fix that page"
-                ),
-            }
+    /// Copies the web files a chapter in a subdirectory uses into an assets directory beside
+    /// it. The HTML renderer shows a chapter's figures on its own page, in `print.html` and, for
+    /// the first chapter, in `index.html`; mdBook rewrites `src` for the last two but not
+    /// `srcset`. With a copy beside every chapter and one at the root, the same relative URL
+    /// works on all three pages.
+    fn mirror(&self, page_path: &str, used: &[&Manifest]) -> std::io::Result<()> {
+        if self.ctx.renderer != "html" || used.is_empty() {
+            return Ok(());
         }
-        UrlBase::Relative(path.to_owned())
+        let Some(chapter_dir) = Path::new(page_path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        else {
+            return Ok(());
+        };
+        let source = self.assets_dir();
+        let dir = self
+            .ctx
+            .root
+            .join(self.ctx.src)
+            .join(chapter_dir)
+            .join(&self.config.assets_dir);
+        for file in used.iter().flat_map(|m| &m.files) {
+            if file.role == derive::Role::Thumbnail {
+                continue;
+            }
+            let path = dir.join(&file.name);
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() == file.bytes) {
+                continue;
+            }
+            let bytes = fs_err::read(source.join(&file.name))?;
+            write_asset(&dir, &path, &bytes)?;
+        }
+        Ok(())
     }
 
-    fn figure(&self, directive: &Directive, entry: &Entry, base: &UrlBase, asset: &str) -> String {
-        let src = match base {
-            UrlBase::Relative(chapter_path) => {
-                rewrite::asset_url(chapter_path, &self.config.assets_dir, asset)
-            }
-            UrlBase::Rooted(site_url) => {
-                rewrite::rooted_asset_url(site_url, &self.config.assets_dir, asset)
+    fn figure(
+        &self,
+        directive: &Directive,
+        entry: &Entry,
+        page_path: &str,
+        manifest: &Manifest,
+    ) -> String {
+        let html = self.ctx.renderer == "html";
+        // HTML pages find the files beside them (see `mirror`); other renderers climb to the
+        // root copy.
+        let url = |name: &str| {
+            if html {
+                rewrite::asset_url("", &self.config.assets_dir, name)
+            } else {
+                rewrite::asset_url(page_path, &self.config.assets_dir, name)
             }
         };
         let attrs = &directive.attrs;
@@ -390,17 +564,42 @@ impl Run<'_> {
                 &derived
             }
         };
+        let sizes = match attrs.width {
+            Some(width) => figure::sizes_for_width(width),
+            None => self.config.output.sizes.clone(),
+        };
+        let sources = manifest
+            .sources()
+            .into_iter()
+            .map(|(media_type, files)| figure::Source {
+                media_type,
+                candidates: files.iter().map(|f| (url(&f.name), f.width)).collect(),
+            })
+            .collect();
+        let mut fallbacks: Vec<(String, u32)> = manifest
+            .fallbacks()
+            .iter()
+            .map(|f| (url(&f.name), f.width))
+            .collect();
+        if !html {
+            fallbacks.drain(..fallbacks.len().saturating_sub(1));
+        }
+        let (width, height) = manifest
+            .main_fallback()
+            .map_or((entry.width, entry.height), |f| (f.width, f.height));
         let figure = Figure {
-            src: &src,
+            sources,
+            fallbacks,
+            sizes: &sizes,
             alt,
             caption: attrs.caption.as_deref(),
-            width: entry.width,
-            height: entry.height,
+            width,
+            height,
             display_width: attrs.width,
             class: attrs.class.as_deref(),
             id: attrs.id.as_deref(),
         };
-        if self.ctx.renderer == "html" {
+        if html {
             figure::html(&figure)
         } else {
             figure::markdown(&figure)
@@ -426,14 +625,6 @@ impl Run<'_> {
     }
 }
 
-/// Where a page's image URLs start.
-enum UrlBase {
-    /// Relative to the chapter at this path.
-    Relative(String),
-    /// From `output.html.site-url`.
-    Rooted(String),
-}
-
 /// Removes every directive from a chapter, for the `test` renderer.
 fn strip(page: &Page<'_>) -> (usize, String) {
     let spans = page
@@ -454,9 +645,29 @@ fn strip(page: &Page<'_>) -> (usize, String) {
     )
 }
 
-/// An asset's file name: the start of its master's hash, so that it changes with the image.
-fn asset_name(entry: &Entry) -> String {
-    format!("{}.{}", &entry.master[..16], entry.extension)
+/// Reads a master, checks it against its hash, and derives from it; every failure names the
+/// master and says what to do.
+fn derive_one(
+    master_path: &Path,
+    cache_dir: &Path,
+    hash: &str,
+    derive: impl FnOnce(&[u8]) -> std::result::Result<derive::Derived, String>,
+) -> std::result::Result<derive::Derived, String> {
+    let bytes = fs_err::read(master_path).map_err(|e| e.to_string())?;
+    if blake3::hash(&bytes).to_hex().as_str() != hash {
+        return Err(format!(
+            "the cached master `{}` is damaged; delete it and its record in `{}` to generate the image again",
+            master_path.display(),
+            cache_dir.display()
+        ));
+    }
+    derive(&bytes).map_err(|e| {
+        format!(
+            "cannot make web images from the cached master `{}`: {e}; delete it and its record in `{}` to generate the image again",
+            master_path.display(),
+            cache_dir.display()
+        )
+    })
 }
 
 fn tier_of(request: &Request) -> Tier {
@@ -500,6 +711,9 @@ fn prompt_start(prompt: &str) -> String {
 #[derive(Default)]
 struct Summary {
     generated: usize,
+    /// Masters whose web files were made.
+    derived: usize,
+    derive_time: Duration,
     failed: usize,
     cost: f64,
     /// Images and cost by profile and model.
@@ -522,6 +736,14 @@ impl Summary {
     /// changed nothing says nothing.
     fn report(&self, reused: usize, elapsed: Duration) {
         if self.generated == 0 && self.failed == 0 {
+            if self.derived > 0 {
+                tracing::info!(
+                    "imagegen: made web images for {} image{} in {:.1}s",
+                    self.derived,
+                    plural(self.derived),
+                    self.derive_time.as_secs_f64()
+                );
+            }
             return;
         }
         let mut line = format!(

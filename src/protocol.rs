@@ -25,8 +25,6 @@ pub(crate) struct Context<'a> {
     pub(crate) src: &'a str,
     /// Our `[preprocessor.imagegen]` table.
     pub(crate) table: Option<&'a Value>,
-    /// `output.html.site-url`, when set.
-    pub(crate) site_url: Option<&'a str>,
 }
 
 /// One chapter, borrowed from the book.
@@ -73,7 +71,6 @@ impl<'a> Context<'a> {
             table: context
                 .pointer("/config/preprocessor/imagegen")
                 .filter(|v| !v.is_null()),
-            site_url: text("/config/output/html/site-url"),
         })
     }
 }

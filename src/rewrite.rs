@@ -63,15 +63,6 @@ pub(crate) fn asset_url(chapter_path: &str, assets_dir: &str, file_name: &str) -
     url
 }
 
-/// An asset URL from the book's root, for pages mdBook shows at more than one depth.
-pub(crate) fn rooted_asset_url(site_url: &str, assets_dir: &str, file_name: &str) -> String {
-    let mut url = site_url.to_owned();
-    if !url.ends_with('/') {
-        url.push('/');
-    }
-    url + &asset_url("", assets_dir, file_name)
-}
-
 fn encode_segment(segment: &str, out: &mut String) {
     for byte in segment.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {

@@ -19,9 +19,11 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::derive::Manifest;
+
 /// Bump when the tables or the encoding of their values change; an index of another version is
 /// rebuilt.
-const SCHEMA: &str = "mdbook-imagegen index 1";
+const SCHEMA: &str = "mdbook-imagegen index 2";
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 /// `"{tier}/{cache key}"` → JSON [`Entry`].
@@ -30,6 +32,9 @@ const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 const SHARDS: TableDefinition<&str, &str> = TableDefinition::new("shards");
 /// Chapter source path → JSON list of the cache keys its directives use.
 const REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("chapter-refs");
+
+/// Derivation id (master, output settings, encoders) → JSON [`Manifest`] of the derived files.
+const ASSETS: TableDefinition<&str, &[u8]> = TableDefinition::new("assets");
 
 /// How long to wait for another process to let go of the index.
 pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -58,11 +63,13 @@ pub(crate) struct Update {
     pub(crate) shards: BTreeMap<String, (String, BTreeMap<String, Entry>)>,
     /// Chapters whose references changed.
     pub(crate) refs: BTreeMap<String, Vec<String>>,
+    /// Derivations made by this build.
+    pub(crate) assets: BTreeMap<String, Manifest>,
 }
 
 impl Update {
     pub(crate) fn is_empty(&self) -> bool {
-        self.shards.is_empty() && self.refs.is_empty()
+        self.shards.is_empty() && self.refs.is_empty() && self.assets.is_empty()
     }
 }
 
@@ -80,6 +87,7 @@ pub(crate) struct Index {
 enum State {
     Open {
         entries: Option<ReadOnlyTable<&'static str, &'static [u8]>>,
+        assets: Box<Option<ReadOnlyTable<&'static str, &'static [u8]>>>,
         // Kept last so the table above is dropped before the database.
         _database: ReadOnlyDatabase,
     },
@@ -94,6 +102,7 @@ enum State {
 /// What is read from an index of the right schema.
 struct Contents {
     entries: Option<ReadOnlyTable<&'static str, &'static [u8]>>,
+    assets: Option<ReadOnlyTable<&'static str, &'static [u8]>>,
     stamps: BTreeMap<String, String>,
     refs: BTreeMap<String, Vec<String>>,
 }
@@ -124,6 +133,7 @@ impl Index {
                     index.refs = contents.refs;
                     index.state = State::Open {
                         entries: contents.entries,
+                        assets: Box::new(contents.assets),
                         _database: database,
                     };
                 }
@@ -162,6 +172,15 @@ impl Index {
             return None;
         };
         let value = entries.get(id).ok().flatten()?;
+        serde_json::from_slice(value.value()).ok()
+    }
+
+    /// The files derived under a derivation id, when this index knows them.
+    pub(crate) fn manifest(&self, id: &str) -> Option<Manifest> {
+        let State::Open { assets, .. } = &self.state else {
+            return None;
+        };
+        let value = assets.as_ref().as_ref()?.get(id).ok().flatten()?;
         serde_json::from_slice(value.value()).ok()
     }
 
@@ -223,6 +242,7 @@ fn read_contents(database: &ReadOnlyDatabase) -> Result<Option<Contents>, redb::
     }
     Ok(Some(Contents {
         entries: optional_table(txn.open_table(ENTRIES))?,
+        assets: optional_table(txn.open_table(ASSETS))?,
         stamps,
         refs,
     }))
@@ -262,7 +282,7 @@ fn write(
         let current = meta.get("schema")?.map(|v| v.value() == SCHEMA);
         if current != Some(true) {
             drop(meta);
-            for name in ["entries", "shards", "chapter-refs", "meta"] {
+            for name in ["entries", "shards", "chapter-refs", "assets", "meta"] {
                 // A table of an older schema may have other types; delete it by name.
                 let _ = txn.delete_table(redb::TableDefinition::<&str, &[u8]>::new(name));
                 let _ = txn.delete_table(redb::TableDefinition::<&str, &str>::new(name));
@@ -287,6 +307,11 @@ fn write(
         for (chapter, keys) in &update.refs {
             let value = serde_json::to_vec(keys).expect("a list of keys always serialises");
             refs.insert(chapter.as_str(), value.as_slice())?;
+        }
+        let mut assets = txn.open_table(ASSETS)?;
+        for (id, manifest) in &update.assets {
+            let value = serde_json::to_vec(manifest).expect("a manifest always serialises");
+            assets.insert(id.as_str(), value.as_slice())?;
         }
     }
     txn.commit()?;

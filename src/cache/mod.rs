@@ -5,6 +5,7 @@
 //!   .gitignore                    written by us: keeps the local parts out of git
 //!   masters/ab/<blake3>.png       images exactly as generated, named by their hash   (committed)
 //!   records/cd/<key>-<m>-<n>.json one text record per image, at a unique path          (committed)
+//!   tuned/ab/<master>-<spec>.json qualities a perceptual target chose for a master      (committed)
 //!   local/masters/, local/records/  the same for placeholders, which cost nothing to redo
 //!   index.redb                    derived lookup index                                 (local)
 //!   tmp/                          where files are written before they are renamed     (local)
@@ -27,6 +28,7 @@ pub(crate) use index::Entry;
 use index::{Index, Update};
 use record::Record;
 
+use crate::derive::Manifest;
 use crate::error::{Error, Result};
 use crate::plan::{CACHE_VERSION, CacheKey, Request};
 use crate::provider::Master;
@@ -68,6 +70,8 @@ pub(crate) struct Cache {
     stamps: HashMap<(Tier, String), String>,
     /// Shards this build wrote to; read again before the index is updated.
     written: BTreeSet<(Tier, String)>,
+    /// Derivations this build made, for the index.
+    manifests: BTreeMap<String, Manifest>,
 }
 
 impl Cache {
@@ -84,6 +88,7 @@ impl Cache {
             scanned: HashMap::new(),
             stamps: HashMap::new(),
             written: BTreeSet::new(),
+            manifests: BTreeMap::new(),
         }
     }
 
@@ -103,6 +108,30 @@ impl Cache {
             return Ok(Some(entry));
         }
         Ok(self.scan(tier, &shard)?.get(&hex).cloned())
+    }
+
+    /// The files derived under a derivation id, as the index remembers them.
+    pub(crate) fn manifest(&self, id: &str) -> Option<Manifest> {
+        self.index.manifest(id)
+    }
+
+    /// Remembers a derivation in the index at the end of the build.
+    pub(crate) fn record_manifest(&mut self, id: String, manifest: Manifest) {
+        self.manifests.insert(id, manifest);
+    }
+
+    /// Where the qualities a perceptual target chose for a master are kept (committed, so
+    /// that the search runs once per team, not once per machine).
+    pub(crate) fn tuned_path(&self, name: &str) -> PathBuf {
+        self.root.join("tuned").join(&name[..2]).join(name)
+    }
+
+    /// Keeps the qualities a perceptual target chose.
+    pub(crate) fn store_tuned(&self, name: &str, tuned: &BTreeMap<String, u8>) -> Result<()> {
+        self.ensure_layout()?;
+        let mut text = serde_json::to_string_pretty(tuned).expect("a map always serialises");
+        text.push('\n');
+        self.write_atomic(&self.tuned_path(name), text.as_bytes(), "write")
     }
 
     /// Releases the index so another build can update it while this one generates.
@@ -182,7 +211,10 @@ impl Cache {
     /// only where they differ from what the index holds, so a build that changed nothing writes
     /// nothing.
     pub(crate) fn finish(mut self, refs: BTreeMap<String, Vec<String>>) -> Result<()> {
-        let mut update = Update::default();
+        let mut update = Update {
+            assets: std::mem::take(&mut self.manifests),
+            ..Update::default()
+        };
         for (tier, shard) in std::mem::take(&mut self.written) {
             self.stamps.remove(&(tier, shard.clone()));
             self.scanned.remove(&(tier, shard.clone()));

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub(crate) use settings::{DEFAULT_SIZES, Format, Output, Quality, RawOutput};
+pub(crate) use settings::{Format, Output, Quality, RawOutput};
 
 /// Who made a master, for the provenance metadata.
 #[derive(Debug, Clone, Copy)]
@@ -108,14 +108,6 @@ impl Manifest {
     pub(crate) fn main_fallback(&self) -> Option<&AssetFile> {
         self.fallbacks().into_iter().max_by_key(|f| f.width)
     }
-
-    /// The distinct file names.
-    pub(crate) fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        names
-    }
 }
 
 /// The result of [`derive`]: the manifest, each file's bytes, and the qualities chosen under a
@@ -128,14 +120,14 @@ pub(crate) struct Derived {
 
 /// The id of one derivation: the master, the settings, the encoders and the provenance. The
 /// index maps it to a [`Manifest`].
-pub(crate) fn derivation_id(source: &Source<'_>, output: &Output) -> String {
+pub(crate) fn derivation_id(hash: &str, origin: &Origin<'_>, output: &Output) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"mdbook-imagegen derivation\0");
     for part in [
-        source.hash,
+        hash,
         &output.fingerprint(),
         encode::ENCODERS,
-        &provenance(source, output).unwrap_or_default(),
+        &provenance(origin, output).unwrap_or_default(),
     ] {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
@@ -144,16 +136,12 @@ pub(crate) fn derivation_id(source: &Source<'_>, output: &Output) -> String {
 }
 
 /// The name of the file that keeps the qualities a perceptual target chose for a master.
-pub(crate) fn tuned_name(source: &Source<'_>, output: &Output) -> Option<String> {
+pub(crate) fn tuned_name(hash: &str, output: &Output) -> Option<String> {
     let Quality::Target(score) = output.quality else {
         return None;
     };
     let spec = blake3::hash(format!("{score};{}", encode::ENCODERS).as_bytes());
-    Some(format!(
-        "{}-{}.json",
-        &source.hash[..16],
-        &spec.to_hex()[..8]
-    ))
+    Some(format!("{}-{}.json", &hash[..16], &spec.to_hex()[..8]))
 }
 
 /// The widths a master is made at: the configured widths it can fill, plus its own width when
@@ -179,6 +167,9 @@ fn scaled_height(width: u32, height: u32, to_width: u32) -> u32 {
     u32::try_from(scaled).unwrap_or(u32::MAX).max(1)
 }
 
+/// A made file: its description, its bytes, and the quality a perceptual target chose.
+type Made = (AssetFile, Vec<u8>, Option<(String, u8)>);
+
 /// One file to make.
 struct Task {
     format: Format,
@@ -195,7 +186,7 @@ pub(crate) fn derive(
     tuned: &BTreeMap<String, u8>,
 ) -> Result<Derived, String> {
     let master = pixels::decode(source.bytes)?;
-    let packet = provenance(source, output);
+    let packet = provenance(&source.origin, output);
     let widths = plan_widths(master.width, &output.widths);
     let height_at = |w: u32| scaled_height(master.width, master.height, w);
     let fallback = if master.alpha && output.fallback == Format::Jpeg {
@@ -240,7 +231,7 @@ pub(crate) fn derive(
         });
     }
 
-    let made: Vec<Result<(AssetFile, Vec<u8>, Option<(String, u8)>), String>> = tasks
+    let made: Vec<Result<Made, String>> = tasks
         .par_iter()
         .map(|task| make(&master, source, output, tuned, packet.as_deref(), task))
         .collect();
@@ -290,7 +281,7 @@ fn make(
     tuned: &BTreeMap<String, u8>,
     packet: Option<&str>,
     task: &Task,
-) -> Result<(AssetFile, Vec<u8>, Option<(String, u8)>), String> {
+) -> Result<Made, String> {
     let pixels = if task.role == Role::Thumbnail {
         pixels::cover_square(master, task.width)
     } else {
@@ -361,9 +352,8 @@ fn file_name(source: &Source<'_>, packet: Option<&str>, task: &Task, quality: u8
 }
 
 /// The XMP packet for a master's derived files, when provenance is on and a model made it.
-fn provenance(source: &Source<'_>, output: &Output) -> Option<String> {
-    (output.provenance && source.origin.generated)
-        .then(|| xmp::packet(source.origin.provider, source.origin.model))
+fn provenance(origin: &Origin<'_>, output: &Output) -> Option<String> {
+    (output.provenance && origin.generated).then(|| xmp::packet(origin.provider, origin.model))
 }
 
 #[cfg(test)]

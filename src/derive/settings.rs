@@ -30,15 +30,6 @@ impl Format {
         }
     }
 
-    pub(crate) fn media_type(self) -> &'static str {
-        match self {
-            Format::Avif => "image/avif",
-            Format::Webp => "image/webp",
-            Format::Jpeg => "image/jpeg",
-            Format::Png => "image/png",
-        }
-    }
-
     fn parse(name: &str) -> Option<Format> {
         match name.to_ascii_lowercase().as_str() {
             "avif" => Some(Format::Avif),

@@ -225,14 +225,20 @@ fn a_perceptual_target_picks_a_quality_per_format_and_width_and_reuses_it() {
 #[test]
 fn ids_change_with_the_settings_and_the_provenance() {
     let master = png(8, 8, false);
-    let base = derivation_id(&source(&master), &Output::default());
+    let base = derivation_id(HASH, &source(&master).origin, &Output::default());
     let wider = Output {
         widths: vec![480, 1600],
         ..Output::default()
     };
-    assert_ne!(base, derivation_id(&source(&master), &wider));
+    assert_ne!(base, derivation_id(HASH, &source(&master).origin, &wider));
     let mut other_model = source(&master);
     other_model.origin.model = "dall-e-3";
-    assert_ne!(base, derivation_id(&other_model, &Output::default()));
-    assert_eq!(base, derivation_id(&source(&master), &Output::default()));
+    assert_ne!(
+        base,
+        derivation_id(HASH, &other_model.origin, &Output::default())
+    );
+    assert_eq!(
+        base,
+        derivation_id(HASH, &source(&master).origin, &Output::default())
+    );
 }

@@ -73,7 +73,7 @@ pub(crate) fn webp_with_xmp(webp: &[u8], width: u32, height: u32, packet: &str) 
     let chunks = riff_chunks(&webp[12..])?;
     let mut body = Vec::with_capacity(webp.len() + packet.len() + 32);
     match chunks.first() {
-        Some((kind, data)) if kind == b"VP8X" => {
+        Some(([b'V', b'P', b'8', b'X'], data)) => {
             let mut header = data.to_vec();
             header[0] |= 0x04; // XMP present
             push_riff_chunk(&mut body, b"VP8X", &header);

@@ -2,7 +2,9 @@ use super::*;
 
 fn figure<'a>() -> Figure<'a> {
     Figure {
-        src: "../imagegen/ab.png",
+        sources: Vec::new(),
+        fallbacks: vec![("../imagegen/ab.png".to_owned(), 1536)],
+        sizes: "100vw",
         alt: "A \"quoted\" <b>cat</b> & dog",
         caption: Some("Figure 1: <script>"),
         width: 1536,
@@ -21,6 +23,51 @@ fn html_is_one_escaped_line() {
         "<!-- imagegen --><figure class=\"imagegen\"><img src=\"../imagegen/ab.png\" alt=\"A &quot;quoted&quot; &lt;b&gt;cat&lt;/b&gt; &amp; dog\" width=\"1536\" height=\"1024\" loading=\"lazy\" decoding=\"async\" style=\"max-width:100%;height:auto\"><figcaption>Figure 1: &lt;script&gt;</figcaption></figure>"
     );
     assert!(!html.contains('\n'));
+}
+
+#[test]
+fn a_picture_offers_each_format_with_widths_and_keeps_the_intrinsic_size() {
+    let picture = html(&Figure {
+        sources: vec![
+            Source {
+                media_type: "image/avif",
+                candidates: vec![("i/a-480.avif".into(), 480), ("i/a-750.avif".into(), 750)],
+            },
+            Source {
+                media_type: "image/webp",
+                candidates: vec![("i/a-480.webp".into(), 480), ("i/a-750.webp".into(), 750)],
+            },
+        ],
+        fallbacks: vec![("i/a-750.jpg".into(), 750)],
+        sizes: "(max-width: 780px) calc(100vw - 30px), 750px",
+        caption: None,
+        ..figure()
+    });
+    assert_eq!(
+        picture,
+        concat!(
+            "<!-- imagegen --><figure class=\"imagegen\"><picture>",
+            "<source type=\"image/avif\" srcset=\"i/a-480.avif 480w, i/a-750.avif 750w\" sizes=\"(max-width: 780px) calc(100vw - 30px), 750px\">",
+            "<source type=\"image/webp\" srcset=\"i/a-480.webp 480w, i/a-750.webp 750w\" sizes=\"(max-width: 780px) calc(100vw - 30px), 750px\">",
+            "<img src=\"i/a-750.jpg\" alt=\"A &quot;quoted&quot; &lt;b&gt;cat&lt;/b&gt; &amp; dog\" width=\"1536\" height=\"1024\" loading=\"lazy\" decoding=\"async\" style=\"max-width:100%;height:auto\">",
+            "</picture></figure>"
+        )
+    );
+    // Several fallback widths (no modern format) give the `<img>` its own srcset.
+    let plain = html(&Figure {
+        fallbacks: vec![("a-480.jpg".into(), 480), ("a-750.jpg".into(), 750)],
+        ..figure()
+    });
+    assert!(
+        plain.contains(
+            "<img src=\"a-750.jpg\" srcset=\"a-480.jpg 480w, a-750.jpg 750w\" sizes=\"100vw\""
+        ),
+        "{plain}"
+    );
+    assert_eq!(
+        sizes_for_width(400),
+        "(max-width: 430px) calc(100vw - 30px), 400px"
+    );
 }
 
 #[test]

@@ -13,19 +13,25 @@ fn builds_figures_then_rebuilds_without_writing_anything() {
 
     let intro = book.read("book/index.html");
     assert!(
-        intro.contains("<figure class=\"imagegen\"><img src=\"imagegen/"),
+        intro.contains(
+            "<figure class=\"imagegen\"><picture><source type=\"image/webp\" srcset=\"imagegen/"
+        ),
         "{}",
         main_of(&intro)
     );
     assert!(intro.contains("alt=\"A lighthouse on a rocky cliff at dusk, its lamp lit\""));
     assert!(intro.contains("<figcaption>Figure 1: the lighthouse at Point Reyes</figcaption>"));
-    assert!(intro.contains("width=\"1536\" height=\"1024\""));
+    // The widest variant of a 1536x1024 master for the default widths is 1024 wide.
+    assert!(intro.contains("width=\"1024\" height=\"683\""));
 
-    // Nested chapters climb to the assets, and every image the HTML names was published.
-    for (page, prefix, figures) in [
-        ("book/coast/lighthouses.html", "../imagegen/", 2),
-        ("book/coast/harbours/tides.html", "../../imagegen/", 1),
-        ("book/reference.html", "imagegen/", 1),
+    // Every URL in `src` and `srcset` resolves on each chapter's page, in `print.html` (where
+    // mdBook rewrites `src` but not `srcset`) and in `index.html`.
+    for (page, figures) in [
+        ("book/index.html", 1),
+        ("book/coast/lighthouses.html", 2),
+        ("book/coast/harbours/tides.html", 1),
+        ("book/reference.html", 1),
+        ("book/print.html", 5),
     ] {
         let html = book.read(page);
         let main = main_of(&html);
@@ -34,17 +40,17 @@ fn builds_figures_then_rebuilds_without_writing_anything() {
             figures,
             "{page}: {main}"
         );
-        for src in main.split("<img src=\"").skip(1) {
-            let src = &src[..src.find('"').unwrap()];
-            assert!(src.starts_with(prefix), "{page}: {src}");
+        let urls = image_urls(main);
+        assert!(urls.len() >= figures * 4, "{page}: {urls:?}");
+        for url in urls {
             let published = book
                 .root()
                 .join("book")
                 .join(page.trim_start_matches("book/"))
                 .parent()
                 .unwrap()
-                .join(src);
-            assert!(published.is_file(), "{page}: {src} was not published");
+                .join(&url);
+            assert!(published.is_file(), "{page}: {url} was not published");
         }
     }
     // Derived alt text drops style words; a caption-less directive has no figcaption.
@@ -69,6 +75,23 @@ fn builds_figures_then_rebuilds_without_writing_anything() {
         !stderr.contains("generated"),
         "a warm build should be silent: {stderr}"
     );
+}
+
+/// Every URL in the `src` and `srcset` attributes of a page.
+fn image_urls(html: &str) -> Vec<String> {
+    let mut urls = Vec::new();
+    for attribute in [" src=\"", " srcset=\""] {
+        for rest in html.split(attribute).skip(1) {
+            let value = &rest[..rest.find('"').unwrap()];
+            for candidate in value.split(", ") {
+                let url = candidate.split(' ').next().unwrap();
+                if url.contains("imagegen/") {
+                    urls.push(url.to_owned());
+                }
+            }
+        }
+    }
+    urls
 }
 
 #[test]

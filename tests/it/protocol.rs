@@ -60,7 +60,9 @@ fn answers_mdbook_0_5_in_its_own_shape() {
     assert_eq!(book_out["items"][2], json!({ "PartTitle": "Part" }));
     let content = book_out["items"][0]["Chapter"]["content"].as_str().unwrap();
     assert!(
-        content.contains("<figure class=\"imagegen\"><img src=\"imagegen/"),
+        content.contains(
+            "<figure class=\"imagegen\"><picture><source type=\"image/webp\" srcset=\"imagegen/"
+        ),
         "{content}"
     );
     assert!(content.ends_with("\n\nText.\n"));
