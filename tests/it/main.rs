@@ -3,6 +3,7 @@
 //! network: the placeholder provider draws images locally, and real providers are served on
 //! 127.0.0.1.
 
+mod browser;
 mod build;
 mod protocol;
 mod providers;

@@ -1,0 +1,373 @@
+//! The built example book in a real browser: headless Chromium, driven over WebDriver by
+//! ChromeDriver, loading pages from a static server on 127.0.0.1.
+//!
+//! Chromium and ChromeDriver come from Debian's `chromium` and `chromium-driver` packages;
+//! `scripts/install-tools` installs them, and this test does too when they are missing.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::TestBook;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Where every figure's image and the end of the chapter are, in page coordinates, once the
+/// fonts are in.
+const LAYOUT: &str = r#"
+const [page, done] = arguments;
+const measure = () => {
+  if (!location.pathname.endsWith(page) || document.readyState === "loading") {
+    return setTimeout(measure, 20);
+  }
+  const images = [...document.querySelectorAll("main figure.imagegen img")];
+  const box = (element) => {
+    const rect = element.getBoundingClientRect();
+    return [rect.left + window.scrollX, rect.top + window.scrollY, rect.width, rect.height];
+  };
+  document.fonts.ready.then(() => done({
+    loaded: images.filter((image) => image.complete && image.naturalWidth > 0).length,
+    boxes: images.map(box).concat([box(document.querySelector("main"))]),
+  }));
+};
+measure();
+"#;
+
+/// Waits until every figure's image has loaded (scrolling each into view, as they are lazy),
+/// then reports what the browser chose.
+const LOAD_ALL: &str = r#"
+const done = arguments[arguments.length - 1];
+const images = [...document.querySelectorAll("main figure.imagegen img")];
+(async () => {
+  for (const image of images) {
+    image.scrollIntoView({ block: "center" });
+    if (!image.complete) {
+      await new Promise((resolve) => {
+        image.addEventListener("load", resolve, { once: true });
+        image.addEventListener("error", resolve, { once: true });
+      });
+    }
+  }
+  window.scrollTo(0, 0);
+  done(images.map((image) => ({
+    naturalWidth: image.naturalWidth,
+    currentSrc: image.currentSrc,
+    alt: image.alt,
+  })));
+})();
+"#;
+
+#[test]
+fn every_figure_loads_a_modern_format_with_alt_text_and_no_layout_shift() {
+    ensure_chromium();
+    let book = TestBook::example();
+    let toml = book.read("book.toml");
+    book.write(
+        "book.toml",
+        &format!("{toml}\n[preprocessor.imagegen.output]\nformats = [\"avif\", \"webp\"]\n"),
+    );
+    book.build();
+    // Images arrive late, so the page is laid out before any of them.
+    let server = StaticServer::start(book.root().join("book"), Duration::from_millis(1500));
+    let driver = Driver::start();
+
+    let pages = [
+        ("index.html", 1),
+        ("coast/lighthouses.html", 2),
+        ("coast/harbours/tides.html", 1),
+        ("reference.html", 1),
+        ("print.html", 5),
+    ];
+    for (page, figures) in pages {
+        driver.navigate(&format!("{}/{page}", server.url));
+        let before = driver.execute_async_with(LAYOUT, json!([page]));
+        assert_eq!(before["loaded"], 0, "{page}: images were not delayed");
+        let report = driver.execute_async(LOAD_ALL);
+        let images = report.as_array().unwrap();
+        assert_eq!(images.len(), figures, "{page}: {report}");
+        for image in images {
+            assert!(
+                image["naturalWidth"].as_u64().unwrap() > 0,
+                "{page}: {image}"
+            );
+            let src = image["currentSrc"].as_str().unwrap();
+            assert!(
+                src.ends_with(".avif") || src.ends_with(".webp"),
+                "{page}: the browser chose {src}"
+            );
+            assert!(
+                !image["alt"].as_str().unwrap().is_empty(),
+                "{page}: {image}"
+            );
+        }
+        // Nothing moved when the images arrived: the space was reserved from the start.
+        let after = driver.execute_async_with(LAYOUT, json!([page]));
+        assert_eq!(after["loaded"].as_u64(), Some(figures as u64), "{page}");
+        // Widths round heights differently (1024x683 and 750x500), so allow under a pixel.
+        let boxes = |v: &Value| -> Vec<f64> {
+            v["boxes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|b| b.as_array().unwrap().iter().map(|n| n.as_f64().unwrap()))
+                .collect()
+        };
+        let (was, is) = (boxes(&before), boxes(&after));
+        assert_eq!(was.len(), is.len(), "{page}");
+        assert!(
+            was.iter().zip(&is).all(|(a, b)| (a - b).abs() < 1.0),
+            "{page}: the layout shifted: {was:?} -> {is:?}"
+        );
+    }
+
+    // The screenshot in the README: `MDBOOK_IMAGEGEN_SCREENSHOT=docs/images/chapter.png`.
+    if let Some(path) = std::env::var_os("MDBOOK_IMAGEGEN_SCREENSHOT") {
+        driver.navigate(&format!("{}/coast/lighthouses.html", server.url));
+        driver.execute_async(LOAD_ALL);
+        let png = driver.screenshot();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+/// Installs Debian's Chromium and ChromeDriver when missing.
+fn ensure_chromium() {
+    if Path::new(CHROMIUM).is_file() && Path::new(CHROMEDRIVER).is_file() {
+        return;
+    }
+    let install = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !install(&["install", "-y", "-q", "chromium", "chromium-driver"]) {
+        assert!(install(&["update", "-q"]), "apt-get update failed");
+        assert!(
+            install(&["install", "-y", "-q", "chromium", "chromium-driver"]),
+            "cannot install chromium; run `scripts/install-tools`"
+        );
+    }
+}
+
+/// A static file server for a built book, on a free port of 127.0.0.1.
+struct StaticServer {
+    url: String,
+}
+
+impl StaticServer {
+    /// Serves `root`; files under an `imagegen/` directory are sent after `image_delay`.
+    fn start(root: PathBuf, image_delay: Duration) -> StaticServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let root = root.clone();
+                std::thread::spawn(move || serve(&root, stream, image_delay));
+            }
+        });
+        StaticServer { url }
+    }
+}
+
+fn serve(root: &Path, mut stream: TcpStream, image_delay: Duration) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+            break;
+        }
+    }
+    let path = request_line.split(' ').nth(1).unwrap_or("/");
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let mut file = root.join(path.trim_start_matches('/'));
+    if file.is_dir() {
+        file = file.join("index.html");
+    }
+    let (status, body, kind) = match std::fs::read(&file) {
+        Ok(body) if !path.contains("..") => ("200 OK", body, content_type(&file)),
+        _ => ("404 Not Found", b"not found".to_vec(), "text/plain"),
+    };
+    if path.contains("/imagegen/") {
+        std::thread::sleep(image_delay);
+    }
+    let head = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&body);
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "css" => "text/css",
+        "js" => "text/javascript",
+        "svg" => "image/svg+xml",
+        "avif" => "image/avif",
+        "webp" => "image/webp",
+        "jpg" => "image/jpeg",
+        "png" => "image/png",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// ChromeDriver with one headless Chromium session.
+struct Driver {
+    process: Child,
+    base: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let args = [
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--window-size=1200,900".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let mut driver = Driver {
+            process,
+            base,
+            session: String::new(),
+            _profile: profile,
+        };
+        let created = driver.post(
+            "/session",
+            &json!({ "capabilities": { "alwaysMatch": {
+                "browserName": "chrome",
+                "pageLoadStrategy": "eager",
+                "goog:chromeOptions": { "binary": CHROMIUM, "args": args }
+            }}}),
+        );
+        driver.session = created["sessionId"].as_str().unwrap().to_owned();
+        driver.post(
+            &format!("/session/{}/timeouts", driver.session),
+            &json!({ "script": 60_000, "pageLoad": 60_000 }),
+        );
+        driver
+    }
+
+    fn navigate(&self, url: &str) {
+        self.post(
+            &format!("/session/{}/url", self.session),
+            &json!({ "url": url }),
+        );
+    }
+
+    fn execute_async(&self, script: &str) -> Value {
+        self.execute_async_with(script, json!([]))
+    }
+
+    fn execute_async_with(&self, script: &str, args: Value) -> Value {
+        self.post(
+            &format!("/session/{}/execute/async", self.session),
+            &json!({ "script": script, "args": args }),
+        )
+    }
+
+    fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let value = self.call(
+            "GET",
+            &format!("/session/{}/screenshot", self.session),
+            None,
+        );
+        base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().unwrap())
+            .unwrap()
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Value {
+        self.call("POST", path, Some(body))
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        let url = format!("{}{path}", self.base);
+        let mut response = match body {
+            Some(body) => agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(body.to_string())
+                .unwrap(),
+            None => {
+                assert_eq!(method, "GET");
+                agent.get(&url).call().unwrap()
+            }
+        };
+        let mut text = String::new();
+        response
+            .body_mut()
+            .as_reader()
+            .read_to_string(&mut text)
+            .unwrap();
+        let reply: Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            response.status().is_success(),
+            "{method} {path}: {}",
+            reply["value"]
+        );
+        reply["value"].clone()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let agent = ureq::agent();
+            let _ = agent
+                .delete(&format!("{}/session/{}", self.base, self.session))
+                .call();
+        }
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
