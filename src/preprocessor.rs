@@ -159,14 +159,12 @@ impl Run<'_> {
                 let tier = tier_of(request);
                 if let Some(entry) = cache.lookup(tier, *link_key)? {
                     let outcome = self.ready(&cache, tier, entry, request);
-                    let Outcome::Ready {
+                    // A master removed by hand (the index still names it) is made again.
+                    if let Outcome::Ready {
                         entry, manifest, ..
                     } = &outcome
-                    else {
-                        unreachable!("ready() makes a ready outcome")
-                    };
-                    // A master removed by hand (the index still names it) is made again.
-                    if manifest.is_some() || cache.master_path(tier, entry).exists() {
+                        && (manifest.is_some() || cache.master_path(tier, entry).exists())
+                    {
                         outcomes.insert(*key, outcome);
                         continue 'jobs;
                     }
@@ -389,11 +387,11 @@ impl Run<'_> {
         outcomes: &mut HashMap<CacheKey, Outcome>,
     ) -> usize {
         struct Job {
-            derivation: String,
             master_path: PathBuf,
             hash: String,
             origin: (&'static str, String),
             generated_by_model: bool,
+            /// Where the qualities of a perceptual target are kept: name and path.
             tuned: Option<(String, PathBuf)>,
         }
         let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
@@ -408,7 +406,6 @@ impl Run<'_> {
             } = outcome
             {
                 jobs.entry(derivation.clone()).or_insert_with(|| Job {
-                    derivation: derivation.clone(),
                     master_path: cache.master_path(*tier, entry),
                     hash: entry.master.clone(),
                     origin: origin.clone(),
@@ -426,13 +423,13 @@ impl Run<'_> {
         let cache_dir = &self.config.cache_dir;
         type Made = (
             String,
-            String,
+            Option<String>,
             Result<derive::Derived, String>,
             BTreeMap<String, u8>,
         );
         let results: Vec<Made> = jobs
             .into_par_iter()
-            .map(|(_, job)| {
+            .map(|(derivation, job)| {
                 let known: BTreeMap<String, u8> = job
                     .tuned
                     .as_ref()
@@ -460,15 +457,15 @@ impl Run<'_> {
                     }
                     Ok(derived)
                 });
-                (job.derivation, job.hash, result, known)
+                (derivation, job.tuned.map(|(name, _)| name), result, known)
             })
             .collect();
         let mut made: HashMap<String, Result<Manifest, String>> = HashMap::new();
-        for (derivation, hash, result, known) in results {
+        for (derivation, tuned_name, result, known) in results {
             let result = result.map(|derived| {
                 if !derived.tuned.is_empty()
                     && derived.tuned != known
-                    && let Some(name) = derive::tuned_name(&hash, output)
+                    && let Some(name) = tuned_name
                     && let Err(e) = cache.store_tuned(&name, &derived.tuned)
                 {
                     tracing::warn!("{e}");

@@ -39,8 +39,8 @@ pub(crate) struct Source<'a> {
     pub(crate) origin: Origin<'a>,
 }
 
-/// What a derived file is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a derived file is for, in the order a manifest lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Role {
     /// One width of a modern format, offered in a `<source>`.
@@ -55,23 +55,11 @@ pub(crate) enum Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct AssetFile {
     pub(crate) name: String,
-    /// The format's name: `avif`, `webp`, `jpeg` or `png`.
-    pub(crate) format: String,
+    pub(crate) format: Format,
     pub(crate) role: Role,
     pub(crate) width: u32,
     pub(crate) height: u32,
     pub(crate) bytes: u64,
-}
-
-impl AssetFile {
-    pub(crate) fn media_type(&self) -> &'static str {
-        match self.format.as_str() {
-            "avif" => "image/avif",
-            "webp" => "image/webp",
-            "png" => "image/png",
-            _ => "image/jpeg",
-        }
-    }
 }
 
 /// Every file derived from one master under one set of output settings, in the order a
@@ -87,7 +75,7 @@ impl Manifest {
     pub(crate) fn sources(&self) -> Vec<(&'static str, Vec<&AssetFile>)> {
         let mut sources: Vec<(&'static str, Vec<&AssetFile>)> = Vec::new();
         for file in self.files.iter().filter(|f| f.role == Role::Variant) {
-            let media_type = file.media_type();
+            let media_type = file.format.media_type();
             match sources.iter_mut().find(|(m, _)| *m == media_type) {
                 Some((_, files)) => files.push(file),
                 None => sources.push((media_type, vec![file])),
@@ -252,7 +240,7 @@ pub(crate) fn derive(
             .iter()
             .filter(|f| {
                 f.role == Role::Variant
-                    && f.format == fallback.name()
+                    && f.format == fallback
                     && fallback_widths.contains(&f.width)
             })
             .map(|f| AssetFile {
@@ -260,12 +248,9 @@ pub(crate) fn derive(
                 ..f.clone()
             })
             .collect();
-        let at = manifest
-            .files
-            .iter()
-            .position(|f| f.role == Role::Thumbnail)
-            .unwrap_or(manifest.files.len());
-        manifest.files.splice(at..at, aliases);
+        manifest.files.extend(aliases);
+        // Stable: within a role, files keep the order of the tasks.
+        manifest.files.sort_by_key(|f| f.role);
     }
     Ok(Derived {
         manifest,
@@ -315,7 +300,7 @@ fn make(
     let name = file_name(source, packet, task, quality);
     let file = AssetFile {
         name,
-        format: task.format.name().to_owned(),
+        format: task.format,
         role: task.role,
         width: task.width,
         height: task.height,

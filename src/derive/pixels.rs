@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 
-use fast_image_resize::images::Image as FirImage;
+use fast_image_resize::images::{Image as FirImage, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
@@ -114,9 +114,8 @@ fn resize_with(pixels: &Pixels, width: u32, height: u32, cover: bool) -> Pixels 
     } else {
         PixelType::U8x3
     };
-    let source =
-        FirImage::from_vec_u8(pixels.width, pixels.height, pixels.data.clone(), pixel_type)
-            .expect("the buffer matches its size");
+    let source = ImageRef::new(pixels.width, pixels.height, &pixels.data, pixel_type)
+        .expect("the buffer matches its size");
     let mut target = FirImage::new(width, height, pixel_type);
     let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     if cover {

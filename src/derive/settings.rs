@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// An image file format the pipeline writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Format {
     Avif,
     Webp,
@@ -27,6 +28,15 @@ impl Format {
         match self {
             Format::Jpeg => "jpg",
             other => other.name(),
+        }
+    }
+
+    pub(crate) fn media_type(self) -> &'static str {
+        match self {
+            Format::Avif => "image/avif",
+            Format::Webp => "image/webp",
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
         }
     }
 

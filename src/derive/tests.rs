@@ -61,20 +61,20 @@ fn widths_never_upscale_and_add_the_master_width_when_cut() {
 fn the_default_recipe_makes_webp_widths_a_jpeg_fallback_and_a_thumbnail() {
     let master = png(64, 40, false);
     let derived = derive(&source(&master), &small_output(), &BTreeMap::new()).unwrap();
-    let summary: Vec<(&str, Role, u32, u32)> = derived
+    let summary: Vec<(Format, Role, u32, u32)> = derived
         .manifest
         .files
         .iter()
-        .map(|f| (f.format.as_str(), f.role, f.width, f.height))
+        .map(|f| (f.format, f.role, f.width, f.height))
         .collect();
     assert_eq!(
         summary,
         [
-            ("webp", Role::Variant, 32, 20),
-            ("webp", Role::Variant, 48, 30),
-            ("webp", Role::Variant, 64, 40),
-            ("jpeg", Role::Fallback, 64, 40),
-            ("webp", Role::Thumbnail, 24, 24),
+            (Format::Webp, Role::Variant, 32, 20),
+            (Format::Webp, Role::Variant, 48, 30),
+            (Format::Webp, Role::Variant, 64, 40),
+            (Format::Jpeg, Role::Fallback, 64, 40),
+            (Format::Webp, Role::Thumbnail, 24, 24),
         ]
     );
     for file in &derived.manifest.files {
@@ -106,7 +106,7 @@ fn transparency_is_kept_and_a_jpeg_fallback_becomes_png() {
     let master = png(64, 40, true);
     let derived = derive(&source(&master), &small_output(), &BTreeMap::new()).unwrap();
     let fallback = derived.manifest.main_fallback().unwrap();
-    assert_eq!(fallback.format, "png");
+    assert_eq!(fallback.format, Format::Png);
     let decoded = image::load_from_memory(&derived.files[&fallback.name]).unwrap();
     assert!(decoded.color().has_alpha());
     assert_eq!(decoded.to_rgba8().get_pixel(0, 0)[3], 0);
@@ -125,7 +125,7 @@ fn every_derived_file_but_avif_says_it_was_made_by_a_model() {
         let bytes = &derived.files[&file.name];
         let text = String::from_utf8_lossy(bytes);
         let marked = text.contains("trainedAlgorithmicMedia") && text.contains("gpt-image-1");
-        assert_eq!(marked, file.format != "avif", "{}", file.name);
+        assert_eq!(marked, file.format != Format::Avif, "{}", file.name);
     }
     let webp = &derived.files[&derived.manifest.sources()[1].1[0].name];
     assert_eq!(&webp[12..16], b"VP8X");

@@ -12,7 +12,8 @@ const JPEG_XMP_NAMESPACE: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
 
 /// The XMP packet for an image made by `model` through the `provider` kind.
 pub(crate) fn packet(provider: &str, model: &str) -> String {
-    let system = escape(&format!("{model} ({provider})"));
+    let system = format!("{model} ({provider})").replace(char::is_control, "");
+    let system = crate::figure::escape_html(&system);
     format!(
         concat!(
             "<?xpacket begin=\"\u{feff}\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>",
@@ -123,19 +124,4 @@ fn push_riff_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     if data.len() % 2 == 1 {
         out.push(0);
     }
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
