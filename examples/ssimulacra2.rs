@@ -1,8 +1,10 @@
 //! Scores images with SSIMULACRA2, for `scripts/bench-images`.
 //!
 //! Reads lines of `reference distorted` paths on stdin and prints one score per line. The
-//! reference is resized with Lanczos3 to the distorted image's size first. Formats the `image`
-//! crate cannot read (AVIF) must be converted to PNG beforehand.
+//! reference is resized with Lanczos3 to the distorted image's size first. Images with an alpha
+//! channel are composited on white first, both of them, so transparent pixels compare as what a
+//! reader sees on a white page. Formats the `image` crate cannot read (AVIF) must be converted to
+//! PNG, with their alpha, beforehand.
 
 use std::io::{BufRead, Write};
 
@@ -24,8 +26,8 @@ fn main() {
 }
 
 fn score(reference: &str, distorted: &str) -> Option<f64> {
-    let reference = image::open(reference).ok()?.into_rgb8();
-    let distorted = image::open(distorted).ok()?.into_rgb8();
+    let reference = on_white(image::open(reference).ok()?);
+    let distorted = on_white(image::open(distorted).ok()?);
     let (width, height) = distorted.dimensions();
     let source = Image::from_vec_u8(
         reference.width(),
@@ -59,4 +61,19 @@ fn score(reference: &str, distorted: &str) -> Option<f64> {
     )
     .ok()?;
     compute_ssimulacra2(&a, &b).ok()
+}
+
+/// The image as it looks on a white page.
+fn on_white(image: image::DynamicImage) -> image::RgbImage {
+    if !image.color().has_alpha() {
+        return image.into_rgb8();
+    }
+    let rgba = image.into_rgba8();
+    let (width, height) = rgba.dimensions();
+    image::RgbImage::from_fn(width, height, |x, y| {
+        let [r, g, b, a] = rgba.get_pixel(x, y).0;
+        let over =
+            |c: u8| ((u32::from(c) * u32::from(a) + 255 * (255 - u32::from(a)) + 127) / 255) as u8;
+        image::Rgb([over(r), over(g), over(b)])
+    })
 }

@@ -53,7 +53,7 @@ impl Format {
     /// The encoder quality used when the author sets none (PNG is lossless and ignores it).
     pub(crate) fn default_quality(self) -> u8 {
         match self {
-            Format::Avif => 60,
+            Format::Avif => 70,
             Format::Webp | Format::Jpeg => 80,
             Format::Png => 100,
         }
