@@ -56,6 +56,10 @@ pub struct Config {
     pub(crate) prices: BTreeMap<String, f64>,
     /// Which web files are made from each master.
     pub(crate) output: crate::derive::Output,
+    /// The most images one build may generate with a provider (placeholders do not count).
+    pub(crate) max_images_per_build: Option<usize>,
+    /// The most one build may spend, in US dollars, by the price estimates.
+    pub(crate) max_cost_per_build: Option<f64>,
 }
 
 /// A named prompt preset.
@@ -344,6 +348,8 @@ struct RawConfig {
     on_error: Option<String>,
     offline: Option<bool>,
     max_concurrency: Option<usize>,
+    max_images_per_build: Option<usize>,
+    max_cost_per_build: Option<f64>,
     size: Option<String>,
     prompt_prefix: Option<String>,
     prompt_suffix: Option<String>,
@@ -683,6 +689,15 @@ impl TryFrom<RawConfig> for Config {
             }
         };
 
+        if let Some(cost) = raw.max_cost_per_build
+            && !(cost.is_finite() && cost >= 0.0)
+        {
+            return Err(config_error(
+                "max-cost-per-build",
+                format!("{cost} is not an amount; use a number of US dollars such as `5.0`"),
+            ));
+        }
+
         let max_concurrency = raw.max_concurrency.unwrap_or(4);
         if !(1..=MAX_CONCURRENCY_LIMIT).contains(&max_concurrency) {
             return Err(config_error(
@@ -767,6 +782,8 @@ impl TryFrom<RawConfig> for Config {
             retry,
             prices: raw.prices,
             output,
+            max_images_per_build: raw.max_images_per_build,
+            max_cost_per_build: raw.max_cost_per_build,
         })
     }
 }

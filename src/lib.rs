@@ -16,6 +16,7 @@
 //! The library exists so that tests and tools can run the preprocessor in-process; the
 //! `mdbook-imagegen` binary is what mdBook runs. See `ARCHITECTURE.md` for the map of modules.
 
+mod budget;
 mod cache;
 mod config;
 mod derive;

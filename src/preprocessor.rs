@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+use crate::budget;
 use crate::cache::{Cache, Entry, Tier};
 use crate::config::{Config, OnError};
 use crate::derive::{self, Manifest};
@@ -194,6 +195,7 @@ impl Run<'_> {
             missing_keys.push(*key);
         }
         cache.close_index();
+        self.apply_budget(&mut missing, &mut missing_keys, &mut outcomes, &requests);
         let looked_up = Instant::now();
 
         let n_reused = outcomes
@@ -347,6 +349,55 @@ impl Run<'_> {
             }
         }
         Ok(contents)
+    }
+
+    /// Keeps the generations that fit the budget, in book order; the others fail with the
+    /// reason, and so follow `on-error`.
+    fn apply_budget(
+        &self,
+        missing: &mut Vec<Chain>,
+        missing_keys: &mut Vec<CacheKey>,
+        outcomes: &mut HashMap<CacheKey, Outcome>,
+        requests: &[Vec<Result<CacheKey, String>>],
+    ) {
+        if self.config.max_images_per_build.is_none() && self.config.max_cost_per_build.is_none() {
+            return;
+        }
+        let mut first_use: HashMap<CacheKey, usize> = HashMap::new();
+        for key in requests.iter().flatten().flatten() {
+            let next = first_use.len();
+            first_use.entry(*key).or_insert(next);
+        }
+        let mut order: Vec<usize> = (0..missing.len()).collect();
+        order.sort_by_key(|&i| {
+            first_use
+                .get(&missing_keys[i])
+                .copied()
+                .unwrap_or(usize::MAX)
+        });
+        let ordered: Vec<&Chain> = order.iter().map(|&i| &missing[i]).collect();
+        let verdicts = budget::apply(&ordered, self.config);
+        let mut kept = (Vec::new(), Vec::new());
+        let mut skipped = 0;
+        for (&i, verdict) in order.iter().zip(verdicts) {
+            match verdict {
+                None => {
+                    kept.0.push(missing[i].clone());
+                    kept.1.push(missing_keys[i]);
+                }
+                Some(reason) => {
+                    skipped += 1;
+                    outcomes.insert(missing_keys[i], Outcome::Failed(reason));
+                }
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                "imagegen: stopped at the build's budget; {skipped} image{} not generated",
+                if skipped == 1 { "" } else { "s" }
+            );
+        }
+        (*missing, *missing_keys) = kept;
     }
 
     /// A cached master, with its web files when the index knows them and they are all in the
