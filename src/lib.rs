@@ -34,5 +34,5 @@ mod rewrite;
 
 pub use config::Config;
 pub use error::{Error, Located, Result};
-pub use preprocessor::ImageGen;
+pub use preprocessor::{ImageGen, PlannedImage};
 pub use progress::LogWriter;

@@ -69,11 +69,162 @@ impl ImageGen {
     }
 }
 
+/// What a build would do for one directive, as `mdbook-imagegen plan` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct PlannedImage {
+    /// The chapter file, as the user knows it (`src/guide/intro.md`).
+    pub file: String,
+    /// The directive's line in that file.
+    pub line: usize,
+    /// `cached`, `generate`, `draw` (a placeholder, drawn locally), `over-budget`, `offline`
+    /// (not cached, and the build may not call a provider) or `error`.
+    pub status: &'static str,
+    /// The profile the directive uses.
+    pub profile: String,
+    /// The provider kind of that profile.
+    pub provider: String,
+    /// The model the profile asks for.
+    pub model: String,
+    /// `WIDTHxHEIGHT`.
+    pub size: String,
+    /// The estimated price in US dollars of generating it, when it is to be generated and the
+    /// price is known.
+    pub cost: Option<f64>,
+    /// The start of the prompt.
+    pub prompt: String,
+    /// The cache key, in hex, when the directive is valid.
+    pub key: Option<String>,
+    /// What is wrong with the directive, for `error`.
+    pub message: Option<String>,
+}
+
 /// One run's settings.
 struct Run<'a> {
     ctx: &'a Context<'a>,
     config: &'a Config,
     markdown: mdbook_markdown::MarkdownOptions,
+}
+
+impl ImageGen {
+    /// What a build of this input (mdBook's `[context, book]` JSON) would generate and reuse,
+    /// per directive in book order. Calls no provider and writes nothing but the index.
+    pub fn plan_json(&self, input: &str) -> Result<Vec<PlannedImage>> {
+        let (context, book) = protocol::parse(input)?;
+        let ctx = Context::read(&context)?;
+        let config = Config::from_table(ctx.table)?;
+        let key = protocol::items_key(&book)?;
+        let chapters = protocol::chapters(&book, key);
+        let run = Run {
+            ctx: &ctx,
+            config: &config,
+            markdown: directive::markdown_options(key == "sections"),
+        };
+        run.plan(&chapters)
+    }
+}
+
+impl Run<'_> {
+    fn plan(&self, chapters: &[Chapter<'_>]) -> Result<Vec<PlannedImage>> {
+        let cache_root = self.ctx.root.join(&self.config.cache_dir);
+        let mut cache = Cache::open(&cache_root);
+        let mut rows = Vec::new();
+        // Chains still to generate, with the row each first appears in.
+        let mut to_generate: Vec<(Chain, usize)> = Vec::new();
+        let mut seen: HashMap<CacheKey, usize> = HashMap::new();
+        for chapter in chapters
+            .iter()
+            .filter(|c| directive::may_contain(c.content))
+        {
+            let (directives, problems) = directive::parse(chapter.content, &self.markdown);
+            let file = self.chapter_file(chapter);
+            let error = |line: usize, prompt: String, message: Option<String>| PlannedImage {
+                file: file.clone(),
+                line,
+                status: "error",
+                profile: String::new(),
+                provider: String::new(),
+                model: String::new(),
+                size: String::new(),
+                cost: None,
+                prompt,
+                key: None,
+                message,
+            };
+            for problem in problems {
+                rows.push(error(problem.line, String::new(), Some(problem.message)));
+            }
+            for directive in &directives {
+                let mut row = error(directive.line, prompt_start(&directive.prompt), None);
+                let chain = match plan::chain(directive, self.config) {
+                    Ok(chain) => chain,
+                    Err(message) => {
+                        row.message = Some(message);
+                        rows.push(row);
+                        continue;
+                    }
+                };
+                let (key, request) = &chain[0];
+                row.profile = request.profile.clone();
+                row.provider = request.kind.as_str().to_owned();
+                row.model = request.model.clone();
+                row.size = format!("{}x{}", request.size.width, request.size.height);
+                row.key = Some(key.to_hex());
+                if let Some(&first) = seen.get(key) {
+                    // The same image as an earlier directive: made once.
+                    row.status = if rows[first].status == "generate" {
+                        "cached"
+                    } else {
+                        rows[first].status
+                    };
+                    rows.push(row);
+                    continue;
+                }
+                seen.insert(*key, rows.len());
+                let mut cached = false;
+                for (link, (link_key, link_request)) in chain.iter().enumerate() {
+                    if link > 0 && !provider::is_committed(link_request.kind) {
+                        continue;
+                    }
+                    let tier = tier_of(link_request);
+                    if let Some(entry) = cache.lookup(tier, *link_key)?
+                        && cache.master_path(tier, &entry).exists()
+                    {
+                        cached = true;
+                        break;
+                    }
+                }
+                row.status = if cached {
+                    "cached"
+                } else if !provider::needs_network(request.kind) {
+                    "draw"
+                } else if self.config.offline {
+                    "offline"
+                } else {
+                    row.cost = self
+                        .config
+                        .profile(&request.profile)
+                        .ok()
+                        .and_then(|p| crate::price::estimate(request, p, &self.config.prices));
+                    to_generate.push((chain.clone(), rows.len()));
+                    "generate"
+                };
+                rows.push(row);
+            }
+        }
+        cache.close_index();
+        let chains: Vec<&Chain> = to_generate.iter().map(|(chain, _)| chain).collect();
+        for (verdict, (_, row)) in budget::apply(&chains, self.config)
+            .into_iter()
+            .zip(&to_generate)
+        {
+            if let Some(reason) = verdict {
+                rows[*row].status = "over-budget";
+                rows[*row].message = Some(reason);
+            }
+        }
+        Ok(rows)
+    }
 }
 
 /// A chapter with directives.

@@ -5,6 +5,7 @@
 
 mod browser;
 mod build;
+mod commands;
 mod protocol;
 mod providers;
 mod snapshots;

@@ -1,0 +1,146 @@
+//! The team commands (`plan`, `generate`) on real books, through the real `mdbook`.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::support::{BIN, TestBook, mdbook_binary};
+
+/// `mdbook-imagegen <args> --book <the book>`, with `mdbook` on the `PATH`.
+fn imagegen(book: &TestBook, args: &[&str]) -> Output {
+    let bin_dir = mdbook_binary().parent().unwrap().to_owned();
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    Command::new(BIN)
+        .args(args)
+        .arg("--book")
+        .arg(book.root())
+        .env("PATH", path)
+        .env_remove("MDBOOK_PREPROCESSOR__IMAGEGEN__COMMAND")
+        .output()
+        .unwrap()
+}
+
+fn plan(book: &TestBook) -> Vec<Value> {
+    let output = imagegen(book, &["plan", "--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice::<Value>(&output.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn statuses(rows: &[Value]) -> Vec<&str> {
+    rows.iter().map(|r| r["status"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn plan_sees_what_a_build_sees_and_generate_fills_the_cache() {
+    let book = TestBook::example();
+    let rows = plan(&book);
+    // Five directives, one of them in a file that reference.md {{#include}}s.
+    assert_eq!(statuses(&rows), ["draw"; 5]);
+    assert!(
+        rows.iter().any(|r| r["file"] == "src/reference.md"
+            && r["prompt"].as_str().unwrap().starts_with("A fog horn")),
+        "{rows:#?}"
+    );
+    assert!(!book.root().join("book").exists(), "plan renders nothing");
+
+    let output = imagegen(&book, &["generate"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty());
+    assert_eq!(statuses(&plan(&book)), ["cached"; 5]);
+    // A build afterwards generates nothing and makes no web file.
+    let before = book.files();
+    let build = book.build();
+    let log = String::from_utf8_lossy(&build.stderr);
+    assert!(!log.contains("generat"), "{log}");
+    assert_eq!(book.files(), before);
+}
+
+#[test]
+fn plan_estimates_costs_and_applies_the_budget_without_calling_anyone() {
+    let book = TestBook::example();
+    book.write(
+        "book.toml",
+        r#"[book]
+title = "Budget"
+
+[preprocessor.imagegen]
+after = ["links"]
+provider = "paid"
+max-images-per-build = 3
+
+[preprocessor.imagegen.providers.paid]
+kind = "openai"
+model = "gpt-image-1"
+price = 0.04
+base-url = "http://127.0.0.1:9"
+
+[preprocessor.imagegen.styles]
+engraving = "black and white copperplate engraving, fine cross-hatching"
+"#,
+    );
+    let rows = plan(&book);
+    assert_eq!(
+        statuses(&rows),
+        [
+            "generate",
+            "generate",
+            "generate",
+            "over-budget",
+            "over-budget"
+        ]
+    );
+    assert_eq!(rows[0]["cost"], 0.04);
+    assert!(
+        rows[3]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max-images-per-build = 3")
+    );
+    let table = imagegen(&book, &["plan"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("5 directives: 0 cached, 3 to generate (estimated $0.12), 2 over budget"),
+        "{text}"
+    );
+}
+
+#[test]
+fn generate_fails_with_the_place_of_a_bad_directive() {
+    let book = TestBook::example();
+    book.write(
+        "src/coast/lighthouses.md",
+        "# Lighthouses\n\n```image-prompt sise=\"10x10\"\nA lighthouse\n```\n",
+    );
+    let output = imagegen(&book, &["generate"]);
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("src/coast/lighthouses.md:3"), "{log}");
+}
+
+#[test]
+fn commands_explain_a_missing_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args(["plan", "--book"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("has no book.toml"), "{log}");
+}
