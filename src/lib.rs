@@ -31,8 +31,10 @@ mod progress;
 mod protocol;
 mod provider;
 mod rewrite;
+mod team;
 
 pub use config::Config;
 pub use error::{Error, Located, Result};
 pub use preprocessor::{ImageGen, PlannedImage};
 pub use progress::LogWriter;
+pub use team::{ListedImage, Stat, Team, VerifyProblem};

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use mdbook_imagegen::{ImageGen, PlannedImage};
+use mdbook_imagegen::{ImageGen, PlannedImage, Team};
 
 /// An mdBook preprocessor that turns image prompts into figures.
 ///
@@ -42,6 +42,50 @@ enum Command {
     /// Fills the cache without building the book: generates every missing image and makes
     /// its web files. Exits non-zero if any directive failed.
     Generate {
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+    },
+    /// Lists the images in the cache with the chapters that use them.
+    List {
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts, cost and generation time per provider and model, over the whole cache.
+    Stats {
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deletes the images no directive uses any more: records, masters, tuned qualities and
+    /// web files. Prints what and how many bytes.
+    Gc {
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+        /// Print what would be deleted, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Checks the cache: every master matches its name, every record reads and has its
+    /// master, the index agrees with the records. Exits non-zero when anything is wrong.
+    Verify {
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+        /// Repair what can be repaired, and say what cannot.
+        #[arg(long)]
+        fix: bool,
+    },
+    /// Rebuilds the cache index from the records.
+    Reindex {
         /// The book's root directory (where `book.toml` is).
         #[arg(long, default_value = ".")]
         book: PathBuf,
@@ -86,6 +130,18 @@ fn main() -> ExitCode {
         }
         Some(Command::Plan { book, json }) => report(plan(&preprocessor, &book, json)),
         Some(Command::Generate { book }) => report(generate(&preprocessor, &book)),
+        Some(Command::List { book, json }) => report(list(&preprocessor, &book, json)),
+        Some(Command::Stats { book, json }) => report(stats(&preprocessor, &book, json)),
+        Some(Command::Gc { book, dry_run }) => report(gc(&preprocessor, &book, dry_run)),
+        Some(Command::Verify { book, fix }) => report(verify(&preprocessor, &book, fix)),
+        Some(Command::Reindex { book }) => report(
+            load_team(&preprocessor, &book)
+                .and_then(|team| Ok(team.reindex()?))
+                .map(|keys| {
+                    eprintln!("imagegen: the index holds {keys} image{}", s(keys));
+                    true
+                }),
+        ),
         None => match preprocess(&preprocessor) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -118,6 +174,9 @@ fn load_book(dir: &Path) -> anyhow::Result<String> {
             dir.display()
         );
     }
+    let dir = &dir
+        .canonicalize()
+        .with_context(|| format!("cannot find `{}`", dir.display()))?;
     let exe = std::env::current_exe().context("cannot find this program's path")?;
     let scratch = tempfile::tempdir().context("cannot make a temporary directory")?;
     let file = scratch.path().join("input.json");
@@ -228,6 +287,152 @@ fn generate(preprocessor: &ImageGen, dir: &Path) -> anyhow::Result<bool> {
             Ok(false)
         }
     }
+}
+
+/// A path relative to the book, as the user would type it.
+fn shown_path(dir: &Path, path: &Path) -> PathBuf {
+    let base = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    path.strip_prefix(&base).unwrap_or(path).to_owned()
+}
+
+fn s(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn load_team(preprocessor: &ImageGen, dir: &Path) -> anyhow::Result<Team> {
+    Ok(preprocessor.team(&load_book(dir)?)?)
+}
+
+fn list(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool> {
+    let images = load_team(preprocessor, dir)?.list()?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut stdout, &images)?;
+        writeln!(stdout)?;
+        return Ok(true);
+    }
+    let now = std::time::SystemTime::now();
+    for image in &images {
+        let age = humantime::parse_rfc3339_weak(&image.created_at)
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .map_or_else(|| "?".to_owned(), |d| format!("{}d", d.as_secs() / 86_400));
+        let chapters = if image.chapters.is_empty() {
+            "(unused)".to_owned()
+        } else {
+            image.chapters.join(", ")
+        };
+        writeln!(
+            stdout,
+            "{}  {:11} {:16} {:9} ${:<6.3} {:>4}  {chapters}  {}",
+            &image.key[..12],
+            image.provider,
+            image.model,
+            image.size,
+            image.cost,
+            age,
+            image.prompt
+        )?;
+    }
+    let unused = images.iter().filter(|i| i.chapters.is_empty()).count();
+    writeln!(
+        stdout,
+        "\n{} image{}, {unused} unused",
+        images.len(),
+        s(images.len())
+    )?;
+    Ok(true)
+}
+
+fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool> {
+    let team = load_team(preprocessor, dir)?;
+    let stats = team.stats()?;
+    let errors = team
+        .directives()
+        .iter()
+        .filter(|d| d.status == "error")
+        .count();
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let value = serde_json::json!({ "models": stats, "directives_with_errors": errors });
+        serde_json::to_writer_pretty(&mut stdout, &value)?;
+        writeln!(stdout)?;
+        return Ok(true);
+    }
+    writeln!(
+        stdout,
+        "{:12} {:20} {:>7} {:>9} {:>9} {:>9} {:>8}",
+        "provider", "model", "images", "cost", "average", "per image", "requests"
+    )?;
+    for stat in &stats {
+        writeln!(
+            stdout,
+            "{:12} {:20} {:>7} {:>9} {:>9} {:>8.1}s {:>8}",
+            stat.provider,
+            stat.model,
+            stat.images,
+            format!("${:.2}", stat.cost),
+            format!("${:.3}", stat.cost / stat.images.max(1) as f64),
+            stat.average_seconds,
+            stat.requests
+        )?;
+    }
+    let images: usize = stats.iter().map(|s| s.images).sum();
+    let cost: f64 = stats.iter().map(|s| s.cost).fold(0.0, |a, b| a + b);
+    writeln!(
+        stdout,
+        "\n{images} image{} in the cache, ${cost:.2} estimated in all; {errors} directive{} with errors in the book",
+        s(images),
+        s(errors)
+    )?;
+    Ok(true)
+}
+
+fn gc(preprocessor: &ImageGen, dir: &Path, dry_run: bool) -> anyhow::Result<bool> {
+    let removed = load_team(preprocessor, dir)?.gc(dry_run)?;
+    let mut stdout = std::io::stdout().lock();
+    for (path, bytes) in &removed {
+        let shown = shown_path(dir, path);
+        writeln!(stdout, "{:>10}  {}", bytes, shown.display())?;
+    }
+    let total: u64 = removed.iter().map(|(_, b)| b).sum();
+    writeln!(
+        stdout,
+        "{} {} file{}, {:.1} MB",
+        if dry_run { "would delete" } else { "deleted" },
+        removed.len(),
+        s(removed.len()),
+        total as f64 / 1_000_000.0
+    )?;
+    Ok(true)
+}
+
+fn verify(preprocessor: &ImageGen, dir: &Path, fix: bool) -> anyhow::Result<bool> {
+    let problems = load_team(preprocessor, dir)?.verify(fix)?;
+    let mut stdout = std::io::stdout().lock();
+    for problem in &problems {
+        let shown = shown_path(dir, &problem.path);
+        let state = match (fix, problem.fixable) {
+            (true, true) => "fixed: ",
+            (true, false) => "cannot fix: ",
+            _ => "",
+        };
+        writeln!(stdout, "{}: {state}{}", shown.display(), problem.what)?;
+    }
+    let left = problems.iter().filter(|p| !(fix && p.fixable)).count();
+    if problems.is_empty() {
+        writeln!(stdout, "the cache is sound")?;
+    } else if fix {
+        writeln!(
+            stdout,
+            "{} problem{} fixed, {left} left",
+            problems.len() - left,
+            s(problems.len() - left)
+        )?;
+    } else {
+        writeln!(stdout, "{} problem{}", problems.len(), s(problems.len()))?;
+    }
+    Ok(left == 0)
 }
 
 fn preprocess(preprocessor: &ImageGen) -> anyhow::Result<()> {

@@ -97,6 +97,10 @@ pub struct PlannedImage {
     pub key: Option<String>,
     /// What is wrong with the directive, for `error`.
     pub message: Option<String>,
+    /// The keys of the directive's profile and of each fallback, in hex: every image that
+    /// may serve it.
+    #[serde(skip)]
+    pub(crate) chain: Vec<String>,
 }
 
 /// One run's settings.
@@ -150,6 +154,7 @@ impl Run<'_> {
                 prompt,
                 key: None,
                 message,
+                chain: Vec::new(),
             };
             for problem in problems {
                 rows.push(error(problem.line, String::new(), Some(problem.message)));
@@ -170,6 +175,7 @@ impl Run<'_> {
                 row.model = request.model.clone();
                 row.size = format!("{}x{}", request.size.width, request.size.height);
                 row.key = Some(key.to_hex());
+                row.chain = chain.iter().map(|(k, _)| k.to_hex()).collect();
                 if let Some(&first) = seen.get(key) {
                     // The same image as an earlier directive: made once.
                     row.status = if rows[first].status == "generate" {

@@ -17,6 +17,7 @@
 //! A build that only hits the cache changes no file here.
 
 mod index;
+mod manage;
 mod record;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -26,7 +27,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub(crate) use index::Entry;
 use index::{Index, Update};
-use record::Record;
+pub(crate) use manage::remove;
+pub(crate) use record::Record;
 
 use crate::derive::Manifest;
 use crate::error::{Error, Result};

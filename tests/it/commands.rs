@@ -144,3 +144,108 @@ fn commands_explain_a_missing_book() {
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("has no book.toml"), "{log}");
 }
+
+#[test]
+fn list_gc_verify_and_reindex_look_after_the_cache() {
+    let book = TestBook::example();
+    assert!(imagegen(&book, &["generate"]).status.success());
+    let list = |book: &TestBook| -> Vec<Value> {
+        let output = imagegen(book, &["list", "--json"]);
+        assert!(output.status.success());
+        serde_json::from_slice::<Value>(&output.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let images = list(&book);
+    assert_eq!(images.len(), 5);
+    assert!(
+        images
+            .iter()
+            .all(|i| i["chapters"].as_array().unwrap().len() == 1)
+    );
+
+    // A prompt changes: the old image is no longer used.
+    let chapter = book.read("src/coast/lighthouses.md");
+    book.write(
+        "src/coast/lighthouses.md",
+        &chapter.replace("An open logbook", "A closed logbook"),
+    );
+    book.build();
+    let images = list(&book);
+    assert_eq!(images.len(), 6);
+    let unused: Vec<&Value> = images
+        .iter()
+        .filter(|i| i["chapters"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(unused.len(), 1);
+    let old_key = unused[0]["key"].as_str().unwrap().to_owned();
+
+    let dry = imagegen(&book, &["gc", "--dry-run"]);
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        text.contains(&old_key[..16]) || text.contains(".json"),
+        "{text}"
+    );
+    assert!(text.contains("would delete"), "{text}");
+    assert_eq!(list(&book).len(), 6, "a dry run deletes nothing");
+    let before_html = book.read("book/coast/lighthouses.html");
+
+    let gc = imagegen(&book, &["gc"]);
+    let text = String::from_utf8_lossy(&gc.stdout);
+    assert!(text.contains("deleted"), "{text}");
+    assert_eq!(list(&book).len(), 5);
+    // Nothing the book uses went: a build generates nothing and renders the same page.
+    let build = book.build();
+    assert!(!String::from_utf8_lossy(&build.stderr).contains("generat"));
+    assert_eq!(book.read("book/coast/lighthouses.html"), before_html);
+
+    let verify = imagegen(&book, &["verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    // A damaged master cannot be fixed; a missing one can (its record goes, the image comes back).
+    let masters = book.root().join(".imagegen/local/masters");
+    let mut files: Vec<_> = walk(&masters);
+    files.sort();
+    std::fs::write(&files[0], b"not the image").unwrap();
+    std::fs::remove_file(&files[1]).unwrap();
+    let verify = imagegen(&book, &["verify"]);
+    assert!(!verify.status.success());
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(text.contains("does not match its name"), "{text}");
+    assert!(text.contains("its master is missing"), "{text}");
+    let fix = imagegen(&book, &["verify", "--fix"]);
+    assert!(
+        !fix.status.success(),
+        "the damaged master is left to the user"
+    );
+    let text = String::from_utf8_lossy(&fix.stdout);
+    assert!(text.contains("cannot fix"), "{text}");
+    assert!(text.contains("1 problem fixed, 1 left"), "{text}");
+    std::fs::remove_file(&files[0]).unwrap();
+    assert!(imagegen(&book, &["verify", "--fix"]).status.success());
+    assert!(imagegen(&book, &["verify"]).status.success());
+
+    let reindex = imagegen(&book, &["reindex"]);
+    assert!(reindex.status.success());
+    assert!(String::from_utf8_lossy(&reindex.stderr).contains("the index holds 3 images"));
+    let build = book.build();
+    assert!(String::from_utf8_lossy(&build.stderr).contains("generated 2 images"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for item in std::fs::read_dir(dir).unwrap().flatten() {
+        if item.file_type().unwrap().is_dir() {
+            out.extend(walk(&item.path()));
+        } else {
+            out.push(item.path());
+        }
+    }
+    out
+}

@@ -1,0 +1,318 @@
+//! The team commands that look after the cache: `list`, `stats`, `gc`, `verify`, `reindex`.
+//! Each one starts from mdBook's input for the book, so it sees the directives a build sees.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::cache::{self, Cache, Record};
+use crate::config::Config;
+use crate::derive;
+use crate::error::Result;
+use crate::preprocessor::{ImageGen, PlannedImage};
+use crate::protocol::{self, Context};
+
+/// A book's cache, with the directives that use it.
+pub struct Team {
+    root: PathBuf,
+    cache_root: PathBuf,
+    assets_dir: PathBuf,
+    config: Config,
+    rows: Vec<PlannedImage>,
+}
+
+/// One image in the cache, as `list` shows it.
+#[derive(Debug, Serialize)]
+#[non_exhaustive]
+pub struct ListedImage {
+    /// The cache key, in hex.
+    pub key: String,
+    /// The provider kind and model that made it.
+    pub provider: String,
+    /// The model that made it.
+    pub model: String,
+    /// `WIDTHxHEIGHT` of the master.
+    pub size: String,
+    /// Its estimated cost in US dollars when it was generated.
+    pub cost: f64,
+    /// When it was generated, RFC 3339.
+    pub created_at: String,
+    /// The chapter files whose directives use it; empty when none does (`gc` removes it).
+    pub chapters: Vec<String>,
+    /// Whether it is a placeholder, kept on this machine only.
+    pub local: bool,
+    /// The start of the prompt.
+    pub prompt: String,
+}
+
+/// Totals for one provider and model, as `stats` shows them.
+#[derive(Debug, Default, Serialize)]
+#[non_exhaustive]
+pub struct Stat {
+    /// The provider kind.
+    pub provider: String,
+    /// The model.
+    pub model: String,
+    /// How many images it made.
+    pub images: usize,
+    /// Their estimated cost in US dollars.
+    pub cost: f64,
+    /// Their average generation time, in seconds.
+    pub average_seconds: f64,
+    /// How many requests they took, retries included.
+    pub requests: u64,
+}
+
+/// A file `verify` found wrong.
+#[derive(Debug, Serialize)]
+#[non_exhaustive]
+pub struct VerifyProblem {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong and what to do.
+    pub what: String,
+    /// Whether `--fix` repaired it (or would).
+    pub fixable: bool,
+}
+
+impl ImageGen {
+    /// Loads the cache of the book mdBook's input describes.
+    pub fn team(&self, input: &str) -> Result<Team> {
+        let rows = self.plan_json(input)?;
+        let (context, _) = protocol::parse(input)?;
+        let ctx = Context::read(&context)?;
+        let config = Config::from_table(ctx.table)?;
+        Ok(Team {
+            root: ctx.root.clone(),
+            cache_root: ctx.root.join(&config.cache_dir),
+            assets_dir: ctx.root.join(ctx.src).join(&config.assets_dir),
+            config,
+            rows,
+        })
+    }
+}
+
+impl Team {
+    /// The directives of the book, as `plan` sees them.
+    pub fn directives(&self) -> &[PlannedImage] {
+        &self.rows
+    }
+
+    /// Which chapters use each key (any link of a directive's chain).
+    fn users(&self) -> BTreeMap<&str, BTreeSet<&str>> {
+        let mut users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for row in &self.rows {
+            for key in &row.chain {
+                users.entry(key).or_default().insert(&row.file);
+            }
+        }
+        users
+    }
+
+    /// Every image in the cache (the winner of each key), oldest first.
+    pub fn list(&self) -> Result<Vec<ListedImage>> {
+        let cache = Cache::open(&self.cache_root);
+        let winners = cache.winners()?;
+        let users = self.users();
+        let mut out = Vec::new();
+        for stored in cache.stored_records()? {
+            let Ok(record) = &stored.record else { continue };
+            if !winners.contains(&stored.path) {
+                continue;
+            }
+            out.push(ListedImage {
+                key: record.key.clone(),
+                provider: record.provider.clone(),
+                model: record.model.clone(),
+                size: format!("{}x{}", record.width, record.height),
+                cost: record.cost_usd,
+                created_at: record.created_at.clone(),
+                chapters: users
+                    .get(record.key.as_str())
+                    .map(|c| c.iter().map(|s| (*s).to_owned()).collect())
+                    .unwrap_or_default(),
+                local: stored.tier == cache::Tier::Local,
+                prompt: start(&record.prompt),
+            });
+        }
+        out.sort_by(|a, b| (&a.created_at, &a.key).cmp(&(&b.created_at, &b.key)));
+        Ok(out)
+    }
+
+    /// Totals per provider and model over every record in the cache (every image ever
+    /// generated and kept, losers of a key included: they were paid for too).
+    pub fn stats(&self) -> Result<Vec<Stat>> {
+        let cache = Cache::open(&self.cache_root);
+        let mut totals: BTreeMap<(String, String), (Stat, u64)> = BTreeMap::new();
+        for stored in cache.stored_records()? {
+            let Ok(record) = stored.record else { continue };
+            let (stat, ms) = totals
+                .entry((record.provider.clone(), record.model.clone()))
+                .or_default();
+            stat.provider = record.provider;
+            stat.model = record.model;
+            stat.images += 1;
+            stat.cost += record.cost_usd;
+            stat.requests += u64::from(record.attempts);
+            *ms += record.generation_ms;
+        }
+        Ok(totals
+            .into_values()
+            .map(|(mut stat, ms)| {
+                stat.average_seconds = ms as f64 / 1000.0 / stat.images.max(1) as f64;
+                stat
+            })
+            .collect())
+    }
+
+    /// Removes the records no directive uses (and the losers of keys that are used), the
+    /// masters no remaining record names, their tuned qualities, and web files that are not
+    /// the current ones of a remaining master. Returns what it removed (or would, with
+    /// `dry_run`) and each file's size.
+    pub fn gc(&self, dry_run: bool) -> Result<Vec<(PathBuf, u64)>> {
+        let cache = Cache::open(&self.cache_root);
+        let winners = cache.winners()?;
+        let users = self.users();
+        let mut doomed: Vec<PathBuf> = Vec::new();
+        let mut kept: BTreeSet<String> = BTreeSet::new();
+        let mut kept_records: Vec<Record> = Vec::new();
+        let records = cache.stored_records()?;
+        for stored in &records {
+            let Ok(record) = &stored.record else { continue };
+            if users.contains_key(record.key.as_str()) && winners.contains(&stored.path) {
+                kept.insert(record.master.clone());
+                kept_records.push(record.clone());
+            } else {
+                doomed.push(stored.path.clone());
+            }
+        }
+        for master in cache.stored_masters()? {
+            if !kept.contains(&master.name_hash) {
+                doomed.push(master.path);
+            }
+        }
+        for tuned in files_under(&self.cache_root.join("tuned")) {
+            let name = tuned.file_name().unwrap_or_default().to_string_lossy();
+            let master = name.split('-').next().unwrap_or_default();
+            if !kept.contains(master) {
+                doomed.push(tuned);
+            }
+        }
+        // Web files: the current derivation of each kept master when the index knows it,
+        // otherwise anything made from a kept master.
+        let mut current: BTreeSet<String> = BTreeSet::new();
+        let mut prefixes: BTreeSet<String> = BTreeSet::new();
+        for record in &kept_records {
+            let origin = derive::Origin {
+                provider: &record.provider,
+                model: &record.model,
+                generated: record.provider != "placeholder",
+            };
+            let id = derive::derivation_id(&record.master, &origin, &self.config.output);
+            match cache.manifest(&id) {
+                Some(manifest) => current.extend(manifest.files.into_iter().map(|f| f.name)),
+                None => {
+                    prefixes.insert(record.master[..16].to_owned());
+                }
+            }
+        }
+        // The assets directory, and the copies beside chapters in subdirectories.
+        let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([self.assets_dir.clone()]);
+        for row in &self.rows {
+            if let Some(parent) = std::path::Path::new(&row.file).parent() {
+                dirs.insert(self.root.join(parent).join(&self.config.assets_dir));
+            }
+        }
+        for file in dirs.iter().flat_map(|dir| direct_files(dir)) {
+            let name = file
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let from_kept = prefixes.iter().any(|p| name.starts_with(p.as_str()));
+            if !current.contains(&name) && !from_kept {
+                doomed.push(file);
+            }
+        }
+        let mut out = Vec::new();
+        for path in doomed {
+            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if !dry_run {
+                cache::remove(&path)?;
+            }
+            out.push((path, bytes));
+        }
+        Ok(out)
+    }
+
+    /// Checks the cache; with `fix`, repairs what can be repaired.
+    pub fn verify(&self, fix: bool) -> Result<Vec<VerifyProblem>> {
+        let mut cache = Cache::open(&self.cache_root);
+        let problems = cache.verify()?;
+        drop(cache);
+        let mut reindex = false;
+        for problem in &problems {
+            if fix && problem.fixable {
+                if problem.path.ends_with("index.redb") {
+                    reindex = true;
+                } else {
+                    cache::remove(&problem.path)?;
+                    reindex = true;
+                }
+            }
+        }
+        if reindex {
+            Cache::reindex(&self.cache_root)?;
+        }
+        Ok(problems
+            .into_iter()
+            .map(|p| VerifyProblem {
+                path: p.path,
+                what: p.what,
+                fixable: p.fixable,
+            })
+            .collect())
+    }
+
+    /// Rebuilds the index from the records; returns how many keys it holds.
+    pub fn reindex(&self) -> Result<usize> {
+        Cache::reindex(&self.cache_root)
+    }
+}
+
+fn start(prompt: &str) -> String {
+    const SHOWN: usize = 60;
+    match prompt.char_indices().nth(SHOWN) {
+        None => prompt.to_owned(),
+        Some((end, _)) => format!("{}…", &prompt[..end]),
+    }
+}
+
+fn direct_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|listing| {
+            listing
+                .filter_map(|i| i.ok())
+                .filter(|i| i.file_type().is_ok_and(|t| t.is_file()))
+                .map(|i| i.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sub in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if sub.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(direct_files(&sub.path()));
+        }
+    }
+    out.sort();
+    out
+}
