@@ -6,6 +6,7 @@
 mod browser;
 mod build;
 mod commands;
+mod merges;
 mod protocol;
 mod providers;
 mod snapshots;

@@ -1,0 +1,295 @@
+//! Two branches add images, plain `git merge` combines them with no conflict and no merge
+//! driver, and the merged book builds without a single provider call.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{BIN, mdbook_binary};
+
+/// A provider that draws a 64×64 PNG whose colour depends on the prompt and on `variant.txt`
+/// (so two branches can make different bytes for the same prompt), and logs every call.
+const PROVIDER: &str = r#"import os, struct, sys, zlib, hashlib
+variant = open("variant.txt").read().strip()
+seed = hashlib.sha256((os.environ["IMAGEGEN_PROMPT"] + variant).encode()).digest()
+w, h = int(os.environ["IMAGEGEN_WIDTH"]), int(os.environ["IMAGEGEN_HEIGHT"])
+rows = b"".join(b"\x00" + bytes(seed[:3]) * w for _ in range(h))
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+png += chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+open(os.environ["IMAGEGEN_OUTPUT"], "wb").write(png)
+with open(os.environ["CALLS"], "a") as log:
+    log.write(os.environ["IMAGEGEN_PROMPT"] + "\n")
+"#;
+
+struct Repo {
+    dir: tempfile::TempDir,
+    calls: tempfile::NamedTempFile,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let repo = Repo {
+            dir: tempfile::Builder::new()
+                .prefix("imagegen-git-")
+                .tempdir()
+                .unwrap(),
+            calls: tempfile::NamedTempFile::new().unwrap(),
+        };
+        repo.write(
+            "book.toml",
+            r#"[book]
+title = "Merges"
+
+[preprocessor.imagegen]
+provider = "local"
+
+[preprocessor.imagegen.providers.local]
+kind = "command"
+model = "swatch"
+command = ["python3", "provider.py"]
+
+[preprocessor.imagegen.output]
+widths = [64]
+thumbnail = false
+"#,
+        );
+        repo.write("provider.py", PROVIDER);
+        repo.write("variant.txt", "base\n");
+        // The variant is a property of the machine, not of the book.
+        repo.write(".gitignore", "/book/\n/variant.txt\n");
+        repo.write(
+            "src/SUMMARY.md",
+            "# Summary\n\n- [One](one.md)\n- [Two](two.md)\n",
+        );
+        repo.write("src/one.md", &chapter("One", &["a harbour"]));
+        repo.write("src/two.md", &chapter("Two", &[]));
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.build();
+        repo.commit("base");
+        repo
+    }
+
+    fn write(&self, relative: &str, text: &str) {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn git(&self, args: &[&str]) -> std::process::Output {
+        Command::new("git")
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+            .args([
+                "-c",
+                "commit.gpgsign=false",
+                "-c",
+                "merge.conflictstyle=merge",
+            ])
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    fn commit(&self, message: &str) {
+        self.git(&["add", "-A"]);
+        let output = self.git(&["commit", "-q", "-m", message]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn build(&self) -> String {
+        let output = Command::new(mdbook_binary())
+            .arg("build")
+            .current_dir(self.dir.path())
+            .env("MDBOOK_PREPROCESSOR__IMAGEGEN__COMMAND", BIN)
+            .env("CALLS", self.calls.path())
+            .env_remove("MDBOOK_IMAGEGEN_LOG")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{log}");
+        log
+    }
+
+    fn calls(&self) -> usize {
+        std::fs::read_to_string(self.calls.path())
+            .unwrap()
+            .lines()
+            .count()
+    }
+
+    fn records(&self) -> usize {
+        count_files(&self.dir.path().join(".imagegen/records"))
+    }
+
+    fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(relative)).unwrap()
+    }
+}
+
+fn chapter(title: &str, prompts: &[&str]) -> String {
+    let mut text = format!("# {title}\n");
+    for prompt in prompts {
+        text.push_str(&format!(
+            "\n```image-prompt size=\"64x64\"\n{prompt}\n```\n"
+        ));
+    }
+    text
+}
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    listing
+        .flatten()
+        .map(|i| {
+            if i.file_type().unwrap().is_dir() {
+                count_files(&i.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+fn python_available() -> bool {
+    Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn branches_that_add_different_images_merge_cleanly_and_build_without_calls() {
+    if !python_available() {
+        panic!("python3 is needed for the test provider; run scripts/install-tools");
+    }
+    let repo = Repo::new();
+    assert_eq!(repo.calls(), 1);
+
+    repo.git(&["checkout", "-q", "-b", "lighthouses"]);
+    repo.write(
+        "src/one.md",
+        &chapter("One", &["a harbour", "a lighthouse"]),
+    );
+    repo.build();
+    repo.commit("A lighthouse");
+
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["checkout", "-q", "-b", "tides"]);
+    repo.write("src/two.md", &chapter("Two", &["a tide table", "a buoy"]));
+    repo.build();
+    repo.commit("Tides");
+    assert_eq!(repo.calls(), 4);
+
+    repo.git(&["checkout", "-q", "main"]);
+    let first = repo.git(&["merge", "-q", "--no-edit", "lighthouses"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    let second = repo.git(&["merge", "-q", "--no-edit", "tides"]);
+    assert!(
+        second.status.success(),
+        "merge conflict:\n{}{}",
+        String::from_utf8_lossy(&second.stdout),
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(repo.records(), 4);
+
+    let log = repo.build();
+    assert_eq!(
+        repo.calls(),
+        4,
+        "the merged book generated something:\n{log}"
+    );
+    assert!(repo.read("book/one.html").matches("<figure").count() == 2);
+    assert!(repo.read("book/two.html").matches("<figure").count() == 2);
+}
+
+#[test]
+fn the_same_prompt_on_two_branches_merges_and_one_image_wins_everywhere() {
+    if !python_available() {
+        panic!("python3 is needed for the test provider; run scripts/install-tools");
+    }
+    let repo = Repo::new();
+    for (branch, variant) in [("first", "first\n"), ("second", "second\n")] {
+        repo.git(&["checkout", "-q", "main"]);
+        repo.git(&["checkout", "-q", "-b", branch]);
+        repo.write("variant.txt", variant);
+        repo.write("src/two.md", &chapter("Two", &["the same buoy"]));
+        repo.build();
+        repo.commit(branch);
+        // Different bytes on each branch, a millisecond apart at least.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(repo.calls(), 3);
+    repo.git(&["checkout", "-q", "main"]);
+    assert!(
+        repo.git(&["merge", "-q", "--no-edit", "first"])
+            .status
+            .success()
+    );
+    let merge = repo.git(&["merge", "-q", "--no-edit", "second"]);
+    assert!(
+        merge.status.success(),
+        "merge conflict:\n{}",
+        String::from_utf8_lossy(&merge.stdout)
+    );
+    // Both records survived the merge.
+    assert_eq!(repo.records(), 3);
+
+    repo.build();
+    let page = repo.read("book/two.html");
+    repo.build();
+    assert_eq!(
+        repo.read("book/two.html"),
+        page,
+        "the same winner on every build"
+    );
+    assert_eq!(repo.calls(), 3, "no provider call after the merge");
+
+    // The winner is the image made first: the `first` branch's.
+    let first_master = {
+        repo.git(&["checkout", "-q", "first"]);
+        let html = {
+            repo.build();
+            repo.read("book/two.html")
+        };
+        repo.git(&["checkout", "-q", "main"]);
+        html
+    };
+    repo.build();
+    assert_eq!(repo.read("book/two.html"), first_master);
+
+    // gc removes the loser.
+    let gc = Command::new(BIN)
+        .args(["gc", "--book"])
+        .arg(repo.dir.path())
+        .env("PATH", with_mdbook_on_path())
+        .output()
+        .unwrap();
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    assert_eq!(repo.records(), 2);
+    repo.build();
+    assert_eq!(repo.read("book/two.html"), first_master);
+    assert_eq!(repo.calls(), 3);
+}
+
+fn with_mdbook_on_path() -> std::ffi::OsString {
+    let bin_dir = mdbook_binary().parent().unwrap().to_owned();
+    std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap()
+}
