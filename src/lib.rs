@@ -24,6 +24,7 @@ mod directive;
 mod error;
 mod figure;
 mod generate;
+mod install;
 mod plan;
 mod preprocessor;
 mod price;
@@ -35,6 +36,7 @@ mod team;
 
 pub use config::Config;
 pub use error::{Error, Located, Result};
+pub use install::{Installed, install, prepare_cache};
 pub use preprocessor::{ImageGen, PlannedImage};
 pub use progress::LogWriter;
 pub use team::{ListedImage, Stat, Team, VerifyProblem};

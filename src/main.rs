@@ -90,6 +90,13 @@ enum Command {
         #[arg(long, default_value = ".")]
         book: PathBuf,
     },
+    /// Adds `[preprocessor.imagegen]` (with `after = ["links"]`) to book.toml, keeping its
+    /// comments and formatting, and creates the cache directory with its `.gitignore`.
+    Install {
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+    },
     /// Used by `plan` and `generate`: saves mdBook's input to a file and stops the build.
     #[command(name = "__capture", hide = true)]
     Capture {
@@ -134,6 +141,7 @@ fn main() -> ExitCode {
         Some(Command::Stats { book, json }) => report(stats(&preprocessor, &book, json)),
         Some(Command::Gc { book, dry_run }) => report(gc(&preprocessor, &book, dry_run)),
         Some(Command::Verify { book, fix }) => report(verify(&preprocessor, &book, fix)),
+        Some(Command::Install { book }) => report(install(&book)),
         Some(Command::Reindex { book }) => report(
             load_team(&preprocessor, &book)
                 .and_then(|team| Ok(team.reindex()?))
@@ -297,6 +305,40 @@ fn shown_path(dir: &Path, path: &Path) -> PathBuf {
 
 fn s(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+fn install(dir: &Path) -> anyhow::Result<bool> {
+    let path = dir.join("book.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read `{}`; run this in the book's directory or pass `--book DIR`",
+            path.display()
+        )
+    })?;
+    match mdbook_imagegen::install(&text).map_err(anyhow::Error::msg)? {
+        mdbook_imagegen::Installed::AlreadyThere => {
+            eprintln!(
+                "imagegen: `{}` already has [preprocessor.imagegen]",
+                path.display()
+            );
+        }
+        mdbook_imagegen::Installed::Added(new) => {
+            let mut file = tempfile::NamedTempFile::new_in(dir)?;
+            file.write_all(new.as_bytes())?;
+            file.as_file().sync_all()?;
+            file.persist(&path).map_err(|e| e.error)?;
+            eprintln!(
+                "imagegen: added [preprocessor.imagegen] to `{}`; with no provider set, images are placeholders until you configure one",
+                path.display()
+            );
+        }
+    }
+    let cache = mdbook_imagegen::prepare_cache(dir)?;
+    eprintln!(
+        "imagegen: commit `{}` (its .gitignore keeps the local parts out)",
+        shown_path(dir, &cache).display()
+    );
+    Ok(true)
 }
 
 fn load_team(preprocessor: &ImageGen, dir: &Path) -> anyhow::Result<Team> {

@@ -277,7 +277,7 @@ impl Cache {
     }
 
     /// Creates the cache directory and its `.gitignore` when missing.
-    fn ensure_layout(&self) -> Result<()> {
+    pub(crate) fn ensure_layout(&self) -> Result<()> {
         let tmp = self.root.join("tmp");
         if !tmp.is_dir() {
             fs_err::create_dir_all(&tmp).map_err(|e| io_error("create", &tmp, e))?;

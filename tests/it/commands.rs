@@ -249,3 +249,35 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn install_adds_the_preprocessor_and_the_book_builds() {
+    let book = TestBook::example();
+    let original = "[book]\n# Our notes.\ntitle = \"Notes\"  # short\n";
+    book.write("book.toml", original);
+    // The example's chapters use a style its book.toml defines; this book has none.
+    let chapter = book.read("src/coast/lighthouses.md");
+    book.write(
+        "src/coast/lighthouses.md",
+        &chapter.replace(" style=\"engraving\"", ""),
+    );
+    let first = imagegen(&book, &["install"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let text = book.read("book.toml");
+    assert_eq!(
+        text,
+        format!("{original}\n[preprocessor.imagegen]\nafter = [\"links\"]\n")
+    );
+    assert!(book.read(".imagegen/.gitignore").contains("/index.redb"));
+    // A second run changes nothing.
+    let again = imagegen(&book, &["install"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already has"));
+    assert_eq!(book.read("book.toml"), text);
+    // The book builds with figures, through mdBook's own lookup of the preprocessor.
+    book.build();
+    assert!(book.read("book/index.html").contains("<figure"));
+}
