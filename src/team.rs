@@ -167,8 +167,9 @@ impl Team {
     }
 
     /// Removes the records no directive uses (and the losers of keys that are used), the
-    /// masters no remaining record names, their tuned qualities, and web files that are not
-    /// the current ones of a remaining master. Returns what it removed (or would, with
+    /// masters no remaining record names, their tuned qualities, web files that are not the
+    /// current ones of a remaining master, and what killed builds left in `tmp/` over an hour
+    /// ago. Returns what it removed (or would, with
     /// `dry_run`) and each file's size.
     pub fn gc(&self, dry_run: bool) -> Result<Vec<(PathBuf, u64)>> {
         let cache = Cache::open(&self.cache_root);
@@ -199,6 +200,7 @@ impl Team {
                 doomed.push(tuned);
             }
         }
+        doomed.extend(cache.leftovers()?);
         // Web files: the current derivation of each kept master when the index knows it,
         // otherwise anything made from a kept master.
         let mut current: BTreeSet<String> = BTreeSet::new();

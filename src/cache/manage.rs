@@ -99,8 +99,9 @@ impl Cache {
     }
 
     /// Checks that every master's content matches its name, that every record reads and has
-    /// its master, that no temporary file was left behind, and that the index agrees with
-    /// the records where it claims to be current.
+    /// its master, and that the index agrees with the records where it claims to be current.
+    /// Files an interrupted build left in `tmp/` are harmless, and not checked (`gc` removes
+    /// them).
     pub(crate) fn verify(&mut self) -> Result<Vec<Problem>> {
         let mut problems = Vec::new();
         for master in self.stored_masters()? {
@@ -133,16 +134,6 @@ impl Cache {
                 }
                 Ok(_) => {}
             }
-        }
-        for leftover in files_two_deep(&self.root.join("tmp"))?
-            .into_iter()
-            .chain(direct_files(&self.root.join("tmp"))?)
-        {
-            problems.push(Problem {
-                path: leftover,
-                what: "a temporary file left by an interrupted build; --fix removes it".to_owned(),
-                fixable: true,
-            });
         }
         for tier in TIERS {
             let records = self.tier_root(tier).join("records");
@@ -188,6 +179,21 @@ impl Cache {
         }
         cache.finish(BTreeMap::new())?;
         Ok(keys)
+    }
+}
+
+impl Cache {
+    /// Files in `tmp/` older than an hour: left by a build that was killed while writing.
+    pub(crate) fn leftovers(&self) -> Result<Vec<PathBuf>> {
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        Ok(direct_files(&self.root.join("tmp"))?
+            .into_iter()
+            .filter(|p| {
+                std::fs::metadata(p)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < hour_ago)
+            })
+            .collect())
     }
 }
 

@@ -6,8 +6,8 @@
 mod browser;
 mod build;
 mod commands;
-mod merges;
 mod protocol;
 mod providers;
 mod snapshots;
 mod support;
+mod team;

@@ -1,5 +1,6 @@
-//! Two branches add images, plain `git merge` combines them with no conflict and no merge
-//! driver, and the merged book builds without a single provider call.
+//! Working as a team: two branches add images and plain `git merge` combines them with no
+//! conflict and no merge driver; the merged book builds without a single provider call. Two
+//! builds at once agree, and a build killed while generating leaves a sound cache.
 
 use std::path::Path;
 use std::process::Command;
@@ -7,8 +8,11 @@ use std::process::Command;
 use crate::support::{BIN, mdbook_binary};
 
 /// A provider that draws a 64×64 PNG whose colour depends on the prompt and on `variant.txt`
-/// (so two branches can make different bytes for the same prompt), and logs every call.
-const PROVIDER: &str = r#"import os, struct, sys, zlib, hashlib
+/// (so two branches can make different bytes for the same prompt), and logs every call. A
+/// prompt with "slow" in it takes `SLOW` seconds.
+const PROVIDER: &str = r#"import os, struct, sys, time, zlib, hashlib
+if "slow" in os.environ["IMAGEGEN_PROMPT"]:
+    time.sleep(float(os.environ.get("SLOW", "0")))
 variant = open("variant.txt").read().strip()
 seed = hashlib.sha256((os.environ["IMAGEGEN_PROMPT"] + variant).encode()).digest()
 w, h = int(os.environ["IMAGEGEN_WIDTH"]), int(os.environ["IMAGEGEN_HEIGHT"])
@@ -101,15 +105,20 @@ thumbnail = false
         );
     }
 
-    fn build(&self) -> String {
-        let output = Command::new(mdbook_binary())
+    /// `mdbook build`, not yet run.
+    fn mdbook_build(&self) -> Command {
+        let mut command = Command::new(mdbook_binary());
+        command
             .arg("build")
             .current_dir(self.dir.path())
             .env("MDBOOK_PREPROCESSOR__IMAGEGEN__COMMAND", BIN)
             .env("CALLS", self.calls.path())
-            .env_remove("MDBOOK_IMAGEGEN_LOG")
-            .output()
-            .unwrap();
+            .env_remove("MDBOOK_IMAGEGEN_LOG");
+        command
+    }
+
+    fn build(&self) -> String {
+        let output = self.mdbook_build().output().unwrap();
         let log = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(output.status.success(), "{log}");
         log
@@ -269,12 +278,7 @@ fn the_same_prompt_on_two_branches_merges_and_one_image_wins_everywhere() {
     assert_eq!(repo.read("book/two.html"), first_master);
 
     // gc removes the loser.
-    let gc = Command::new(BIN)
-        .args(["gc", "--book"])
-        .arg(repo.dir.path())
-        .env("PATH", with_mdbook_on_path())
-        .output()
-        .unwrap();
+    let gc = imagegen(&repo, &["gc"]);
     assert!(
         gc.status.success(),
         "{}",
@@ -284,6 +288,97 @@ fn the_same_prompt_on_two_branches_merges_and_one_image_wins_everywhere() {
     repo.build();
     assert_eq!(repo.read("book/two.html"), first_master);
     assert_eq!(repo.calls(), 3);
+}
+
+fn imagegen(repo: &Repo, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--book")
+        .arg(repo.dir.path())
+        .env("PATH", with_mdbook_on_path())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn two_builds_at_once_both_succeed_with_the_same_pages() {
+    let repo = Repo::new();
+    repo.write(
+        "src/two.md",
+        &chapter("Two", &["a buoy", "a tide table", "a slow ferry", "a pier"]),
+    );
+    let spawn = |dest: &str| {
+        let mut command = repo.mdbook_build();
+        command
+            .args(["--dest-dir", dest])
+            .env("SLOW", "0.5")
+            .stderr(std::process::Stdio::piped());
+        command.spawn().unwrap()
+    };
+    let (a, b) = (spawn("out-a"), spawn("out-b"));
+    for child in [a, b] {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    for page in ["one.html", "two.html"] {
+        assert_eq!(
+            repo.read(&format!("out-a/{page}")),
+            repo.read(&format!("out-b/{page}")),
+            "{page}"
+        );
+    }
+    assert_eq!(repo.read("out-a/two.html").matches("<figure").count(), 4);
+    assert!(imagegen(&repo, &["verify"]).status.success());
+}
+
+#[test]
+fn a_build_killed_while_generating_leaves_a_sound_cache_and_the_next_one_finishes() {
+    use std::os::unix::process::CommandExt;
+
+    let repo = Repo::new();
+    repo.write(
+        "src/two.md",
+        &chapter("Two", &["a buoy", "a slow ferry", "a pier"]),
+    );
+    let mut command = repo.mdbook_build();
+    command
+        .env("SLOW", "60")
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    let mut child = command.spawn().unwrap();
+    // Wait for the fast images; the slow one is still being made.
+    let started = std::time::Instant::now();
+    while repo.calls() < 3 {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the fast images never came"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // SIGKILL to mdBook, the preprocessor and the provider alike.
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(!child.wait().unwrap().success());
+
+    let verify = imagegen(&repo, &["verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let log = repo.build();
+    assert!(log.contains("generated 1 image"), "{log}");
+    assert_eq!(repo.calls(), 4);
+    assert_eq!(repo.read("book/two.html").matches("<figure").count(), 3);
+    assert!(imagegen(&repo, &["verify"]).status.success());
 }
 
 fn with_mdbook_on_path() -> std::ffi::OsString {
