@@ -84,6 +84,19 @@ enum Command {
         #[arg(long)]
         fix: bool,
     },
+    /// Generates new images for a chapter, a cache-key prefix, or the directives whose image
+    /// is missing (`--failed`), even when cached. The old masters stay until `gc`.
+    Regenerate {
+        /// A chapter file (`src/guide/intro.md` or `guide/intro.md`) or the start of a cache
+        /// key (at least 4 hex digits, as `list` and `plan --json` show them).
+        selector: Option<String>,
+        /// Every directive whose image is not in the cache.
+        #[arg(long, conflicts_with = "selector")]
+        failed: bool,
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+    },
     /// Rebuilds the cache index from the records.
     Reindex {
         /// The book's root directory (where `book.toml` is).
@@ -142,6 +155,16 @@ fn main() -> ExitCode {
         Some(Command::Gc { book, dry_run }) => report(gc(&preprocessor, &book, dry_run)),
         Some(Command::Verify { book, fix }) => report(verify(&preprocessor, &book, fix)),
         Some(Command::Install { book }) => report(install(&book)),
+        Some(Command::Regenerate {
+            selector,
+            failed,
+            book,
+        }) => report(regenerate(
+            &preprocessor,
+            &book,
+            selector.as_deref(),
+            failed,
+        )),
         Some(Command::Reindex { book }) => report(
             load_team(&preprocessor, &book)
                 .and_then(|team| Ok(team.reindex()?))
@@ -276,11 +299,72 @@ fn plan(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool>
     Ok(count("error") == 0)
 }
 
-fn generate(preprocessor: &ImageGen, dir: &Path) -> anyhow::Result<bool> {
+fn regenerate(
+    preprocessor: &ImageGen,
+    dir: &Path,
+    selector: Option<&str>,
+    failed: bool,
+) -> anyhow::Result<bool> {
     let input = load_book(dir)?;
+    let rows = preprocessor.plan_json(&input)?;
+    let selected: Vec<&PlannedImage> = match (selector, failed) {
+        (_, true) => rows
+            .iter()
+            .filter(|r| matches!(r.status, "generate" | "offline" | "over-budget"))
+            .collect(),
+        (Some(selector), false) => {
+            let file = selector.trim_start_matches("./");
+            let by_file: Vec<&PlannedImage> = rows
+                .iter()
+                .filter(|r| {
+                    r.file == file || r.file.split_once('/').is_some_and(|(_, rest)| rest == file)
+                })
+                .collect();
+            if !by_file.is_empty() {
+                by_file
+            } else if selector.len() >= 4 && selector.chars().all(|c| c.is_ascii_hexdigit()) {
+                let prefix = selector.to_ascii_lowercase();
+                rows.iter()
+                    .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with(&prefix)))
+                    .collect()
+            } else {
+                Vec::new()
+            }
+        }
+        (None, false) => anyhow::bail!(
+            "say what to regenerate: a chapter file, the start of a cache key, or `--failed`"
+        ),
+    };
+    let keys: std::collections::BTreeSet<String> =
+        selected.iter().filter_map(|r| r.key.clone()).collect();
+    if keys.is_empty() {
+        if failed {
+            eprintln!("imagegen: every directive has its image; nothing to regenerate");
+            return Ok(true);
+        }
+        anyhow::bail!(
+            "no directive matches `{}`; give a chapter file as `plan` shows it, or at least 4 hex digits of a cache key",
+            selector.unwrap_or_default()
+        );
+    }
+    eprintln!(
+        "imagegen: regenerating {} image{}",
+        keys.len(),
+        s(keys.len())
+    );
+    let keys: Vec<String> = keys.into_iter().collect();
+    run_failing(preprocessor, &input, &keys)
+}
+
+fn generate(preprocessor: &ImageGen, dir: &Path) -> anyhow::Result<bool> {
+    run_failing(preprocessor, &load_book(dir)?, &[])
+}
+
+/// Runs a build's generation on mdBook's input, failing on any failed directive.
+fn run_failing(preprocessor: &ImageGen, input: &str, force: &[String]) -> anyhow::Result<bool> {
     // A failed directive must fail the command, whatever `on-error` says for builds.
     let mut value: serde_json::Value =
-        serde_json::from_str(&input).context("mdBook's input is not JSON")?;
+        serde_json::from_str(input).context("mdBook's input is not JSON")?;
     if let Some(table) = value
         .get_mut(0)
         .and_then(|c| c.pointer_mut("/config/preprocessor/imagegen"))
@@ -288,7 +372,7 @@ fn generate(preprocessor: &ImageGen, dir: &Path) -> anyhow::Result<bool> {
     {
         table.insert("on-error".to_owned(), "fail".into());
     }
-    match preprocessor.run_json(&value.to_string()) {
+    match preprocessor.regenerate_json(&value.to_string(), force) {
         Ok(_) => Ok(true),
         Err(error) => {
             eprintln!("error: {error}");

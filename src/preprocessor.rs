@@ -6,7 +6,7 @@
 //! This is the only module that knows about chapters and files at once; it attaches the
 //! chapter file and line to every problem.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,14 @@ impl ImageGen {
 
     /// Runs the preprocessor on mdBook's `[context, book]` JSON and returns the book JSON.
     pub fn run_json(&self, input: &str) -> Result<String> {
+        self.regenerate_json(input, &[])
+    }
+
+    /// Like [`ImageGen::run_json`], but the images of these cache keys (hex) are generated
+    /// again even though they are cached. Each new image replaces the old one's record; the
+    /// old master stays until `gc`.
+    pub fn regenerate_json(&self, input: &str, keys: &[String]) -> Result<String> {
+        let force: BTreeSet<CacheKey> = keys.iter().filter_map(|k| CacheKey::from_hex(k)).collect();
         let (context, mut book) = protocol::parse(input)?;
         let ctx = Context::read(&context)?;
         if !protocol::is_supported(ctx.mdbook_version) {
@@ -60,6 +68,7 @@ impl ImageGen {
                 ctx: &ctx,
                 config: &config,
                 markdown: directive::markdown_options(key == "sections"),
+                force,
             };
             run.rewrite(&chapters)?
         };
@@ -108,6 +117,8 @@ struct Run<'a> {
     ctx: &'a Context<'a>,
     config: &'a Config,
     markdown: mdbook_markdown::MarkdownOptions,
+    /// Keys generated again even when cached (`regenerate`).
+    force: BTreeSet<CacheKey>,
 }
 
 impl ImageGen {
@@ -123,6 +134,7 @@ impl ImageGen {
             ctx: &ctx,
             config: &config,
             markdown: directive::markdown_options(key == "sections"),
+            force: BTreeSet::new(),
         };
         run.plan(&chapters)
     }
@@ -311,7 +323,7 @@ impl Run<'_> {
             // An image made by a fallback profile serves the directive as well as its own,
             // except a placeholder: it only stands in until the directive's provider answers.
             for (link, (link_key, request)) in chain.iter().enumerate() {
-                if link > 0 && !provider::is_committed(request.kind) {
+                if (link > 0 && !provider::is_committed(request.kind)) || self.force.contains(key) {
                     continue;
                 }
                 let tier = tier_of(request);
@@ -383,7 +395,15 @@ impl Run<'_> {
                     let outcome = match result {
                         Ok(made) => {
                             let tier = tier_of(made.request);
-                            match cache.store(tier, made.key, made.request, &made.master) {
+                            let stored = cache
+                                .store(tier, made.key, made.request, &made.master)
+                                .and_then(|entry| {
+                                    if self.force.contains(&key) {
+                                        cache.retire_others(tier, made.key, &entry)?;
+                                    }
+                                    Ok(entry)
+                                });
+                            match stored {
                                 Ok(entry) => {
                                     summary.add(made.request, &made.master);
                                     tracing::debug!(

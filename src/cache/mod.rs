@@ -209,6 +209,23 @@ impl Cache {
         Ok(entry)
     }
 
+    /// Removes every record of `key` but `kept`'s, so that the new image wins; their masters
+    /// stay until `gc`.
+    pub(crate) fn retire_others(&mut self, tier: Tier, key: CacheKey, kept: &Entry) -> Result<()> {
+        let hex = key.to_hex();
+        let dir = self.tier_root(tier).join("records").join(&hex[..2]);
+        let listing = std::fs::read_dir(&dir).map_err(|e| io_error("read", &dir, e))?;
+        for item in listing.flatten() {
+            let name = item.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{hex}-")) && name != kept.record {
+                let path = item.path();
+                fs_err::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
+            }
+        }
+        self.written.insert((tier, hex[..2].to_owned()));
+        Ok(())
+    }
+
     /// Finishes the build: records what changed in the index. Chapter references are written
     /// only where they differ from what the index holds, so a build that changed nothing writes
     /// nothing.

@@ -296,6 +296,7 @@ fn imagegen(repo: &Repo, args: &[&str]) -> std::process::Output {
         .arg("--book")
         .arg(repo.dir.path())
         .env("PATH", with_mdbook_on_path())
+        .env("CALLS", repo.calls.path())
         .output()
         .unwrap()
 }
@@ -387,4 +388,44 @@ fn with_mdbook_on_path() -> std::ffi::OsString {
         &std::env::var_os("PATH").unwrap_or_default(),
     )))
     .unwrap()
+}
+
+#[test]
+fn regenerate_makes_a_new_image_that_wins_and_gc_drops_the_old_master() {
+    let repo = Repo::new();
+    let masters = || count_files(&repo.dir.path().join(".imagegen/masters"));
+    let before = repo.read("book/one.html");
+    assert_eq!((repo.calls(), repo.records(), masters()), (1, 1, 1));
+
+    // The model answers differently now; ask again for the chapter's image.
+    repo.write("variant.txt", "another day\n");
+    let output = imagegen(&repo, &["regenerate", "one.md"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!((repo.calls(), repo.records(), masters()), (2, 1, 2));
+    repo.build();
+    assert_ne!(repo.read("book/one.html"), before, "the new image is used");
+    assert_eq!(repo.calls(), 2);
+
+    // By the start of a cache key, as `list` shows it.
+    let list = imagegen(&repo, &["list", "--json"]);
+    let images: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let key = images[0]["key"].as_str().unwrap()[..8].to_owned();
+    repo.write("variant.txt", "a third day\n");
+    assert!(imagegen(&repo, &["regenerate", &key]).status.success());
+    assert_eq!((repo.calls(), repo.records(), masters()), (3, 1, 3));
+
+    let gc = imagegen(&repo, &["gc"]);
+    assert!(gc.status.success());
+    assert_eq!(masters(), 1);
+    assert!(imagegen(&repo, &["verify"]).status.success());
+
+    let none = imagegen(&repo, &["regenerate", "no-such-chapter.md"]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no directive matches"));
+    let failed = imagegen(&repo, &["regenerate", "--failed"]);
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("nothing to regenerate"));
 }
