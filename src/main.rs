@@ -97,6 +97,16 @@ enum Command {
         #[arg(long, default_value = ".")]
         book: PathBuf,
     },
+    /// Writes a self-contained HTML page showing every image of the book at a glance
+    /// (thumbnail, prompt, alt text, caption, provider, model, size, cost, chapter, problems).
+    Review {
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+        /// Where to write the page.
+        #[arg(long, default_value = "imagegen-review.html")]
+        out: PathBuf,
+    },
     /// Rebuilds the cache index from the records.
     Reindex {
         /// The book's root directory (where `book.toml` is).
@@ -155,6 +165,7 @@ fn main() -> ExitCode {
         Some(Command::Gc { book, dry_run }) => report(gc(&preprocessor, &book, dry_run)),
         Some(Command::Verify { book, fix }) => report(verify(&preprocessor, &book, fix)),
         Some(Command::Install { book }) => report(install(&book)),
+        Some(Command::Review { book, out }) => report(review(&preprocessor, &book, &out)),
         Some(Command::Regenerate {
             selector,
             failed,
@@ -422,6 +433,22 @@ fn install(dir: &Path) -> anyhow::Result<bool> {
         "imagegen: commit `{}` (its .gitignore keeps the local parts out)",
         shown_path(dir, &cache).display()
     );
+    Ok(true)
+}
+
+fn review(preprocessor: &ImageGen, dir: &Path, out: &Path) -> anyhow::Result<bool> {
+    let input = load_book(dir)?;
+    let title = serde_json::from_str::<serde_json::Value>(&input)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/0/config/book/title")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "the book".to_owned());
+    let page = preprocessor.team(&input)?.review(&title)?;
+    std::fs::write(out, page).with_context(|| format!("cannot write `{}`", out.display()))?;
+    eprintln!("imagegen: wrote `{}`; open it in a browser", out.display());
     Ok(true)
 }
 

@@ -102,6 +102,10 @@ pub struct PlannedImage {
     pub cost: Option<f64>,
     /// The start of the prompt.
     pub prompt: String,
+    /// The alt text, when the directive gives one.
+    pub alt: Option<String>,
+    /// The caption, when the directive gives one.
+    pub caption: Option<String>,
     /// The cache key, in hex, when the directive is valid.
     pub key: Option<String>,
     /// What is wrong with the directive, for `error`.
@@ -164,6 +168,8 @@ impl Run<'_> {
                 size: String::new(),
                 cost: None,
                 prompt,
+                alt: None,
+                caption: None,
                 key: None,
                 message,
                 chain: Vec::new(),
@@ -173,6 +179,8 @@ impl Run<'_> {
             }
             for directive in &directives {
                 let mut row = error(directive.line, prompt_start(&directive.prompt), None);
+                row.alt.clone_from(&directive.attrs.alt);
+                row.caption.clone_from(&directive.attrs.caption);
                 let chain = match plan::chain(directive, self.config) {
                     Ok(chain) => chain,
                     Err(message) => {

@@ -280,6 +280,96 @@ impl Team {
             .collect())
     }
 
+    /// A self-contained HTML page that shows every directive of the book at a glance: its
+    /// image (a thumbnail, inlined), prompt, alt text, caption, provider, model, size, cost,
+    /// chapter and status, failures first.
+    pub fn review(&self, title: &str) -> Result<String> {
+        use base64::Engine as _;
+        use std::fmt::Write as _;
+
+        let mut cache = Cache::open(&self.cache_root);
+        let esc = crate::figure::escape_html;
+        let mut rows: Vec<&PlannedImage> = self.rows.iter().collect();
+        rows.sort_by_key(|r| !matches!(r.status, "error" | "offline" | "over-budget"));
+        let mut cards = String::new();
+        let mut total = 0.0;
+        for row in &rows {
+            let mut picture = String::from("<div class=\"none\">no image yet</div>");
+            let mut cost = None;
+            if let Some(key) = row.key.as_deref().and_then(crate::plan::CacheKey::from_hex) {
+                let tier = if row.provider == "placeholder" {
+                    cache::Tier::Local
+                } else {
+                    cache::Tier::Committed
+                };
+                if let Some(entry) = cache.lookup(tier, key)? {
+                    let path = cache.master_path(tier, &entry);
+                    if let Ok(bytes) = std::fs::read(&path) {
+                        match derive::thumbnail(&bytes, 240) {
+                            Ok(thumb) => {
+                                picture = format!(
+                                    "<img src=\"data:image/webp;base64,{}\" width=\"240\" height=\"240\" alt=\"{}\">",
+                                    base64::engine::general_purpose::STANDARD.encode(thumb),
+                                    esc(row.alt.as_deref().unwrap_or(""))
+                                );
+                            }
+                            Err(e) => picture = format!("<div class=\"none\">{}</div>", esc(&e)),
+                        }
+                    }
+                    cost = self.record_cost(&cache, tier, &entry).or(row.cost);
+                }
+            }
+            total += cost.unwrap_or(0.0);
+            let field = |name: &str, value: &str| {
+                if value.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!("<dt>{name}</dt><dd>{}</dd>", esc(value))
+                }
+            };
+            let _ = writeln!(
+                cards,
+                "<article class=\"{status}\">{picture}<div class=\"text\"><p class=\"where\">{file}:{line} <span class=\"status\">{status}</span></p><p class=\"prompt\">{prompt}</p><dl>{alt}{caption}{provider}{size}{cost}{message}</dl></div></article>",
+                status = esc(row.status),
+                file = esc(&row.file),
+                line = row.line,
+                prompt = esc(&row.prompt),
+                alt = field("alt", row.alt.as_deref().unwrap_or("— missing —")),
+                caption = field("caption", row.caption.as_deref().unwrap_or("")),
+                provider = field("made by", &format!("{} {}", row.provider, row.model)),
+                size = field("size", &row.size),
+                cost = field(
+                    "cost",
+                    &cost.map(|c| format!("${c:.3}")).unwrap_or_default()
+                ),
+                message = field("problem", row.message.as_deref().unwrap_or("")),
+            );
+        }
+        let problems = rows
+            .iter()
+            .filter(|r| matches!(r.status, "error" | "offline" | "over-budget"))
+            .count();
+        Ok(format!(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Images of {title}</title><style>{css}</style></head><body><header><h1>Images of {title}</h1><p>{n} directive{s}, {problems} with problems; ${total:.2} spent on the images shown.</p></header><main>\n{cards}</main></body></html>\n",
+            title = esc(title),
+            css = REVIEW_CSS,
+            n = rows.len(),
+            s = if rows.len() == 1 { "" } else { "s" },
+        ))
+    }
+
+    /// The cost its record says an image had.
+    fn record_cost(&self, cache: &Cache, tier: cache::Tier, entry: &cache::Entry) -> Option<f64> {
+        let shard = entry.record.get(..2)?;
+        let path = cache
+            .tier_root(tier)
+            .join("records")
+            .join(shard)
+            .join(&entry.record);
+        let record: Record = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        Some(record.cost_usd)
+    }
+
     /// Rebuilds the index from the records; returns how many keys it holds.
     pub fn reindex(&self) -> Result<usize> {
         Cache::reindex(&self.cache_root)
@@ -318,3 +408,14 @@ fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+const REVIEW_CSS: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:0;background:#f6f6f4;color:#222}\
+header{padding:16px 24px;background:#fff;border-bottom:1px solid #ddd}h1{font-size:20px;margin:0 0 4px}\
+main{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:16px;padding:16px 24px}\
+article{display:flex;gap:14px;background:#fff;border:1px solid #ddd;border-radius:6px;padding:12px}\
+article.error,article.offline,article.over-budget{border-color:#c0392b;background:#fff6f5}\
+img,.none{flex:none;width:240px;height:240px;border-radius:4px;object-fit:cover}\
+.none{display:flex;align-items:center;justify-content:center;background:#eee;color:#777}\
+.text{min-width:0}.where{margin:0;color:#555;font-size:13px}.status{font-weight:600;margin-left:6px}\
+.prompt{margin:6px 0;font-weight:500}dl{display:grid;grid-template-columns:auto 1fr;gap:2px 10px;margin:0;font-size:13px}\
+dt{color:#777}dd{margin:0;overflow-wrap:anywhere}";

@@ -257,7 +257,8 @@ impl Cache {
         Ok(())
     }
 
-    fn tier_root(&self, tier: Tier) -> PathBuf {
+    /// The directory of a tier's masters and records.
+    pub(crate) fn tier_root(&self, tier: Tier) -> PathBuf {
         match tier {
             Tier::Committed => self.root.clone(),
             Tier::Local => self.root.join("local"),

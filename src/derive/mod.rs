@@ -158,6 +158,13 @@ fn scaled_height(width: u32, height: u32, to_width: u32) -> u32 {
 /// A made file: its description, its bytes, and the quality a perceptual target chose.
 type Made = (AssetFile, Vec<u8>, Option<(String, u8)>);
 
+/// A square WebP thumbnail of a master (cover crop), for the review page.
+pub(crate) fn thumbnail(bytes: &[u8], side: u32) -> Result<Vec<u8>, String> {
+    let master = pixels::decode(bytes)?;
+    let side = side.min(master.width).min(master.height);
+    encode::encode(&pixels::cover_square(&master, side), Format::Webp, 75, None)
+}
+
 /// One file to make.
 struct Task {
     format: Format,

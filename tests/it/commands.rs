@@ -281,3 +281,24 @@ fn install_adds_the_preprocessor_and_the_book_builds() {
     book.build();
     assert!(book.read("book/index.html").contains("<figure"));
 }
+
+#[test]
+fn review_writes_one_self_contained_page() {
+    let book = TestBook::example();
+    assert!(imagegen(&book, &["generate"]).status.success());
+    let out = book.root().join("review.html");
+    let output = imagegen(&book, &["review", "--out", out.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let page = std::fs::read_to_string(&out).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("<title>Images of Lights of the Coast</title>"));
+    assert_eq!(page.matches("<article").count(), 5);
+    assert_eq!(page.matches("src=\"data:image/webp;base64,").count(), 5);
+    // Nothing outside the page: no link, script or remote image.
+    assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script"));
+    assert!(page.contains("The keeper&#39;s log") || page.contains("The keeper's log"));
+}
