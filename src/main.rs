@@ -73,6 +73,9 @@ enum Command {
         /// Print what would be deleted, and delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print JSON instead of a list.
+        #[arg(long)]
+        json: bool,
     },
     /// Checks the cache: every master matches its name, every record reads and has its
     /// master, the index agrees with the records. Exits non-zero when anything is wrong.
@@ -83,6 +86,9 @@ enum Command {
         /// Repair what can be repaired, and say what cannot.
         #[arg(long)]
         fix: bool,
+        /// Print JSON instead of a list.
+        #[arg(long)]
+        json: bool,
     },
     /// Generates new images for a chapter, a cache-key prefix, or the directives whose image
     /// is missing (`--failed`), even when cached. The old masters stay until `gc`.
@@ -162,8 +168,14 @@ fn main() -> ExitCode {
         Some(Command::Generate { book }) => report(generate(&preprocessor, &book)),
         Some(Command::List { book, json }) => report(list(&preprocessor, &book, json)),
         Some(Command::Stats { book, json }) => report(stats(&preprocessor, &book, json)),
-        Some(Command::Gc { book, dry_run }) => report(gc(&preprocessor, &book, dry_run)),
-        Some(Command::Verify { book, fix }) => report(verify(&preprocessor, &book, fix)),
+        Some(Command::Gc {
+            book,
+            dry_run,
+            json,
+        }) => report(gc(&preprocessor, &book, dry_run, json)),
+        Some(Command::Verify { book, fix, json }) => {
+            report(verify(&preprocessor, &book, fix, json))
+        }
         Some(Command::Install { book }) => report(install(&book)),
         Some(Command::Review { book, out }) => report(review(&preprocessor, &book, &out)),
         Some(Command::Regenerate {
@@ -541,9 +553,19 @@ fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool
     Ok(true)
 }
 
-fn gc(preprocessor: &ImageGen, dir: &Path, dry_run: bool) -> anyhow::Result<bool> {
+fn gc(preprocessor: &ImageGen, dir: &Path, dry_run: bool, json: bool) -> anyhow::Result<bool> {
     let removed = load_team(preprocessor, dir)?.gc(dry_run)?;
     let mut stdout = std::io::stdout().lock();
+    if json {
+        let files: Vec<serde_json::Value> = removed
+            .iter()
+            .map(|(path, bytes)| serde_json::json!({ "path": shown_path(dir, path), "bytes": bytes }))
+            .collect();
+        let value = serde_json::json!({ "dry_run": dry_run, "files": files });
+        serde_json::to_writer_pretty(&mut stdout, &value)?;
+        writeln!(stdout)?;
+        return Ok(true);
+    }
     for (path, bytes) in &removed {
         let shown = shown_path(dir, path);
         writeln!(stdout, "{:>10}  {}", bytes, shown.display())?;
@@ -560,9 +582,14 @@ fn gc(preprocessor: &ImageGen, dir: &Path, dry_run: bool) -> anyhow::Result<bool
     Ok(true)
 }
 
-fn verify(preprocessor: &ImageGen, dir: &Path, fix: bool) -> anyhow::Result<bool> {
+fn verify(preprocessor: &ImageGen, dir: &Path, fix: bool, json: bool) -> anyhow::Result<bool> {
     let problems = load_team(preprocessor, dir)?.verify(fix)?;
     let mut stdout = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut stdout, &problems)?;
+        writeln!(stdout)?;
+        return Ok(problems.iter().all(|p| fix && p.fixable));
+    }
     for problem in &problems {
         let shown = shown_path(dir, &problem.path);
         let state = match (fix, problem.fixable) {

@@ -182,6 +182,16 @@ fn list_gc_verify_and_reindex_look_after_the_cache() {
     assert_eq!(unused.len(), 1);
     let old_key = unused[0]["key"].as_str().unwrap().to_owned();
 
+    let json = imagegen(&book, &["gc", "--dry-run", "--json"]);
+    let value: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["dry_run"], true);
+    assert!(
+        value["files"].as_array().unwrap().iter().any(|f| f["path"]
+            .as_str()
+            .unwrap()
+            .starts_with(".imagegen/local/records/")),
+        "{value:#}"
+    );
     let dry = imagegen(&book, &["gc", "--dry-run"]);
     let text = String::from_utf8_lossy(&dry.stdout);
     assert!(
@@ -219,6 +229,10 @@ fn list_gc_verify_and_reindex_look_after_the_cache() {
     let text = String::from_utf8_lossy(&verify.stdout);
     assert!(text.contains("does not match its name"), "{text}");
     assert!(text.contains("its master is missing"), "{text}");
+    let json = imagegen(&book, &["verify", "--json"]);
+    assert!(!json.status.success());
+    let problems: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(problems.as_array().unwrap().len(), 2);
     let fix = imagegen(&book, &["verify", "--fix"]);
     assert!(
         !fix.status.success(),
