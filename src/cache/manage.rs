@@ -204,31 +204,31 @@ pub(crate) fn remove(path: &Path) -> Result<()> {
 
 /// The names of the directories in `dir` (none when it is missing), sorted.
 fn subdirectories(dir: &Path) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    match std::fs::read_dir(dir) {
-        Ok(listing) => {
-            for item in listing {
-                let item = item.map_err(|e| io_error("read", dir, e))?;
-                if item.file_type().is_ok_and(|t| t.is_dir()) {
-                    out.push(item.file_name().to_string_lossy().into_owned());
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error("read", dir, e)),
-    }
-    out.sort();
-    Ok(out)
+    Ok(listing(dir, true)?
+        .into_iter()
+        .map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect())
 }
 
 /// The files directly in `dir`, sorted.
 fn direct_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    listing(dir, false)
+}
+
+/// The directories (or the files) in `dir`, sorted; nothing when `dir` is missing.
+fn listing(dir: &Path, directories: bool) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     match std::fs::read_dir(dir) {
-        Ok(listing) => {
-            for item in listing {
+        Ok(items) => {
+            for item in items {
                 let item = item.map_err(|e| io_error("read", dir, e))?;
-                if item.file_type().is_ok_and(|t| t.is_file()) {
+                let kind = item.file_type().map_err(|e| io_error("read", dir, e))?;
+                if (directories && kind.is_dir()) || (!directories && kind.is_file()) {
                     out.push(item.path());
                 }
             }
