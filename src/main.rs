@@ -262,8 +262,7 @@ fn plan(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool>
     let rows = preprocessor.plan_json(&load_book(dir)?)?;
     let mut stdout = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut stdout, &rows)?;
-        writeln!(stdout)?;
+        print_json(&mut stdout, &rows)?;
         return Ok(true);
     }
     let place = |r: &PlannedImage| format!("{}:{}", r.file, r.line);
@@ -404,6 +403,13 @@ fn run_failing(preprocessor: &ImageGen, input: &str, force: &[String]) -> anyhow
     }
 }
 
+/// Pretty JSON and a final newline.
+fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 /// A path relative to the book, as the user would type it.
 fn shown_path(dir: &Path, path: &Path) -> PathBuf {
     let base = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
@@ -472,8 +478,7 @@ fn list(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool>
     let images = load_team(preprocessor, dir)?.list()?;
     let mut stdout = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut stdout, &images)?;
-        writeln!(stdout)?;
+        print_json(&mut stdout, &images)?;
         return Ok(true);
     }
     let now = std::time::SystemTime::now();
@@ -520,8 +525,7 @@ fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool
     let mut stdout = std::io::stdout().lock();
     if json {
         let value = serde_json::json!({ "models": stats, "directives_with_errors": errors });
-        serde_json::to_writer_pretty(&mut stdout, &value)?;
-        writeln!(stdout)?;
+        print_json(&mut stdout, &value)?;
         return Ok(true);
     }
     writeln!(
@@ -562,8 +566,7 @@ fn gc(preprocessor: &ImageGen, dir: &Path, dry_run: bool, json: bool) -> anyhow:
             .map(|(path, bytes)| serde_json::json!({ "path": shown_path(dir, path), "bytes": bytes }))
             .collect();
         let value = serde_json::json!({ "dry_run": dry_run, "files": files });
-        serde_json::to_writer_pretty(&mut stdout, &value)?;
-        writeln!(stdout)?;
+        print_json(&mut stdout, &value)?;
         return Ok(true);
     }
     for (path, bytes) in &removed {
@@ -586,8 +589,7 @@ fn verify(preprocessor: &ImageGen, dir: &Path, fix: bool, json: bool) -> anyhow:
     let problems = load_team(preprocessor, dir)?.verify(fix)?;
     let mut stdout = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut stdout, &problems)?;
-        writeln!(stdout)?;
+        print_json(&mut stdout, &problems)?;
         return Ok(problems.iter().all(|p| fix && p.fixable));
     }
     for problem in &problems {

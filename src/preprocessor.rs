@@ -114,6 +114,9 @@ pub struct PlannedImage {
     /// may serve it.
     #[serde(skip)]
     pub(crate) chain: Vec<String>,
+    /// The part of the cache the directive's own image lives in.
+    #[serde(skip)]
+    pub(crate) tier: Tier,
 }
 
 /// One run's settings.
@@ -129,19 +132,40 @@ impl ImageGen {
     /// What a build of this input (mdBook's `[context, book]` JSON) would generate and reuse,
     /// per directive in book order. Calls no provider and writes nothing but the index.
     pub fn plan_json(&self, input: &str) -> Result<Vec<PlannedImage>> {
-        let (context, book) = protocol::parse(input)?;
-        let ctx = Context::read(&context)?;
-        let config = Config::from_table(ctx.table)?;
-        let key = protocol::items_key(&book)?;
-        let chapters = protocol::chapters(&book, key);
-        let run = Run {
-            ctx: &ctx,
-            config: &config,
-            markdown: directive::markdown_options(key == "sections"),
-            force: BTreeSet::new(),
-        };
-        run.plan(&chapters)
+        Ok(planned_book(input)?.rows)
     }
+}
+
+/// A book as `plan` sees it: its directives, and what the team commands need besides.
+pub(crate) struct PlannedBook {
+    pub(crate) rows: Vec<PlannedImage>,
+    /// The book's root directory.
+    pub(crate) root: PathBuf,
+    /// The source directory, relative to the root.
+    pub(crate) src: String,
+    pub(crate) config: Config,
+}
+
+/// Plans a book from mdBook's input, reading the input once.
+pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
+    let (context, book) = protocol::parse(input)?;
+    let ctx = Context::read(&context)?;
+    let config = Config::from_table(ctx.table)?;
+    let key = protocol::items_key(&book)?;
+    let chapters = protocol::chapters(&book, key);
+    let run = Run {
+        ctx: &ctx,
+        config: &config,
+        markdown: directive::markdown_options(key == "sections"),
+        force: BTreeSet::new(),
+    };
+    let rows = run.plan(&chapters)?;
+    Ok(PlannedBook {
+        rows,
+        root: ctx.root.clone(),
+        src: ctx.src.to_owned(),
+        config,
+    })
 }
 
 impl Run<'_> {
@@ -173,6 +197,7 @@ impl Run<'_> {
                 key: None,
                 message,
                 chain: Vec::new(),
+                tier: Tier::Committed,
             };
             for problem in problems {
                 rows.push(error(problem.line, String::new(), Some(problem.message)));
@@ -196,6 +221,7 @@ impl Run<'_> {
                 row.size = format!("{}x{}", request.size.width, request.size.height);
                 row.key = Some(key.to_hex());
                 row.chain = chain.iter().map(|(k, _)| k.to_hex()).collect();
+                row.tier = tier_of(request);
                 if let Some(&first) = seen.get(key) {
                     // The same image as an earlier directive: made once.
                     row.status = if rows[first].status == "generate" {
@@ -928,7 +954,7 @@ fn write_asset(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// The start of a prompt, for messages.
-fn prompt_start(prompt: &str) -> String {
+pub(crate) fn prompt_start(prompt: &str) -> String {
     const SHOWN: usize = 60;
     if prompt.chars().count() <= SHOWN {
         prompt.to_owned()

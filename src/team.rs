@@ -10,8 +10,7 @@ use crate::cache::{self, Cache, Record};
 use crate::config::Config;
 use crate::derive;
 use crate::error::Result;
-use crate::preprocessor::{ImageGen, PlannedImage};
-use crate::protocol::{self, Context};
+use crate::preprocessor::{ImageGen, PlannedImage, prompt_start};
 
 /// A book's cache, with the directives that use it.
 pub struct Team {
@@ -79,16 +78,13 @@ pub struct VerifyProblem {
 impl ImageGen {
     /// Loads the cache of the book mdBook's input describes.
     pub fn team(&self, input: &str) -> Result<Team> {
-        let rows = self.plan_json(input)?;
-        let (context, _) = protocol::parse(input)?;
-        let ctx = Context::read(&context)?;
-        let config = Config::from_table(ctx.table)?;
+        let book = crate::preprocessor::planned_book(input)?;
         Ok(Team {
-            root: ctx.root.clone(),
-            cache_root: ctx.root.join(&config.cache_dir),
-            assets_dir: ctx.root.join(ctx.src).join(&config.assets_dir),
-            config,
-            rows,
+            cache_root: book.root.join(&book.config.cache_dir),
+            assets_dir: book.root.join(&book.src).join(&book.config.assets_dir),
+            root: book.root,
+            config: book.config,
+            rows: book.rows,
         })
     }
 }
@@ -133,7 +129,7 @@ impl Team {
                     .map(|c| c.iter().map(|s| (*s).to_owned()).collect())
                     .unwrap_or_default(),
                 local: stored.tier == cache::Tier::Local,
-                prompt: start(&record.prompt),
+                prompt: prompt_start(&record.prompt),
             });
         }
         out.sort_by(|a, b| (&a.created_at, &a.key).cmp(&(&b.created_at, &b.key)));
@@ -177,13 +173,13 @@ impl Team {
         let users = self.users();
         let mut doomed: Vec<PathBuf> = Vec::new();
         let mut kept: BTreeSet<String> = BTreeSet::new();
-        let mut kept_records: Vec<Record> = Vec::new();
+        let mut kept_records: Vec<(cache::Tier, &Record)> = Vec::new();
         let records = cache.stored_records()?;
         for stored in &records {
             let Ok(record) = &stored.record else { continue };
             if users.contains_key(record.key.as_str()) && winners.contains(&stored.path) {
                 kept.insert(record.master.clone());
-                kept_records.push(record.clone());
+                kept_records.push((stored.tier, record));
             } else {
                 doomed.push(stored.path.clone());
             }
@@ -193,7 +189,7 @@ impl Team {
                 doomed.push(master.path);
             }
         }
-        for tuned in files_under(&self.cache_root.join("tuned")) {
+        for tuned in cache::files_two_deep(&self.cache_root.join("tuned"))? {
             let name = tuned.file_name().unwrap_or_default().to_string_lossy();
             let master = name.split('-').next().unwrap_or_default();
             if !kept.contains(master) {
@@ -205,11 +201,12 @@ impl Team {
         // otherwise anything made from a kept master.
         let mut current: BTreeSet<String> = BTreeSet::new();
         let mut prefixes: BTreeSet<String> = BTreeSet::new();
-        for record in &kept_records {
+        for (tier, record) in &kept_records {
+            // Only images made by a model live in the committed part (see `tier_of`).
             let origin = derive::Origin {
                 provider: &record.provider,
                 model: &record.model,
-                generated: record.provider != "placeholder",
+                generated: *tier == cache::Tier::Committed,
             };
             let id = derive::derivation_id(&record.master, &origin, &self.config.output);
             match cache.manifest(&id) {
@@ -226,7 +223,13 @@ impl Team {
                 dirs.insert(self.root.join(parent).join(&self.config.assets_dir));
             }
         }
-        for file in dirs.iter().flat_map(|dir| direct_files(dir)) {
+        for file in dirs
+            .iter()
+            .map(|dir| cache::direct_files(dir))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+        {
             let name = file
                 .file_name()
                 .unwrap_or_default()
@@ -297,11 +300,7 @@ impl Team {
             let mut picture = String::from("<div class=\"none\">no image yet</div>");
             let mut cost = None;
             if let Some(key) = row.key.as_deref().and_then(crate::plan::CacheKey::from_hex) {
-                let tier = if row.provider == "placeholder" {
-                    cache::Tier::Local
-                } else {
-                    cache::Tier::Committed
-                };
+                let tier = row.tier;
                 if let Some(entry) = cache.lookup(tier, key)? {
                     let path = cache.master_path(tier, &entry);
                     if let Ok(bytes) = std::fs::read(&path) {
@@ -360,13 +359,8 @@ impl Team {
 
     /// The cost its record says an image had.
     fn record_cost(&self, cache: &Cache, tier: cache::Tier, entry: &cache::Entry) -> Option<f64> {
-        let shard = entry.record.get(..2)?;
-        let path = cache
-            .tier_root(tier)
-            .join("records")
-            .join(shard)
-            .join(&entry.record);
-        let record: Record = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        let text = std::fs::read(cache.record_path(tier, entry)).ok()?;
+        let record: Record = serde_json::from_slice(&text).ok()?;
         Some(record.cost_usd)
     }
 
@@ -374,39 +368,6 @@ impl Team {
     pub fn reindex(&self) -> Result<usize> {
         Cache::reindex(&self.cache_root)
     }
-}
-
-fn start(prompt: &str) -> String {
-    const SHOWN: usize = 60;
-    match prompt.char_indices().nth(SHOWN) {
-        None => prompt.to_owned(),
-        Some((end, _)) => format!("{}…", &prompt[..end]),
-    }
-}
-
-fn direct_files(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|listing| {
-            listing
-                .filter_map(|i| i.ok())
-                .filter(|i| i.file_type().is_ok_and(|t| t.is_file()))
-                .map(|i| i.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
-fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for sub in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if sub.file_type().is_ok_and(|t| t.is_dir()) {
-            out.extend(direct_files(&sub.path()));
-        }
-    }
-    out.sort();
-    out
 }
 
 const REVIEW_CSS: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:0;background:#f6f6f4;color:#222}\

@@ -216,7 +216,7 @@ fn subdirectories(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// The files directly in `dir`, sorted.
-fn direct_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn direct_files(dir: &Path) -> Result<Vec<PathBuf>> {
     listing(dir, false)
 }
 
@@ -241,7 +241,7 @@ fn listing(dir: &Path, directories: bool) -> Result<Vec<PathBuf>> {
 }
 
 /// The files one directory down (`dir/ab/file`), sorted.
-fn files_two_deep(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn files_two_deep(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for shard in subdirectories(dir)? {
         out.extend(direct_files(&dir.join(shard))?);

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub(crate) use index::Entry;
 use index::{Index, Update};
-pub(crate) use manage::remove;
+pub(crate) use manage::{direct_files, files_two_deep, remove};
 pub(crate) use record::Record;
 
 use crate::derive::Manifest;
@@ -149,6 +149,15 @@ impl Cache {
             .join(format!("{}.{}", entry.master, entry.extension))
     }
 
+    /// The path of an entry's record (its name starts with the key, whose first two digits
+    /// name the shard).
+    pub(crate) fn record_path(&self, tier: Tier, entry: &Entry) -> PathBuf {
+        self.tier_root(tier)
+            .join("records")
+            .join(&entry.record[..2])
+            .join(&entry.record)
+    }
+
     /// Stores a new master and its record, master first, each atomically.
     pub(crate) fn store(
         &mut self,
@@ -199,11 +208,7 @@ impl Cache {
             self.write_atomic(&master_path, &master.bytes, "write the master")?;
         }
         let shard = record.key[..2].to_owned();
-        let record_path = self
-            .tier_root(tier)
-            .join("records")
-            .join(&shard)
-            .join(&entry.record);
+        let record_path = self.record_path(tier, &entry);
         self.write_atomic(&record_path, &record.to_json(), "write the record")?;
         self.written.insert((tier, shard));
         Ok(entry)
@@ -214,10 +219,11 @@ impl Cache {
     pub(crate) fn retire_others(&mut self, tier: Tier, key: CacheKey, kept: &Entry) -> Result<()> {
         let hex = key.to_hex();
         let dir = self.tier_root(tier).join("records").join(&hex[..2]);
+        let prefix = format!("{hex}-");
         let listing = std::fs::read_dir(&dir).map_err(|e| io_error("read", &dir, e))?;
         for item in listing.flatten() {
             let name = item.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&format!("{hex}-")) && name != kept.record {
+            if name.starts_with(&prefix) && name != kept.record {
                 let path = item.path();
                 fs_err::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
             }
