@@ -60,6 +60,56 @@ pub struct Config {
     pub(crate) max_images_per_build: Option<usize>,
     /// The most one build may spend, in US dollars, by the price estimates.
     pub(crate) max_cost_per_build: Option<f64>,
+    /// The shared remote cache, when `[preprocessor.imagegen.storage]` is set.
+    pub(crate) storage: Option<Storage>,
+}
+
+/// Where the shared remote cache lives: `[preprocessor.imagegen.storage]`. Credentials are never
+/// here; they come from each cloud's standard environment variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Storage {
+    pub(crate) scheme: Scheme,
+    /// The bucket (S3, GCS) or container (Azure); empty for `fs`.
+    pub(crate) bucket: String,
+    pub(crate) region: Option<String>,
+    /// The service's URL, for S3-compatible stores, emulators and sovereign clouds.
+    pub(crate) endpoint: Option<String>,
+    /// The prefix of every object, without leading or trailing `/` (for `fs`: the directory,
+    /// relative to the book root when not absolute).
+    pub(crate) root: String,
+    /// Where a browser finds the objects under `root`, without a trailing `/`; figures point
+    /// here when set.
+    pub(crate) public_url: Option<String>,
+    pub(crate) mode: Mode,
+    /// Reads without credentials (a public bucket); only with `mode = "read-only"`.
+    pub(crate) anonymous: bool,
+}
+
+/// The kind of object store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    S3,
+    Gcs,
+    Azblob,
+    Fs,
+}
+
+impl Scheme {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Scheme::S3 => "s3",
+            Scheme::Gcs => "gcs",
+            Scheme::Azblob => "azblob",
+            Scheme::Fs => "fs",
+        }
+    }
+}
+
+/// Whether builds may write to the remote cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    ReadWrite,
+    ReadOnly,
 }
 
 /// A named prompt preset.
@@ -361,6 +411,7 @@ struct RawConfig {
     providers: BTreeMap<String, RawProfile>,
     styles: BTreeMap<String, RawStyle>,
     output: Option<crate::derive::RawOutput>,
+    storage: Option<RawStorage>,
     // mdBook's own keys for every preprocessor: accepted here, used by mdBook.
     command: Option<serde_json::Value>,
     renderers: Option<serde_json::Value>,
@@ -403,6 +454,149 @@ struct RawProfile {
     command: Vec<String>,
     price: Option<f64>,
     timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawStorage {
+    scheme: String,
+    bucket: Option<String>,
+    region: Option<String>,
+    endpoint: Option<String>,
+    root: Option<String>,
+    public_url: Option<String>,
+    mode: Option<String>,
+    #[serde(default)]
+    anonymous: bool,
+}
+
+/// Validates `[preprocessor.imagegen.storage]`; errors name the key (under `storage.`).
+fn storage(raw: RawStorage) -> Result<Storage, (&'static str, String)> {
+    let scheme = match raw.scheme.as_str() {
+        "s3" => Scheme::S3,
+        "gcs" => Scheme::Gcs,
+        "azblob" => Scheme::Azblob,
+        "fs" => Scheme::Fs,
+        other => {
+            return Err((
+                "scheme",
+                format!(
+                    "`{other}` is not a store; use `\"s3\"`, `\"gcs\"`, `\"azblob\"` or `\"fs\"`"
+                ),
+            ));
+        }
+    };
+    let bucket = raw.bucket.unwrap_or_default().trim().to_owned();
+    match scheme {
+        Scheme::Fs if !bucket.is_empty() => {
+            return Err((
+                "bucket",
+                "the `fs` store has no bucket; set `root` to its directory".into(),
+            ));
+        }
+        Scheme::S3 | Scheme::Gcs | Scheme::Azblob if bucket.is_empty() => {
+            let what = if scheme == Scheme::Azblob {
+                "container"
+            } else {
+                "bucket"
+            };
+            return Err((
+                "bucket",
+                format!(
+                    "the `{}` store needs the name of its {what}",
+                    scheme.as_str()
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let url = |key: &'static str, text: String| -> Result<String, (&'static str, String)> {
+        let text = text.trim().trim_end_matches('/').to_owned();
+        let Some(rest) = text
+            .strip_prefix("https://")
+            .or_else(|| text.strip_prefix("http://"))
+        else {
+            return Err((
+                key,
+                format!("`{text}` is not an `http://` or `https://` URL"),
+            ));
+        };
+        if rest.is_empty()
+            || rest
+                .split('/')
+                .next()
+                .is_some_and(|host| host.contains('@'))
+        {
+            return Err((
+                key,
+                format!(
+                    "`{text}` must be a URL without a user name or password; credentials come from the environment"
+                ),
+            ));
+        }
+        Ok(text)
+    };
+    let endpoint = raw.endpoint.map(|e| url("endpoint", e)).transpose()?;
+    if scheme == Scheme::Fs && endpoint.is_some() {
+        return Err(("endpoint", "the `fs` store has no endpoint".into()));
+    }
+    let public_url = raw.public_url.map(|u| url("public-url", u)).transpose()?;
+    let root = raw.root.unwrap_or_default();
+    let root = if scheme == Scheme::Fs {
+        let root = root.trim().trim_end_matches('/').to_owned();
+        if root.is_empty() {
+            return Err((
+                "root",
+                "the `fs` store needs its directory, such as `\"/mnt/shared/imagegen\"`".into(),
+            ));
+        }
+        root
+    } else {
+        let root = root.trim().trim_matches('/').to_owned();
+        if root.split('/').any(|part| part == "." || part == "..") {
+            return Err((
+                "root",
+                format!("`{root}` must be a plain prefix such as `imagegen`"),
+            ));
+        }
+        if root.is_empty() {
+            "imagegen".to_owned()
+        } else {
+            root
+        }
+    };
+    let mode = match raw.mode.as_deref() {
+        None | Some("read-write") => Mode::ReadWrite,
+        Some("read-only") => Mode::ReadOnly,
+        Some(other) => {
+            return Err((
+                "mode",
+                format!("`{other}` is not a mode; use `\"read-write\"` or `\"read-only\"`"),
+            ));
+        }
+    };
+    if raw.anonymous && mode == Mode::ReadWrite {
+        return Err((
+            "anonymous",
+            "anonymous access can only read; add `mode = \"read-only\"`".into(),
+        ));
+    }
+    if raw.anonymous && scheme == Scheme::Fs {
+        return Err(("anonymous", "the `fs` store has no credentials".into()));
+    }
+    Ok(Storage {
+        scheme,
+        bucket,
+        region: raw
+            .region
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty()),
+        endpoint,
+        root,
+        public_url,
+        mode,
+        anonymous: raw.anonymous,
+    })
 }
 
 /// Reads a duration such as `90s` or `10m`.
@@ -765,6 +959,11 @@ impl TryFrom<RawConfig> for Config {
                 .map_err(|(key, message)| config_error(&format!("output.{key}"), message))?,
             None => crate::derive::Output::default(),
         };
+        let storage = raw
+            .storage
+            .map(storage)
+            .transpose()
+            .map_err(|(key, message)| config_error(&format!("storage.{key}"), message))?;
         Ok(Config {
             default_profile,
             profiles,
@@ -784,6 +983,7 @@ impl TryFrom<RawConfig> for Config {
             output,
             max_images_per_build: raw.max_images_per_build,
             max_cost_per_build: raw.max_cost_per_build,
+            storage,
         })
     }
 }

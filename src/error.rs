@@ -38,6 +38,17 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+
+    /// The shared remote cache refused or failed a request, after retries.
+    #[error("the remote cache `{store}`: {message}")]
+    Remote {
+        /// The store, as `s3://bucket/root`.
+        store: String,
+        /// What failed, without credentials.
+        message: String,
+        /// Whether the store refused to be written (read-only credentials or mode).
+        read_only: bool,
+    },
 }
 
 /// A problem tied to one place in one chapter.

@@ -32,6 +32,7 @@ mod progress;
 mod protocol;
 mod provider;
 mod rewrite;
+mod storage;
 mod team;
 
 pub use config::Config;
@@ -39,4 +40,4 @@ pub use error::{Error, Located, Result};
 pub use install::{Installed, install, prepare_cache};
 pub use preprocessor::{ImageGen, PlannedImage};
 pub use progress::LogWriter;
-pub use team::{ListedImage, Stat, Team, VerifyProblem};
+pub use team::{ListedImage, Pushed, RemoteObject, RemoteStats, Stat, Team, VerifyProblem};

@@ -73,7 +73,27 @@ enum Command {
         /// Print what would be deleted, and delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Clean the shared remote cache too (`[preprocessor.imagegen.storage]`). It is shared
+        /// by every branch and machine, so only images no directive of this checkout uses and
+        /// older than `--grace` go.
+        #[arg(long)]
+        remote: bool,
+        /// With `--remote`: keep unused remote images younger than this (`7d`, `12h`, `0s`),
+        /// so that branches in flight keep theirs.
+        #[arg(long, default_value = "7d", requires = "remote", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
         /// Print JSON instead of a list.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Uploads the local cache to the shared remote cache (`[preprocessor.imagegen.storage]`):
+    /// every master, record and tuned quality the remote lacks, masters first. Moves a
+    /// git-committed cache into a bucket, and finishes uploads an outage interrupted.
+    Push {
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+        /// Print JSON instead of a summary.
         #[arg(long)]
         json: bool,
     },
@@ -86,6 +106,10 @@ enum Command {
         /// Repair what can be repaired, and say what cannot.
         #[arg(long)]
         fix: bool,
+        /// Check the shared remote cache instead (downloads every master once; repairs
+        /// nothing).
+        #[arg(long, conflicts_with = "fix")]
+        remote: bool,
         /// Print JSON instead of a list.
         #[arg(long)]
         json: bool,
@@ -171,11 +195,26 @@ fn main() -> ExitCode {
         Some(Command::Gc {
             book,
             dry_run,
+            remote,
+            grace,
             json,
-        }) => report(gc(&preprocessor, &book, dry_run, json)),
-        Some(Command::Verify { book, fix, json }) => {
-            report(verify(&preprocessor, &book, fix, json))
-        }
+        }) => report(gc(
+            &preprocessor,
+            &book,
+            dry_run,
+            remote.then_some(grace),
+            json,
+        )),
+        Some(Command::Push { book, json }) => report(push(&preprocessor, &book, json)),
+        Some(Command::Verify {
+            book,
+            remote: true,
+            json,
+            ..
+        }) => report(verify_remote(&preprocessor, &book, json)),
+        Some(Command::Verify {
+            book, fix, json, ..
+        }) => report(verify(&preprocessor, &book, fix, json)),
         Some(Command::Install { book }) => report(install(&book)),
         Some(Command::Review { book, out }) => report(review(&preprocessor, &book, &out)),
         Some(Command::Regenerate {
@@ -302,6 +341,7 @@ fn plan(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool>
         count("generate")
     ));
     for (status, label) in [
+        ("remote", "in the remote cache"),
         ("draw", "placeholders to draw"),
         ("over-budget", "over budget"),
         ("offline", "missing (offline)"),
@@ -522,9 +562,10 @@ fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool
         .iter()
         .filter(|d| d.status == "error")
         .count();
+    let remote = team.remote_stats()?;
     let mut stdout = std::io::stdout().lock();
     if json {
-        let value = serde_json::json!({ "models": stats, "directives_with_errors": errors });
+        let value = serde_json::json!({ "models": stats, "directives_with_errors": errors, "remote": remote });
         print_json(&mut stdout, &value)?;
         return Ok(true);
     }
@@ -554,20 +595,67 @@ fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool
         s(images),
         s(errors)
     )?;
+    if let Some(remote) = remote {
+        writeln!(
+            stdout,
+            "remote `{}`: {} record{}, {} master{} ({:.1} MB), {} web file{} ({:.1} MB)",
+            remote.store,
+            remote.records,
+            s(remote.records),
+            remote.masters,
+            s(remote.masters),
+            remote.master_bytes as f64 / 1_000_000.0,
+            remote.assets,
+            s(remote.assets),
+            remote.asset_bytes as f64 / 1_000_000.0
+        )?;
+    }
     Ok(true)
 }
 
-fn gc(preprocessor: &ImageGen, dir: &Path, dry_run: bool, json: bool) -> anyhow::Result<bool> {
-    let removed = load_team(preprocessor, dir)?.gc(dry_run)?;
+fn gc(
+    preprocessor: &ImageGen,
+    dir: &Path,
+    dry_run: bool,
+    remote_grace: Option<std::time::Duration>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let team = load_team(preprocessor, dir)?;
+    let removed = team.gc(dry_run)?;
+    let remote = match remote_grace {
+        Some(grace) => Some(team.gc_remote(dry_run, grace)?),
+        None => None,
+    };
     let mut stdout = std::io::stdout().lock();
     if json {
         let files: Vec<serde_json::Value> = removed
             .iter()
             .map(|(path, bytes)| serde_json::json!({ "path": shown_path(dir, path), "bytes": bytes }))
             .collect();
-        let value = serde_json::json!({ "dry_run": dry_run, "files": files });
+        let mut value = serde_json::json!({ "dry_run": dry_run, "files": files });
+        if let Some(remote) = &remote {
+            value["remote"] = serde_json::to_value(remote)?;
+        }
         print_json(&mut stdout, &value)?;
         return Ok(true);
+    }
+    if let Some(remote) = &remote {
+        for object in remote {
+            writeln!(
+                stdout,
+                "{:>10}  remote: {} ({})",
+                object.bytes, object.path, object.what
+            )?;
+        }
+        let total: u64 = remote.iter().map(|o| o.bytes).sum();
+        writeln!(
+            stdout,
+            "{} {} remote object{}, {:.1} MB",
+            if dry_run { "would delete" } else { "deleted" },
+            remote.len(),
+            s(remote.len()),
+            total as f64 / 1_000_000.0
+        )?;
     }
     for (path, bytes) in &removed {
         let shown = shown_path(dir, path);
@@ -583,6 +671,43 @@ fn gc(preprocessor: &ImageGen, dir: &Path, dry_run: bool, json: bool) -> anyhow:
         total as f64 / 1_000_000.0
     )?;
     Ok(true)
+}
+
+fn push(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool> {
+    let pushed = load_team(preprocessor, dir)?.push()?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        print_json(&mut stdout, &pushed)?;
+    } else {
+        writeln!(
+            stdout,
+            "uploaded {} file{} ({:.1} MB) to `{}`; {} already there",
+            pushed.uploaded,
+            s(pushed.uploaded),
+            pushed.bytes as f64 / 1_000_000.0,
+            pushed.store,
+            pushed.present
+        )?;
+    }
+    Ok(true)
+}
+
+fn verify_remote(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool> {
+    let problems = load_team(preprocessor, dir)?.verify_remote()?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        print_json(&mut stdout, &problems)?;
+        return Ok(problems.is_empty());
+    }
+    for problem in &problems {
+        writeln!(stdout, "remote: {}: {}", problem.path, problem.what)?;
+    }
+    if problems.is_empty() {
+        writeln!(stdout, "the remote cache is sound")?;
+    } else {
+        writeln!(stdout, "{} problem{}", problems.len(), s(problems.len()))?;
+    }
+    Ok(problems.is_empty())
 }
 
 fn verify(preprocessor: &ImageGen, dir: &Path, fix: bool, json: bool) -> anyhow::Result<bool> {

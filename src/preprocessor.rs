@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::budget;
 use crate::cache::{Cache, Entry, Tier};
-use crate::config::{Config, OnError};
+use crate::config::{Config, Mode, OnError};
 use crate::derive::{self, Manifest};
 use crate::directive::{self, Directive};
 use crate::error::{Error, Located, Result};
@@ -24,6 +24,7 @@ use crate::progress::{Progress, plural};
 use crate::protocol::{self, Chapter, Context};
 use crate::provider;
 use crate::rewrite::{self, Replacement};
+use crate::storage::Remote;
 
 /// The mdBook preprocessor. Its name in `book.toml` is `imagegen`.
 #[derive(Debug, Default, Clone)]
@@ -86,8 +87,9 @@ pub struct PlannedImage {
     pub file: String,
     /// The directive's line in that file.
     pub line: usize,
-    /// `cached`, `generate`, `draw` (a placeholder, drawn locally), `over-budget`, `offline`
-    /// (not cached, and the build may not call a provider) or `error`.
+    /// `cached`, `remote` (in the shared remote cache: downloaded, not generated), `generate`,
+    /// `draw` (a placeholder, drawn locally), `over-budget`, `offline` (not cached, and the
+    /// build may not call a provider) or `error`.
     pub status: &'static str,
     /// The profile the directive uses.
     pub profile: String,
@@ -264,6 +266,44 @@ impl Run<'_> {
                 rows.push(row);
             }
         }
+        // What the shared remote cache has is downloaded, not generated.
+        let remote = self.open_remote()?;
+        if let Some(remote) = &remote {
+            let open: Vec<usize> = (0..rows.len())
+                .filter(|&i| matches!(rows[i].status, "generate" | "offline"))
+                .collect();
+            let keys: Vec<CacheKey> = open
+                .iter()
+                .flat_map(|&i| rows[i].chain.iter())
+                .filter_map(|k| CacheKey::from_hex(k))
+                .collect();
+            if !keys.is_empty()
+                && let Some(present) = remote.degrade(cache.remote_has(remote, &keys))
+            {
+                for i in open {
+                    let found = rows[i]
+                        .chain
+                        .iter()
+                        .filter_map(|k| CacheKey::from_hex(k))
+                        .any(|k| present.contains(&k));
+                    if found {
+                        rows[i].status = "remote";
+                        rows[i].cost = None;
+                    }
+                }
+                to_generate.retain(|(_, row)| rows[*row].status == "generate");
+                // A later directive with the same image follows the first one.
+                for i in 0..rows.len() {
+                    if let Some(key) = rows[i].key.as_deref().and_then(CacheKey::from_hex)
+                        && let Some(&first) = seen.get(&key)
+                        && first != i
+                        && rows[first].status == "remote"
+                    {
+                        rows[i].status = "remote";
+                    }
+                }
+            }
+        }
         cache.close_index();
         let chains: Vec<&Chain> = to_generate.iter().map(|(chain, _)| chain).collect();
         for (verdict, (_, row)) in budget::apply(&chains, self.config)
@@ -349,15 +389,22 @@ impl Run<'_> {
 
         let cache_root = self.ctx.root.join(&self.config.cache_dir);
         let mut cache = Cache::open(&cache_root);
+        let remote = self.open_remote()?;
+        if remote.is_some() {
+            cache.expect_remote_masters();
+        }
         let mut outcomes: HashMap<CacheKey, Outcome> = HashMap::new();
-        // The jobs to generate, and the directive key each one answers for.
-        let mut missing: Vec<Chain> = Vec::new();
-        let mut missing_keys: Vec<CacheKey> = Vec::new();
+        // Jobs not in the local cache, looked for in the remote one next.
+        let mut unresolved: Vec<(CacheKey, &Chain)> = Vec::new();
         'jobs: for (key, chain) in &jobs {
+            if self.force.contains(key) {
+                unresolved.push((*key, chain));
+                continue;
+            }
             // An image made by a fallback profile serves the directive as well as its own,
             // except a placeholder: it only stands in until the directive's provider answers.
             for (link, (link_key, request)) in chain.iter().enumerate() {
-                if (link > 0 && !provider::is_committed(request.kind)) || self.force.contains(key) {
+                if link > 0 && !provider::is_committed(request.kind) {
                     continue;
                 }
                 let tier = tier_of(request);
@@ -374,6 +421,47 @@ impl Run<'_> {
                     }
                 }
             }
+            unresolved.push((*key, chain));
+        }
+        let fetched = match &remote {
+            Some(remote) if remote.is_up() => {
+                let wanted: Vec<CacheKey> = unresolved
+                    .iter()
+                    .filter(|(key, _)| !self.force.contains(key))
+                    .flat_map(|(_, chain)| chain.iter())
+                    .filter(|(_, request)| provider::is_committed(request.kind))
+                    .map(|(key, _)| *key)
+                    .collect();
+                let fetched = if wanted.is_empty() {
+                    BTreeMap::new()
+                } else {
+                    remote
+                        .degrade(cache.fetch_remote(remote, &wanted))
+                        .unwrap_or_default()
+                };
+                if !fetched.is_empty() {
+                    tracing::info!(
+                        "imagegen: copied {} image{} from `{}`",
+                        fetched.len(),
+                        plural(fetched.len()),
+                        remote.label()
+                    );
+                }
+                fetched
+            }
+            _ => BTreeMap::new(),
+        };
+        // The jobs to generate, and the directive key each one answers for.
+        let mut missing: Vec<Chain> = Vec::new();
+        let mut missing_keys: Vec<CacheKey> = Vec::new();
+        'unresolved: for (key, chain) in unresolved {
+            for (link_key, request) in chain {
+                if let Some(entry) = fetched.get(link_key) {
+                    let outcome = self.ready(&cache, Tier::Committed, entry.clone(), request);
+                    outcomes.insert(key, outcome);
+                    continue 'unresolved;
+                }
+            }
             if self.config.offline {
                 let local: Chain = chain
                     .iter()
@@ -382,7 +470,7 @@ impl Run<'_> {
                     .collect();
                 if local.is_empty() {
                     outcomes.insert(
-                        *key,
+                        key,
                         Outcome::Failed(format!(
                             "the image for \"{}\" is not in the cache and `offline = true`; build once with the `{}` profile's key set, or commit the cache from a build that has it",
                             prompt_start(&chain[0].1.prompt),
@@ -395,7 +483,18 @@ impl Run<'_> {
             } else {
                 missing.push(chain.clone());
             }
-            missing_keys.push(*key);
+            missing_keys.push(key);
+        }
+        if let Some(remote) = &remote
+            && remote.can_write()
+            && let Some(done) = remote.degrade(cache.upload_pending(remote))
+            && done > 0
+        {
+            tracing::info!(
+                "imagegen: uploaded {done} image{} an earlier build could not to `{}`",
+                plural(done),
+                remote.label()
+            );
         }
         cache.close_index();
         self.apply_budget(&mut missing, &mut missing_keys, &mut outcomes, &requests);
@@ -437,6 +536,11 @@ impl Run<'_> {
                                     }
                                     Ok(entry)
                                 });
+                            if let (Ok(entry), Some(remote), Tier::Committed) =
+                                (&stored, &remote, tier)
+                            {
+                                self.upload(&cache, remote, entry);
+                            }
                             match stored {
                                 Ok(entry) => {
                                     summary.add(made.request, &made.master);
@@ -464,6 +568,9 @@ impl Run<'_> {
         let derive_started = Instant::now();
         summary.derived = self.derive_missing(&mut cache, &mut outcomes);
         summary.derive_time = derive_started.elapsed();
+        if let Some(remote) = &remote {
+            self.publish(&mut cache, remote, &outcomes);
+        }
 
         let mut contents = Vec::new();
         let mut refs = BTreeMap::new();
@@ -560,6 +667,111 @@ impl Run<'_> {
             }
         }
         Ok(contents)
+    }
+
+    /// The base URL figures point at, when the remote cache serves the web files.
+    fn public_url(&self) -> Option<&str> {
+        self.config.storage.as_ref()?.public_url.as_deref()
+    }
+
+    /// With a `public-url`, makes sure the remote holds the web files of every figure: uploads
+    /// them when this build may write, or checks they are there when it may not. Each
+    /// derivation is checked once; the index remembers it.
+    fn publish(&self, cache: &mut Cache, remote: &Remote, outcomes: &HashMap<CacheKey, Outcome>) {
+        if self.public_url().is_none() {
+            return;
+        }
+        let mut todo: BTreeMap<&str, &Manifest> = BTreeMap::new();
+        for outcome in outcomes.values() {
+            if let Outcome::Ready {
+                derivation,
+                manifest: Some(manifest),
+                ..
+            } = outcome
+                && !cache.is_published(remote.label(), derivation)
+            {
+                todo.insert(derivation, manifest);
+            }
+        }
+        if todo.is_empty() || !remote.is_up() {
+            return;
+        }
+        let files: BTreeSet<&str> = todo
+            .values()
+            .flat_map(|m| &m.files)
+            .map(|f| f.name.as_str())
+            .collect();
+        let dir = self.assets_dir();
+        let published = if remote.can_write() {
+            let mut objects = Vec::new();
+            for name in &files {
+                match fs_err::read(dir.join(name)) {
+                    Ok(bytes) => objects.push(crate::storage::Object {
+                        path: crate::storage::paths::asset(name),
+                        content_type: crate::storage::content_type(name),
+                        bytes,
+                    }),
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        return;
+                    }
+                }
+            }
+            remote.degrade(remote.upload(&objects)).is_some()
+        } else {
+            let paths: Vec<String> = files
+                .iter()
+                .map(|name| crate::storage::paths::asset(name))
+                .collect();
+            match remote.degrade(remote.exists(&paths)) {
+                Some(present) => {
+                    let absent = present.iter().filter(|p| !**p).count();
+                    if absent > 0 {
+                        tracing::warn!(
+                            "imagegen: {absent} web file{} of this book's figures {} not in `{}` yet, so those figures show no image; a build with write access (or `mdbook-imagegen push`) uploads them",
+                            plural(absent),
+                            if absent == 1 { "is" } else { "are" },
+                            remote.label()
+                        );
+                    }
+                    absent == 0
+                }
+                None => false,
+            }
+        };
+        if published {
+            for (derivation, manifest) in todo {
+                cache.record_published(remote.label(), derivation, manifest.clone());
+            }
+        }
+    }
+
+    /// Connects to the shared remote cache, when the book has one.
+    fn open_remote(&self) -> Result<Option<Remote>> {
+        let Some(storage) = &self.config.storage else {
+            return Ok(None);
+        };
+        let var = |name: &str| std::env::var(name).ok();
+        Remote::open(storage, &self.ctx.root, &var).map(Some)
+    }
+
+    /// Uploads a new image to the remote; until that succeeds, the journal keeps it for the
+    /// next build.
+    fn upload(&self, cache: &Cache, remote: &Remote, entry: &Entry) {
+        if self
+            .config
+            .storage
+            .as_ref()
+            .is_none_or(|s| s.mode != Mode::ReadWrite)
+        {
+            return;
+        }
+        if let Err(e) = cache.mark_pending(entry) {
+            tracing::warn!("{e}");
+        }
+        if remote.can_write() {
+            remote.degrade(cache.upload_entry(remote, entry));
+        }
     }
 
     /// Keeps the generations that fit the budget, in book order; the others fail with the
@@ -754,7 +966,17 @@ impl Run<'_> {
         count
     }
 
+    /// Where web files are written: the book's source directory, or, when figures point at a
+    /// `public-url`, a local staging directory they are uploaded from.
     fn assets_dir(&self) -> PathBuf {
+        if self.public_url().is_some() {
+            return self
+                .ctx
+                .root
+                .join(&self.config.cache_dir)
+                .join("local")
+                .join("public");
+        }
         self.ctx
             .root
             .join(self.ctx.src)
@@ -767,7 +989,7 @@ impl Run<'_> {
     /// `srcset`. With a copy beside every chapter and one at the root, the same relative URL
     /// works on all three pages.
     fn mirror(&self, page_path: &str, used: &[&Manifest]) -> std::io::Result<()> {
-        if self.ctx.renderer != "html" || used.is_empty() {
+        if self.ctx.renderer != "html" || used.is_empty() || self.public_url().is_some() {
             return Ok(());
         }
         let Some(chapter_dir) = Path::new(page_path)
@@ -807,8 +1029,11 @@ impl Run<'_> {
         let html = self.ctx.renderer == "html";
         // HTML pages find the files beside them (see `mirror`); other renderers climb to the
         // root copy.
+        let public = self.public_url();
         let url = |name: &str| {
-            if html {
+            if let Some(public) = public {
+                format!("{public}/{}", crate::storage::paths::asset(name))
+            } else if html {
                 rewrite::asset_url("", &self.config.assets_dir, name)
             } else {
                 rewrite::asset_url(page_path, &self.config.assets_dir, name)

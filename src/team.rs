@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+mod remote;
+pub use remote::{Pushed, RemoteObject, RemoteStats};
+
 use crate::cache::{self, Cache, Record};
 use crate::config::Config;
 use crate::derive;

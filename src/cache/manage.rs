@@ -91,7 +91,11 @@ impl Cache {
             let records = self.tier_root(tier).join("records");
             for shard in subdirectories(&records)? {
                 let dir = records.join(&shard);
-                let winners = read_shard(&dir, |entry| self.master_path(tier, entry).exists())?;
+                let winners = read_shard(
+                    &dir,
+                    |entry| self.master_path(tier, entry).exists(),
+                    self.remote_masters,
+                )?;
                 out.extend(winners.values().map(|entry| dir.join(&entry.record)));
             }
         }
@@ -144,7 +148,11 @@ impl Cache {
                     continue; // Stale is normal after a pull: the next build reads it again.
                 }
                 let dir = records.join(&shard);
-                let winners = read_shard(&dir, |entry| self.master_path(tier, entry).exists())?;
+                let winners = read_shard(
+                    &dir,
+                    |entry| self.master_path(tier, entry).exists(),
+                    self.remote_masters,
+                )?;
                 let disagrees = winners.iter().any(|(key, entry)| {
                     self.index.entry(&format!("{}/{key}", tier.id())).as_ref() != Some(entry)
                 });

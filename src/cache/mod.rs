@@ -19,6 +19,7 @@
 mod index;
 mod manage;
 mod record;
+mod shared;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
@@ -74,6 +75,9 @@ pub(crate) struct Cache {
     written: BTreeSet<(Tier, String)>,
     /// Derivations this build made, for the index.
     manifests: BTreeMap<String, Manifest>,
+    /// Whether masters may live only in a remote cache (a record without its master is then
+    /// expected, not a problem).
+    remote_masters: bool,
 }
 
 impl Cache {
@@ -91,7 +95,13 @@ impl Cache {
             stamps: HashMap::new(),
             written: BTreeSet::new(),
             manifests: BTreeMap::new(),
+            remote_masters: false,
         }
+    }
+
+    /// Says that masters may be missing locally because a remote cache holds them.
+    pub(crate) fn expect_remote_masters(&mut self) {
+        self.remote_masters = true;
     }
 
     /// Finds the image of a cache key. When a key has several records (two teammates generated
@@ -115,6 +125,18 @@ impl Cache {
     /// The files derived under a derivation id, as the index remembers them.
     pub(crate) fn manifest(&self, id: &str) -> Option<Manifest> {
         self.index.manifest(id)
+    }
+
+    /// Whether a derivation's web files are known to be in a remote store.
+    pub(crate) fn is_published(&self, store: &str, derivation: &str) -> bool {
+        let id = published_id(store, derivation);
+        self.manifests.contains_key(&id) || self.index.manifest(&id).is_some()
+    }
+
+    /// Remembers that a derivation's web files are in a remote store.
+    pub(crate) fn record_published(&mut self, store: &str, derivation: &str, manifest: Manifest) {
+        self.manifests
+            .insert(published_id(store, derivation), manifest);
     }
 
     /// Remembers a derivation in the index at the end of the build.
@@ -294,7 +316,11 @@ impl Cache {
         if !self.scanned.contains_key(&id) {
             let stamp = self.stamp(tier, shard);
             let dir = self.tier_root(tier).join("records").join(shard);
-            let entries = read_shard(&dir, |entry| self.master_path(tier, entry).exists())?;
+            let entries = read_shard(
+                &dir,
+                |entry| self.master_path(tier, entry).exists(),
+                self.remote_masters,
+            )?;
             self.scanned.insert(id.clone(), (stamp, entries));
         }
         Ok(&self.scanned[&id].1)
@@ -332,7 +358,11 @@ impl Cache {
 
 /// Reads the records of one shard directory; `has_master` says whether an entry's master is
 /// present (a record whose master is missing is skipped with a warning).
-fn read_shard(dir: &Path, has_master: impl Fn(&Entry) -> bool) -> Result<BTreeMap<String, Entry>> {
+fn read_shard(
+    dir: &Path,
+    has_master: impl Fn(&Entry) -> bool,
+    quiet: bool,
+) -> Result<BTreeMap<String, Entry>> {
     let mut winners: BTreeMap<String, Entry> = BTreeMap::new();
     let listing = match std::fs::read_dir(dir) {
         Ok(listing) => listing,
@@ -375,6 +405,9 @@ fn read_shard(dir: &Path, has_master: impl Fn(&Entry) -> bool) -> Result<BTreeMa
             created_at: record.created_at,
         };
         if !has_master(&entry) {
+            if quiet {
+                continue;
+            }
             tracing::warn!(
                 "the cache record `{}` has no master; its image will be generated again",
                 path.display()
@@ -405,6 +438,18 @@ fn record_name(key: &str, master: &str) -> String {
         .as_bytes(),
     );
     format!("{key}-{}-{}.json", &master[..16], &nonce.to_hex()[..8])
+}
+
+/// The index id under which a derivation published to a store is remembered.
+fn published_id(store: &str, derivation: &str) -> String {
+    format!("published {store} {derivation}")
+}
+
+/// The cache key (hex) a record's file name starts with.
+pub(crate) fn record_name_key(name: &str) -> Option<&str> {
+    (name.len() > 65 && name.as_bytes()[64] == b'-' && name.ends_with(".json"))
+        .then(|| &name[..64])
+        .filter(|key| key.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> Error {

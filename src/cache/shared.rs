@@ -1,0 +1,287 @@
+//! The local cache in front of the shared remote one: finding a key's image in the remote and
+//! copying it in, uploading what this machine generated, and remembering what is still to
+//! upload.
+//!
+//! The remote holds the committed tier with the same layout (see [`crate::storage`]). A remote
+//! image is checked against its hash before it is copied in, master before record, each file
+//! atomically, so a local cache never holds half of a download. An upload writes the master
+//! before its record, each "if not exists", so a remote record always has its master and no
+//! object is ever replaced. A journal of uploads still to do (`local/pending/`, one empty file
+//! per record) survives crashes and outages: the next build with write access finishes them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use super::record::Record;
+use super::{Cache, Entry, Tier, io_error, record_name_key};
+use crate::error::Result;
+use crate::plan::{CACHE_VERSION, CacheKey};
+use crate::storage::{self, Object, Remote, Uploaded, paths};
+
+/// A record found in the remote, parsed.
+struct Candidate {
+    name: String,
+    bytes: Vec<u8>,
+    record: Record,
+}
+
+impl Cache {
+    /// Looks keys up in the remote and copies each one's winning image into the local cache.
+    /// Returns the entries found. Remote failures are errors; a damaged remote object (wrong
+    /// hash, not a record) is skipped with a warning, and the next record of its key is tried.
+    pub(crate) fn fetch_remote(
+        &mut self,
+        remote: &Remote,
+        keys: &[CacheKey],
+    ) -> Result<BTreeMap<CacheKey, Entry>> {
+        let mut found = BTreeMap::new();
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        let mut candidates = self.remote_records(remote, keys)?;
+        // Earliest first, the same winner as in a local shard.
+        for list in candidates.values_mut() {
+            list.sort_by(|a, b| {
+                (&a.record.created_at, &a.record.master, &a.name).cmp(&(
+                    &b.record.created_at,
+                    &b.record.master,
+                    &b.name,
+                ))
+            });
+            list.reverse();
+        }
+        // Each round reads the best remaining record's master of every key still open.
+        loop {
+            let round: Vec<(CacheKey, Candidate)> = candidates
+                .iter_mut()
+                .filter(|(key, _)| !found.contains_key(*key))
+                .filter_map(|(key, list)| list.pop().map(|c| (*key, c)))
+                .collect();
+            if round.is_empty() {
+                break;
+            }
+            let master_paths: Vec<String> = round
+                .iter()
+                .map(|(_, c)| paths::master(&c.record.master, extension(&c.record)))
+                .collect();
+            let masters = remote.read(&master_paths)?;
+            for ((key, candidate), (bytes, path)) in round
+                .into_iter()
+                .zip(masters.into_iter().zip(&master_paths))
+            {
+                let Some(bytes) = bytes else {
+                    tracing::warn!(
+                        "the remote record `{}` has no master `{path}` in `{}`; skipping it",
+                        candidate.name,
+                        remote.label()
+                    );
+                    continue;
+                };
+                if blake3::hash(&bytes).to_hex().as_str() != candidate.record.master {
+                    tracing::warn!(
+                        "the remote master `{path}` in `{}` does not match its hash; skipping it (run `mdbook-imagegen verify --remote`)",
+                        remote.label()
+                    );
+                    continue;
+                }
+                let entry = self.adopt(&candidate, &bytes)?;
+                found.insert(key, entry);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Which of these keys the remote has an image for (by its records; nothing is downloaded).
+    pub(crate) fn remote_has(
+        &self,
+        remote: &Remote,
+        keys: &[CacheKey],
+    ) -> Result<BTreeSet<CacheKey>> {
+        let wanted: BTreeMap<String, CacheKey> = keys.iter().map(|k| (k.to_hex(), *k)).collect();
+        let shards: BTreeSet<String> = wanted.keys().map(|k| paths::record_shard(k)).collect();
+        let listed = remote.list(&shards.into_iter().collect::<Vec<_>>(), false)?;
+        Ok(listed
+            .iter()
+            .filter_map(|l| record_name_key(l.path.rsplit('/').next()?))
+            .filter_map(|hex| wanted.get(hex).copied())
+            .collect())
+    }
+
+    /// Reads the remote records of each key.
+    fn remote_records(
+        &self,
+        remote: &Remote,
+        keys: &[CacheKey],
+    ) -> Result<BTreeMap<CacheKey, Vec<Candidate>>> {
+        let wanted: BTreeMap<String, CacheKey> = keys.iter().map(|k| (k.to_hex(), *k)).collect();
+        let shards: BTreeSet<String> = wanted.keys().map(|k| paths::record_shard(k)).collect();
+        let listed = remote.list(&shards.into_iter().collect::<Vec<_>>(), false)?;
+        let names: Vec<(CacheKey, String)> = listed
+            .iter()
+            .filter_map(|l| {
+                let name = l.path.rsplit('/').next()?;
+                let key = wanted.get(record_name_key(name)?)?;
+                Some((*key, name.to_owned()))
+            })
+            .collect();
+        let texts = remote.read(
+            &names
+                .iter()
+                .map(|(_, n)| paths::record(n))
+                .collect::<Vec<_>>(),
+        )?;
+        let mut out: BTreeMap<CacheKey, Vec<Candidate>> = BTreeMap::new();
+        for ((key, name), bytes) in names.into_iter().zip(texts) {
+            let Some(bytes) = bytes else { continue };
+            match serde_json::from_slice::<Record>(&bytes) {
+                Ok(record)
+                    if record.format == CACHE_VERSION
+                        && record.key == key.to_hex()
+                        && record.master.len() == 64 =>
+                {
+                    out.entry(key).or_default().push(Candidate {
+                        name,
+                        bytes,
+                        record,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    "skipping the unreadable remote record `{name}` in `{}`: {e}",
+                    remote.label()
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Copies a remote image into the committed tier: master, then record, each atomically.
+    fn adopt(&mut self, candidate: &Candidate, master: &[u8]) -> Result<Entry> {
+        self.ensure_layout()?;
+        let record = &candidate.record;
+        let entry = Entry {
+            master: record.master.clone(),
+            extension: extension(record).to_owned(),
+            width: record.width,
+            height: record.height,
+            bytes: master.len() as u64,
+            record: candidate.name.clone(),
+            created_at: record.created_at.clone(),
+        };
+        let master_path = self.master_path(Tier::Committed, &entry);
+        if !master_path.exists() {
+            self.write_atomic(&master_path, master, "write the master")?;
+        }
+        let record_path = self.record_path(Tier::Committed, &entry);
+        if !record_path.exists() {
+            self.write_atomic(&record_path, &candidate.bytes, "write the record")?;
+        }
+        let shard = record.key[..2].to_owned();
+        self.stamps.remove(&(Tier::Committed, shard.clone()));
+        self.scanned.remove(&(Tier::Committed, shard.clone()));
+        self.written.insert((Tier::Committed, shard));
+        Ok(entry)
+    }
+
+    /// Notes that an entry is still to be uploaded.
+    pub(crate) fn mark_pending(&self, entry: &Entry) -> Result<()> {
+        self.ensure_layout()?;
+        let path = self.pending_dir().join(&entry.record);
+        self.write_atomic(&path, b"", "write")
+    }
+
+    /// Uploads an entry's master and record (in that order) and clears its journal mark.
+    pub(crate) fn upload_entry(&self, remote: &Remote, entry: &Entry) -> Result<Uploaded> {
+        let master_path = self.master_path(Tier::Committed, entry);
+        let master = fs_err::read(&master_path).map_err(|e| io_error("read", &master_path, e))?;
+        let mut uploaded = remote.upload(&[Object {
+            path: paths::master(&entry.master, &entry.extension),
+            content_type: storage::content_type(&entry.extension),
+            bytes: master,
+        }])?;
+        let record_path = self.record_path(Tier::Committed, entry);
+        let record = fs_err::read(&record_path).map_err(|e| io_error("read", &record_path, e))?;
+        let more = remote.upload(&[Object {
+            path: paths::record(&entry.record),
+            content_type: "application/json",
+            bytes: record,
+        }])?;
+        uploaded.written += more.written;
+        uploaded.existed += more.existed;
+        let mark = self.pending_dir().join(&entry.record);
+        match std::fs::remove_file(&mark) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_error("remove", &mark, e));
+            }
+            _ => {}
+        }
+        Ok(uploaded)
+    }
+
+    /// Uploads what earlier builds could not (an outage, a crash). Returns how many images.
+    pub(crate) fn upload_pending(&self, remote: &Remote) -> Result<usize> {
+        let dir = self.pending_dir();
+        let marks = super::direct_files(&dir)?;
+        let mut done = 0;
+        for mark in marks {
+            let Some(name) = mark.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            let record_path = self.tier_root(Tier::Committed).join(paths::record(&name));
+            let record = std::fs::read(&record_path)
+                .ok()
+                .and_then(|text| serde_json::from_slice::<Record>(&text).ok());
+            let Some(record) = record else {
+                // The image was removed since (gc, regenerate): nothing to upload.
+                let _ = std::fs::remove_file(&mark);
+                continue;
+            };
+            let entry = Entry {
+                master: record.master.clone(),
+                extension: extension(&record).to_owned(),
+                width: record.width,
+                height: record.height,
+                bytes: record.bytes,
+                record: name,
+                created_at: record.created_at.clone(),
+            };
+            self.upload_entry(remote, &entry)?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Empties the journal of uploads still to do (after `push` uploaded everything).
+    pub(crate) fn clear_pending(&self) -> Result<()> {
+        for mark in super::direct_files(&self.pending_dir())? {
+            super::remove(&mark)?;
+        }
+        Ok(())
+    }
+
+    /// The journal of uploads still to do.
+    fn pending_dir(&self) -> PathBuf {
+        self.root.join("local").join("pending")
+    }
+
+    /// Every committed file (masters, records, tuned qualities) as object paths under the
+    /// remote root, with their local paths.
+    pub(crate) fn committed_objects(&self) -> Result<Vec<(String, PathBuf)>> {
+        let root = self.tier_root(Tier::Committed);
+        let mut out = Vec::new();
+        for kind in ["masters", "records", "tuned"] {
+            for path in super::files_two_deep(&root.join(kind))? {
+                if let Ok(relative) = path.strip_prefix(&root) {
+                    let object = relative.to_string_lossy().replace('\\', "/");
+                    out.push((object, path));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A record's master extension.
+fn extension(record: &Record) -> &str {
+    record.media_type.strip_prefix("image/").unwrap_or("bin")
+}

@@ -1,0 +1,509 @@
+//! The shared remote cache: an object store (S3 and compatibles, GCS, Azure Blob, or a shared
+//! directory) that holds the committed part of the cache under `root`, with the same layout:
+//!
+//! ```text
+//! <root>/masters/ab/<blake3>.png     the masters
+//! <root>/records/cd/<key>-….json     their records
+//! <root>/tuned/ab/<master>-….json    qualities a perceptual target chose
+//! <root>/assets/<name>               web files, when figures point at `public-url`
+//! ```
+//!
+//! This module is an I/O edge over Apache OpenDAL and nothing else: it lists, reads, writes
+//! (always "if not exists", so the first writer wins and nothing is ever overwritten) and
+//! deletes objects. What to fetch and what to upload is decided by the cache and the build.
+//!
+//! OpenDAL is asynchronous; the rest of the binary is not. A small single-threaded runtime runs
+//! each batch of requests, many at a time, and returns when all are done.
+//!
+//! Every request is retried a bounded number of times (temporary failures only), then reported.
+//! During a build, [`Remote::degrade`] turns a failure into one warning and switches the remote
+//! off (an outage) or to read-only (credentials that cannot write) for the rest of the build, so
+//! a build never fails because the remote did.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use opendal::{ErrorKind, Operator};
+
+use crate::config::{Mode, Scheme, Storage};
+use crate::error::{Error, Result};
+
+/// How many requests run at once.
+const CONCURRENCY: usize = 16;
+/// How many times a temporary failure is retried.
+const RETRIES: usize = 3;
+/// The cache-control of content-addressed objects: their bytes never change.
+pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The environment variables whose values are secrets; scrubbed from every message.
+const SECRET_VARS: &[&str] = &[
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_CLIENT_SECRET",
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
+];
+
+/// One object to upload.
+#[derive(Debug, Clone)]
+pub(crate) struct Object {
+    /// The path under `root`, with `/` separators.
+    pub(crate) path: String,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) content_type: &'static str,
+}
+
+/// What an upload did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Uploaded {
+    /// Objects written.
+    pub(crate) written: usize,
+    /// Objects that were already there (someone wrote them first).
+    pub(crate) existed: usize,
+}
+
+/// An object as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    /// The path under `root`.
+    pub(crate) path: String,
+    pub(crate) bytes: u64,
+}
+
+/// The remote cache of one book.
+pub(crate) struct Remote {
+    operator: Operator,
+    runtime: tokio::runtime::Runtime,
+    /// `s3://bucket/root`, for messages.
+    label: String,
+    writable: AtomicBool,
+    down: AtomicBool,
+    /// Secret values to scrub from messages.
+    secrets: Vec<String>,
+    /// Warnings already given, so each is given once.
+    warned: Mutex<Vec<&'static str>>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+impl Remote {
+    /// Connects to the store `storage` describes (no request is made yet). `var` reads the
+    /// environment; `book_root` anchors a relative `fs` directory.
+    pub(crate) fn open(
+        storage: &Storage,
+        book_root: &Path,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Remote> {
+        install_transport();
+        let config_error = |message: String| Error::Config {
+            key: "preprocessor.imagegen.storage".into(),
+            message,
+        };
+        let built = match storage.scheme {
+            Scheme::S3 => {
+                let mut builder = opendal::services::S3::default()
+                    .bucket(&storage.bucket)
+                    .root(&storage.root)
+                    .region(storage.region.as_deref().unwrap_or("us-east-1"));
+                if let Some(endpoint) = &storage.endpoint {
+                    builder = builder.endpoint(endpoint);
+                }
+                if storage.anonymous {
+                    builder = builder
+                        .skip_signature()
+                        .disable_config_load()
+                        .disable_ec2_metadata();
+                }
+                Operator::new(builder)
+            }
+            Scheme::Gcs => {
+                let mut builder = opendal::services::Gcs::default()
+                    .bucket(&storage.bucket)
+                    .root(&storage.root);
+                if let Some(endpoint) = &storage.endpoint {
+                    builder = builder.endpoint(endpoint);
+                }
+                if storage.anonymous {
+                    builder = builder
+                        .skip_signature()
+                        .disable_vm_metadata()
+                        .disable_config_load();
+                }
+                Operator::new(builder)
+            }
+            Scheme::Azblob => {
+                let mut builder = match var("AZURE_STORAGE_CONNECTION_STRING") {
+                    Some(text) if !storage.anonymous => {
+                        opendal::services::Azblob::from_connection_string(&text).map_err(|e| {
+                            config_error(format!(
+                                "`AZURE_STORAGE_CONNECTION_STRING` is not a connection string ({})",
+                                e.kind()
+                            ))
+                        })?
+                    }
+                    _ => opendal::services::Azblob::default(),
+                };
+                builder = builder.container(&storage.bucket).root(&storage.root);
+                if let Some(endpoint) = &storage.endpoint {
+                    builder = builder.endpoint(endpoint);
+                }
+                if storage.anonymous {
+                    builder = builder.skip_signature();
+                }
+                Operator::new(builder)
+            }
+            Scheme::Fs => {
+                let dir = book_root.join(&storage.root);
+                Operator::new(opendal::services::Fs::default().root(&dir.to_string_lossy()))
+            }
+        };
+        let operator = built
+            .map_err(|e| config_error(format!("cannot use this store: {}", e.message())))?
+            .layer(
+                opendal::layers::RetryLayer::new()
+                    .with_max_times(RETRIES)
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_jitter(),
+            )
+            .layer(
+                opendal::layers::TimeoutLayer::new()
+                    .with_timeout(Duration::from_secs(30))
+                    .with_io_timeout(Duration::from_secs(60)),
+            );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| config_error(format!("cannot start the remote client: {e}")))?;
+        let label = match storage.scheme {
+            Scheme::Fs => format!("fs://{}", book_root.join(&storage.root).display()),
+            scheme => format!("{}://{}/{}", scheme.as_str(), storage.bucket, storage.root),
+        };
+        let secrets = SECRET_VARS
+            .iter()
+            .filter_map(|name| var(name))
+            .filter(|value| value.len() >= 4)
+            .collect();
+        Ok(Remote {
+            operator,
+            runtime,
+            label,
+            writable: AtomicBool::new(storage.mode == Mode::ReadWrite),
+            down: AtomicBool::new(false),
+            secrets,
+            warned: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// `s3://bucket/root`, for messages.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Whether this build still reads from the remote (false after an outage).
+    pub(crate) fn is_up(&self) -> bool {
+        !self.down.load(Ordering::Relaxed)
+    }
+
+    /// Whether this build still writes to the remote.
+    pub(crate) fn can_write(&self) -> bool {
+        self.is_up() && self.writable.load(Ordering::Relaxed)
+    }
+
+    /// Lists the objects under each directory (`records/ab/`, or `masters/` with `recursive`).
+    /// A directory that does not exist is empty.
+    pub(crate) fn list(&self, dirs: &[String], recursive: bool) -> Result<Vec<Listed>> {
+        let operator = &self.operator;
+        let results: Vec<opendal::Result<Vec<opendal::Entry>>> = self.runtime.block_on(
+            futures::stream::iter(dirs.iter().map(|dir| async move {
+                match operator.list_with(dir).recursive(recursive).await {
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+                    other => other,
+                }
+            }))
+            .buffered(CONCURRENCY)
+            .collect(),
+        );
+        let mut listed = Vec::new();
+        for result in results {
+            for entry in result.map_err(|e| self.error("list", e))? {
+                if entry.metadata().mode().is_dir() {
+                    continue;
+                }
+                listed.push(Listed {
+                    path: entry.path().trim_start_matches('/').to_owned(),
+                    bytes: entry.metadata().content_length(),
+                });
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Reads objects; `None` for one that does not exist.
+    pub(crate) fn read(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let operator = &self.operator;
+        let results: Vec<opendal::Result<Option<Vec<u8>>>> = self.runtime.block_on(
+            futures::stream::iter(paths.iter().map(|path| async move {
+                match operator.read(path).await {
+                    Ok(buffer) => Ok(Some(buffer.to_vec())),
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }))
+            .buffered(CONCURRENCY)
+            .collect(),
+        );
+        results
+            .into_iter()
+            .map(|r| r.map_err(|e| self.error("read", e)))
+            .collect()
+    }
+
+    /// Whether each object exists.
+    pub(crate) fn exists(&self, paths: &[String]) -> Result<Vec<bool>> {
+        let operator = &self.operator;
+        let results: Vec<opendal::Result<bool>> = self.runtime.block_on(
+            futures::stream::iter(paths.iter().map(|path| operator.exists(path)))
+                .buffered(CONCURRENCY)
+                .collect(),
+        );
+        results
+            .into_iter()
+            .map(|r| r.map_err(|e| self.error("read", e)))
+            .collect()
+    }
+
+    /// Writes objects that do not exist yet, with their content type and an immutable
+    /// cache-control. An object someone else wrote first is left as it is.
+    pub(crate) fn upload(&self, objects: &[Object]) -> Result<Uploaded> {
+        if !self.writable.load(Ordering::Relaxed) {
+            return Err(Error::Remote {
+                store: self.label.clone(),
+                message: "the remote cache is read-only for this build".into(),
+                read_only: true,
+            });
+        }
+        let capability = self.operator.info().capability();
+        let operator = &self.operator;
+        let results: Vec<opendal::Result<bool>> = self.runtime.block_on(
+            futures::stream::iter(objects.iter().map(|object| async move {
+                let mut write = operator.write_with(&object.path, object.bytes.clone());
+                if capability.write_with_if_not_exists {
+                    write = write.if_not_exists(true);
+                } else if operator.exists(&object.path).await? {
+                    return Ok(false);
+                }
+                if capability.write_with_content_type {
+                    write = write.content_type(object.content_type);
+                }
+                if capability.write_with_cache_control {
+                    write = write.cache_control(IMMUTABLE);
+                }
+                match write.await {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }))
+            .buffered(CONCURRENCY)
+            .collect(),
+        );
+        let mut uploaded = Uploaded::default();
+        for result in results {
+            match result {
+                Ok(true) => uploaded.written += 1,
+                Ok(false) => uploaded.existed += 1,
+                Err(e) => return Err(self.error("write", e)),
+            }
+        }
+        Ok(uploaded)
+    }
+
+    /// Deletes objects (a missing one is not an error).
+    pub(crate) fn delete(&self, paths: &[String]) -> Result<()> {
+        if !self.writable.load(Ordering::Relaxed) {
+            return Err(Error::Remote {
+                store: self.label.clone(),
+                message: "the remote cache is read-only (`mode = \"read-only\"`)".into(),
+                read_only: true,
+            });
+        }
+        let operator = &self.operator;
+        let results: Vec<opendal::Result<()>> = self.runtime.block_on(
+            futures::stream::iter(paths.iter().map(|path| operator.delete(path)))
+                .buffered(CONCURRENCY)
+                .collect(),
+        );
+        for result in results {
+            match result {
+                Err(e) if e.kind() != ErrorKind::NotFound => {
+                    return Err(self.error("delete", e));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns a remote failure during a build into one warning, and the fallback it calls for:
+    /// a refused write makes the remote read-only for the rest of the build, anything else
+    /// (the store is down, or answers nonsense) switches it off. Returns `None` on failure.
+    pub(crate) fn degrade<T>(&self, result: Result<T>) -> Option<T> {
+        let error = match result {
+            Ok(value) => return Some(value),
+            Err(error) => error,
+        };
+        match &error {
+            Error::Remote {
+                read_only: true, ..
+            } => {
+                let was_writable = self.writable.swap(false, Ordering::Relaxed);
+                if was_writable {
+                    self.warn_once(
+                        "read-only",
+                        &format!(
+                            "{error}; carrying on read-only (new images stay in the local cache until `mdbook-imagegen push`). Give the credentials write access, or set `mode = \"read-only\"` in `[preprocessor.imagegen.storage]` to silence this"
+                        ),
+                    );
+                }
+            }
+            _ => {
+                self.down.store(true, Ordering::Relaxed);
+                self.warn_once(
+                    "down",
+                    &format!(
+                        "{error}; this build goes on with the local cache and the provider, and the next one uploads what this one made"
+                    ),
+                );
+            }
+        }
+        None
+    }
+
+    fn warn_once(&self, what: &'static str, message: &str) {
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if !warned.contains(&what) {
+            warned.push(what);
+            tracing::warn!("imagegen: {message}");
+        }
+    }
+
+    /// A library error for a failed request, its text stripped of secrets and query strings.
+    fn error(&self, action: &'static str, e: opendal::Error) -> Error {
+        let read_only = e.kind() == ErrorKind::PermissionDenied && action != "read";
+        let mut message = format!("cannot {action}: {}", e.kind());
+        let detail = scrub(e.message(), &self.secrets);
+        if !detail.is_empty() {
+            message.push_str(&format!(" ({detail})"));
+        }
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            let text = scrub(&cause.to_string(), &self.secrets);
+            if !text.is_empty() && !message.contains(&text) {
+                message.push_str(&format!(": {text}"));
+            }
+            source = cause.source();
+        }
+        Error::Remote {
+            store: self.label.clone(),
+            message,
+            read_only,
+        }
+    }
+}
+
+/// Installs the HTTP client every store uses, once per process: reqwest over rustls with
+/// *ring*, the same TLS stack as the providers' client.
+fn install_transport() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        opendal::HttpTransporter::install_default(
+            opendal_http_transport_reqwest::ReqwestTransport::default(),
+        );
+    });
+}
+
+/// Removes secret values and URL query strings (presigned or SAS parameters) from a message.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets {
+        text = text.replace(secret.as_str(), "[redacted]");
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_url = false;
+    let mut in_query = false;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() || c == '"' || c == '\'' || c == ',' || c == '}' {
+            in_url = false;
+            in_query = false;
+        } else if !in_url && (text[i..].starts_with("http://") || text[i..].starts_with("https://"))
+        {
+            in_url = true;
+        } else if in_url && c == '?' {
+            in_query = true;
+            out.push_str("?…");
+        }
+        if !in_query {
+            out.push(c);
+        }
+    }
+    out.trim().to_owned()
+}
+
+/// The object paths of the committed cache, by kind: where a master, record, tuned file or
+/// asset lives under `root`.
+pub(crate) mod paths {
+    /// `masters/ab/<hash>.<ext>`
+    pub(crate) fn master(hash: &str, extension: &str) -> String {
+        format!("masters/{}/{hash}.{extension}", &hash[..2])
+    }
+
+    /// `records/cd/<record name>`
+    pub(crate) fn record(name: &str) -> String {
+        format!("records/{}/{name}", &name[..2])
+    }
+
+    /// `assets/<name>`
+    pub(crate) fn asset(name: &str) -> String {
+        format!("assets/{name}")
+    }
+
+    /// The shard directory of a cache key's records.
+    pub(crate) fn record_shard(key_hex: &str) -> String {
+        format!("records/{}/", &key_hex[..2])
+    }
+}
+
+/// The content type of a file by its extension.
+pub(crate) fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next().unwrap_or("") {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "gif" => "image/gif",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Groups listed objects by path.
+pub(crate) fn by_path(listed: Vec<Listed>) -> BTreeMap<String, u64> {
+    listed.into_iter().map(|l| (l.path, l.bytes)).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,366 @@
+//! The team commands on the shared remote cache: `push`, `gc --remote`, `verify --remote` and
+//! the remote line of `stats`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::Team;
+use crate::cache::{Cache, Record, record_name_key};
+use crate::config::Mode;
+use crate::error::{Error, Result};
+use crate::plan::CACHE_VERSION;
+use crate::storage::{self, Listed, Object, Remote, paths};
+
+/// What `push` did.
+#[derive(Debug, Default, Serialize)]
+#[non_exhaustive]
+pub struct Pushed {
+    /// The store, as `s3://bucket/root`.
+    pub store: String,
+    /// Objects uploaded.
+    pub uploaded: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Objects the store already had.
+    pub present: usize,
+}
+
+/// What the remote cache holds, as `stats` shows it.
+#[derive(Debug, Default, Serialize)]
+#[non_exhaustive]
+pub struct RemoteStats {
+    /// The store, as `s3://bucket/root`.
+    pub store: String,
+    /// Records (one per generated image).
+    pub records: usize,
+    /// Masters, and their bytes.
+    pub masters: usize,
+    /// Bytes of the masters.
+    pub master_bytes: u64,
+    /// Web files served from `public-url`.
+    pub assets: usize,
+    /// Bytes of the web files.
+    pub asset_bytes: u64,
+}
+
+/// An object of the remote cache that `gc --remote` removes, or `verify --remote` finds wrong.
+#[derive(Debug, Serialize)]
+#[non_exhaustive]
+pub struct RemoteObject {
+    /// Its path under the store's root.
+    pub path: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// What is wrong with it (`verify`), or why it goes (`gc`).
+    pub what: String,
+}
+
+/// The object directories of the remote cache.
+const DIRS: [&str; 4] = ["masters/", "records/", "tuned/", "assets/"];
+
+impl Team {
+    /// The book's remote cache; an error when it has none.
+    fn remote(&self) -> Result<Remote> {
+        let Some(storage) = &self.config.storage else {
+            return Err(Error::Config {
+                key: "preprocessor.imagegen.storage".into(),
+                message: "this book has no remote cache; add the table to use one (see docs/remote-cache.md)".into(),
+            });
+        };
+        let var = |name: &str| std::env::var(name).ok();
+        Remote::open(storage, &self.root, &var)
+    }
+
+    /// Whether the book has a remote cache.
+    pub fn has_remote(&self) -> bool {
+        self.config.storage.is_some()
+    }
+
+    /// Every object of the remote cache, by path (the fs store's staging directory aside).
+    fn remote_objects(&self, remote: &Remote) -> Result<BTreeMap<String, u64>> {
+        let dirs: Vec<String> = DIRS.iter().map(|d| (*d).to_owned()).collect();
+        Ok(storage::by_path(remote.list(&dirs, true)?))
+    }
+
+    /// Uploads everything the local cache has and the remote lacks: masters first, then
+    /// records and tuned qualities, then (with `public-url`) the web files made so far. Moves a
+    /// git-committed cache into a bucket, and finishes uploads an outage interrupted.
+    pub fn push(&self) -> Result<Pushed> {
+        let remote = self.remote()?;
+        if self.config.storage.as_ref().map(|s| s.mode) == Some(Mode::ReadOnly) {
+            return Err(Error::Config {
+                key: "preprocessor.imagegen.storage.mode".into(),
+                message: "the remote cache is read-only; set `mode = \"read-write\"` (or `MDBOOK_PREPROCESSOR__IMAGEGEN__STORAGE__MODE=read-write`) to push".into(),
+            });
+        }
+        let present = self.remote_objects(&remote)?;
+        let cache = Cache::open(&self.cache_root);
+        let mut local = cache.committed_objects()?;
+        if self
+            .config
+            .storage
+            .as_ref()
+            .is_some_and(|s| s.public_url.is_some())
+        {
+            let staging = self.cache_root.join("local").join("public");
+            for path in crate::cache::direct_files(&staging)? {
+                let name = path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                if !name.starts_with('.') {
+                    local.push((paths::asset(&name), path));
+                }
+            }
+        }
+        let mut pushed = Pushed {
+            store: remote.label().to_owned(),
+            ..Pushed::default()
+        };
+        // Masters before the records that name them.
+        for kind in ["masters/", "records/", "tuned/", "assets/"] {
+            let mut batch = Vec::new();
+            for (object, path) in local.iter().filter(|(o, _)| o.starts_with(kind)) {
+                if present.contains_key(object) {
+                    pushed.present += 1;
+                    continue;
+                }
+                let bytes = fs_err::read(path).map_err(|e| Error::Io {
+                    action: "read",
+                    path: path.clone(),
+                    source: e,
+                })?;
+                pushed.bytes += bytes.len() as u64;
+                batch.push(Object {
+                    path: object.clone(),
+                    content_type: storage::content_type(object),
+                    bytes,
+                });
+            }
+            for chunk in batch.chunks(64) {
+                let done = remote.upload(chunk)?;
+                pushed.uploaded += done.written;
+                pushed.present += done.existed;
+            }
+        }
+        cache.clear_pending()?;
+        Ok(pushed)
+    }
+
+    /// Counts what the remote cache holds.
+    pub fn remote_stats(&self) -> Result<Option<RemoteStats>> {
+        if !self.has_remote() {
+            return Ok(None);
+        }
+        let remote = self.remote()?;
+        let mut stats = RemoteStats {
+            store: remote.label().to_owned(),
+            ..RemoteStats::default()
+        };
+        for (path, bytes) in self.remote_objects(&remote)? {
+            if path.starts_with("records/") {
+                stats.records += 1;
+            } else if path.starts_with("masters/") {
+                stats.masters += 1;
+                stats.master_bytes += bytes;
+            } else if path.starts_with("assets/") {
+                stats.assets += 1;
+                stats.asset_bytes += bytes;
+            }
+        }
+        Ok(Some(stats))
+    }
+
+    /// Reads every remote record: its object path, size and content (or why it is unreadable).
+    fn remote_records(
+        &self,
+        remote: &Remote,
+        objects: &BTreeMap<String, u64>,
+    ) -> Result<Vec<(Listed, std::result::Result<Record, String>)>> {
+        let listed: Vec<Listed> = objects
+            .iter()
+            .filter(|(path, _)| path.starts_with("records/"))
+            .map(|(path, bytes)| Listed {
+                path: path.clone(),
+                bytes: *bytes,
+            })
+            .collect();
+        let paths: Vec<String> = listed.iter().map(|l| l.path.clone()).collect();
+        let texts = remote.read(&paths)?;
+        Ok(listed
+            .into_iter()
+            .zip(texts)
+            .map(|(listed, text)| {
+                let record = text
+                    .ok_or_else(|| "vanished while read".to_owned())
+                    .and_then(|t| {
+                        serde_json::from_slice::<Record>(&t)
+                            .map_err(|e| format!("not a record: {e}"))
+                    })
+                    .and_then(|r| {
+                        let name = listed.path.rsplit('/').next().unwrap_or_default();
+                        if r.format != CACHE_VERSION {
+                            Err(format!("written by cache format {}", r.format))
+                        } else if record_name_key(name) != Some(r.key.as_str()) {
+                            Err("its name does not start with its key".to_owned())
+                        } else {
+                            Ok(r)
+                        }
+                    });
+                (listed, record)
+            })
+            .collect())
+    }
+
+    /// Removes from the remote cache what no directive of this book uses: records of unused
+    /// keys (unless younger than `grace`, so that images of branches in flight stay), losers
+    /// of used keys, masters no remaining record names, their tuned qualities and web files.
+    /// Returns what it removed (or would, with `dry_run`).
+    pub fn gc_remote(&self, dry_run: bool, grace: Duration) -> Result<Vec<RemoteObject>> {
+        let remote = self.remote()?;
+        let objects = self.remote_objects(&remote)?;
+        let records = self.remote_records(&remote, &objects)?;
+        let users = self.users();
+        let now = SystemTime::now();
+        let young = |record: &Record| {
+            humantime::parse_rfc3339_weak(&record.created_at)
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_none_or(|age| age < grace)
+        };
+        // The winner of each used key: earliest, then smallest master, then name.
+        let mut winners: BTreeMap<&str, (&str, &str, &str)> = BTreeMap::new();
+        for (listed, record) in &records {
+            let Ok(record) = record else { continue };
+            if !users.contains_key(record.key.as_str()) {
+                continue;
+            }
+            let candidate = (
+                record.created_at.as_str(),
+                record.master.as_str(),
+                listed.path.as_str(),
+            );
+            let slot = winners.entry(record.key.as_str()).or_insert(candidate);
+            if candidate < *slot {
+                *slot = candidate;
+            }
+        }
+        let mut doomed = Vec::new();
+        let mut kept_masters: BTreeSet<&str> = BTreeSet::new();
+        for (listed, record) in &records {
+            let Ok(record) = record else { continue };
+            let used = users.contains_key(record.key.as_str());
+            let wins = winners
+                .get(record.key.as_str())
+                .is_some_and(|w| w.2 == listed.path);
+            if wins || (!used && young(record)) {
+                kept_masters.insert(record.master.as_str());
+                continue;
+            }
+            doomed.push(RemoteObject {
+                path: listed.path.clone(),
+                bytes: listed.bytes,
+                what: if used {
+                    "loses to an earlier image of the same key".into()
+                } else {
+                    "no directive uses it".into()
+                },
+            });
+        }
+        for (path, bytes) in &objects {
+            let name = path.rsplit('/').next().unwrap_or_default();
+            let master = if path.starts_with("masters/") {
+                name.split('.').next().unwrap_or_default()
+            } else if path.starts_with("tuned/") {
+                name.split('-').next().unwrap_or_default()
+            } else if path.starts_with("assets/") {
+                // Web files are named by the first 16 digits of their master's hash.
+                let prefix = name.split('-').next().unwrap_or_default();
+                if kept_masters.iter().any(|m| m.starts_with(prefix)) {
+                    continue;
+                }
+                doomed.push(RemoteObject {
+                    path: path.clone(),
+                    bytes: *bytes,
+                    what: "made from a master that goes".into(),
+                });
+                continue;
+            } else {
+                continue;
+            };
+            if !kept_masters.contains(master) {
+                doomed.push(RemoteObject {
+                    path: path.clone(),
+                    bytes: *bytes,
+                    what: "no remaining record names its master".into(),
+                });
+            }
+        }
+        if !dry_run && !doomed.is_empty() {
+            // Records first: a record never outlives its master, even if this is interrupted.
+            let (first, then): (Vec<&RemoteObject>, Vec<&RemoteObject>) =
+                doomed.iter().partition(|o| o.path.starts_with("records/"));
+            for group in [first, then] {
+                let paths: Vec<String> = group.iter().map(|o| o.path.clone()).collect();
+                remote.delete(&paths)?;
+            }
+        }
+        Ok(doomed)
+    }
+
+    /// Checks the remote cache: every record reads, names its key, and has its master; every
+    /// master matches its hash (each is downloaded once).
+    pub fn verify_remote(&self) -> Result<Vec<RemoteObject>> {
+        let remote = self.remote()?;
+        let objects = self.remote_objects(&remote)?;
+        let records = self.remote_records(&remote, &objects)?;
+        let mut problems = Vec::new();
+        let mut named: BTreeMap<String, String> = BTreeMap::new();
+        for (listed, record) in &records {
+            match record {
+                Err(what) => problems.push(RemoteObject {
+                    path: listed.path.clone(),
+                    bytes: listed.bytes,
+                    what: what.clone(),
+                }),
+                Ok(record) => {
+                    let extension = record.media_type.strip_prefix("image/").unwrap_or("bin");
+                    let master = paths::master(&record.master, extension);
+                    if objects.contains_key(&master) {
+                        named.insert(master, record.master.clone());
+                    } else {
+                        problems.push(RemoteObject {
+                            path: listed.path.clone(),
+                            bytes: listed.bytes,
+                            what: format!("its master `{master}` is missing; delete the record so the image is generated again"),
+                        });
+                    }
+                }
+            }
+        }
+        let masters: Vec<String> = objects
+            .keys()
+            .filter(|p| p.starts_with("masters/"))
+            .cloned()
+            .collect();
+        for chunk in masters.chunks(32) {
+            let contents = remote.read(chunk)?;
+            for (path, bytes) in chunk.iter().zip(contents) {
+                let Some(bytes) = bytes else { continue };
+                let name = path.rsplit('/').next().unwrap_or_default();
+                let claimed = name.split('.').next().unwrap_or_default();
+                if blake3::hash(&bytes).to_hex().as_str() != claimed {
+                    problems.push(RemoteObject {
+                        path: path.clone(),
+                        bytes: bytes.len() as u64,
+                        what: "its bytes do not match its name; delete it and the records that name it".into(),
+                    });
+                }
+            }
+        }
+        Ok(problems)
+    }
+}
