@@ -132,10 +132,20 @@ impl Remote {
                 let mut builder = opendal::services::Gcs::default()
                     .bucket(&storage.bucket)
                     .root(&storage.root);
-                if let Some(endpoint) = &storage.endpoint {
-                    builder = builder.endpoint(endpoint);
+                // The convention of Google's own libraries: an emulator takes no credentials.
+                let emulator = var("STORAGE_EMULATOR_HOST").filter(|h| !h.trim().is_empty());
+                if let Some(endpoint) = storage.endpoint.clone().or_else(|| {
+                    emulator.as_ref().map(|host| {
+                        if host.contains("://") {
+                            host.trim_end_matches('/').to_owned()
+                        } else {
+                            format!("http://{host}")
+                        }
+                    })
+                }) {
+                    builder = builder.endpoint(&endpoint);
                 }
-                if storage.anonymous {
+                if storage.anonymous || emulator.is_some() {
                     builder = builder
                         .skip_signature()
                         .disable_vm_metadata()

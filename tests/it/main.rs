@@ -8,6 +8,8 @@ mod build;
 mod commands;
 mod protocol;
 mod providers;
+mod remote;
+mod servers;
 mod snapshots;
 mod support;
 mod team;

@@ -10,7 +10,7 @@ use crate::support::{BIN, mdbook_binary};
 /// A provider that draws a 64×64 PNG whose colour depends on the prompt and on `variant.txt`
 /// (so two branches can make different bytes for the same prompt), and logs every call. A
 /// prompt with "slow" in it takes `SLOW` seconds.
-const PROVIDER: &str = r#"import os, struct, sys, time, zlib, hashlib
+pub(crate) const PROVIDER: &str = r#"import os, struct, sys, time, zlib, hashlib
 if "slow" in os.environ["IMAGEGEN_PROMPT"]:
     time.sleep(float(os.environ.get("SLOW", "0")))
 variant = open("variant.txt").read().strip()

@@ -1,0 +1,384 @@
+//! The shared remote cache against real object-store servers on 127.0.0.1 (moto for S3,
+//! Azurite for Azure Blob, fake-gcs-server for GCS) and a shared directory: one machine
+//! generates and uploads, another with an empty local cache builds the same pages without a
+//! single provider call; read-only never writes; a server stopped mid-build leaves a sound local
+//! cache, and the next build uploads what that one could not.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::servers::{Kind, Server, block_on};
+use crate::support::{BIN, mdbook_binary};
+use crate::team::PROVIDER;
+
+/// A book on one "machine": its own directory and local cache, the shared remote in
+/// `book.toml`, and a provider that logs every call.
+struct Machine {
+    dir: tempfile::TempDir,
+    calls: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+const CHAPTER: &str = "# One\n\nSome text.\n\n```image-prompt alt=\"A harbour\"\na harbour at dawn\n```\n\nMore text.\n\n```image-prompt\nslow a lighthouse at night\n```\n";
+
+impl Machine {
+    fn new(storage: &str, env: Vec<(&'static str, String)>) -> Machine {
+        let dir = tempfile::Builder::new()
+            .prefix("imagegen-remote-")
+            .tempdir()
+            .unwrap();
+        let machine = Machine {
+            calls: dir.path().join("calls.log"),
+            dir,
+            env,
+        };
+        machine.write(
+            "book.toml",
+            &format!(
+                "[book]\ntitle = \"Remote\"\n\n[preprocessor.imagegen]\nprovider = \"local\"\n\n[preprocessor.imagegen.providers.local]\nkind = \"command\"\nmodel = \"swatch\"\ncommand = [\"python3\", \"provider.py\"]\n\n[preprocessor.imagegen.output]\nwidths = [64]\nthumbnail = false\n\n{storage}"
+            ),
+        );
+        machine.write("provider.py", PROVIDER);
+        machine.write("variant.txt", "base\n");
+        machine.write("calls.log", "");
+        machine.write("src/SUMMARY.md", "# Summary\n\n- [One](one.md)\n");
+        machine.write("src/one.md", CHAPTER);
+        machine
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, relative: &str, text: &str) {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path().join(relative)).unwrap()
+    }
+
+    fn mdbook_build(&self, slow: f64) -> Command {
+        let mut command = Command::new(mdbook_binary());
+        command
+            .arg("build")
+            .current_dir(self.path())
+            .env("MDBOOK_PREPROCESSOR__IMAGEGEN__COMMAND", BIN)
+            .env("CALLS", &self.calls)
+            .env("SLOW", slow.to_string())
+            .env_remove("MDBOOK_IMAGEGEN_LOG")
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
+        command
+    }
+
+    fn build(&self) -> String {
+        let output = self.mdbook_build(0.0).output().unwrap();
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{log}");
+        log
+    }
+
+    fn imagegen(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .args(["--book", self.path().to_str().unwrap()])
+            .env("CALLS", &self.calls)
+            .env_remove("MDBOOK_IMAGEGEN_LOG")
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap()
+    }
+
+    fn calls(&self) -> usize {
+        self.read("calls.log").lines().count()
+    }
+
+    /// The chapter's `<main>`, where the figures are.
+    fn page(&self) -> String {
+        crate::support::main_of(&self.read("book/one.html")).to_owned()
+    }
+}
+
+/// Every object under the test root, with its size.
+fn objects(server: &Server) -> BTreeMap<String, u64> {
+    let operator = server.operator();
+    block_on(async {
+        operator
+            .list_with("/")
+            .recursive(true)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.metadata().mode().is_file())
+            .map(|e| {
+                let path = e.path().to_owned();
+                (path, e.metadata().content_length())
+            })
+            .collect()
+    })
+}
+
+fn count(objects: &BTreeMap<String, u64>, prefix: &str) -> usize {
+    objects.keys().filter(|k| k.starts_with(prefix)).count()
+}
+
+/// Machine A generates both images and uploads them; machine B, with a fresh copy of the book
+/// and no local cache, builds identical pages without a provider call; a read-only machine C
+/// generates a new image locally and writes nothing to the remote.
+fn shares_images_between_machines(kind: Kind) {
+    let Some(server) = Server::start(kind) else {
+        return;
+    };
+    let a = Machine::new(&server.storage_table(""), server.env());
+    let log = a.build();
+    assert_eq!(a.calls(), 2, "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+    let after_a = objects(&server);
+    assert_eq!(count(&after_a, "masters/"), 2, "{after_a:?}");
+    assert_eq!(count(&after_a, "records/"), 2, "{after_a:?}");
+    if kind != Kind::Gcs {
+        // fake-gcs-server drops both headers; real GCS keeps them.
+        let master = after_a.keys().find(|k| k.starts_with("masters/")).unwrap();
+        let meta = block_on(server.operator().stat(master)).unwrap();
+        assert_eq!(meta.content_type(), Some("image/png"));
+        assert_eq!(
+            meta.cache_control(),
+            Some("public, max-age=31536000, immutable")
+        );
+    }
+
+    let b = Machine::new(&server.storage_table(""), server.env());
+    let log = b.build();
+    assert_eq!(b.calls(), 0, "machine B called the provider:\n{log}");
+    assert!(log.contains("copied 2 images from"), "{log}");
+    assert_eq!(b.page(), a.page());
+    assert_eq!(objects(&server), after_a);
+    // A second build on B hits the local cache and says nothing.
+    let quiet = b.build();
+    assert!(!quiet.contains("imagegen:"), "{quiet}");
+
+    let c = Machine::new(
+        &server.storage_table("mode = \"read-only\"\n"),
+        server.env(),
+    );
+    c.write(
+        "src/one.md",
+        &format!("{CHAPTER}\n```image-prompt\na new pier\n```\n"),
+    );
+    let plan = c.imagegen(&["plan", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&plan.stdout).unwrap();
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["remote", "remote", "generate"]);
+    let log = c.build();
+    assert_eq!(c.calls(), 1, "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+    assert_eq!(objects(&server), after_a, "read-only wrote to the remote");
+    assert!(!c.path().join(".imagegen/local/pending").exists());
+}
+
+#[test]
+fn s3_shares_images_between_machines() {
+    shares_images_between_machines(Kind::S3);
+}
+
+#[test]
+fn azure_blob_shares_images_between_machines() {
+    shares_images_between_machines(Kind::Azure);
+}
+
+#[test]
+fn gcs_shares_images_between_machines() {
+    shares_images_between_machines(Kind::Gcs);
+}
+
+/// The server dies while the provider is drawing: the build still succeeds with one warning,
+/// the local cache passes `verify`, and once the server is back the next build uploads both
+/// images without generating them again.
+fn survives_a_server_stopped_mid_build(kind: Kind) {
+    let Some(mut server) = Server::start(kind) else {
+        return;
+    };
+    let port = server.port;
+    let a = Machine::new(&server.storage_table(""), server.env());
+    let child = a
+        .mdbook_build(3.0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The lookup is over once the provider has been called for the quick image.
+    let started = std::time::Instant::now();
+    while a.calls() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.stop();
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert_eq!(a.calls(), 2, "{log}");
+    assert_eq!(
+        log.matches("WARN").count(),
+        1,
+        "one warning about the remote:\n{log}"
+    );
+    assert!(log.contains("the remote cache"), "{log}");
+    let verify = a.imagegen(&["verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    // The server comes back empty (it kept everything in memory): the next build uploads what
+    // the last one could not, and `push` whatever the old server had.
+    let Some(server) = Server::start_on(kind, port) else {
+        return;
+    };
+    let log = a.build();
+    assert!(log.contains("an earlier build could not"), "{log}");
+    assert_eq!(a.calls(), 2);
+    let push = a.imagegen(&["push"]);
+    assert!(push.status.success());
+    let after = objects(&server);
+    assert_eq!(count(&after, "masters/"), 2, "{after:?}");
+    assert_eq!(count(&after, "records/"), 2, "{after:?}");
+    assert!(
+        !a.path()
+            .join(".imagegen/local/pending")
+            .read_dir()
+            .unwrap()
+            .any(|_| true)
+    );
+}
+
+#[test]
+fn s3_survives_a_server_stopped_mid_build() {
+    survives_a_server_stopped_mid_build(Kind::S3);
+}
+
+#[test]
+fn azure_blob_survives_a_server_stopped_mid_build() {
+    survives_a_server_stopped_mid_build(Kind::Azure);
+}
+
+#[test]
+fn gcs_survives_a_server_stopped_mid_build() {
+    survives_a_server_stopped_mid_build(Kind::Gcs);
+}
+
+/// A team that committed its cache to git moves it into a bucket with `push`; a fresh machine
+/// then builds from the bucket alone. `gc --remote` removes an image no directive uses, and
+/// `verify --remote` finds the bucket sound.
+#[test]
+fn push_moves_a_committed_cache_into_the_bucket_and_gc_cleans_it() {
+    let Some(server) = Server::start(Kind::S3) else {
+        return;
+    };
+    let a = Machine::new("", server.env());
+    a.build();
+    assert_eq!(a.calls(), 2);
+    let toml = a.read("book.toml");
+    a.write("book.toml", &format!("{toml}{}", server.storage_table("")));
+    let push = a.imagegen(&["push"]);
+    let text = String::from_utf8_lossy(&push.stdout);
+    assert!(
+        push.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    assert!(text.contains("uploaded 4 files"), "{text}");
+    let again = a.imagegen(&["push"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("uploaded 0 files"));
+
+    let b = Machine::new(&server.storage_table(""), server.env());
+    b.build();
+    assert_eq!(b.calls(), 0);
+    assert_eq!(b.page(), a.page());
+
+    // Drop the lighthouse: its record and master go from the bucket, the harbour stays.
+    b.write(
+        "src/one.md",
+        &CHAPTER[..CHAPTER.find("More text.").unwrap()],
+    );
+    let dry = b.imagegen(&["gc", "--remote", "--dry-run", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(value["remote"].as_array().unwrap().len(), 0, "{value}");
+    let gc = b.imagegen(&["gc", "--remote", "--grace", "0s", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&gc.stdout).unwrap();
+    let removed: Vec<&str> = value["remote"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(removed.len(), 2, "{value}");
+    let after = objects(&server);
+    assert_eq!(count(&after, "masters/"), 1);
+    assert_eq!(count(&after, "records/"), 1);
+    let verify = b.imagegen(&["verify", "--remote"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // `gc` on a bucket needs the flag: without it, the bucket is not touched.
+    let local_only = b.imagegen(&["gc"]);
+    assert!(local_only.status.success());
+    assert_eq!(objects(&server), after);
+}
+
+/// With `public-url`, figures point at the bucket's web files, which the build uploads; the
+/// book's own output carries no image.
+#[test]
+fn public_url_serves_figures_from_the_bucket() {
+    let Some(server) = Server::start(Kind::S3) else {
+        return;
+    };
+    let a = Machine::new(
+        &server.storage_table("public-url = \"https://img.example.com/books/test\"\n"),
+        server.env(),
+    );
+    a.build();
+    let page = a.page();
+    assert!(
+        page.contains("src=\"https://img.example.com/books/test/assets/"),
+        "{page}"
+    );
+    let after = objects(&server);
+    for url in page.split("https://img.example.com/books/test/").skip(1) {
+        let path = url.split(['"', ' ']).next().unwrap();
+        assert!(after.contains_key(path), "{path} is not in {after:?}");
+    }
+    let asset = after.keys().find(|k| k.ends_with(".webp")).unwrap();
+    let meta = block_on(server.operator().stat(asset)).unwrap();
+    assert_eq!(meta.content_type(), Some("image/webp"));
+    assert!(!a.path().join("src/imagegen").exists());
+    assert!(!a.path().join("book/imagegen").exists());
+    // Nothing changed: nothing is uploaded or said again.
+    let quiet = a.build();
+    assert!(!quiet.contains("imagegen:"), "{quiet}");
+}
+
+/// A shared directory (a network drive) works the same way, with no server.
+#[test]
+fn a_shared_directory_works_as_a_remote() {
+    let shared = tempfile::tempdir().unwrap();
+    let table = format!(
+        "[preprocessor.imagegen.storage]\nscheme = \"fs\"\nroot = \"{}\"\n",
+        shared.path().display()
+    );
+    let a = Machine::new(&table, Vec::new());
+    a.build();
+    let b = Machine::new(&table, Vec::new());
+    let log = b.build();
+    assert_eq!(b.calls(), 0, "{log}");
+    assert_eq!(b.page(), a.page());
+    let stats = b.imagegen(&["stats"]);
+    let text = String::from_utf8_lossy(&stats.stdout);
+    assert!(text.contains("2 records, 2 masters"), "{text}");
+}
