@@ -529,9 +529,7 @@ fn storage(raw: RawStorage) -> Result<Storage, (&'static str, String)> {
         {
             return Err((
                 key,
-                format!(
-                    "`{text}` must be a URL without a user name or password; credentials come from the environment"
-                ),
+"must be a URL without a user name or password; credentials come from the environment".into(),
             ));
         }
         Ok(text)

@@ -125,6 +125,15 @@ impl Remote {
                         .skip_signature()
                         .disable_config_load()
                         .disable_ec2_metadata();
+                } else if let (Some(id), Some(secret)) =
+                    (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+                {
+                    // The usual variables; without them, the rest of AWS's chain (profiles,
+                    // web identity, instance metadata) is tried.
+                    builder = builder.access_key_id(&id).secret_access_key(&secret);
+                    if let Some(token) = var("AWS_SESSION_TOKEN") {
+                        builder = builder.session_token(&token);
+                    }
                 }
                 Operator::new(builder)
             }
@@ -456,7 +465,7 @@ fn scrub(text: &str, secrets: &[String]) -> String {
     let mut in_url = false;
     let mut in_query = false;
     for (i, c) in text.char_indices() {
-        if c.is_whitespace() || c == '"' || c == '\'' || c == ',' || c == '}' {
+        if c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '}' | ')' | ']' | '>') {
             in_url = false;
             in_query = false;
         } else if !in_url && (text[i..].starts_with("http://") || text[i..].starts_with("https://"))

@@ -154,3 +154,98 @@ fn profiles_get_their_kinds_defaults() {
     assert_eq!(config.retry.timeout, Duration::from_secs(120));
     assert_eq!(config.styles["ink"].negative.as_deref(), Some("colour"));
 }
+
+#[test]
+fn storage_reads_each_scheme_with_defaults() {
+    let config = Config::from_table(Some(&json!({
+        "storage": {"scheme": "s3", "bucket": "my-book", "region": "eu-west-1",
+                    "endpoint": "https://s3.example.com/", "public-url": "https://img.example.com/x/"}
+    })))
+    .unwrap();
+    let storage = config.storage.unwrap();
+    assert_eq!(storage.scheme, Scheme::S3);
+    assert_eq!(storage.bucket, "my-book");
+    assert_eq!(storage.root, "imagegen");
+    assert_eq!(storage.endpoint.as_deref(), Some("https://s3.example.com"));
+    assert_eq!(
+        storage.public_url.as_deref(),
+        Some("https://img.example.com/x")
+    );
+    assert_eq!(storage.mode, Mode::ReadWrite);
+
+    let fs = Config::from_table(Some(
+        &json!({"storage": {"scheme": "fs", "root": "../shared/"}}),
+    ))
+    .unwrap()
+    .storage
+    .unwrap();
+    assert_eq!((fs.scheme, fs.root.as_str()), (Scheme::Fs, "../shared"));
+    let azure = Config::from_table(Some(&json!({
+        "storage": {"scheme": "azblob", "bucket": "c", "root": "/books/a/", "mode": "read-only"}
+    })))
+    .unwrap()
+    .storage
+    .unwrap();
+    assert_eq!(
+        (azure.root.as_str(), azure.mode),
+        ("books/a", Mode::ReadOnly)
+    );
+}
+
+#[test]
+fn storage_mistakes_say_how_to_fix_them() {
+    let cases = [
+        (
+            json!({"scheme": "ftp", "bucket": "b"}),
+            "storage.scheme`: `ftp` is not a store",
+        ),
+        (
+            json!({"scheme": "s3"}),
+            "storage.bucket`: the `s3` store needs the name of its bucket",
+        ),
+        (
+            json!({"scheme": "azblob"}),
+            "needs the name of its container",
+        ),
+        (
+            json!({"scheme": "fs"}),
+            "the `fs` store needs its directory",
+        ),
+        (
+            json!({"scheme": "fs", "root": "x", "bucket": "b"}),
+            "the `fs` store has no bucket",
+        ),
+        (
+            json!({"scheme": "s3", "bucket": "b", "endpoint": "s3.example.com"}),
+            "is not an `http://` or `https://` URL",
+        ),
+        (
+            json!({"scheme": "s3", "bucket": "b", "endpoint": "https://key:secret@s3.example.com"}),
+            "without a user name or password",
+        ),
+        (
+            json!({"scheme": "s3", "bucket": "b", "mode": "rw"}),
+            "`rw` is not a mode",
+        ),
+        (
+            json!({"scheme": "s3", "bucket": "b", "anonymous": true}),
+            "anonymous access can only read",
+        ),
+        (
+            json!({"scheme": "s3", "bucket": "b", "root": "a/../b"}),
+            "must be a plain prefix",
+        ),
+        (
+            json!({"scheme": "s3", "bucket": "b", "key": "x"}),
+            "unknown field `key`",
+        ),
+    ];
+    for (table, expected) in cases {
+        let message = error(json!({ "storage": table }));
+        assert!(
+            message.contains(expected),
+            "{message}\nshould contain: {expected}"
+        );
+        assert!(!message.contains("secret"), "{message}");
+    }
+}
