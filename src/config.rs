@@ -521,6 +521,12 @@ fn storage(raw: RawStorage) -> Result<Storage, (&'static str, String)> {
                 format!("`{text}` is not an `http://` or `https://` URL"),
             ));
         };
+        if rest.contains(['?', '#']) {
+            return Err((
+                key,
+                "must not have a query or fragment (a signed URL?); credentials come from the environment".into(),
+            ));
+        }
         if rest.is_empty()
             || rest
                 .split('/')

@@ -174,6 +174,9 @@ impl Run<'_> {
     fn plan(&self, chapters: &[Chapter<'_>]) -> Result<Vec<PlannedImage>> {
         let cache_root = self.ctx.root.join(&self.config.cache_dir);
         let mut cache = Cache::open(&cache_root);
+        if self.config.storage.is_some() {
+            cache.expect_remote_masters();
+        }
         let mut rows = Vec::new();
         // Chains still to generate, with the row each first appears in.
         let mut to_generate: Vec<(Chain, usize)> = Vec::new();
@@ -267,7 +270,7 @@ impl Run<'_> {
             }
         }
         // What the shared remote cache has is downloaded, not generated.
-        let remote = self.open_remote()?;
+        let remote = self.open_remote();
         if let Some(remote) = &remote {
             let open: Vec<usize> = (0..rows.len())
                 .filter(|&i| matches!(rows[i].status, "generate" | "offline"))
@@ -389,8 +392,7 @@ impl Run<'_> {
 
         let cache_root = self.ctx.root.join(&self.config.cache_dir);
         let mut cache = Cache::open(&cache_root);
-        let remote = self.open_remote()?;
-        if remote.is_some() {
+        if self.config.storage.is_some() {
             cache.expect_remote_masters();
         }
         let mut outcomes: HashMap<CacheKey, Outcome> = HashMap::new();
@@ -423,6 +425,37 @@ impl Run<'_> {
             }
             unresolved.push((*key, chain));
         }
+        // Which web files the remote already serves, known while the index is open.
+        let published: BTreeSet<String> = match &self.config.storage {
+            Some(storage) if storage.public_url.is_some() => {
+                let label = crate::storage::label(storage, &self.ctx.root);
+                outcomes
+                    .values()
+                    .filter_map(|o| match o {
+                        Outcome::Ready { derivation, .. }
+                            if cache.is_published(&label, derivation) =>
+                        {
+                            Some(derivation.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            }
+            _ => BTreeSet::new(),
+        };
+        let unpublished = self.public_url().is_some()
+            && outcomes.values().any(|o| {
+                matches!(o, Outcome::Ready { derivation, .. } if !published.contains(derivation))
+            });
+        // The remote is reached only when there is something to fetch, upload or publish: a
+        // build that changed nothing does not even set up a client.
+        let remote = if self.config.storage.is_some()
+            && (!unresolved.is_empty() || unpublished || cache.has_pending())
+        {
+            self.open_remote()
+        } else {
+            None
+        };
         let fetched = match &remote {
             Some(remote) if remote.is_up() => {
                 let wanted: Vec<CacheKey> = unresolved
@@ -435,9 +468,7 @@ impl Run<'_> {
                 let fetched = if wanted.is_empty() {
                     BTreeMap::new()
                 } else {
-                    remote
-                        .degrade(cache.fetch_remote(remote, &wanted))
-                        .unwrap_or_default()
+                    cache.fetch_remote(remote, &wanted)?
                 };
                 if !fetched.is_empty() {
                     tracing::info!(
@@ -538,8 +569,14 @@ impl Run<'_> {
                                 });
                             if let (Ok(entry), Some(remote), Tier::Committed) =
                                 (&stored, &remote, tier)
+                                && self.upload(&cache, remote, entry)
+                                && self.force.contains(&key)
+                                && let Err(e) = cache.retire_remote(remote, made.key, entry)
                             {
-                                self.upload(&cache, remote, entry);
+                                tracing::warn!(
+                                    "imagegen: {e}; other machines keep the old image of {:?} until its record is deleted from the remote",
+                                    prompt_start(&made.request.prompt)
+                                );
                             }
                             match stored {
                                 Ok(entry) => {
@@ -569,7 +606,7 @@ impl Run<'_> {
         summary.derived = self.derive_missing(&mut cache, &mut outcomes);
         summary.derive_time = derive_started.elapsed();
         if let Some(remote) = &remote {
-            self.publish(&mut cache, remote, &outcomes);
+            self.publish(&mut cache, remote, &outcomes, &published);
         }
 
         let mut contents = Vec::new();
@@ -677,7 +714,13 @@ impl Run<'_> {
     /// With a `public-url`, makes sure the remote holds the web files of every figure: uploads
     /// them when this build may write, or checks they are there when it may not. Each
     /// derivation is checked once; the index remembers it.
-    fn publish(&self, cache: &mut Cache, remote: &Remote, outcomes: &HashMap<CacheKey, Outcome>) {
+    fn publish(
+        &self,
+        cache: &mut Cache,
+        remote: &Remote,
+        outcomes: &HashMap<CacheKey, Outcome>,
+        published: &BTreeSet<String>,
+    ) {
         if self.public_url().is_none() {
             return;
         }
@@ -688,12 +731,21 @@ impl Run<'_> {
                 manifest: Some(manifest),
                 ..
             } = outcome
-                && !cache.is_published(remote.label(), derivation)
+                && !published.contains(derivation)
             {
                 todo.insert(derivation, manifest);
             }
         }
-        if todo.is_empty() || !remote.is_up() {
+        if todo.is_empty() {
+            return;
+        }
+        if !remote.is_up() {
+            tracing::warn!(
+                "imagegen: {} figure{} point at `public-url` files this build could not upload or check; they may show no image until a build reaches `{}`",
+                todo.len(),
+                plural(todo.len()),
+                remote.label()
+            );
             return;
         }
         let files: BTreeSet<&str> = todo
@@ -746,32 +798,37 @@ impl Run<'_> {
         }
     }
 
-    /// Connects to the shared remote cache, when the book has one.
-    fn open_remote(&self) -> Result<Option<Remote>> {
-        let Some(storage) = &self.config.storage else {
-            return Ok(None);
-        };
+    /// Connects to the shared remote cache, when the book has one. A store that cannot be
+    /// set up (credentials missing from the environment, a share not mounted) gives one warning
+    /// and a build without it.
+    fn open_remote(&self) -> Option<Remote> {
+        let storage = self.config.storage.as_ref()?;
         let var = |name: &str| std::env::var(name).ok();
-        Remote::open(storage, &self.ctx.root, &var).map(Some)
+        match Remote::open(storage, &self.ctx.root, &var) {
+            Ok(remote) => Some(remote),
+            Err(e) => {
+                tracing::warn!("imagegen: {e}; this build goes on without the remote cache");
+                None
+            }
+        }
     }
 
     /// Uploads a new image to the remote; until that succeeds, the journal keeps it for the
     /// next build.
-    fn upload(&self, cache: &Cache, remote: &Remote, entry: &Entry) {
+    /// Returns whether it is in the remote now.
+    fn upload(&self, cache: &Cache, remote: &Remote, entry: &Entry) -> bool {
         if self
             .config
             .storage
             .as_ref()
             .is_none_or(|s| s.mode != Mode::ReadWrite)
         {
-            return;
+            return false;
         }
         if let Err(e) = cache.mark_pending(entry) {
             tracing::warn!("{e}");
         }
-        if remote.can_write() {
-            remote.degrade(cache.upload_entry(remote, entry));
-        }
+        remote.can_write() && remote.degrade(cache.upload_entry(remote, entry)).is_some()
     }
 
     /// Keeps the generations that fit the budget, in book order; the others fail with the

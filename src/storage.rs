@@ -44,6 +44,7 @@ const SECRET_VARS: &[&str] = &[
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_KEY",
     "AZURE_STORAGE_SAS_TOKEN",
     "AZURE_STORAGE_CONNECTION_STRING",
     "AZURE_CLIENT_SECRET",
@@ -74,6 +75,8 @@ pub(crate) struct Listed {
     /// The path under `root`.
     pub(crate) path: String,
     pub(crate) bytes: u64,
+    /// When it was written, when the store says.
+    pub(crate) modified: Option<std::time::SystemTime>,
 }
 
 /// The remote cache of one book.
@@ -185,36 +188,58 @@ impl Remote {
             }
             Scheme::Fs => {
                 let dir = book_root.join(&storage.root);
-                Operator::new(opendal::services::Fs::default().root(&dir.to_string_lossy()))
+                // A share that is not mounted is an outage, not a directory to create.
+                if !dir.is_dir() {
+                    return Err(Error::Remote {
+                        store: format!("fs://{}", dir.display()),
+                        message: "the directory does not exist (is the share mounted?); create it to use it".into(),
+                        read_only: false,
+                    });
+                }
+                let mut builder = opendal::services::Fs::default().root(&dir.to_string_lossy());
+                // Written beside the objects, then renamed: a crash never leaves half a file.
+                let staging = dir.join(".tmp");
+                if storage.mode == Mode::ReadWrite && std::fs::create_dir_all(&staging).is_ok() {
+                    builder = builder.atomic_write_dir(&staging.to_string_lossy());
+                }
+                Operator::new(builder)
             }
         };
         let operator = built
             .map_err(|e| config_error(format!("cannot use this store: {}", e.message())))?
+            // The timeout inside the retry: a request that times out is retried too.
+            .layer(
+                opendal::layers::TimeoutLayer::new()
+                    .with_timeout(Duration::from_secs(30))
+                    .with_io_timeout(Duration::from_secs(60)),
+            )
             .layer(
                 opendal::layers::RetryLayer::new()
                     .with_max_times(RETRIES)
                     .with_min_delay(Duration::from_millis(200))
                     .with_max_delay(Duration::from_secs(5))
                     .with_jitter(),
-            )
-            .layer(
-                opendal::layers::TimeoutLayer::new()
-                    .with_timeout(Duration::from_secs(30))
-                    .with_io_timeout(Duration::from_secs(60)),
             );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| config_error(format!("cannot start the remote client: {e}")))?;
-        let label = match storage.scheme {
-            Scheme::Fs => format!("fs://{}", book_root.join(&storage.root).display()),
-            scheme => format!("{}://{}/{}", scheme.as_str(), storage.bucket, storage.root),
-        };
-        let secrets = SECRET_VARS
-            .iter()
-            .filter_map(|name| var(name))
-            .filter(|value| value.len() >= 4)
-            .collect();
+        let label = label(storage, book_root);
+        // Whole values, and each value inside a connection string or SAS token, which a
+        // store's error may echo one parameter at a time.
+        let mut secrets: Vec<String> = Vec::new();
+        for value in SECRET_VARS.iter().filter_map(|name| var(name)) {
+            for part in value.split([';', '&']) {
+                if let Some((_, inner)) = part.split_once('=')
+                    && inner.len() >= 8
+                {
+                    secrets.push(inner.to_owned());
+                }
+            }
+            secrets.push(value);
+        }
+        secrets.retain(|s| s.len() >= 4);
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Ok(Remote {
             operator,
             runtime,
@@ -264,6 +289,7 @@ impl Remote {
                 listed.push(Listed {
                     path: entry.path().trim_start_matches('/').to_owned(),
                     bytes: entry.metadata().content_length(),
+                    modified: entry.metadata().last_modified().map(Into::into),
                 });
             }
         }
@@ -398,7 +424,7 @@ impl Remote {
                     );
                 }
             }
-            _ => {
+            Error::Remote { .. } => {
                 self.down.store(true, Ordering::Relaxed);
                 self.warn_once(
                     "down",
@@ -407,6 +433,8 @@ impl Remote {
                     ),
                 );
             }
+            // A local problem (reading a master to upload it): the remote is fine.
+            _ => tracing::warn!("imagegen: {error}"),
         }
         None
     }
@@ -421,7 +449,16 @@ impl Remote {
 
     /// A library error for a failed request, its text stripped of secrets and query strings.
     fn error(&self, action: &'static str, e: opendal::Error) -> Error {
-        let read_only = e.kind() == ErrorKind::PermissionDenied && action != "read";
+        let read_only = e.kind() == ErrorKind::PermissionDenied && action == "write";
+        let action = if e.kind() == ErrorKind::PermissionDenied && action != "write" {
+            match action {
+                "list" => "list (the credentials, or anonymous access, may not list the bucket)",
+                "read" => "read (the credentials, or anonymous access, may not read objects)",
+                _ => "delete (the credentials may not delete objects)",
+            }
+        } else {
+            action
+        };
         let mut message = format!("cannot {action}: {}", e.kind());
         let detail = scrub(e.message(), &self.secrets);
         if !detail.is_empty() {
@@ -443,6 +480,14 @@ impl Remote {
     }
 }
 
+/// `s3://bucket/root` (or `fs://dir`): how messages and the index name a store.
+pub(crate) fn label(storage: &Storage, book_root: &Path) -> String {
+    match storage.scheme {
+        Scheme::Fs => format!("fs://{}", book_root.join(&storage.root).display()),
+        scheme => format!("{}://{}/{}", scheme.as_str(), storage.bucket, storage.root),
+    }
+}
+
 /// Installs the HTTP client every store uses, once per process: reqwest over rustls with
 /// *ring*, the same TLS stack as the providers' client.
 fn install_transport() {
@@ -458,6 +503,14 @@ fn install_transport() {
 /// Removes secret values and URL query strings (presigned or SAS parameters) from a message.
 fn scrub(text: &str, secrets: &[String]) -> String {
     let mut text = text.to_owned();
+    // Azure echoes the offending query parameter's value in its error.
+    while let Some(start) = text.find("query_parameter_value: \"") {
+        let value = start + "query_parameter_value: \"".len();
+        let end = text[value..]
+            .find('"')
+            .map_or(text.len(), |e| value + e + 1);
+        text.replace_range(start..end, "query_parameter_value: [redacted]");
+    }
     for secret in secrets {
         text = text.replace(secret.as_str(), "[redacted]");
     }
@@ -519,9 +572,9 @@ pub(crate) fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// Groups listed objects by path.
-pub(crate) fn by_path(listed: Vec<Listed>) -> BTreeMap<String, u64> {
-    listed.into_iter().map(|l| (l.path, l.bytes)).collect()
+/// Listed objects by path.
+pub(crate) fn by_path(listed: Vec<Listed>) -> BTreeMap<String, Listed> {
+    listed.into_iter().map(|l| (l.path.clone(), l)).collect()
 }
 
 #[cfg(test)]

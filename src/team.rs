@@ -84,7 +84,20 @@ impl ImageGen {
         let book = crate::preprocessor::planned_book(input)?;
         Ok(Team {
             cache_root: book.root.join(&book.config.cache_dir),
-            assets_dir: book.root.join(&book.src).join(&book.config.assets_dir),
+            // Where the build writes web files (see `Run::assets_dir`).
+            assets_dir: if book
+                .config
+                .storage
+                .as_ref()
+                .is_some_and(|s| s.public_url.is_some())
+            {
+                book.root
+                    .join(&book.config.cache_dir)
+                    .join("local")
+                    .join("public")
+            } else {
+                book.root.join(&book.src).join(&book.config.assets_dir)
+            },
             root: book.root,
             config: book.config,
             rows: book.rows,
@@ -93,6 +106,15 @@ impl ImageGen {
 }
 
 impl Team {
+    /// Opens the cache; with a remote cache, a record whose master is only there is sound.
+    fn open_cache(&self) -> Cache {
+        let mut cache = Cache::open(&self.cache_root);
+        if self.config.storage.is_some() {
+            cache.expect_remote_masters();
+        }
+        cache
+    }
+
     /// The directives of the book, as `plan` sees them.
     pub fn directives(&self) -> &[PlannedImage] {
         &self.rows
@@ -111,7 +133,7 @@ impl Team {
 
     /// Every image in the cache (the winner of each key), oldest first.
     pub fn list(&self) -> Result<Vec<ListedImage>> {
-        let cache = Cache::open(&self.cache_root);
+        let cache = self.open_cache();
         let winners = cache.winners()?;
         let users = self.users();
         let mut out = Vec::new();
@@ -142,7 +164,7 @@ impl Team {
     /// Totals per provider and model over every record in the cache (every image ever
     /// generated and kept, losers of a key included: they were paid for too).
     pub fn stats(&self) -> Result<Vec<Stat>> {
-        let cache = Cache::open(&self.cache_root);
+        let cache = self.open_cache();
         let mut totals: BTreeMap<(String, String), (Stat, u64)> = BTreeMap::new();
         for stored in cache.stored_records()? {
             let Ok(record) = stored.record else { continue };
@@ -171,7 +193,7 @@ impl Team {
     /// ago. Returns what it removed (or would, with
     /// `dry_run`) and each file's size.
     pub fn gc(&self, dry_run: bool) -> Result<Vec<(PathBuf, u64)>> {
-        let cache = Cache::open(&self.cache_root);
+        let cache = self.open_cache();
         let winners = cache.winners()?;
         let users = self.users();
         let mut doomed: Vec<PathBuf> = Vec::new();
@@ -194,8 +216,9 @@ impl Team {
         }
         for tuned in cache::files_two_deep(&self.cache_root.join("tuned"))? {
             let name = tuned.file_name().unwrap_or_default().to_string_lossy();
-            let master = name.split('-').next().unwrap_or_default();
-            if !kept.contains(master) {
+            // Named by the first 16 digits of the master's hash.
+            let prefix = name.split('-').next().unwrap_or_default();
+            if !kept.iter().any(|m| m.starts_with(prefix)) {
                 doomed.push(tuned);
             }
         }
@@ -259,7 +282,7 @@ impl Team {
 
     /// Checks the cache; with `fix`, repairs what can be repaired.
     pub fn verify(&self, fix: bool) -> Result<Vec<VerifyProblem>> {
-        let mut cache = Cache::open(&self.cache_root);
+        let mut cache = self.open_cache();
         let problems = cache.verify()?;
         drop(cache);
         let mut reindex = false;
@@ -293,7 +316,7 @@ impl Team {
         use base64::Engine as _;
         use std::fmt::Write as _;
 
-        let mut cache = Cache::open(&self.cache_root);
+        let mut cache = self.open_cache();
         let esc = crate::figure::escape_html;
         let mut rows: Vec<&PlannedImage> = self.rows.iter().collect();
         rows.sort_by_key(|r| !matches!(r.status, "error" | "offline" | "over-budget"));

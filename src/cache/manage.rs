@@ -77,7 +77,7 @@ impl Cache {
 
     /// The path of the master a record names.
     pub(crate) fn master_of(&self, tier: Tier, record: &Record) -> PathBuf {
-        let extension = record.media_type.strip_prefix("image/").unwrap_or("bin");
+        let extension = super::extension_of(&record.media_type);
         self.tier_root(tier)
             .join("masters")
             .join(&record.master[..2.min(record.master.len())])
@@ -91,9 +91,11 @@ impl Cache {
             let records = self.tier_root(tier).join("records");
             for shard in subdirectories(&records)? {
                 let dir = records.join(&shard);
+                // A master kept only in the remote cache still makes its record the winner.
+                let remote = self.remote_masters && tier == Tier::Committed;
                 let winners = read_shard(
                     &dir,
-                    |entry| self.master_path(tier, entry).exists(),
+                    |entry| remote || self.master_path(tier, entry).exists(),
                     self.remote_masters,
                 )?;
                 out.extend(winners.values().map(|entry| dir.join(&entry.record)));
@@ -129,7 +131,10 @@ impl Cache {
                     ),
                     fixable: false,
                 }),
-                Ok(record) if !self.master_of(stored.tier, record).exists() => {
+                Ok(record)
+                    if !(self.master_of(stored.tier, record).exists()
+                        || self.remote_masters && stored.tier == Tier::Committed) =>
+                {
                     problems.push(Problem {
                         path: stored.path,
                         what: "its master is missing; --fix removes the record, and the next build generates the image again".to_owned(),

@@ -27,8 +27,10 @@ struct Candidate {
 
 impl Cache {
     /// Looks keys up in the remote and copies each one's winning image into the local cache.
-    /// Returns the entries found. Remote failures are errors; a damaged remote object (wrong
-    /// hash, not a record) is skipped with a warning, and the next record of its key is tried.
+    /// Returns the entries found. A remote failure is reported once through
+    /// [`Remote::degrade`] and ends the lookup with what was found so far; a damaged remote
+    /// object (wrong hash, not a record) is skipped with a warning, and the next record of its
+    /// key is tried. Only a local failure (writing the cache) is an error.
     pub(crate) fn fetch_remote(
         &mut self,
         remote: &Remote,
@@ -38,7 +40,9 @@ impl Cache {
         if keys.is_empty() {
             return Ok(found);
         }
-        let mut candidates = self.remote_records(remote, keys)?;
+        let Some(mut candidates) = remote.degrade(self.remote_records(remote, keys)) else {
+            return Ok(found);
+        };
         // Earliest first, the same winner as in a local shard.
         for list in candidates.values_mut() {
             list.sort_by(|a, b| {
@@ -64,7 +68,9 @@ impl Cache {
                 .iter()
                 .map(|(_, c)| paths::master(&c.record.master, extension(&c.record)))
                 .collect();
-            let masters = remote.read(&master_paths)?;
+            let Some(masters) = remote.degrade(remote.read(&master_paths)) else {
+                break;
+            };
             for ((key, candidate), (bytes, path)) in round
                 .into_iter()
                 .zip(masters.into_iter().zip(&master_paths))
@@ -137,7 +143,8 @@ impl Cache {
                 Ok(record)
                     if record.format == CACHE_VERSION
                         && record.key == key.to_hex()
-                        && record.master.len() == 64 =>
+                        && super::is_hash(&record.master)
+                        && super::is_image_type(&record.media_type) =>
                 {
                     out.entry(key).or_default().push(Candidate {
                         name,
@@ -181,6 +188,29 @@ impl Cache {
         self.scanned.remove(&(Tier::Committed, shard.clone()));
         self.written.insert((Tier::Committed, shard));
         Ok(entry)
+    }
+
+    /// Removes from the remote every record of `key` but `kept`'s, so that a regenerated image
+    /// wins on every machine (its masters stay until `gc --remote`).
+    pub(crate) fn retire_remote(
+        &self,
+        remote: &Remote,
+        key: CacheKey,
+        kept: &Entry,
+    ) -> Result<usize> {
+        let hex = key.to_hex();
+        let prefix = format!("{hex}-");
+        let doomed: Vec<String> = remote
+            .list(&[paths::record_shard(&hex)], false)?
+            .into_iter()
+            .map(|listed| listed.path)
+            .filter(|path| {
+                let name = path.rsplit('/').next().unwrap_or_default();
+                name.starts_with(&prefix) && name != kept.record
+            })
+            .collect();
+        remote.delete(&doomed)?;
+        Ok(doomed.len())
     }
 
     /// Notes that an entry is still to be uploaded.
@@ -227,6 +257,9 @@ impl Cache {
             let Some(name) = mark.file_name().map(|n| n.to_string_lossy().into_owned()) else {
                 continue;
             };
+            if record_name_key(&name).is_none() {
+                continue;
+            }
             let record_path = self.tier_root(Tier::Committed).join(paths::record(&name));
             let record = std::fs::read(&record_path)
                 .ok()
@@ -245,10 +278,20 @@ impl Cache {
                 record: name,
                 created_at: record.created_at.clone(),
             };
+            if !self.master_path(Tier::Committed, &entry).exists() {
+                // Deleted here since (the masters live in the remote now): nothing to upload.
+                let _ = std::fs::remove_file(&mark);
+                continue;
+            }
             self.upload_entry(remote, &entry)?;
             done += 1;
         }
         Ok(done)
+    }
+
+    /// Whether earlier builds left uploads to do.
+    pub(crate) fn has_pending(&self) -> bool {
+        std::fs::read_dir(self.pending_dir()).is_ok_and(|mut listing| listing.next().is_some())
     }
 
     /// Empties the journal of uploads still to do (after `push` uploaded everything).
@@ -283,5 +326,5 @@ impl Cache {
 
 /// A record's master extension.
 fn extension(record: &Record) -> &str {
-    record.media_type.strip_prefix("image/").unwrap_or("bin")
+    super::extension_of(&record.media_type)
 }

@@ -248,3 +248,25 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn a_jpeg_master_is_found_again_under_the_name_it_was_stored_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(".imagegen");
+    let mut jpeg = master(b"\xff\xd8\xff jpeg");
+    jpeg.format = ImageFormat::Jpeg;
+    let mut cache = Cache::open(&root);
+    let stored = cache
+        .store(Tier::Committed, key("j"), &request("j"), &jpeg)
+        .unwrap();
+    assert!(
+        cache
+            .master_path(Tier::Committed, &stored)
+            .ends_with(format!("{}.jpg", stored.master))
+    );
+    cache.finish(BTreeMap::new()).unwrap();
+    let mut again = Cache::open(&root);
+    let found = again.lookup(Tier::Committed, key("j")).unwrap().unwrap();
+    assert_eq!(found, stored);
+    assert!(again.master_path(Tier::Committed, &found).exists());
+}

@@ -156,6 +156,29 @@ fn messages_lose_secrets_and_query_strings() {
 }
 
 #[test]
+fn azure_errors_lose_the_parameter_values_they_echo() {
+    let connection =
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=c2VjcmV0LWFjY291bnQta2V5;";
+    let storage = Storage {
+        scheme: Scheme::Azblob,
+        bucket: "c".into(),
+        region: None,
+        endpoint: Some("https://acct.blob.core.windows.net".into()),
+        root: "imagegen".into(),
+        public_url: None,
+        mode: Mode::ReadOnly,
+        anonymous: false,
+    };
+    let var =
+        |name: &str| (name == "AZURE_STORAGE_CONNECTION_STRING").then(|| connection.to_owned());
+    let remote = Remote::open(&storage, Path::new("/nonexistent"), &var).unwrap();
+    let text = "AzblobError { code: \"AuthenticationFailed\", query_parameter_value: \"sv=2022&sig=abc\", detail: \"key c2VjcmV0LWFjY291bnQta2V5\" }";
+    let scrubbed = scrub(text, &remote.secrets);
+    assert!(!scrubbed.contains("sig=abc"), "{scrubbed}");
+    assert!(!scrubbed.contains("c2VjcmV0LWFjY291bnQta2V5"), "{scrubbed}");
+}
+
+#[test]
 fn object_paths_mirror_the_local_layout() {
     assert_eq!(paths::master("abcdef", "png"), "masters/ab/abcdef.png");
     assert_eq!(paths::record("cd12-x.json"), "records/cd/cd12-x.json");

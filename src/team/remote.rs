@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::Team;
-use crate::cache::{Cache, Record, record_name_key};
+use crate::cache::{Record, record_name_key};
 use crate::config::Mode;
 use crate::error::{Error, Result};
 use crate::plan::CACHE_VERSION;
@@ -57,6 +57,11 @@ pub struct RemoteObject {
     pub what: String,
 }
 
+/// A remote record as read: its listing, its content (or why it is unreadable), and the
+/// object path of the master it names (read loosely, so even another version's record keeps
+/// its master).
+type RemoteRecord = (Listed, std::result::Result<Record, String>, Option<String>);
+
 /// The object directories of the remote cache.
 const DIRS: [&str; 4] = ["masters/", "records/", "tuned/", "assets/"];
 
@@ -79,7 +84,7 @@ impl Team {
     }
 
     /// Every object of the remote cache, by path (the fs store's staging directory aside).
-    fn remote_objects(&self, remote: &Remote) -> Result<BTreeMap<String, u64>> {
+    fn remote_objects(&self, remote: &Remote) -> Result<BTreeMap<String, Listed>> {
         let dirs: Vec<String> = DIRS.iter().map(|d| (*d).to_owned()).collect();
         Ok(storage::by_path(remote.list(&dirs, true)?))
     }
@@ -96,7 +101,7 @@ impl Team {
             });
         }
         let present = self.remote_objects(&remote)?;
-        let cache = Cache::open(&self.cache_root);
+        let cache = self.open_cache();
         let mut local = cache.committed_objects()?;
         if self
             .config
@@ -120,12 +125,21 @@ impl Team {
             store: remote.label().to_owned(),
             ..Pushed::default()
         };
+        let local_paths: BTreeSet<&str> = local.iter().map(|(o, _)| o.as_str()).collect();
         // Masters before the records that name them.
         for kind in ["masters/", "records/", "tuned/", "assets/"] {
             let mut batch = Vec::new();
             for (object, path) in local.iter().filter(|(o, _)| o.starts_with(kind)) {
                 if present.contains_key(object) {
                     pushed.present += 1;
+                    continue;
+                }
+                if kind == "records/"
+                    && let Some(master) = master_named(path)
+                    && !present.contains_key(&master)
+                    && !local_paths.contains(master.as_str())
+                {
+                    // Its master is nowhere: a record alone would only mislead other machines.
                     continue;
                 }
                 let bytes = fs_err::read(path).map_err(|e| Error::Io {
@@ -160,7 +174,7 @@ impl Team {
             store: remote.label().to_owned(),
             ..RemoteStats::default()
         };
-        for (path, bytes) in self.remote_objects(&remote)? {
+        for (path, Listed { bytes, .. }) in self.remote_objects(&remote)? {
             if path.starts_with("records/") {
                 stats.records += 1;
             } else if path.starts_with("masters/") {
@@ -178,15 +192,12 @@ impl Team {
     fn remote_records(
         &self,
         remote: &Remote,
-        objects: &BTreeMap<String, u64>,
-    ) -> Result<Vec<(Listed, std::result::Result<Record, String>)>> {
+        objects: &BTreeMap<String, Listed>,
+    ) -> Result<Vec<RemoteRecord>> {
         let listed: Vec<Listed> = objects
             .iter()
             .filter(|(path, _)| path.starts_with("records/"))
-            .map(|(path, bytes)| Listed {
-                path: path.clone(),
-                bytes: *bytes,
-            })
+            .map(|(_, listed)| listed.clone())
             .collect();
         let paths: Vec<String> = listed.iter().map(|l| l.path.clone()).collect();
         let texts = remote.read(&paths)?;
@@ -194,6 +205,13 @@ impl Team {
             .into_iter()
             .zip(texts)
             .map(|(listed, text)| {
+                // The master a record names, even when the record is of another version.
+                let master = text.as_deref().and_then(|t| {
+                    let value: serde_json::Value = serde_json::from_slice(t).ok()?;
+                    let hash = value.get("master")?.as_str()?;
+                    let extension = crate::cache::extension_of(value.get("media-type")?.as_str()?);
+                    crate::cache::is_hash(hash).then(|| paths::master(hash, extension))
+                });
                 let record = text
                     .ok_or_else(|| "vanished while read".to_owned())
                     .and_then(|t| {
@@ -210,32 +228,36 @@ impl Team {
                             Ok(r)
                         }
                     });
-                (listed, record)
+                (listed, record, master)
             })
             .collect())
     }
 
     /// Removes from the remote cache what no directive of this book uses: records of unused
-    /// keys (unless younger than `grace`, so that images of branches in flight stay), losers
-    /// of used keys, masters no remaining record names, their tuned qualities and web files.
-    /// Returns what it removed (or would, with `dry_run`).
+    /// keys, losers of used keys, masters no remaining record names, their tuned qualities and
+    /// web files. The store is shared by every branch and machine, so nothing younger than
+    /// `grace` goes (images of branches in flight, uploads under way), and the master of a
+    /// record this version cannot read is kept. Returns what it removed (or would, with
+    /// `dry_run`).
     pub fn gc_remote(&self, dry_run: bool, grace: Duration) -> Result<Vec<RemoteObject>> {
         let remote = self.remote()?;
         let objects = self.remote_objects(&remote)?;
         let records = self.remote_records(&remote, &objects)?;
         let users = self.users();
         let now = SystemTime::now();
-        let young = |record: &Record| {
-            humantime::parse_rfc3339_weak(&record.created_at)
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
+        let young = |time: Option<SystemTime>| {
+            time.and_then(|t| now.duration_since(t).ok())
                 .is_none_or(|age| age < grace)
         };
-        // The winner of each used key: earliest, then smallest master, then name.
+        let created = |record: &Record| humantime::parse_rfc3339_weak(&record.created_at).ok();
+        // The winner of each used key, among the records whose master is there: earliest, then
+        // smallest master, then name (as a build picks it).
         let mut winners: BTreeMap<&str, (&str, &str, &str)> = BTreeMap::new();
-        for (listed, record) in &records {
+        for (listed, record, master) in &records {
             let Ok(record) = record else { continue };
-            if !users.contains_key(record.key.as_str()) {
+            if !users.contains_key(record.key.as_str())
+                || !master.as_ref().is_some_and(|m| objects.contains_key(m))
+            {
                 continue;
             }
             let candidate = (
@@ -249,15 +271,22 @@ impl Team {
             }
         }
         let mut doomed = Vec::new();
-        let mut kept_masters: BTreeSet<&str> = BTreeSet::new();
-        for (listed, record) in &records {
-            let Ok(record) = record else { continue };
+        let mut kept_masters: BTreeSet<String> = BTreeSet::new();
+        for (listed, record, master) in &records {
+            let record = match record {
+                Ok(record) => record,
+                Err(_) => {
+                    // Another version's record: not ours to judge; keep its master.
+                    kept_masters.extend(master.clone());
+                    continue;
+                }
+            };
             let used = users.contains_key(record.key.as_str());
             let wins = winners
                 .get(record.key.as_str())
                 .is_some_and(|w| w.2 == listed.path);
-            if wins || (!used && young(record)) {
-                kept_masters.insert(record.master.as_str());
+            if wins || (!used && young(created(record))) || young(listed.modified) {
+                kept_masters.extend(master.clone());
                 continue;
             }
             doomed.push(RemoteObject {
@@ -270,34 +299,36 @@ impl Team {
                 },
             });
         }
-        for (path, bytes) in &objects {
+        // Tuned qualities and web files are named by the first 16 digits of their master.
+        let kept_prefixes: BTreeSet<&str> = kept_masters
+            .iter()
+            .filter_map(|m| m.rsplit('/').next())
+            .map(|name| &name[..16.min(name.len())])
+            .collect();
+        for (path, listed) in &objects {
+            if young(listed.modified) {
+                continue;
+            }
             let name = path.rsplit('/').next().unwrap_or_default();
-            let master = if path.starts_with("masters/") {
-                name.split('.').next().unwrap_or_default()
-            } else if path.starts_with("tuned/") {
-                name.split('-').next().unwrap_or_default()
-            } else if path.starts_with("assets/") {
-                // Web files are named by the first 16 digits of their master's hash.
-                let prefix = name.split('-').next().unwrap_or_default();
-                if kept_masters.iter().any(|m| m.starts_with(prefix)) {
+            let what = if path.starts_with("masters/") {
+                if kept_masters.contains(path) {
                     continue;
                 }
-                doomed.push(RemoteObject {
-                    path: path.clone(),
-                    bytes: *bytes,
-                    what: "made from a master that goes".into(),
-                });
-                continue;
+                "no remaining record names it"
+            } else if path.starts_with("tuned/") || path.starts_with("assets/") {
+                let prefix = name.split('-').next().unwrap_or_default();
+                if kept_prefixes.contains(prefix) {
+                    continue;
+                }
+                "made from a master that goes"
             } else {
                 continue;
             };
-            if !kept_masters.contains(master) {
-                doomed.push(RemoteObject {
-                    path: path.clone(),
-                    bytes: *bytes,
-                    what: "no remaining record names its master".into(),
-                });
-            }
+            doomed.push(RemoteObject {
+                path: path.clone(),
+                bytes: listed.bytes,
+                what: what.into(),
+            });
         }
         if !dry_run && !doomed.is_empty() {
             // Records first: a record never outlives its master, even if this is interrupted.
@@ -318,28 +349,20 @@ impl Team {
         let objects = self.remote_objects(&remote)?;
         let records = self.remote_records(&remote, &objects)?;
         let mut problems = Vec::new();
-        let mut named: BTreeMap<String, String> = BTreeMap::new();
-        for (listed, record) in &records {
-            match record {
-                Err(what) => problems.push(RemoteObject {
-                    path: listed.path.clone(),
-                    bytes: listed.bytes,
-                    what: what.clone(),
-                }),
-                Ok(record) => {
-                    let extension = record.media_type.strip_prefix("image/").unwrap_or("bin");
-                    let master = paths::master(&record.master, extension);
-                    if objects.contains_key(&master) {
-                        named.insert(master, record.master.clone());
-                    } else {
-                        problems.push(RemoteObject {
-                            path: listed.path.clone(),
-                            bytes: listed.bytes,
-                            what: format!("its master `{master}` is missing; delete the record so the image is generated again"),
-                        });
-                    }
-                }
-            }
+        for (listed, record, master) in &records {
+            let problem = match (record, master) {
+                (Err(what), _) => what.clone(),
+                (Ok(_), Some(master)) if objects.contains_key(master) => continue,
+                (Ok(_), _) => format!(
+                    "its master `{}` is missing; delete the record so the image is generated again",
+                    master.as_deref().unwrap_or("?")
+                ),
+            };
+            problems.push(RemoteObject {
+                path: listed.path.clone(),
+                bytes: listed.bytes,
+                what: problem,
+            });
         }
         let masters: Vec<String> = objects
             .keys()
@@ -363,4 +386,14 @@ impl Team {
         }
         Ok(problems)
     }
+}
+
+/// The object path of the master a local record file names.
+fn master_named(record: &std::path::Path) -> Option<String> {
+    let text = std::fs::read(record).ok()?;
+    let record: Record = serde_json::from_slice(&text).ok()?;
+    Some(paths::master(
+        &record.master,
+        crate::cache::extension_of(&record.media_type),
+    ))
 }

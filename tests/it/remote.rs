@@ -359,9 +359,18 @@ fn public_url_serves_figures_from_the_bucket() {
     assert_eq!(meta.content_type(), Some("image/webp"));
     assert!(!a.path().join("src/imagegen").exists());
     assert!(!a.path().join("book/imagegen").exists());
-    // Nothing changed: nothing is uploaded or said again.
+    // Nothing changed: no request at all (with the server gone, one would warn), nothing
+    // said, and the index not rewritten.
+    let index = a.path().join(".imagegen/index.redb");
+    let before = std::fs::metadata(&index).unwrap().modified().unwrap();
+    let mut server = server;
+    server.stop();
     let quiet = a.build();
     assert!(!quiet.contains("imagegen:"), "{quiet}");
+    assert_eq!(
+        std::fs::metadata(&index).unwrap().modified().unwrap(),
+        before
+    );
 }
 
 /// A shared directory (a network drive) works the same way, with no server.
@@ -381,4 +390,55 @@ fn a_shared_directory_works_as_a_remote() {
     let stats = b.imagegen(&["stats"]);
     let text = String::from_utf8_lossy(&stats.stdout);
     assert!(text.contains("2 records, 2 masters"), "{text}");
+}
+
+/// Records stay in git while masters live only in the store: a clone with the records and no
+/// masters finds them sound (`verify`, `gc` keep the records) and builds with zero calls. A
+/// regenerated image replaces the old one in the store too, so every machine gets the new one.
+#[test]
+fn records_in_git_masters_in_the_store_and_regenerate() {
+    let shared = tempfile::tempdir().unwrap();
+    let table = format!(
+        "[preprocessor.imagegen.storage]\nscheme = \"fs\"\nroot = \"{}\"\n",
+        shared.path().display()
+    );
+    let a = Machine::new(&table, Vec::new());
+    a.build();
+    let b = Machine::new(&table, Vec::new());
+    std::fs::create_dir_all(b.path().join(".imagegen")).unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(a.path().join(".imagegen/records"))
+        .arg(b.path().join(".imagegen/records"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let verify = b.imagegen(&["verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let gc = b.imagegen(&["gc", "--dry-run", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&gc.stdout).unwrap();
+    assert_eq!(value["files"].as_array().unwrap().len(), 0, "{value}");
+    let log = b.build();
+    assert_eq!(b.calls(), 0, "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+    assert_eq!(b.page(), a.page());
+
+    a.write("variant.txt", "regenerated\n");
+    let regenerate = a.imagegen(&["regenerate", "src/one.md"]);
+    assert!(
+        regenerate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&regenerate.stderr)
+    );
+    assert_eq!(a.calls(), 4);
+    a.build();
+    let c = Machine::new(&table, Vec::new());
+    c.build();
+    assert_eq!(c.calls(), 0);
+    assert_eq!(c.page(), a.page());
+    assert_ne!(c.page(), b.page());
 }
