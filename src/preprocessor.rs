@@ -559,7 +559,7 @@ impl Run<'_> {
                     let outcome = match result {
                         Ok(made) => {
                             let tier = tier_of(made.request);
-                            let stored = cache
+                            let mut stored = cache
                                 .store(tier, made.key, made.request, &made.master)
                                 .and_then(|entry| {
                                     if self.force.contains(&key) {
@@ -567,16 +567,29 @@ impl Run<'_> {
                                     }
                                     Ok(entry)
                                 });
+                            let mut earlier = None;
                             if let (Ok(entry), Some(remote), Tier::Committed) =
                                 (&stored, &remote, tier)
                                 && self.upload(&cache, remote, entry)
-                                && self.force.contains(&key)
-                                && let Err(e) = cache.retire_remote(remote, made.key, entry)
                             {
-                                tracing::warn!(
-                                    "imagegen: {e}; other machines keep the old image of {:?} until its record is deleted from the remote",
-                                    prompt_start(&made.request.prompt)
-                                );
+                                if self.force.contains(&key) {
+                                    if let Err(e) = cache.retire_remote(remote, made.key, entry) {
+                                        tracing::warn!(
+                                            "imagegen: {e}; other machines keep the old image of {:?} until its record is deleted from the remote",
+                                            prompt_start(&made.request.prompt)
+                                        );
+                                    }
+                                } else if let Ok(found) = cache.fetch_remote(remote, &[made.key])
+                                    && let Some(winner) = found.get(&made.key)
+                                    && winner.record != entry.record
+                                {
+                                    // Another machine made this image first (two CI jobs at
+                                    // once): its image wins here too, as on every machine.
+                                    earlier = Some(winner.clone());
+                                }
+                            }
+                            if let Some(winner) = earlier {
+                                stored = Ok(winner);
                             }
                             match stored {
                                 Ok(entry) => {

@@ -248,11 +248,13 @@ impl Cache {
         Ok(uploaded)
     }
 
-    /// Uploads what earlier builds could not (an outage, a crash). Returns how many images.
-    pub(crate) fn upload_pending(&self, remote: &Remote) -> Result<usize> {
+    /// Uploads what earlier builds could not (an outage, a crash), then copies in the remote's
+    /// image of each such key when another machine made it first, so that the next build uses
+    /// the same image as every machine. Returns how many images were uploaded.
+    pub(crate) fn upload_pending(&mut self, remote: &Remote) -> Result<usize> {
         let dir = self.pending_dir();
         let marks = super::direct_files(&dir)?;
-        let mut done = 0;
+        let mut keys = Vec::new();
         for mark in marks {
             let Some(name) = mark.file_name().map(|n| n.to_string_lossy().into_owned()) else {
                 continue;
@@ -284,9 +286,12 @@ impl Cache {
                 continue;
             }
             self.upload_entry(remote, &entry)?;
-            done += 1;
+            if let Some(key) = CacheKey::from_hex(&record.key) {
+                keys.push(key);
+            }
         }
-        Ok(done)
+        self.fetch_remote(remote, &keys)?;
+        Ok(keys.len())
     }
 
     /// Whether earlier builds left uploads to do.

@@ -442,3 +442,32 @@ fn records_in_git_masters_in_the_store_and_regenerate() {
     assert_eq!(c.page(), a.page());
     assert_ne!(c.page(), b.page());
 }
+
+/// Two CI jobs generate the same images at once (different bytes, as models give): both
+/// uploads land, and every machine, the two jobs included, ends up using the first one made.
+#[test]
+fn two_jobs_generating_the_same_images_agree_on_the_first() {
+    let Some(server) = Server::start(Kind::S3) else {
+        return;
+    };
+    let a = Machine::new(&server.storage_table(""), server.env());
+    let b = Machine::new(&server.storage_table(""), server.env());
+    b.write("variant.txt", "other\n");
+    let jobs: Vec<_> = [&a, &b]
+        .iter()
+        .map(|m| m.mdbook_build(1.0).spawn().unwrap())
+        .collect();
+    for job in jobs {
+        assert!(job.wait_with_output().unwrap().status.success());
+    }
+    assert_eq!((a.calls(), b.calls()), (2, 2));
+    a.build();
+    b.build();
+    assert_eq!(b.page(), a.page());
+    let c = Machine::new(&server.storage_table(""), server.env());
+    c.build();
+    assert_eq!(c.calls(), 0);
+    assert_eq!(c.page(), a.page());
+    // Two records of each key in the bucket; `gc --remote` keeps the winners.
+    assert_eq!(count(&objects(&server), "records/"), 4);
+}
