@@ -299,36 +299,45 @@ impl Team {
                 },
             });
         }
-        // Tuned qualities and web files are named by the first 16 digits of their master.
+        // Masters first; then the tuned qualities and web files made from a master that goes
+        // (named by its first 16 digits). Web files of masters the store never held
+        // (placeholders) stay.
+        let mut doomed_prefixes: BTreeSet<String> = BTreeSet::new();
+        for (path, listed) in &objects {
+            if !path.starts_with("masters/")
+                || kept_masters.contains(path)
+                || young(listed.modified)
+            {
+                continue;
+            }
+            let name = path.rsplit('/').next().unwrap_or_default();
+            doomed_prefixes.insert(name[..16.min(name.len())].to_owned());
+            doomed.push(RemoteObject {
+                path: path.clone(),
+                bytes: listed.bytes,
+                what: "no remaining record names it".into(),
+            });
+        }
         let kept_prefixes: BTreeSet<&str> = kept_masters
             .iter()
             .filter_map(|m| m.rsplit('/').next())
             .map(|name| &name[..16.min(name.len())])
             .collect();
         for (path, listed) in &objects {
-            if young(listed.modified) {
+            if !(path.starts_with("tuned/") || path.starts_with("assets/"))
+                || young(listed.modified)
+            {
                 continue;
             }
             let name = path.rsplit('/').next().unwrap_or_default();
-            let what = if path.starts_with("masters/") {
-                if kept_masters.contains(path) {
-                    continue;
-                }
-                "no remaining record names it"
-            } else if path.starts_with("tuned/") || path.starts_with("assets/") {
-                let prefix = name.split('-').next().unwrap_or_default();
-                if kept_prefixes.contains(prefix) {
-                    continue;
-                }
-                "made from a master that goes"
-            } else {
-                continue;
-            };
-            doomed.push(RemoteObject {
-                path: path.clone(),
-                bytes: listed.bytes,
-                what: what.into(),
-            });
+            let prefix = name.split('-').next().unwrap_or_default();
+            if doomed_prefixes.contains(prefix) && !kept_prefixes.contains(prefix) {
+                doomed.push(RemoteObject {
+                    path: path.clone(),
+                    bytes: listed.bytes,
+                    what: "made from a master that goes".into(),
+                });
+            }
         }
         if !dry_run && !doomed.is_empty() {
             // Records first: a record never outlives its master, even if this is interrupted.
