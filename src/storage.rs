@@ -270,16 +270,13 @@ impl Remote {
     /// A directory that does not exist is empty.
     pub(crate) fn list(&self, dirs: &[String], recursive: bool) -> Result<Vec<Listed>> {
         let operator = &self.operator;
-        let results: Vec<opendal::Result<Vec<opendal::Entry>>> = self.runtime.block_on(
-            futures::stream::iter(dirs.iter().map(|dir| async move {
+        let results: Vec<opendal::Result<Vec<opendal::Entry>>> =
+            self.all(dirs.iter().map(|dir| async move {
                 match operator.list_with(dir).recursive(recursive).await {
                     Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
                     other => other,
                 }
-            }))
-            .buffered(CONCURRENCY)
-            .collect(),
-        );
+            }));
         let mut listed = Vec::new();
         for result in results {
             for entry in result.map_err(|e| self.error("list", e))? {
@@ -299,17 +296,14 @@ impl Remote {
     /// Reads objects; `None` for one that does not exist.
     pub(crate) fn read(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         let operator = &self.operator;
-        let results: Vec<opendal::Result<Option<Vec<u8>>>> = self.runtime.block_on(
-            futures::stream::iter(paths.iter().map(|path| async move {
+        let results: Vec<opendal::Result<Option<Vec<u8>>>> =
+            self.all(paths.iter().map(|path| async move {
                 match operator.read(path).await {
                     Ok(buffer) => Ok(Some(buffer.to_vec())),
                     Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
                     Err(e) => Err(e),
                 }
-            }))
-            .buffered(CONCURRENCY)
-            .collect(),
-        );
+            }));
         results
             .into_iter()
             .map(|r| r.map_err(|e| self.error("read", e)))
@@ -319,11 +313,8 @@ impl Remote {
     /// Whether each object exists.
     pub(crate) fn exists(&self, paths: &[String]) -> Result<Vec<bool>> {
         let operator = &self.operator;
-        let results: Vec<opendal::Result<bool>> = self.runtime.block_on(
-            futures::stream::iter(paths.iter().map(|path| operator.exists(path)))
-                .buffered(CONCURRENCY)
-                .collect(),
-        );
+        let results: Vec<opendal::Result<bool>> =
+            self.all(paths.iter().map(|path| operator.exists(path)));
         results
             .into_iter()
             .map(|r| r.map_err(|e| self.error("read", e)))
@@ -342,8 +333,8 @@ impl Remote {
         }
         let capability = self.operator.info().capability();
         let operator = &self.operator;
-        let results: Vec<opendal::Result<bool>> = self.runtime.block_on(
-            futures::stream::iter(objects.iter().map(|object| async move {
+        let results: Vec<opendal::Result<bool>> =
+            self.all(objects.iter().map(|object| async move {
                 let mut write = operator.write_with(&object.path, object.bytes.clone());
                 if capability.write_with_if_not_exists {
                     write = write.if_not_exists(true);
@@ -361,10 +352,7 @@ impl Remote {
                     Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
                     Err(e) => Err(e),
                 }
-            }))
-            .buffered(CONCURRENCY)
-            .collect(),
-        );
+            }));
         let mut uploaded = Uploaded::default();
         for result in results {
             match result {
@@ -386,11 +374,8 @@ impl Remote {
             });
         }
         let operator = &self.operator;
-        let results: Vec<opendal::Result<()>> = self.runtime.block_on(
-            futures::stream::iter(paths.iter().map(|path| operator.delete(path)))
-                .buffered(CONCURRENCY)
-                .collect(),
-        );
+        let results: Vec<opendal::Result<()>> =
+            self.all(paths.iter().map(|path| operator.delete(path)));
         for result in results {
             match result {
                 Err(e) if e.kind() != ErrorKind::NotFound => {
@@ -400,6 +385,15 @@ impl Remote {
             }
         }
         Ok(())
+    }
+
+    /// Runs requests, [`CONCURRENCY`] at a time, and returns their results in order.
+    fn all<T>(&self, requests: impl Iterator<Item = impl Future<Output = T>>) -> Vec<T> {
+        self.runtime.block_on(
+            futures::stream::iter(requests)
+                .buffered(CONCURRENCY)
+                .collect(),
+        )
     }
 
     /// Turns a remote failure during a build into one warning, and the fallback it calls for:
