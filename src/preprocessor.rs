@@ -270,40 +270,43 @@ impl Run<'_> {
             }
         }
         // What the shared remote cache has is downloaded, not generated.
-        let remote = self.open_remote();
-        if let Some(remote) = &remote {
-            let open: Vec<usize> = (0..rows.len())
-                .filter(|&i| matches!(rows[i].status, "generate" | "offline"))
-                .collect();
-            let keys: Vec<CacheKey> = open
-                .iter()
-                .flat_map(|&i| rows[i].chain.iter())
-                .filter_map(|k| CacheKey::from_hex(k))
-                .collect();
-            if !keys.is_empty()
-                && let Some(present) = remote.degrade(cache.remote_has(remote, &keys))
-            {
-                for i in open {
-                    let found = rows[i]
-                        .chain
-                        .iter()
-                        .filter_map(|k| CacheKey::from_hex(k))
-                        .any(|k| present.contains(&k));
-                    if found {
-                        rows[i].status = "remote";
-                        rows[i].cost = None;
-                    }
+        let open: Vec<usize> = (0..rows.len())
+            .filter(|&i| matches!(rows[i].status, "generate" | "offline"))
+            .collect();
+        let keys: Vec<CacheKey> = open
+            .iter()
+            .flat_map(|&i| rows[i].chain.iter())
+            .filter_map(|k| CacheKey::from_hex(k))
+            .collect();
+        // Set up only when some image is missing here.
+        let remote = if keys.is_empty() {
+            None
+        } else {
+            self.open_remote()
+        };
+        if let Some(remote) = &remote
+            && let Some(present) = remote.degrade(cache.remote_has(remote, &keys))
+        {
+            for i in open {
+                let found = rows[i]
+                    .chain
+                    .iter()
+                    .filter_map(|k| CacheKey::from_hex(k))
+                    .any(|k| present.contains(&k));
+                if found {
+                    rows[i].status = "remote";
+                    rows[i].cost = None;
                 }
-                to_generate.retain(|(_, row)| rows[*row].status == "generate");
-                // A later directive with the same image follows the first one.
-                for i in 0..rows.len() {
-                    if let Some(key) = rows[i].key.as_deref().and_then(CacheKey::from_hex)
-                        && let Some(&first) = seen.get(&key)
-                        && first != i
-                        && rows[first].status == "remote"
-                    {
-                        rows[i].status = "remote";
-                    }
+            }
+            to_generate.retain(|(_, row)| rows[*row].status == "generate");
+            // A later directive with the same image follows the first one.
+            for i in 0..rows.len() {
+                if let Some(key) = rows[i].key.as_deref().and_then(CacheKey::from_hex)
+                    && let Some(&first) = seen.get(&key)
+                    && first != i
+                    && rows[first].status == "remote"
+                {
+                    rows[i].status = "remote";
                 }
             }
         }
@@ -465,11 +468,7 @@ impl Run<'_> {
                     .filter(|(_, request)| provider::is_committed(request.kind))
                     .map(|(key, _)| *key)
                     .collect();
-                let fetched = if wanted.is_empty() {
-                    BTreeMap::new()
-                } else {
-                    cache.fetch_remote(remote, &wanted)?
-                };
+                let fetched = cache.fetch_remote(remote, &wanted)?;
                 if !fetched.is_empty() {
                     tracing::info!(
                         "imagegen: copied {} image{} from `{}`",

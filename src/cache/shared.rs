@@ -103,13 +103,9 @@ impl Cache {
         remote: &Remote,
         keys: &[CacheKey],
     ) -> Result<BTreeSet<CacheKey>> {
-        let wanted: BTreeMap<String, CacheKey> = keys.iter().map(|k| (k.to_hex(), *k)).collect();
-        let shards: BTreeSet<String> = wanted.keys().map(|k| paths::record_shard(k)).collect();
-        let listed = remote.list(&shards.into_iter().collect::<Vec<_>>(), false)?;
-        Ok(listed
-            .iter()
-            .filter_map(|l| record_name_key(l.path.rsplit('/').next()?))
-            .filter_map(|hex| wanted.get(hex).copied())
+        Ok(remote_record_names(remote, keys)?
+            .into_iter()
+            .map(|(key, _)| key)
             .collect())
     }
 
@@ -119,17 +115,7 @@ impl Cache {
         remote: &Remote,
         keys: &[CacheKey],
     ) -> Result<BTreeMap<CacheKey, Vec<Candidate>>> {
-        let wanted: BTreeMap<String, CacheKey> = keys.iter().map(|k| (k.to_hex(), *k)).collect();
-        let shards: BTreeSet<String> = wanted.keys().map(|k| paths::record_shard(k)).collect();
-        let listed = remote.list(&shards.into_iter().collect::<Vec<_>>(), false)?;
-        let names: Vec<(CacheKey, String)> = listed
-            .iter()
-            .filter_map(|l| {
-                let name = l.path.rsplit('/').next()?;
-                let key = wanted.get(record_name_key(name)?)?;
-                Some((*key, name.to_owned()))
-            })
-            .collect();
+        let names = remote_record_names(remote, keys)?;
         let texts = remote.read(
             &names
                 .iter()
@@ -327,6 +313,21 @@ impl Cache {
         }
         Ok(out)
     }
+}
+
+/// The names of the remote records of these keys, listing each shard directory once.
+fn remote_record_names(remote: &Remote, keys: &[CacheKey]) -> Result<Vec<(CacheKey, String)>> {
+    let wanted: BTreeMap<String, CacheKey> = keys.iter().map(|k| (k.to_hex(), *k)).collect();
+    let shards: BTreeSet<String> = wanted.keys().map(|k| paths::record_shard(k)).collect();
+    let listed = remote.list(&shards.into_iter().collect::<Vec<_>>(), false)?;
+    Ok(listed
+        .iter()
+        .filter_map(|l| {
+            let name = l.path.rsplit('/').next()?;
+            let key = wanted.get(record_name_key(name)?)?;
+            Some((*key, name.to_owned()))
+        })
+        .collect())
 }
 
 /// A record's master extension.

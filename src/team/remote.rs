@@ -62,7 +62,7 @@ pub struct RemoteObject {
 /// its master).
 type RemoteRecord = (Listed, std::result::Result<Record, String>, Option<String>);
 
-/// The object directories of the remote cache.
+/// The object directories of the remote cache, in the order `push` uploads them.
 const DIRS: [&str; 4] = ["masters/", "records/", "tuned/", "assets/"];
 
 impl Team {
@@ -127,7 +127,7 @@ impl Team {
         };
         let local_paths: BTreeSet<&str> = local.iter().map(|(o, _)| o.as_str()).collect();
         // Masters before the records that name them.
-        for kind in ["masters/", "records/", "tuned/", "assets/"] {
+        for kind in DIRS {
             let mut batch = Vec::new();
             for (object, path) in local.iter().filter(|(o, _)| o.starts_with(kind)) {
                 if present.contains_key(object) {
