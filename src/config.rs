@@ -231,7 +231,7 @@ impl ProviderKind {
     fn default_model(self) -> Option<&'static str> {
         match self {
             ProviderKind::Placeholder => Some(crate::provider::placeholder::MODEL),
-            ProviderKind::OpenAi => Some("gpt-image-1.5"),
+            ProviderKind::OpenAi => Some("gpt-image-2"),
             ProviderKind::Gemini => Some("gemini-3.1-flash-image"),
             ProviderKind::Stability => Some("core"),
             ProviderKind::OpenAiCompatible
@@ -715,33 +715,24 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
     }
 
     if let Some(quality) = raw.quality {
-        if !crate::directive::QUALITIES.contains(&quality.as_str()) {
+        if !crate::models::QUALITIES.contains(&quality.as_str()) {
             return Err((
                 at("quality"),
                 format!(
                     "`{quality}` is not a quality; use one of {}",
-                    list(crate::directive::QUALITIES)
+                    list(crate::models::QUALITIES)
                 ),
             ));
         }
         profile.quality = Some(quality);
     }
 
-    let output_format = match raw.output_format.as_deref() {
-        None | Some("png" | "jpeg" | "webp") => raw.output_format,
-        Some(other) => {
-            return Err((
-                at("output-format"),
-                format!("`{other}` is not a format; use `png`, `jpeg` or `webp`"),
-            ));
-        }
-    };
     let steps = raw.steps.map(|n| n.to_string());
     let cfg_scale = raw.cfg_scale.map(|n| n.to_string());
     let given = [
         ("background", raw.background),
         ("moderation", raw.moderation),
-        ("output-format", output_format),
+        ("output-format", raw.output_format),
         ("style-preset", raw.style_preset),
         ("steps", steps),
         ("cfg-scale", cfg_scale),
@@ -767,6 +758,29 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
             .params
             .insert(key.to_owned(), value.trim().to_owned());
     }
+
+    for (key, choices) in [
+        ("background", &crate::models::BACKGROUNDS[..]),
+        ("moderation", &crate::models::MODERATIONS[..]),
+        ("output-format", &crate::models::OUTPUT_FORMATS[..]),
+    ] {
+        if let Some(value) = profile.params.get(key)
+            && !choices.contains(&value.as_str())
+        {
+            return Err((
+                at(key),
+                format!("`{value}` is not a choice; use {}", list(choices)),
+            ));
+        }
+    }
+    crate::models::check_options(
+        kind,
+        &model,
+        profile.quality.as_deref(),
+        profile.params.get("background").map(String::as_str),
+        profile.params.get("output-format").map(String::as_str),
+    )
+    .map_err(|(key, message)| (at(key), message))?;
 
     if !raw.extra.is_empty() {
         if !matches!(

@@ -69,9 +69,6 @@ pub(crate) const ATTRIBUTES: [&str; 12] = [
     "class", "id",
 ];
 
-/// The quality levels a directive may ask for.
-pub(crate) const QUALITIES: [&str; 4] = ["auto", "low", "medium", "high"];
-
 /// Markdown options matching the mdBook version that runs us: 0.5 adds definition lists and
 /// GitHub admonitions to what 0.4 enabled.
 pub(crate) fn markdown_options(mdbook_is_0_4: bool) -> MarkdownOptions {
@@ -336,10 +333,10 @@ fn set_attr(attrs: &mut Attrs, key: &str, value: String) -> Result<(), String> {
         }
         "style" => attrs.style = text(value)?,
         "quality" => {
-            if !QUALITIES.contains(&value.as_str()) {
+            if !crate::models::QUALITIES.contains(&value.as_str()) {
                 return Err(format!(
                     "quality `{value}` is not a choice; use one of {}",
-                    crate::config::list(QUALITIES)
+                    crate::config::list(crate::models::QUALITIES)
                 ));
             }
             attrs.quality = Some(value);

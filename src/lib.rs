@@ -25,6 +25,7 @@ mod error;
 mod figure;
 mod generate;
 mod install;
+mod models;
 mod plan;
 mod preprocessor;
 mod price;

@@ -313,7 +313,7 @@ fn plan(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool>
             _ => String::new(),
         };
         let what = match &row.message {
-            Some(message) if row.status == "error" || row.status == "over-budget" => {
+            Some(message) if matches!(row.status, "error" | "over-budget" | "retired") => {
                 message.clone()
             }
             _ => format!(
@@ -345,6 +345,7 @@ fn plan(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool>
         ("draw", "placeholders to draw"),
         ("over-budget", "over budget"),
         ("offline", "missing (offline)"),
+        ("retired", "for retired models"),
         ("error", "with errors"),
     ] {
         if count(status) > 0 {
@@ -358,7 +359,7 @@ fn plan(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool>
         if rows.len() == 1 { "" } else { "s" },
         parts.join(", ")
     )?;
-    Ok(count("error") == 0)
+    Ok(count("error") == 0 && count("retired") == 0)
 }
 
 fn regenerate(
@@ -372,7 +373,7 @@ fn regenerate(
     let selected: Vec<&PlannedImage> = match (selector, failed) {
         (_, true) => rows
             .iter()
-            .filter(|r| matches!(r.status, "generate" | "offline" | "over-budget"))
+            .filter(|r| matches!(r.status, "generate" | "offline" | "over-budget" | "retired"))
             .collect(),
         (Some(selector), false) => {
             let file = selector.trim_start_matches("./");

@@ -13,6 +13,7 @@ use std::fmt;
 
 use crate::config::{Config, ProviderKind, Size};
 use crate::directive::{Directive, fold_whitespace};
+use crate::models::{self, Day};
 
 /// The version of the cache key's encoding and of the cache's stored format.
 ///
@@ -93,11 +94,7 @@ pub(crate) fn chain(directive: &Directive, config: &Config) -> Result<Chain, Str
         .into_iter()
         .enumerate()
         .map(|(link, name)| {
-            let mut request = request_with(directive, config, name)?;
-            if link > 0 {
-                // A directive's `model` names a model of its own provider, not of the fallbacks.
-                request.model = config.profiles[name].model.clone();
-            }
+            let request = request_with(directive, config, name, link == 0)?;
             Ok((cache_key(&request), request))
         })
         .collect()
@@ -109,11 +106,13 @@ pub(crate) fn request(directive: &Directive, config: &Config) -> Result<Request,
     chain(directive, config).map(|mut chain| chain.swap_remove(0).1)
 }
 
-/// Builds the request for a directive sent to the profile `profile_name`.
+/// Builds the request for a directive sent to the profile `profile_name`; `own` when that is
+/// the directive's own profile rather than a fallback.
 fn request_with(
     directive: &Directive,
     config: &Config,
     profile_name: &str,
+    own: bool,
 ) -> Result<Request, String> {
     let attrs = &directive.attrs;
     let profile = config.profile(profile_name)?;
@@ -175,10 +174,24 @@ fn request_with(
         _ => attrs.quality.clone().or_else(|| profile.quality.clone()),
     };
 
+    // A directive's `model` names a model of its own provider, not of the fallbacks.
+    let model = match &attrs.model {
+        Some(model) if own => model.clone(),
+        _ => profile.model.clone(),
+    };
+    crate::models::check_options(
+        profile.kind,
+        &model,
+        quality.as_deref(),
+        params.get("background").map(String::as_str),
+        params.get("output-format").map(String::as_str),
+    )
+    .map_err(|(_, message)| format!("profile `{profile_name}`: {message}"))?;
+
     Ok(Request {
         kind: profile.kind,
         profile: profile_name.to_owned(),
-        model: attrs.model.clone().unwrap_or_else(|| profile.model.clone()),
+        model,
         prompt,
         negative,
         size: attrs.size.unwrap_or(config.default_size),
@@ -186,6 +199,38 @@ fn request_with(
         seed: attrs.seed,
         params,
     })
+}
+
+/// Why a chain must not be sent on `day`: one of its links names a model its provider has
+/// retired. Checked only for images that must be generated, so an image a retired model made
+/// keeps serving from the cache.
+pub(crate) fn retired(chain: &Chain, config: &Config, day: Day) -> Option<String> {
+    chain.iter().find_map(|(_, request)| {
+        models::lifecycle(request.kind, &request.model, day)
+            .refusal(&request.model, &model_setting(request, config))
+    })
+}
+
+/// The warnings for a chain's links whose model is deprecated on `day`.
+pub(crate) fn deprecations(chain: &Chain, config: &Config, day: Day) -> Vec<String> {
+    chain
+        .iter()
+        .filter_map(|(_, request)| {
+            models::lifecycle(request.kind, &request.model, day)
+                .warning(&request.model, &model_setting(request, config))
+        })
+        .collect()
+}
+
+/// Where a request's model was chosen, as the fix for a retired model says it.
+fn model_setting(request: &Request, config: &Config) -> String {
+    match config.profiles.get(&request.profile) {
+        Some(profile) if profile.model == request.model => format!(
+            "set `model` in `[preprocessor.imagegen.providers.{}]`",
+            request.profile
+        ),
+        _ => "change the directive's `model` attribute".to_owned(),
+    }
 }
 
 /// JSON with every object's keys sorted, so that the same value always hashes the same.

@@ -19,6 +19,7 @@ use crate::derive::{self, Manifest};
 use crate::directive::{self, Directive};
 use crate::error::{Error, Located, Result};
 use crate::figure::{self, Figure};
+use crate::models::Day;
 use crate::plan::{self, CacheKey, Chain, Request};
 use crate::progress::{Progress, plural};
 use crate::protocol::{self, Chapter, Context};
@@ -70,6 +71,7 @@ impl ImageGen {
                 config: &config,
                 markdown: directive::markdown_options(key == "sections"),
                 force,
+                today: Day::today(),
             };
             run.rewrite(&chapters)?
         };
@@ -89,7 +91,8 @@ pub struct PlannedImage {
     pub line: usize,
     /// `cached`, `remote` (in the shared remote cache: downloaded, not generated), `generate`,
     /// `draw` (a placeholder, drawn locally), `over-budget`, `offline` (not cached, and the
-    /// build may not call a provider) or `error`.
+    /// build may not call a provider), `retired` (not cached, and its model is retired) or
+    /// `error`.
     pub status: &'static str,
     /// The profile the directive uses.
     pub profile: String,
@@ -128,6 +131,8 @@ struct Run<'a> {
     markdown: mdbook_markdown::MarkdownOptions,
     /// Keys generated again even when cached (`regenerate`).
     force: BTreeSet<CacheKey>,
+    /// The day models' lifecycles are judged on.
+    today: Day,
 }
 
 impl ImageGen {
@@ -160,6 +165,7 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
         config: &config,
         markdown: directive::markdown_options(key == "sections"),
         force: BTreeSet::new(),
+        today: Day::today(),
     };
     let rows = run.plan(&chapters)?;
     Ok(PlannedBook {
@@ -181,6 +187,7 @@ impl Run<'_> {
         // Chains still to generate, with the row each first appears in.
         let mut to_generate: Vec<(Chain, usize)> = Vec::new();
         let mut seen: HashMap<CacheKey, usize> = HashMap::new();
+        let mut warned: BTreeSet<String> = BTreeSet::new();
         for chapter in chapters
             .iter()
             .filter(|c| directive::may_contain(c.content))
@@ -257,7 +264,15 @@ impl Run<'_> {
                     "draw"
                 } else if self.config.offline {
                     "offline"
+                } else if let Some(message) = plan::retired(&chain, self.config, self.today) {
+                    row.message = Some(message);
+                    "retired"
                 } else {
+                    for warning in plan::deprecations(&chain, self.config, self.today) {
+                        if warned.insert(warning.clone()) {
+                            tracing::warn!("imagegen: {warning}");
+                        }
+                    }
                     row.cost = self
                         .config
                         .profile(&request.profile)
@@ -343,6 +358,8 @@ enum Outcome {
         /// The provider kind and model that made it, for the provenance metadata.
         origin: (&'static str, String),
         generated_by_model: bool,
+        /// The shape the figure is cropped to, when the master's is not the requested one.
+        frame: Option<(u32, u32)>,
         /// The derivation id of the master under this book's output settings.
         derivation: String,
         manifest: Option<Manifest>,
@@ -527,6 +544,7 @@ impl Run<'_> {
             );
         }
         cache.close_index();
+        self.check_lifecycles(&mut missing, &mut missing_keys, &mut outcomes);
         self.apply_budget(&mut missing, &mut missing_keys, &mut outcomes, &requests);
         let looked_up = Instant::now();
 
@@ -718,6 +736,35 @@ impl Run<'_> {
         Ok(contents)
     }
 
+    /// Takes out of the generation queue every image whose chain names a retired model (it
+    /// fails before any request, saying what replaces the model), and warns once per build about
+    /// each deprecated model the queue will call.
+    fn check_lifecycles(
+        &self,
+        missing: &mut Vec<Chain>,
+        missing_keys: &mut Vec<CacheKey>,
+        outcomes: &mut HashMap<CacheKey, Outcome>,
+    ) {
+        let mut warned: BTreeSet<String> = BTreeSet::new();
+        let mut kept = Vec::with_capacity(missing.len());
+        let mut kept_keys = Vec::with_capacity(missing.len());
+        for (chain, key) in missing.drain(..).zip(missing_keys.drain(..)) {
+            if let Some(message) = plan::retired(&chain, self.config, self.today) {
+                outcomes.insert(key, Outcome::Failed(message));
+                continue;
+            }
+            for warning in plan::deprecations(&chain, self.config, self.today) {
+                if warned.insert(warning.clone()) {
+                    tracing::warn!("imagegen: {warning}");
+                }
+            }
+            kept.push(chain);
+            kept_keys.push(key);
+        }
+        *missing = kept;
+        *missing_keys = kept_keys;
+    }
+
     /// The base URL figures point at, when the remote cache serves the web files.
     fn public_url(&self) -> Option<&str> {
         self.config.storage.as_ref()?.public_url.as_deref()
@@ -897,6 +944,10 @@ impl Run<'_> {
     fn ready(&self, cache: &Cache, tier: Tier, entry: Entry, request: &Request) -> Outcome {
         let origin = (request.kind.as_str(), request.model.clone());
         let generated_by_model = provider::is_committed(request.kind);
+        let frame = derive::frame(
+            (entry.width, entry.height),
+            (request.size.width, request.size.height),
+        );
         let derivation = derive::derivation_id(
             &entry.master,
             &derive::Origin {
@@ -904,6 +955,7 @@ impl Run<'_> {
                 model: &origin.1,
                 generated: generated_by_model,
             },
+            frame,
             &self.config.output,
         );
         let dir = self.assets_dir();
@@ -917,6 +969,7 @@ impl Run<'_> {
             tier,
             origin,
             generated_by_model,
+            frame,
             derivation,
             manifest,
         }
@@ -934,6 +987,7 @@ impl Run<'_> {
             hash: String,
             origin: (&'static str, String),
             generated_by_model: bool,
+            frame: Option<(u32, u32)>,
             /// Where the qualities of a perceptual target are kept: name and path.
             tuned: Option<(String, PathBuf)>,
         }
@@ -944,6 +998,7 @@ impl Run<'_> {
                 tier,
                 origin,
                 generated_by_model,
+                frame,
                 derivation,
                 manifest: None,
             } = outcome
@@ -953,6 +1008,7 @@ impl Run<'_> {
                     hash: entry.master.clone(),
                     origin: origin.clone(),
                     generated_by_model: *generated_by_model,
+                    frame: *frame,
                     tuned: derive::tuned_name(&entry.master, &self.config.output)
                         .map(|name| (name.clone(), cache.tuned_path(&name))),
                 });
@@ -988,6 +1044,7 @@ impl Run<'_> {
                             model: &job.origin.1,
                             generated: job.generated_by_model,
                         },
+                        frame: job.frame,
                     };
                     let derived = derive::derive(&source, output, &known)?;
                     for (name, bytes) in &derived.files {

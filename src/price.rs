@@ -38,10 +38,10 @@ fn built_in(kind: ProviderKind, model: &str, request: &Request, quality: &str) -
             // `auto` usually lands on medium.
             let tier = match quality {
                 "low" => 0,
-                "high" => 2,
+                "high" | "xhigh" | "max" => 2,
                 _ => 1,
             };
-            let square = crate::provider::openai_size(model, request.size) == "1024x1024";
+            let sent = crate::provider::openai_size(model, request.size);
             let table: [(f64, f64); 3] = match model {
                 m if m.starts_with("gpt-image-1-mini") => {
                     [(0.005, 0.006), (0.011, 0.015), (0.036, 0.052)]
@@ -52,17 +52,17 @@ fn built_in(kind: ProviderKind, model: &str, request: &Request, quality: &str) -
                 m if m.starts_with("gpt-image-1") => {
                     [(0.011, 0.016), (0.042, 0.063), (0.167, 0.25)]
                 }
-                m if m.starts_with("gpt-image-2") => {
-                    // Billed per output token at $30/M; a 1024² image takes about 272, 1056
-                    // or 4160 tokens, and tokens grow with the area.
-                    let tokens = [272.0, 1056.0, 4160.0][tier];
-                    let area = f64::from(width) * f64::from(height) / (1024.0 * 1024.0);
-                    return Some(tokens * area * 30.0 / 1_000_000.0);
+                m if m.starts_with("gpt-image-") => {
+                    return Some(gpt_image_2_tokens(quality, sent.width, sent.height) * 30e-6);
                 }
                 _ => return None,
             };
-            let (sq, other) = table[tier];
-            Some(if square { sq } else { other })
+            let (square, other) = table[tier];
+            Some(if sent.width == sent.height {
+                square
+            } else {
+                other
+            })
         }
         ProviderKind::Gemini => {
             let side = width.max(height);
@@ -93,6 +93,28 @@ fn built_in(kind: ProviderKind, model: &str, request: &Request, quality: &str) -
         },
         ProviderKind::OpenAiCompatible => None,
     }
+}
+
+/// The output tokens of one image from the gpt-image-2 family, by OpenAI's published pricing
+/// calculator: a factor per quality (16, 48, 96) times a factor of the short side, times the
+/// area plus two million pixels, over four million, rounded up. It gives the per-image prices
+/// of OpenAI's table ($0.006, $0.053, $0.211 at 1024x1024). `xhigh` and `max` have no
+/// published figure: they count as `high`, a lower bound. The answer's `usage` is what the
+/// record keeps.
+fn gpt_image_2_tokens(quality: &str, width: u32, height: u32) -> f64 {
+    let factor: u64 = match quality {
+        "low" => 16,
+        "high" | "xhigh" | "max" => 96,
+        _ => 48,
+    };
+    let (long, short) = (
+        u64::from(width.max(height)).max(1),
+        u64::from(width.min(height)),
+    );
+    let short_factor = (2 * factor * short + long) / (2 * long);
+    let area = u64::from(width) * u64::from(height);
+    let tokens = (factor * short_factor * (2_000_000 + area)).div_ceil(4_000_000);
+    tokens as f64
 }
 
 #[cfg(test)]
@@ -137,8 +159,25 @@ mod tests {
             price(OpenAi, "gpt-image-1", (1024, 1024), "low"),
             Some(0.011)
         );
-        let two = price(OpenAi, "gpt-image-2", (1024, 1024), "medium").unwrap();
-        assert!((two - 0.03168).abs() < 1e-9);
+        // OpenAI's per-image table for gpt-image-2.
+        let two = |size, quality| price(OpenAi, "gpt-image-2", size, quality).unwrap();
+        for (size, quality, expected) in [
+            ((1024, 1024), "low", 0.006),
+            ((1024, 1024), "medium", 0.053),
+            ((1024, 1024), "high", 0.211),
+            ((1024, 1536), "low", 0.005),
+            ((1536, 1024), "medium", 0.041),
+            ((1024, 1536), "high", 0.165),
+        ] {
+            assert!(
+                (two(size, quality) - expected).abs() < 0.0006,
+                "{size:?} {quality}: {}",
+                two(size, quality)
+            );
+        }
+        // Priced at the size sent: 512x512 goes out as 816x816.
+        assert_eq!(two((512, 512), "low"), two((816, 816), "low"));
+        assert!(price(OpenAi, "gpt-image-2.6-sunburst", (1024, 1024), "max").is_some());
         assert_eq!(
             price(Gemini, "gemini-3-pro-image", (4096, 4096), "auto"),
             Some(0.24)
@@ -149,7 +188,7 @@ mod tests {
             Some(0.0)
         );
         assert_eq!(price(OpenAiCompatible, "flux", (1024, 1024), "auto"), None);
-        assert_eq!(price(OpenAi, "gpt-image-9", (1024, 1024), "auto"), None);
+        assert_eq!(price(OpenAi, "my-model", (1024, 1024), "auto"), None);
     }
 
     #[test]

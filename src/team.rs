@@ -234,7 +234,14 @@ impl Team {
                 model: &record.model,
                 generated: *tier == cache::Tier::Committed,
             };
-            let id = derive::derivation_id(&record.master, &origin, &self.config.output);
+            let frame = record
+                .size
+                .parse::<crate::config::Size>()
+                .ok()
+                .and_then(|size| {
+                    derive::frame((record.width, record.height), (size.width, size.height))
+                });
+            let id = derive::derivation_id(&record.master, &origin, frame, &self.config.output);
             match cache.manifest(&id) {
                 Some(manifest) => current.extend(manifest.files.into_iter().map(|f| f.name)),
                 None => {
@@ -319,7 +326,7 @@ impl Team {
         let mut cache = self.open_cache();
         let esc = crate::figure::escape_html;
         let mut rows: Vec<&PlannedImage> = self.rows.iter().collect();
-        rows.sort_by_key(|r| !matches!(r.status, "error" | "offline" | "over-budget"));
+        rows.sort_by_key(|r| !matches!(r.status, "error" | "offline" | "over-budget" | "retired"));
         let mut cards = String::new();
         let mut total = 0.0;
         for row in &rows {
@@ -372,7 +379,7 @@ impl Team {
         }
         let problems = rows
             .iter()
-            .filter(|r| matches!(r.status, "error" | "offline" | "over-budget"))
+            .filter(|r| matches!(r.status, "error" | "offline" | "over-budget" | "retired"))
             .count();
         Ok(format!(
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Images of {title}</title><style>{css}</style></head><body><header><h1>Images of {title}</h1><p>{n} directive{s}, {problems} with problems; ${total:.2} spent on the images shown.</p></header><main>\n{cards}</main></body></html>\n",

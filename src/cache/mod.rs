@@ -206,6 +206,11 @@ impl Cache {
             revised_prompt: master.provenance.revised_prompt.clone(),
             model_version: master.provenance.model_version.clone(),
             request_id: master.provenance.request_id.clone(),
+            sent_size: master
+                .provenance
+                .sent_size
+                .clone()
+                .filter(|sent| *sent != request.size.to_string()),
             attempts: master.attempts,
             master: hash.clone(),
             media_type: master.format.media_type().to_owned(),

@@ -43,6 +43,10 @@ pub(crate) struct Record {
     /// The provider's id for the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) request_id: Option<String>,
+    /// The size as the provider was asked for it, when that differs from `size`: fitted to
+    /// the model's rules (`1536x1024`), or an aspect ratio and tier (`16:9 2K`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sent_size: Option<String>,
     /// How many requests it took (retries included).
     #[serde(default = "one")]
     pub(crate) attempts: u32,

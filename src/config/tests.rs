@@ -110,6 +110,30 @@ fn bad_values_say_how_to_fix_them() {
             json!({ "styles": { "ink": " " } }),
             "in `book.toml`, `preprocessor.imagegen.styles.ink`: the style is empty; write the words it adds to the prompt",
         ),
+        (
+            json!({ "providers": { "o": { "kind": "openai", "background": "clear" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.o.background`: `clear` is not a choice; use `transparent`, `opaque`, `auto`",
+        ),
+        (
+            json!({ "providers": { "o": { "kind": "openai", "moderation": "high" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.o.moderation`: `high` is not a choice; use `low`, `auto`",
+        ),
+        (
+            json!({ "providers": { "o": { "kind": "openai", "output-format": "gif" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.o.output-format`: `gif` is not a choice; use `png`, `jpeg`, `webp`",
+        ),
+        (
+            json!({ "providers": { "o": { "kind": "openai", "background": "transparent" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.o.background`: `gpt-image-2` cannot make a transparent background; use `opaque` or `auto`, or a model that can, such as `gpt-image-2.6-sunburst`",
+        ),
+        (
+            json!({ "providers": { "o": { "kind": "openai", "model": "gpt-image-2.5-flare", "background": "transparent", "output-format": "jpeg" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.o.background`: a transparent background needs `output-format = \"png\"` or `\"webp\"`; JPEG has no transparency",
+        ),
+        (
+            json!({ "providers": { "o": { "kind": "openai", "quality": "max" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.o.quality`: `gpt-image-2` does not take quality `max` (only gpt-image-2.5 and later do); use `low`, `medium`, `high` or `auto`, or a newer model such as `gpt-image-2.6-sunburst`",
+        ),
     ];
     for (table, expected) in cases {
         assert_eq!(error(table), expected);
@@ -133,7 +157,7 @@ fn profiles_get_their_kinds_defaults() {
     })))
     .unwrap();
     let openai = &config.profiles["openai"];
-    assert_eq!(openai.model, "gpt-image-1.5");
+    assert_eq!(openai.model, "gpt-image-2");
     assert_eq!(openai.base_url, "https://api.openai.com/v1");
     assert_eq!(openai.api_key_env, ["OPENAI_API_KEY"]);
     assert!(openai.key_required);

@@ -37,6 +37,36 @@ pub(crate) struct Source<'a> {
     /// The master's blake3 hash, 64 hex digits.
     pub(crate) hash: &'a str,
     pub(crate) origin: Origin<'a>,
+    /// The shape the figure must have, as `(width, height)`, when it is not the master's own
+    /// (see [`frame`]): the master is cropped to it, centred.
+    pub(crate) frame: Option<(u32, u32)>,
+}
+
+/// How far a master's shape may be from the requested one before the figure is cropped to the
+/// requested shape: 1 %, less than a 16-pixel step at the usual sizes.
+const FRAME_TOLERANCE: f64 = 0.01;
+
+/// The shape a figure of this master must be cropped to, when the master's shape (its width
+/// and height) is more than 1 % off the `requested` size: a model that only makes some shapes
+/// (a list of sizes, aspect ratios, a 3:1 limit) was asked for another. `None` keeps the
+/// master's shape. The result is the requested size reduced to lowest terms.
+pub(crate) fn frame(master: (u32, u32), requested: (u32, u32)) -> Option<(u32, u32)> {
+    let shape = |(w, h): (u32, u32)| f64::from(w) / f64::from(h.max(1));
+    if requested.0 == 0 || requested.1 == 0 {
+        return None;
+    }
+    let off = (shape(master) / shape(requested)).ln().abs();
+    if off <= FRAME_TOLERANCE.ln_1p() {
+        return None;
+    }
+    let gcd = {
+        let (mut a, mut b) = requested;
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    Some((requested.0 / gcd, requested.1 / gcd))
 }
 
 /// What a derived file is for, in the order a manifest lists them.
@@ -108,7 +138,12 @@ pub(crate) struct Derived {
 
 /// The id of one derivation: the master, the settings, the encoders and the provenance. The
 /// index maps it to a [`Manifest`].
-pub(crate) fn derivation_id(hash: &str, origin: &Origin<'_>, output: &Output) -> String {
+pub(crate) fn derivation_id(
+    hash: &str,
+    origin: &Origin<'_>,
+    frame: Option<(u32, u32)>,
+    output: &Output,
+) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"mdbook-imagegen derivation\0");
     for part in [
@@ -119,6 +154,10 @@ pub(crate) fn derivation_id(hash: &str, origin: &Origin<'_>, output: &Output) ->
     ] {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
+    }
+    // Only a cropped figure hashes its frame, so every other derivation keeps its id.
+    if let Some((width, height)) = frame {
+        hasher.update(format!("frame {width}:{height}").as_bytes());
     }
     hasher.finalize().to_hex().to_string()
 }
@@ -180,7 +219,10 @@ pub(crate) fn derive(
     output: &Output,
     tuned: &BTreeMap<String, u8>,
 ) -> Result<Derived, String> {
-    let master = pixels::decode(source.bytes)?;
+    let mut master = pixels::decode(source.bytes)?;
+    if let Some(frame) = source.frame {
+        master = pixels::crop_to_shape(&master, frame);
+    }
     let packet = provenance(&source.origin, output);
     let widths = plan_widths(master.width, &output.widths);
     let height_at = |w: u32| scaled_height(master.width, master.height, w);
@@ -319,18 +361,19 @@ fn make(
 /// `<master16>-<width>w-<id8>.<ext>`, or `<master16>-thumb<side>-<id8>.<ext>`; the id hashes
 /// everything that shapes the bytes.
 fn file_name(source: &Source<'_>, packet: Option<&str>, task: &Task, quality: u8) -> String {
-    let id = blake3::hash(
-        format!(
-            "{};{};{}x{};q{quality};{};{}",
-            source.hash,
-            task.format.name(),
-            task.width,
-            task.height,
-            encode::ENCODERS,
-            packet.unwrap_or_default()
-        )
-        .as_bytes(),
+    let mut spec = format!(
+        "{};{};{}x{};q{quality};{};{}",
+        source.hash,
+        task.format.name(),
+        task.width,
+        task.height,
+        encode::ENCODERS,
+        packet.unwrap_or_default()
     );
+    if let Some((width, height)) = source.frame {
+        spec.push_str(&format!(";frame {width}:{height}"));
+    }
+    let id = blake3::hash(spec.as_bytes());
     let size = match task.role {
         Role::Thumbnail => format!("thumb{}", task.width),
         Role::Variant | Role::Fallback => format!("{}w", task.width),

@@ -100,6 +100,37 @@ pub(crate) fn resize(pixels: &Pixels, width: u32, height: u32) -> Pixels {
     resize_with(pixels, width, height, false)
 }
 
+/// Crops the largest centred box of the shape `width:height` (no resampling: whole pixels are
+/// copied).
+pub(crate) fn crop_to_shape(pixels: &Pixels, (width, height): (u32, u32)) -> Pixels {
+    let (w, h) = (u64::from(pixels.width), u64::from(pixels.height));
+    let (shape_w, shape_h) = (u64::from(width.max(1)), u64::from(height.max(1)));
+    // The widest box of the shape that fits: full height if the master is wider, else full width.
+    let (box_w, box_h) = if w * shape_h > h * shape_w {
+        ((h * shape_w + shape_h / 2) / shape_h, h)
+    } else {
+        (w, (w * shape_h + shape_w / 2) / shape_w)
+    };
+    let (box_w, box_h) = (box_w.clamp(1, w), box_h.clamp(1, h));
+    if (box_w, box_h) == (w, h) {
+        return pixels.clone();
+    }
+    let (left, top) = ((w - box_w) / 2, (h - box_h) / 2);
+    let channels = pixels.channels();
+    let row = w as usize * channels;
+    let mut data = Vec::with_capacity(box_w as usize * box_h as usize * channels);
+    for y in top..top + box_h {
+        let start = y as usize * row + left as usize * channels;
+        data.extend_from_slice(&pixels.data[start..start + box_w as usize * channels]);
+    }
+    Pixels {
+        width: u32::try_from(box_w).expect("no wider than the master"),
+        height: u32::try_from(box_h).expect("no taller than the master"),
+        alpha: pixels.alpha,
+        data,
+    }
+}
+
 /// Crops the largest centred square and resizes it to `side` × `side`.
 pub(crate) fn cover_square(pixels: &Pixels, side: u32) -> Pixels {
     resize_with(pixels, side, side, true)

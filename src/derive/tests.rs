@@ -38,6 +38,7 @@ fn source(bytes: &[u8]) -> Source<'_> {
             model: "gpt-image-1",
             generated: true,
         },
+        frame: None,
     }
 }
 
@@ -225,20 +226,63 @@ fn a_perceptual_target_picks_a_quality_per_format_and_width_and_reuses_it() {
 #[test]
 fn ids_change_with_the_settings_and_the_provenance() {
     let master = png(8, 8, false);
-    let base = derivation_id(HASH, &source(&master).origin, &Output::default());
+    let base = derivation_id(HASH, &source(&master).origin, None, &Output::default());
     let wider = Output {
         widths: vec![480, 1600],
         ..Output::default()
     };
-    assert_ne!(base, derivation_id(HASH, &source(&master).origin, &wider));
+    assert_ne!(
+        base,
+        derivation_id(HASH, &source(&master).origin, None, &wider)
+    );
     let mut other_model = source(&master);
     other_model.origin.model = "dall-e-3";
     assert_ne!(
         base,
-        derivation_id(HASH, &other_model.origin, &Output::default())
+        derivation_id(HASH, &other_model.origin, None, &Output::default())
     );
     assert_eq!(
         base,
-        derivation_id(HASH, &source(&master).origin, &Output::default())
+        derivation_id(HASH, &source(&master).origin, None, &Output::default())
+    );
+}
+
+#[test]
+fn figures_keep_the_requested_shape() {
+    // Within 1 %: the master's own shape.
+    assert_eq!(frame((960, 720), (800, 600)), None);
+    assert_eq!(frame((992, 688), (1000, 700)), None);
+    assert_eq!(frame((1024, 1024), (1024, 1024)), None);
+    // A model that could not make the shape: cropped back to it, in lowest terms.
+    assert_eq!(frame((1776, 592), (4096, 256)), Some((16, 1)));
+    assert_eq!(frame((1536, 1024), (800, 600)), Some((4, 3)));
+    assert_eq!(frame((1024, 1024), (1000, 700)), Some((10, 7)));
+
+    let master = png(300, 100, false);
+    let mut cropped = source(&master);
+    cropped.frame = Some((4, 1));
+    let output = Output {
+        widths: vec![200],
+        formats: vec![],
+        thumbnail: None,
+        ..Output::default()
+    };
+    let derived = derive(&cropped, &output, &BTreeMap::new()).unwrap();
+    let file = &derived.manifest.files[0];
+    assert_eq!((file.width, file.height), (200, 50));
+    // A frame is part of the id and of every name; no frame leaves both as they were.
+    let plain = derive(&source(&master), &output, &BTreeMap::new()).unwrap();
+    assert_eq!(
+        (
+            plain.manifest.files[0].width,
+            plain.manifest.files[0].height
+        ),
+        (200, 67)
+    );
+    assert_ne!(plain.manifest.files[0].name, file.name);
+    let origin = source(&master).origin;
+    assert_ne!(
+        derivation_id(HASH, &origin, None, &output),
+        derivation_id(HASH, &origin, Some((4, 1)), &output)
     );
 }

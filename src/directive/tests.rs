@@ -176,7 +176,7 @@ fn attribute_problems_say_how_to_fix_them() {
         ),
         (
             "quality=\"ultra\"",
-            "quality `ultra` is not a choice; use one of `auto`, `low`, `medium`, `high`",
+            "quality `ultra` is not a choice; use one of `auto`, `low`, `medium`, `high`, `xhigh`, `max`",
         ),
         (
             "width=\"50%\"",

@@ -217,8 +217,81 @@ fn chains_follow_the_fallback_order_without_repeating_the_first() {
     let models: Vec<_> = chain.iter().map(|(_, r)| r.model.as_str()).collect();
     assert_eq!(
         models,
-        ["gemini-3-pro-image", "gpt-image-1.5", "placeholder-1"]
+        ["gemini-3-pro-image", "gpt-image-2", "placeholder-1"]
     );
     assert_eq!(chain[0].1.quality, None);
     assert_eq!(chain[1].1.quality.as_deref(), Some("high"));
+}
+
+#[test]
+fn a_directive_is_checked_against_the_model_it_names() {
+    let config = Config::from_table(Some(&serde_json::json!({
+        "provider": "a",
+        "providers": { "a": { "kind": "openai", "model": "gpt-image-2.6-sunburst", "background": "transparent" } }
+    })))
+    .unwrap();
+    assert!(request_for(&config, Attrs::default()).is_ok());
+    let max = Attrs {
+        quality: Some("max".into()),
+        ..Attrs::default()
+    };
+    assert!(request_for(&config, max.clone()).is_ok());
+    let older = |attrs: Attrs| {
+        request_for(
+            &config,
+            Attrs {
+                model: Some("gpt-image-2".into()),
+                ..attrs
+            },
+        )
+        .unwrap_err()
+    };
+    assert!(
+        older(max).contains("`gpt-image-2` does not take quality `max`"),
+        "{}",
+        older(Attrs::default())
+    );
+    assert!(older(Attrs::default()).contains("cannot make a transparent background"));
+}
+
+#[test]
+fn retired_and_deprecated_models_are_told_apart_by_the_day() {
+    use crate::models::Day;
+    let config = Config::from_table(Some(&serde_json::json!({
+        "provider": "a",
+        "fallback": ["b"],
+        "providers": {
+            "a": { "kind": "openai", "model": "gpt-image-1.5" },
+            "b": { "kind": "gemini", "model": "gemini-2.5-flash-image" },
+        }
+    })))
+    .unwrap();
+    let chain = super::chain(&directive(Attrs::default()), &config).unwrap();
+    let before = Day::parse("2026-11-30").unwrap();
+    let after = Day::parse("2026-12-01").unwrap();
+    assert_eq!(super::retired(&chain, &config, before), None);
+    let warnings = super::deprecations(&chain, &config, before);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("is shut down by OpenAI on 2026-12-01"));
+    let refusal = super::retired(&chain, &config, after).unwrap();
+    assert!(
+        refusal.contains("retired by OpenAI on 2026-12-01")
+            && refusal.contains("`gpt-image-2.6-sunburst`")
+            && refusal.contains("set `model` in `[preprocessor.imagegen.providers.a]`"),
+        "{refusal}"
+    );
+    // A directive's own model is named as the thing to change.
+    let chain = super::chain(
+        &directive(Attrs {
+            model: Some("dall-e-3".into()),
+            ..Attrs::default()
+        }),
+        &config,
+    )
+    .unwrap();
+    assert!(
+        super::retired(&chain, &config, before)
+            .unwrap()
+            .contains("change the directive's `model` attribute")
+    );
 }

@@ -92,6 +92,11 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             request_id: None,
+            sent_size: Some(format!(
+                "{}x{}",
+                round(request.size.width),
+                round(request.size.height)
+            )),
         },
     })
 }

@@ -39,6 +39,14 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         };
         image_config["imageSize"] = tier.into();
     }
+    let sent_size = match (
+        image_config["aspectRatio"].as_str(),
+        image_config["imageSize"].as_str(),
+    ) {
+        (Some(ratio), Some(tier)) => format!("{ratio} {tier}"),
+        (Some(ratio), None) => ratio.to_owned(),
+        _ => request.size.to_string(),
+    };
     let mut generation = json!({
         "responseModalities": ["IMAGE"],
         "imageConfig": image_config,
@@ -143,6 +151,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
                 .get("responseId")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            sent_size: Some(sent_size),
         },
     })
 }

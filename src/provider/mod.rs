@@ -46,6 +46,9 @@ pub(crate) struct Provenance {
     pub(crate) model_version: Option<String>,
     /// The provider's id for the request, for support tickets.
     pub(crate) request_id: Option<String>,
+    /// The size as the provider was asked for it, when it differs in form from the requested
+    /// one (a size fitted to the model's rules, an aspect ratio and tier).
+    pub(crate) sent_size: Option<String>,
 }
 
 /// A generated image after its checks.

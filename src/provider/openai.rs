@@ -20,6 +20,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         "n": 1,
     });
     let fields = body.as_object_mut().expect("an object");
+    let mut sent_size = request.size.to_string();
     if compatible {
         fields.insert("prompt".into(), request.prompt.clone().into());
         fields.insert("size".into(), request.size.to_string().into());
@@ -35,7 +36,8 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         }
     } else {
         fields.insert("prompt".into(), super::prompt_with_negative(request).into());
-        fields.insert("size".into(), size_for(&request.model, request.size).into());
+        sent_size = size_for(&request.model, request.size).to_string();
+        fields.insert("size".into(), sent_size.clone().into());
         if request.seed.is_some() {
             tracing::debug!("OpenAI image models take no seed; `seed` only names the cache entry");
         }
@@ -107,25 +109,16 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
                 .map(str::to_owned),
             model_version: None,
             request_id,
+            sent_size: Some(sent_size),
         },
     })
 }
 
-/// The size sent to a GPT image model: any multiple of 16 for gpt-image-2 and later, else the
-/// listed size with the closest shape.
-pub(crate) fn size_for(model: &str, size: Size) -> String {
-    if model.starts_with("gpt-image-2") {
-        let round = |side: u32| (side.div_ceil(16) * 16).clamp(16, 3840);
-        return format!("{}x{}", round(size.width), round(size.height));
-    }
-    let ratio = f64::from(size.width) / f64::from(size.height);
-    if ratio > 1.2 {
-        "1536x1024".to_owned()
-    } else if ratio < 1.0 / 1.2 {
-        "1024x1536".to_owned()
-    } else {
-        "1024x1024".to_owned()
-    }
+/// The size sent to an OpenAI image model: the requested one fitted to the model's rules (any
+/// multiple of 16 within limits for the gpt-image-2 family, else the listed size closest in
+/// shape).
+pub(crate) fn size_for(model: &str, size: Size) -> Size {
+    crate::models::fit_size(size, crate::models::openai_model(model).sizes)
 }
 
 /// The price from `usage`, for the models billed per token.

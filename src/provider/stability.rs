@@ -33,7 +33,8 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     };
     let mut form = Form::default();
     form.field("prompt", &request.prompt);
-    form.field("aspect_ratio", nearest_ratio(request.size, &RATIOS));
+    let aspect_ratio = nearest_ratio(request.size, &RATIOS);
+    form.field("aspect_ratio", aspect_ratio);
     if let Some(negative) = &request.negative {
         form.field("negative_prompt", negative);
     }
@@ -111,6 +112,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
             revised_prompt: None,
             model_version: None,
             request_id: None,
+            sent_size: Some(aspect_ratio.to_owned()),
         },
     })
 }

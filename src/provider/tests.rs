@@ -191,10 +191,10 @@ async fn openai_sends_the_exact_request_and_reads_base64() {
         .and(header("authorization", format!("Bearer {KEY}").as_str()))
         .and(header("content-type", "application/json"))
         .and(body_json(json!({
-            "model": "gpt-image-1.5",
+            "model": "gpt-image-2",
             "n": 1,
             "prompt": "A lighthouse\n\nAvoid: people.",
-            "size": "1536x1024",
+            "size": "1600x896",
             "quality": "high",
             "background": "opaque",
             "output_format": "png"
@@ -217,9 +217,11 @@ async fn openai_sends_the_exact_request_and_reads_base64() {
     let master = generate(config, request).await.master();
     assert_eq!((master.width, master.height), (48, 32));
     assert_eq!(master.format, ImageFormat::Png);
-    assert_eq!(master.cost_usd, 0.2);
+    // From the answer's usage: 12 input tokens at $5/M, 1056 output tokens at $30/M.
+    assert!((master.cost_usd - 0.03174).abs() < 1e-9);
     assert_eq!(master.attempts, 1);
     assert_eq!(master.provenance.request_id.as_deref(), Some("req_123"));
+    assert_eq!(master.provenance.sent_size.as_deref(), Some("1600x896"));
 }
 
 #[tokio::test]
@@ -343,7 +345,7 @@ async fn refusals_are_permanent_and_quote_the_provider() {
     assert!(!failure.may_fall_back);
     assert_eq!(
         failure.message,
-        "`p` (openai gpt-image-1.5) refused the prompt: HTTP 400: Your request was rejected by the safety system. safety_violations=[violence]. [moderation_blocked] (reword the prompt; refused prompts are never cached and never retried)"
+        "`p` (openai gpt-image-2) refused the prompt: HTTP 400: Your request was rejected by the safety system. safety_violations=[violence]. [moderation_blocked] (reword the prompt; refused prompts are never cached and never retried)"
     );
     assert_eq!(requests(&server).await, 1);
 }
@@ -1048,6 +1050,175 @@ mod command {
             failure
                 .message
                 .contains("printed `done`, which is neither an image nor the path of a file"),
+            "{}",
+            failure.message
+        );
+    }
+}
+
+/// A loopback OpenAI that checks every request as the real API does for the gpt-image-2 family
+/// (the spec's `size` rules, the qualities and backgrounds each model takes) and answers 400
+/// `invalid_request_error` naming the parameter when one is broken, else an image of the size
+/// it was asked for.
+struct StrictOpenAi {
+    images: Mutex<std::collections::HashMap<String, Vec<u8>>>,
+}
+
+impl StrictOpenAi {
+    fn new() -> StrictOpenAi {
+        StrictOpenAi {
+            images: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn invalid(param: &str, message: String) -> ResponseTemplate {
+        ResponseTemplate::new(400).set_body_json(json!({
+            "error": { "message": message, "type": "invalid_request_error", "param": param, "code": "invalid_value" }
+        }))
+    }
+}
+
+impl wiremock::Respond for StrictOpenAi {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let model = body["model"].as_str().unwrap_or_default();
+        let size = body["size"].as_str().unwrap_or_default().to_owned();
+        let Some((w, h)) = size
+            .split_once('x')
+            .and_then(|(w, h)| Some((w.parse::<u64>().ok()?, h.parse::<u64>().ok()?)))
+        else {
+            return Self::invalid("size", format!("Invalid size '{size}'."));
+        };
+        let (long, short) = (w.max(h), w.min(h));
+        if w % 16 != 0 || h % 16 != 0 {
+            return Self::invalid(
+                "size",
+                format!("Invalid size '{size}'. Both edges must be multiples of 16."),
+            );
+        }
+        if long > 3840 {
+            return Self::invalid(
+                "size",
+                format!("Invalid size '{size}'. The longest edge must be at most 3840."),
+            );
+        }
+        if long > 3 * short {
+            return Self::invalid(
+                "size",
+                format!("Invalid size '{size}'. The aspect ratio must be between 1:3 and 3:1."),
+            );
+        }
+        if !(655_360..=8_294_400).contains(&(w * h)) {
+            return Self::invalid(
+                "size",
+                format!("Invalid size '{size}'. Total pixels must be between 655360 and 8294400."),
+            );
+        }
+        let base = model == "gpt-image-2" || model.starts_with("gpt-image-2-");
+        let quality = body["quality"].as_str().unwrap_or("auto");
+        if !["low", "medium", "high", "auto", "xhigh", "max"].contains(&quality)
+            || (base && ["xhigh", "max"].contains(&quality))
+        {
+            return Self::invalid("quality", format!("Invalid value: '{quality}'."));
+        }
+        if base && body["background"] == "transparent" {
+            return Self::invalid(
+                "background",
+                "Transparent background is not supported for this model.".into(),
+            );
+        }
+        let image = self
+            .images
+            .lock()
+            .unwrap()
+            .entry(size.clone())
+            .or_insert_with(|| png(w as u32, h as u32))
+            .clone();
+        openai_ok(&image)
+    }
+}
+
+/// Every gpt-image-2 family model, asked for every size a book may hold: each size sent obeys
+/// every rule, the image comes back, and the size sent is recorded.
+#[tokio::test]
+async fn gpt_image_2_family_sizes_obey_the_api_rules() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(StrictOpenAi::new())
+        .mount(&server)
+        .await;
+    let models = [
+        "gpt-image-2",
+        "gpt-image-2-2026-04-21",
+        "gpt-image-2.5-sunburst",
+        "gpt-image-2.5-flare",
+        "gpt-image-2.6-sunburst",
+        "gpt-image-2.6-flare",
+    ];
+    let sizes = [
+        (16, 16),
+        (512, 512),
+        (800, 600),
+        (1024, 1536),
+        (4000, 3000),
+        (4096, 4096),
+        (4096, 256),
+    ];
+    let mut sent = Vec::new();
+    for model in models {
+        let mut profile = openai(&server);
+        profile["model"] = model.into();
+        profile["quality"] = "high".into();
+        let config = config(profile, json!({ "retries": 0 }));
+        for (width, height) in sizes {
+            let mut request = request(&config, "A lighthouse");
+            request.size = Size { width, height };
+            let master = generate(config.clone(), request).await.master();
+            let recorded = master.provenance.sent_size.clone().unwrap();
+            assert_eq!(
+                recorded,
+                format!("{}x{}", master.width, master.height),
+                "{model} {width}x{height}"
+            );
+            sent.push(format!("{model} {width}x{height} -> {recorded}"));
+        }
+    }
+    assert_eq!(requests(&server).await, models.len() * sizes.len());
+    // The shape is kept where the rules allow it, and the extreme one is clamped to 3:1.
+    let first: Vec<&str> = sent[..sizes.len()]
+        .iter()
+        .map(|line| line.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        first,
+        [
+            "816x816",
+            "816x816",
+            "960x720",
+            "1024x1536",
+            "3312x2480",
+            "2880x2880",
+            "1776x592"
+        ]
+    );
+}
+
+/// The strict server refuses what the old mapping sent, so the sweep above proves the fix.
+#[tokio::test]
+async fn the_strict_server_refuses_sizes_out_of_the_rules() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(StrictOpenAi::new())
+        .mount(&server)
+        .await;
+    for size in ["3840x3840", "4096x256", "512x512", "1000x1000"] {
+        let mut profile = openai(&server);
+        profile["model"] = "gpt-image-2".into();
+        profile["extra"] = json!({ "size": size });
+        let run = generate_with(profile, json!({ "retries": 0 }), "A lighthouse").await;
+        let failure = run.failure();
+        assert!(
+            failure.message.contains("rejected the request"),
             "{}",
             failure.message
         );

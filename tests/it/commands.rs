@@ -85,7 +85,7 @@ max-images-per-build = 3
 
 [preprocessor.imagegen.providers.paid]
 kind = "openai"
-model = "gpt-image-1"
+model = "gpt-image-2"
 price = 0.04
 base-url = "http://127.0.0.1:9"
 

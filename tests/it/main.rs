@@ -6,6 +6,7 @@
 mod browser;
 mod build;
 mod commands;
+mod models;
 mod protocol;
 mod providers;
 mod remote;

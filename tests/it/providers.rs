@@ -109,8 +109,8 @@ async fn a_provider_build_records_costs_then_rebuilds_with_no_calls() {
     assert!(first.status.success(), "{stderr}");
     let calls = server.received_requests().await.unwrap().len();
     assert!(calls >= 4, "{calls} calls");
-    // Records are committed (not local), with their estimated cost: medium quality is $0.034
-    // for a square image and $0.05 for the others.
+    // Records are committed (not local), with their estimated cost: gpt-image-2 at medium
+    // quality, priced at the size sent ($0.053 for 1024x1024, less for wider images).
     let records = std::fs::read_dir(book.root().join(".imagegen/records"))
         .unwrap()
         .flat_map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap())
@@ -121,8 +121,13 @@ async fn a_provider_build_records_costs_then_rebuilds_with_no_calls() {
     for record in &records {
         assert_eq!(record["provider"], "openai");
         assert_eq!(record["quality"], "medium");
+        assert_eq!(record["model"], "gpt-image-2");
         let cost = record["cost-usd"].as_f64().unwrap();
-        assert!(cost == 0.034 || cost == 0.05, "{record}");
+        assert!((0.03..=0.06).contains(&cost), "{record}");
+        // Sizes the model cannot take exactly are fitted, and the size sent is recorded.
+        if let Some(sent) = record["sent-size"].as_str() {
+            assert_ne!(record["size"], sent);
+        }
         total += cost;
     }
     assert!(

@@ -1,0 +1,663 @@
+//! What this version knows about providers' models: when each one is retired, and which sizes,
+//! qualities and options it accepts.
+//!
+//! Providers retire models on announced dates, so this is the one place to update when they
+//! do; `docs/providers.md` cites the source and the day each fact was read. A retired model is
+//! never called (its image, if cached, keeps serving: lookups never ask this module), a
+//! deprecated one is called with a warning, and a size is fitted to the model's rules before it
+//! is sent. Pure: the date comes in as a value, and nothing here reads a clock or a file.
+
+use std::fmt;
+
+use crate::config::{ProviderKind, Size};
+
+/// A calendar day in UTC, comparable, written `YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Day(u32);
+
+impl Day {
+    /// Parses `YYYY-MM-DD`.
+    pub(crate) fn parse(text: &str) -> Option<Day> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+            return None;
+        }
+        let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<u32>().ok();
+        let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+        ((1..=12).contains(&month) && (1..=31).contains(&day))
+            .then_some(Day(year * 10_000 + month * 100 + day))
+    }
+
+    /// Today, by the system clock, in UTC.
+    pub(crate) fn today() -> Day {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        Day::parse(&stamp[..10]).expect("RFC 3339 starts with the date")
+    }
+}
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            self.0 / 10_000,
+            self.0 / 100 % 100,
+            self.0 % 100
+        )
+    }
+}
+
+/// Where a model stands on a given day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    /// No shutdown announced.
+    Current,
+    /// A shutdown is announced and has not come yet (or the provider gave only its earliest
+    /// date): the model still answers.
+    Deprecated {
+        shutdown: Day,
+        /// Whether `shutdown` is only the earliest date the provider may turn it off.
+        earliest: bool,
+        replacement: &'static str,
+        provider: &'static str,
+    },
+    /// The provider turned the model off on this day; a request can only fail.
+    Retired {
+        on: Day,
+        replacement: &'static str,
+        provider: &'static str,
+    },
+}
+
+/// Which model ids a notice covers.
+enum Ids {
+    /// These ids, and their dated snapshots (`gpt-image-1.5-2025-12-16`).
+    Exact(&'static [&'static str]),
+    /// Every id that starts with this.
+    Prefix(&'static str),
+}
+
+/// One announced shutdown.
+struct Notice {
+    kind: ProviderKind,
+    ids: Ids,
+    /// `YYYY-MM-DD`.
+    shutdown: &'static str,
+    /// The provider gave only the earliest day it may turn the model off.
+    earliest: bool,
+    replacement: &'static str,
+}
+
+/// The announced shutdowns, read from the providers' deprecation pages on 2026-11-29 (sources in
+/// `docs/providers.md`, "Model lifecycle").
+const NOTICES: &[Notice] = &[
+    Notice {
+        kind: ProviderKind::OpenAi,
+        ids: Ids::Exact(&["dall-e-2", "dall-e-3"]),
+        shutdown: "2026-05-12",
+        earliest: false,
+        replacement: "gpt-image-2",
+    },
+    Notice {
+        kind: ProviderKind::OpenAi,
+        ids: Ids::Exact(&["gpt-image-1"]),
+        shutdown: "2026-10-23",
+        earliest: false,
+        replacement: "gpt-image-2",
+    },
+    Notice {
+        kind: ProviderKind::OpenAi,
+        ids: Ids::Exact(&["gpt-image-1.5", "gpt-image-1-mini", "chatgpt-image-latest"]),
+        shutdown: "2026-12-01",
+        earliest: false,
+        replacement: "gpt-image-2.6-sunburst",
+    },
+    Notice {
+        kind: ProviderKind::Gemini,
+        ids: Ids::Prefix("imagen-"),
+        shutdown: "2026-08-17",
+        earliest: false,
+        replacement: "gemini-3.1-flash-image",
+    },
+    Notice {
+        kind: ProviderKind::Gemini,
+        ids: Ids::Exact(&["gemini-2.5-flash-image-preview"]),
+        shutdown: "2026-01-15",
+        earliest: false,
+        replacement: "gemini-3.1-flash-image",
+    },
+    Notice {
+        kind: ProviderKind::Gemini,
+        ids: Ids::Exact(&["gemini-3.1-flash-image-preview"]),
+        shutdown: "2026-06-25",
+        earliest: false,
+        replacement: "gemini-3.1-flash-image",
+    },
+    Notice {
+        kind: ProviderKind::Gemini,
+        ids: Ids::Exact(&["gemini-3-pro-image-preview"]),
+        shutdown: "2026-06-25",
+        earliest: false,
+        replacement: "gemini-3-pro-image",
+    },
+    Notice {
+        kind: ProviderKind::Gemini,
+        ids: Ids::Exact(&["gemini-2.5-flash-image"]),
+        shutdown: "2026-10-02",
+        earliest: true,
+        replacement: "gemini-3.1-flash-image",
+    },
+];
+
+/// Where `model` of `kind` stands on `today`. Only the providers' own kinds have a lifecycle:
+/// an `openai-compatible` server names its models as it likes.
+pub(crate) fn lifecycle(kind: ProviderKind, model: &str, today: Day) -> Lifecycle {
+    let Some(notice) = NOTICES
+        .iter()
+        .find(|n| n.kind == kind && covers(&n.ids, model))
+    else {
+        return Lifecycle::Current;
+    };
+    let shutdown = Day::parse(notice.shutdown).expect("the table's dates are valid");
+    let provider = match kind {
+        ProviderKind::Gemini => "Google",
+        _ => "OpenAI",
+    };
+    if today >= shutdown && !notice.earliest {
+        Lifecycle::Retired {
+            on: shutdown,
+            replacement: notice.replacement,
+            provider,
+        }
+    } else {
+        Lifecycle::Deprecated {
+            shutdown,
+            earliest: notice.earliest,
+            replacement: notice.replacement,
+            provider,
+        }
+    }
+}
+
+fn covers(ids: &Ids, model: &str) -> bool {
+    match ids {
+        Ids::Prefix(prefix) => model.starts_with(prefix),
+        Ids::Exact(ids) => ids.iter().any(|id| {
+            model == *id
+                || model
+                    .strip_prefix(id)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|rest| Day::parse(rest).is_some())
+        }),
+    }
+}
+
+impl Lifecycle {
+    /// Why a model must not be called, naming the date and the replacement; `None` when it
+    /// may be. `setting` says where the model was chosen, for the fix.
+    pub(crate) fn refusal(&self, model: &str, setting: &str) -> Option<String> {
+        match self {
+            Lifecycle::Retired {
+                on,
+                replacement,
+                provider,
+            } => Some(format!(
+                "`{model}` was retired by {provider} on {on} and answers no requests; use `{replacement}` instead ({setting}); images it made earlier keep serving from the cache"
+            )),
+            _ => None,
+        }
+    }
+
+    /// The warning a build prints once for a deprecated model it calls; `None` otherwise.
+    pub(crate) fn warning(&self, model: &str, setting: &str) -> Option<String> {
+        match self {
+            Lifecycle::Deprecated {
+                shutdown,
+                earliest,
+                replacement,
+                provider,
+            } => {
+                let when = if *earliest {
+                    format!("may be shut down by {provider} at any time from {shutdown}")
+                } else {
+                    format!("is shut down by {provider} on {shutdown}")
+                };
+                Some(format!(
+                    "`{model}` {when}; move to `{replacement}` before then ({setting})"
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The size rules of a model family: what `size` it accepts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum SizeRules {
+    /// Only these sizes; the closest shape is sent.
+    Listed(&'static [Size]),
+    /// Any size within limits (OpenAI's gpt-image-2 family).
+    Flexible(Grid),
+}
+
+/// The limits of a model that takes any size on a grid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Grid {
+    /// Both edges are multiples of this.
+    step: u32,
+    /// The longest edge.
+    max_edge: u32,
+    /// The long edge over the short one, at most.
+    max_ratio: f64,
+    min_pixels: u64,
+    max_pixels: u64,
+}
+
+/// The sizes of OpenAI's first GPT image models.
+const GPT_IMAGE_1_SIZES: &[Size] = &[
+    Size {
+        width: 1024,
+        height: 1024,
+    },
+    Size {
+        width: 1536,
+        height: 1024,
+    },
+    Size {
+        width: 1024,
+        height: 1536,
+    },
+];
+
+/// The rules of the gpt-image-2 family (the OpenAPI spec's `size` description and the image
+/// generation guide, read 2026-11-29).
+pub(crate) const GPT_IMAGE_2_SIZES: SizeRules = SizeRules::Flexible(Grid {
+    step: 16,
+    max_edge: 3840,
+    max_ratio: 3.0,
+    min_pixels: 655_360,
+    max_pixels: 8_294_400,
+});
+
+/// What an OpenAI image model accepts besides the prompt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct OpenAiModel {
+    pub(crate) sizes: SizeRules,
+    /// Whether `quality` may be `xhigh` or `max` (gpt-image-2.5 and later).
+    pub(crate) extended_quality: bool,
+    /// Whether `background = "transparent"` is accepted.
+    pub(crate) transparent: bool,
+}
+
+/// What an OpenAI model accepts, by its family. A model this version does not know is taken to
+/// be of the newest family, so that a new release works without an upgrade.
+pub(crate) fn openai_model(model: &str) -> OpenAiModel {
+    let legacy = OpenAiModel {
+        sizes: SizeRules::Listed(GPT_IMAGE_1_SIZES),
+        extended_quality: false,
+        transparent: true,
+    };
+    if model.starts_with("gpt-image-1")
+        || model.starts_with("chatgpt-image")
+        || model.starts_with("dall-e")
+    {
+        legacy
+    } else if covers(&Ids::Exact(&["gpt-image-2"]), model) {
+        // gpt-image-2 itself: the new sizes, but neither the 2.5 qualities nor transparency
+        // (offered as a preview, withdrawn on 2026-09-30).
+        OpenAiModel {
+            sizes: GPT_IMAGE_2_SIZES,
+            extended_quality: false,
+            transparent: false,
+        }
+    } else {
+        OpenAiModel {
+            sizes: GPT_IMAGE_2_SIZES,
+            extended_quality: true,
+            transparent: true,
+        }
+    }
+}
+
+/// Every quality a directive or profile may name.
+pub(crate) const QUALITIES: [&str; 6] = ["auto", "low", "medium", "high", "xhigh", "max"];
+
+/// The qualities only the newest OpenAI models accept.
+const EXTENDED_QUALITIES: [&str; 2] = ["xhigh", "max"];
+
+/// The values of `background`.
+pub(crate) const BACKGROUNDS: [&str; 3] = ["transparent", "opaque", "auto"];
+/// The values of `moderation`.
+pub(crate) const MODERATIONS: [&str; 2] = ["low", "auto"];
+/// The values of `output-format`.
+pub(crate) const OUTPUT_FORMATS: [&str; 3] = ["png", "jpeg", "webp"];
+
+/// Checks that a model of `kind` accepts this quality and these settings together, saying which
+/// one to change when it does not. Checked when the book is loaded (the profile's own model) and
+/// when a directive names another model or quality.
+pub(crate) fn check_options(
+    kind: ProviderKind,
+    model: &str,
+    quality: Option<&str>,
+    background: Option<&str>,
+    output_format: Option<&str>,
+) -> Result<(), (&'static str, String)> {
+    if kind != ProviderKind::OpenAi {
+        return Ok(());
+    }
+    let accepts = openai_model(model);
+    if let Some(quality) = quality
+        && EXTENDED_QUALITIES.contains(&quality)
+        && !accepts.extended_quality
+    {
+        return Err((
+            "quality",
+            format!(
+                "`{model}` does not take quality `{quality}` (only gpt-image-2.5 and later do); use `low`, `medium`, `high` or `auto`, or a newer model such as `gpt-image-2.6-sunburst`"
+            ),
+        ));
+    }
+    if background == Some("transparent") {
+        if !accepts.transparent {
+            return Err((
+                "background",
+                format!(
+                    "`{model}` cannot make a transparent background; use `opaque` or `auto`, or a model that can, such as `gpt-image-2.6-sunburst`"
+                ),
+            ));
+        }
+        if output_format == Some("jpeg") {
+            return Err((
+                "background",
+                "a transparent background needs `output-format = \"png\"` or `\"webp\"`; JPEG has no transparency".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The size sent for `requested` under `rules`: for a list, the listed size closest in shape;
+/// for a grid, the size closest to the requested one that obeys every rule, keeping its aspect
+/// ratio as nearly as the grid allows (a ratio beyond the limit is clamped to it; the figure is
+/// cropped back to the requested shape when it is derived).
+pub(crate) fn fit_size(requested: Size, rules: SizeRules) -> Size {
+    match rules {
+        SizeRules::Listed(sizes) => {
+            let wanted = ratio(requested).ln();
+            *sizes
+                .iter()
+                .min_by(|a, b| {
+                    let distance = |s: &Size| (ratio(*s).ln() - wanted).abs();
+                    distance(a).total_cmp(&distance(b))
+                })
+                .expect("the list is not empty")
+        }
+        SizeRules::Flexible(grid) => grid.nearest(requested),
+    }
+}
+
+/// Whether `size` obeys `rules`.
+#[cfg(test)]
+pub(crate) fn obeys(size: Size, rules: SizeRules) -> bool {
+    match rules {
+        SizeRules::Listed(sizes) => sizes.contains(&size),
+        SizeRules::Flexible(grid) => grid.fits(size),
+    }
+}
+
+impl Grid {
+    fn fits(&self, size: Size) -> bool {
+        let (long, short) = (size.width.max(size.height), size.width.min(size.height));
+        let pixels = u64::from(size.width) * u64::from(size.height);
+        short > 0
+            && size.width.is_multiple_of(self.step)
+            && size.height.is_multiple_of(self.step)
+            && long <= self.max_edge
+            && f64::from(long) <= f64::from(short) * self.max_ratio
+            && (self.min_pixels..=self.max_pixels).contains(&pixels)
+    }
+
+    fn nearest(&self, requested: Size) -> Size {
+        // The ideal: the requested shape (clamped to the ratio limit) at the requested area
+        // (clamped to the pixel limits), shrunk if its long edge is too long.
+        let aspect = ratio(requested).clamp(1.0 / self.max_ratio, self.max_ratio);
+        let area = (f64::from(requested.width) * f64::from(requested.height))
+            .clamp(self.min_pixels as f64, self.max_pixels as f64);
+        let (mut width, mut height) = ((area * aspect).sqrt(), (area / aspect).sqrt());
+        let shrink = (f64::from(self.max_edge) / width.max(height)).min(1.0);
+        width *= shrink;
+        height *= shrink;
+        // A shape error of 1 % weighs as much as an area error of 10 %: the grid rarely allows
+        // the exact shape, and the shape is what a reader sees.
+        let cost = |size: Size| {
+            let pixels = f64::from(size.width) * f64::from(size.height);
+            10.0 * (ratio(size) / aspect).ln().abs() + (pixels / (width * height)).ln().abs()
+        };
+        let step = self.step;
+        let cells = |ideal: f64, spread: i64| {
+            let cell = (ideal / f64::from(step)).round() as i64;
+            (cell - spread..=cell + spread)
+                .filter_map(|c| u32::try_from(c).ok().filter(|c| *c > 0))
+                .map(move |c| c * step)
+        };
+        let best = |spread: i64| {
+            cells(width, spread)
+                .flat_map(|w| {
+                    cells(height, spread).map(move |h| Size {
+                        width: w,
+                        height: h,
+                    })
+                })
+                .filter(|s| self.fits(*s))
+                .min_by(|a, b| cost(*a).total_cmp(&cost(*b)))
+        };
+        // The grid cells around the ideal; a wider search only if none obeys (never with the
+        // published limits, but it keeps other limits safe).
+        best(3)
+            .or_else(|| best(i64::from(self.max_edge / step)))
+            .unwrap_or(requested)
+    }
+}
+
+fn ratio(size: Size) -> f64 {
+    f64::from(size.width) / f64::from(size.height.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> Day {
+        Day::parse(text).unwrap()
+    }
+
+    fn size(width: u32, height: u32) -> Size {
+        Size { width, height }
+    }
+
+    #[test]
+    fn days_parse_compare_and_print() {
+        assert_eq!(day("2026-12-01").to_string(), "2026-12-01");
+        assert!(day("2026-11-30") < day("2026-12-01"));
+        assert!(day("2027-01-01") > day("2026-12-31"));
+        for bad in [
+            "2026-13-01",
+            "2026-1-01",
+            "20261201",
+            "2026-12-00",
+            "",
+            "abcd-ef-gh",
+        ] {
+            assert_eq!(Day::parse(bad), None, "{bad}");
+        }
+        assert!(Day::today() >= day("2026-11-29"));
+    }
+
+    #[test]
+    fn lifecycle_follows_the_calendar() {
+        use ProviderKind::*;
+        let before = day("2026-11-30");
+        let on = day("2026-12-01");
+        assert!(matches!(
+            lifecycle(OpenAi, "gpt-image-1.5", before),
+            Lifecycle::Deprecated {
+                earliest: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            lifecycle(OpenAi, "gpt-image-1.5", on),
+            Lifecycle::Retired {
+                replacement: "gpt-image-2.6-sunburst",
+                ..
+            }
+        ));
+        // Snapshots follow their model; other models that share a prefix do not.
+        assert!(matches!(
+            lifecycle(OpenAi, "gpt-image-1.5-2025-12-16", on),
+            Lifecycle::Retired { .. }
+        ));
+        assert!(matches!(
+            lifecycle(OpenAi, "gpt-image-1-mini", before),
+            Lifecycle::Deprecated { .. }
+        ));
+        assert!(matches!(
+            lifecycle(OpenAi, "gpt-image-1", before),
+            Lifecycle::Retired { .. }
+        ));
+        for current in [
+            "gpt-image-2",
+            "gpt-image-2-2026-04-21",
+            "gpt-image-2.5-sunburst",
+            "gpt-image-2.6-flare",
+            "gpt-image-1.5x",
+        ] {
+            assert_eq!(
+                lifecycle(OpenAi, current, on),
+                Lifecycle::Current,
+                "{current}"
+            );
+        }
+        assert!(matches!(
+            lifecycle(Gemini, "imagen-4.0-generate-001", on),
+            Lifecycle::Retired { .. }
+        ));
+        // Google gave only the earliest date: a warning, never a refusal.
+        let far = day("2030-01-01");
+        assert!(matches!(
+            lifecycle(Gemini, "gemini-2.5-flash-image", far),
+            Lifecycle::Deprecated { earliest: true, .. }
+        ));
+        assert_eq!(
+            lifecycle(Gemini, "gemini-3.1-flash-image", far),
+            Lifecycle::Current
+        );
+        // A compatible server's models have no lifecycle.
+        assert_eq!(
+            lifecycle(OpenAiCompatible, "gpt-image-1", far),
+            Lifecycle::Current
+        );
+    }
+
+    #[test]
+    fn messages_name_the_date_and_the_replacement() {
+        let retired = lifecycle(ProviderKind::OpenAi, "dall-e-3", day("2026-11-29"));
+        let message = retired
+            .refusal("dall-e-3", "the directive's `model`")
+            .unwrap();
+        assert!(message.contains("2026-05-12"), "{message}");
+        assert!(message.contains("`gpt-image-2`"), "{message}");
+        assert!(retired.warning("dall-e-3", "x").is_none());
+        let deprecated = lifecycle(ProviderKind::OpenAi, "gpt-image-1.5", day("2026-11-29"));
+        assert!(deprecated.refusal("gpt-image-1.5", "x").is_none());
+        let warning = deprecated.warning("gpt-image-1.5", "x").unwrap();
+        assert!(warning.contains("2026-12-01"), "{warning}");
+    }
+
+    #[test]
+    fn options_are_checked_per_model() {
+        use ProviderKind::*;
+        let check = |model, quality, background, format| {
+            check_options(OpenAi, model, quality, background, format).map_err(|(key, _)| key)
+        };
+        assert_eq!(
+            check("gpt-image-2", Some("xhigh"), None, None),
+            Err("quality")
+        );
+        assert_eq!(
+            check("gpt-image-2.5-flare", Some("max"), None, None),
+            Ok(())
+        );
+        assert_eq!(
+            check("gpt-image-2.6-sunburst", Some("xhigh"), None, None),
+            Ok(())
+        );
+        assert_eq!(
+            check("gpt-image-2", None, Some("transparent"), None),
+            Err("background")
+        );
+        assert_eq!(
+            check(
+                "gpt-image-2.6-flare",
+                None,
+                Some("transparent"),
+                Some("jpeg")
+            ),
+            Err("background")
+        );
+        assert_eq!(
+            check(
+                "gpt-image-2.6-flare",
+                None,
+                Some("transparent"),
+                Some("webp")
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_options(OpenAiCompatible, "x", Some("max"), None, None),
+            Ok(())
+        );
+    }
+
+    /// Every size a directive may ask for, fitted for every model of the family, obeys every
+    /// rule; a size that already obeys is sent as it is.
+    #[test]
+    fn flexible_sizes_obey_every_rule() {
+        let rules = GPT_IMAGE_2_SIZES;
+        let sides = [
+            16, 17, 64, 255, 512, 600, 800, 1000, 1024, 1536, 2048, 3000, 3840, 4000, 4096,
+        ];
+        for &w in &sides {
+            for &h in &sides {
+                let fitted = fit_size(size(w, h), rules);
+                assert!(obeys(fitted, rules), "{w}x{h} -> {fitted}");
+                if obeys(size(w, h), rules) {
+                    assert_eq!(fitted, size(w, h));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flexible_sizes_keep_the_shape() {
+        let fit = |w, h| fit_size(size(w, h), GPT_IMAGE_2_SIZES).to_string();
+        assert_eq!(fit(16, 16), "816x816");
+        assert_eq!(fit(512, 512), "816x816");
+        assert_eq!(fit(800, 600), "960x720");
+        assert_eq!(fit(1024, 1536), "1024x1536");
+        assert_eq!(fit(4000, 3000), "3312x2480");
+        assert_eq!(fit(4096, 4096), "2880x2880");
+        assert_eq!(fit(4096, 256), "1776x592");
+        assert_eq!(fit(256, 4096), "592x1776");
+    }
+
+    #[test]
+    fn listed_sizes_pick_the_closest_shape() {
+        let rules = openai_model("gpt-image-1.5").sizes;
+        let fit = |w, h| fit_size(size(w, h), rules).to_string();
+        assert_eq!(fit(800, 600), "1536x1024");
+        assert_eq!(fit(600, 800), "1024x1536");
+        assert_eq!(fit(1100, 1000), "1024x1024");
+    }
+}
