@@ -362,12 +362,66 @@ impl Config {
     pub fn from_table(table: Option<&serde_json::Value>) -> Result<Config> {
         let raw = match table {
             None | Some(serde_json::Value::Null) => RawConfig::default(),
-            Some(value) => RawConfig::deserialize(value).map_err(|e| Error::Config {
-                key: "preprocessor.imagegen".into(),
-                message: e.to_string(),
-            })?,
+            Some(value) => {
+                if let Some(path) = null_in(value, "") {
+                    return Err(Error::Config {
+                        key: format!("preprocessor.imagegen{path}"),
+                        message: "not a number mdbook-imagegen can use (`nan` and `inf` reach it as nothing); write a finite number".into(),
+                    });
+                }
+                serde_path_to_error::deserialize(value).map_err(|e| {
+                    let path = e.path().to_string();
+                    Error::Config {
+                        key: if path == "." || path.is_empty() {
+                            "preprocessor.imagegen".to_owned()
+                        } else {
+                            format!("preprocessor.imagegen.{path}")
+                        },
+                        message: e.into_inner().to_string(),
+                    }
+                })?
+            }
         };
         Config::try_from(raw)
+    }
+
+    /// Checks where the cache lives against the book's layout: inside the book root, and
+    /// outside its source directory (whose files are published) and its build directory
+    /// (which every build empties).
+    pub(crate) fn check_layout(&self, src: &str, build_dir: &str) -> Result<()> {
+        let fail = |message: String| {
+            Err(Error::Config {
+                key: "preprocessor.imagegen.cache-dir".into(),
+                message,
+            })
+        };
+        let Some(cache) = crate::files::join_inside(Path::new(""), &self.cache_dir) else {
+            return fail(format!(
+                "`{}` leaves the book; use a directory inside it, such as `.imagegen`",
+                self.cache_dir.display()
+            ));
+        };
+        if cache.as_os_str().is_empty() {
+            return fail("the book's root itself cannot be the cache; use a directory inside it, such as `.imagegen`".into());
+        }
+        for (name, dir) in [("source", src), ("build", build_dir)] {
+            let Some(dir) = crate::files::join_inside(Path::new(""), Path::new(dir)) else {
+                continue;
+            };
+            if dir.as_os_str().is_empty() || cache.starts_with(&dir) || dir.starts_with(&cache) {
+                return fail(format!(
+                    "`{}` overlaps the book's {name} directory `{}`, which {}; use a directory of its own, such as `.imagegen`",
+                    cache.display(),
+                    dir.display(),
+                    if name == "source" {
+                        "is published with the book"
+                    } else {
+                        "every build empties"
+                    }
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Resolves a profile name, with a message that lists the defined profiles when it is unknown.
@@ -603,10 +657,33 @@ fn storage(raw: RawStorage) -> Result<Storage, (&'static str, String)> {
     })
 }
 
-/// Reads a duration such as `90s` or `10m`.
+/// Reads a duration such as `90s` or `10m`; zero is refused (no request finishes in no time,
+/// and a zero wait would turn retries off: `retries = 0` says that).
 fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|_| format!("`{text}` is not a duration; write it like `90s` or `10m`"))
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|_| format!("`{text}` is not a duration; write it like `90s` or `10m`"))?;
+    if duration.is_zero() {
+        return Err(format!(
+            "`{text}` is no time at all; write a duration such as `90s` or `10m` (to turn retries off, set `retries = 0`)"
+        ));
+    }
+    Ok(duration)
+}
+
+/// The path (`.a.b`) of the first `null` in a table, if any. TOML has no null: a `nan` or `inf`
+/// written in `book.toml` is what reaches a preprocessor as one.
+fn null_in(value: &serde_json::Value, at: &str) -> Option<String> {
+    match value {
+        serde_json::Value::Null => Some(at.to_owned()),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .find_map(|(key, value)| null_in(value, &format!("{at}.{key}"))),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, value)| null_in(value, &format!("{at}[{i}]"))),
+        _ => None,
+    }
 }
 
 /// Checks one profile table and fills in the defaults of its kind.
@@ -872,6 +949,17 @@ impl TryFrom<RawConfig> for Config {
             return Err(config_error(
                 "cache-dir",
                 "the path is empty; remove the key to use `.imagegen`".into(),
+            ));
+        }
+        if crate::files::join_inside(Path::new(""), &cache_dir)
+            .is_none_or(|dir| dir.as_os_str().is_empty())
+        {
+            return Err(config_error(
+                "cache-dir",
+                format!(
+                    "`{}` is not a directory inside the book; use a relative path such as `.imagegen`",
+                    cache_dir.display()
+                ),
             ));
         }
 

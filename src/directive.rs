@@ -194,6 +194,28 @@ fn read_block(
 
     let info = &fence_line[fence_len..];
     let info = info.trim_start()[KEYWORD.len()..].trim();
+    let hidden = |text: &str, allowed: &[char]| {
+        text.chars()
+            .find(|c| crate::outside::is_hidden(*c) && !allowed.contains(c))
+    };
+    if let Some(c) = hidden(info, &['\t']) {
+        return Err((
+            span,
+            format!(
+                "the attributes hold a control character (U+{:04X}), which no page or terminal should get; delete it",
+                u32::from(c)
+            ),
+        ));
+    }
+    if let Some(c) = hidden(body, &['\t', '\n', '\r']) {
+        return Err((
+            span,
+            format!(
+                "the prompt holds a control character (U+{:04X}), which no provider or page should get; delete it",
+                u32::from(c)
+            ),
+        ));
+    }
     let attrs = parse_attrs(info).map_err(|message| (span.clone(), message))?;
 
     let prompt = fold_whitespace(body);

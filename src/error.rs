@@ -62,9 +62,19 @@ pub struct Located {
     pub message: String,
 }
 
+/// The most characters of one problem's message: messages quote values from chapters and
+/// providers, which must never flood a terminal or a page.
+const MESSAGE_CHARS: usize = 600;
+
 impl fmt::Display for Located {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        write!(
+            f,
+            "{}:{}: {}",
+            crate::outside::for_terminal(&self.file),
+            self.line,
+            crate::outside::clean(&self.message, MESSAGE_CHARS)
+        )
     }
 }
 

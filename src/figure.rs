@@ -260,6 +260,8 @@ pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
+            // A figure is one line: nothing may end it, or act in the page.
+            c if crate::outside::is_hidden(c) => out.push(' '),
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -275,7 +277,29 @@ pub(crate) fn escape_html(text: &str) -> String {
 fn escape_markdown_label(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if matches!(c, '[' | ']' | '\\' | '*' | '_' | '`' | '<') {
+        if crate::outside::is_hidden(c) {
+            out.push(' ');
+            continue;
+        }
+        // Every ASCII punctuation character may be escaped in CommonMark; these could start
+        // a link, an emphasis, code, HTML, an entity or a table cell.
+        if matches!(
+            c,
+            '[' | ']'
+                | '('
+                | ')'
+                | '\\'
+                | '*'
+                | '_'
+                | '`'
+                | '<'
+                | '>'
+                | '&'
+                | '!'
+                | '|'
+                | '~'
+                | '#'
+        ) {
             out.push('\\');
         }
         out.push(c);

@@ -297,6 +297,11 @@ fn load_book(dir: &Path) -> anyhow::Result<String> {
     }
 }
 
+/// Text from the cache or the book, for the terminal: on one line, controls escaped, capped.
+fn t(text: impl AsRef<str>) -> String {
+    mdbook_imagegen::for_terminal(text.as_ref())
+}
+
 fn plan(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool> {
     let rows = preprocessor.plan_json(&load_book(dir)?)?;
     let mut stdout = std::io::stdout().lock();
@@ -304,7 +309,7 @@ fn plan(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool>
         print_json(&mut stdout, &rows)?;
         return Ok(true);
     }
-    let place = |r: &PlannedImage| format!("{}:{}", r.file, r.line);
+    let place = |r: &PlannedImage| format!("{}:{}", t(&r.file), r.line);
     let width = rows.iter().map(|r| place(r).len()).max().unwrap_or(0);
     for row in &rows {
         let cost = match (row.status, row.cost) {
@@ -314,12 +319,12 @@ fn plan(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool>
         };
         let what = match &row.message {
             Some(message) if matches!(row.status, "error" | "over-budget" | "retired") => {
-                message.clone()
+                t(message)
             }
-            _ => format!(
+            _ => t(format!(
                 "{} {} {}  {}",
                 row.provider, row.model, row.size, row.prompt
-            ),
+            )),
         };
         writeln!(
             stdout,
@@ -531,18 +536,18 @@ fn list(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool>
         let chapters = if image.chapters.is_empty() {
             "(unused)".to_owned()
         } else {
-            image.chapters.join(", ")
+            t(image.chapters.join(", "))
         };
         writeln!(
             stdout,
             "{}  {:11} {:16} {:9} ${:<6.3} {:>4}  {chapters}  {}",
             &image.key[..12],
-            image.provider,
-            image.model,
-            image.size,
+            t(&image.provider),
+            t(&image.model),
+            t(&image.size),
             image.cost,
             age,
-            image.prompt
+            t(&image.prompt)
         )?;
     }
     let unused = images.iter().filter(|i| i.chapters.is_empty()).count();
@@ -579,8 +584,8 @@ fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool
         writeln!(
             stdout,
             "{:12} {:20} {:>7} {:>9} {:>9} {:>8.1}s {:>8}",
-            stat.provider,
-            stat.model,
+            t(&stat.provider),
+            t(&stat.model),
             stat.images,
             format!("${:.2}", stat.cost),
             format!("${:.3}", stat.cost / stat.images.max(1) as f64),
@@ -645,7 +650,9 @@ fn gc(
             writeln!(
                 stdout,
                 "{:>10}  remote: {} ({})",
-                object.bytes, object.path, object.what
+                object.bytes,
+                t(&object.path),
+                t(&object.what)
             )?;
         }
         let total: u64 = remote.iter().map(|o| o.bytes).sum();
@@ -660,7 +667,7 @@ fn gc(
     }
     for (path, bytes) in &removed {
         let shown = shown_path(dir, path);
-        writeln!(stdout, "{:>10}  {}", bytes, shown.display())?;
+        writeln!(stdout, "{:>10}  {}", bytes, t(shown.display().to_string()))?;
     }
     let total: u64 = removed.iter().map(|(_, b)| b).sum();
     writeln!(
@@ -701,7 +708,7 @@ fn verify_remote(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Res
         return Ok(problems.is_empty());
     }
     for problem in &problems {
-        writeln!(stdout, "remote: {}: {}", problem.path, problem.what)?;
+        writeln!(stdout, "remote: {}: {}", t(&problem.path), t(&problem.what))?;
     }
     if problems.is_empty() {
         writeln!(stdout, "the remote cache is sound")?;
@@ -725,7 +732,12 @@ fn verify(preprocessor: &ImageGen, dir: &Path, fix: bool, json: bool) -> anyhow:
             (true, false) => "cannot fix: ",
             _ => "",
         };
-        writeln!(stdout, "{}: {state}{}", shown.display(), problem.what)?;
+        writeln!(
+            stdout,
+            "{}: {state}{}",
+            t(shown.display().to_string()),
+            t(&problem.what)
+        )?;
     }
     let left = problems.iter().filter(|p| !(fix && p.fixable)).count();
     if problems.is_empty() {

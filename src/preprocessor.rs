@@ -63,6 +63,7 @@ impl ImageGen {
             );
         }
         let config = Config::from_table(ctx.table)?;
+        config.check_layout(ctx.src, ctx.build_dir)?;
         let key = protocol::items_key(&book)?;
         let contents = {
             let chapters = protocol::chapters(&book, key);
@@ -158,6 +159,7 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     let (context, book) = protocol::parse(input)?;
     let ctx = Context::read(&context)?;
     let config = Config::from_table(ctx.table)?;
+    config.check_layout(ctx.src, ctx.build_dir)?;
     let key = protocol::items_key(&book)?;
     let chapters = protocol::chapters(&book, key);
     let run = Run {
@@ -559,11 +561,13 @@ impl Run<'_> {
         {
             let sleep = |wait| std::thread::sleep(wait);
             let var = |name: &str| std::env::var(name).ok();
+            let secrets = crate::outside::Secrets::of_book(self.config, &var);
             let env = provider::Env {
                 config: self.config,
                 root: &self.ctx.root,
                 sleep: &sleep,
                 var: &var,
+                secrets: &secrets,
             };
             let mut progress = Progress::start(missing.len(), self.config.max_concurrency);
             crate::generate::run(
@@ -816,7 +820,7 @@ impl Run<'_> {
         let published = if remote.can_write() {
             let mut objects = Vec::new();
             for name in &files {
-                match fs_err::read(dir.join(name)) {
+                match crate::files::read_regular(&dir.join(name), ASSET_CAP) {
                     Ok(bytes) => objects.push(crate::storage::Object {
                         path: crate::storage::paths::asset(name),
                         content_type: crate::storage::content_type(name),
@@ -960,9 +964,10 @@ impl Run<'_> {
         );
         let dir = self.assets_dir();
         let manifest = cache.manifest(&derivation).filter(|manifest| {
-            manifest.files.iter().all(|file| {
-                std::fs::metadata(dir.join(&file.name)).is_ok_and(|m| m.len() == file.bytes)
-            })
+            manifest
+                .files
+                .iter()
+                .all(|file| crate::files::regular_len(&dir.join(&file.name)) == Some(file.bytes))
         });
         Outcome::Ready {
             entry,
@@ -1018,6 +1023,7 @@ impl Run<'_> {
             return 0;
         }
         let dir = self.assets_dir();
+        let base = self.assets_base();
         let output = &self.config.output;
         let cache_dir = &self.config.cache_dir;
         type Made = (
@@ -1032,7 +1038,7 @@ impl Run<'_> {
                 let known: BTreeMap<String, u8> = job
                     .tuned
                     .as_ref()
-                    .and_then(|(_, path)| std::fs::read(path).ok())
+                    .and_then(|(_, path)| crate::files::read_regular(path, TUNED_CAP).ok())
                     .and_then(|text| serde_json::from_slice(&text).ok())
                     .unwrap_or_default();
                 let result = derive_one(&job.master_path, cache_dir, &job.hash, |bytes| {
@@ -1049,10 +1055,10 @@ impl Run<'_> {
                     let derived = derive::derive(&source, output, &known)?;
                     for (name, bytes) in &derived.files {
                         let path = dir.join(name);
-                        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+                        if crate::files::regular_len(&path) == Some(bytes.len() as u64) {
                             continue;
                         }
-                        write_asset(&dir, &path, bytes)
+                        write_asset(&base, &dir, &path, bytes)
                             .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
                     }
                     Ok(derived)
@@ -1109,6 +1115,16 @@ impl Run<'_> {
             .join(&self.config.assets_dir)
     }
 
+    /// The directory web files must stay inside (never written through a link below it): the
+    /// book's source directory, or the cache for the staging directory of a `public-url`.
+    fn assets_base(&self) -> PathBuf {
+        if self.public_url().is_some() {
+            self.ctx.root.join(&self.config.cache_dir)
+        } else {
+            self.ctx.root.join(self.ctx.src)
+        }
+    }
+
     /// Copies the web files a chapter in a subdirectory uses into an assets directory beside
     /// it. The HTML renderer shows a chapter's figures on its own page, in `print.html` and, for
     /// the first chapter, in `index.html`; mdBook rewrites `src` for the last two but not
@@ -1125,22 +1141,30 @@ impl Run<'_> {
             return Ok(());
         };
         let source = self.assets_dir();
-        let dir = self
-            .ctx
-            .root
-            .join(self.ctx.src)
-            .join(chapter_dir)
+        let base = self.ctx.root.join(self.ctx.src);
+        // A chapter reached through `..` in SUMMARY.md may lie outside the source directory:
+        // nothing is written there.
+        let dir = crate::files::join_inside(&base, chapter_dir)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "the chapter `{page_path}` lies outside `{}`; move it inside to show images in it",
+                        self.ctx.src
+                    ),
+                )
+            })?
             .join(&self.config.assets_dir);
         for file in used.iter().flat_map(|m| &m.files) {
             if file.role == derive::Role::Thumbnail {
                 continue;
             }
             let path = dir.join(&file.name);
-            if std::fs::metadata(&path).is_ok_and(|m| m.len() == file.bytes) {
+            if crate::files::regular_len(&path) == Some(file.bytes) {
                 continue;
             }
-            let bytes = fs_err::read(source.join(&file.name))?;
-            write_asset(&dir, &path, &bytes)?;
+            let bytes = crate::files::read_regular(&source.join(&file.name), ASSET_CAP)?;
+            write_asset(&base, &dir, &path, &bytes)?;
         }
         Ok(())
     }
@@ -1263,7 +1287,13 @@ fn derive_one(
     hash: &str,
     derive: impl FnOnce(&[u8]) -> std::result::Result<derive::Derived, String>,
 ) -> std::result::Result<derive::Derived, String> {
-    let bytes = fs_err::read(master_path).map_err(|e| e.to_string())?;
+    let bytes = crate::files::read_regular(master_path, provider::MAX_MASTER_BYTES as u64)
+        .map_err(|e| {
+            format!(
+                "cannot read the cached master `{}`: {e}",
+                master_path.display()
+            )
+        })?;
     if blake3::hash(&bytes).to_hex().as_str() != hash {
         return Err(format!(
             "the cached master `{}` is damaged; delete it and its record in `{}` to generate the image again",
@@ -1288,20 +1318,24 @@ fn tier_of(request: &Request) -> Tier {
     }
 }
 
-/// Writes an asset atomically, creating its directory (with a `.gitignore` that keeps the
-/// derived files out of git) when missing.
-fn write_asset(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// The largest tuned-qualities file read.
+const TUNED_CAP: u64 = 64 << 10;
+
+/// The largest web file read back (to copy or upload it).
+const ASSET_CAP: u64 = crate::provider::MAX_MASTER_BYTES as u64;
+
+/// Writes a web file atomically, creating its directory (with a `.gitignore` that keeps the
+/// derived files out of git) when missing; never through a link below `base`.
+fn write_asset(base: &Path, dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if !dir.is_dir() {
-        fs_err::create_dir_all(dir)?;
-        fs_err::write(
-            dir.join(".gitignore"),
-            "# Written by mdbook-imagegen: these files are made from the masters in the cache.\n*\n",
+        crate::files::write_atomic(
+            base,
+            dir,
+            &dir.join(".gitignore"),
+            b"# Written by mdbook-imagegen: these files are made from the masters in the cache.\n*\n",
         )?;
     }
-    let mut file = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    std::io::Write::write_all(&mut file, bytes)?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::files::write_atomic(base, dir, path, bytes)
 }
 
 /// The start of a prompt, for messages.

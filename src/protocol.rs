@@ -23,6 +23,8 @@ pub(crate) struct Context<'a> {
     pub(crate) mdbook_version: &'a str,
     /// The source directory, relative to the root (`book.src`).
     pub(crate) src: &'a str,
+    /// The build directory, relative to the root (`book`), which every build empties.
+    pub(crate) build_dir: &'a str,
     /// Our `[preprocessor.imagegen]` table.
     pub(crate) table: Option<&'a Value>,
 }
@@ -68,6 +70,7 @@ impl<'a> Context<'a> {
             renderer: text("/renderer").unwrap_or("html"),
             mdbook_version: text("/mdbook_version").unwrap_or(""),
             src: text("/config/book/src").unwrap_or("src"),
+            build_dir: text("/config/build/build-dir").unwrap_or("book"),
             table: context
                 .pointer("/config/preprocessor/imagegen")
                 .filter(|v| !v.is_null()),

@@ -31,6 +31,7 @@ use opendal::{ErrorKind, Operator};
 
 use crate::config::{Mode, Scheme, Storage};
 use crate::error::{Error, Result};
+use crate::outside::Secrets;
 
 /// How many requests run at once.
 const CONCURRENCY: usize = 16;
@@ -38,18 +39,6 @@ const CONCURRENCY: usize = 16;
 const RETRIES: usize = 3;
 /// The cache-control of content-addressed objects: their bytes never change.
 pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-
-/// The environment variables whose values are secrets; scrubbed from every message.
-const SECRET_VARS: &[&str] = &[
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AZURE_STORAGE_ACCOUNT_KEY",
-    "AZURE_STORAGE_KEY",
-    "AZURE_STORAGE_SAS_TOKEN",
-    "AZURE_STORAGE_CONNECTION_STRING",
-    "AZURE_CLIENT_SECRET",
-    "GOOGLE_OAUTH_ACCESS_TOKEN",
-];
 
 /// One object to upload.
 #[derive(Debug, Clone)]
@@ -88,7 +77,7 @@ pub(crate) struct Remote {
     writable: AtomicBool,
     down: AtomicBool,
     /// Secret values to scrub from messages.
-    secrets: Vec<String>,
+    secrets: Secrets,
     /// Warnings already given, so each is given once.
     warned: Mutex<Vec<&'static str>>,
 }
@@ -225,21 +214,9 @@ impl Remote {
             .build()
             .map_err(|e| config_error(format!("cannot start the remote client: {e}")))?;
         let label = label(storage, book_root);
-        // Whole values, and each value inside a connection string or SAS token, which a
-        // store's error may echo one parameter at a time.
-        let mut secrets: Vec<String> = Vec::new();
-        for value in SECRET_VARS.iter().filter_map(|name| var(name)) {
-            for part in value.split([';', '&']) {
-                if let Some((_, inner)) = part.split_once('=')
-                    && inner.len() >= 8
-                {
-                    secrets.push(inner.to_owned());
-                }
-            }
-            secrets.push(value);
-        }
-        secrets.retain(|s| s.len() >= 4);
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        // Every well-known secret (the stores' credentials among them), each value inside a
+        // connection string or SAS token too: a store's error may echo one parameter at a time.
+        let secrets = Secrets::of_vars(crate::outside::WELL_KNOWN.iter().copied(), var);
         Ok(Remote {
             operator,
             runtime,
@@ -495,8 +472,9 @@ fn install_transport() {
 }
 
 /// Removes secret values and URL query strings (presigned or SAS parameters) from a message.
-fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut text = text.to_owned();
+fn scrub(text: &str, secrets: &Secrets) -> String {
+    // Secrets first, before the text is cut or changed in any other way.
+    let mut text = secrets.redact(text).into_owned();
     // Azure echoes the offending query parameter's value in its error.
     while let Some(start) = text.find("query_parameter_value: \"") {
         let value = start + "query_parameter_value: \"".len();
@@ -504,9 +482,6 @@ fn scrub(text: &str, secrets: &[String]) -> String {
             .find('"')
             .map_or(text.len(), |e| value + e + 1);
         text.replace_range(start..end, "query_parameter_value: [redacted]");
-    }
-    for secret in secrets {
-        text = text.replace(secret.as_str(), "[redacted]");
     }
     let mut out = String::with_capacity(text.len());
     let mut in_url = false;
@@ -526,7 +501,7 @@ fn scrub(text: &str, secrets: &[String]) -> String {
             out.push(c);
         }
     }
-    out.trim().to_owned()
+    crate::outside::clean(&out, crate::outside::SHOWN_CHARS)
 }
 
 /// The object paths of the committed cache, by kind: where a master, record, tuned file or

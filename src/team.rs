@@ -2,7 +2,7 @@
 //! Each one starts from mdBook's input for the book, so it sees the directives a build sees.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -19,6 +19,9 @@ use crate::preprocessor::{ImageGen, PlannedImage, prompt_start};
 pub struct Team {
     root: PathBuf,
     cache_root: PathBuf,
+    /// The book's source directory, as mdBook names it (`src`), and its path.
+    src: String,
+    src_dir: PathBuf,
     assets_dir: PathBuf,
     config: Config,
     rows: Vec<PlannedImage>,
@@ -84,6 +87,8 @@ impl ImageGen {
         let book = crate::preprocessor::planned_book(input)?;
         Ok(Team {
             cache_root: book.root.join(&book.config.cache_dir),
+            src_dir: book.root.join(&book.src),
+            src: book.src.clone(),
             // Where the build writes web files (see `Run::assets_dir`).
             assets_dir: if book
                 .config
@@ -196,7 +201,8 @@ impl Team {
         let cache = self.open_cache();
         let winners = cache.winners()?;
         let users = self.users();
-        let mut doomed: Vec<PathBuf> = Vec::new();
+        // Each file to remove, with the directory it must not be removed from outside of.
+        let mut doomed: Vec<(PathBuf, &Path)> = Vec::new();
         let mut kept: BTreeSet<String> = BTreeSet::new();
         let mut kept_records: Vec<(cache::Tier, &Record)> = Vec::new();
         let records = cache.stored_records()?;
@@ -206,28 +212,64 @@ impl Team {
                 kept.insert(record.master.clone());
                 kept_records.push((stored.tier, record));
             } else {
-                doomed.push(stored.path.clone());
+                doomed.push((stored.path.clone(), &self.cache_root));
             }
         }
         for master in cache.stored_masters()? {
             if !kept.contains(&master.name_hash) {
-                doomed.push(master.path);
+                doomed.push((master.path, &self.cache_root));
             }
         }
         for tuned in cache::files_two_deep(&self.cache_root.join("tuned"))? {
             let name = tuned.file_name().unwrap_or_default().to_string_lossy();
-            // Named by the first 16 digits of the master's hash.
-            let prefix = name.split('-').next().unwrap_or_default();
+            // Named by the first 16 digits of the master's hash; nothing else is ours.
+            let Some(prefix) = derive::tuned_master_prefix(&name) else {
+                continue;
+            };
             if !kept.iter().any(|m| m.starts_with(prefix)) {
-                doomed.push(tuned);
+                doomed.push((tuned, &self.cache_root));
             }
         }
-        doomed.extend(cache.leftovers()?);
-        // Web files: the current derivation of each kept master when the index knows it,
-        // otherwise anything made from a kept master.
+        doomed.extend(
+            cache
+                .leftovers()?
+                .into_iter()
+                .map(|p| (p, self.cache_root.as_path())),
+        );
+        let (current, prefixes) = self.current_web_files(&cache, &kept_records);
+        for (dir, base) in self.asset_dirs() {
+            for file in cache::direct_files(&dir)? {
+                let name = file.file_name().unwrap_or_default().to_string_lossy();
+                // Only names the build gives web files: anything else is someone else's.
+                let Some(master) = derive::asset_master_prefix(&name) else {
+                    continue;
+                };
+                if !current.contains(name.as_ref()) && !prefixes.contains(master) {
+                    doomed.push((file, base));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (path, base) in doomed {
+            let bytes = crate::files::regular_len(&path).unwrap_or(0);
+            if !dry_run {
+                cache::remove(base, &path)?;
+            }
+            out.push((path, bytes));
+        }
+        Ok(out)
+    }
+
+    /// The web files of each kept master's current derivation when the index knows it, and
+    /// otherwise the masters (first 16 hex digits) whose web files are all kept.
+    fn current_web_files(
+        &self,
+        cache: &Cache,
+        kept_records: &[(cache::Tier, &Record)],
+    ) -> (BTreeSet<String>, BTreeSet<String>) {
         let mut current: BTreeSet<String> = BTreeSet::new();
         let mut prefixes: BTreeSet<String> = BTreeSet::new();
-        for (tier, record) in &kept_records {
+        for (tier, record) in kept_records {
             // Only images made by a model live in the committed part (see `tier_of`).
             let origin = derive::Origin {
                 provider: &record.provider,
@@ -249,42 +291,34 @@ impl Team {
                 }
             }
         }
-        // The assets directory, and the copies beside chapters in subdirectories.
-        let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([self.assets_dir.clone()]);
+        (current, prefixes)
+    }
+
+    /// The directories web files are written to, each with the directory it lies in: the
+    /// assets directory, and the copies beside chapters in subdirectories (only those inside
+    /// the source directory, and not behind a link).
+    fn asset_dirs(&self) -> Vec<(PathBuf, &Path)> {
+        let base: &Path = if self.assets_dir.starts_with(&self.cache_root) {
+            &self.cache_root
+        } else {
+            &self.src_dir
+        };
+        let mut dirs: BTreeMap<PathBuf, &Path> = BTreeMap::from([(self.assets_dir.clone(), base)]);
         for row in &self.rows {
-            if let Some(parent) = std::path::Path::new(&row.file).parent() {
-                dirs.insert(self.root.join(parent).join(&self.config.assets_dir));
-            }
-        }
-        for file in dirs
-            .iter()
-            .map(|dir| cache::direct_files(dir))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-        {
-            let name = file
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            if name.starts_with('.') {
+            let chapter = Path::new(&row.file);
+            let Ok(inside) = chapter.strip_prefix(&self.src) else {
                 continue;
-            }
-            let from_kept = prefixes.iter().any(|p| name.starts_with(p.as_str()));
-            if !current.contains(&name) && !from_kept {
-                doomed.push(file);
+            };
+            if let Some(parent) = inside.parent()
+                && let Some(dir) = crate::files::join_inside(&self.src_dir, parent)
+            {
+                let dir = dir.join(&self.config.assets_dir);
+                if crate::files::check_confined(&self.src_dir, &dir).is_ok() {
+                    dirs.insert(dir, &self.src_dir);
+                }
             }
         }
-        let mut out = Vec::new();
-        for path in doomed {
-            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            if !dry_run {
-                cache::remove(&path)?;
-            }
-            out.push((path, bytes));
-        }
-        Ok(out)
+        dirs.into_iter().collect()
     }
 
     /// Checks the cache; with `fix`, repairs what can be repaired.
@@ -298,7 +332,7 @@ impl Team {
                 if problem.path.ends_with("index.redb") {
                     reindex = true;
                 } else {
-                    cache::remove(&problem.path)?;
+                    cache::remove(&self.cache_root, &problem.path)?;
                     reindex = true;
                 }
             }
@@ -336,7 +370,9 @@ impl Team {
                 let tier = row.tier;
                 if let Some(entry) = cache.lookup(tier, key)? {
                     let path = cache.master_path(tier, &entry);
-                    if let Ok(bytes) = std::fs::read(&path) {
+                    if let Ok(bytes) =
+                        crate::files::read_regular(&path, crate::provider::MAX_MASTER_BYTES as u64)
+                    {
                         match derive::thumbnail(&bytes, 240) {
                             Ok(thumb) => {
                                 picture = format!(
@@ -392,8 +428,7 @@ impl Team {
 
     /// The cost its record says an image had.
     fn record_cost(&self, cache: &Cache, tier: cache::Tier, entry: &cache::Entry) -> Option<f64> {
-        let text = std::fs::read(cache.record_path(tier, entry)).ok()?;
-        let record: Record = serde_json::from_slice(&text).ok()?;
+        let record = cache::read_record(&cache.record_path(tier, entry)).ok()?;
         Some(record.cost_usd)
     }
 

@@ -97,6 +97,8 @@ enum State {
     Busy,
     /// Reading is over for this build.
     Closed,
+    /// The cache must not be used (a link in its layout): never read, never written.
+    Refused,
 }
 
 /// What is read from an index of the right schema.
@@ -152,6 +154,34 @@ impl Index {
         index
     }
 
+    /// An index that is neither read nor written, for a cache that must not be used.
+    pub(crate) fn unusable(path: &Path) -> Index {
+        Index {
+            path: path.to_owned(),
+            state: State::Refused,
+            stamps: BTreeMap::new(),
+            refs: BTreeMap::new(),
+            lock_wait: Duration::ZERO,
+        }
+    }
+
+    /// What is wrong with the index file, if anything a build would rebuild it for: unreadable,
+    /// or of another version. A missing index is not a problem (the next build makes it).
+    pub(crate) fn health(path: &Path, lock_wait: Duration) -> Option<String> {
+        if !path.exists() {
+            return None;
+        }
+        match wait_for(lock_wait, || Builder::new().open_read_only(path)) {
+            Ok(database) => match read_contents(&database) {
+                Ok(Some(_)) => None,
+                Ok(None) => Some("it is from another version".to_owned()),
+                Err(reason) => Some(format!("it is unreadable ({reason})")),
+            },
+            Err(DatabaseError::DatabaseAlreadyOpen) => None,
+            Err(reason) => Some(format!("it is unreadable ({reason})")),
+        }
+    }
+
     /// Whether lookups can trust this index at all.
     pub(crate) fn is_open(&self) -> bool {
         matches!(self.state, State::Open { .. })
@@ -172,7 +202,10 @@ impl Index {
             return None;
         };
         let value = entries.get(id).ok().flatten()?;
-        serde_json::from_slice(value.value()).ok()
+        // Only an entry that names files the cache could have written is believed.
+        serde_json::from_slice::<Entry>(value.value())
+            .ok()
+            .filter(|e| super::is_hash(&e.master) && super::record::is_record_name(&e.record))
     }
 
     /// The files derived under a derivation id, when this index knows them.
@@ -199,6 +232,9 @@ impl Index {
     /// Writes a build's changes. Failing to write is logged and otherwise ignored: the records
     /// hold everything the index does.
     pub(crate) fn apply(mut self, update: &Update) {
+        if matches!(self.state, State::Refused) {
+            return;
+        }
         let rebuild = matches!(self.state, State::Rebuild);
         self.state = State::Closed;
         if update.is_empty() && !rebuild {

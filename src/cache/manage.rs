@@ -5,15 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::record::Record;
-use super::{Cache, Tier, io_error, read_shard};
+use super::{Cache, Tier, index, io_error, read_shard};
 use crate::error::Result;
-use crate::plan::{CACHE_VERSION, CacheKey};
 
 /// A record file and what it holds.
 pub(crate) struct StoredRecord {
     pub(crate) tier: Tier,
     pub(crate) path: PathBuf,
-    pub(crate) record: std::result::Result<Record, String>,
+    pub(crate) record: std::result::Result<Record, RecordError>,
 }
 
 /// A master file.
@@ -34,43 +33,41 @@ pub(crate) struct Problem {
 const TIERS: [Tier; 2] = [Tier::Committed, Tier::Local];
 
 impl Cache {
-    /// Every record file, in path order.
+    /// Every record file, in path order, read under the build's rules.
     pub(crate) fn stored_records(&self) -> Result<Vec<StoredRecord>> {
+        self.usable()?;
         let mut out = Vec::new();
         for tier in TIERS {
             for path in files_two_deep(&self.tier_root(tier).join("records"))? {
                 if path.extension().is_none_or(|e| e != "json") {
                     continue;
                 }
-                let text = fs_err::read(&path).map_err(|e| io_error("read", &path, e))?;
-                let record = serde_json::from_slice::<Record>(&text)
-                    .map_err(|e| format!("not a record: {e}"))
-                    .and_then(|r| {
-                        if r.format != CACHE_VERSION {
-                            Err(format!("written by cache format {}", r.format))
-                        } else if CacheKey::from_hex(&r.key).is_none() {
-                            Err("its key is not 64 hex digits".to_owned())
-                        } else {
-                            Ok(r)
-                        }
-                    });
+                let record = read_record(&path);
                 out.push(StoredRecord { tier, path, record });
             }
         }
         Ok(out)
     }
 
-    /// Every master file, in path order.
+    /// Every master file, in path order: the files of `masters/` named as the cache names
+    /// masters (anything else there is not one, and `verify` says so).
     pub(crate) fn stored_masters(&self) -> Result<Vec<StoredMaster>> {
+        Ok(self
+            .master_files()?
+            .into_iter()
+            .filter_map(|path| {
+                let name_hash = master_name_hash(&path)?;
+                Some(StoredMaster { path, name_hash })
+            })
+            .collect())
+    }
+
+    /// Every file in the masters directories, whatever its name.
+    fn master_files(&self) -> Result<Vec<PathBuf>> {
+        self.usable()?;
         let mut out = Vec::new();
         for tier in TIERS {
-            for path in files_two_deep(&self.tier_root(tier).join("masters"))? {
-                let name_hash = path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                out.push(StoredMaster { path, name_hash });
-            }
+            out.extend(files_two_deep(&self.tier_root(tier).join("masters"))?);
         }
         Ok(out)
     }
@@ -95,7 +92,7 @@ impl Cache {
                 let remote = self.remote_masters && tier == Tier::Committed;
                 let winners = read_shard(
                     &dir,
-                    |entry| remote || self.master_path(tier, entry).exists(),
+                    |entry| remote || Cache::has_file(&self.master_path(tier, entry)),
                     self.remote_masters,
                 )?;
                 out.extend(winners.values().map(|entry| dir.join(&entry.record)));
@@ -104,46 +101,69 @@ impl Cache {
         Ok(out)
     }
 
-    /// Checks that every master's content matches its name, that every record reads and has
-    /// its master, and that the index agrees with the records where it claims to be current.
+    /// Checks the cache by exactly the rules a build reads it with: every file in `masters/`
+    /// is a master named by its content's hash, every record passes [`Record::parse`] in its
+    /// key's shard and has its master, and the index is readable and agrees with the records
+    /// where it claims to be current. A problem `--fix` can repair is repaired by removing the
+    /// file (a build ignores it anyway) or rebuilding the index, so one `--fix` is enough.
     /// Files an interrupted build left in `tmp/` are harmless, and not checked (`gc` removes
     /// them).
     pub(crate) fn verify(&mut self) -> Result<Vec<Problem>> {
         let mut problems = Vec::new();
-        for master in self.stored_masters()? {
-            let bytes =
-                fs_err::read(&master.path).map_err(|e| io_error("read", &master.path, e))?;
-            let hash = blake3::hash(&bytes).to_hex();
-            if hash.as_str() != master.name_hash {
-                problems.push(Problem {
-                    path: master.path,
-                    what: "its content does not match its name (damaged or edited); restore it with `git checkout`, or delete it and its records to generate the image again".to_owned(),
-                    fixable: false,
-                });
-            }
+        for path in self.master_files()? {
+            problems.extend(check_master(&path));
         }
         for stored in self.stored_records()? {
-            match &stored.record {
-                Err(reason) => problems.push(Problem {
-                    path: stored.path,
-                    what: format!(
-                        "unreadable record ({reason}); a merge conflict? restore it with `git checkout`, or delete it"
-                    ),
-                    fixable: false,
-                }),
-                Ok(record)
-                    if !(self.master_of(stored.tier, record).exists()
-                        || self.remote_masters && stored.tier == Tier::Committed) =>
-                {
-                    problems.push(Problem {
-                        path: stored.path,
-                        what: "its master is missing; --fix removes the record, and the next build generates the image again".to_owned(),
-                        fixable: true,
-                    });
-                }
-                Ok(_) => {}
-            }
+            problems.extend(self.check_record(&stored));
         }
+        let index = self.root.join("index.redb");
+        if let Some(reason) = index::Index::health(&index, index::LOCK_WAIT) {
+            problems.push(Problem {
+                path: index,
+                what: format!("the index is unusable: {reason}; --fix (or `reindex`) rebuilds it"),
+                fixable: true,
+            });
+        } else if let Some(problem) = self.index_disagreement()? {
+            problems.push(problem);
+        }
+        Ok(problems)
+    }
+
+    /// What is wrong with one record file, by the build's rules.
+    fn check_record(&self, stored: &StoredRecord) -> Option<Problem> {
+        let problem = |what: String, fixable| {
+            Some(Problem {
+                path: stored.path.clone(),
+                what,
+                fixable,
+            })
+        };
+        match &stored.record {
+            Err(RecordError::Unreadable(reason)) => problem(
+                format!(
+                    "unreadable record ({reason}); a merge conflict? restore it with `git checkout`, or delete it"
+                ),
+                false,
+            ),
+            Err(RecordError::Refused(reason)) => problem(
+                format!("a build ignores this record: {reason}; --fix removes it"),
+                true,
+            ),
+            Ok(record)
+                if !(Cache::has_file(&self.master_of(stored.tier, record))
+                    || self.remote_masters && stored.tier == Tier::Committed) =>
+            {
+                problem(
+                    "its master is missing; --fix removes the record, and the next build generates the image again".to_owned(),
+                    true,
+                )
+            }
+            Ok(_) => None,
+        }
+    }
+
+    /// Whether a current shard of the index disagrees with its records.
+    fn index_disagreement(&mut self) -> Result<Option<Problem>> {
         for tier in TIERS {
             let records = self.tier_root(tier).join("records");
             for shard in subdirectories(&records)? {
@@ -155,33 +175,34 @@ impl Cache {
                 let dir = records.join(&shard);
                 let winners = read_shard(
                     &dir,
-                    |entry| self.master_path(tier, entry).exists(),
-                    self.remote_masters,
+                    |entry| Cache::has_file(&self.master_path(tier, entry)),
+                    true,
                 )?;
                 let disagrees = winners.iter().any(|(key, entry)| {
                     self.index.entry(&format!("{}/{key}", tier.id())).as_ref() != Some(entry)
                 });
                 if disagrees {
-                    problems.push(Problem {
+                    return Ok(Some(Problem {
                         path: self.root.join("index.redb"),
                         what: format!(
                             "the index disagrees with the records in `{}`; --fix (or `reindex`) rebuilds it",
                             dir.display()
                         ),
                         fixable: true,
-                    });
-                    break;
+                    }));
                 }
             }
         }
-        Ok(problems)
+        Ok(None)
     }
 
     /// Rebuilds the index from the records. Returns how many keys it holds.
     pub(crate) fn reindex(root: &Path) -> Result<usize> {
         let index = root.join("index.redb");
-        if index.exists() {
-            fs_err::remove_file(&index).map_err(|e| io_error("remove", &index, e))?;
+        Cache::open(root).usable()?;
+        if std::fs::symlink_metadata(&index).is_ok() {
+            crate::files::remove_confined(root, &index)
+                .map_err(|e| io_error("remove", &index, e))?;
         }
         let mut cache = Cache::open(root);
         let mut keys = 0;
@@ -202,17 +223,94 @@ impl Cache {
         Ok(direct_files(&self.root.join("tmp"))?
             .into_iter()
             .filter(|p| {
-                std::fs::metadata(p)
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t < hour_ago)
+                // Only the temporary names the cache writes under.
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".tmp"))
+                    && std::fs::symlink_metadata(p)
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t < hour_ago)
             })
             .collect())
     }
 }
 
-/// Removes a file, saying which on failure.
-pub(crate) fn remove(path: &Path) -> Result<()> {
-    fs_err::remove_file(path).map_err(|e| io_error("remove", path, e))
+/// Removes a file below `base` (never through a link), saying which on failure.
+pub(crate) fn remove(base: &Path, path: &Path) -> Result<()> {
+    crate::files::remove_confined(base, path).map_err(|e| io_error("remove", path, e))
+}
+
+/// Why a record file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RecordError {
+    /// It cannot be read as a record at all (a merge conflict, a damaged file): restore it.
+    Unreadable(String),
+    /// It reads, but breaks a rule every build applies (crafted, moved, renamed, or written by
+    /// another version): builds ignore it.
+    Refused(String),
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordError::Unreadable(reason) | RecordError::Refused(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// Reads one record file by the build's rules: a regular file of bounded size, a record by
+/// [`Record::parse`], filed in its key's shard.
+pub(crate) fn read_record(path: &Path) -> std::result::Result<Record, RecordError> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let shard = path
+        .parent()
+        .and_then(Path::file_name)
+        .unwrap_or_default()
+        .to_string_lossy();
+    let bytes = crate::files::read_regular(path, super::record::MAX_RECORD_BYTES)
+        .map_err(|e| RecordError::Refused(e.to_string()))?;
+    if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
+        return Err(RecordError::Unreadable("not JSON".to_owned()));
+    }
+    let record = Record::parse(&bytes, &name).map_err(RecordError::Refused)?;
+    if !record.key.starts_with(shard.as_ref()) {
+        return Err(RecordError::Refused(
+            "it is filed under another key's shard".to_owned(),
+        ));
+    }
+    Ok(record)
+}
+
+/// The hash a master's file name claims: `<64 hex digits>.<png|jpg|webp>`.
+pub(crate) fn master_name_hash(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let (hash, extension) = name.split_once('.')?;
+    (super::is_hash(hash) && matches!(extension, "png" | "jpg" | "webp")).then(|| hash.to_owned())
+}
+
+/// What is wrong with one file of `masters/`: not a master's name, not a regular file, or its
+/// content does not match its name.
+fn check_master(path: &Path) -> Option<Problem> {
+    let problem = |what: String, fixable| {
+        Some(Problem {
+            path: path.to_owned(),
+            what,
+            fixable,
+        })
+    };
+    let Some(name_hash) = master_name_hash(path) else {
+        return problem(
+            "not a master (masters are named by their hash); --fix removes it".to_owned(),
+            true,
+        );
+    };
+    match crate::files::read_regular(path, crate::provider::MAX_MASTER_BYTES as u64) {
+        Err(e) => problem(format!("{e}; --fix removes it"), true),
+        Ok(bytes) if blake3::hash(&bytes).to_hex().as_str() != name_hash => problem(
+            "its content does not match its name (damaged or edited); restore it with `git checkout`, or delete it and its records to generate the image again".to_owned(),
+            false,
+        ),
+        Ok(_) => None,
+    }
 }
 
 /// The names of the directories in `dir` (none when it is missing), sorted.

@@ -22,13 +22,12 @@ mod record;
 mod shared;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub(crate) use index::Entry;
 use index::{Index, Update};
-pub(crate) use manage::{direct_files, files_two_deep, remove};
+pub(crate) use manage::{direct_files, files_two_deep, read_record, remove};
 pub(crate) use record::Record;
 
 use crate::derive::Manifest;
@@ -78,6 +77,9 @@ pub(crate) struct Cache {
     /// Whether masters may live only in a remote cache (a record without its master is then
     /// expected, not a problem).
     remote_masters: bool,
+    /// Why the cache must not be used at all: a part of its layout is a symbolic link or not
+    /// what it should be (see [`layout_problem`]).
+    unusable: Option<String>,
 }
 
 impl Cache {
@@ -88,8 +90,15 @@ impl Cache {
 
     /// Opens the cache, waiting at most `lock_wait` for another process to let go of the index.
     pub(crate) fn open_with_wait(root: &Path, lock_wait: Duration) -> Cache {
+        let unusable = layout_problem(root);
+        let index = if unusable.is_some() {
+            Index::unusable(&root.join("index.redb"))
+        } else {
+            Index::open(&root.join("index.redb"), lock_wait)
+        };
         Cache {
-            index: Index::open(&root.join("index.redb"), lock_wait),
+            unusable,
+            index,
             root: root.to_owned(),
             scanned: HashMap::new(),
             stamps: HashMap::new(),
@@ -107,6 +116,7 @@ impl Cache {
     /// Finds the image of a cache key. When a key has several records (two teammates generated
     /// it at once), the earliest `created-at` wins, then the smallest master hash.
     pub(crate) fn lookup(&mut self, tier: Tier, key: CacheKey) -> Result<Option<Entry>> {
+        self.usable()?;
         let hex = key.to_hex();
         let shard = hex[..2].to_owned();
         let stamp = self.stamp(tier, &shard);
@@ -231,7 +241,7 @@ impl Cache {
             created_at: record.created_at.clone(),
         };
         let master_path = self.master_path(tier, &entry);
-        if !master_path.exists() {
+        if !Cache::has_file(&master_path) {
             self.write_atomic(&master_path, &master.bytes, "write the master")?;
         }
         let shard = record.key[..2].to_owned();
@@ -247,12 +257,11 @@ impl Cache {
         let hex = key.to_hex();
         let dir = self.tier_root(tier).join("records").join(&hex[..2]);
         let prefix = format!("{hex}-");
-        let listing = std::fs::read_dir(&dir).map_err(|e| io_error("read", &dir, e))?;
-        for item in listing.flatten() {
-            let name = item.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) && name != kept.record {
-                let path = item.path();
-                fs_err::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
+        for path in direct_files(&dir)? {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name.starts_with(&prefix) && record::is_record_name(&name) && name != kept.record {
+                crate::files::remove_confined(&self.root, &path)
+                    .map_err(|e| io_error("remove", &path, e))?;
             }
         }
         self.written.insert((tier, hex[..2].to_owned()));
@@ -323,7 +332,7 @@ impl Cache {
             let dir = self.tier_root(tier).join("records").join(shard);
             let entries = read_shard(
                 &dir,
-                |entry| self.master_path(tier, entry).exists(),
+                |entry| Cache::has_file(&self.master_path(tier, entry)),
                 self.remote_masters,
             )?;
             self.scanned.insert(id.clone(), (stamp, entries));
@@ -333,9 +342,11 @@ impl Cache {
 
     /// Creates the cache directory and its `.gitignore` when missing.
     pub(crate) fn ensure_layout(&self) -> Result<()> {
+        self.usable()?;
         let tmp = self.root.join("tmp");
         if !tmp.is_dir() {
-            fs_err::create_dir_all(&tmp).map_err(|e| io_error("create", &tmp, e))?;
+            crate::files::create_dir_confined(&self.root, &tmp)
+                .map_err(|e| io_error("create", &tmp, e))?;
         }
         let gitignore = self.root.join(".gitignore");
         if !gitignore.exists() {
@@ -344,20 +355,29 @@ impl Cache {
         Ok(())
     }
 
-    /// Writes a file under `tmp/`, flushes it to disk, then renames it into place.
+    /// Writes a file under `tmp/`, flushes it to disk, then renames it into place; never
+    /// through a link.
     fn write_atomic(&self, path: &Path, bytes: &[u8], action: &'static str) -> Result<()> {
-        if let Some(parent) = path.parent() {
-            fs_err::create_dir_all(parent).map_err(|e| io_error(action, path, e))?;
+        self.usable()?;
+        crate::files::write_atomic(&self.root, &self.root.join("tmp"), path, bytes)
+            .map_err(|e| io_error(action, path, e))
+    }
+
+    /// Fails when the cache's layout is unsafe to use (see [`layout_problem`]).
+    pub(crate) fn usable(&self) -> Result<()> {
+        match &self.unusable {
+            None => Ok(()),
+            Some(problem) => Err(Error::Io {
+                action: "use the cache at",
+                path: self.root.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, problem.clone()),
+            }),
         }
-        let tmp = self.root.join("tmp");
-        let result = (|| {
-            let mut file = tempfile::NamedTempFile::new_in(&tmp)?;
-            file.write_all(bytes)?;
-            file.as_file().sync_all()?;
-            file.persist(path).map_err(|e| e.error)?;
-            Ok(())
-        })();
-        result.map_err(|e| io_error(action, path, e))
+    }
+
+    /// Whether a master (or any cache file) is there: a regular file, never a link.
+    pub(crate) fn has_file(path: &Path) -> bool {
+        crate::files::is_regular(path)
     }
 }
 
@@ -369,36 +389,38 @@ fn read_shard(
     quiet: bool,
 ) -> Result<BTreeMap<String, Entry>> {
     let mut winners: BTreeMap<String, Entry> = BTreeMap::new();
-    let listing = match std::fs::read_dir(dir) {
-        Ok(listing) => listing,
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            tracing::warn!(
+                "skipping `{}`: a shard of the cache must be a directory, not a link",
+                dir.display()
+            );
+            return Ok(winners);
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(winners),
         Err(e) => return Err(io_error("read the records in", dir, e)),
-    };
-    for item in listing {
-        let item = item.map_err(|e| io_error("read the records in", dir, e))?;
-        let name = item.file_name().to_string_lossy().into_owned();
+    }
+    for path in direct_files(dir)? {
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if !name.ends_with(".json") {
             continue;
         }
-        let path = item.path();
-        let text = fs_err::read(&path).map_err(|e| io_error("read the record", &path, e))?;
-        let record: Record = match serde_json::from_slice(&text) {
+        let record = manage::read_record(&path);
+        let record = match record {
             Ok(record) => record,
-            Err(e) => {
+            Err(reason) => {
                 tracing::warn!(
-                    "skipping the unreadable cache record `{}`: {e}",
+                    "skipping the cache record `{}`: {reason} (`mdbook-imagegen verify` explains, `verify --fix` removes it)",
                     path.display()
                 );
                 continue;
             }
         };
-        if record.format != CACHE_VERSION
-            || CacheKey::from_hex(&record.key).is_none()
-            || !is_hash(&record.master)
-            || !is_image_type(&record.media_type)
-        {
-            continue;
-        }
         let extension = extension_of(&record.media_type).to_owned();
         let entry = Entry {
             master: record.master,
@@ -428,6 +450,58 @@ fn read_shard(
         }
     }
     Ok(winners)
+}
+
+/// What makes a cache unsafe to use, if anything: its directory, or one of the directories and
+/// files of its layout, is a symbolic link or not the kind of file it should be. A pull request
+/// could add such a link to make builds write, and `gc` delete, somewhere else.
+fn layout_problem(root: &Path) -> Option<String> {
+    const DIRS: [&str; 10] = [
+        "",
+        "masters",
+        "records",
+        "tuned",
+        "tmp",
+        "local",
+        "local/masters",
+        "local/records",
+        "local/pending",
+        "local/public",
+    ];
+    const FILES: [&str; 2] = ["index.redb", ".gitignore"];
+    let kinds = DIRS
+        .iter()
+        .map(|d| (d, true))
+        .chain(FILES.iter().map(|f| (f, false)));
+    for (relative, is_dir) in kinds {
+        let path = if relative.is_empty() {
+            root.to_owned()
+        } else {
+            root.join(relative)
+        };
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let kind = meta.file_type();
+        let expected = if is_dir {
+            kind.is_dir()
+        } else {
+            kind.is_file()
+        };
+        if kind.is_symlink() || !expected {
+            return Some(format!(
+                "`{}` is {}; mdbook-imagegen never follows links out of its cache; replace it with a {}",
+                path.display(),
+                if kind.is_symlink() {
+                    "a symbolic link"
+                } else {
+                    "not the kind of file the cache keeps there"
+                },
+                if is_dir { "directory" } else { "regular file" }
+            ));
+        }
+    }
+    None
 }
 
 /// A record's file name: its key, the start of its master's hash, and a nonce, so that no two

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::CACHE_VERSION;
+
 /// One generated image, as committed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -66,11 +68,94 @@ fn one() -> u32 {
     1
 }
 
+/// The largest record file read; a record with the longest prompt an API takes is well under it.
+pub(crate) const MAX_RECORD_BYTES: u64 = 256 << 10;
+
+/// The longest text field a record may hold (a prompt, a revised prompt).
+const MAX_TEXT_CHARS: usize = 64 << 10;
+
 impl Record {
+    /// Reads a record under the build's rules: JSON of this cache format whose key is 64 hex
+    /// digits and starts its file's name, naming a master by its 64-hex hash and a known image
+    /// type, of sane dimensions and bounded text. Every reader (builds, the remote cache, the
+    /// team commands, `verify`) applies exactly these, so a crafted record either passes all of
+    /// them or none; the reason says what is wrong.
+    pub(crate) fn parse(bytes: &[u8], file_name: &str) -> Result<Record, String> {
+        if bytes.len() as u64 > MAX_RECORD_BYTES {
+            return Err(format!("{} bytes, more than a record holds", bytes.len()));
+        }
+        let record: Record =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a record: {e}"))?;
+        if record.format != CACHE_VERSION {
+            return Err(format!("written by cache format {}", record.format));
+        }
+        if !super::is_hash(&record.key) {
+            return Err("its key is not 64 hex digits".into());
+        }
+        if !super::is_hash(&record.master) {
+            return Err("its master is not named by a 64-hex hash".into());
+        }
+        if !super::is_image_type(&record.media_type) {
+            return Err(format!(
+                "its master's type `{}` is not png, jpeg or webp",
+                crate::outside::for_terminal(&record.media_type)
+            ));
+        }
+        if !is_name_of(file_name, &record.key, &record.master) {
+            return Err(
+                "its file name does not start with its key and its master's hash (moved, renamed or crafted)".into(),
+            );
+        }
+        let side = 1..=crate::provider::MAX_SIDE;
+        if !side.contains(&record.width) || !side.contains(&record.height) {
+            return Err(format!(
+                "its master's size {}x{} is out of range",
+                record.width, record.height
+            ));
+        }
+        let texts = [
+            Some(&record.prompt),
+            record.negative.as_ref(),
+            record.revised_prompt.as_ref(),
+            Some(&record.model),
+            Some(&record.provider),
+            Some(&record.size),
+        ];
+        if texts
+            .into_iter()
+            .flatten()
+            .any(|t| t.chars().count() > MAX_TEXT_CHARS)
+        {
+            return Err("a text field is longer than any provider takes".into());
+        }
+        if !(record.cost_usd.is_finite() && record.cost_usd >= 0.0) {
+            return Err("its cost is not an amount".into());
+        }
+        Ok(record)
+    }
+
     /// The record as pretty JSON with a final newline, one field per line for readable diffs.
     pub(crate) fn to_json(&self) -> Vec<u8> {
         let mut text = serde_json::to_vec_pretty(self).expect("a record always serialises");
         text.push(b'\n');
         text
     }
+}
+
+/// Whether `name` is the file name of a record of `key` whose master is `master`:
+/// `{key}-{first 16 digits of master}-{8 hex digits}.json`.
+pub(crate) fn is_name_of(name: &str, key: &str, master: &str) -> bool {
+    is_record_name(name) && name[..64] == *key && name[65..81] == master[..16]
+}
+
+/// Whether `name` has the shape of a record's file name (see [`is_name_of`]).
+pub(crate) fn is_record_name(name: &str) -> bool {
+    let hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    name.len() == 64 + 1 + 16 + 1 + 8 + 5
+        && name.ends_with(".json")
+        && name.as_bytes()[64] == b'-'
+        && name.as_bytes()[81] == b'-'
+        && hex(&name[..64])
+        && hex(&name[65..81])
+        && hex(&name[82..90])
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use super::record::Record;
 use super::{Cache, Entry, Tier, io_error, record_name_key};
 use crate::error::Result;
-use crate::plan::{CACHE_VERSION, CacheKey};
+use crate::plan::CacheKey;
 use crate::storage::{self, Object, Remote, Uploaded, paths};
 
 /// A record found in the remote, parsed.
@@ -125,13 +125,8 @@ impl Cache {
         let mut out: BTreeMap<CacheKey, Vec<Candidate>> = BTreeMap::new();
         for ((key, name), bytes) in names.into_iter().zip(texts) {
             let Some(bytes) = bytes else { continue };
-            match serde_json::from_slice::<Record>(&bytes) {
-                Ok(record)
-                    if record.format == CACHE_VERSION
-                        && record.key == key.to_hex()
-                        && super::is_hash(&record.master)
-                        && super::is_image_type(&record.media_type) =>
-                {
+            match Record::parse(&bytes, &name) {
+                Ok(record) if record.key == key.to_hex() => {
                     out.entry(key).or_default().push(Candidate {
                         name,
                         bytes,
@@ -162,11 +157,11 @@ impl Cache {
             created_at: record.created_at.clone(),
         };
         let master_path = self.master_path(Tier::Committed, &entry);
-        if !master_path.exists() {
+        if !Cache::has_file(&master_path) {
             self.write_atomic(&master_path, master, "write the master")?;
         }
         let record_path = self.record_path(Tier::Committed, &entry);
-        if !record_path.exists() {
+        if !Cache::has_file(&record_path) {
             self.write_atomic(&record_path, &candidate.bytes, "write the record")?;
         }
         let shard = record.key[..2].to_owned();
@@ -209,14 +204,17 @@ impl Cache {
     /// Uploads an entry's master and record (in that order) and clears its journal mark.
     pub(crate) fn upload_entry(&self, remote: &Remote, entry: &Entry) -> Result<Uploaded> {
         let master_path = self.master_path(Tier::Committed, entry);
-        let master = fs_err::read(&master_path).map_err(|e| io_error("read", &master_path, e))?;
+        let master =
+            crate::files::read_regular(&master_path, crate::provider::MAX_MASTER_BYTES as u64)
+                .map_err(|e| io_error("read", &master_path, e))?;
         let mut uploaded = remote.upload(&[Object {
             path: paths::master(&entry.master, &entry.extension),
             content_type: storage::content_type(&entry.extension),
             bytes: master,
         }])?;
         let record_path = self.record_path(Tier::Committed, entry);
-        let record = fs_err::read(&record_path).map_err(|e| io_error("read", &record_path, e))?;
+        let record = crate::files::read_regular(&record_path, super::record::MAX_RECORD_BYTES)
+            .map_err(|e| io_error("read", &record_path, e))?;
         let more = remote.upload(&[Object {
             path: paths::record(&entry.record),
             content_type: "application/json",
@@ -249,9 +247,7 @@ impl Cache {
                 continue;
             }
             let record_path = self.tier_root(Tier::Committed).join(paths::record(&name));
-            let record = std::fs::read(&record_path)
-                .ok()
-                .and_then(|text| serde_json::from_slice::<Record>(&text).ok());
+            let record = super::read_record(&record_path).ok();
             let Some(record) = record else {
                 // The image was removed since (gc, regenerate): nothing to upload.
                 let _ = std::fs::remove_file(&mark);
@@ -266,7 +262,7 @@ impl Cache {
                 record: name,
                 created_at: record.created_at.clone(),
             };
-            if !self.master_path(Tier::Committed, &entry).exists() {
+            if !Cache::has_file(&self.master_path(Tier::Committed, &entry)) {
                 // Deleted here since (the masters live in the remote now): nothing to upload.
                 let _ = std::fs::remove_file(&mark);
                 continue;
@@ -288,7 +284,7 @@ impl Cache {
     /// Empties the journal of uploads still to do (after `push` uploaded everything).
     pub(crate) fn clear_pending(&self) -> Result<()> {
         for mark in super::direct_files(&self.pending_dir())? {
-            super::remove(&mark)?;
+            super::remove(&self.root, &mark)?;
         }
         Ok(())
     }

@@ -48,7 +48,7 @@ fn reads_every_key_and_accepts_mdbooks_own() {
 #[test]
 fn unknown_keys_list_the_valid_ones() {
     let message = error(json!({ "cache-directory": "x" }));
-    assert!(message.starts_with("in `book.toml`, `preprocessor.imagegen`: unknown field `cache-directory`, expected one of `provider`, `fallback`, `cache-dir`, `assets-dir`"), "{message}");
+    assert!(message.starts_with("in `book.toml`, `preprocessor.imagegen.cache-directory`: unknown field `cache-directory`, expected one of `provider`, `fallback`, `cache-dir`, `assets-dir`"), "{message}");
 }
 
 #[test]
@@ -271,5 +271,101 @@ fn storage_mistakes_say_how_to_fix_them() {
             "{message}\nshould contain: {expected}"
         );
         assert!(!message.contains("secret"), "{message}");
+    }
+}
+
+#[test]
+fn every_error_names_the_full_key() {
+    let cases = [
+        (
+            json!({ "providers": { "oa": { "kind": "openai", "timeout": -1 } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.oa.timeout`: invalid type: integer `-1`, expected a string",
+        ),
+        (
+            json!({ "providers": { "oa": { "model": "x" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.oa`: missing field `kind`",
+        ),
+        (
+            json!({ "providers": { "oa": { "kind": "openai", "tiemout": "1s" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.oa.tiemout`: unknown field `tiemout`, expected one of",
+        ),
+        (
+            json!({ "max-concurrency": -1 }),
+            "in `book.toml`, `preprocessor.imagegen.max-concurrency`: invalid value: integer `-1`, expected usize",
+        ),
+        (
+            json!({ "output": { "widths": [480, "wide"] } }),
+            "in `book.toml`, `preprocessor.imagegen.output.widths[1]`: invalid type: string \"wide\", expected i64",
+        ),
+        // `nan` and `inf` reach a preprocessor as JSON null.
+        (
+            json!({ "max-cost-per-build": null }),
+            "in `book.toml`, `preprocessor.imagegen.max-cost-per-build`: not a number mdbook-imagegen can use",
+        ),
+        (
+            json!({ "providers": { "oa": { "kind": "openai", "price": null } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.oa.price`: not a number",
+        ),
+        (
+            json!({ "timeout": "0s" }),
+            "in `book.toml`, `preprocessor.imagegen.timeout`: `0s` is no time at all",
+        ),
+        (
+            json!({ "providers": { "oa": { "kind": "openai", "timeout": "0ms" } } }),
+            "in `book.toml`, `preprocessor.imagegen.providers.oa.timeout`: `0ms` is no time at all",
+        ),
+        (
+            json!({ "max-retry-wait": "0s" }),
+            "in `book.toml`, `preprocessor.imagegen.max-retry-wait`: `0s` is no time at all",
+        ),
+        (
+            json!({ "max-cost-per-build": -2.0 }),
+            "in `book.toml`, `preprocessor.imagegen.max-cost-per-build`: -2 is not an amount",
+        ),
+        (
+            json!({ "cache-dir": "../elsewhere" }),
+            "in `book.toml`, `preprocessor.imagegen.cache-dir`: `../elsewhere` is not a directory inside the book",
+        ),
+        (
+            json!({ "cache-dir": "/tmp/cache" }),
+            "in `book.toml`, `preprocessor.imagegen.cache-dir`: `/tmp/cache` is not a directory inside the book",
+        ),
+        (
+            json!({ "cache-dir": "a/../.." }),
+            "in `book.toml`, `preprocessor.imagegen.cache-dir`: `a/../..` is not a directory inside the book",
+        ),
+        (
+            json!({ "cache-dir": "." }),
+            "in `book.toml`, `preprocessor.imagegen.cache-dir`: `.` is not a directory inside the book",
+        ),
+    ];
+    for (table, expected) in cases {
+        let message = error(table.clone());
+        assert!(message.starts_with(expected), "{table}:\n{message}");
+    }
+}
+
+#[test]
+fn the_cache_stays_out_of_the_source_and_build_directories() {
+    let layout = |cache: &str, src: &str, build: &str| {
+        Config::from_table(Some(&json!({ "cache-dir": cache })))
+            .unwrap()
+            .check_layout(src, build)
+            .map_err(|e| e.to_string())
+    };
+    assert!(layout(".imagegen", "src", "book").is_ok());
+    assert!(layout("cache/images", "./src/", "out").is_ok());
+    for (cache, src, build) in [
+        ("book/.imagegen", "src", "book"),
+        ("src/.imagegen", "src", "book"),
+        ("./src/x/../.imagegen", "src", "book"),
+        ("docs", "docs/src", "book"),
+        ("out", "src", "out/html"),
+    ] {
+        let message = layout(cache, src, build).unwrap_err();
+        assert!(
+            message.contains("overlaps the book's"),
+            "{cache}: {message}"
+        );
     }
 }

@@ -171,6 +171,33 @@ pub(crate) fn tuned_name(hash: &str, output: &Output) -> Option<String> {
     Some(format!("{}-{}.json", &hash[..16], &spec.to_hex()[..8]))
 }
 
+/// The master a tuned-qualities file belongs to (the first 16 hex digits of its hash), when
+/// the name is one [`tuned_name`] gives.
+pub(crate) fn tuned_master_prefix(name: &str) -> Option<&str> {
+    let stem = name.strip_suffix(".json")?;
+    let (master, spec) = stem.split_once('-')?;
+    (is_hex(master, 16) && is_hex(spec, 8)).then_some(master)
+}
+
+/// The master a web file was made from (the first 16 hex digits of its hash), when the name
+/// is one [`derive`] gives: `<master16>-<width>w-<id8>.<ext>` or `<master16>-thumb<side>-<id8>.<ext>`.
+pub(crate) fn asset_master_prefix(name: &str) -> Option<&str> {
+    let (stem, extension) = name.rsplit_once('.')?;
+    if !matches!(extension, "webp" | "avif" | "jpg" | "png") {
+        return None;
+    }
+    let mut parts = stem.split('-');
+    let (master, size, id) = (parts.next()?, parts.next()?, parts.next()?);
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let size_ok = size.strip_suffix('w').is_some_and(number)
+        || size.strip_prefix("thumb").is_some_and(number);
+    (parts.next().is_none() && is_hex(master, 16) && size_ok && is_hex(id, 8)).then_some(master)
+}
+
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The widths a master is made at: the configured widths it can fill, plus its own width when
 /// some configured width is wider (a master is never upscaled).
 pub(crate) fn plan_widths(master_width: u32, widths: &[u32]) -> Vec<u32> {

@@ -223,3 +223,84 @@ fn edit_distance_counts_edits() {
     assert_eq!(edit_distance("", "abc"), 3);
     assert_eq!(edit_distance("seed", "seed"), 0);
 }
+
+#[test]
+fn control_characters_are_refused_with_the_directive() {
+    for (text, says) in [
+        (
+            "```image-prompt alt=\"A\u{1b}[2Jcat\"\nA cat\n```\n",
+            "U+001B",
+        ),
+        ("```image-prompt caption=\"x\u{7}\"\nA cat\n```\n", "U+0007"),
+        ("```image-prompt alt=\"a\u{202e}b\"\nA cat\n```\n", "U+202E"),
+        ("```image-prompt\nA cat\u{0}\n```\n", "U+0000"),
+        ("```image-prompt\nA \u{85}cat\n```\n", "U+0085"),
+    ] {
+        let message = problem(text);
+        assert!(message.contains(says), "{text:?}: {message}");
+        assert!(message.contains("control character"), "{message}");
+    }
+    // Tabs and line breaks are white space, not controls.
+    assert_eq!(
+        one("```image-prompt\talt=\"x\"\nA\tcat\r\non a mat\n```\n").prompt,
+        "A cat on a mat"
+    );
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Chapters made of directive-like pieces and noise.
+    fn chapter() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("```image-prompt ".to_owned()),
+            Just("```\n".to_owned()),
+            Just("~~~image-prompt\n".to_owned()),
+            Just("> ".to_owned()),
+            Just("- ".to_owned()),
+            Just("    ".to_owned()),
+            Just("\n".to_owned()),
+            Just("alt=\"".to_owned()),
+            Just("size=1024x768 ".to_owned()),
+            "[a-z =\"'\\\\\u{1b}é\t\r]{0,12}",
+        ];
+        proptest::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Parsing never panics, every span lies on character boundaries inside the chapter,
+        /// spans never overlap, and every directive's attributes are free of control
+        /// characters.
+        #[test]
+        fn parsing_never_fails_and_spans_hold(text in chapter()) {
+            let (directives, problems) = parse_str(&text);
+            let mut spans: Vec<_> = directives
+                .iter()
+                .map(|d| d.span.clone())
+                .chain(problems.iter().map(|p| p.span.clone()))
+                .collect();
+            spans.sort_by_key(|s| s.start);
+            for pair in spans.windows(2) {
+                prop_assert!(pair[0].end <= pair[1].start);
+            }
+            for span in &spans {
+                prop_assert!(text.get(span.clone()).is_some());
+            }
+            for d in &directives {
+                for value in [&d.attrs.alt, &d.attrs.caption].into_iter().flatten() {
+                    prop_assert!(!value.chars().any(crate::outside::is_hidden));
+                }
+                prop_assert!(!d.prompt.chars().any(crate::outside::is_hidden));
+            }
+        }
+
+        /// Any info string: attributes are read or refused with a message, never a panic.
+        #[test]
+        fn any_info_string_is_read_or_refused(info in "\\PC{0,80}") {
+            let _ = parse_attrs(&info);
+        }
+    }
+}

@@ -107,7 +107,7 @@ fn error_figures_show_location_and_message() {
     assert!(html.contains("<code>src/a.md:3</code><br>bad &lt;size&gt;"));
     assert_eq!(
         error_markdown("src/a.md:3", "bad"),
-        "**Image not generated (src/a.md:3): bad**"
+        "**Image not generated \\(src/a.md:3\\): bad**"
     );
 }
 

@@ -59,6 +59,7 @@ fn run_all(config: &Config, jobs: &[Chain]) -> Vec<(usize, Result<String, String
         root: Path::new("."),
         sleep: &|_| {},
         var: &|_| Some("k".into()),
+        secrets: &crate::outside::Secrets::default(),
     };
     let mut progress = Progress::start(0, config.max_concurrency);
     run(

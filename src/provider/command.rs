@@ -6,7 +6,7 @@
 //! error that quotes the end of its stderr; exit status 75 (`EX_TEMPFAIL`) asks for a retry.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -124,7 +124,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
                 if tail.is_empty() {
                     " and printed nothing on stderr".to_owned()
                 } else {
-                    format!("; its stderr ends with:\n{tail}")
+                    format!("; its stderr ends with: {tail}")
                 }
             ),
         ));
@@ -132,7 +132,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
 
     let bytes = if super::inspect(&stdout).is_ok() {
         stdout
-    } else if output.is_file() {
+    } else if crate::files::is_regular(&output) {
         read_file(&output)?
     } else {
         let text = String::from_utf8_lossy(&stdout);
@@ -144,8 +144,15 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
                 ),
             ));
         };
-        let path = call.root.join(PathBuf::from(line));
-        if !path.is_file() {
+        let Some(path) = printed_path(call.root, scratch.path(), line) else {
+            return Err(Fault::new(
+                FaultKind::BadImage,
+                format!(
+                    "`{program}` printed `{line}`, a path outside the book; write the image to $IMAGEGEN_OUTPUT (or inside the book) instead"
+                ),
+            ));
+        };
+        if !crate::files::is_regular(&path) {
             return Err(Fault::new(
                 FaultKind::BadImage,
                 format!(
@@ -162,15 +169,23 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     })
 }
 
-fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Fault> {
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if size > MAX_MASTER_BYTES as u64 {
-        return Err(Fault::new(
-            FaultKind::BadImage,
-            format!("the image file is {} MB, over the limit", size >> 20),
-        ));
+/// Where a path a program printed points, if that is inside the book or the scratch directory
+/// (the tool reads nothing outside the book).
+fn printed_path(root: &Path, scratch: &Path, line: &str) -> Option<PathBuf> {
+    let printed = Path::new(line);
+    if !printed.is_absolute() {
+        return crate::files::join_inside(root, printed);
     }
-    std::fs::read(path).map_err(|e| {
+    [root, scratch].into_iter().find_map(|base| {
+        let below = printed.strip_prefix(base).ok()?;
+        crate::files::join_inside(base, below)
+    })
+}
+
+/// Reads an image file the program wrote: a regular file (not a link, a FIFO or a device)
+/// under the size limit.
+fn read_file(path: &Path) -> Result<Vec<u8>, Fault> {
+    crate::files::read_regular(path, MAX_MASTER_BYTES as u64).map_err(|e| {
         Fault::new(
             FaultKind::BadImage,
             format!("cannot read the image `{}`: {e}", path.display()),
@@ -205,9 +220,11 @@ fn tail(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = lines.len().saturating_sub(10);
+    // One line (the message goes into a figure); the provider edge redacts secrets from it
+    // and caps it.
     lines[start..]
         .iter()
-        .map(|l| format!("    {}", l.chars().take(300).collect::<String>()))
+        .map(|l| l.trim())
         .collect::<Vec<_>>()
-        .join("\n")
+        .join(" | ")
 }

@@ -237,18 +237,24 @@ fn shorten(url: &str) -> String {
 }
 
 /// The start of a body, for messages: text as it is, anything else described by its size.
+///
+/// Only a generous first part is kept: the message is cut to its shown length later, after the
+/// build's secrets are redacted from it (see `outside`), so a key near the cut is never split.
 pub(crate) fn snippet(body: &[u8]) -> String {
-    match std::str::from_utf8(body) {
-        Ok(text) if !text.trim().is_empty() => {
-            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            if text.chars().count() > 200 {
-                format!("{}…", text.chars().take(200).collect::<String>())
-            } else {
-                text
-            }
+    const KEPT_BYTES: usize = 16 << 10;
+    let kept = &body[..body.len().min(KEPT_BYTES)];
+    let text = match std::str::from_utf8(kept) {
+        Ok(text) => text,
+        // Cut inside a character: keep what is whole.
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&kept[..e.valid_up_to()]).expect("valid up to there")
         }
-        Ok(_) => "an empty body".to_owned(),
-        Err(_) => format!("{} bytes of binary data", body.len()),
+        Err(_) => return format!("{} bytes of binary data", body.len()),
+    };
+    if text.trim().is_empty() {
+        "an empty body".to_owned()
+    } else {
+        text.to_owned()
     }
 }
 

@@ -21,6 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Profile, ProviderKind};
+use crate::outside::{self, Secrets};
 use crate::plan::Request;
 use crate::price;
 
@@ -163,13 +164,20 @@ impl Secret {
     pub(crate) fn expose(&self) -> &str {
         &self.0
     }
+}
 
-    /// Replaces every occurrence of the key in a message.
-    fn redact(&self, message: &str) -> String {
-        if self.0.len() < 4 {
-            return message.to_owned();
+impl Provenance {
+    /// What a provider said about an image, fit to be kept in a committed record: secrets
+    /// redacted, one line, capped.
+    fn cleaned(self, secrets: &Secrets) -> Provenance {
+        let short = |value: Option<String>, max| value.map(|v| secrets.clean(&v, max));
+        Provenance {
+            seed: self.seed,
+            revised_prompt: short(self.revised_prompt, outside::KEPT_CHARS),
+            model_version: short(self.model_version, outside::ID_CHARS),
+            request_id: short(self.request_id, outside::ID_CHARS),
+            sent_size: short(self.sent_size, outside::ID_CHARS),
         }
-        message.replace(&self.0, "[redacted]")
     }
 }
 
@@ -198,10 +206,12 @@ pub(crate) struct Env<'a> {
     pub(crate) sleep: &'a (dyn Fn(Duration) + Sync),
     /// Reads an environment variable (tests pass their own keys).
     pub(crate) var: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    /// Every secret of the build, redacted from whatever a provider says.
+    pub(crate) secrets: &'a Secrets,
 }
 
 /// The largest side of a master we accept.
-const MAX_SIDE: u32 = 8192;
+pub(crate) const MAX_SIDE: u32 = 8192;
 
 /// The most memory decoding one master may take.
 const MAX_DECODE_BYTES: u64 = 512 << 20;
@@ -276,12 +286,15 @@ pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failu
         }
         .and_then(|generated| finish(generated, estimate, started, attempt));
         let mut fault = match result {
-            Ok(master) => return Ok(master),
+            Ok(mut master) => {
+                master.provenance = master.provenance.cleaned(env.secrets);
+                return Ok(master);
+            }
             Err(fault) => fault,
         };
-        if let Some(key) = &key {
-            fault.message = key.redact(&fault.message);
-        }
+        // Before anything else is done with the provider's words: its key (and every other
+        // secret) out, one line, capped.
+        fault.message = env.secrets.clean(&fault.message, outside::SHOWN_CHARS);
         let describe = |fault: &Fault, extra: &str| {
             let what = match fault.kind {
                 FaultKind::Refused => "refused the prompt",

@@ -113,11 +113,13 @@ async fn generate(config: Config, request: Request) -> Run {
         let waits = Mutex::new(Vec::new());
         let sleep = |wait| waits.lock().unwrap().push(wait);
         let var = |name: &str| (name == "TEST_KEY").then(|| KEY.to_owned());
+        let secrets = Secrets::of_book(&config, &var);
         let env = Env {
             config: &config,
             root: Path::new("."),
             sleep: &sleep,
             var: &var,
+            secrets: &secrets,
         };
         let result = super::generate(&request, &env);
         Run {
@@ -919,6 +921,7 @@ async fn automatic1111_sends_txt2img_and_reads_the_seed_from_info() {
             root: Path::new("."),
             sleep: &|_| {},
             var: &var,
+            secrets: &Secrets::default(),
         };
         super::generate(&request, &env)
     })
@@ -993,6 +996,7 @@ mod command {
             root: dir,
             sleep: &|_| {},
             var: &|_| None,
+            secrets: &Secrets::default(),
         };
         super::super::generate(&request, &env)
     }
@@ -1029,7 +1033,7 @@ mod command {
             failure.message.contains("exited with exit status: 3")
                 && failure
                     .message
-                    .ends_with("    loading model\n    model my-sd not found"),
+                    .ends_with("its stderr ends with: loading model | model my-sd not found"),
             "{}",
             failure.message
         );

@@ -147,11 +147,13 @@ fn read_only_mode_never_sends_a_write() {
 
 #[test]
 fn messages_lose_secrets_and_query_strings() {
-    let text = "error sending request for url (https://acct.blob.core.windows.net/c/x.png?sv=2021&sig=abc%2F) with key hunter22";
-    let scrubbed = scrub(text, &["hunter22".to_owned()]);
+    let text = "error sending request for url (https://acct.blob.core.windows.net/c/x.png?sv=2021&sig=abc%2F) with key hunter22hunter\n\u{1b}[2J# injected";
+    let mut secrets = crate::outside::Secrets::default();
+    secrets.add("hunter22hunter");
+    let scrubbed = scrub(text, &secrets);
     assert_eq!(
         scrubbed,
-        "error sending request for url (https://acct.blob.core.windows.net/c/x.png?…) with key [redacted]"
+        "error sending request for url (https://acct.blob.core.windows.net/c/x.png?…) with key [redacted] [2J# injected"
     );
 }
 

@@ -7,10 +7,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::Team;
-use crate::cache::{Record, record_name_key};
+use crate::cache::Record;
 use crate::config::Mode;
 use crate::error::{Error, Result};
-use crate::plan::CACHE_VERSION;
 use crate::storage::{self, Listed, Object, Remote, paths};
 
 /// What `push` did.
@@ -142,7 +141,7 @@ impl Team {
                     // Its master is nowhere: a record alone would only mislead other machines.
                     continue;
                 }
-                let bytes = fs_err::read(path).map_err(|e| Error::Io {
+                let bytes = crate::files::read_regular(path, PUSH_CAP).map_err(|e| Error::Io {
                     action: "read",
                     path: path.clone(),
                     source: e,
@@ -212,21 +211,12 @@ impl Team {
                     let extension = crate::cache::extension_of(value.get("media-type")?.as_str()?);
                     crate::cache::is_hash(hash).then(|| paths::master(hash, extension))
                 });
+                // The rules every build reads a record by.
                 let record = text
                     .ok_or_else(|| "vanished while read".to_owned())
                     .and_then(|t| {
-                        serde_json::from_slice::<Record>(&t)
-                            .map_err(|e| format!("not a record: {e}"))
-                    })
-                    .and_then(|r| {
                         let name = listed.path.rsplit('/').next().unwrap_or_default();
-                        if r.format != CACHE_VERSION {
-                            Err(format!("written by cache format {}", r.format))
-                        } else if record_name_key(name) != Some(r.key.as_str()) {
-                            Err("its name does not start with its key".to_owned())
-                        } else {
-                            Ok(r)
-                        }
+                        Record::parse(&t, name)
                     });
                 (listed, record, master)
             })
@@ -397,10 +387,12 @@ impl Team {
     }
 }
 
+/// The largest file `push` uploads: a master at its limit.
+const PUSH_CAP: u64 = crate::provider::MAX_MASTER_BYTES as u64;
+
 /// The object path of the master a local record file names.
 fn master_named(record: &std::path::Path) -> Option<String> {
-    let text = std::fs::read(record).ok()?;
-    let record: Record = serde_json::from_slice(&text).ok()?;
+    let record = crate::cache::read_record(record).ok()?;
     Some(paths::master(
         &record.master,
         crate::cache::extension_of(&record.media_type),

@@ -1,0 +1,279 @@
+//! Text from outside, made safe to show.
+//!
+//! A provider's answers and errors, a `command` program's stderr, a remote store's errors and
+//! the files of a book's repository are written by someone else, and may be written to attack:
+//! to leak a key, to break out of a figure into the page, to hide text in a terminal. Whatever
+//! of them reaches a page, a record, a log line or the terminal passes through here first:
+//!
+//! 1. every secret this build knows is redacted, before anything else is done to the text (so
+//!    that a cut never leaves half a key behind);
+//! 2. control characters, line and paragraph separators and bidirectional overrides become
+//!    spaces, and runs of white space fold to one: the text is one line;
+//! 3. it is capped in length.
+//!
+//! HTML escaping is left to where the text lands (`figure`); this module only decides what the
+//! text may say. No I/O: the environment comes in as a function.
+
+use std::borrow::Cow;
+
+use crate::config::Config;
+
+/// The most characters of outside text in a message, a figure or a log line.
+pub(crate) const SHOWN_CHARS: usize = 300;
+
+/// The most characters kept of a provider's metadata in a record (a revised prompt).
+pub(crate) const KEPT_CHARS: usize = 4000;
+
+/// The most characters kept of a short provider value in a record (an id, a model version).
+pub(crate) const ID_CHARS: usize = 200;
+
+/// Secrets shorter than this are not redacted: they would blank out ordinary words, and no
+/// provider issues keys that short.
+const MIN_SECRET_CHARS: usize = 8;
+
+/// Environment variables that hold secrets whatever the book says: the providers' usual key
+/// variables and the object stores' credentials.
+pub(crate) const WELL_KNOWN: &[&str] = &[
+    "OPENAI_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "STABILITY_API_KEY",
+    "BFL_API_KEY",
+    "OPENROUTER_API_KEY",
+    "RECRAFT_API_KEY",
+    "REPLICATE_API_TOKEN",
+    "FAL_KEY",
+    "TOGETHER_API_KEY",
+    "HF_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_CLIENT_SECRET",
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
+];
+
+/// The secret values one build knows, longest first (so that a key that contains another is
+/// redacted whole).
+#[derive(Clone, Default)]
+pub(crate) struct Secrets {
+    values: Vec<String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} values)", self.values.len())
+    }
+}
+
+impl Secrets {
+    /// Every profile's key variables and the well-known ones, read through `var`.
+    pub(crate) fn of_book(config: &Config, var: &dyn Fn(&str) -> Option<String>) -> Secrets {
+        let names = config
+            .profiles
+            .values()
+            .flat_map(|p| p.api_key_env.iter().map(String::as_str))
+            .chain(WELL_KNOWN.iter().copied());
+        Secrets::of_vars(names, var)
+    }
+
+    /// The values of these variables; each `name=value` part of one (connection strings, SAS
+    /// tokens, which a server may echo one parameter at a time) counts too.
+    pub(crate) fn of_vars<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Secrets {
+        let mut secrets = Secrets::default();
+        for name in names {
+            if let Some(value) = var(name) {
+                secrets.add(&value);
+            }
+        }
+        secrets
+    }
+
+    /// Adds one secret value (and its parts, as above).
+    pub(crate) fn add(&mut self, value: &str) {
+        let value = value.trim();
+        let mut found = vec![value.to_owned()];
+        for part in value.split([';', '&']) {
+            if let Some((_, inner)) = part.split_once('=') {
+                found.push(inner.to_owned());
+            }
+        }
+        for secret in found {
+            // Percent-encoded, as a URL or a form would carry it.
+            let encoded = percent_encode(&secret);
+            for form in [secret, encoded] {
+                if form.chars().count() >= MIN_SECRET_CHARS && !self.values.contains(&form) {
+                    self.values.push(form);
+                }
+            }
+        }
+        self.values.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    /// The text with every secret replaced by `[redacted]`.
+    pub(crate) fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let mut text = Cow::Borrowed(text);
+        for secret in &self.values {
+            if text.contains(secret.as_str()) {
+                text = Cow::Owned(text.replace(secret.as_str(), "[redacted]"));
+            }
+        }
+        text
+    }
+
+    /// Outside text as it may be shown: see [`clean`].
+    pub(crate) fn clean(&self, text: &str, max: usize) -> String {
+        clean(&self.redact(text), max)
+    }
+}
+
+/// Text on one line: control characters, line and paragraph separators and bidirectional
+/// controls become spaces, white space folds to one space, and the result is cut at `max`
+/// characters (with `…`). Redact secrets *before* this (see [`Secrets::clean`]).
+pub(crate) fn clean(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max * 4));
+    let mut shown = 0;
+    let mut pending_space = false;
+    for c in text.chars() {
+        if c.is_whitespace() || is_hidden(c) {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        let extra = usize::from(pending_space);
+        if shown + extra + 1 > max {
+            out.push('…');
+            return out;
+        }
+        if pending_space {
+            out.push(' ');
+            shown += 1;
+            pending_space = false;
+        }
+        out.push(c);
+        shown += 1;
+    }
+    out
+}
+
+/// For the terminal: text that may hold anything (a record from a pull request) on one line,
+/// with control characters shown as escapes (`\u{1b}`) rather than acted on, and capped.
+pub fn for_terminal(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if out.chars().count() >= SHOWN_CHARS {
+            out.push('…');
+            break;
+        }
+        if is_hidden(c) || (c.is_whitespace() && c != ' ') {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Characters that act rather than show: C0 and C1 controls, line and paragraph separators,
+/// and the bidirectional embeddings, overrides and isolates that reorder what follows.
+pub(crate) fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn secrets(values: &[&str]) -> Secrets {
+        let mut secrets = Secrets::default();
+        for value in values {
+            secrets.add(value);
+        }
+        secrets
+    }
+
+    #[test]
+    fn text_becomes_one_capped_line() {
+        let hostile = "bad request\n\n[click](javascript:alert(1))\n\n# Heading\r\u{1b}[31mred\u{7}\u{2028}x\u{202E}y";
+        let clean = clean(hostile, SHOWN_CHARS);
+        assert_eq!(
+            clean,
+            "bad request [click](javascript:alert(1)) # Heading [31mred x y"
+        );
+        let long = "word ".repeat(10_000);
+        let cut = super::clean(&long, 20);
+        assert!(cut.chars().count() <= 21);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn secrets_are_redacted_before_the_cut() {
+        let key = format!("sk-proj-{}", "A1b2".repeat(40));
+        let secrets = secrets(&[&key]);
+        // The key straddles the cut: none of it may remain.
+        let text = format!("{}{key} and more", "x".repeat(SHOWN_CHARS - 20));
+        let shown = secrets.clean(&text, SHOWN_CHARS);
+        assert!(!shown.contains("sk-proj-"), "{shown}");
+        // Inside a connection string, each value counts, and so does its URL-encoded form.
+        let secrets =
+            secrets_for("AccountName=dev;AccountKey=Zm9vYmFyYmF6cXV4/+=;EndpointSuffix=x");
+        assert_eq!(
+            secrets.redact("key Zm9vYmFyYmF6cXV4/+= and Zm9vYmFyYmF6cXV4%2F%2B%3D"),
+            "key [redacted] and [redacted]"
+        );
+        // Short values are not secrets worth blanking words for.
+        assert_eq!(secrets.redact("dev x"), "dev x");
+    }
+
+    fn secrets_for(value: &str) -> Secrets {
+        Secrets::of_vars(["AZURE_STORAGE_CONNECTION_STRING"], &|name| {
+            (name == "AZURE_STORAGE_CONNECTION_STRING").then(|| value.to_owned())
+        })
+    }
+
+    #[test]
+    fn terminal_text_shows_escapes() {
+        assert_eq!(for_terminal("a\u{1b}[2Jb\nc"), "a\\u{1b}[2Jb\\u{a}c");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever surrounds a key and wherever the cut falls, nothing of the key survives,
+        /// and the text is one line within the cap. The surroundings share no character with
+        /// keys, so any eight key characters in the output would have come from the key.
+        #[test]
+        fn no_key_survives(
+            before in "[ !?.,:;()\\[\\]\n\t\u{1b}\u{2028}\u{202e}é漢]{0,400}",
+            after in "[ !?.,:;()\\[\\]\n\t\u{1b}\u{2028}\u{202e}é漢]{0,400}",
+            key in "[A-Za-z0-9_-]{16,120}",
+            max in 1usize..600,
+        ) {
+            let secrets = secrets(&[&key]);
+            let shown = secrets.clean(&format!("{before}{key}{after}"), max);
+            prop_assert!(shown.chars().count() <= max + 1);
+            prop_assert!(!shown.chars().any(|c| is_hidden(c) || c == '\n'));
+            if &key[..8] != "redacted" {
+                prop_assert!(!shown.contains(&key[..8]), "{}", shown);
+            }
+        }
+    }
+}
