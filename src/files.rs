@@ -124,14 +124,14 @@ pub(crate) fn write_atomic(
     Ok(())
 }
 
-/// Removes a regular file below `base`; a link is removed as a link (never followed), and
-/// anything else is refused.
+/// Removes a file below `base`; a link is removed as a link (never followed), and a directory
+/// is refused.
 pub(crate) fn remove_confined(base: &Path, path: &Path) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         check_confined(base, parent)?;
     }
     let meta = std::fs::symlink_metadata(path)?;
-    if !(meta.file_type().is_file() || meta.file_type().is_symlink()) {
+    if meta.is_dir() {
         return Err(not_regular(path, &meta));
     }
     std::fs::remove_file(path)

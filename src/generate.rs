@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use crate::cache::{Entered, Entry, KeyLock, SingleFlight};
 use crate::plan::{CacheKey, Chain, Request};
 use crate::progress::Progress;
 use crate::provider::{self, Env, Failure, Master};
@@ -22,14 +23,31 @@ pub(crate) struct Made<'a> {
     pub(crate) master: Master,
 }
 
+/// What a job got.
+pub(crate) enum Got<'a> {
+    /// This build generated the image.
+    Made(Made<'a>),
+    /// Another build of the book stored it while this one waited: the link and its entry.
+    Found(&'a Request, CacheKey, Entry),
+}
+
+/// How jobs coordinate with other builds of the book: the cache's single flight, and the keys
+/// that must be generated again even when another build stored one (`regenerate`).
+pub(crate) struct Flight<'f> {
+    pub(crate) single: &'f SingleFlight,
+    pub(crate) forced: &'f (dyn Fn(&CacheKey) -> bool + Sync),
+}
+
 /// Generates every job with at most `concurrency` in flight, calling `done` on this thread with
-/// the job's index as each one finishes.
+/// the job's index as each one finishes. Each key's lock (see `cache::SingleFlight`) is held
+/// until `done` has returned, so that the image is stored before another build looks.
 pub(crate) fn run<'a>(
     jobs: &'a [Chain],
     concurrency: usize,
     env: &Env<'_>,
+    flight: Option<&Flight<'_>>,
     progress: &mut Progress,
-    mut done: impl FnMut(usize, Result<Made<'a>, Failure>),
+    mut done: impl FnMut(usize, Result<Got<'a>, Failure>),
 ) {
     let next = AtomicUsize::new(0);
     let in_flight = AtomicUsize::new(0);
@@ -45,9 +63,22 @@ pub(crate) fn run<'a>(
                         break;
                     };
                     in_flight.fetch_add(1, Ordering::Relaxed);
-                    let result = generate_chain(chain, env);
+                    let (result, lock) = match flight {
+                        None => (generate_chain(chain, env).map(Got::Made), None),
+                        Some(flight) => {
+                            match flight.single.enter(chain, (flight.forced)(&chain[0].0)) {
+                                Entered::Found(link, entry) => {
+                                    let (key, request) = &chain[link];
+                                    (Ok(Got::Found(request, *key, entry)), None)
+                                }
+                                Entered::Generate(lock) => {
+                                    (generate_chain(chain, env).map(Got::Made), lock)
+                                }
+                            }
+                        }
+                    };
                     in_flight.fetch_sub(1, Ordering::Relaxed);
-                    if sender.send((i, result)).is_err() {
+                    if sender.send((i, result, lock)).is_err() {
                         break;
                     }
                 }
@@ -56,9 +87,10 @@ pub(crate) fn run<'a>(
         drop(sender);
         loop {
             match receiver.recv_timeout(Duration::from_millis(500)) {
-                Ok((i, result)) => {
+                Ok((i, result, lock)) => {
                     progress.finished(result.is_ok(), in_flight.load(Ordering::Relaxed));
                     done(i, result);
+                    drop::<Option<KeyLock>>(lock);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     progress.tick(in_flight.load(Ordering::Relaxed));

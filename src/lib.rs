@@ -26,6 +26,7 @@ mod figure;
 mod files;
 mod generate;
 mod install;
+mod memory;
 mod models;
 mod outside;
 mod plan;

@@ -10,8 +10,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
-
 use crate::budget;
 use crate::cache::{Cache, Entry, Tier};
 use crate::config::{Config, Mode, OnError};
@@ -19,6 +17,7 @@ use crate::derive::{self, Manifest};
 use crate::directive::{self, Directive};
 use crate::error::{Error, Located, Result};
 use crate::figure::{self, Figure};
+use crate::generate::Got;
 use crate::models::Day;
 use crate::plan::{self, CacheKey, Chain, Request};
 use crate::progress::{Progress, plural};
@@ -570,15 +569,28 @@ impl Run<'_> {
                 secrets: &secrets,
             };
             let mut progress = Progress::start(missing.len(), self.config.max_concurrency);
+            let single = crate::cache::SingleFlight::new(&cache_root, self.flight_wait());
+            let forced = |key: &CacheKey| self.force.contains(key);
+            let flight = crate::generate::Flight {
+                single: &single,
+                forced: &forced,
+            };
             crate::generate::run(
                 &missing,
                 self.config.max_concurrency,
                 &env,
+                Some(&flight),
                 &mut progress,
                 |i, result| {
                     let key = missing_keys[i];
                     let outcome = match result {
-                        Ok(made) => {
+                        Ok(Got::Found(request, link_key, entry)) => {
+                            // Another build of the book stored it while this one waited.
+                            let tier = tier_of(request);
+                            cache.note_changed(tier, link_key);
+                            self.ready(&cache, tier, entry, request)
+                        }
+                        Ok(Got::Made(made)) => {
                             let tier = tier_of(made.request);
                             let mut stored = cache
                                 .store(tier, made.key, made.request, &made.master)
@@ -767,6 +779,21 @@ impl Run<'_> {
         }
         *missing = kept;
         *missing_keys = kept_keys;
+    }
+
+    /// The longest a build waits for another build of the book that generates the same image:
+    /// as long as that build may take for it, every retry included, and a minute more.
+    fn flight_wait(&self) -> Duration {
+        let retry = self.config.retry;
+        let longest = self
+            .config
+            .profiles
+            .values()
+            .filter_map(|p| p.timeout)
+            .max()
+            .unwrap_or(retry.timeout)
+            .max(retry.timeout);
+        (longest + retry.max_wait) * (retry.retries + 1) + Duration::from_secs(60)
     }
 
     /// The base URL figures point at, when the remote cache serves the web files.
@@ -993,6 +1020,8 @@ impl Run<'_> {
             origin: (&'static str, String),
             generated_by_model: bool,
             frame: Option<(u32, u32)>,
+            /// The master's size, for the memory it takes decoded.
+            pixels: (u32, u32),
             /// Where the qualities of a perceptual target are kept: name and path.
             tuned: Option<(String, PathBuf)>,
         }
@@ -1014,6 +1043,7 @@ impl Run<'_> {
                     origin: origin.clone(),
                     generated_by_model: *generated_by_model,
                     frame: *frame,
+                    pixels: (entry.width, entry.height),
                     tuned: derive::tuned_name(&entry.master, &self.config.output)
                         .map(|name| (name.clone(), cache.tuned_path(&name))),
                 });
@@ -1032,40 +1062,41 @@ impl Run<'_> {
             Result<derive::Derived, String>,
             BTreeMap<String, u8>,
         );
-        let results: Vec<Made> = jobs
-            .into_par_iter()
-            .map(|(derivation, job)| {
-                let known: BTreeMap<String, u8> = job
-                    .tuned
-                    .as_ref()
-                    .and_then(|(_, path)| crate::files::read_regular(path, TUNED_CAP).ok())
-                    .and_then(|text| serde_json::from_slice(&text).ok())
-                    .unwrap_or_default();
-                let result = derive_one(&job.master_path, cache_dir, &job.hash, |bytes| {
-                    let source = derive::Source {
-                        bytes,
-                        hash: &job.hash,
-                        origin: derive::Origin {
-                            provider: job.origin.0,
-                            model: &job.origin.1,
-                            generated: job.generated_by_model,
-                        },
-                        frame: job.frame,
-                    };
-                    let derived = derive::derive(&source, output, &known)?;
-                    for (name, bytes) in &derived.files {
-                        let path = dir.join(name);
-                        if crate::files::regular_len(&path) == Some(bytes.len() as u64) {
-                            continue;
-                        }
-                        write_asset(&base, &dir, &path, bytes)
-                            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        let derive_job = |(derivation, job): (String, Job)| -> Made {
+            // Waits while other decoded images take the memory budget (see `memory`).
+            let _memory =
+                crate::memory::reserve(crate::memory::decode_cost(job.pixels.0, job.pixels.1));
+            let known: BTreeMap<String, u8> = job
+                .tuned
+                .as_ref()
+                .and_then(|(_, path)| crate::files::read_regular(path, TUNED_CAP).ok())
+                .and_then(|text| serde_json::from_slice(&text).ok())
+                .unwrap_or_default();
+            let result = derive_one(&job.master_path, cache_dir, &job.hash, |bytes| {
+                let source = derive::Source {
+                    bytes,
+                    hash: &job.hash,
+                    origin: derive::Origin {
+                        provider: job.origin.0,
+                        model: &job.origin.1,
+                        generated: job.generated_by_model,
+                    },
+                    frame: job.frame,
+                };
+                let derived = derive::derive(&source, output, &known)?;
+                for (name, bytes) in &derived.files {
+                    let path = dir.join(name);
+                    if crate::files::regular_len(&path) == Some(bytes.len() as u64) {
+                        continue;
                     }
-                    Ok(derived)
-                });
-                (derivation, job.tuned.map(|(name, _)| name), result, known)
-            })
-            .collect();
+                    write_asset(&base, &dir, &path, bytes)
+                        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+                }
+                Ok(derived)
+            });
+            (derivation, job.tuned.map(|(name, _)| name), result, known)
+        };
+        let results = on_workers(jobs.into_iter().collect(), derive_job);
         let mut made: HashMap<String, Result<Manifest, String>> = HashMap::new();
         for (derivation, tuned_name, result, known) in results {
             let result = result.map(|derived| {
@@ -1277,6 +1308,34 @@ fn strip(page: &Page<'_>) -> (usize, String) {
         page.chapter.ordinal,
         rewrite::splice(page.chapter.content, replacements),
     )
+}
+
+/// Runs `work` on every item, one plain thread per core pulling from one queue, and returns the
+/// results in no set order. Plain threads, not rayon's: a worker may wait for the memory
+/// budget, and a rayon thread waiting could hold up the very work that frees it.
+fn on_workers<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(items.len())
+        .max(1);
+    let queue = std::sync::Mutex::new(items);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let item = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                    let Some(item) = item else { break };
+                    let result = work(item);
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(result);
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Reads a master, checks it against its hash, and derives from it; every failure names the

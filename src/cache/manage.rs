@@ -331,7 +331,8 @@ pub(crate) fn direct_files(dir: &Path) -> Result<Vec<PathBuf>> {
     listing(dir, false)
 }
 
-/// The directories (or the files) in `dir`, sorted; nothing when `dir` is missing.
+/// The directories (or everything else: files, links, FIFOs) in `dir`, sorted; nothing when
+/// `dir` is missing.
 fn listing(dir: &Path, directories: bool) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     match std::fs::read_dir(dir) {
@@ -339,7 +340,9 @@ fn listing(dir: &Path, directories: bool) -> Result<Vec<PathBuf>> {
             for item in items {
                 let item = item.map_err(|e| io_error("read", dir, e))?;
                 let kind = item.file_type().map_err(|e| io_error("read", dir, e))?;
-                if (directories && kind.is_dir()) || (!directories && kind.is_file()) {
+                // Links are listed as files (never followed into), so that readers refuse them
+                // by name and `verify` can report them.
+                if kind.is_dir() == directories {
                     out.push(item.path());
                 }
             }

@@ -16,6 +16,7 @@
 //! record, so a crash leaves at worst an unreferenced master, never a record without its master.
 //! A build that only hits the cache changes no file here.
 
+mod flight;
 mod index;
 mod manage;
 mod record;
@@ -25,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub(crate) use flight::{Entered, KeyLock, SingleFlight};
 pub(crate) use index::Entry;
 use index::{Index, Update};
 pub(crate) use manage::{direct_files, files_two_deep, read_record, remove};
@@ -249,6 +251,15 @@ impl Cache {
         self.write_atomic(&record_path, &record.to_json(), "write the record")?;
         self.written.insert((tier, shard));
         Ok(entry)
+    }
+
+    /// Notes that another process wrote to a key's shard during this build, so that the index
+    /// is refreshed from it at the end.
+    pub(crate) fn note_changed(&mut self, tier: Tier, key: CacheKey) {
+        let shard = key.to_hex()[..2].to_owned();
+        self.stamps.remove(&(tier, shard.clone()));
+        self.scanned.remove(&(tier, shard.clone()));
+        self.written.insert((tier, shard));
     }
 
     /// Removes every record of `key` but `kept`'s, so that the new image wins; their masters

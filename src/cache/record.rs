@@ -145,17 +145,100 @@ impl Record {
 /// Whether `name` is the file name of a record of `key` whose master is `master`:
 /// `{key}-{first 16 digits of master}-{8 hex digits}.json`.
 pub(crate) fn is_name_of(name: &str, key: &str, master: &str) -> bool {
-    is_record_name(name) && name[..64] == *key && name[65..81] == master[..16]
+    is_record_name(name) && name[..64] == *key && master.get(..16) == Some(&name[65..81])
 }
 
 /// Whether `name` has the shape of a record's file name (see [`is_name_of`]).
 pub(crate) fn is_record_name(name: &str) -> bool {
     let hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    name.len() == 64 + 1 + 16 + 1 + 8 + 5
+    name.is_ascii()
+        && name.len() == 64 + 1 + 16 + 1 + 8 + 5
         && name.ends_with(".json")
         && name.as_bytes()[64] == b'-'
         && name.as_bytes()[81] == b'-'
         && hex(&name[..64])
         && hex(&name[65..81])
         && hex(&name[82..90])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEY: &str = "7f3a000000000000000000000000000000000000000000000000000000000001";
+    const MASTER: &str = "ab12000000000000000000000000000000000000000000000000000000000002";
+
+    fn record() -> serde_json::Value {
+        serde_json::json!({
+            "format": CACHE_VERSION, "key": KEY, "provider": "openai", "model": "gpt-image-2",
+            "prompt": "A lighthouse", "size": "1024x1024", "master": MASTER,
+            "media-type": "image/png", "width": 1024, "height": 1024, "bytes": 10,
+            "generation-ms": 1, "cost-usd": 0.05, "created-at": "2026-11-29T10:00:00.000Z"
+        })
+    }
+
+    fn name() -> String {
+        format!("{KEY}-{}-0badc0de.json", &MASTER[..16])
+    }
+
+    #[test]
+    fn a_record_passes_only_every_rule() {
+        let bytes = |v: &serde_json::Value| serde_json::to_vec(v).unwrap();
+        assert!(Record::parse(&bytes(&record()), &name()).is_ok());
+        let broken = [
+            ("master", serde_json::json!("../../../../etc/passwd")),
+            (
+                "master",
+                serde_json::json!(
+                    "AB12000000000000000000000000000000000000000000000000000000000002"
+                ),
+            ),
+            ("key", serde_json::json!("7f3a")),
+            ("media-type", serde_json::json!("image/svg+xml")),
+            ("width", serde_json::json!(0)),
+            ("height", serde_json::json!(100_000)),
+            ("format", serde_json::json!(1)),
+            ("prompt", serde_json::json!("x".repeat(70_000))),
+            ("cost-usd", serde_json::json!(-1.0)),
+        ];
+        for (field, value) in broken {
+            let mut record = record();
+            record[field] = value;
+            assert!(Record::parse(&bytes(&record), &name()).is_err(), "{field}");
+        }
+        // Its name must be its own: under another key, or another master, it is refused.
+        let other = format!("{}-{}-0badc0de.json", MASTER, &MASTER[..16]);
+        assert!(Record::parse(&bytes(&record()), &other).is_err());
+        assert!(Record::parse(&bytes(&record()), "x.json").is_err());
+        assert!(Record::parse(&vec![b' '; 300 << 10], &name()).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Any bytes under any name: refused or accepted, never a panic; and what is accepted
+        /// names its master by a hash, so no path built from it leaves the cache.
+        #[test]
+        fn any_record_file_is_read_or_refused(
+            bytes in proptest::collection::vec(any::<u8>(), 0..400),
+            file in "\\PC{0,100}",
+        ) {
+            if let Ok(record) = Record::parse(&bytes, &file) {
+                prop_assert!(super::super::is_hash(&record.master));
+            }
+        }
+
+        #[test]
+        fn mutated_records_are_read_or_refused(field in 0usize..14, text in "\\PC{0,30}") {
+            let mut value = record();
+            let key = value.as_object().unwrap().keys().nth(field).unwrap().clone();
+            value[&key] = serde_json::Value::from(text);
+            let bytes = serde_json::to_vec(&value).unwrap();
+            if let Ok(record) = Record::parse(&bytes, &name()) {
+                prop_assert!(super::super::is_hash(&record.master));
+                prop_assert_eq!(record.key.as_str(), KEY);
+            }
+        }
+    }
 }

@@ -66,12 +66,16 @@ fn run_all(config: &Config, jobs: &[Chain]) -> Vec<(usize, Result<String, String
         jobs,
         config.max_concurrency,
         &env,
+        None,
         &mut progress,
         |i, result| {
             finished.push((
                 i,
                 result
-                    .map(|made| made.request.profile.clone())
+                    .map(|got| match got {
+                        Got::Made(made) => made.request.profile.clone(),
+                        Got::Found(request, ..) => request.profile.clone(),
+                    })
                     .map_err(|f| f.message),
             ));
         },

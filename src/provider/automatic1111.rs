@@ -58,8 +58,19 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     }
     let url = format!("{}/sdapi/v1/txt2img", call.profile.base_url);
     let reply = call.http.post_json(&url, &headers, &body)?;
+    let sent_size = format!(
+        "{}x{}",
+        round(request.size.width),
+        round(request.size.height)
+    );
+    read(&reply, sent_size)
+}
+
+/// Reads an answer: the first image, and the seed from `info` (JSON inside a string), or the
+/// fault it tells of. Pure: any bytes in, never a panic.
+pub(super) fn read(reply: &Reply, sent_size: String) -> Result<Generated, Fault> {
     if !reply.is_success() {
-        return Err(error(&reply));
+        return Err(error(reply));
     }
     let answer = reply.json()?;
     let image = answer
@@ -92,11 +103,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             request_id: None,
-            sent_size: Some(format!(
-                "{}x{}",
-                round(request.size.width),
-                round(request.size.height)
-            )),
+            sent_size: Some(sent_size),
         },
     })
 }

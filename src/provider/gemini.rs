@@ -68,8 +68,19 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         call.profile.base_url, request.model
     );
     let reply = call.http.post_json(&url, &headers, &body)?;
+    read(&reply, request.seed, sent_size)
+}
+
+/// Reads an answer: the first inline image part that is not a thought, or the fault it tells
+/// of (an error envelope, a refusal in a 200, a text-only answer). Pure: any bytes in, never a
+/// panic.
+pub(super) fn read(
+    reply: &Reply,
+    seed: Option<u64>,
+    sent_size: String,
+) -> Result<Generated, Fault> {
     if !reply.is_success() {
-        return Err(error(&reply));
+        return Err(error(reply));
     }
     let answer = reply.json()?;
     if let Some(reason) = answer
@@ -141,7 +152,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         bytes: decode_base64(data)?,
         cost_usd: None,
         provenance: Provenance {
-            seed: request.seed,
+            seed,
             revised_prompt: None,
             model_version: answer
                 .get("modelVersion")

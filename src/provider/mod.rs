@@ -422,7 +422,10 @@ fn finish(
         format,
         width,
         height,
-        cost_usd: generated.cost_usd.unwrap_or(estimate),
+        cost_usd: generated
+            .cost_usd
+            .filter(|c| c.is_finite() && *c >= 0.0)
+            .unwrap_or(estimate),
         elapsed: started.elapsed(),
         provenance: generated.provenance,
         attempts,
@@ -441,6 +444,8 @@ pub(crate) fn check(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), String> {
         ));
     }
     let (format, width, height) = inspect(bytes)?;
+    // Several images are checked at once: together they stay within the memory budget.
+    let _memory = crate::memory::reserve(crate::memory::decode_cost(width, height));
     let mut reader = image::ImageReader::new(Cursor::new(bytes));
     reader.set_format(match format {
         ImageFormat::Png => image::ImageFormat::Png,

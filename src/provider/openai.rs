@@ -65,9 +65,41 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     }
     let url = format!("{}/images/generations", call.profile.base_url);
     let reply = call.http.post_json(&url, &headers, &body)?;
+    let answer = read(&reply, &request.model, sent_size)?;
+    let bytes = match answer.image {
+        Image::Bytes(bytes) => bytes,
+        Image::Url(url) => call.http.download(&url)?,
+    };
+    Ok(Generated {
+        bytes,
+        cost_usd: answer.cost_usd,
+        provenance: answer.provenance,
+    })
+}
+
+/// An image as an answer carries it.
+#[derive(Debug)]
+pub(super) enum Image {
+    Bytes(Vec<u8>),
+    /// To download at once (DALL·E-style and some compatible servers).
+    Url(String),
+}
+
+/// What an answer says.
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub(super) image: Image,
+    pub(super) cost_usd: Option<f64>,
+    pub(super) provenance: Provenance,
+}
+
+/// Reads an answer: `data[0].b64_json`, `data[0].url` or Ollama's `{"image": …}`, with the
+/// request id, revised prompt and token usage; or the fault the error envelope tells of. Pure:
+/// any bytes in, never a panic.
+pub(super) fn read(reply: &Reply, model: &str, sent_size: String) -> Result<Answer, Fault> {
     let request_id = reply.header("x-request-id").map(str::to_owned);
     if !reply.is_success() {
-        return Err(error(&reply, request_id.as_deref()));
+        return Err(error(reply, request_id.as_deref()));
     }
     let answer = reply.json()?;
     let item = answer
@@ -80,14 +112,14 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
             format!("the answer holds no image: {}", snippet(&reply.body)),
         ));
     };
-    let bytes = match (
+    let image = match (
         item.get("b64_json")
             .or_else(|| item.get("image"))
             .and_then(Value::as_str),
         item.get("url").and_then(Value::as_str),
     ) {
-        (Some(b64), _) => decode_base64(b64)?,
-        (None, Some(url)) => call.http.download(url)?,
+        (Some(b64), _) => Image::Bytes(decode_base64(b64)?),
+        (None, Some(url)) => Image::Url(url.to_owned()),
         (None, None) => {
             return Err(Fault::new(
                 FaultKind::BadImage,
@@ -98,9 +130,9 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
             ));
         }
     };
-    Ok(Generated {
-        bytes,
-        cost_usd: usage_cost(&request.model, answer.get("usage")),
+    Ok(Answer {
+        image,
+        cost_usd: usage_cost(model, answer.get("usage")),
         provenance: Provenance {
             seed: None,
             revised_prompt: item
@@ -127,7 +159,13 @@ fn usage_cost(model: &str, usage: Option<&Value>) -> Option<f64> {
         return None;
     }
     let usage = usage?;
-    let tokens = |field: &str| usage.get(field).and_then(Value::as_f64);
+    // A count no image takes is not believed (an answer could make the cost infinite).
+    let tokens = |field: &str| {
+        usage
+            .get(field)
+            .and_then(Value::as_f64)
+            .filter(|n| (0.0..=1e8).contains(n))
+    };
     let output = tokens("output_tokens")?;
     let input = tokens("input_tokens").unwrap_or(0.0);
     Some((input * 5.0 + output * 30.0) / 1_000_000.0)

@@ -69,8 +69,14 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         call.profile.base_url
     );
     let reply = call.http.post(&url, &headers, &content_type, body)?;
+    read(&reply, aspect_ratio)
+}
+
+/// Reads an answer: the image itself with `finish-reason` and `seed` headers, or JSON with the
+/// same, or the fault it tells of. Pure: any bytes in, never a panic.
+pub(super) fn read(reply: &Reply, aspect_ratio: &str) -> Result<Generated, Fault> {
     if !reply.is_success() {
-        return Err(error(&reply));
+        return Err(error(reply));
     }
     let is_json = reply
         .header("content-type")

@@ -1228,3 +1228,132 @@ async fn the_strict_server_refuses_sizes_out_of_the_rules() {
         );
     }
 }
+
+/// Provider answers are outside input: whatever bytes, status and headers come back, reading
+/// them never panics, and a fault always says something.
+mod answers {
+    use super::*;
+    use proptest::prelude::*;
+    use ureq::http::{HeaderMap, HeaderValue};
+
+    /// JSON shaped like the providers' answers: their keys, nested, with values of any type.
+    fn json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("data"),
+            Just("b64_json"),
+            Just("url"),
+            Just("image"),
+            Just("images"),
+            Just("revised_prompt"),
+            Just("usage"),
+            Just("output_tokens"),
+            Just("input_tokens"),
+            Just("error"),
+            Just("message"),
+            Just("code"),
+            Just("type"),
+            Just("status"),
+            Just("details"),
+            Just("retryDelay"),
+            Just("candidates"),
+            Just("content"),
+            Just("parts"),
+            Just("inlineData"),
+            Just("mimeType"),
+            Just("thought"),
+            Just("text"),
+            Just("finishReason"),
+            Just("promptFeedback"),
+            Just("blockReason"),
+            Just("info"),
+            Just("seed"),
+            Just("finish_reason"),
+            Just("errors"),
+            Just("name"),
+            Just("detail"),
+            Just("modelVersion"),
+            Just("responseId"),
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "\\PC{0,40}".prop_map(Value::from),
+            Just(Value::from("iVBORw0KGgo=")),
+            Just(Value::from("image/png")),
+            Just(Value::from("data:image/png;base64,AAAA")),
+            Just(Value::from("{\"seed\": 5, \"all_seeds\": [1]}")),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(key.clone(), inner, 0..5).prop_map(|map| {
+                    Value::Object(map.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    fn reply() -> impl Strategy<Value = http::Reply> {
+        let status = prop_oneof![
+            Just(200u16),
+            Just(400),
+            Just(401),
+            Just(403),
+            Just(404),
+            Just(429),
+            Just(500),
+            Just(503),
+            100u16..600
+        ];
+        let body = prop_oneof![
+            json().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+            proptest::collection::vec(any::<u8>(), 0..200),
+            Just(png(2, 2)),
+        ];
+        let header = prop_oneof![Just(None), "\\PC{0,20}".prop_map(Some),];
+        (status, body, header).prop_map(|(status, body, value)| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                for name in [
+                    "retry-after",
+                    "retry-after-ms",
+                    "x-request-id",
+                    "finish-reason",
+                    "seed",
+                    "content-type",
+                    "x-should-retry",
+                ] {
+                    headers.insert(name, value.clone());
+                }
+            }
+            http::Reply {
+                status,
+                headers,
+                body,
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn reading_any_answer_never_panics(reply in reply()) {
+            let checks: [Result<(), Fault>; 4] = [
+                openai::read(&reply, "gpt-image-2", "1024x1024".into()).map(|_| ()),
+                gemini::read(&reply, Some(7), "1:1 1K".into()).map(|_| ()),
+                stability::read(&reply, "1:1").map(|_| ()),
+                automatic1111::read(&reply, "1024x1024".into()).map(|_| ()),
+            ];
+            for result in checks {
+                if let Err(fault) = result {
+                    prop_assert!(!fault.message.is_empty());
+                    prop_assert!(fault.retry_after.is_none_or(|w| w < Duration::from_secs(100_000 * 365 * 86_400)));
+                }
+            }
+        }
+    }
+}

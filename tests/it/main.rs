@@ -6,6 +6,7 @@
 mod browser;
 mod build;
 mod commands;
+mod hardening;
 mod models;
 mod protocol;
 mod providers;

@@ -333,6 +333,9 @@ fn two_builds_at_once_both_succeed_with_the_same_pages() {
         );
     }
     assert_eq!(repo.read("out-a/two.html").matches("<figure").count(), 4);
+    // Single flight: each new image was generated once, by one of the two builds, and the
+    // other waited for it (one call for the base image, four for the new ones).
+    assert_eq!(repo.calls(), 5);
     assert!(imagegen(&repo, &["verify"]).status.success());
 }
 
