@@ -4,23 +4,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{BIN, TestBook, mdbook_binary};
+use crate::support::{BIN, TestBook};
 
-/// `mdbook-imagegen <args> --book <the book>`, with `mdbook` on the `PATH`.
 fn imagegen(book: &TestBook, args: &[&str]) -> Output {
-    let bin_dir = mdbook_binary().parent().unwrap().to_owned();
-    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))
-    .unwrap();
-    Command::new(BIN)
-        .args(args)
-        .arg("--book")
-        .arg(book.root())
-        .env("PATH", path)
-        .env_remove("MDBOOK_PREPROCESSOR__IMAGEGEN__COMMAND")
-        .output()
-        .unwrap()
+    book.imagegen(args)
 }
 
 fn plan(book: &TestBook) -> Vec<Value> {

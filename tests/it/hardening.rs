@@ -10,26 +10,13 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{BIN, TestBook, mdbook_binary};
+use crate::support::TestBook;
 
 /// The key the book's profile uses.
 const KEY: &str = "sk-proj-HARDENING-ab12cd34ef56";
 
 /// A second key in the environment, of a profile the build does not call.
 const OTHER_KEY: &str = "AIzaOtherKeyThatMustNeverShow-7788";
-
-fn png() -> String {
-    use base64::Engine as _;
-    let image = image::RgbImage::from_pixel(64, 64, image::Rgb([40, 90, 160]));
-    let mut bytes = Vec::new();
-    image
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
 
 /// The example book with an `openai` profile at `base_url` and `settings` in the main table.
 fn openai_book(base_url: &str, settings: &str) -> TestBook {
@@ -189,7 +176,7 @@ async fn no_secret_reaches_a_page_a_record_or_the_terminal() {
                 .insert_header("x-request-id", format!("req-{KEY}").as_str())
                 .set_body_json(json!({
                     "created": 1,
-                    "data": [{ "b64_json": png(), "revised_prompt": format!("A lighthouse\n{OTHER_KEY}\u{1b}[2J") }],
+                    "data": [{ "b64_json": crate::support::png_base64(64, 64), "revised_prompt": format!("A lighthouse\n{OTHER_KEY}\u{1b}[2J") }],
                     "usage": { "input_tokens": 1e300, "output_tokens": -5 }
                 })),
         )
@@ -296,19 +283,7 @@ mod links {
     }
 
     fn imagegen(book: &TestBook, args: &[&str]) -> Output {
-        let bin_dir = mdbook_binary().parent().unwrap().to_owned();
-        let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        )))
-        .unwrap();
-        std::process::Command::new(BIN)
-            .args(args)
-            .arg("--book")
-            .arg(book.root())
-            .env("PATH", path)
-            .env_remove("MDBOOK_PREPROCESSOR__IMAGEGEN__COMMAND")
-            .output()
-            .unwrap()
+        book.imagegen(args)
     }
 
     /// Links in the cache or the assets directory, committed by a pull request: no build

@@ -5,12 +5,11 @@
 use std::io::Cursor;
 use std::process::Output;
 
-use base64::Engine as _;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{BIN, TestBook, mdbook_binary};
+use crate::support::TestBook;
 
 const KEY: &str = "sk-proj-MODELS-0a1b2c3d4e";
 
@@ -64,18 +63,7 @@ async fn build(book: &TestBook) -> Output {
 
 /// `mdbook-imagegen plan --json` on the book.
 fn plan(book: &TestBook) -> Vec<Value> {
-    let bin_dir = mdbook_binary().parent().unwrap().to_owned();
-    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))
-    .unwrap();
-    let output = std::process::Command::new(BIN)
-        .args(["plan", "--json", "--book"])
-        .arg(book.root())
-        .env("PATH", path)
-        .env_remove("MDBOOK_PREPROCESSOR__IMAGEGEN__COMMAND")
-        .output()
-        .unwrap();
+    let output = book.imagegen(&["plan", "--json"]);
     serde_json::from_slice::<Value>(&output.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)))
         .as_array()
@@ -168,7 +156,7 @@ async fn images_a_retired_model_made_keep_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deprecated_model_is_called_with_one_warning() {
     let server = MockServer::start().await;
-    let image = base64::engine::general_purpose::STANDARD.encode(png_bytes(64, 48));
+    let image = crate::support::png_base64(64, 48);
     Mock::given(method("POST"))
         .and(path("/v1beta/models/gemini-2.5-flash-image:generateContent"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({

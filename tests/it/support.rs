@@ -56,6 +56,23 @@ impl TestBook {
         command
     }
 
+    /// `mdbook-imagegen <args> --book <this book>`, with `mdbook` on the `PATH`.
+    pub(crate) fn imagegen(&self, args: &[&str]) -> Output {
+        let bin_dir = mdbook_binary().parent().unwrap().to_owned();
+        let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )))
+        .unwrap();
+        Command::new(BIN)
+            .args(args)
+            .arg("--book")
+            .arg(self.root())
+            .env("PATH", path)
+            .env_remove("MDBOOK_PREPROCESSOR__IMAGEGEN__COMMAND")
+            .output()
+            .unwrap()
+    }
+
     /// Runs `mdbook build` and returns its output, failing the test if it fails.
     pub(crate) fn build(&self) -> Output {
         let output = self.mdbook(&["build"]).output().unwrap();
@@ -128,4 +145,18 @@ fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) {
             std::fs::copy(&path, &target).unwrap();
         }
     }
+}
+
+/// A small real PNG of one colour, base64-encoded as JSON APIs send images.
+pub(crate) fn png_base64(width: u32, height: u32) -> String {
+    use base64::Engine as _;
+    let image = image::RgbImage::from_pixel(width, height, image::Rgb([60, 110, 170]));
+    let mut bytes = Vec::new();
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
