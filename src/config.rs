@@ -424,6 +424,13 @@ impl Config {
         Ok(())
     }
 
+    /// Every environment variable a profile of the book reads its key from.
+    pub(crate) fn key_vars(&self) -> impl Iterator<Item = &str> {
+        self.profiles
+            .values()
+            .flat_map(|p| p.api_key_env.iter().map(String::as_str))
+    }
+
     /// Resolves a profile name, with a message that lists the defined profiles when it is unknown.
     pub(crate) fn profile(&self, name: &str) -> Result<&Profile, String> {
         self.profiles.get(name).ok_or_else(|| {

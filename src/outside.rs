@@ -16,8 +16,6 @@
 
 use std::borrow::Cow;
 
-use crate::config::Config;
-
 /// The most characters of outside text in a message, a figure or a log line.
 pub(crate) const SHOWN_CHARS: usize = 300;
 
@@ -69,14 +67,13 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    /// Every profile's key variables and the well-known ones, read through `var`.
-    pub(crate) fn of_book(config: &Config, var: &dyn Fn(&str) -> Option<String>) -> Secrets {
-        let names = config
-            .profiles
-            .values()
-            .flat_map(|p| p.api_key_env.iter().map(String::as_str))
-            .chain(WELL_KNOWN.iter().copied());
-        Secrets::of_vars(names, var)
+    /// The values of a book's key variables (every profile's) and of the well-known ones, read
+    /// through `var`.
+    pub(crate) fn of_book<'a>(
+        key_vars: impl IntoIterator<Item = &'a str>,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Secrets {
+        Secrets::of_vars(key_vars.into_iter().chain(WELL_KNOWN.iter().copied()), var)
     }
 
     /// The values of these variables; each `name=value` part of one (connection strings, SAS

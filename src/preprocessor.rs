@@ -560,7 +560,7 @@ impl Run<'_> {
         {
             let sleep = |wait| std::thread::sleep(wait);
             let var = |name: &str| std::env::var(name).ok();
-            let secrets = crate::outside::Secrets::of_book(self.config, &var);
+            let secrets = crate::outside::Secrets::of_book(self.config.key_vars(), &var);
             let env = provider::Env {
                 config: self.config,
                 root: &self.ctx.root,

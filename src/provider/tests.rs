@@ -113,7 +113,7 @@ async fn generate(config: Config, request: Request) -> Run {
         let waits = Mutex::new(Vec::new());
         let sleep = |wait| waits.lock().unwrap().push(wait);
         let var = |name: &str| (name == "TEST_KEY").then(|| KEY.to_owned());
-        let secrets = Secrets::of_book(&config, &var);
+        let secrets = Secrets::of_book(config.key_vars(), &var);
         let env = Env {
             config: &config,
             root: Path::new("."),
