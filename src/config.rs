@@ -389,36 +389,26 @@ impl Config {
     /// outside its source directory (whose files are published) and its build directory
     /// (which every build empties).
     pub(crate) fn check_layout(&self, src: &str, build_dir: &str) -> Result<()> {
-        let fail = |message: String| {
-            Err(Error::Config {
-                key: "preprocessor.imagegen.cache-dir".into(),
-                message,
-            })
-        };
-        let Some(cache) = crate::files::join_inside(Path::new(""), &self.cache_dir) else {
-            return fail(format!(
-                "`{}` leaves the book; use a directory inside it, such as `.imagegen`",
-                self.cache_dir.display()
-            ));
-        };
-        if cache.as_os_str().is_empty() {
-            return fail("the book's root itself cannot be the cache; use a directory inside it, such as `.imagegen`".into());
-        }
+        // Already inside the book and normalized when the table was read.
+        let cache = &self.cache_dir;
         for (name, dir) in [("source", src), ("build", build_dir)] {
             let Some(dir) = crate::files::join_inside(Path::new(""), Path::new(dir)) else {
                 continue;
             };
-            if dir.as_os_str().is_empty() || cache.starts_with(&dir) || dir.starts_with(&cache) {
-                return fail(format!(
-                    "`{}` overlaps the book's {name} directory `{}`, which {}; use a directory of its own, such as `.imagegen`",
-                    cache.display(),
-                    dir.display(),
-                    if name == "source" {
-                        "is published with the book"
-                    } else {
-                        "every build empties"
-                    }
-                ));
+            if dir.as_os_str().is_empty() || cache.starts_with(&dir) || dir.starts_with(cache) {
+                return Err(Error::Config {
+                    key: "preprocessor.imagegen.cache-dir".into(),
+                    message: format!(
+                        "`{}` overlaps the book's {name} directory `{}`, which {}; use a directory of its own, such as `.imagegen`",
+                        cache.display(),
+                        dir.display(),
+                        if name == "source" {
+                            "is published with the book"
+                        } else {
+                            "every build empties"
+                        }
+                    ),
+                });
             }
         }
         Ok(())
@@ -958,17 +948,18 @@ impl TryFrom<RawConfig> for Config {
                 "the path is empty; remove the key to use `.imagegen`".into(),
             ));
         }
-        if crate::files::join_inside(Path::new(""), &cache_dir)
-            .is_none_or(|dir| dir.as_os_str().is_empty())
-        {
-            return Err(config_error(
-                "cache-dir",
-                format!(
-                    "`{}` is not a directory inside the book; use a relative path such as `.imagegen`",
-                    cache_dir.display()
-                ),
-            ));
-        }
+        // Kept normalized (`./a/../b` is `b`), so that it compares with the book's directories.
+        let cache_dir = crate::files::join_inside(Path::new(""), &cache_dir)
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .ok_or_else(|| {
+                config_error(
+                    "cache-dir",
+                    format!(
+                        "`{}` is not a directory inside the book; use a relative path such as `.imagegen`",
+                        cache_dir.display()
+                    ),
+                )
+            })?;
 
         let assets_dir = raw.assets_dir.unwrap_or_else(|| "imagegen".to_owned());
         let assets_dir = assets_dir.trim_matches('/').to_owned();

@@ -47,28 +47,22 @@ pub(crate) fn regular_len(path: &Path) -> Option<u64> {
 /// other than a directory (the last component may be a regular file). `path` must lie under
 /// `base`, lexically.
 pub(crate) fn check_confined(base: &Path, path: &Path) -> io::Result<()> {
+    let denied = |message: String| Err(io::Error::new(io::ErrorKind::PermissionDenied, message));
+    let outside = || {
+        denied(format!(
+            "`{}` leaves `{}`; nothing is written or removed there",
+            path.display(),
+            base.display()
+        ))
+    };
     let Ok(below) = path.strip_prefix(base) else {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "`{}` lies outside `{}`; nothing is written or removed there",
-                path.display(),
-                base.display()
-            ),
-        ));
+        return outside();
     };
     let mut at = base.to_owned();
     let parts: Vec<Component<'_>> = below.components().collect();
     for (i, part) in parts.iter().enumerate() {
         let Component::Normal(name) = part else {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "`{}` leaves `{}`; nothing is written or removed there",
-                    path.display(),
-                    base.display()
-                ),
-            ));
+            return outside();
         };
         at.push(name);
         let meta = match std::fs::symlink_metadata(&at) {
@@ -79,13 +73,10 @@ pub(crate) fn check_confined(base: &Path, path: &Path) -> io::Result<()> {
         let last = i + 1 == parts.len();
         let kind = meta.file_type();
         if kind.is_symlink() {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "`{}` is a symbolic link; mdbook-imagegen never follows links out of `{}`; replace it with a directory",
-                    at.display(),
-                    base.display()
-                ),
+            return denied(format!(
+                "`{}` is a symbolic link; mdbook-imagegen never follows links out of `{}`; replace it with a directory",
+                at.display(),
+                base.display()
             ));
         }
         if !(kind.is_dir() || (last && kind.is_file())) {

@@ -211,6 +211,20 @@ pub(crate) fn retired(chain: &Chain, config: &Config, day: Day) -> Option<String
     })
 }
 
+/// Warns about each deprecated model of a chain, once per build (`warned` holds what was said).
+pub(crate) fn warn_deprecations(
+    chain: &Chain,
+    config: &Config,
+    day: Day,
+    warned: &mut std::collections::BTreeSet<String>,
+) {
+    for warning in deprecations(chain, config, day) {
+        if warned.insert(warning.clone()) {
+            tracing::warn!("imagegen: {warning}");
+        }
+    }
+}
+
 /// The warnings for a chain's links whose model is deprecated on `day`.
 pub(crate) fn deprecations(chain: &Chain, config: &Config, day: Day) -> Vec<String> {
     chain

@@ -269,11 +269,7 @@ impl Run<'_> {
                     row.message = Some(message);
                     "retired"
                 } else {
-                    for warning in plan::deprecations(&chain, self.config, self.today) {
-                        if warned.insert(warning.clone()) {
-                            tracing::warn!("imagegen: {warning}");
-                        }
-                    }
+                    plan::warn_deprecations(&chain, self.config, self.today, &mut warned);
                     row.cost = self
                         .config
                         .profile(&request.profile)
@@ -769,11 +765,7 @@ impl Run<'_> {
                 outcomes.insert(key, Outcome::Failed(message));
                 continue;
             }
-            for warning in plan::deprecations(&chain, self.config, self.today) {
-                if warned.insert(warning.clone()) {
-                    tracing::warn!("imagegen: {warning}");
-                }
-            }
+            plan::warn_deprecations(&chain, self.config, self.today, &mut warned);
             kept.push(chain);
             kept_keys.push(key);
         }

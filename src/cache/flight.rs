@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Entry, read_shard};
+use super::{Entry, master_file, read_shard};
 use crate::plan::{CacheKey, Chain};
 use crate::provider;
 
@@ -116,15 +116,10 @@ impl SingleFlight {
     fn on_disk(&self, key: CacheKey) -> Option<Entry> {
         let hex = key.to_hex();
         let dir = self.root.join("records").join(&hex[..2]);
-        let masters = self.root.join("masters");
         let winners = read_shard(
             &dir,
             |entry| {
-                crate::files::is_regular(
-                    &masters
-                        .join(&entry.master[..2])
-                        .join(format!("{}.{}", entry.master, entry.extension)),
-                )
+                crate::files::is_regular(&master_file(&self.root, &entry.master, &entry.extension))
             },
             true,
         )

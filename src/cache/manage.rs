@@ -74,11 +74,11 @@ impl Cache {
 
     /// The path of the master a record names.
     pub(crate) fn master_of(&self, tier: Tier, record: &Record) -> PathBuf {
-        let extension = super::extension_of(&record.media_type);
-        self.tier_root(tier)
-            .join("masters")
-            .join(&record.master[..2.min(record.master.len())])
-            .join(format!("{}.{extension}", record.master))
+        super::master_file(
+            &self.tier_root(tier),
+            &record.master,
+            super::extension_of(&record.media_type),
+        )
     }
 
     /// The record file that wins each key, by tier and key: the one every build uses.
@@ -92,7 +92,7 @@ impl Cache {
                 let remote = self.remote_masters && tier == Tier::Committed;
                 let winners = read_shard(
                     &dir,
-                    |entry| remote || Cache::has_file(&self.master_path(tier, entry)),
+                    |entry| remote || crate::files::is_regular(&self.master_path(tier, entry)),
                     self.remote_masters,
                 )?;
                 out.extend(winners.values().map(|entry| dir.join(&entry.record)));
@@ -150,7 +150,7 @@ impl Cache {
                 true,
             ),
             Ok(record)
-                if !(Cache::has_file(&self.master_of(stored.tier, record))
+                if !(crate::files::is_regular(&self.master_of(stored.tier, record))
                     || self.remote_masters && stored.tier == Tier::Committed) =>
             {
                 problem(
@@ -175,7 +175,7 @@ impl Cache {
                 let dir = records.join(&shard);
                 let winners = read_shard(
                     &dir,
-                    |entry| Cache::has_file(&self.master_path(tier, entry)),
+                    |entry| crate::files::is_regular(&self.master_path(tier, entry)),
                     true,
                 )?;
                 let disagrees = winners.iter().any(|(key, entry)| {
@@ -268,10 +268,14 @@ pub(crate) fn read_record(path: &Path) -> std::result::Result<Record, RecordErro
         .to_string_lossy();
     let bytes = crate::files::read_regular(path, super::record::MAX_RECORD_BYTES)
         .map_err(|e| RecordError::Refused(e.to_string()))?;
-    if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
-        return Err(RecordError::Unreadable("not JSON".to_owned()));
-    }
-    let record = Record::parse(&bytes, &name).map_err(RecordError::Refused)?;
+    let record = Record::parse(&bytes, &name).map_err(|reason| {
+        // Only a refused record is looked at twice, to tell a damaged file from a crafted one.
+        if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
+            RecordError::Unreadable("not JSON".to_owned())
+        } else {
+            RecordError::Refused(reason)
+        }
+    })?;
     if !record.key.starts_with(shard.as_ref()) {
         return Err(RecordError::Refused(
             "it is filed under another key's shard".to_owned(),

@@ -177,10 +177,7 @@ impl Cache {
 
     /// The path of an entry's master.
     pub(crate) fn master_path(&self, tier: Tier, entry: &Entry) -> PathBuf {
-        self.tier_root(tier)
-            .join("masters")
-            .join(&entry.master[..2])
-            .join(format!("{}.{}", entry.master, entry.extension))
+        master_file(&self.tier_root(tier), &entry.master, &entry.extension)
     }
 
     /// The path of an entry's record (its name starts with the key, whose first two digits
@@ -243,7 +240,7 @@ impl Cache {
             created_at: record.created_at.clone(),
         };
         let master_path = self.master_path(tier, &entry);
-        if !Cache::has_file(&master_path) {
+        if !crate::files::is_regular(&master_path) {
             self.write_atomic(&master_path, &master.bytes, "write the master")?;
         }
         let shard = record.key[..2].to_owned();
@@ -343,7 +340,7 @@ impl Cache {
             let dir = self.tier_root(tier).join("records").join(shard);
             let entries = read_shard(
                 &dir,
-                |entry| Cache::has_file(&self.master_path(tier, entry)),
+                |entry| crate::files::is_regular(&self.master_path(tier, entry)),
                 self.remote_masters,
             )?;
             self.scanned.insert(id.clone(), (stamp, entries));
@@ -384,11 +381,6 @@ impl Cache {
                 source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, problem.clone()),
             }),
         }
-    }
-
-    /// Whether a master (or any cache file) is there: a regular file, never a link.
-    pub(crate) fn has_file(path: &Path) -> bool {
-        crate::files::is_regular(path)
     }
 }
 
@@ -467,7 +459,7 @@ fn read_shard(
 /// files of its layout, is a symbolic link or not the kind of file it should be. A pull request
 /// could add such a link to make builds write, and `gc` delete, somewhere else.
 fn layout_problem(root: &Path) -> Option<String> {
-    const DIRS: [&str; 10] = [
+    const DIRS: [&str; 11] = [
         "",
         "masters",
         "records",
@@ -478,6 +470,7 @@ fn layout_problem(root: &Path) -> Option<String> {
         "local/records",
         "local/pending",
         "local/public",
+        "local/locks",
     ];
     const FILES: [&str; 2] = ["index.redb", ".gitignore"];
     let kinds = DIRS
@@ -513,6 +506,14 @@ fn layout_problem(root: &Path) -> Option<String> {
         }
     }
     None
+}
+
+/// Where a tier keeps a master: `masters/<first two digits>/<hash>.<extension>`.
+fn master_file(tier_root: &Path, hash: &str, extension: &str) -> PathBuf {
+    tier_root
+        .join("masters")
+        .join(hash.get(..2).unwrap_or(hash))
+        .join(format!("{hash}.{extension}"))
 }
 
 /// A record's file name: its key, the start of its master's hash, and a nonce, so that no two

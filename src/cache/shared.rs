@@ -157,11 +157,11 @@ impl Cache {
             created_at: record.created_at.clone(),
         };
         let master_path = self.master_path(Tier::Committed, &entry);
-        if !Cache::has_file(&master_path) {
+        if !crate::files::is_regular(&master_path) {
             self.write_atomic(&master_path, master, "write the master")?;
         }
         let record_path = self.record_path(Tier::Committed, &entry);
-        if !Cache::has_file(&record_path) {
+        if !crate::files::is_regular(&record_path) {
             self.write_atomic(&record_path, &candidate.bytes, "write the record")?;
         }
         let shard = record.key[..2].to_owned();
@@ -262,7 +262,7 @@ impl Cache {
                 record: name,
                 created_at: record.created_at.clone(),
             };
-            if !Cache::has_file(&self.master_path(Tier::Committed, &entry)) {
+            if !crate::files::is_regular(&self.master_path(Tier::Committed, &entry)) {
                 // Deleted here since (the masters live in the remote now): nothing to upload.
                 let _ = std::fs::remove_file(&mark);
                 continue;
