@@ -5,7 +5,6 @@
 use crate::config::Config;
 use crate::plan::Chain;
 use crate::price;
-use crate::provider;
 
 /// For each chain, in the order given (the book's), `None` when it may be generated, or why it
 /// may not. Generation stops at the first chain over a cap: every later one is over too, so a
@@ -18,7 +17,7 @@ pub(crate) fn apply(chains: &[&Chain], config: &Config) -> Vec<Option<String>> {
     let mut verdicts = Vec::with_capacity(chains.len());
     for chain in chains {
         let (_, request) = &chain[0];
-        if !provider::is_committed(request.kind) {
+        if !request.kind.is_model() {
             verdicts.push(None);
             continue;
         }

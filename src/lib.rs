@@ -38,6 +38,7 @@ mod provider;
 mod rewrite;
 mod storage;
 mod team;
+mod vocab;
 
 pub use config::Config;
 pub use error::{Error, Located, Result};

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::config::{ProviderKind, Size};
+use crate::vocab::{ProviderKind, Size};
 
 /// A calendar day in UTC, comparable, written `YYYY-MM-DD`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -319,18 +319,10 @@ pub(crate) fn openai_model(model: &str) -> OpenAiModel {
     }
 }
 
-/// Every quality a directive or profile may name.
-pub(crate) const QUALITIES: [&str; 6] = ["auto", "low", "medium", "high", "xhigh", "max"];
 
 /// The qualities only the newest OpenAI models accept.
 const EXTENDED_QUALITIES: [&str; 2] = ["xhigh", "max"];
 
-/// The values of `background`.
-pub(crate) const BACKGROUNDS: [&str; 3] = ["transparent", "opaque", "auto"];
-/// The values of `moderation`.
-pub(crate) const MODERATIONS: [&str; 2] = ["low", "auto"];
-/// The values of `output-format`.
-pub(crate) const OUTPUT_FORMATS: [&str; 3] = ["png", "jpeg", "webp"];
 
 /// Checks that a model of `kind` accepts this quality and these settings together, saying which
 /// one to change when it does not. Checked when the book is loaded (the profile's own model) and
@@ -374,6 +366,13 @@ pub(crate) fn check_options(
         }
     }
     Ok(())
+}
+
+/// The size sent to an OpenAI image model: the requested one fitted to the model's rules (any
+/// multiple of 16 within limits for the gpt-image-2 family, else the listed size closest in
+/// shape).
+pub(crate) fn openai_size(model: &str, size: Size) -> Size {
+    fit_size(size, openai_model(model).sizes)
 }
 
 /// The size sent for `requested` under `rules`: for a list, the listed size closest in shape;

@@ -248,7 +248,7 @@ impl Run<'_> {
                 seen.insert(*key, rows.len());
                 let mut cached = false;
                 for (link, (link_key, link_request)) in chain.iter().enumerate() {
-                    if link > 0 && !provider::is_committed(link_request.kind) {
+                    if link > 0 && !link_request.kind.is_model() {
                         continue;
                     }
                     let tier = tier_of(link_request);
@@ -261,7 +261,7 @@ impl Run<'_> {
                 }
                 row.status = if cached {
                     "cached"
-                } else if !provider::needs_network(request.kind) {
+                } else if !request.kind.is_model() {
                     "draw"
                 } else if self.config.offline {
                     "offline"
@@ -354,7 +354,7 @@ enum Outcome {
         tier: Tier,
         /// The provider kind and model that made it, for the provenance metadata.
         origin: (&'static str, String),
-        generated_by_model: bool,
+        by_model: bool,
         /// The shape the figure is cropped to, when the master's is not the requested one.
         frame: Option<(u32, u32)>,
         /// The derivation id of the master under this book's output settings.
@@ -423,7 +423,7 @@ impl Run<'_> {
             // An image made by a fallback profile serves the directive as well as its own,
             // except a placeholder: it only stands in until the directive's provider answers.
             for (link, (link_key, request)) in chain.iter().enumerate() {
-                if link > 0 && !provider::is_committed(request.kind) {
+                if link > 0 && !request.kind.is_model() {
                     continue;
                 }
                 let tier = tier_of(request);
@@ -479,7 +479,7 @@ impl Run<'_> {
                     .iter()
                     .filter(|(key, _)| !self.force.contains(key))
                     .flat_map(|(_, chain)| chain.iter())
-                    .filter(|(_, request)| provider::is_committed(request.kind))
+                    .filter(|(_, request)| request.kind.is_model())
                     .map(|(key, _)| *key)
                     .collect();
                 let fetched = cache.fetch_remote(remote, &wanted)?;
@@ -509,7 +509,7 @@ impl Run<'_> {
             if self.config.offline {
                 let local: Chain = chain
                     .iter()
-                    .filter(|(_, r)| !provider::needs_network(r.kind))
+                    .filter(|(_, r)| !r.kind.is_model())
                     .cloned()
                     .collect();
                 if local.is_empty() {
@@ -842,7 +842,7 @@ impl Run<'_> {
                 match crate::files::read_regular(&dir.join(name), ASSET_CAP) {
                     Ok(bytes) => objects.push(crate::storage::Object {
                         path: crate::storage::paths::asset(name),
-                        content_type: crate::storage::content_type(name),
+                        content_type: crate::vocab::media_type_of(name),
                         bytes,
                     }),
                     Err(e) => {
@@ -966,7 +966,7 @@ impl Run<'_> {
     /// assets directory.
     fn ready(&self, cache: &Cache, tier: Tier, entry: Entry, request: &Request) -> Outcome {
         let origin = (request.kind.as_str(), request.model.clone());
-        let generated_by_model = provider::is_committed(request.kind);
+        let by_model = request.kind.is_model();
         let frame = derive::frame(
             (entry.width, entry.height),
             (request.size.width, request.size.height),
@@ -976,7 +976,7 @@ impl Run<'_> {
             &derive::Origin {
                 provider: origin.0,
                 model: &origin.1,
-                generated: generated_by_model,
+                by_model: by_model,
             },
             frame,
             &self.config.output,
@@ -992,7 +992,7 @@ impl Run<'_> {
             entry,
             tier,
             origin,
-            generated_by_model,
+            by_model,
             frame,
             derivation,
             manifest,
@@ -1010,7 +1010,7 @@ impl Run<'_> {
             master_path: PathBuf,
             hash: String,
             origin: (&'static str, String),
-            generated_by_model: bool,
+            by_model: bool,
             frame: Option<(u32, u32)>,
             /// The master's size, for the memory it takes decoded.
             pixels: (u32, u32),
@@ -1023,7 +1023,7 @@ impl Run<'_> {
                 entry,
                 tier,
                 origin,
-                generated_by_model,
+                by_model,
                 frame,
                 derivation,
                 manifest: None,
@@ -1033,7 +1033,7 @@ impl Run<'_> {
                     master_path: cache.master_path(*tier, entry),
                     hash: entry.master.clone(),
                     origin: origin.clone(),
-                    generated_by_model: *generated_by_model,
+                    by_model: *by_model,
                     frame: *frame,
                     pixels: (entry.width, entry.height),
                     tuned: derive::tuned_name(&entry.master, &self.config.output)
@@ -1071,7 +1071,7 @@ impl Run<'_> {
                     origin: derive::Origin {
                         provider: job.origin.0,
                         model: &job.origin.1,
-                        generated: job.generated_by_model,
+                        by_model: job.by_model,
                     },
                     frame: job.frame,
                 };
@@ -1362,7 +1362,7 @@ fn derive_one(
 }
 
 fn tier_of(request: &Request) -> Tier {
-    if provider::is_committed(request.kind) {
+    if request.kind.is_model() {
         Tier::Committed
     } else {
         Tier::Local

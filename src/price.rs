@@ -41,7 +41,7 @@ fn built_in(kind: ProviderKind, model: &str, request: &Request, quality: &str) -
                 "high" | "xhigh" | "max" => 2,
                 _ => 1,
             };
-            let sent = crate::provider::openai_size(model, request.size);
+            let sent = crate::models::openai_size(model, request.size);
             let table: [(f64, f64); 3] = match model {
                 m if m.starts_with("gpt-image-1-mini") => {
                     [(0.005, 0.006), (0.011, 0.015), (0.036, 0.052)]

@@ -274,7 +274,7 @@ impl Team {
             let origin = derive::Origin {
                 provider: &record.provider,
                 model: &record.model,
-                generated: *tier == cache::Tier::Committed,
+                by_model: *tier == cache::Tier::Committed,
             };
             let frame = record
                 .size

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use super::{Entry, master_file, read_shard};
 use crate::plan::{CacheKey, Chain};
-use crate::provider;
 
 /// How often a waiting build looks at the lock again.
 const POLL: Duration = Duration::from_millis(200);
@@ -53,7 +52,7 @@ impl SingleFlight {
     /// read-only disk, a file system without locks) gives a build without single flight.
     pub(crate) fn enter(&self, chain: &Chain, forced: bool) -> Entered {
         let (key, request) = &chain[0];
-        if !provider::is_committed(request.kind) {
+        if !request.kind.is_model() {
             return Entered::Generate(None);
         }
         let lock = match self.lock(*key) {
@@ -65,7 +64,7 @@ impl SingleFlight {
         };
         if !forced {
             for (link, (link_key, link_request)) in chain.iter().enumerate() {
-                if !provider::is_committed(link_request.kind) {
+                if !link_request.kind.is_model() {
                     continue;
                 }
                 if let Some(entry) = self.on_disk(*link_key) {

@@ -77,7 +77,7 @@ impl Cache {
         super::master_file(
             &self.tier_root(tier),
             &record.master,
-            super::extension_of(&record.media_type),
+            crate::vocab::extension_of(&record.media_type),
         )
     }
 

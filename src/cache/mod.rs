@@ -424,7 +424,7 @@ fn read_shard(
                 continue;
             }
         };
-        let extension = extension_of(&record.media_type).to_owned();
+        let extension = crate::vocab::extension_of(&record.media_type).to_owned();
         let entry = Entry {
             master: record.master,
             extension,
@@ -534,21 +534,6 @@ fn record_name(key: &str, master: &str) -> String {
 /// Whether a text is a blake3 hash as the cache writes it: 64 lowercase hex digits.
 pub(crate) fn is_hash(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// The file extension of a master by its media type, as `store` names it (`jpg` for JPEG).
-pub(crate) fn extension_of(media_type: &str) -> &'static str {
-    match media_type {
-        "image/png" => "png",
-        "image/jpeg" => "jpg",
-        "image/webp" => "webp",
-        _ => "bin",
-    }
-}
-
-/// Whether a record's media type is one the cache stores (its extension names files).
-pub(crate) fn is_image_type(media_type: &str) -> bool {
-    matches!(media_type, "image/png" | "image/jpeg" | "image/webp")
 }
 
 /// The index id under which a derivation published to a store is remembered.

@@ -95,7 +95,7 @@ impl Record {
         if !super::is_hash(&record.master) {
             return Err("its master is not named by a 64-hex hash".into());
         }
-        if !super::is_image_type(&record.media_type) {
+        if !crate::vocab::is_master_type(&record.media_type) {
             return Err(format!(
                 "its master's type `{}` is not png, jpeg or webp",
                 crate::outside::for_terminal(&record.media_type)

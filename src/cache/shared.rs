@@ -16,7 +16,7 @@ use super::record::Record;
 use super::{Cache, Entry, Tier, io_error, record_name_key};
 use crate::error::Result;
 use crate::plan::CacheKey;
-use crate::storage::{self, Object, Remote, Uploaded, paths};
+use crate::storage::{Object, Remote, Uploaded, paths};
 
 /// A record found in the remote, parsed.
 struct Candidate {
@@ -209,7 +209,7 @@ impl Cache {
                 .map_err(|e| io_error("read", &master_path, e))?;
         let mut uploaded = remote.upload(&[Object {
             path: paths::master(&entry.master, &entry.extension),
-            content_type: storage::content_type(&entry.extension),
+            content_type: crate::vocab::media_type_of(&entry.extension),
             bytes: master,
         }])?;
         let record_path = self.record_path(Tier::Committed, entry);
@@ -328,5 +328,5 @@ fn remote_record_names(remote: &Remote, keys: &[CacheKey]) -> Result<Vec<(CacheK
 
 /// A record's master extension.
 fn extension(record: &Record) -> &str {
-    super::extension_of(&record.media_type)
+    crate::vocab::extension_of(&record.media_type)
 }

@@ -27,7 +27,7 @@ pub(crate) struct Origin<'a> {
     pub(crate) provider: &'a str,
     pub(crate) model: &'a str,
     /// Whether a model made it (the placeholder drawing is not AI-generated).
-    pub(crate) generated: bool,
+    pub(crate) by_model: bool,
 }
 
 /// A master to derive from.
@@ -415,7 +415,7 @@ fn file_name(source: &Source<'_>, packet: Option<&str>, task: &Task, quality: u8
 
 /// The XMP packet for a master's derived files, when provenance is on and a model made it.
 fn provenance(origin: &Origin<'_>, output: &Output) -> Option<String> {
-    (output.provenance && origin.generated).then(|| xmp::packet(origin.provider, origin.model))
+    (output.provenance && origin.by_model).then(|| xmp::packet(origin.provider, origin.model))
 }
 
 #[cfg(test)]

@@ -32,12 +32,7 @@ impl Format {
     }
 
     pub(crate) fn media_type(self) -> &'static str {
-        match self {
-            Format::Avif => "image/avif",
-            Format::Webp => "image/webp",
-            Format::Jpeg => "image/jpeg",
-            Format::Png => "image/png",
-        }
+        crate::vocab::media_type_of(self.extension())
     }
 
     fn parse(name: &str) -> Option<Format> {

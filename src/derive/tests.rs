@@ -36,7 +36,7 @@ fn source(bytes: &[u8]) -> Source<'_> {
         origin: Origin {
             provider: "openai",
             model: "gpt-image-1",
-            generated: true,
+            by_model: true,
         },
         frame: None,
     }
@@ -136,7 +136,7 @@ fn every_derived_file_but_avif_says_it_was_made_by_a_model() {
     output.provenance = false;
     let plain = derive(&source(&master), &output, &BTreeMap::new()).unwrap();
     let mut placeholder = source(&master);
-    placeholder.origin.generated = false;
+    placeholder.origin.by_model = false;
     let drawn = derive(&placeholder, &small_output(), &BTreeMap::new()).unwrap();
     for derived in [plain, drawn] {
         for bytes in derived.files.values() {

@@ -13,7 +13,6 @@ mod openai;
 pub(crate) mod placeholder;
 mod stability;
 
-pub(crate) use openai::size_for as openai_size;
 
 use std::fmt;
 use std::io::Cursor;
@@ -86,11 +85,7 @@ impl ImageFormat {
 
     /// The media type.
     pub(crate) fn media_type(self) -> &'static str {
-        match self {
-            ImageFormat::Png => "image/png",
-            ImageFormat::Jpeg => "image/jpeg",
-            ImageFormat::Webp => "image/webp",
-        }
+        crate::vocab::media_type_of(self.extension())
     }
 }
 
@@ -218,17 +213,6 @@ const MAX_DECODE_BYTES: u64 = 512 << 20;
 
 /// The largest master we accept, in bytes.
 pub(crate) const MAX_MASTER_BYTES: usize = 48 << 20;
-
-/// Whether a kind calls out to a provider (and so is refused when `offline = true`).
-pub(crate) fn needs_network(kind: ProviderKind) -> bool {
-    kind != ProviderKind::Placeholder
-}
-
-/// Whether a kind's masters and records are worth committing. Placeholders cost nothing to
-/// draw again, so they stay in the cache's local, git-ignored part.
-pub(crate) fn is_committed(kind: ProviderKind) -> bool {
-    kind != ProviderKind::Placeholder
-}
 
 /// Generates one image with its profile, retrying what is worth retrying, and checks it.
 pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failure> {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::http::{Reply, snippet};
 use super::{Call, Fault, FaultKind, Generated, Provenance, decode_base64};
-use crate::config::{ProviderKind, Size};
+use crate::config::ProviderKind;
 
 pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let request = call.request;
@@ -36,7 +36,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         }
     } else {
         fields.insert("prompt".into(), super::prompt_with_negative(request).into());
-        sent_size = size_for(&request.model, request.size).to_string();
+        sent_size = crate::models::openai_size(&request.model, request.size).to_string();
         fields.insert("size".into(), sent_size.clone().into());
         if request.seed.is_some() {
             tracing::debug!("OpenAI image models take no seed; `seed` only names the cache entry");
@@ -144,13 +144,6 @@ pub(super) fn read(reply: &Reply, model: &str, sent_size: String) -> Result<Answ
             sent_size: Some(sent_size),
         },
     })
-}
-
-/// The size sent to an OpenAI image model: the requested one fitted to the model's rules (any
-/// multiple of 16 within limits for the gpt-image-2 family, else the listed size closest in
-/// shape).
-pub(crate) fn size_for(model: &str, size: Size) -> Size {
-    crate::models::fit_size(size, crate::models::openai_model(model).sizes)
 }
 
 /// The price from `usage`, for the models billed per token.

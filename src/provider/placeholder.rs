@@ -16,7 +16,7 @@ use crate::plan::Request;
 
 /// The model name of this renderer. Change it when the drawing changes, so cached placeholders
 /// are drawn again.
-pub(crate) const MODEL: &str = "placeholder-1";
+pub(crate) use crate::vocab::PLACEHOLDER_MODEL as MODEL;
 
 /// How many lines of the prompt are shown at most.
 const PROMPT_LINES: usize = 4;

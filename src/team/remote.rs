@@ -149,7 +149,7 @@ impl Team {
                 pushed.bytes += bytes.len() as u64;
                 batch.push(Object {
                     path: object.clone(),
-                    content_type: storage::content_type(object),
+                    content_type: crate::vocab::media_type_of(object),
                     bytes,
                 });
             }
@@ -208,7 +208,7 @@ impl Team {
                 let master = text.as_deref().and_then(|t| {
                     let value: serde_json::Value = serde_json::from_slice(t).ok()?;
                     let hash = value.get("master")?.as_str()?;
-                    let extension = crate::cache::extension_of(value.get("media-type")?.as_str()?);
+                    let extension = crate::vocab::extension_of(value.get("media-type")?.as_str()?);
                     crate::cache::is_hash(hash).then(|| paths::master(hash, extension))
                 });
                 // The rules every build reads a record by.
@@ -395,6 +395,6 @@ fn master_named(record: &std::path::Path) -> Option<String> {
     let record = crate::cache::read_record(record).ok()?;
     Some(paths::master(
         &record.master,
-        crate::cache::extension_of(&record.media_type),
+        crate::vocab::extension_of(&record.media_type),
     ))
 }
