@@ -38,6 +38,17 @@ pub fn install(book_toml: &str) -> Result<Installed, String> {
     Ok(Installed::Added(document.to_string()))
 }
 
+/// Writes a `book.toml` that [`install`] changed, atomically (a crash leaves the old file or
+/// the new one, never half of either).
+pub fn write_book_toml(book_root: &std::path::Path, text: &str) -> std::io::Result<()> {
+    crate::files::write_atomic(
+        book_root,
+        book_root,
+        &book_root.join("book.toml"),
+        text.as_bytes(),
+    )
+}
+
 /// Creates the cache directory of a book, with the `.gitignore` that keeps its local parts out
 /// of git, when missing. Returns the directory.
 pub fn prepare_cache(book_root: &std::path::Path) -> crate::Result<std::path::PathBuf> {

@@ -17,6 +17,7 @@
 //! `mdbook-imagegen` binary is what mdBook runs. See `ARCHITECTURE.md` for the map of modules.
 
 mod budget;
+mod build;
 mod cache;
 mod config;
 mod derive;
@@ -30,7 +31,7 @@ mod memory;
 mod models;
 mod outside;
 mod plan;
-mod preprocessor;
+
 mod price;
 mod progress;
 mod protocol;
@@ -40,10 +41,10 @@ mod storage;
 mod team;
 mod vocab;
 
+pub use build::{ImageGen, PlannedImage, Status};
 pub use config::Config;
 pub use error::{Error, Located, Result};
-pub use install::{Installed, install, prepare_cache};
+pub use install::{Installed, install, prepare_cache, write_book_toml};
 pub use outside::for_terminal;
-pub use preprocessor::{ImageGen, PlannedImage};
 pub use progress::LogWriter;
 pub use team::{ListedImage, Pushed, RemoteObject, RemoteStats, Stat, Team, VerifyProblem};

@@ -319,10 +319,8 @@ pub(crate) fn openai_model(model: &str) -> OpenAiModel {
     }
 }
 
-
 /// The qualities only the newest OpenAI models accept.
 const EXTENDED_QUALITIES: [&str; 2] = ["xhigh", "max"];
-
 
 /// Checks that a model of `kind` accepts this quality and these settings together, saying which
 /// one to change when it does not. Checked when the book is loaded (the profile's own model) and

@@ -9,11 +9,11 @@ use serde::Serialize;
 mod remote;
 pub use remote::{Pushed, RemoteObject, RemoteStats};
 
+use crate::build::{ImageGen, PlannedImage, prompt_start};
 use crate::cache::{self, Cache, Record};
 use crate::config::Config;
 use crate::derive;
 use crate::error::Result;
-use crate::preprocessor::{ImageGen, PlannedImage, prompt_start};
 
 /// A book's cache, with the directives that use it.
 pub struct Team {
@@ -84,25 +84,12 @@ pub struct VerifyProblem {
 impl ImageGen {
     /// Loads the cache of the book mdBook's input describes.
     pub fn team(&self, input: &str) -> Result<Team> {
-        let book = crate::preprocessor::planned_book(input)?;
+        let book = crate::build::planned_book(input)?;
         Ok(Team {
             cache_root: book.root.join(&book.config.cache_dir),
             src_dir: book.root.join(&book.src),
             src: book.src.clone(),
-            // Where the build writes web files (see `Run::assets_dir`).
-            assets_dir: if book
-                .config
-                .storage
-                .as_ref()
-                .is_some_and(|s| s.public_url.is_some())
-            {
-                book.root
-                    .join(&book.config.cache_dir)
-                    .join("local")
-                    .join("public")
-            } else {
-                book.root.join(&book.src).join(&book.config.assets_dir)
-            },
+            assets_dir: book.assets_dir,
             root: book.root,
             config: book.config,
             rows: book.rows,
@@ -360,7 +347,7 @@ impl Team {
         let mut cache = self.open_cache();
         let esc = crate::figure::escape_html;
         let mut rows: Vec<&PlannedImage> = self.rows.iter().collect();
-        rows.sort_by_key(|r| !matches!(r.status, "error" | "offline" | "over-budget" | "retired"));
+        rows.sort_by_key(|r| !r.status.is_failure());
         let mut cards = String::new();
         let mut total = 0.0;
         for row in &rows {
@@ -398,7 +385,7 @@ impl Team {
             let _ = writeln!(
                 cards,
                 "<article class=\"{status}\">{picture}<div class=\"text\"><p class=\"where\">{file}:{line} <span class=\"status\">{status}</span></p><p class=\"prompt\">{prompt}</p><dl>{alt}{caption}{provider}{size}{cost}{message}</dl></div></article>",
-                status = esc(row.status),
+                status = row.status,
                 file = esc(&row.file),
                 line = row.line,
                 prompt = esc(&row.prompt),
@@ -413,10 +400,7 @@ impl Team {
                 message = field("problem", row.message.as_deref().unwrap_or("")),
             );
         }
-        let problems = rows
-            .iter()
-            .filter(|r| matches!(r.status, "error" | "offline" | "over-budget" | "retired"))
-            .count();
+        let problems = rows.iter().filter(|r| r.status.is_failure()).count();
         Ok(format!(
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Images of {title}</title><style>{css}</style></head><body><header><h1>Images of {title}</h1><p>{n} directive{s}, {problems} with problems; ${total:.2} spent on the images shown.</p></header><main>\n{cards}</main></body></html>\n",
             title = esc(title),

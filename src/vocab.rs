@@ -5,7 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The model name placeholder images are recorded with.
+/// The model name placeholder images are recorded with. Change it when the drawing changes, so
+/// cached placeholders are drawn again.
 pub(crate) const PLACEHOLDER_MODEL: &str = "placeholder-1";
 
 /// The provider implementations this build knows.
@@ -113,7 +114,6 @@ impl ProviderKind {
     ];
 }
 
-
 /// An image size in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct Size {
@@ -170,7 +170,6 @@ impl FromStr for Size {
     }
 }
 
-
 /// Every quality a directive or profile may name.
 pub(crate) const QUALITIES: [&str; 6] = ["auto", "low", "medium", "high", "xhigh", "max"];
 /// The values of `background`.
@@ -212,7 +211,9 @@ pub(crate) fn extension_of(media_type: &str) -> &'static str {
 
 /// Whether a master may have this media type.
 pub(crate) fn is_master_type(media_type: &str) -> bool {
-    MEDIA_TYPES.iter().any(|(_, t, master)| *master && *t == media_type)
+    MEDIA_TYPES
+        .iter()
+        .any(|(_, t, master)| *master && *t == media_type)
 }
 
 /// Formats names as a comma-separated list of code spans.

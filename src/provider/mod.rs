@@ -13,7 +13,6 @@ mod openai;
 pub(crate) mod placeholder;
 mod stability;
 
-
 use std::fmt;
 use std::io::Cursor;
 use std::path::Path;

@@ -14,10 +14,6 @@ use image::{ImageEncoder, Rgb, RgbImage};
 use super::Generated;
 use crate::plan::Request;
 
-/// The model name of this renderer. Change it when the drawing changes, so cached placeholders
-/// are drawn again.
-pub(crate) use crate::vocab::PLACEHOLDER_MODEL as MODEL;
-
 /// How many lines of the prompt are shown at most.
 const PROMPT_LINES: usize = 4;
 
@@ -218,7 +214,7 @@ mod tests {
         Request {
             kind: ProviderKind::Placeholder,
             profile: "placeholder".into(),
-            model: MODEL.into(),
+            model: crate::vocab::PLACEHOLDER_MODEL.into(),
             prompt: prompt.into(),
             negative: None,
             size: Size { width, height },

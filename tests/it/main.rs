@@ -3,6 +3,7 @@
 //! network: the placeholder provider draws images locally, and real providers are served on
 //! 127.0.0.1.
 
+mod agreement;
 mod browser;
 mod build;
 mod commands;

@@ -1,0 +1,214 @@
+//! Stage 5, derive: the web files of every ready master that lacks them, spread over all
+//! cores, written atomically into the assets directory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::Book;
+use super::image::Image;
+use crate::cache::Cache;
+use crate::derive::{self, Manifest};
+use crate::provider;
+
+/// The largest tuned-qualities file read.
+const TUNED_CAP: u64 = 64 << 10;
+
+/// One master to derive from.
+struct Job {
+    master_path: PathBuf,
+    hash: String,
+    origin: (&'static str, String),
+    by_model: bool,
+    frame: Option<(u32, u32)>,
+    /// The master's size, for the memory it takes decoded.
+    pixels: (u32, u32),
+    /// Where the qualities of a perceptual target are kept: name and path.
+    tuned: Option<(String, PathBuf)>,
+}
+
+/// A derivation's result: its id, the tuned-qualities file name, the web files (or why not),
+/// and the qualities known before.
+type Made = (
+    String,
+    Option<String>,
+    Result<derive::Derived, String>,
+    BTreeMap<String, u8>,
+);
+
+/// Makes the web files of every ready master that lacks them; a master that cannot be read or
+/// derived fails its images. Returns how many masters were derived, and how long it took.
+pub(crate) fn run(book: &Book<'_>, cache: &mut Cache, images: &mut [Image]) -> (usize, Duration) {
+    let started = Instant::now();
+    let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
+    for image in images.iter() {
+        if let Image::Ready(ready) = image
+            && ready.manifest.is_none()
+        {
+            jobs.entry(ready.derivation.clone()).or_insert_with(|| Job {
+                master_path: cache.master_path(ready.tier, &ready.entry),
+                hash: ready.entry.master.clone(),
+                origin: ready.origin.clone(),
+                by_model: ready.by_model,
+                frame: ready.frame,
+                pixels: (ready.entry.width, ready.entry.height),
+                tuned: derive::tuned_name(&ready.entry.master, &book.config.output)
+                    .map(|name| (name.clone(), cache.tuned_path(&name))),
+            });
+        }
+    }
+    if jobs.is_empty() {
+        return (0, started.elapsed());
+    }
+    let results = on_workers(jobs.into_iter().collect(), |job| derive_job(book, job));
+    let mut made: HashMap<String, Result<Manifest, String>> = HashMap::new();
+    for (derivation, tuned_name, result, known) in results {
+        let result = result.map(|derived| {
+            if !derived.tuned.is_empty()
+                && derived.tuned != known
+                && let Some(name) = tuned_name
+                && let Err(e) = cache.store_tuned(&name, &derived.tuned)
+            {
+                tracing::warn!("{e}");
+            }
+            cache.record_manifest(derivation.clone(), derived.manifest.clone());
+            derived.manifest
+        });
+        made.insert(derivation, result);
+    }
+    let count = made.values().filter(|r| r.is_ok()).count();
+    for image in images.iter_mut() {
+        if let Image::Ready(ready) = image
+            && ready.manifest.is_none()
+        {
+            match &made[ready.derivation.as_str()] {
+                Ok(manifest) => ready.manifest = Some(manifest.clone()),
+                Err(message) => *image = Image::Failed(message.clone()),
+            }
+        }
+    }
+    (count, started.elapsed())
+}
+
+/// Derives one master and writes its web files.
+fn derive_job(book: &Book<'_>, (derivation, job): (String, Job)) -> Made {
+    // Waits while other decoded images take the memory budget (see `memory`).
+    let _memory = crate::memory::reserve(crate::memory::decode_cost(job.pixels.0, job.pixels.1));
+    let known: BTreeMap<String, u8> = job
+        .tuned
+        .as_ref()
+        .and_then(|(_, path)| crate::files::read_regular(path, TUNED_CAP).ok())
+        .and_then(|text| serde_json::from_slice(&text).ok())
+        .unwrap_or_default();
+    let dir = book.assets_dir();
+    let base = book.assets_base();
+    let result = derive_one(
+        &job.master_path,
+        &book.config.cache_dir,
+        &job.hash,
+        |bytes| {
+            let source = derive::Source {
+                bytes,
+                hash: &job.hash,
+                origin: derive::Origin {
+                    provider: job.origin.0,
+                    model: &job.origin.1,
+                    by_model: job.by_model,
+                },
+                frame: job.frame,
+            };
+            let derived = derive::derive(&source, &book.config.output, &known)?;
+            for (name, bytes) in &derived.files {
+                let path = dir.join(name);
+                if crate::files::regular_len(&path) == Some(bytes.len() as u64) {
+                    continue;
+                }
+                write_asset(&base, &dir, &path, bytes)
+                    .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+            }
+            Ok(derived)
+        },
+    );
+    (derivation, job.tuned.map(|(name, _)| name), result, known)
+}
+
+/// Runs `work` on every item, one plain thread per core pulling from one queue, and returns the
+/// results in no set order. Plain threads, not rayon's: a worker may wait for the memory
+/// budget, and a rayon thread waiting could hold up the very work that frees it.
+fn on_workers<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(items.len())
+        .max(1);
+    let queue = std::sync::Mutex::new(items);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let item = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                    let Some(item) = item else { break };
+                    let result = work(item);
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(result);
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads a master, checks it against its hash, and derives from it; every failure names the
+/// master and says what to do.
+fn derive_one(
+    master_path: &Path,
+    cache_dir: &Path,
+    hash: &str,
+    derive: impl FnOnce(&[u8]) -> Result<derive::Derived, String>,
+) -> Result<derive::Derived, String> {
+    let bytes = crate::files::read_regular(master_path, provider::MAX_MASTER_BYTES as u64)
+        .map_err(|e| {
+            format!(
+                "cannot read the cached master `{}`: {e}",
+                master_path.display()
+            )
+        })?;
+    if blake3::hash(&bytes).to_hex().as_str() != hash {
+        return Err(format!(
+            "the cached master `{}` is damaged; delete it and its record in `{}` to generate the image again",
+            master_path.display(),
+            cache_dir.display()
+        ));
+    }
+    derive(&bytes).map_err(|e| {
+        format!(
+            "cannot make web images from the cached master `{}`: {e}; delete it and its record in `{}` to generate the image again",
+            master_path.display(),
+            cache_dir.display()
+        )
+    })
+}
+
+/// Writes a web file atomically, creating its directory (with a `.gitignore` that keeps the
+/// derived files out of git) when missing; never through a link below `base`.
+pub(crate) fn write_asset(
+    base: &Path,
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    if !dir.is_dir() {
+        crate::files::write_atomic(
+            base,
+            dir,
+            &dir.join(".gitignore"),
+            b"# Written by mdbook-imagegen: these files are made from the masters in the cache.\n*\n",
+        )?;
+    }
+    crate::files::write_atomic(base, dir, path, bytes)
+}
+
+/// The largest web file read back (to copy or upload it).
+pub(crate) const ASSET_CAP: u64 = provider::MAX_MASTER_BYTES as u64;

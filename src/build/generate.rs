@@ -1,0 +1,238 @@
+//! Stage 4, generate: the jobs resolve sent to a provider, several at a time; each new master
+//! is stored the moment it arrives (and uploaded to the remote cache when there is one).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::image::{self, Image};
+use super::plan::Job;
+use super::resolve::Resolution;
+use super::{Book, prompt_start};
+use crate::cache::{Cache, Entry, Tier};
+use crate::config::Mode;
+use crate::generate::{Flight, Got, Made};
+use crate::plan::{CacheKey, Chain, Request};
+use crate::progress::{Progress, plural};
+use crate::provider;
+use crate::storage::Remote;
+
+/// Generates every job resolved to a generation, and puts its image (or failure) in `images`.
+pub(crate) fn run(
+    book: &Book<'_>,
+    cache: &mut Cache,
+    remote: Option<&Remote>,
+    jobs: &[Job],
+    resolution: &Resolution,
+    force: &BTreeSet<CacheKey>,
+    images: &mut [Image],
+) -> Summary {
+    let mut summary = Summary::of(images);
+    let (queued, chains): (Vec<usize>, Vec<Chain>) = resolution
+        .decisions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, decision)| Some((i, decision.to_generate(&jobs[i])?)))
+        .unzip();
+    let sleep = |wait| std::thread::sleep(wait);
+    let var = |name: &str| std::env::var(name).ok();
+    let secrets = crate::outside::Secrets::of_book(book.config.key_vars(), &var);
+    let env = provider::Env {
+        config: book.config,
+        root: &book.ctx.root,
+        sleep: &sleep,
+        var: &var,
+        secrets: &secrets,
+    };
+    let mut progress = Progress::start(chains.len(), book.config.max_concurrency);
+    let single = crate::cache::SingleFlight::new(&book.cache_root(), book.flight_wait());
+    let forced = |key: &CacheKey| force.contains(key);
+    let flight = Flight {
+        single: &single,
+        forced: &forced,
+    };
+    crate::generate::run(
+        &chains,
+        book.config.max_concurrency,
+        &env,
+        Some(&flight),
+        &mut progress,
+        |i, result| {
+            let job = queued[i];
+            images[job] = match result {
+                Ok(Got::Found(request, link_key, entry)) => {
+                    // Another build of the book stored it while this one waited.
+                    let tier = image::tier_of(request);
+                    cache.note_changed(tier, link_key);
+                    Image::Ready(image::ready(book, cache, tier, entry, request))
+                }
+                Ok(Got::Made(made)) => {
+                    let again = force.contains(&jobs[job].key);
+                    match store(book, cache, remote, &made, again) {
+                        Ok((tier, entry)) => {
+                            summary.add(made.request, &made.master);
+                            Image::Ready(image::ready(book, cache, tier, entry, made.request))
+                        }
+                        Err(message) => Image::Failed(message),
+                    }
+                }
+                Err(failure) => {
+                    summary.failed += 1;
+                    Image::Failed(failure.message)
+                }
+            };
+        },
+    );
+    summary
+}
+
+/// Stores a new master, and uploads it when the book has a remote cache. With `again`
+/// (`regenerate`), the new image replaces the key's other records, here and in the remote.
+/// Otherwise, when another machine made this image first (two CI jobs at once), its image wins
+/// here too, as on every machine.
+fn store(
+    book: &Book<'_>,
+    cache: &mut Cache,
+    remote: Option<&Remote>,
+    made: &Made<'_>,
+    again: bool,
+) -> Result<(Tier, Entry), String> {
+    tracing::debug!(
+        "generated {:?} with `{}` in {:.1?}",
+        made.key,
+        made.request.profile,
+        made.master.elapsed
+    );
+    let tier = image::tier_of(made.request);
+    let entry = cache
+        .store(tier, made.key, made.request, &made.master)
+        .and_then(|entry| {
+            if again {
+                cache.retire_others(tier, made.key, &entry)?;
+            }
+            Ok(entry)
+        })
+        .map_err(|e| e.to_string())?;
+    let Some(remote) = remote.filter(|_| tier == Tier::Committed) else {
+        return Ok((tier, entry));
+    };
+    if !upload(book, cache, remote, &entry) {
+        return Ok((tier, entry));
+    }
+    if again {
+        if let Err(e) = cache.retire_remote(remote, made.key, &entry) {
+            tracing::warn!(
+                "imagegen: {e}; other machines keep the old image of {:?} until its record is deleted from the remote",
+                prompt_start(&made.request.prompt)
+            );
+        }
+    } else if let Ok(found) = cache.fetch_remote(remote, &[made.key])
+        && let Some(winner) = found.get(&made.key)
+        && winner.record != entry.record
+    {
+        return Ok((tier, winner.clone()));
+    }
+    Ok((tier, entry))
+}
+
+/// Uploads a new image to the remote; until that succeeds, the journal keeps it for the next
+/// build. Returns whether it is in the remote now.
+fn upload(book: &Book<'_>, cache: &Cache, remote: &Remote, entry: &Entry) -> bool {
+    if book
+        .config
+        .storage
+        .as_ref()
+        .is_none_or(|s| s.mode != Mode::ReadWrite)
+    {
+        return false;
+    }
+    if let Err(e) = cache.mark_pending(entry) {
+        tracing::warn!("{e}");
+    }
+    remote.can_write() && remote.degrade(cache.upload_entry(remote, entry)).is_some()
+}
+
+/// What one build did, for the closing summary.
+#[derive(Default)]
+pub(crate) struct Summary {
+    /// Images served from a cache.
+    reused: usize,
+    generated: usize,
+    /// Masters whose web files were made, and how long that took.
+    derived: (usize, Duration),
+    failed: usize,
+    cost: f64,
+    /// Images and cost by profile and model.
+    by_profile: BTreeMap<(String, String), (usize, f64)>,
+}
+
+impl Summary {
+    /// A summary that counts the images resolve already settled.
+    fn of(images: &[Image]) -> Summary {
+        Summary {
+            reused: images
+                .iter()
+                .filter(|i| matches!(i, Image::Ready(_)))
+                .count(),
+            failed: images
+                .iter()
+                .filter(|i| matches!(i, Image::Failed(_)))
+                .count(),
+            ..Summary::default()
+        }
+    }
+
+    fn add(&mut self, request: &Request, master: &provider::Master) {
+        self.generated += 1;
+        self.cost += master.cost_usd;
+        let entry = self
+            .by_profile
+            .entry((request.profile.clone(), request.model.clone()))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += master.cost_usd;
+    }
+
+    /// Notes how many masters got web files, and how long it took.
+    pub(crate) fn derived(&mut self, derived: (usize, Duration)) {
+        self.derived = derived;
+    }
+
+    /// Prints the closing summary, unless nothing was generated or failed: a build that
+    /// changed nothing says nothing.
+    pub(crate) fn report(&self, elapsed: Duration) {
+        if self.generated == 0 && self.failed == 0 {
+            if self.derived.0 > 0 {
+                tracing::info!(
+                    "imagegen: made web images for {} image{} in {:.1}s",
+                    self.derived.0,
+                    plural(self.derived.0),
+                    self.derived.1.as_secs_f64()
+                );
+            }
+            return;
+        }
+        let mut line = format!(
+            "imagegen: generated {} image{}, reused {}",
+            self.generated,
+            plural(self.generated),
+            self.reused
+        );
+        if self.failed > 0 {
+            line.push_str(&format!(", {} failed", self.failed));
+        }
+        line.push_str(&format!(
+            " in {:.1}s; estimated cost ${:.2}",
+            elapsed.as_secs_f64(),
+            self.cost
+        ));
+        tracing::info!("{line}");
+        if self.by_profile.len() > 1 {
+            for ((profile, model), (count, cost)) in &self.by_profile {
+                tracing::info!(
+                    "  `{profile}` ({model}): {count} image{}, ${cost:.2}",
+                    plural(*count)
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The build, as stages in the order data flows:
+//!
+//! ```text
+//! parse::pages → plan::jobs → lookup (local cache, remote) → resolve::resolve
+//!   → generate::run → derive::run → publish::run → render::pages
+//! ```
+//!
+//! Each stage is a module with a typed input and output. [`resolve::resolve`] is the one place
+//! that decides what each image gets (the local cache, the remote, a provider, or a failure for
+//! being offline, over budget or on a retired model); `plan`, `regenerate --failed` and the
+//! review page print that same decision (see [`planned`]), so they cannot disagree with a build.
+//!
+//! This module only runs the stages in order; it is the only one that knows about chapters and
+//! the cache at once.
+
+mod derive;
+mod generate;
+mod image;
+mod lookup;
+mod parse;
+mod plan;
+mod planned;
+mod publish;
+mod render;
+mod resolve;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::cache::Cache;
+use crate::config::{Config, OnError};
+use crate::error::{Error, Result};
+use crate::models::Day;
+use crate::plan::CacheKey;
+use crate::protocol::{self, Chapter, Context};
+use crate::storage::Remote;
+
+pub use planned::PlannedImage;
+pub(crate) use planned::planned_book;
+pub use resolve::Status;
+
+/// The mdBook preprocessor. Its name in `book.toml` is `imagegen`.
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct ImageGen {}
+
+impl ImageGen {
+    /// The preprocessor's name, as in `[preprocessor.imagegen]`.
+    pub const NAME: &'static str = "imagegen";
+
+    /// Whether a renderer is supported: all are. HTML gets `<figure>`s, the others Markdown
+    /// images, and `test` gets neither.
+    pub fn supports_renderer(&self, _renderer: &str) -> bool {
+        true
+    }
+
+    /// Runs the preprocessor on mdBook's `[context, book]` JSON and returns the book JSON.
+    pub fn run_json(&self, input: &str) -> Result<String> {
+        self.regenerate_json(input, &[])
+    }
+
+    /// Like [`ImageGen::run_json`], but the images of these cache keys (hex) are generated
+    /// again even though they are cached. Each new image replaces the old one's record; the
+    /// old master stays until `gc`.
+    pub fn regenerate_json(&self, input: &str, keys: &[String]) -> Result<String> {
+        let force: BTreeSet<CacheKey> = keys.iter().filter_map(|k| CacheKey::from_hex(k)).collect();
+        let (context, mut json) = protocol::parse(input)?;
+        let ctx = Context::read(&context)?;
+        warn_unsupported(&ctx);
+        let config = Config::from_table(ctx.table)?;
+        config.check_layout(ctx.src, ctx.build_dir)?;
+        let key = protocol::items_key(&json)?;
+        let contents = {
+            let chapters = protocol::chapters(&json, key);
+            let book = Book::new(&ctx, &config, key == "sections");
+            build(&book, &chapters, &force)?
+        };
+        protocol::set_contents(&mut json, key, contents);
+        serde_json::to_string(&json)
+            .map_err(|e| Error::Input(format!("cannot encode the book: {e}")))
+    }
+
+    /// What a build of this input (mdBook's `[context, book]` JSON) would generate and reuse,
+    /// per directive in book order. Calls no provider and writes nothing but the index.
+    pub fn plan_json(&self, input: &str) -> Result<Vec<PlannedImage>> {
+        Ok(planned_book(input)?.rows)
+    }
+}
+
+/// The stages of one build, in order. Returns the new content of every chapter with directives.
+fn build(
+    book: &Book<'_>,
+    chapters: &[Chapter<'_>],
+    force: &BTreeSet<CacheKey>,
+) -> Result<Vec<(usize, String)>> {
+    let started = Instant::now();
+    let pages = parse::pages(chapters, book);
+    if pages.is_empty() {
+        return Ok(Vec::new());
+    }
+    if book.ctx.renderer == "test" {
+        // `mdbook test` only runs code; it never gets images, and never calls a provider.
+        return Ok(pages.iter().map(parse::strip).collect());
+    }
+    let plan = plan::jobs(&pages, book.config);
+
+    let mut cache = book.open_cache();
+    let local = lookup::local(book, &mut cache, &plan.jobs, force)?;
+    let published = publish::known(book, &cache, &local);
+    let remote = book.remote_if(|| {
+        lookup::has_missing(&local)
+            || publish::has_unpublished(book, &local, &published)
+            || cache.has_pending()
+    });
+    let fetched = lookup::fetch(&mut cache, remote.as_ref(), &plan.jobs, &local, force)?;
+    publish::upload_pending(&mut cache, remote.as_ref());
+    cache.close_index();
+
+    let facts = lookup::facts(&plan.jobs, &local, force, |key| fetched.contains_key(key));
+    let resolution = resolve::resolve(&plan.jobs, &facts, book.config, book.today);
+    resolution.warn();
+    let mut images = image::resolved(book, &cache, &plan.jobs, &resolution, local, &fetched);
+
+    let mut summary = generate::run(
+        book,
+        &mut cache,
+        remote.as_ref(),
+        &plan.jobs,
+        &resolution,
+        force,
+        &mut images,
+    );
+    summary.derived(derive::run(book, &mut cache, &mut images));
+    if let Some(remote) = &remote {
+        publish::run(book, &mut cache, remote, &images, &published);
+    }
+    let rendered = render::pages(book, &pages, &plan, &images);
+    cache.finish(rendered.refs)?;
+    summary.report(started.elapsed());
+    finish(book.config.on_error, rendered.contents, rendered.failures)
+}
+
+/// Fails the build with every failed directive, or, with `on-error = "placeholder"`, warns
+/// about each and keeps the error figures.
+fn finish(
+    on_error: OnError,
+    contents: Vec<(usize, String)>,
+    mut failures: Vec<crate::error::Located>,
+) -> Result<Vec<(usize, String)>> {
+    failures.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    if !failures.is_empty() {
+        match on_error {
+            OnError::Fail => return Err(Error::Directives(failures)),
+            OnError::Placeholder => {
+                for failure in &failures {
+                    tracing::warn!("{failure}");
+                }
+            }
+        }
+    }
+    Ok(contents)
+}
+
+fn warn_unsupported(ctx: &Context<'_>) {
+    if !protocol::is_supported(ctx.mdbook_version) {
+        tracing::warn!(
+            "mdbook-imagegen {} was built for mdBook {}, and this is mdBook {}; if the build misbehaves, upgrade the one that is older",
+            env!("CARGO_PKG_VERSION"),
+            protocol::SUPPORTED_MDBOOK,
+            ctx.mdbook_version
+        );
+    }
+}
+
+/// What every stage reads: mdBook's context, the book's settings, and the day models'
+/// lifecycles are judged on.
+pub(crate) struct Book<'a> {
+    pub(crate) ctx: &'a Context<'a>,
+    pub(crate) config: &'a Config,
+    pub(crate) today: Day,
+    pub(crate) markdown: mdbook_markdown::MarkdownOptions,
+}
+
+impl<'a> Book<'a> {
+    pub(crate) fn new(ctx: &'a Context<'a>, config: &'a Config, sections: bool) -> Book<'a> {
+        Book {
+            ctx,
+            config,
+            today: Day::today(),
+            markdown: crate::directive::markdown_options(sections),
+        }
+    }
+
+    /// Opens the cache; with a remote cache, a record whose master is only there is sound.
+    pub(crate) fn open_cache(&self) -> Cache {
+        let mut cache = Cache::open(&self.cache_root());
+        if self.config.storage.is_some() {
+            cache.expect_remote_masters();
+        }
+        cache
+    }
+
+    pub(crate) fn cache_root(&self) -> PathBuf {
+        self.ctx.root.join(&self.config.cache_dir)
+    }
+
+    /// The base URL figures point at, when the remote cache serves the web files.
+    pub(crate) fn public_url(&self) -> Option<&str> {
+        self.config.storage.as_ref()?.public_url.as_deref()
+    }
+
+    /// Where web files are written: the book's source directory, or, when figures point at a
+    /// `public-url`, a local staging directory they are uploaded from.
+    pub(crate) fn assets_dir(&self) -> PathBuf {
+        if self.public_url().is_some() {
+            self.cache_root().join("local").join("public")
+        } else {
+            self.ctx
+                .root
+                .join(self.ctx.src)
+                .join(&self.config.assets_dir)
+        }
+    }
+
+    /// The directory web files must stay inside (never written through a link below it): the
+    /// book's source directory, or the cache for the staging directory of a `public-url`.
+    pub(crate) fn assets_base(&self) -> PathBuf {
+        if self.public_url().is_some() {
+            self.cache_root()
+        } else {
+            self.ctx.root.join(self.ctx.src)
+        }
+    }
+
+    /// Connects to the shared remote cache when the book has one and `needed` says there is
+    /// something to fetch, upload or publish: a build that changed nothing does not even set up
+    /// a client. A store that cannot be set up (credentials missing, a share not mounted) gives
+    /// one warning and a build without it.
+    pub(crate) fn remote_if(&self, needed: impl FnOnce() -> bool) -> Option<Remote> {
+        let storage = self.config.storage.as_ref()?;
+        if !needed() {
+            return None;
+        }
+        let var = |name: &str| std::env::var(name).ok();
+        match Remote::open(storage, &self.ctx.root, &var) {
+            Ok(remote) => Some(remote),
+            Err(e) => {
+                tracing::warn!("imagegen: {e}; this build goes on without the remote cache");
+                None
+            }
+        }
+    }
+
+    /// The longest a build waits for another build of the book that generates the same image:
+    /// as long as that build may take for it, every retry included, and a minute more.
+    pub(crate) fn flight_wait(&self) -> Duration {
+        let retry = self.config.retry;
+        let longest = self
+            .config
+            .profiles
+            .values()
+            .filter_map(|p| p.timeout)
+            .max()
+            .unwrap_or(retry.timeout)
+            .max(retry.timeout);
+        (longest + retry.max_wait) * (retry.retries + 1) + Duration::from_secs(60)
+    }
+}
+
+/// The start of a prompt, for messages.
+pub(crate) fn prompt_start(prompt: &str) -> String {
+    const SHOWN: usize = 60;
+    if prompt.chars().count() <= SHOWN {
+        prompt.to_owned()
+    } else {
+        format!(
+            "{}…",
+            prompt.chars().take(SHOWN).collect::<String>().trim_end()
+        )
+    }
+}

@@ -1,0 +1,183 @@
+//! What a build would do for each directive, as `plan`, `regenerate --failed` and the review
+//! page show it: the stages up to `resolve`, run without generating, downloading or writing
+//! anything but the index, and their decision printed.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::parse::{self, Page};
+use super::plan::{self, Plan};
+use super::resolve::{self, Resolution, Status};
+use super::{Book, lookup, prompt_start};
+use crate::cache::Tier;
+use crate::config::Config;
+use crate::error::Result;
+use crate::protocol::{self, Context};
+
+/// What a build would do for one directive, as `mdbook-imagegen plan` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct PlannedImage {
+    /// The chapter file, as the user knows it (`src/guide/intro.md`).
+    pub file: String,
+    /// The directive's line in that file.
+    pub line: usize,
+    /// What the build does for it.
+    pub status: Status,
+    /// The profile the directive uses.
+    pub profile: String,
+    /// The provider kind of that profile.
+    pub provider: String,
+    /// The model the profile asks for.
+    pub model: String,
+    /// `WIDTHxHEIGHT`.
+    pub size: String,
+    /// The estimated price in US dollars of generating it, when it is to be generated and the
+    /// price is known.
+    pub cost: Option<f64>,
+    /// The start of the prompt.
+    pub prompt: String,
+    /// The alt text, when the directive gives one.
+    pub alt: Option<String>,
+    /// The caption, when the directive gives one.
+    pub caption: Option<String>,
+    /// The cache key, in hex, when the directive is valid.
+    pub key: Option<String>,
+    /// What is wrong, for the statuses that are failures.
+    pub message: Option<String>,
+    /// The keys of the directive's profile and of each fallback, in hex: every image that
+    /// may serve it.
+    #[serde(skip)]
+    pub(crate) chain: Vec<String>,
+    /// The part of the cache the directive's own image lives in.
+    #[serde(skip)]
+    pub(crate) tier: Tier,
+}
+
+/// A book as `plan` sees it: its directives, and what the team commands need besides.
+pub(crate) struct PlannedBook {
+    pub(crate) rows: Vec<PlannedImage>,
+    /// The book's root directory.
+    pub(crate) root: PathBuf,
+    /// The source directory, relative to the root.
+    pub(crate) src: String,
+    /// Where the build writes web files.
+    pub(crate) assets_dir: PathBuf,
+    pub(crate) config: Config,
+}
+
+/// Plans a book from mdBook's input: the build's stages up to `resolve`, with the remote asked
+/// (not downloaded from).
+pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
+    let (context, json) = protocol::parse(input)?;
+    let ctx = Context::read(&context)?;
+    let config = Config::from_table(ctx.table)?;
+    config.check_layout(ctx.src, ctx.build_dir)?;
+    let key = protocol::items_key(&json)?;
+    let chapters = protocol::chapters(&json, key);
+    let book = Book::new(&ctx, &config, key == "sections");
+    let pages = parse::pages(&chapters, &book);
+    let plan = plan::jobs(&pages, &config);
+    let resolution = {
+        let none = BTreeSet::new();
+        let mut cache = book.open_cache();
+        let local = lookup::local(&book, &mut cache, &plan.jobs, &none)?;
+        let remote = book.remote_if(|| lookup::has_missing(&local));
+        let present = lookup::check(&cache, remote.as_ref(), &plan.jobs, &local);
+        cache.close_index();
+        let facts = lookup::facts(&plan.jobs, &local, &none, |key| present.contains(key));
+        resolve::resolve(&plan.jobs, &facts, &config, book.today)
+    };
+    resolution.warn_deprecations();
+    let rows = rows(&book, &pages, &plan, &resolution);
+    let assets_dir = book.assets_dir();
+    Ok(PlannedBook {
+        rows,
+        root: ctx.root.clone(),
+        src: ctx.src.to_owned(),
+        assets_dir,
+        config,
+    })
+}
+
+/// One row per directive (and per malformed one), in book order. A directive that uses the
+/// same image as an earlier one shows it as made once: `cached` where the first generates it.
+fn rows(
+    book: &Book<'_>,
+    pages: &[Page<'_>],
+    plan: &Plan,
+    resolution: &Resolution,
+) -> Vec<PlannedImage> {
+    let mut rows = Vec::new();
+    let mut seen = vec![false; plan.jobs.len()];
+    for (page, uses) in pages.iter().zip(&plan.uses) {
+        let error = |line: usize, prompt: String, message: String| PlannedImage {
+            file: page.file.clone(),
+            line,
+            status: Status::Error,
+            profile: String::new(),
+            provider: String::new(),
+            model: String::new(),
+            size: String::new(),
+            cost: None,
+            prompt,
+            alt: None,
+            caption: None,
+            key: None,
+            message: Some(message),
+            chain: Vec::new(),
+            tier: Tier::Committed,
+        };
+        for problem in &page.problems {
+            rows.push(error(problem.line, String::new(), problem.message.clone()));
+        }
+        for (directive, use_) in page.directives.iter().zip(uses) {
+            let mut row = error(
+                directive.line,
+                prompt_start(&directive.prompt),
+                String::new(),
+            );
+            row.alt.clone_from(&directive.attrs.alt);
+            row.caption.clone_from(&directive.attrs.caption);
+            let job = match use_ {
+                Ok(job) => *job,
+                Err(message) => {
+                    row.message = Some(message.clone());
+                    rows.push(row);
+                    continue;
+                }
+            };
+            let (key, request) = &plan.jobs[job].chain[0];
+            let decision = &resolution.decisions[job];
+            row.status = decision.status(&plan.jobs[job]);
+            row.message = match decision {
+                resolve::Decision::Fail(_, message) => Some(message.clone()),
+                _ => None,
+            };
+            row.profile = request.profile.clone();
+            row.provider = request.kind.as_str().to_owned();
+            row.model = request.model.clone();
+            row.size = request.size.to_string();
+            row.key = Some(key.to_hex());
+            row.chain = plan.jobs[job]
+                .chain
+                .iter()
+                .map(|(k, _)| k.to_hex())
+                .collect();
+            row.tier = super::image::tier_of(request);
+            if std::mem::replace(&mut seen[job], true) {
+                if row.status == Status::Generate {
+                    row.status = Status::Cached;
+                }
+            } else if row.status == Status::Generate {
+                row.cost = book
+                    .config
+                    .profile(&request.profile)
+                    .ok()
+                    .and_then(|p| crate::price::estimate(request, p, &book.config.prices));
+            }
+            rows.push(row);
+        }
+    }
+    rows
+}

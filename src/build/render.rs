@@ -1,0 +1,231 @@
+//! Stage 7, render: each directive becomes a figure (or an error figure that says what went
+//! wrong and where), spliced into its chapter; the rest of the chapter comes back byte for
+//! byte.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::Book;
+use super::derive::{ASSET_CAP, write_asset};
+use super::image::Image;
+use super::parse::Page;
+use super::plan::Plan;
+use crate::cache::Entry;
+use crate::derive::{self, Manifest};
+use crate::directive::Directive;
+use crate::error::Located;
+use crate::figure::{self, Figure};
+use crate::rewrite::{self, Replacement};
+
+/// The rendered chapters.
+pub(crate) struct Rendered {
+    /// The new content of each chapter, by its ordinal.
+    pub(crate) contents: Vec<(usize, String)>,
+    /// The cache keys each chapter uses, for the index.
+    pub(crate) refs: BTreeMap<String, Vec<String>>,
+    /// Every directive that got an error figure.
+    pub(crate) failures: Vec<Located>,
+}
+
+/// Renders every page.
+pub(crate) fn pages(
+    book: &Book<'_>,
+    pages: &[Page<'_>],
+    plan: &Plan,
+    images: &[Image],
+) -> Rendered {
+    let mut rendered = Rendered {
+        contents: Vec::with_capacity(pages.len()),
+        refs: BTreeMap::new(),
+        failures: Vec::new(),
+    };
+    for (page, uses) in pages.iter().zip(&plan.uses) {
+        let mut replacements = Vec::new();
+        let mut keys = Vec::new();
+        let mut used: Vec<&Manifest> = Vec::new();
+        let fail = |line: usize, message: &str, failures: &mut Vec<Located>| {
+            failures.push(Located {
+                file: page.file.clone(),
+                line,
+                message: message.to_owned(),
+            });
+            error_figure(book, &page.file, line, message)
+        };
+        for problem in &page.problems {
+            let text = fail(problem.line, &problem.message, &mut rendered.failures);
+            replacements.push(Replacement {
+                span: problem.span.clone(),
+                text,
+                top_level: problem.top_level,
+            });
+        }
+        for (directive, use_) in page.directives.iter().zip(uses) {
+            let result = match use_ {
+                Ok(job) => {
+                    keys.push(plan.jobs[*job].key.to_hex());
+                    match &images[*job] {
+                        Image::Ready(ready) => match &ready.manifest {
+                            Some(manifest) => Ok((&ready.entry, manifest)),
+                            None => Err("the image's web files were not made"),
+                        },
+                        Image::Failed(message) => Err(message.as_str()),
+                        Image::ToMake => Err("the image was not generated"),
+                    }
+                }
+                Err(message) => Err(message.as_str()),
+            };
+            let text = match result {
+                Ok((entry, manifest)) => {
+                    used.push(manifest);
+                    figure_of(book, directive, entry, page.path(), manifest)
+                }
+                Err(message) => fail(directive.line, message, &mut rendered.failures),
+            };
+            replacements.push(Replacement {
+                span: directive.span.clone(),
+                text,
+                top_level: directive.top_level,
+            });
+        }
+        if let Err(e) = mirror(book, page.path(), &used) {
+            rendered.failures.push(Located {
+                file: page.file.clone(),
+                line: 1,
+                message: format!("cannot copy the chapter's images beside it: {e}"),
+            });
+        }
+        keys.sort();
+        keys.dedup();
+        rendered.refs.insert(page.file.clone(), keys);
+        rendered.contents.push((
+            page.chapter.ordinal,
+            rewrite::splice(page.chapter.content, replacements),
+        ));
+    }
+    rendered
+}
+
+/// Copies the web files a chapter in a subdirectory uses into an assets directory beside it.
+/// The HTML renderer shows a chapter's figures on its own page, in `print.html` and, for the
+/// first chapter, in `index.html`; mdBook rewrites `src` for the last two but not `srcset`.
+/// With a copy beside every chapter and one at the root, the same relative URL works on all
+/// three pages.
+fn mirror(book: &Book<'_>, page_path: &str, used: &[&Manifest]) -> std::io::Result<()> {
+    if book.ctx.renderer != "html" || used.is_empty() || book.public_url().is_some() {
+        return Ok(());
+    }
+    let Some(chapter_dir) = Path::new(page_path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    else {
+        return Ok(());
+    };
+    let source = book.assets_dir();
+    let base = book.ctx.root.join(book.ctx.src);
+    // A chapter reached through `..` in SUMMARY.md may lie outside the source directory:
+    // nothing is written there.
+    let dir = crate::files::join_inside(&base, chapter_dir)
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "the chapter `{page_path}` lies outside `{}`; move it inside to show images in it",
+                    book.ctx.src
+                ),
+            )
+        })?
+        .join(&book.config.assets_dir);
+    for file in used.iter().flat_map(|m| &m.files) {
+        if file.role == derive::Role::Thumbnail {
+            continue;
+        }
+        let path = dir.join(&file.name);
+        if crate::files::regular_len(&path) == Some(file.bytes) {
+            continue;
+        }
+        let bytes = crate::files::read_regular(&source.join(&file.name), ASSET_CAP)?;
+        write_asset(&base, &dir, &path, &bytes)?;
+    }
+    Ok(())
+}
+
+/// The figure of a directive whose image is ready.
+fn figure_of(
+    book: &Book<'_>,
+    directive: &Directive,
+    entry: &Entry,
+    page_path: &str,
+    manifest: &Manifest,
+) -> String {
+    let html = book.ctx.renderer == "html";
+    // HTML pages find the files beside them (see `mirror`); other renderers climb to the root
+    // copy.
+    let public = book.public_url();
+    let url = |name: &str| {
+        if let Some(public) = public {
+            format!("{public}/{}", crate::storage::paths::asset(name))
+        } else if html {
+            rewrite::asset_url("", &book.config.assets_dir, name)
+        } else {
+            rewrite::asset_url(page_path, &book.config.assets_dir, name)
+        }
+    };
+    let attrs = &directive.attrs;
+    let derived;
+    let alt = match &attrs.alt {
+        Some(alt) => alt.as_str(),
+        None => {
+            derived = figure::derive_alt(&directive.prompt);
+            &derived
+        }
+    };
+    let sizes = match attrs.width {
+        Some(width) => figure::sizes_for_width(width),
+        None => book.config.output.sizes.clone(),
+    };
+    let sources = manifest
+        .sources()
+        .into_iter()
+        .map(|(media_type, files)| figure::Source {
+            media_type,
+            candidates: files.iter().map(|f| (url(&f.name), f.width)).collect(),
+        })
+        .collect();
+    let mut fallbacks: Vec<(String, u32)> = manifest
+        .fallbacks()
+        .iter()
+        .map(|f| (url(&f.name), f.width))
+        .collect();
+    if !html {
+        fallbacks.drain(..fallbacks.len().saturating_sub(1));
+    }
+    let (width, height) = manifest
+        .main_fallback()
+        .map_or((entry.width, entry.height), |f| (f.width, f.height));
+    let figure = Figure {
+        sources,
+        fallbacks,
+        sizes: &sizes,
+        alt,
+        caption: attrs.caption.as_deref(),
+        width,
+        height,
+        display_width: attrs.width,
+        class: attrs.class.as_deref(),
+        id: attrs.id.as_deref(),
+    };
+    if html {
+        figure::html(&figure)
+    } else {
+        figure::markdown(&figure)
+    }
+}
+
+fn error_figure(book: &Book<'_>, file: &str, line: usize, message: &str) -> String {
+    let location = format!("{file}:{line}");
+    if book.ctx.renderer == "html" {
+        figure::error_html(&location, message)
+    } else {
+        figure::error_markdown(&location, message)
+    }
+}

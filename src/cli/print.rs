@@ -1,0 +1,342 @@
+//! The tables and JSON the commands print on stdout. Text from the cache or the book goes
+//! through [`t`]: on one line, controls escaped, capped.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mdbook_imagegen::{ImageGen, PlannedImage, Status};
+
+use super::capture::load_team;
+
+/// The plan as a table (or JSON), with a closing count per status. Returns whether no directive
+/// fails for a reason only the book can fix.
+pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        print_json(&mut stdout, &rows)?;
+        return Ok(true);
+    }
+    let place = |r: &PlannedImage| format!("{}:{}", t(&r.file), r.line);
+    let width = rows.iter().map(|r| place(r).len()).max().unwrap_or(0);
+    for row in rows {
+        let cost = match (row.status, row.cost) {
+            (Status::Generate, Some(cost)) => format!("${cost:.3}"),
+            (Status::Generate, None) => "price?".to_owned(),
+            _ => String::new(),
+        };
+        let what = match &row.message {
+            Some(message) if row.status.is_failure() => t(message),
+            _ => t(format!(
+                "{} {} {}  {}",
+                row.provider, row.model, row.size, row.prompt
+            )),
+        };
+        writeln!(
+            stdout,
+            "{:width$}  {:11} {:>7}  {what}",
+            place(row),
+            row.status.as_str(),
+            cost
+        )?;
+    }
+    let count = |status: Status| rows.iter().filter(|r| r.status == status).count();
+    let total = rows
+        .iter()
+        .filter(|r| r.status == Status::Generate)
+        .filter_map(|r| r.cost)
+        .fold(0.0, |sum, cost| sum + cost);
+    let mut parts = vec![format!("{} cached", count(Status::Cached))];
+    parts.push(format!(
+        "{} to generate (estimated ${total:.2})",
+        count(Status::Generate)
+    ));
+    for (status, label) in [
+        (Status::Remote, "in the remote cache"),
+        (Status::Draw, "placeholders to draw"),
+        (Status::OverBudget, "over budget"),
+        (Status::Offline, "missing (offline)"),
+        (Status::Retired, "for retired models"),
+        (Status::Error, "with errors"),
+    ] {
+        if count(status) > 0 {
+            parts.push(format!("{} {label}", count(status)));
+        }
+    }
+    writeln!(
+        stdout,
+        "\n{} directive{}: {}",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+        parts.join(", ")
+    )?;
+    Ok(count(Status::Error) == 0 && count(Status::Retired) == 0)
+}
+
+pub(crate) fn list(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool> {
+    let images = load_team(preprocessor, dir)?.list()?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        print_json(&mut stdout, &images)?;
+        return Ok(true);
+    }
+    let now = std::time::SystemTime::now();
+    for image in &images {
+        let age = humantime::parse_rfc3339_weak(&image.created_at)
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .map_or_else(|| "?".to_owned(), |d| format!("{}d", d.as_secs() / 86_400));
+        let chapters = if image.chapters.is_empty() {
+            "(unused)".to_owned()
+        } else {
+            t(image.chapters.join(", "))
+        };
+        writeln!(
+            stdout,
+            "{}  {:11} {:16} {:9} ${:<6.3} {:>4}  {chapters}  {}",
+            &image.key[..12],
+            t(&image.provider),
+            t(&image.model),
+            t(&image.size),
+            image.cost,
+            age,
+            t(&image.prompt)
+        )?;
+    }
+    let unused = images.iter().filter(|i| i.chapters.is_empty()).count();
+    writeln!(
+        stdout,
+        "\n{} image{}, {unused} unused",
+        images.len(),
+        s(images.len())
+    )?;
+    Ok(true)
+}
+
+pub(crate) fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool> {
+    let team = load_team(preprocessor, dir)?;
+    let stats = team.stats()?;
+    let errors = team
+        .directives()
+        .iter()
+        .filter(|d| d.status == Status::Error)
+        .count();
+    let remote = team.remote_stats()?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let value = serde_json::json!({ "models": stats, "directives_with_errors": errors, "remote": remote });
+        print_json(&mut stdout, &value)?;
+        return Ok(true);
+    }
+    writeln!(
+        stdout,
+        "{:12} {:20} {:>7} {:>9} {:>9} {:>9} {:>8}",
+        "provider", "model", "images", "cost", "average", "per image", "requests"
+    )?;
+    for stat in &stats {
+        writeln!(
+            stdout,
+            "{:12} {:20} {:>7} {:>9} {:>9} {:>8.1}s {:>8}",
+            t(&stat.provider),
+            t(&stat.model),
+            stat.images,
+            format!("${:.2}", stat.cost),
+            format!("${:.3}", stat.cost / stat.images.max(1) as f64),
+            stat.average_seconds,
+            stat.requests
+        )?;
+    }
+    let images: usize = stats.iter().map(|s| s.images).sum();
+    let cost: f64 = stats.iter().map(|s| s.cost).fold(0.0, |a, b| a + b);
+    writeln!(
+        stdout,
+        "\n{images} image{} in the cache, ${cost:.2} estimated in all; {errors} directive{} with errors in the book",
+        s(images),
+        s(errors)
+    )?;
+    if let Some(remote) = remote {
+        writeln!(
+            stdout,
+            "remote `{}`: {} record{}, {} master{} ({:.1} MB), {} web file{} ({:.1} MB)",
+            remote.store,
+            remote.records,
+            s(remote.records),
+            remote.masters,
+            s(remote.masters),
+            remote.master_bytes as f64 / 1_000_000.0,
+            remote.assets,
+            s(remote.assets),
+            remote.asset_bytes as f64 / 1_000_000.0
+        )?;
+    }
+    Ok(true)
+}
+
+pub(crate) fn gc(
+    preprocessor: &ImageGen,
+    dir: &Path,
+    dry_run: bool,
+    remote_grace: Option<std::time::Duration>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let team = load_team(preprocessor, dir)?;
+    let removed = team.gc(dry_run)?;
+    let remote = match remote_grace {
+        Some(grace) => Some(team.gc_remote(dry_run, grace)?),
+        None => None,
+    };
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let files: Vec<serde_json::Value> = removed
+            .iter()
+            .map(|(path, bytes)| serde_json::json!({ "path": shown_path(dir, path), "bytes": bytes }))
+            .collect();
+        let mut value = serde_json::json!({ "dry_run": dry_run, "files": files });
+        if let Some(remote) = &remote {
+            value["remote"] = serde_json::to_value(remote)?;
+        }
+        print_json(&mut stdout, &value)?;
+        return Ok(true);
+    }
+    if let Some(remote) = &remote {
+        for object in remote {
+            writeln!(
+                stdout,
+                "{:>10}  remote: {} ({})",
+                object.bytes,
+                t(&object.path),
+                t(&object.what)
+            )?;
+        }
+        let total: u64 = remote.iter().map(|o| o.bytes).sum();
+        writeln!(
+            stdout,
+            "{} {} remote object{}, {:.1} MB",
+            if dry_run { "would delete" } else { "deleted" },
+            remote.len(),
+            s(remote.len()),
+            total as f64 / 1_000_000.0
+        )?;
+    }
+    for (path, bytes) in &removed {
+        let shown = shown_path(dir, path);
+        writeln!(stdout, "{:>10}  {}", bytes, t(shown.display().to_string()))?;
+    }
+    let total: u64 = removed.iter().map(|(_, b)| b).sum();
+    writeln!(
+        stdout,
+        "{} {} file{}, {:.1} MB",
+        if dry_run { "would delete" } else { "deleted" },
+        removed.len(),
+        s(removed.len()),
+        total as f64 / 1_000_000.0
+    )?;
+    Ok(true)
+}
+
+pub(crate) fn push(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool> {
+    let pushed = load_team(preprocessor, dir)?.push()?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        print_json(&mut stdout, &pushed)?;
+    } else {
+        writeln!(
+            stdout,
+            "uploaded {} file{} ({:.1} MB) to `{}`; {} already there",
+            pushed.uploaded,
+            s(pushed.uploaded),
+            pushed.bytes as f64 / 1_000_000.0,
+            pushed.store,
+            pushed.present
+        )?;
+    }
+    Ok(true)
+}
+
+pub(crate) fn verify_remote(
+    preprocessor: &ImageGen,
+    dir: &Path,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let problems = load_team(preprocessor, dir)?.verify_remote()?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        print_json(&mut stdout, &problems)?;
+        return Ok(problems.is_empty());
+    }
+    for problem in &problems {
+        writeln!(stdout, "remote: {}: {}", t(&problem.path), t(&problem.what))?;
+    }
+    if problems.is_empty() {
+        writeln!(stdout, "the remote cache is sound")?;
+    } else {
+        writeln!(stdout, "{} problem{}", problems.len(), s(problems.len()))?;
+    }
+    Ok(problems.is_empty())
+}
+
+pub(crate) fn verify(
+    preprocessor: &ImageGen,
+    dir: &Path,
+    fix: bool,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let problems = load_team(preprocessor, dir)?.verify(fix)?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        print_json(&mut stdout, &problems)?;
+        return Ok(problems.iter().all(|p| fix && p.fixable));
+    }
+    for problem in &problems {
+        let shown = shown_path(dir, &problem.path);
+        let state = match (fix, problem.fixable) {
+            (true, true) => "fixed: ",
+            (true, false) => "cannot fix: ",
+            _ => "",
+        };
+        writeln!(
+            stdout,
+            "{}: {state}{}",
+            t(shown.display().to_string()),
+            t(&problem.what)
+        )?;
+    }
+    let left = problems.iter().filter(|p| !(fix && p.fixable)).count();
+    if problems.is_empty() {
+        writeln!(stdout, "the cache is sound")?;
+    } else if fix {
+        writeln!(
+            stdout,
+            "{} problem{} fixed, {left} left",
+            problems.len() - left,
+            s(problems.len() - left)
+        )?;
+    } else {
+        writeln!(stdout, "{} problem{}", problems.len(), s(problems.len()))?;
+    }
+    Ok(left == 0)
+}
+
+/// Text from the cache or the book, for the terminal: on one line, controls escaped, capped.
+pub(crate) fn t(text: impl AsRef<str>) -> String {
+    mdbook_imagegen::for_terminal(text.as_ref())
+}
+
+/// Pretty JSON and a final newline.
+pub(crate) fn print_json(
+    out: &mut impl Write,
+    value: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// A path relative to the book, as the user would type it.
+pub(crate) fn shown_path(dir: &Path, path: &Path) -> PathBuf {
+    let base = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    path.strip_prefix(&base).unwrap_or(path).to_owned()
+}
+
+pub(crate) fn s(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
