@@ -368,6 +368,7 @@ struct RawStorage {
 }
 
 /// Validates `[preprocessor.imagegen.storage]`; errors name the key (under `storage.`).
+// Long by design: one check per key, in the order the docs list them.
 fn storage(raw: RawStorage) -> Result<Storage, (&'static str, String)> {
     let scheme = match raw.scheme.as_str() {
         "s3" => Scheme::S3,
@@ -407,65 +408,15 @@ fn storage(raw: RawStorage) -> Result<Storage, (&'static str, String)> {
         }
         _ => {}
     }
-    let url = |key: &'static str, text: String| -> Result<String, (&'static str, String)> {
-        let text = text.trim().trim_end_matches('/').to_owned();
-        let Some(rest) = text
-            .strip_prefix("https://")
-            .or_else(|| text.strip_prefix("http://"))
-        else {
-            return Err((
-                key,
-                format!("`{text}` is not an `http://` or `https://` URL"),
-            ));
-        };
-        if rest.contains(['?', '#']) {
-            return Err((
-                key,
-                "must not have a query or fragment (a signed URL?); credentials come from the environment".into(),
-            ));
-        }
-        if rest.is_empty()
-            || rest
-                .split('/')
-                .next()
-                .is_some_and(|host| host.contains('@'))
-        {
-            return Err((
-                key,
-"must be a URL without a user name or password; credentials come from the environment".into(),
-            ));
-        }
-        Ok(text)
-    };
-    let endpoint = raw.endpoint.map(|e| url("endpoint", e)).transpose()?;
+    let endpoint = raw.endpoint.map(|e| store_url("endpoint", e)).transpose()?;
     if scheme == Scheme::Fs && endpoint.is_some() {
         return Err(("endpoint", "the `fs` store has no endpoint".into()));
     }
-    let public_url = raw.public_url.map(|u| url("public-url", u)).transpose()?;
-    let root = raw.root.unwrap_or_default();
-    let root = if scheme == Scheme::Fs {
-        let root = root.trim().trim_end_matches('/').to_owned();
-        if root.is_empty() {
-            return Err((
-                "root",
-                "the `fs` store needs its directory, such as `\"/mnt/shared/imagegen\"`".into(),
-            ));
-        }
-        root
-    } else {
-        let root = root.trim().trim_matches('/').to_owned();
-        if root.split('/').any(|part| part == "." || part == "..") {
-            return Err((
-                "root",
-                format!("`{root}` must be a plain prefix such as `imagegen`"),
-            ));
-        }
-        if root.is_empty() {
-            "imagegen".to_owned()
-        } else {
-            root
-        }
-    };
+    let public_url = raw
+        .public_url
+        .map(|u| store_url("public-url", u))
+        .transpose()?;
+    let root = store_root(scheme, raw.root.unwrap_or_default())?;
     let mode = match raw.mode.as_deref() {
         None | Some("read-write") => Mode::ReadWrite,
         Some("read-only") => Mode::ReadOnly,
@@ -500,6 +451,66 @@ fn storage(raw: RawStorage) -> Result<Storage, (&'static str, String)> {
     })
 }
 
+/// A store's `endpoint` or `public-url`: http(s), with no credentials, query or fragment in it.
+fn store_url(key: &'static str, text: String) -> Result<String, (&'static str, String)> {
+    let text = text.trim().trim_end_matches('/').to_owned();
+    let Some(rest) = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+    else {
+        return Err((
+            key,
+            format!("`{text}` is not an `http://` or `https://` URL"),
+        ));
+    };
+    if rest.contains(['?', '#']) {
+        return Err((
+            key,
+            "must not have a query or fragment (a signed URL?); credentials come from the environment".into(),
+        ));
+    }
+    if rest.is_empty()
+        || rest
+            .split('/')
+            .next()
+            .is_some_and(|host| host.contains('@'))
+    {
+        return Err((
+            key,
+            "must be a URL without a user name or password; credentials come from the environment"
+                .into(),
+        ));
+    }
+    Ok(text)
+}
+
+/// A store's `root`: the directory of an `fs` store, or a plain prefix in a bucket.
+fn store_root(scheme: Scheme, root: String) -> Result<String, (&'static str, String)> {
+    if scheme == Scheme::Fs {
+        let root = root.trim().trim_end_matches('/').to_owned();
+        if root.is_empty() {
+            return Err((
+                "root",
+                "the `fs` store needs its directory, such as `\"/mnt/shared/imagegen\"`".into(),
+            ));
+        }
+        Ok(root)
+    } else {
+        let root = root.trim().trim_matches('/').to_owned();
+        if root.split('/').any(|part| part == "." || part == "..") {
+            return Err((
+                "root",
+                format!("`{root}` must be a plain prefix such as `imagegen`"),
+            ));
+        }
+        Ok(if root.is_empty() {
+            "imagegen".to_owned()
+        } else {
+            root
+        })
+    }
+}
+
 /// Reads a duration such as `90s` or `10m`; zero is refused (no request finishes in no time,
 /// and a zero wait would turn retries off: `retries = 0` says that).
 fn duration(text: &str) -> Result<Duration, String> {
@@ -530,7 +541,7 @@ fn null_in(value: &serde_json::Value, at: &str) -> Option<String> {
 }
 
 /// Checks one profile table and fills in the defaults of its kind.
-fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
+fn profile(name: &str, mut raw: RawProfile) -> Result<Profile, (String, String)> {
     let at = |key: &str| format!("providers.{name}.{key}");
     let kind = ProviderKind::ALL
         .into_iter()
@@ -545,7 +556,7 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
                 ),
             )
         })?;
-    let model = match (raw.model, kind.default_model()) {
+    let model = match (raw.model.take(), kind.default_model()) {
         (Some(model), _) if model.trim().is_empty() => {
             return Err((
                 at("model"),
@@ -574,9 +585,34 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
             ),
         ));
     }
-    let mut profile = Profile::new(kind, &model);
 
-    match raw.base_url {
+    let mut profile = Profile::new(kind, &model);
+    endpoint(&at, &mut raw, &mut profile)?;
+    settings(&at, &mut raw, &mut profile)?;
+    program(&at, &mut raw, &mut profile)?;
+    if let Some(price) = raw.price {
+        if !(price.is_finite() && price >= 0.0) {
+            return Err((at("price"), format!("{price} is not a price in US dollars")));
+        }
+        profile.price = Some(price);
+    }
+    if let Some(text) = raw.timeout.take() {
+        profile.timeout = Some(duration(&text).map_err(|e| (at("timeout"), e))?);
+    }
+    Ok(profile)
+}
+
+/// How `profile` names a key of the profile in its errors.
+type At<'a> = &'a dyn Fn(&str) -> String;
+
+/// A profile's `base-url` and `api-key-env`.
+fn endpoint(
+    at: At<'_>,
+    raw: &mut RawProfile,
+    profile: &mut Profile,
+) -> Result<(), (String, String)> {
+    let kind = profile.kind;
+    match raw.base_url.take() {
         Some(url) => {
             let url = url.trim().trim_end_matches('/').to_owned();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -611,7 +647,7 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
         None => {}
     }
 
-    if let Some(env) = raw.api_key_env {
+    if let Some(env) = raw.api_key_env.take() {
         let env = env.trim().to_owned();
         if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err((
@@ -634,7 +670,17 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
         profile.key_required = true;
     }
 
-    if let Some(quality) = raw.quality {
+    Ok(())
+}
+
+/// A profile's `quality` and the settings of its kind, checked against what its model accepts.
+fn settings(
+    at: At<'_>,
+    raw: &mut RawProfile,
+    profile: &mut Profile,
+) -> Result<(), (String, String)> {
+    let kind = profile.kind;
+    if let Some(quality) = raw.quality.take() {
         if !crate::vocab::QUALITIES.contains(&quality.as_str()) {
             return Err((
                 at("quality"),
@@ -647,17 +693,17 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
         profile.quality = Some(quality);
     }
 
-    let steps = raw.steps.map(|n| n.to_string());
-    let cfg_scale = raw.cfg_scale.map(|n| n.to_string());
+    let steps = raw.steps.take().map(|n| n.to_string());
+    let cfg_scale = raw.cfg_scale.take().map(|n| n.to_string());
     let given = [
-        ("background", raw.background),
-        ("moderation", raw.moderation),
-        ("output-format", raw.output_format),
-        ("style-preset", raw.style_preset),
+        ("background", raw.background.take()),
+        ("moderation", raw.moderation.take()),
+        ("output-format", raw.output_format.take()),
+        ("style-preset", raw.style_preset.take()),
         ("steps", steps),
         ("cfg-scale", cfg_scale),
-        ("sampler", raw.sampler),
-        ("scheduler", raw.scheduler),
+        ("sampler", raw.sampler.take()),
+        ("scheduler", raw.scheduler.take()),
     ];
     for (key, value) in given {
         let Some(value) = value else { continue };
@@ -695,13 +741,23 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
     }
     crate::models::check_options(
         kind,
-        &model,
+        &profile.model,
         profile.quality.as_deref(),
         profile.params.get("background").map(String::as_str),
         profile.params.get("output-format").map(String::as_str),
     )
     .map_err(|(key, message)| (at(key), message))?;
 
+    Ok(())
+}
+
+/// A profile's `extra` JSON fields and the `command` of the `command` kind.
+fn program(
+    at: At<'_>,
+    raw: &mut RawProfile,
+    profile: &mut Profile,
+) -> Result<(), (String, String)> {
+    let kind = profile.kind;
     if !raw.extra.is_empty() {
         if !matches!(
             kind,
@@ -715,7 +771,7 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
                 ),
             ));
         }
-        profile.extra = raw.extra;
+        profile.extra = std::mem::take(&mut raw.extra);
     }
 
     match (kind, raw.command.is_empty()) {
@@ -725,7 +781,7 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
                 "a profile of kind `command` needs `command`, the program and its arguments, such as `[\"python3\", \"scripts/draw.py\"]`".into(),
             ));
         }
-        (ProviderKind::Command, false) => profile.command = raw.command,
+        (ProviderKind::Command, false) => profile.command = std::mem::take(&mut raw.command),
         (_, false) => {
             return Err((
                 at("command"),
@@ -738,137 +794,28 @@ fn profile(name: &str, raw: RawProfile) -> Result<Profile, (String, String)> {
         (_, true) => {}
     }
 
-    if let Some(price) = raw.price {
-        if !(price.is_finite() && price >= 0.0) {
-            return Err((at("price"), format!("{price} is not a price in US dollars")));
-        }
-        profile.price = Some(price);
-    }
-    if let Some(text) = raw.timeout {
-        profile.timeout = Some(duration(&text).map_err(|e| (at("timeout"), e))?);
-    }
-    Ok(profile)
+    Ok(())
 }
 
 impl TryFrom<RawConfig> for Config {
     type Error = Error;
 
-    fn try_from(raw: RawConfig) -> Result<Config> {
-        let config_error = |key: &str, message: String| Error::Config {
+    fn try_from(mut raw: RawConfig) -> Result<Config> {
+        let config_error = |(key, message): (String, String)| Error::Config {
             key: format!("preprocessor.imagegen.{key}"),
             message,
         };
-
-        let mut profiles = BTreeMap::new();
-        for (name, raw_profile) in raw.providers {
-            let profile = profile(&name, raw_profile)
-                .map_err(|(key, message)| config_error(&key, message))?;
-            profiles.insert(name, profile);
-        }
-        profiles.entry(PLACEHOLDER.to_owned()).or_insert_with(|| {
-            Profile::new(ProviderKind::Placeholder, crate::vocab::PLACEHOLDER_MODEL)
-        });
-
-        let default_profile = raw.provider.unwrap_or_else(|| PLACEHOLDER.to_owned());
-        let named = std::iter::once(("provider", &default_profile))
-            .chain(raw.fallback.iter().map(|name| ("fallback", name)));
-        for (key, name) in named {
-            if !profiles.contains_key(name) {
-                return Err(config_error(
-                    key,
-                    format!(
-                        "no profile named `{name}`; define `[preprocessor.imagegen.providers.{name}]` or use one of: {}",
-                        list(profiles.keys())
-                    ),
-                ));
-            }
-        }
-
-        let cache_dir = PathBuf::from(raw.cache_dir.unwrap_or_else(|| ".imagegen".to_owned()));
-        if cache_dir.as_os_str().is_empty() {
-            return Err(config_error(
-                "cache-dir",
-                "the path is empty; remove the key to use `.imagegen`".into(),
-            ));
-        }
-        // Kept normalized (`./a/../b` is `b`), so that it compares with the book's directories.
-        let cache_dir = crate::files::join_inside(Path::new(""), &cache_dir)
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .ok_or_else(|| {
-                config_error(
-                    "cache-dir",
-                    format!(
-                        "`{}` is not a directory inside the book; use a relative path such as `.imagegen`",
-                        cache_dir.display()
-                    ),
-                )
-            })?;
-
-        let assets_dir = raw.assets_dir.unwrap_or_else(|| "imagegen".to_owned());
-        let assets_dir = assets_dir.trim_matches('/').to_owned();
-        if assets_dir.is_empty()
-            || !Path::new(&assets_dir)
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)))
-        {
-            return Err(config_error(
-                "assets-dir",
-                format!(
-                    "`{assets_dir}` must be a relative path inside the book's source directory, such as `imagegen`"
-                ),
-            ));
-        }
-
-        let on_error = match raw.on_error.as_deref() {
-            None | Some("fail") => OnError::Fail,
-            Some("placeholder") => OnError::Placeholder,
-            Some(other) => {
-                return Err(config_error(
-                    "on-error",
-                    format!("`{other}` is not a choice; use `\"fail\"` or `\"placeholder\"`"),
-                ));
-            }
-        };
-
-        if let Some(cost) = raw.max_cost_per_build
-            && !(cost.is_finite() && cost >= 0.0)
-        {
-            return Err(config_error(
-                "max-cost-per-build",
-                format!("{cost} is not an amount; use a number of US dollars such as `5.0`"),
-            ));
-        }
-
-        let max_concurrency = raw.max_concurrency.unwrap_or(4);
-        if !(1..=MAX_CONCURRENCY_LIMIT).contains(&max_concurrency) {
-            return Err(config_error(
-                "max-concurrency",
-                format!("{max_concurrency} is out of range; use 1 to {MAX_CONCURRENCY_LIMIT}"),
-            ));
-        }
+        let (default_profile, profiles) = profiles(&mut raw).map_err(config_error)?;
+        let (cache_dir, assets_dir) = directories(&mut raw).map_err(config_error)?;
+        let styles = styles(&mut raw).map_err(config_error)?;
+        let retry = retry(&mut raw).map_err(config_error)?;
+        let (on_error, max_concurrency) = limits(&raw).map_err(config_error)?;
+        let config_error = |key: &str, message: String| config_error((key.to_owned(), message));
 
         let default_size = match raw.size {
             None => Size::default(),
             Some(text) => text.parse().map_err(|e| config_error("size", e))?,
         };
-
-        let mut styles = BTreeMap::new();
-        for (name, raw_style) in raw.styles {
-            let style = match raw_style {
-                RawStyle::Words(prompt) => Style {
-                    prompt,
-                    negative: None,
-                },
-                RawStyle::Table { prompt, negative } => Style { prompt, negative },
-            };
-            if style.prompt.trim().is_empty() {
-                return Err(config_error(
-                    &format!("styles.{name}"),
-                    "the style is empty; write the words it adds to the prompt".into(),
-                ));
-            }
-            styles.insert(name, style);
-        }
 
         let text = |value: Option<String>| {
             value
@@ -876,22 +823,6 @@ impl TryFrom<RawConfig> for Config {
                 .filter(|v| !v.is_empty())
         };
 
-        let mut retry = RetryPolicy::default();
-        if let Some(retries) = raw.retries {
-            if retries > 10 {
-                return Err(config_error(
-                    "retries",
-                    format!("{retries} is out of range; use 0 to 10"),
-                ));
-            }
-            retry.retries = retries;
-        }
-        if let Some(wait) = raw.max_retry_wait {
-            retry.max_wait = duration(&wait).map_err(|e| config_error("max-retry-wait", e))?;
-        }
-        if let Some(timeout) = raw.timeout {
-            retry.timeout = duration(&timeout).map_err(|e| config_error("timeout", e))?;
-        }
         for (model, price) in &raw.prices {
             if !(price.is_finite() && *price >= 0.0) {
                 return Err(config_error(
@@ -933,6 +864,172 @@ impl TryFrom<RawConfig> for Config {
             storage,
         })
     }
+}
+
+type Invalid = (String, String);
+
+/// The provider profiles (the built-in placeholder added), and the default profile's name; the
+/// default and every fallback must name one.
+fn profiles(
+    raw: &mut RawConfig,
+) -> std::result::Result<(String, BTreeMap<String, Profile>), Invalid> {
+    let config_error = |key: &str, message: String| (key.to_owned(), message);
+    let mut profiles = BTreeMap::new();
+    for (name, raw_profile) in std::mem::take(&mut raw.providers) {
+        let profile = profile(&name, raw_profile)?;
+        profiles.insert(name, profile);
+    }
+    profiles.entry(PLACEHOLDER.to_owned()).or_insert_with(|| {
+        Profile::new(ProviderKind::Placeholder, crate::vocab::PLACEHOLDER_MODEL)
+    });
+
+    let default_profile = raw
+        .provider
+        .take()
+        .unwrap_or_else(|| PLACEHOLDER.to_owned());
+    let named = std::iter::once(("provider", &default_profile))
+        .chain(raw.fallback.iter().map(|name| ("fallback", name)));
+    for (key, name) in named {
+        if !profiles.contains_key(name) {
+            return Err(config_error(
+                key,
+                format!(
+                    "no profile named `{name}`; define `[preprocessor.imagegen.providers.{name}]` or use one of: {}",
+                    list(profiles.keys())
+                ),
+            ));
+        }
+    }
+
+    Ok((default_profile, profiles))
+}
+
+/// `cache-dir` (kept normalized, inside the book) and `assets-dir` (inside the source directory).
+fn directories(raw: &mut RawConfig) -> std::result::Result<(PathBuf, String), Invalid> {
+    let config_error = |key: &str, message: String| (key.to_owned(), message);
+    let cache_dir = PathBuf::from(
+        raw.cache_dir
+            .take()
+            .unwrap_or_else(|| ".imagegen".to_owned()),
+    );
+    if cache_dir.as_os_str().is_empty() {
+        return Err(config_error(
+            "cache-dir",
+            "the path is empty; remove the key to use `.imagegen`".into(),
+        ));
+    }
+    // Kept normalized (`./a/../b` is `b`), so that it compares with the book's directories.
+    let cache_dir = crate::files::join_inside(Path::new(""), &cache_dir)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .ok_or_else(|| {
+            config_error(
+                "cache-dir",
+                format!(
+                    "`{}` is not a directory inside the book; use a relative path such as `.imagegen`",
+                    cache_dir.display()
+                ),
+            )
+        })?;
+
+    let assets_dir = raw
+        .assets_dir
+        .take()
+        .unwrap_or_else(|| "imagegen".to_owned());
+    let assets_dir = assets_dir.trim_matches('/').to_owned();
+    if assets_dir.is_empty()
+        || !Path::new(&assets_dir)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return Err(config_error(
+            "assets-dir",
+            format!(
+                "`{assets_dir}` must be a relative path inside the book's source directory, such as `imagegen`"
+            ),
+        ));
+    }
+
+    Ok((cache_dir, assets_dir))
+}
+
+/// The book's named styles: words added to the prompt, and to the negative prompt.
+fn styles(raw: &mut RawConfig) -> std::result::Result<BTreeMap<String, Style>, Invalid> {
+    let config_error = |key: &str, message: String| (key.to_owned(), message);
+    let mut styles = BTreeMap::new();
+    for (name, raw_style) in std::mem::take(&mut raw.styles) {
+        let style = match raw_style {
+            RawStyle::Words(prompt) => Style {
+                prompt,
+                negative: None,
+            },
+            RawStyle::Table { prompt, negative } => Style { prompt, negative },
+        };
+        if style.prompt.trim().is_empty() {
+            return Err(config_error(
+                &format!("styles.{name}"),
+                "the style is empty; write the words it adds to the prompt".into(),
+            ));
+        }
+        styles.insert(name, style);
+    }
+
+    Ok(styles)
+}
+
+/// `on-error`, `max-cost-per-build` and `max-concurrency`.
+fn limits(raw: &RawConfig) -> std::result::Result<(OnError, usize), Invalid> {
+    let config_error = |key: &str, message: String| (key.to_owned(), message);
+    let on_error = match raw.on_error.as_deref() {
+        None | Some("fail") => OnError::Fail,
+        Some("placeholder") => OnError::Placeholder,
+        Some(other) => {
+            return Err(config_error(
+                "on-error",
+                format!("`{other}` is not a choice; use `\"fail\"` or `\"placeholder\"`"),
+            ));
+        }
+    };
+
+    if let Some(cost) = raw.max_cost_per_build
+        && !(cost.is_finite() && cost >= 0.0)
+    {
+        return Err(config_error(
+            "max-cost-per-build",
+            format!("{cost} is not an amount; use a number of US dollars such as `5.0`"),
+        ));
+    }
+
+    let max_concurrency = raw.max_concurrency.unwrap_or(4);
+    if !(1..=MAX_CONCURRENCY_LIMIT).contains(&max_concurrency) {
+        return Err(config_error(
+            "max-concurrency",
+            format!("{max_concurrency} is out of range; use 1 to {MAX_CONCURRENCY_LIMIT}"),
+        ));
+    }
+
+    Ok((on_error, max_concurrency))
+}
+
+/// `retries`, `max-retry-wait` and `timeout`.
+fn retry(raw: &mut RawConfig) -> std::result::Result<RetryPolicy, Invalid> {
+    let config_error = |key: &str, message: String| (key.to_owned(), message);
+    let mut retry = RetryPolicy::default();
+    if let Some(retries) = raw.retries.take() {
+        if retries > 10 {
+            return Err(config_error(
+                "retries",
+                format!("{retries} is out of range; use 0 to 10"),
+            ));
+        }
+        retry.retries = retries;
+    }
+    if let Some(wait) = raw.max_retry_wait.take() {
+        retry.max_wait = duration(&wait).map_err(|e| config_error("max-retry-wait", e))?;
+    }
+    if let Some(timeout) = raw.timeout.take() {
+        retry.timeout = duration(&timeout).map_err(|e| config_error("timeout", e))?;
+    }
+    Ok(retry)
 }
 
 #[cfg(test)]

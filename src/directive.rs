@@ -323,6 +323,7 @@ fn read_value<'a>(key: &str, text: &'a str) -> Result<(String, &'a str), String>
 }
 
 /// Stores one attribute after checking its value.
+// Long by design: one arm per attribute, each with the message that says how to fix it.
 fn set_attr(attrs: &mut Attrs, key: &str, value: String) -> Result<(), String> {
     let text = |value: String| -> Result<Option<String>, String> {
         if value.trim().is_empty() {

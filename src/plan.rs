@@ -119,21 +119,7 @@ fn request_with(
     let attrs = &directive.attrs;
     let profile = config.profile(profile_name)?;
 
-    let style = match &attrs.style {
-        None => None,
-        Some(style) => Some(config.styles.get(style).ok_or_else(|| {
-            if config.styles.is_empty() {
-                format!(
-                    "unknown style `{style}`; define it in `[preprocessor.imagegen.styles]`, e.g. {style} = \"flat vector illustration\""
-                )
-            } else {
-                format!(
-                    "unknown style `{style}`; the book defines {}",
-                    crate::vocab::list(config.styles.keys())
-                )
-            }
-        })?),
-    };
+    let style = style_of(attrs.style.as_deref(), config)?;
 
     let mut prompt = directive.prompt.clone();
     if let Some(style) = style {
@@ -200,6 +186,29 @@ fn request_with(
         quality,
         seed: attrs.seed,
         params,
+    })
+}
+
+/// The book's style a directive names, if any; an unknown name is an error that lists the
+/// book's styles.
+fn style_of<'c>(
+    style: Option<&str>,
+    config: &'c Config,
+) -> Result<Option<&'c crate::config::Style>, String> {
+    Ok(match style {
+        None => None,
+        Some(style) => Some(config.styles.get(style).ok_or_else(|| {
+            if config.styles.is_empty() {
+                format!(
+                    "unknown style `{style}`; define it in `[preprocessor.imagegen.styles]`, e.g. {style} = \"flat vector illustration\""
+                )
+            } else {
+                format!(
+                    "unknown style `{style}`; the book defines {}",
+                    crate::vocab::list(config.styles.keys())
+                )
+            }
+        })?),
     })
 }
 

@@ -90,6 +90,108 @@ impl std::fmt::Debug for Remote {
     }
 }
 
+/// An S3 client: the usual `AWS_*` variables, else the rest of AWS's chain.
+fn s3(storage: &Storage, var: &dyn Fn(&str) -> Option<String>) -> opendal::Result<Operator> {
+    let mut builder = opendal::services::S3::default()
+        .bucket(&storage.bucket)
+        .root(&storage.root)
+        .region(storage.region.as_deref().unwrap_or("us-east-1"));
+    if let Some(endpoint) = &storage.endpoint {
+        builder = builder.endpoint(endpoint);
+    }
+    if storage.anonymous {
+        builder = builder
+            .skip_signature()
+            .disable_config_load()
+            .disable_ec2_metadata();
+    } else if let (Some(id), Some(secret)) =
+        (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+    {
+        // The usual variables; without them, the rest of AWS's chain (profiles,
+        // web identity, instance metadata) is tried.
+        builder = builder.access_key_id(&id).secret_access_key(&secret);
+        if let Some(token) = var("AWS_SESSION_TOKEN") {
+            builder = builder.session_token(&token);
+        }
+    }
+    Operator::new(builder)
+}
+
+/// A GCS client: Google's credentials, or none for an emulator or a public bucket.
+fn gcs(storage: &Storage, var: &dyn Fn(&str) -> Option<String>) -> opendal::Result<Operator> {
+    let mut builder = opendal::services::Gcs::default()
+        .bucket(&storage.bucket)
+        .root(&storage.root);
+    // The convention of Google's own libraries: an emulator takes no credentials.
+    let emulator = var("STORAGE_EMULATOR_HOST").filter(|h| !h.trim().is_empty());
+    if let Some(endpoint) = storage.endpoint.clone().or_else(|| {
+        emulator.as_ref().map(|host| {
+            if host.contains("://") {
+                host.trim_end_matches('/').to_owned()
+            } else {
+                format!("http://{host}")
+            }
+        })
+    }) {
+        builder = builder.endpoint(&endpoint);
+    }
+    if storage.anonymous || emulator.is_some() {
+        builder = builder
+            .skip_signature()
+            .disable_vm_metadata()
+            .disable_config_load();
+    }
+    Operator::new(builder)
+}
+
+/// An Azure Blob client: a connection string or the `AZURE_STORAGE_*` variables.
+fn azblob(
+    storage: &Storage,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<opendal::Result<Operator>, String> {
+    let mut builder = match var("AZURE_STORAGE_CONNECTION_STRING") {
+        Some(text) if !storage.anonymous => {
+            opendal::services::Azblob::from_connection_string(&text).map_err(|e| {
+                format!(
+                    "`AZURE_STORAGE_CONNECTION_STRING` is not a connection string ({})",
+                    e.kind()
+                )
+            })?
+        }
+        _ => opendal::services::Azblob::default(),
+    };
+    builder = builder.container(&storage.bucket).root(&storage.root);
+    if let Some(endpoint) = &storage.endpoint {
+        builder = builder.endpoint(endpoint);
+    }
+    if storage.anonymous {
+        builder = builder.skip_signature();
+    }
+    Ok(Operator::new(builder))
+}
+
+/// A shared directory: it must exist (a share that is not mounted is an outage, not a
+/// directory to create).
+fn fs(storage: &Storage, book_root: &Path) -> Result<opendal::Result<Operator>> {
+    let dir = book_root.join(&storage.root);
+    // A share that is not mounted is an outage, not a directory to create.
+    if !dir.is_dir() {
+        return Err(Error::Remote {
+            store: format!("fs://{}", dir.display()),
+            message: "the directory does not exist (is the share mounted?); create it to use it"
+                .into(),
+            read_only: false,
+        });
+    }
+    let mut builder = opendal::services::Fs::default().root(&dir.to_string_lossy());
+    // Written beside the objects, then renamed: a crash never leaves half a file.
+    let staging = dir.join(".tmp");
+    if storage.mode == Mode::ReadWrite && std::fs::create_dir_all(&staging).is_ok() {
+        builder = builder.atomic_write_dir(&staging.to_string_lossy());
+    }
+    Ok(Operator::new(builder))
+}
+
 impl Remote {
     /// Connects to the store `storage` describes (no request is made yet). `var` reads the
     /// environment; `book_root` anchors a relative `fs` directory.
@@ -104,95 +206,10 @@ impl Remote {
             message,
         };
         let built = match storage.scheme {
-            Scheme::S3 => {
-                let mut builder = opendal::services::S3::default()
-                    .bucket(&storage.bucket)
-                    .root(&storage.root)
-                    .region(storage.region.as_deref().unwrap_or("us-east-1"));
-                if let Some(endpoint) = &storage.endpoint {
-                    builder = builder.endpoint(endpoint);
-                }
-                if storage.anonymous {
-                    builder = builder
-                        .skip_signature()
-                        .disable_config_load()
-                        .disable_ec2_metadata();
-                } else if let (Some(id), Some(secret)) =
-                    (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
-                {
-                    // The usual variables; without them, the rest of AWS's chain (profiles,
-                    // web identity, instance metadata) is tried.
-                    builder = builder.access_key_id(&id).secret_access_key(&secret);
-                    if let Some(token) = var("AWS_SESSION_TOKEN") {
-                        builder = builder.session_token(&token);
-                    }
-                }
-                Operator::new(builder)
-            }
-            Scheme::Gcs => {
-                let mut builder = opendal::services::Gcs::default()
-                    .bucket(&storage.bucket)
-                    .root(&storage.root);
-                // The convention of Google's own libraries: an emulator takes no credentials.
-                let emulator = var("STORAGE_EMULATOR_HOST").filter(|h| !h.trim().is_empty());
-                if let Some(endpoint) = storage.endpoint.clone().or_else(|| {
-                    emulator.as_ref().map(|host| {
-                        if host.contains("://") {
-                            host.trim_end_matches('/').to_owned()
-                        } else {
-                            format!("http://{host}")
-                        }
-                    })
-                }) {
-                    builder = builder.endpoint(&endpoint);
-                }
-                if storage.anonymous || emulator.is_some() {
-                    builder = builder
-                        .skip_signature()
-                        .disable_vm_metadata()
-                        .disable_config_load();
-                }
-                Operator::new(builder)
-            }
-            Scheme::Azblob => {
-                let mut builder = match var("AZURE_STORAGE_CONNECTION_STRING") {
-                    Some(text) if !storage.anonymous => {
-                        opendal::services::Azblob::from_connection_string(&text).map_err(|e| {
-                            config_error(format!(
-                                "`AZURE_STORAGE_CONNECTION_STRING` is not a connection string ({})",
-                                e.kind()
-                            ))
-                        })?
-                    }
-                    _ => opendal::services::Azblob::default(),
-                };
-                builder = builder.container(&storage.bucket).root(&storage.root);
-                if let Some(endpoint) = &storage.endpoint {
-                    builder = builder.endpoint(endpoint);
-                }
-                if storage.anonymous {
-                    builder = builder.skip_signature();
-                }
-                Operator::new(builder)
-            }
-            Scheme::Fs => {
-                let dir = book_root.join(&storage.root);
-                // A share that is not mounted is an outage, not a directory to create.
-                if !dir.is_dir() {
-                    return Err(Error::Remote {
-                        store: format!("fs://{}", dir.display()),
-                        message: "the directory does not exist (is the share mounted?); create it to use it".into(),
-                        read_only: false,
-                    });
-                }
-                let mut builder = opendal::services::Fs::default().root(&dir.to_string_lossy());
-                // Written beside the objects, then renamed: a crash never leaves half a file.
-                let staging = dir.join(".tmp");
-                if storage.mode == Mode::ReadWrite && std::fs::create_dir_all(&staging).is_ok() {
-                    builder = builder.atomic_write_dir(&staging.to_string_lossy());
-                }
-                Operator::new(builder)
-            }
+            Scheme::S3 => s3(storage, var),
+            Scheme::Gcs => gcs(storage, var),
+            Scheme::Azblob => azblob(storage, var).map_err(config_error)?,
+            Scheme::Fs => fs(storage, book_root)?,
         };
         let operator = built
             .map_err(|e| config_error(format!("cannot use this store: {}", e.message())))?

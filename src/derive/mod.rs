@@ -241,6 +241,8 @@ struct Task {
 
 /// Derives every file. Errors name what went wrong with the master (a corrupt file, a
 /// decompression bomb); they never panic.
+// Long by design: one straight pass (decode, crop, then each width of each format, the
+// fallback and the thumbnail) that reads top to bottom like the manifest it builds.
 pub(crate) fn derive(
     source: &Source<'_>,
     output: &Output,

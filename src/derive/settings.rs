@@ -145,6 +145,7 @@ enum RawThumbnail {
 
 impl Output {
     /// Checks the raw table. Errors are `(key under output, message)`.
+    // Long by design: one check per key of `[output]`, in the order the docs list them.
     pub(crate) fn from_raw(raw: RawOutput) -> Result<Output, (String, String)> {
         let mut output = Output::default();
         if let Some(names) = raw.formats {

@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -44,28 +44,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         "output": output,
     });
 
-    let mut command = Command::new(program);
-    command
-        .args(&argv[1..])
-        .current_dir(call.root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("IMAGEGEN_PROMPT", &request.prompt)
-        .env(
-            "IMAGEGEN_NEGATIVE_PROMPT",
-            request.negative.as_deref().unwrap_or(""),
-        )
-        .env("IMAGEGEN_MODEL", &request.model)
-        .env("IMAGEGEN_WIDTH", request.size.width.to_string())
-        .env("IMAGEGEN_HEIGHT", request.size.height.to_string())
-        .env("IMAGEGEN_SIZE", request.size.to_string())
-        .env("IMAGEGEN_QUALITY", request.quality.as_deref().unwrap_or(""))
-        .env(
-            "IMAGEGEN_SEED",
-            request.seed.map(|s| s.to_string()).unwrap_or_default(),
-        )
-        .env("IMAGEGEN_OUTPUT", &output);
+    let mut command = command_for(call, &output);
     let mut child = command.spawn().map_err(|e| {
         Fault::new(
             FaultKind::Invalid,
@@ -82,30 +61,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let stdout = read_in_background(child.stdout.take().expect("piped"), MAX_MASTER_BYTES);
     let stderr = read_in_background(child.stderr.take().expect("piped"), 64 << 10);
 
-    let deadline = Instant::now() + call.timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Fault::new(
-                    FaultKind::Transient,
-                    format!(
-                        "`{program}` did not finish within {} and was stopped (raise `timeout`)",
-                        humantime::format_duration(call.timeout)
-                    ),
-                ));
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(e) => {
-                return Err(Fault::new(
-                    FaultKind::Transient,
-                    format!("cannot wait for `{program}`: {e}"),
-                ));
-            }
-        }
-    };
+    let status = wait(&mut child, program, call.timeout)?;
     let _ = writer.join();
     let stdout = stdout.join().unwrap_or_default();
     let stderr = stderr.join().unwrap_or_default();
@@ -130,43 +86,113 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         ));
     }
 
-    let bytes = if super::inspect(&stdout).is_ok() {
-        stdout
-    } else if crate::files::is_regular(&output) {
-        read_file(&output)?
-    } else {
-        let text = String::from_utf8_lossy(&stdout);
-        let Some(line) = text.lines().map(str::trim).rfind(|l| !l.is_empty()) else {
-            return Err(Fault::new(
-                FaultKind::BadImage,
-                format!(
-                    "`{program}` succeeded but gave no image: write it to stdout or to $IMAGEGEN_OUTPUT, or print its path"
-                ),
-            ));
-        };
-        let Some(path) = printed_path(call.root, scratch.path(), line) else {
-            return Err(Fault::new(
-                FaultKind::BadImage,
-                format!(
-                    "`{program}` printed `{line}`, a path outside the book; write the image to $IMAGEGEN_OUTPUT (or inside the book) instead"
-                ),
-            ));
-        };
-        if !crate::files::is_regular(&path) {
-            return Err(Fault::new(
-                FaultKind::BadImage,
-                format!(
-                    "`{program}` printed `{line}`, which is neither an image nor the path of a file"
-                ),
-            ));
-        }
-        read_file(&path)?
-    };
+    let bytes = image_of(call, stdout, &output, scratch.path())?;
     Ok(Generated {
         bytes,
         cost_usd: None,
         provenance: Provenance::default(),
     })
+}
+
+/// The program of a `command` profile, with the request in its environment.
+fn command_for(call: &Call<'_>, output: &Path) -> Command {
+    let request = call.request;
+    let argv = &call.profile.command;
+    let program = &argv[0];
+    let mut command = Command::new(program);
+    command
+        .args(&argv[1..])
+        .current_dir(call.root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("IMAGEGEN_PROMPT", &request.prompt)
+        .env(
+            "IMAGEGEN_NEGATIVE_PROMPT",
+            request.negative.as_deref().unwrap_or(""),
+        )
+        .env("IMAGEGEN_MODEL", &request.model)
+        .env("IMAGEGEN_WIDTH", request.size.width.to_string())
+        .env("IMAGEGEN_HEIGHT", request.size.height.to_string())
+        .env("IMAGEGEN_SIZE", request.size.to_string())
+        .env("IMAGEGEN_QUALITY", request.quality.as_deref().unwrap_or(""))
+        .env(
+            "IMAGEGEN_SEED",
+            request.seed.map(|s| s.to_string()).unwrap_or_default(),
+        )
+        .env("IMAGEGEN_OUTPUT", output);
+    command
+}
+
+/// Waits for the program, stopping it at the timeout.
+fn wait(child: &mut Child, program: &str, timeout: Duration) -> Result<ExitStatus, Fault> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Fault::new(
+                    FaultKind::Transient,
+                    format!(
+                        "`{program}` did not finish within {} and was stopped (raise `timeout`)",
+                        humantime::format_duration(timeout)
+                    ),
+                ));
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                return Err(Fault::new(
+                    FaultKind::Transient,
+                    format!("cannot wait for `{program}`: {e}"),
+                ));
+            }
+        }
+    }
+}
+
+/// The image a program that succeeded made: on its stdout, at `$IMAGEGEN_OUTPUT`, or at the path
+/// it printed last (inside the book or the scratch directory only).
+fn image_of(
+    call: &Call<'_>,
+    stdout: Vec<u8>,
+    output: &Path,
+    scratch: &Path,
+) -> Result<Vec<u8>, Fault> {
+    let program = &call.profile.command[0];
+    if super::inspect(&stdout).is_ok() {
+        return Ok(stdout);
+    }
+    if crate::files::is_regular(output) {
+        return read_file(output);
+    }
+    let text = String::from_utf8_lossy(&stdout);
+    let Some(line) = text.lines().map(str::trim).rfind(|l| !l.is_empty()) else {
+        return Err(Fault::new(
+            FaultKind::BadImage,
+            format!(
+                "`{program}` succeeded but gave no image: write it to stdout or to $IMAGEGEN_OUTPUT, or print its path"
+            ),
+        ));
+    };
+    let Some(path) = printed_path(call.root, scratch, line) else {
+        return Err(Fault::new(
+            FaultKind::BadImage,
+            format!(
+                "`{program}` printed `{line}`, a path outside the book; write the image to $IMAGEGEN_OUTPUT (or inside the book) instead"
+            ),
+        ));
+    };
+    if !crate::files::is_regular(&path) {
+        return Err(Fault::new(
+            FaultKind::BadImage,
+            format!(
+                "`{program}` printed `{line}`, which is neither an image nor the path of a file"
+            ),
+        ));
+    }
+    read_file(&path)
 }
 
 /// Where a path a program printed points, if that is inside the book or the scratch directory

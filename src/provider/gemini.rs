@@ -74,6 +74,8 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
 /// Reads an answer: the first inline image part that is not a thought, or the fault it tells
 /// of (an error envelope, a refusal in a 200, a text-only answer). Pure: any bytes in, never a
 /// panic.
+// Long by design: Gemini's answer shapes (error envelope, prompt feedback, finish reasons,
+// parts) are checked in the order the API documents them, each with its own message.
 pub(super) fn read(
     reply: &Reply,
     seed: Option<u64>,

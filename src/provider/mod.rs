@@ -253,21 +253,25 @@ pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failu
         root: env.root,
         timeout,
     };
-    let policy = config.retry;
+    with_retries(&call, env, estimate, started)
+}
+
+/// Sends a request until it answers, retrying what is worth retrying within the book's policy.
+fn with_retries(
+    call: &Call<'_>,
+    env: &Env<'_>,
+    estimate: f64,
+    started: Instant,
+) -> Result<Master, Failure> {
+    let (request, profile) = (call.request, call.profile);
+    let policy = env.config.retry;
     let attempts_allowed = policy.retries + 1;
     let mut empty_retried = false;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = match request.kind {
-            ProviderKind::Placeholder => unreachable!("drawn above"),
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => openai::call(&call),
-            ProviderKind::Gemini => gemini::call(&call),
-            ProviderKind::Stability => stability::call(&call),
-            ProviderKind::Automatic1111 => automatic1111::call(&call),
-            ProviderKind::Command => command::call(&call),
-        }
-        .and_then(|generated| finish(generated, estimate, started, attempt));
+        let result =
+            dispatch(call).and_then(|generated| finish(generated, estimate, started, attempt));
         let mut fault = match result {
             Ok(mut master) => {
                 master.provenance = master.provenance.cleaned(env.secrets);
@@ -278,25 +282,7 @@ pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failu
         // Before anything else is done with the provider's words: its key (and every other
         // secret) out, one line, capped.
         fault.message = env.secrets.clean(&fault.message, outside::SHOWN_CHARS);
-        let describe = |fault: &Fault, extra: &str| {
-            let what = match fault.kind {
-                FaultKind::Refused => "refused the prompt",
-                FaultKind::Auth => "refused the key",
-                FaultKind::Quota => "is out of quota",
-                FaultKind::Invalid => "rejected the request",
-                FaultKind::BadImage => "returned no usable image",
-                FaultKind::RateLimited => "is rate limiting",
-                FaultKind::Transient => "failed",
-                FaultKind::Empty => "returned no image",
-            };
-            format!(
-                "`{}` ({} {}) {what}: {}{extra}",
-                request.profile,
-                request.kind.as_str(),
-                request.model,
-                fault.message
-            )
-        };
+        let describe = |fault: &Fault, extra: &str| describe(request, fault, extra);
         let give_up = |fault: &Fault, extra: String| Failure {
             message: describe(fault, &extra),
             may_fall_back: fault.kind.retryable(),
@@ -337,6 +323,39 @@ pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failu
             attempt + 1
         );
         (env.sleep)(wait);
+    }
+}
+
+/// A failure as the user reads it: the profile, its kind and model, what went wrong.
+fn describe(request: &Request, fault: &Fault, extra: &str) -> String {
+    let what = match fault.kind {
+        FaultKind::Refused => "refused the prompt",
+        FaultKind::Auth => "refused the key",
+        FaultKind::Quota => "is out of quota",
+        FaultKind::Invalid => "rejected the request",
+        FaultKind::BadImage => "returned no usable image",
+        FaultKind::RateLimited => "is rate limiting",
+        FaultKind::Transient => "failed",
+        FaultKind::Empty => "returned no image",
+    };
+    format!(
+        "`{}` ({} {}) {what}: {}{extra}",
+        request.profile,
+        request.kind.as_str(),
+        request.model,
+        fault.message
+    )
+}
+
+/// One request, in the wire format of its kind.
+fn dispatch(call: &Call<'_>) -> Result<Generated, Fault> {
+    match call.request.kind {
+        ProviderKind::Placeholder => Ok(placeholder::generate(call.request)),
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => openai::call(call),
+        ProviderKind::Gemini => gemini::call(call),
+        ProviderKind::Stability => stability::call(call),
+        ProviderKind::Automatic1111 => automatic1111::call(call),
+        ProviderKind::Command => command::call(call),
     }
 }
 

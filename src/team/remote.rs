@@ -229,6 +229,9 @@ impl Team {
     /// `grace` goes (images of branches in flight, uploads under way), and the master of a
     /// record this version cannot read is kept. Returns what it removed (or would, with
     /// `dry_run`).
+    // Long by design: the passes (winners, records, masters, files made from them) share the
+    // sets they build, and the order they run in is what keeps a record from outliving its
+    // master; split, that order would be spread over several functions.
     pub fn gc_remote(&self, dry_run: bool, grace: Duration) -> Result<Vec<RemoteObject>> {
         let remote = self.remote()?;
         let objects = self.remote_objects(&remote)?;
