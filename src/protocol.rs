@@ -148,3 +148,171 @@ pub(crate) fn is_supported(mdbook_version: &str) -> bool {
     let requirement = semver::VersionReq::parse(SUPPORTED_MDBOOK).expect("a valid requirement");
     semver::Version::parse(mdbook_version).map_or(true, |v| requirement.matches(&v))
 }
+
+/// Reads mdBook's `[context, book]` JSON from `reader` as it arrives, rather than after the
+/// last byte: mdBook writes the book in many small pieces, and a preprocessor that waits for
+/// all of them before starting wastes that time. `on_context` gets the context as soon as it is
+/// parsed, and `on_content` every chapter's content in the order it arrives (depth first).
+pub(crate) fn read<R: std::io::Read>(
+    reader: R,
+    on_context: impl FnOnce(&Value),
+    on_content: &mut dyn FnMut(&str),
+) -> Result<(Value, Value)> {
+    use serde::de::DeserializeSeed;
+    let mut deserializer =
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, reader));
+    let hook = std::cell::RefCell::new(on_content);
+    let pair = stream::Pair {
+        on_context: std::cell::Cell::new(Some(on_context)),
+        on_content: &hook,
+    };
+    let parsed = pair
+        .deserialize(&mut deserializer)
+        .and_then(|pair| deserializer.end().map(|()| pair));
+    parsed.map_err(|e| {
+        if e.is_io() {
+            Error::Input(format!("cannot read mdBook's input on stdin ({e})"))
+        } else if e.is_data() {
+            Error::Input(
+                "expected a JSON array of two elements; this program is run by mdBook".into(),
+            )
+        } else {
+            Error::Input(format!("invalid JSON ({e})"))
+        }
+    })
+}
+
+/// The streaming reader's serde plumbing: a `[context, book]` pair, and a JSON value that hands
+/// every string under a `content` key to a hook as it is parsed.
+mod stream {
+    use std::cell::{Cell, RefCell};
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    pub(super) type Hook<'h> = RefCell<&'h mut dyn FnMut(&str)>;
+
+    pub(super) struct Pair<'h, 'f, C> {
+        pub(super) on_context: Cell<Option<C>>,
+        pub(super) on_content: &'h Hook<'f>,
+    }
+
+    impl<'de, C: FnOnce(&Value)> DeserializeSeed<'de> for Pair<'_, '_, C> {
+        type Value = (Value, Value);
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de, C: FnOnce(&Value)> Visitor<'de> for Pair<'_, '_, C> {
+        type Value = (Value, Value);
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of two elements, the context and the book")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let context: Value = seq
+                .next_element()?
+                .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+            if let Some(on_context) = self.on_context.take() {
+                on_context(&context);
+            }
+            let book = seq
+                .next_element_seed(Tapped {
+                    hook: self.on_content,
+                    content: false,
+                })?
+                .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+            if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                return Err(de::Error::invalid_length(3, &self));
+            }
+            Ok((context, book))
+        }
+    }
+
+    /// A JSON value; when it is a string under a `content` key, the hook sees it.
+    struct Tapped<'h, 'f> {
+        hook: &'h Hook<'f>,
+        content: bool,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Tapped<'_, '_> {
+        type Value = Value;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Tapped<'_, '_> {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            if self.content {
+                (self.hook.borrow_mut())(v);
+            }
+            Ok(Value::String(v.to_owned()))
+        }
+
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            if self.content {
+                (self.hook.borrow_mut())(&v);
+            }
+            Ok(Value::String(v))
+        }
+
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(Tapped {
+                hook: self.hook,
+                content: false,
+            })? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut object = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = map.next_value_seed(Tapped {
+                    hook: self.hook,
+                    content: key == "content",
+                })?;
+                object.insert(key, value);
+            }
+            Ok(Value::Object(object))
+        }
+    }
+}

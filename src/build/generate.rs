@@ -33,6 +33,9 @@ pub(crate) fn run(
         .enumerate()
         .filter_map(|(i, decision)| Some((i, decision.to_generate(&jobs[i])?)))
         .unzip();
+    if chains.is_empty() {
+        return summary;
+    }
     let sleep = |wait| std::thread::sleep(wait);
     let var = |name: &str| std::env::var(name).ok();
     let secrets = crate::outside::Secrets::of_book(book.config.key_vars(), &var);

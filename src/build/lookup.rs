@@ -1,7 +1,7 @@
 //! The facts `resolve` decides on, gathered at the edge: which image of each job's chain the
 //! local cache holds, and which the remote holds (a build downloads them; `plan` only asks).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::Book;
 use super::image::{self, Ready};
@@ -18,16 +18,20 @@ use crate::storage::Remote;
 /// own, except a placeholder: it only stands in until the directive's provider answers. A
 /// master removed by hand (the index still names it) counts as missing unless its web files
 /// are all there. Forced jobs (`regenerate`) are not looked up.
+/// What the head start already found (see `prefetch`) is taken from `known`.
 pub(crate) fn local(
     book: &Book<'_>,
     cache: &mut Cache,
     jobs: &[Job],
     force: &BTreeSet<CacheKey>,
+    known: &mut HashMap<CacheKey, Option<(usize, Ready)>>,
 ) -> Result<Vec<Option<(usize, Ready)>>> {
     let mut found = Vec::with_capacity(jobs.len());
     for job in jobs {
         found.push(if force.contains(&job.key) {
             None
+        } else if let Some(known) = known.remove(&job.key) {
+            known
         } else {
             local_one(book, cache, job)?
         });
@@ -35,7 +39,12 @@ pub(crate) fn local(
     Ok(found)
 }
 
-fn local_one(book: &Book<'_>, cache: &mut Cache, job: &Job) -> Result<Option<(usize, Ready)>> {
+/// One job's image in the local cache.
+pub(crate) fn local_one(
+    book: &Book<'_>,
+    cache: &mut Cache,
+    job: &Job,
+) -> Result<Option<(usize, Ready)>> {
     for (link, (key, request)) in job.chain.iter().enumerate() {
         if link > 0 && !request.kind.is_model() {
             continue;

@@ -20,6 +20,7 @@ mod lookup;
 mod parse;
 mod plan;
 mod planned;
+mod prefetch;
 mod publish;
 mod render;
 mod resolve;
@@ -35,6 +36,7 @@ use crate::models::Day;
 use crate::plan::CacheKey;
 use crate::protocol::{self, Chapter, Context};
 use crate::storage::Remote;
+use prefetch::Prepared;
 
 pub use planned::PlannedImage;
 pub(crate) use planned::planned_book;
@@ -64,21 +66,30 @@ impl ImageGen {
     /// again even though they are cached. Each new image replaces the old one's record; the
     /// old master stays until `gc`.
     pub fn regenerate_json(&self, input: &str, keys: &[String]) -> Result<String> {
-        let force: BTreeSet<CacheKey> = keys.iter().filter_map(|k| CacheKey::from_hex(k)).collect();
-        let (context, mut json) = protocol::parse(input)?;
-        let ctx = Context::read(&context)?;
-        warn_unsupported(&ctx);
-        let config = Config::from_table(ctx.table)?;
-        config.check_layout(ctx.src, ctx.build_dir)?;
-        let key = protocol::items_key(&json)?;
-        let contents = {
-            let chapters = protocol::chapters(&json, key);
-            let book = Book::new(&ctx, &config, key == "sections");
-            build(&book, &chapters, &force)?
-        };
-        protocol::set_contents(&mut json, key, contents);
-        serde_json::to_string(&json)
+        let (context, json) = protocol::parse(input)?;
+        let book = run(context, json, keys, Prepared::default())?;
+        serde_json::to_string(&book)
             .map_err(|e| Error::Input(format!("cannot encode the book: {e}")))
+    }
+
+    /// Like [`ImageGen::run_json`], reading mdBook's input from `reader` as it arrives (the
+    /// chapters are parsed and their images looked up while mdBook is still writing the rest)
+    /// and writing the book to `out`.
+    pub fn run_reader(&self, reader: impl std::io::Read, out: impl std::io::Write) -> Result<()> {
+        let prefetch = prefetch::Prefetch::start();
+        let read = protocol::read(
+            reader,
+            |context| prefetch.context(context),
+            &mut |content| prefetch.content(content),
+        );
+        let prepared = prefetch.finish();
+        let (context, json) = read?;
+        let book = run(context, json, &[], prepared)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+        serde_json::to_writer(&mut out, &book)
+            .map_err(std::io::Error::from)
+            .and_then(|()| std::io::Write::flush(&mut out))
+            .map_err(|e| Error::Input(format!("cannot write the book to stdout: {e}")))
     }
 
     /// What a build of this input (mdBook's `[context, book]` JSON) would generate and reuse,
@@ -88,14 +99,40 @@ impl ImageGen {
     }
 }
 
+/// Runs the build on mdBook's input, with what the head start prepared; returns the book.
+fn run(
+    context: serde_json::Value,
+    mut json: serde_json::Value,
+    keys: &[String],
+    mut prepared: Prepared,
+) -> Result<serde_json::Value> {
+    let force: BTreeSet<CacheKey> = keys.iter().filter_map(|k| CacheKey::from_hex(k)).collect();
+    let ctx = Context::read(&context)?;
+    warn_unsupported(&ctx);
+    let config = Config::from_table(ctx.table)?;
+    config.check_layout(ctx.src, ctx.build_dir)?;
+    let key = protocol::items_key(&json)?;
+    if prepared.sections != (key == "sections") {
+        prepared = Prepared::default();
+    }
+    let contents = {
+        let chapters = protocol::chapters(&json, key);
+        let book = Book::new(&ctx, &config, key == "sections");
+        build(&book, &chapters, &force, prepared)?
+    };
+    protocol::set_contents(&mut json, key, contents);
+    Ok(json)
+}
+
 /// The stages of one build, in order. Returns the new content of every chapter with directives.
 fn build(
     book: &Book<'_>,
     chapters: &[Chapter<'_>],
     force: &BTreeSet<CacheKey>,
+    mut prepared: Prepared,
 ) -> Result<Vec<(usize, String)>> {
     let started = Instant::now();
-    let pages = parse::pages(chapters, book);
+    let mut pages = parse::pages(chapters, book, &mut prepared.parsed);
     if pages.is_empty() {
         return Ok(Vec::new());
     }
@@ -103,10 +140,11 @@ fn build(
         // `mdbook test` only runs code; it never gets images, and never calls a provider.
         return Ok(pages.iter().map(parse::strip).collect());
     }
-    let plan = plan::jobs(&pages, book.config);
+    let plan = plan::jobs(&mut pages, book.config);
+    let planned = Instant::now();
 
-    let mut cache = book.open_cache();
-    let local = lookup::local(book, &mut cache, &plan.jobs, force)?;
+    let mut cache = prepared.cache.take().unwrap_or_else(|| book.open_cache());
+    let local = lookup::local(book, &mut cache, &plan.jobs, force, &mut prepared.local)?;
     let published = publish::known(book, &cache, &local);
     let remote = book.remote_if(|| {
         lookup::has_missing(&local)
@@ -120,6 +158,7 @@ fn build(
     let facts = lookup::facts(&plan.jobs, &local, force, |key| fetched.contains_key(key));
     let resolution = resolve::resolve(&plan.jobs, &facts, book.config, book.today);
     resolution.warn();
+    let resolved = Instant::now();
     let mut images = image::resolved(book, &cache, &plan.jobs, &resolution, local, &fetched);
 
     let mut summary = generate::run(
@@ -135,8 +174,18 @@ fn build(
     if let Some(remote) = &remote {
         publish::run(book, &mut cache, remote, &images, &published);
     }
+    let made = Instant::now();
     let rendered = render::pages(book, &pages, &plan, &images);
+    let spliced = Instant::now();
     cache.finish(rendered.refs)?;
+    tracing::debug!(
+        "parse and plan {:.2?}, look up and resolve {:.2?}, generate, derive and publish {:.2?}, render {:.2?}, index {:.2?}",
+        planned.duration_since(started),
+        resolved.duration_since(planned),
+        made.duration_since(resolved),
+        spliced.duration_since(made),
+        spliced.elapsed()
+    );
     summary.report(started.elapsed());
     finish(book.config.on_error, rendered.contents, rendered.failures)
 }

@@ -1,10 +1,13 @@
 //! Stage 1, parse: the chapters that hold directives, each with its directives and the
 //! problems of the malformed ones.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::Book;
+use super::prefetch::Parsed;
 use crate::directive::{self, Directive, Problem};
+use crate::plan::Chain;
 use crate::protocol::Chapter;
 use crate::rewrite::{self, Replacement};
 
@@ -15,6 +18,8 @@ pub(crate) struct Page<'a> {
     pub(crate) file: String,
     pub(crate) directives: Vec<Directive>,
     pub(crate) problems: Vec<Problem>,
+    /// The directives' chains, when the head start planned them (taken by `plan::jobs`).
+    pub(crate) chains: Option<Vec<Result<Chain, String>>>,
 }
 
 impl Page<'_> {
@@ -24,21 +29,38 @@ impl Page<'_> {
     }
 }
 
-/// Parses every chapter that may hold a directive; chapters without any are left out.
-pub(crate) fn pages<'a>(chapters: &[Chapter<'a>], book: &Book<'_>) -> Vec<Page<'a>> {
-    chapters
-        .iter()
-        .filter(|c| directive::may_contain(c.content))
-        .filter_map(|&chapter| {
-            let (directives, problems) = directive::parse(chapter.content, &book.markdown);
-            (!directives.is_empty() || !problems.is_empty()).then(|| Page {
+/// Parses every chapter that may hold a directive; chapters without any are left out. A
+/// chapter the head start parsed (see `prefetch`) from the same content is taken from `parsed`.
+pub(crate) fn pages<'a>(
+    chapters: &[Chapter<'a>],
+    book: &Book<'_>,
+    parsed: &mut HashMap<usize, Parsed>,
+) -> Vec<Page<'a>> {
+    let mut pages = Vec::new();
+    for &chapter in chapters {
+        if !directive::may_contain(chapter.content) {
+            continue;
+        }
+        let (directives, problems, chains) = match parsed.remove(&chapter.ordinal) {
+            Some(ahead) if ahead.content == chapter.content => {
+                (ahead.directives, ahead.problems, Some(ahead.chains))
+            }
+            _ => {
+                let (directives, problems) = directive::parse(chapter.content, &book.markdown);
+                (directives, problems, None)
+            }
+        };
+        if !directives.is_empty() || !problems.is_empty() {
+            pages.push(Page {
                 file: chapter_file(book.ctx.src, &chapter),
                 chapter,
                 directives,
                 problems,
-            })
-        })
-        .collect()
+                chains,
+            });
+        }
+    }
+    pages
 }
 
 /// Removes every directive from a chapter, for the `test` renderer.

@@ -22,17 +22,21 @@ pub(crate) struct Plan {
     pub(crate) uses: Vec<Vec<Result<usize, String>>>,
 }
 
-/// Plans every directive of every page.
-pub(crate) fn jobs(pages: &[Page<'_>], config: &Config) -> Plan {
+/// Plans every directive of every page (taking the chains the head start made, if any).
+pub(crate) fn jobs(pages: &mut [Page<'_>], config: &Config) -> Plan {
     let mut jobs: Vec<Job> = Vec::new();
     let mut index: HashMap<CacheKey, usize> = HashMap::new();
     let uses = pages
-        .iter()
+        .iter_mut()
         .map(|page| {
+            let mut ahead = page.chains.take().map(Vec::into_iter);
             page.directives
                 .iter()
                 .map(|directive| {
-                    let chain = crate::plan::chain(directive, config)?;
+                    let chain = match ahead.as_mut().and_then(Iterator::next) {
+                        Some(chain) => chain,
+                        None => crate::plan::chain(directive, config),
+                    }?;
                     let key = chain[0].0;
                     Ok(*index.entry(key).or_insert_with(|| {
                         jobs.push(Job { key, chain });

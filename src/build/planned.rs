@@ -76,12 +76,18 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     let key = protocol::items_key(&json)?;
     let chapters = protocol::chapters(&json, key);
     let book = Book::new(&ctx, &config, key == "sections");
-    let pages = parse::pages(&chapters, &book);
-    let plan = plan::jobs(&pages, &config);
+    let mut pages = parse::pages(&chapters, &book, &mut Default::default());
+    let plan = plan::jobs(&mut pages, &config);
     let resolution = {
         let none = BTreeSet::new();
         let mut cache = book.open_cache();
-        let local = lookup::local(&book, &mut cache, &plan.jobs, &none)?;
+        let local = lookup::local(
+            &book,
+            &mut cache,
+            &plan.jobs,
+            &none,
+            &mut Default::default(),
+        )?;
         let remote = book.remote_if(|| lookup::has_missing(&local));
         let present = lookup::check(&cache, remote.as_ref(), &plan.jobs, &local);
         cache.close_index();

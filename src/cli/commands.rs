@@ -1,6 +1,6 @@
 //! The commands that run a book's stages and report what they did.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -151,21 +151,12 @@ pub(crate) fn review(preprocessor: &ImageGen, dir: &Path, out: &Path) -> anyhow:
 }
 
 pub(crate) fn preprocess(preprocessor: &ImageGen) -> anyhow::Result<()> {
-    let mut stdin = std::io::stdin();
+    let stdin = std::io::stdin();
     if stdin.is_terminal() {
         anyhow::bail!(
             "mdbook-imagegen is run by mdBook; add `[preprocessor.imagegen]` to `book.toml` and run `mdbook build`"
         );
     }
-    let mut input = String::new();
-    stdin
-        .read_to_string(&mut input)
-        .context("cannot read mdBook's input on stdin")?;
-    let output = preprocessor.run_json(&input)?;
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(output.as_bytes())
-        .and_then(|()| stdout.flush())
-        .context("cannot write the book to stdout")?;
+    preprocessor.run_reader(stdin.lock(), std::io::stdout().lock())?;
     Ok(())
 }

@@ -1,0 +1,160 @@
+//! Work done while mdBook is still writing the book to stdin. mdBook writes it in many small
+//! pieces, so most of a warm build's time is spent waiting for the input; a second thread
+//! parses each chapter as it arrives and looks its images up in the local cache, so that the
+//! `parse` and `lookup` stages find their answers ready when the last byte is in. It is only
+//! a head start: every result is checked against the book as finally read, and anything it
+//! could not do (a bad setting, a chapter that came differently) is done by the stages
+//! themselves, with their errors.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use serde_json::Value;
+
+use super::Book;
+use super::image::Ready;
+use super::lookup;
+use super::plan::Job;
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::directive::{self, Directive, Problem};
+use crate::plan::{CacheKey, Chain};
+use crate::protocol::Context;
+
+/// A chapter parsed ahead.
+pub(crate) struct Parsed {
+    /// The content it was parsed from.
+    pub(crate) content: String,
+    pub(crate) directives: Vec<Directive>,
+    pub(crate) problems: Vec<Problem>,
+    /// Each directive's chain, as `plan::chain` makes it.
+    pub(crate) chains: Vec<Result<Chain, String>>,
+}
+
+/// What the head start got done.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    /// Whether it was prepared for mdBook 0.4's Markdown options.
+    pub(crate) sections: bool,
+    /// The cache, opened and with the shards looked at so far read.
+    pub(crate) cache: Option<Cache>,
+    /// Chapters that may hold directives, by their position in the book.
+    pub(crate) parsed: HashMap<usize, Parsed>,
+    /// Each job's image in the local cache, as [`lookup::local`] finds it.
+    pub(crate) local: HashMap<CacheKey, Option<(usize, Ready)>>,
+}
+
+enum Message {
+    Context(Value),
+    Content(String),
+}
+
+/// The head start, running beside the reader.
+pub(crate) struct Prefetch {
+    sender: Option<mpsc::Sender<Message>>,
+    worker: Option<JoinHandle<Prepared>>,
+}
+
+impl Prefetch {
+    pub(crate) fn start() -> Prefetch {
+        let (sender, receiver) = mpsc::channel();
+        let worker = std::thread::Builder::new()
+            .name("imagegen-prefetch".into())
+            .spawn(move || work(&receiver))
+            .ok();
+        Prefetch {
+            sender: worker.is_some().then_some(sender),
+            worker,
+        }
+    }
+
+    /// Hands over the context, as soon as it is read.
+    pub(crate) fn context(&self, context: &Value) {
+        self.send(Message::Context(context.clone()));
+    }
+
+    /// Hands over a chapter's content, as soon as it is read.
+    pub(crate) fn content(&self, content: &str) {
+        self.send(Message::Content(content.to_owned()));
+    }
+
+    fn send(&self, message: Message) {
+        if let Some(sender) = &self.sender {
+            // A worker that stopped early is not waited for; the stages do its part.
+            let _ = sender.send(message);
+        }
+    }
+
+    /// Waits for the worker to finish the chapters it was given.
+    pub(crate) fn finish(mut self) -> Prepared {
+        self.sender = None;
+        self.worker
+            .take()
+            .and_then(|worker| worker.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+fn work(receiver: &mpsc::Receiver<Message>) -> Prepared {
+    let Ok(Message::Context(context)) = receiver.recv() else {
+        return Prepared::default();
+    };
+    let Ok(ctx) = Context::read(&context) else {
+        return Prepared::default();
+    };
+    let Ok(config) = Config::from_table(ctx.table) else {
+        return Prepared::default();
+    };
+    if config.check_layout(ctx.src, ctx.build_dir).is_err() || ctx.renderer == "test" {
+        return Prepared::default();
+    }
+    // mdBook 0.4 passes chapters under `sections`, with its own Markdown options.
+    let sections = ctx.mdbook_version.starts_with("0.4");
+    let book = Book::new(&ctx, &config, sections);
+    let mut cache = book.open_cache();
+    let mut prepared = Prepared {
+        sections,
+        ..Prepared::default()
+    };
+    let mut usable = true;
+    for (ordinal, message) in receiver.iter().enumerate() {
+        let Message::Content(content) = message else {
+            continue;
+        };
+        if !directive::may_contain(&content) {
+            continue;
+        }
+        let (directives, problems) = directive::parse(&content, &book.markdown);
+        let chains: Vec<Result<Chain, String>> = directives
+            .iter()
+            .map(|directive| crate::plan::chain(directive, &config))
+            .collect();
+        for chain in chains.iter().flatten() {
+            let job = Job {
+                key: chain[0].0,
+                chain: chain.clone(),
+            };
+            if usable && !prepared.local.contains_key(&job.key) {
+                match lookup::local_one(&book, &mut cache, &job) {
+                    Ok(found) => {
+                        prepared.local.insert(job.key, found);
+                    }
+                    // The `lookup` stage meets the same problem and reports it.
+                    Err(_) => usable = false,
+                }
+            }
+        }
+        prepared.parsed.insert(
+            ordinal,
+            Parsed {
+                content,
+                directives,
+                problems,
+                chains,
+            },
+        );
+    }
+    prepared.cache = Some(cache);
+    prepared
+}
