@@ -316,3 +316,55 @@ mod stream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    const INPUT: &str = r#"[{"root":"/b","config":{"x":{"content":"not a chapter"}},"n":1.5},{"items":[{"Chapter":{"name":"a","content":"A","number":[1],"sub_items":[{"Chapter":{"name":"b","content":"B","sub_items":[]}}]}},"Separator",{"PartTitle":"P"},{"Chapter":{"name":"c","content":"C\n```image-prompt\nx\n```","sub_items":[]}}],"__non_exhaustive":null}]"#;
+
+    #[test]
+    fn read_hands_over_the_context_then_each_content_in_book_order() {
+        let seen = RefCell::new(Vec::new());
+        let (context, book) = read(
+            INPUT.as_bytes(),
+            |context| {
+                seen.borrow_mut()
+                    .push(format!("context {}", context["root"]))
+            },
+            &mut |content| seen.borrow_mut().push(content.to_owned()),
+        )
+        .unwrap();
+        assert_eq!(
+            seen.into_inner(),
+            ["context \"/b\"", "A", "B", "C\n```image-prompt\nx\n```"]
+        );
+        // The values are what a plain parse gives, key order and all.
+        let (plain_context, plain_book) = parse(INPUT).unwrap();
+        assert_eq!(context, plain_context);
+        assert_eq!(book, plain_book);
+        assert_eq!(
+            serde_json::to_string(&[&context, &book]).unwrap(),
+            serde_json::to_string(&serde_json::from_str::<Value>(INPUT).unwrap()).unwrap()
+        );
+        let chapters = chapters(&book, "items");
+        let contents: Vec<&str> = chapters.iter().map(|c| c.content).collect();
+        assert_eq!(contents, ["A", "B", "C\n```image-prompt\nx\n```"]);
+    }
+
+    #[test]
+    fn read_refuses_what_mdbook_never_sends() {
+        for (input, expected) in [
+            ("{}", "expected a JSON array of two elements"),
+            ("[{}, {}, {}]", "expected a JSON array of two elements"),
+            ("[{}]", "expected a JSON array of two elements"),
+            ("[{}, {\"items\": [", "invalid JSON"),
+            ("[{}, {}] trailing", "invalid JSON"),
+        ] {
+            let error = read(input.as_bytes(), |_| {}, &mut |_| {}).unwrap_err();
+            assert!(error.to_string().contains(expected), "{input}: {error}");
+        }
+    }
+}

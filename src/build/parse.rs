@@ -91,3 +91,51 @@ fn chapter_file(src: &str, chapter: &Chapter<'_>) -> String {
         .to_string_lossy()
         .replace('\\', "/")
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::protocol::Context;
+
+    #[test]
+    fn a_chapter_parsed_ahead_is_used_only_if_its_content_is_the_same() {
+        let context = json!({ "root": "/book" });
+        let ctx = Context::read(&context).unwrap();
+        let config = Config::from_table(None).unwrap();
+        let book = Book::new(&ctx, &config, false);
+        let content = "# A\n\n```image-prompt\na lighthouse\n```\n";
+        let chapter = |content| Chapter {
+            ordinal: 0,
+            content,
+            path: Some("a.md"),
+            source_path: Some("a.md"),
+        };
+        let ahead = |content: &str| {
+            let (mut directives, problems) = directive::parse(content, &book.markdown);
+            directives[0].prompt = "parsed ahead".into();
+            HashMap::from([(
+                0,
+                Parsed {
+                    content: content.to_owned(),
+                    directives,
+                    problems,
+                    chains: Vec::new(),
+                },
+            )])
+        };
+        let pages = pages(&[chapter(content)], &book, &mut ahead(content));
+        assert_eq!(pages[0].directives[0].prompt, "parsed ahead");
+        assert_eq!(pages[0].file, "src/a.md");
+
+        let stale = "# A\n\n```image-prompt\nan older lighthouse\n```\n";
+        let pages = super::pages(&[chapter(content)], &book, &mut ahead(stale));
+        assert_eq!(pages[0].directives[0].prompt, "a lighthouse");
+        assert!(
+            pages[0].chains.is_none(),
+            "the stale plan is not used either"
+        );
+    }
+}
