@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::Book;
-use super::prefetch::Parsed;
 use crate::directive::{self, Directive, Problem};
 use crate::plan::Chain;
 use crate::protocol::Chapter;
@@ -27,6 +26,16 @@ impl Page<'_> {
     pub(crate) fn path(&self) -> &str {
         self.chapter.path.or(self.chapter.source_path).unwrap_or("")
     }
+}
+
+/// A chapter parsed ahead (see `prefetch`).
+pub(crate) struct Parsed {
+    /// The content it was parsed from.
+    pub(crate) content: String,
+    pub(crate) directives: Vec<Directive>,
+    pub(crate) problems: Vec<Problem>,
+    /// Each directive's chain, as `plan::chain` makes it.
+    pub(crate) chains: Vec<Result<Chain, String>>,
 }
 
 /// Parses every chapter that may hold a directive; chapters without any are left out. A

@@ -15,22 +15,13 @@ use serde_json::Value;
 use super::Book;
 use super::image::Ready;
 use super::lookup;
+use super::parse::Parsed;
 use super::plan::Job;
 use crate::cache::Cache;
 use crate::config::Config;
-use crate::directive::{self, Directive, Problem};
+use crate::directive;
 use crate::plan::{CacheKey, Chain};
 use crate::protocol::Context;
-
-/// A chapter parsed ahead.
-pub(crate) struct Parsed {
-    /// The content it was parsed from.
-    pub(crate) content: String,
-    pub(crate) directives: Vec<Directive>,
-    pub(crate) problems: Vec<Problem>,
-    /// Each directive's chain, as `plan::chain` makes it.
-    pub(crate) chains: Vec<Result<Chain, String>>,
-}
 
 /// What the head start got done.
 #[derive(Default)]
