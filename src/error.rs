@@ -15,6 +15,15 @@ pub enum Error {
     #[error("mdBook's input is not a `[context, book]` pair: {0}")]
     Input(String),
 
+    /// Reading mdBook's input or writing the book back failed (mdBook went away, a pipe broke).
+    #[error("cannot {action}: {source}")]
+    Pipe {
+        /// What the preprocessor was doing ("write the book to stdout").
+        action: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
     /// The `[preprocessor.imagegen]` table of `book.toml` is invalid.
     #[error("in `book.toml`, `{key}`: {message}")]
     Config {

@@ -171,7 +171,10 @@ pub(crate) fn read<R: std::io::Read>(
         .and_then(|pair| deserializer.end().map(|()| pair));
     parsed.map_err(|e| {
         if e.is_io() {
-            Error::Input(format!("cannot read mdBook's input on stdin ({e})"))
+            Error::Pipe {
+                action: "read mdBook's input on stdin",
+                source: e.into(),
+            }
         } else if e.is_data() {
             Error::Input(
                 "expected a JSON array of two elements; this program is run by mdBook".into(),

@@ -209,6 +209,20 @@ pub(crate) fn extension_of(media_type: &str) -> &'static str {
         .map_or("bin", |(e, _, _)| e)
 }
 
+/// Whether a master's file may have this extension.
+pub(crate) fn is_master_extension(extension: &str) -> bool {
+    MEDIA_TYPES
+        .iter()
+        .any(|(e, _, master)| *master && *e == extension)
+}
+
+/// Whether a web file may have this extension: any image type.
+pub(crate) fn is_image_extension(extension: &str) -> bool {
+    MEDIA_TYPES
+        .iter()
+        .any(|(e, t, _)| *e == extension && t.starts_with("image/"))
+}
+
 /// Whether a master may have this media type.
 pub(crate) fn is_master_type(media_type: &str) -> bool {
     MEDIA_TYPES

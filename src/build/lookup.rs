@@ -60,9 +60,18 @@ pub(crate) fn local_one(
     Ok(None)
 }
 
-/// Whether some job has no image here.
-pub(crate) fn has_missing(local: &[Option<(usize, Ready)>]) -> bool {
-    local.iter().any(Option::is_none)
+/// Whether the remote may serve or take something: a job to regenerate (its new image is
+/// uploaded), or a job missing here that a model would make. A missing placeholder is drawn
+/// again, never fetched.
+pub(crate) fn needs_remote(
+    jobs: &[Job],
+    local: &[Option<(usize, Ready)>],
+    force: &BTreeSet<CacheKey>,
+) -> bool {
+    jobs.iter().zip(local).any(|(job, local)| {
+        local.is_none()
+            && (force.contains(&job.key) || job.chain.iter().any(|(_, r)| r.kind.is_model()))
+    })
 }
 
 /// The keys worth asking the remote for: every model link of the jobs missing here.

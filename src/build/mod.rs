@@ -80,7 +80,7 @@ impl ImageGen {
         let read = protocol::read(
             reader,
             |context| prefetch.context(context),
-            &mut |content| prefetch.content(content),
+            &mut |content| prefetch.chapter(content),
         );
         let read_in = Instant::now();
         let prepared = prefetch.finish();
@@ -90,14 +90,16 @@ impl ImageGen {
         serde_json::to_writer(&mut out, &book)
             .map_err(std::io::Error::from)
             .and_then(|()| std::io::Write::flush(&mut out))
-            .map_err(|e| Error::Input(format!("cannot write the book to stdout: {e}")))?;
+            .map_err(|source| Error::Pipe {
+                action: "write the book to stdout",
+                source,
+            })?;
         tracing::debug!(
             "from the input's last byte to the book written: {:.2?}",
             read_in.elapsed()
         );
-        // The process ends here: freeing the book's many small allocations one by one would
-        // only keep mdBook waiting.
-        std::mem::forget(book);
+        // Freeing the book's many small allocations takes a while; mdBook need not wait for it.
+        std::thread::spawn(move || drop(book));
         Ok(())
     }
 
@@ -156,7 +158,7 @@ fn build(
     let local = lookup::local(book, &mut cache, &plan.jobs, force, &mut prepared.local)?;
     let published = publish::known(book, &cache, &local);
     let remote = book.remote_if(|| {
-        lookup::has_missing(&local)
+        lookup::needs_remote(&plan.jobs, &local, force)
             || publish::has_unpublished(book, &local, &published)
             || cache.has_pending()
     });

@@ -88,7 +88,7 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
             &none,
             &mut Default::default(),
         )?;
-        let remote = book.remote_if(|| lookup::has_missing(&local));
+        let remote = book.remote_if(|| lookup::needs_remote(&plan.jobs, &local, &none));
         let present = lookup::check(&cache, remote.as_ref(), &plan.jobs, &local);
         cache.close_index();
         let facts = lookup::facts(&plan.jobs, &local, &none, |key| present.contains(key));

@@ -38,7 +38,10 @@ pub(crate) struct Prepared {
 
 enum Message {
     Context(Value),
+    /// A chapter that may hold a directive.
     Content(String),
+    /// A chapter that cannot: only counted.
+    Plain,
 }
 
 /// The head start, running beside the reader.
@@ -65,9 +68,14 @@ impl Prefetch {
         self.send(Message::Context(context.clone()));
     }
 
-    /// Hands over a chapter's content, as soon as it is read.
-    pub(crate) fn content(&self, content: &str) {
-        self.send(Message::Content(content.to_owned()));
+    /// Hands over a chapter's content, as soon as it is read (copied only when it may hold a
+    /// directive).
+    pub(crate) fn chapter(&self, content: &str) {
+        self.send(if directive::may_contain(content) {
+            Message::Content(content.to_owned())
+        } else {
+            Message::Plain
+        });
     }
 
     fn send(&self, message: Message) {
@@ -103,7 +111,9 @@ fn work(receiver: &mpsc::Receiver<Message>) -> Prepared {
     // mdBook 0.4 passes chapters under `sections`, with its own Markdown options.
     let sections = ctx.mdbook_version.starts_with("0.4");
     let book = Book::new(&ctx, &config, sections);
-    let mut cache = book.open_cache();
+    // Opened at the first chapter with a directive: a book without any never waits for the
+    // index.
+    let mut cache: Option<Cache> = None;
     let mut prepared = Prepared {
         sections,
         ..Prepared::default()
@@ -113,9 +123,6 @@ fn work(receiver: &mpsc::Receiver<Message>) -> Prepared {
         let Message::Content(content) = message else {
             continue;
         };
-        if !directive::may_contain(&content) {
-            continue;
-        }
         let (directives, problems) = directive::parse(&content, &book.markdown);
         let chains: Vec<Result<Chain, String>> = directives
             .iter()
@@ -127,7 +134,8 @@ fn work(receiver: &mpsc::Receiver<Message>) -> Prepared {
                 chain: chain.clone(),
             };
             if usable && !prepared.local.contains_key(&job.key) {
-                match lookup::local_one(&book, &mut cache, &job) {
+                let cache = cache.get_or_insert_with(|| book.open_cache());
+                match lookup::local_one(&book, cache, &job) {
                     Ok(found) => {
                         prepared.local.insert(job.key, found);
                     }
@@ -146,6 +154,6 @@ fn work(receiver: &mpsc::Receiver<Message>) -> Prepared {
             },
         );
     }
-    prepared.cache = Some(cache);
+    prepared.cache = cache;
     prepared
 }

@@ -288,7 +288,7 @@ pub(crate) fn read_record(path: &Path) -> std::result::Result<Record, RecordErro
 pub(crate) fn master_name_hash(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
     let (hash, extension) = name.split_once('.')?;
-    (super::is_hash(hash) && matches!(extension, "png" | "jpg" | "webp")).then(|| hash.to_owned())
+    (super::is_hash(hash) && crate::vocab::is_master_extension(extension)).then(|| hash.to_owned())
 }
 
 /// What is wrong with one file of `masters/`: not a master's name, not a regular file, or its

@@ -157,6 +157,6 @@ pub(crate) fn preprocess(preprocessor: &ImageGen) -> anyhow::Result<()> {
             "mdbook-imagegen is run by mdBook; add `[preprocessor.imagegen]` to `book.toml` and run `mdbook build`"
         );
     }
-    preprocessor.run_reader(stdin.lock(), std::io::stdout().lock())?;
+    preprocessor.run_reader(stdin.lock(), std::io::stdout())?;
     Ok(())
 }

@@ -183,7 +183,7 @@ pub(crate) fn tuned_master_prefix(name: &str) -> Option<&str> {
 /// is one [`derive`] gives: `<master16>-<width>w-<id8>.<ext>` or `<master16>-thumb<side>-<id8>.<ext>`.
 pub(crate) fn asset_master_prefix(name: &str) -> Option<&str> {
     let (stem, extension) = name.rsplit_once('.')?;
-    if !matches!(extension, "webp" | "avif" | "jpg" | "png") {
+    if !crate::vocab::is_image_extension(extension) {
         return None;
     }
     let mut parts = stem.split('-');
