@@ -1,22 +1,22 @@
 //! Budgets: how many of the images a build is about to generate it may generate, under
-//! `max-images-per-build` and `max-cost-per-build` (by the price estimates). Pure: chains in,
+//! `max-images-per-build` and `max-cost-per-build` (by the price estimates). Pure: requests in,
 //! verdicts out.
 
 use crate::config::Config;
-use crate::plan::Chain;
+use crate::plan::Request;
 use crate::price;
 
-/// For each chain, in the order given (the book's), `None` when it may be generated, or why it
-/// may not. Generation stops at the first chain over a cap: every later one is over too, so a
+/// For each image's first request, in the order given (the book's), `None` when it may be
+/// generated, or why it may not. Generation stops at the first one over a cap: every later one
+/// is over too, so a
 /// build spends in book order and the next build carries on where this one stopped.
 /// Placeholders cost nothing and are never counted; a model with no known price counts as free.
-pub(crate) fn apply(chains: &[&Chain], config: &Config) -> Vec<Option<String>> {
+pub(crate) fn apply(requests: &[&Request], config: &Config) -> Vec<Option<String>> {
     let mut images = 0usize;
     let mut spent = 0.0f64;
     let mut stopped: Option<String> = None;
-    let mut verdicts = Vec::with_capacity(chains.len());
-    for chain in chains {
-        let (_, request) = &chain[0];
+    let mut verdicts = Vec::with_capacity(requests.len());
+    for request in requests {
         if !request.kind.is_model() {
             verdicts.push(None);
             continue;
@@ -56,7 +56,7 @@ mod tests {
 
     use super::*;
     use crate::directive::{Attrs, Directive};
-    use crate::plan;
+    use crate::plan::{self, Chain};
 
     /// A book with a paid profile (`paid`, $0.04 an image by its `price`) and the placeholder.
     fn config(budget: serde_json::Value) -> Config {
@@ -91,8 +91,11 @@ mod tests {
 
     fn verdicts(config: &Config, prompts: &[(&str, &str)]) -> Vec<bool> {
         let chains = chains(config, prompts);
-        let refs: Vec<&Chain> = chains.iter().collect();
-        apply(&refs, config).iter().map(Option::is_none).collect()
+        let requests: Vec<&Request> = chains.iter().map(|chain| &chain[0].1).collect();
+        apply(&requests, config)
+            .iter()
+            .map(Option::is_none)
+            .collect()
     }
 
     #[test]
@@ -126,8 +129,8 @@ mod tests {
         // $0.04 each: two fit under $0.10, the third would make $0.12.
         let config = config(json!({ "max-cost-per-build": 0.1 }));
         let chains = chains(&config, &[("a", "paid"), ("b", "paid"), ("c", "paid")]);
-        let refs: Vec<&Chain> = chains.iter().collect();
-        let got = apply(&refs, &config);
+        let requests: Vec<&Request> = chains.iter().map(|chain| &chain[0].1).collect();
+        let got = apply(&requests, &config);
         assert!(got[0].is_none() && got[1].is_none());
         let message = got[2].as_deref().unwrap();
         assert!(message.contains("$0.08 to $0.12"), "{message}");

@@ -212,21 +212,29 @@ fn style_of<'c>(
     })
 }
 
-/// Why a chain must not be sent on `day`: one of its links names a model its provider has
+/// Why a chain's requests must not be sent on `day`: one of them names a model its provider has
 /// retired. Checked only for images that must be generated, so an image a retired model made
 /// keeps serving from the cache.
-pub(crate) fn retired(chain: &Chain, config: &Config, day: Day) -> Option<String> {
-    chain.iter().find_map(|(_, request)| {
+pub(crate) fn retired<'r>(
+    requests: impl IntoIterator<Item = &'r Request>,
+    config: &Config,
+    day: Day,
+) -> Option<String> {
+    requests.into_iter().find_map(|request| {
         models::lifecycle(request.kind, &request.model, day)
             .refusal(&request.model, &model_setting(request, config))
     })
 }
 
-/// The warnings for a chain's links whose model is deprecated on `day`.
-pub(crate) fn deprecations(chain: &Chain, config: &Config, day: Day) -> Vec<String> {
-    chain
-        .iter()
-        .filter_map(|(_, request)| {
+/// The warnings for the requests whose model is deprecated on `day`.
+pub(crate) fn deprecations<'r>(
+    requests: impl IntoIterator<Item = &'r Request>,
+    config: &Config,
+    day: Day,
+) -> Vec<String> {
+    requests
+        .into_iter()
+        .filter_map(|request| {
             models::lifecycle(request.kind, &request.model, day)
                 .warning(&request.model, &model_setting(request, config))
         })
@@ -569,11 +577,14 @@ mod tests {
         let chain = super::chain(&directive(Attrs::default()), &config).unwrap();
         let before = Day::parse("2026-11-30").unwrap();
         let after = Day::parse("2026-12-01").unwrap();
-        assert_eq!(super::retired(&chain, &config, before), None);
-        let warnings = super::deprecations(&chain, &config, before);
+        assert_eq!(
+            super::retired(chain.iter().map(|(_, r)| r), &config, before),
+            None
+        );
+        let warnings = super::deprecations(chain.iter().map(|(_, r)| r), &config, before);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].contains("is shut down by OpenAI on 2026-12-01"));
-        let refusal = super::retired(&chain, &config, after).unwrap();
+        let refusal = super::retired(chain.iter().map(|(_, r)| r), &config, after).unwrap();
         assert!(
             refusal.contains("retired by OpenAI on 2026-12-01")
                 && refusal.contains("`gpt-image-2.6-sunburst`")
@@ -590,7 +601,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            super::retired(&chain, &config, before)
+            super::retired(chain.iter().map(|(_, r)| r), &config, before)
                 .unwrap()
                 .contains("change the directive's `model` attribute")
         );

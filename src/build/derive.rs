@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::Book;
-use super::image::Image;
+use super::image::{Image, Ready};
 use crate::cache::Cache;
 use crate::derive::{self, Manifest};
 use crate::provider;
@@ -15,14 +15,9 @@ use crate::provider;
 const TUNED_CAP: u64 = 64 << 10;
 
 /// One master to derive from.
-struct Job {
+struct Job<'a> {
+    ready: &'a Ready,
     master_path: PathBuf,
-    hash: String,
-    origin: (&'static str, String),
-    by_model: bool,
-    frame: Option<(u32, u32)>,
-    /// The master's size, for the memory it takes decoded.
-    pixels: (u32, u32),
     /// Where the qualities of a perceptual target are kept: name and path.
     tuned: Option<(String, PathBuf)>,
 }
@@ -40,18 +35,14 @@ type Made = (
 /// derived fails its images. Returns how many masters were derived, and how long it took.
 pub(crate) fn run(book: &Book<'_>, cache: &mut Cache, images: &mut [Image]) -> (usize, Duration) {
     let started = Instant::now();
-    let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
+    let mut jobs: BTreeMap<&str, Job<'_>> = BTreeMap::new();
     for image in images.iter() {
         if let Image::Ready(ready) = image
             && ready.manifest.is_none()
         {
-            jobs.entry(ready.derivation.clone()).or_insert_with(|| Job {
+            jobs.entry(&ready.derivation).or_insert_with(|| Job {
+                ready,
                 master_path: cache.master_path(ready.tier, &ready.entry),
-                hash: ready.entry.master.clone(),
-                origin: ready.origin.clone(),
-                by_model: ready.by_model,
-                frame: ready.frame,
-                pixels: (ready.entry.width, ready.entry.height),
                 tuned: derive::tuned_name(&ready.entry.master, &book.config.output)
                     .map(|name| (name.clone(), cache.tuned_path(&name))),
             });
@@ -60,7 +51,7 @@ pub(crate) fn run(book: &Book<'_>, cache: &mut Cache, images: &mut [Image]) -> (
     if jobs.is_empty() {
         return (0, started.elapsed());
     }
-    let results = on_workers(jobs.into_iter().collect(), |job| derive_job(book, job));
+    let results = on_workers(jobs.into_values().collect(), |job| derive_job(book, job));
     let mut made: HashMap<String, Result<Manifest, String>> = HashMap::new();
     for (derivation, tuned_name, result, known) in results {
         let result = result.map(|derived| {
@@ -91,45 +82,46 @@ pub(crate) fn run(book: &Book<'_>, cache: &mut Cache, images: &mut [Image]) -> (
 }
 
 /// Derives one master and writes its web files.
-fn derive_job(book: &Book<'_>, (derivation, job): (String, Job)) -> Made {
+fn derive_job(book: &Book<'_>, job: Job<'_>) -> Made {
+    let ready = job.ready;
     // Waits while other decoded images take the memory budget (see `memory`).
-    let _memory = crate::memory::reserve(crate::memory::decode_cost(job.pixels.0, job.pixels.1));
+    let _memory = crate::memory::reserve(crate::memory::decode_cost(
+        ready.entry.width,
+        ready.entry.height,
+    ));
     let known: BTreeMap<String, u8> = job
         .tuned
         .as_ref()
         .and_then(|(_, path)| crate::files::read_regular(path, TUNED_CAP).ok())
         .and_then(|text| serde_json::from_slice(&text).ok())
         .unwrap_or_default();
-    let dir = book.assets_dir();
+    let dir = &book.assets_dir;
     let base = book.assets_base();
-    let result = derive_one(
-        &job.master_path,
-        &book.config.cache_dir,
-        &job.hash,
-        |bytes| {
-            let source = derive::Source {
-                bytes,
-                hash: &job.hash,
-                origin: derive::Origin {
-                    provider: job.origin.0,
-                    model: &job.origin.1,
-                    by_model: job.by_model,
-                },
-                frame: job.frame,
-            };
-            let derived = derive::derive(&source, &book.config.output, &known)?;
-            for (name, bytes) in &derived.files {
-                let path = dir.join(name);
-                if crate::files::regular_len(&path) == Some(bytes.len() as u64) {
-                    continue;
-                }
-                write_asset(&base, &dir, &path, bytes)
-                    .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    let hash = &ready.entry.master;
+    let result = derive_one(&job.master_path, &book.config.cache_dir, hash, |bytes| {
+        let source = derive::Source {
+            bytes,
+            hash,
+            origin: ready.origin(),
+            frame: ready.frame,
+        };
+        let derived = derive::derive(&source, &book.config.output, &known)?;
+        for (name, bytes) in &derived.files {
+            let path = dir.join(name);
+            if crate::files::regular_len(&path) == Some(bytes.len() as u64) {
+                continue;
             }
-            Ok(derived)
-        },
-    );
-    (derivation, job.tuned.map(|(name, _)| name), result, known)
+            write_asset(&base, dir, &path, bytes)
+                .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        }
+        Ok(derived)
+    });
+    (
+        ready.derivation.clone(),
+        job.tuned.map(|(name, _)| name),
+        result,
+        known,
+    )
 }
 
 /// Runs `work` on every item, one plain thread per core pulling from one queue, and returns the

@@ -9,6 +9,7 @@ use super::resolve::{Decision, Resolution};
 use crate::cache::{Cache, Entry, Tier};
 use crate::derive::{self, Manifest};
 use crate::plan::{CacheKey, Request};
+use crate::vocab::ProviderKind;
 
 /// What one job got.
 pub(crate) enum Image {
@@ -23,8 +24,8 @@ pub(crate) struct Ready {
     pub(crate) entry: Entry,
     pub(crate) tier: Tier,
     /// The provider kind and model that made it, for the provenance metadata.
-    pub(crate) origin: (&'static str, String),
-    pub(crate) by_model: bool,
+    pub(crate) kind: ProviderKind,
+    pub(crate) model: String,
     /// The shape the figure is cropped to, when the master's is not the requested one.
     pub(crate) frame: Option<(u32, u32)>,
     /// The derivation id of the master under this book's output settings.
@@ -37,9 +38,9 @@ impl Ready {
     /// The derivation settings of this master.
     pub(crate) fn origin(&self) -> derive::Origin<'_> {
         derive::Origin {
-            provider: self.origin.0,
-            model: &self.origin.1,
-            by_model: self.by_model,
+            provider: self.kind.as_str(),
+            model: &self.model,
+            by_model: self.kind.is_model(),
         }
     }
 }
@@ -60,8 +61,8 @@ pub(crate) fn ready(
     let mut ready = Ready {
         entry,
         tier,
-        origin: (request.kind.as_str(), request.model.clone()),
-        by_model: request.kind.is_model(),
+        kind: request.kind,
+        model: request.model.clone(),
         frame,
         derivation: String::new(),
         manifest: None,
@@ -72,12 +73,10 @@ pub(crate) fn ready(
         frame,
         &book.config.output,
     );
-    let dir = book.assets_dir();
     ready.manifest = cache.manifest(&ready.derivation).filter(|manifest| {
-        manifest
-            .files
-            .iter()
-            .all(|file| crate::files::regular_len(&dir.join(&file.name)) == Some(file.bytes))
+        manifest.files.iter().all(|file| {
+            crate::files::regular_len(&book.assets_dir.join(&file.name)) == Some(file.bytes)
+        })
     });
     ready
 }

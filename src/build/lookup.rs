@@ -9,7 +9,7 @@ use super::plan::Job;
 use super::resolve::Facts;
 use crate::cache::{Cache, Entry};
 use crate::error::Result;
-use crate::plan::CacheKey;
+use crate::plan::{CacheKey, Chain};
 use crate::progress::plural;
 use crate::storage::Remote;
 
@@ -33,7 +33,7 @@ pub(crate) fn local(
         } else if let Some(known) = known.remove(&job.key) {
             known
         } else {
-            local_one(book, cache, job)?
+            local_one(book, cache, &job.chain)?
         });
     }
     Ok(found)
@@ -43,9 +43,9 @@ pub(crate) fn local(
 pub(crate) fn local_one(
     book: &Book<'_>,
     cache: &mut Cache,
-    job: &Job,
+    chain: &Chain,
 ) -> Result<Option<(usize, Ready)>> {
-    for (link, (key, request)) in job.chain.iter().enumerate() {
+    for (link, (key, request)) in chain.iter().enumerate() {
         if link > 0 && !request.kind.is_model() {
             continue;
         }

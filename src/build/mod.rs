@@ -240,15 +240,31 @@ pub(crate) struct Book<'a> {
     pub(crate) config: &'a Config,
     pub(crate) today: Day,
     pub(crate) markdown: mdbook_markdown::MarkdownOptions,
+    /// Where web files are written: the book's source directory, or, when figures point at a
+    /// `public-url`, a local staging directory they are uploaded from.
+    pub(crate) assets_dir: PathBuf,
 }
 
 impl<'a> Book<'a> {
     pub(crate) fn new(ctx: &'a Context<'a>, config: &'a Config, sections: bool) -> Book<'a> {
+        let assets_dir = if config
+            .storage
+            .as_ref()
+            .is_some_and(|s| s.public_url.is_some())
+        {
+            ctx.root
+                .join(&config.cache_dir)
+                .join("local")
+                .join("public")
+        } else {
+            ctx.root.join(ctx.src).join(&config.assets_dir)
+        };
         Book {
             ctx,
             config,
             today: Day::today(),
             markdown: crate::directive::markdown_options(sections),
+            assets_dir,
         }
     }
 
@@ -268,19 +284,6 @@ impl<'a> Book<'a> {
     /// The base URL figures point at, when the remote cache serves the web files.
     pub(crate) fn public_url(&self) -> Option<&str> {
         self.config.storage.as_ref()?.public_url.as_deref()
-    }
-
-    /// Where web files are written: the book's source directory, or, when figures point at a
-    /// `public-url`, a local staging directory they are uploaded from.
-    pub(crate) fn assets_dir(&self) -> PathBuf {
-        if self.public_url().is_some() {
-            self.cache_root().join("local").join("public")
-        } else {
-            self.ctx
-                .root
-                .join(self.ctx.src)
-                .join(&self.config.assets_dir)
-        }
     }
 
     /// The directory web files must stay inside (never written through a link below it): the

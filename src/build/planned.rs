@@ -96,12 +96,11 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     };
     resolution.warn_deprecations();
     let rows = rows(&book, &pages, &plan, &resolution);
-    let assets_dir = book.assets_dir();
     Ok(PlannedBook {
         rows,
         root: ctx.root.clone(),
         src: ctx.src.to_owned(),
-        assets_dir,
+        assets_dir: book.assets_dir,
         config,
     })
 }

@@ -16,7 +16,6 @@ use super::Book;
 use super::image::Ready;
 use super::lookup;
 use super::parse::Parsed;
-use super::plan::Job;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::directive;
@@ -129,15 +128,12 @@ fn work(receiver: &mpsc::Receiver<Message>) -> Prepared {
             .map(|directive| crate::plan::chain(directive, &config))
             .collect();
         for chain in chains.iter().flatten() {
-            let job = Job {
-                key: chain[0].0,
-                chain: chain.clone(),
-            };
-            if usable && !prepared.local.contains_key(&job.key) {
+            let key = chain[0].0;
+            if usable && !prepared.local.contains_key(&key) {
                 let cache = cache.get_or_insert_with(|| book.open_cache());
-                match lookup::local_one(&book, cache, &job) {
+                match lookup::local_one(&book, cache, chain) {
                     Ok(found) => {
-                        prepared.local.insert(job.key, found);
+                        prepared.local.insert(key, found);
                     }
                     // The `lookup` stage meets the same problem and reports it.
                     Err(_) => usable = false,

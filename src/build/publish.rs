@@ -121,7 +121,7 @@ pub(crate) fn run(
 
 /// Uploads web files; returns whether all are there now.
 fn upload(book: &Book<'_>, remote: &Remote, files: &BTreeSet<&str>) -> bool {
-    let dir = book.assets_dir();
+    let dir = &book.assets_dir;
     let mut objects = Vec::new();
     for name in files {
         match crate::files::read_regular(&dir.join(name), ASSET_CAP) {

@@ -120,7 +120,7 @@ fn mirror(book: &Book<'_>, page_path: &str, used: &[&Manifest]) -> std::io::Resu
     else {
         return Ok(());
     };
-    let source = book.assets_dir();
+    let source = &book.assets_dir;
     let base = book.ctx.root.join(book.ctx.src);
     // A chapter reached through `..` in SUMMARY.md may lie outside the source directory:
     // nothing is written there.

@@ -9,7 +9,7 @@ use super::plan::Job;
 use crate::budget;
 use crate::config::Config;
 use crate::models::Day;
-use crate::plan::Chain;
+use crate::plan::{Chain, Request};
 
 /// What becomes of a directive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -164,11 +164,11 @@ pub(crate) fn resolve(jobs: &[Job], facts: &[Facts], config: &Config, today: Day
             if links.is_empty() {
                 return Decision::Fail(Status::Offline, offline_message(job));
             }
-            let chain: Chain = links.iter().map(|&l| job.chain[l].clone()).collect();
-            if let Some(message) = crate::plan::retired(&chain, config, today) {
+            let requests = || links.iter().map(|&link| &job.chain[link].1);
+            if let Some(message) = crate::plan::retired(requests(), config, today) {
                 return Decision::Fail(Status::Retired, message);
             }
-            for warning in crate::plan::deprecations(&chain, config, today) {
+            for warning in crate::plan::deprecations(requests(), config, today) {
                 if !warnings.contains(&warning) {
                     warnings.push(warning);
                 }
@@ -183,15 +183,19 @@ pub(crate) fn resolve(jobs: &[Job], facts: &[Facts], config: &Config, today: Day
     }
 }
 
-/// Turns the generations past the build's budget into failures that say so.
+/// Turns the generations past the build's budget into failures that say so. The budget counts
+/// the first request each would send.
 fn apply_budget(jobs: &[Job], decisions: &mut [Decision], config: &Config) {
-    let queued: Vec<(usize, Chain)> = decisions
+    let queued: Vec<(usize, &Request)> = decisions
         .iter()
         .enumerate()
-        .filter_map(|(i, d)| Some((i, d.to_generate(&jobs[i])?)))
+        .filter_map(|(i, decision)| match decision {
+            Decision::Generate(links) => Some((i, &jobs[i].chain[links[0]].1)),
+            _ => None,
+        })
         .collect();
-    let chains: Vec<&Chain> = queued.iter().map(|(_, chain)| chain).collect();
-    for ((i, _), verdict) in queued.iter().zip(budget::apply(&chains, config)) {
+    let requests: Vec<&Request> = queued.iter().map(|(_, request)| *request).collect();
+    for ((i, _), verdict) in queued.iter().zip(budget::apply(&requests, config)) {
         if let Some(reason) = verdict {
             decisions[*i] = Decision::Fail(Status::OverBudget, reason);
         }

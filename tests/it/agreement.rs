@@ -57,22 +57,13 @@ fn fixture(shared: &Path, settings: &str, chapter: &str) -> TestBook {
     book
 }
 
-fn plan(book: &TestBook) -> Vec<Value> {
-    let output = book.imagegen(&["plan", "--json"]);
-    serde_json::from_slice::<Value>(&output.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)))
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 fn statuses(rows: &[Value]) -> Vec<&str> {
     rows.iter().map(|r| r["status"].as_str().unwrap()).collect()
 }
 
 /// Plans the book, builds it, and checks that the build did what the plan said.
 fn agree(book: &TestBook, calls: &Path, chapters: &[&str]) -> Vec<Value> {
-    let rows = plan(book);
+    let rows = book.plan();
     let before = std::fs::read_to_string(calls)
         .unwrap_or_default()
         .lines()

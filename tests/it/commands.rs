@@ -10,20 +10,6 @@ fn imagegen(book: &TestBook, args: &[&str]) -> Output {
     book.imagegen(args)
 }
 
-fn plan(book: &TestBook) -> Vec<Value> {
-    let output = imagegen(book, &["plan", "--json"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice::<Value>(&output.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 fn statuses(rows: &[Value]) -> Vec<&str> {
     rows.iter().map(|r| r["status"].as_str().unwrap()).collect()
 }
@@ -31,7 +17,7 @@ fn statuses(rows: &[Value]) -> Vec<&str> {
 #[test]
 fn plan_sees_what_a_build_sees_and_generate_fills_the_cache() {
     let book = TestBook::example();
-    let rows = plan(&book);
+    let rows = book.plan();
     // Five directives, one of them in a file that reference.md {{#include}}s.
     assert_eq!(statuses(&rows), ["draw"; 5]);
     assert!(
@@ -48,7 +34,7 @@ fn plan_sees_what_a_build_sees_and_generate_fills_the_cache() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.stdout.is_empty());
-    assert_eq!(statuses(&plan(&book)), ["cached"; 5]);
+    assert_eq!(statuses(&book.plan()), ["cached"; 5]);
     // A build afterwards generates nothing and makes no web file.
     let before = book.files();
     let build = book.build();
@@ -80,7 +66,7 @@ base-url = "http://127.0.0.1:9"
 engraving = "black and white copperplate engraving, fine cross-hatching"
 "#,
     );
-    let rows = plan(&book);
+    let rows = book.plan();
     assert_eq!(
         statuses(&rows),
         [

@@ -5,7 +5,7 @@
 use std::io::Cursor;
 use std::process::Output;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -61,21 +61,11 @@ async fn build(book: &TestBook) -> Output {
         .unwrap()
 }
 
-/// `mdbook-imagegen plan --json` on the book.
-fn plan(book: &TestBook) -> Vec<Value> {
-    let output = book.imagegen(&["plan", "--json"]);
-    serde_json::from_slice::<Value>(&output.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)))
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retired_model_is_never_called_and_names_its_replacement() {
     let server = MockServer::start().await;
     let book = book(&format!("{}/v1", server.uri()), "openai", "gpt-image-1", "");
-    let rows = plan(&book);
+    let rows = book.plan();
     assert!(rows.iter().all(|r| r["status"] == "retired"), "{rows:#?}");
     let output = build(&book).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -109,7 +99,7 @@ async fn a_retired_model_is_never_called_and_names_its_replacement() {
 async fn images_a_retired_model_made_keep_serving() {
     let server = MockServer::start().await;
     let book = book(&format!("{}/v1", server.uri()), "openai", "gpt-image-1", "");
-    let rows = plan(&book);
+    let rows = book.plan();
     assert!(!rows.is_empty());
     for row in &rows {
         let key = row["key"].as_str().unwrap();
@@ -141,7 +131,7 @@ async fn images_a_retired_model_made_keep_serving() {
         std::fs::create_dir_all(record_path.parent().unwrap()).unwrap();
         std::fs::write(&record_path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
     }
-    assert!(plan(&book).iter().all(|r| r["status"] == "cached"));
+    assert!(book.plan().iter().all(|r| r["status"] == "cached"));
     let output = build(&book).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");

@@ -73,6 +73,21 @@ impl TestBook {
             .unwrap()
     }
 
+    /// `mdbook-imagegen plan --json` on the book: one row per directive.
+    pub(crate) fn plan(&self) -> Vec<serde_json::Value> {
+        let output = self.imagegen(&["plan", "--json"]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     /// Runs `mdbook build` and returns its output, failing the test if it fails.
     pub(crate) fn build(&self) -> Output {
         let output = self.mdbook(&["build"]).output().unwrap();
