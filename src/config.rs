@@ -761,12 +761,17 @@ fn program(
     if !raw.extra.is_empty() {
         if !matches!(
             kind,
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Automatic1111
+            ProviderKind::OpenAi
+                | ProviderKind::OpenAiCompatible
+                | ProviderKind::Automatic1111
+                | ProviderKind::Bfl
+                | ProviderKind::OpenRouter
+                | ProviderKind::Recraft
         ) {
             return Err((
                 at("extra"),
                 format!(
-                    "a profile of kind `{}` takes no `extra` fields; only JSON APIs (openai, openai-compatible, automatic1111) do",
+                    "a profile of kind `{}` takes no `extra` fields; only JSON APIs (openai, openai-compatible, automatic1111, bfl, openrouter, recraft) do",
                     kind.as_str()
                 ),
             ));
@@ -1100,7 +1105,7 @@ mod tests {
             ),
             (
                 json!({ "providers": { "x": { "kind": "dalle" } } }),
-                "in `book.toml`, `preprocessor.imagegen.providers.x.kind`: unknown provider kind `dalle`; this version knows: `placeholder`, `openai`, `openai-compatible`, `gemini`, `stability`, `automatic1111`, `command`",
+                "in `book.toml`, `preprocessor.imagegen.providers.x.kind`: unknown provider kind `dalle`; this version knows: `placeholder`, `openai`, `openai-compatible`, `gemini`, `stability`, `automatic1111`, `command`, `bfl`, `openrouter`, `recraft`",
             ),
             (
                 json!({ "max-concurrency": 0 }),

@@ -38,6 +38,7 @@ mod protocol;
 mod provider;
 mod rewrite;
 mod storage;
+mod svg;
 mod team;
 mod vocab;
 

@@ -279,6 +279,96 @@ pub(crate) const GPT_IMAGE_2_SIZES: SizeRules = SizeRules::Flexible(Grid {
     max_pixels: 8_294_400,
 });
 
+/// The rules of FLUX.2 on BFL's API (docs.bfl.ai and BFL's API skills, read 2026-11-29): both
+/// edges multiples of 16, at least 64, at most four megapixels. No ratio limit is published;
+/// 4:1 keeps the short edge at 64 or more.
+pub(crate) const FLUX_2_SIZES: SizeRules = SizeRules::Flexible(Grid {
+    step: 16,
+    max_edge: 4096,
+    max_ratio: 4.0,
+    min_pixels: 16_384,
+    max_pixels: 4_194_304,
+});
+
+/// The size sent to a FLUX model that takes a width and height.
+pub(crate) fn bfl_size(size: Size) -> Size {
+    fit_size(size, FLUX_2_SIZES)
+}
+
+const fn size(width: u32, height: u32) -> Size {
+    Size { width, height }
+}
+
+/// Recraft V4 and V4.1 (and their Flash, Utility and Styles models) at 1K (Recraft's API
+/// appendix, read 2026-11-29).
+const RECRAFT_V4_SIZES: &[Size] = &[
+    size(1024, 1024),
+    size(1536, 768),
+    size(768, 1536),
+    size(1280, 832),
+    size(832, 1280),
+    size(1216, 896),
+    size(896, 1216),
+    size(1152, 896),
+    size(896, 1152),
+    size(832, 1344),
+    size(1280, 896),
+    size(896, 1280),
+    size(1344, 768),
+    size(768, 1344),
+];
+
+/// Recraft V4 Pro and V4.1 Pro at 2K.
+const RECRAFT_V4_PRO_SIZES: &[Size] = &[
+    size(2048, 2048),
+    size(3072, 1536),
+    size(1536, 3072),
+    size(2560, 1664),
+    size(1664, 2560),
+    size(2432, 1792),
+    size(1792, 2432),
+    size(2304, 1792),
+    size(1792, 2304),
+    size(1664, 2688),
+    size(2560, 1792),
+    size(1792, 2560),
+    size(2688, 1536),
+    size(1536, 2688),
+];
+
+/// Recraft V3 and V2.
+const RECRAFT_V3_SIZES: &[Size] = &[
+    size(1024, 1024),
+    size(1365, 1024),
+    size(1024, 1365),
+    size(1536, 1024),
+    size(1024, 1536),
+    size(1820, 1024),
+    size(1024, 1820),
+    size(1024, 2048),
+    size(2048, 1024),
+    size(1434, 1024),
+    size(1024, 1434),
+    size(1024, 1280),
+    size(1280, 1024),
+    size(1024, 1707),
+    size(1707, 1024),
+];
+
+/// The size sent to a Recraft model: the listed size of its family closest in shape.
+pub(crate) fn recraft_size(model: &str, size: Size) -> Size {
+    let sizes = if model.starts_with("recraftv4") {
+        if model.contains("_pro") {
+            RECRAFT_V4_PRO_SIZES
+        } else {
+            RECRAFT_V4_SIZES
+        }
+    } else {
+        RECRAFT_V3_SIZES
+    };
+    fit_size(size, SizeRules::Listed(sizes))
+}
+
 /// What an OpenAI image model accepts besides the prompt.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct OpenAiModel {

@@ -155,12 +155,11 @@ fn request_with(
         );
     }
 
-    // Only the kinds that send a quality have it in their key, so that `quality="high"` on a
-    // directive for a provider that has no such setting never pays for an identical image.
-    let quality = match profile.kind {
-        ProviderKind::Gemini | ProviderKind::Stability | ProviderKind::Automatic1111 => None,
-        _ => attrs.quality.clone().or_else(|| profile.quality.clone()),
-    };
+    let quality = profile
+        .kind
+        .sends_quality()
+        .then(|| attrs.quality.clone().or_else(|| profile.quality.clone()))
+        .flatten();
 
     // A directive's `model` names a model of its own provider, not of the fallbacks.
     let model = match &attrs.model {

@@ -91,8 +91,50 @@ fn built_in(kind: ProviderKind, model: &str, request: &Request, quality: &str) -
             "sd3.5-medium" => Some(0.035),
             _ => None,
         },
-        ProviderKind::OpenAiCompatible => None,
+        ProviderKind::Bfl => bfl(model, crate::models::bfl_size(request.size)),
+        ProviderKind::Recraft => recraft(model),
+        // Hundreds of models at their own prices: the answer's `usage.cost` is the record, and
+        // `price` in the profile sets the estimate a budget counts.
+        ProviderKind::OpenAiCompatible | ProviderKind::OpenRouter => None,
     }
+}
+
+/// FLUX on BFL's API (docs.bfl.ai pricing, read 2026-11-29): FLUX.2 per megapixel, cents for
+/// the first and for each further one; FLUX.1 per image. The submit answer's `cost` is what
+/// the record keeps.
+fn bfl(model: &str, sent: crate::config::Size) -> Option<f64> {
+    let (first, more) = match model {
+        "flux-2-klein-4b" => (1.4, 0.1),
+        "flux-2-klein-9b" => (1.5, 0.2),
+        "flux-2-pro" => (3.0, 1.5),
+        "flux-2-max" => (7.0, 3.0),
+        "flux-2-flex" => (5.0, 5.0),
+        "flux-pro-1.1" | "flux-kontext-pro" | "flux-kontext" => return Some(0.04),
+        "flux-pro-1.1-ultra" => return Some(0.06),
+        "flux-kontext-max" => return Some(0.08),
+        _ => return None,
+    };
+    let megapixels = f64::from(sent.width) * f64::from(sent.height) / 1_000_000.0;
+    Some((first + (megapixels - 1.0).max(0.0) * more) / 100.0)
+}
+
+/// Recraft (recraft.ai API pricing, read 2026-11-29): per image, raster or vector. V4.1's
+/// vector prices are V4's, as a resale table shows; Recraft's answer (`credits`) is what the
+/// record keeps.
+fn recraft(model: &str) -> Option<f64> {
+    let vector = model.ends_with("_vector");
+    let family = model.strip_suffix("_vector").unwrap_or(model);
+    let (raster, vector_price) = match family {
+        "recraftv4_1_flash" | "recraftv4_1_flash_raster" => (0.007, None),
+        "recraftv4_1" | "recraftv4_1_utility" => (0.035, Some(0.08)),
+        "recraftv4_1_pro" | "recraftv4_1_utility_pro" => (0.21, Some(0.30)),
+        "recraftv4" | "recraftv4_styles" => (0.04, Some(0.08)),
+        "recraftv4_pro" | "recraftv4_styles_pro" => (0.25, Some(0.30)),
+        "recraftv3" => (0.04, Some(0.08)),
+        "recraftv2" => (0.022, Some(0.044)),
+        _ => return None,
+    };
+    if vector { vector_price } else { Some(raster) }
 }
 
 /// The output tokens of one image from the gpt-image-2 family, by OpenAI's published pricing
@@ -188,6 +230,32 @@ mod tests {
             Some(0.0)
         );
         assert_eq!(price(OpenAiCompatible, "flux", (1024, 1024), "auto"), None);
+        // FLUX.2 by the megapixel: 1024x1024 is 1.05 MP.
+        let flux = price(Bfl, "flux-2-pro", (1024, 1024), "auto").unwrap();
+        assert!((flux - 0.0307).abs() < 0.0001, "{flux}");
+        assert_eq!(price(Bfl, "flux-2-max", (512, 512), "auto"), Some(0.07));
+        assert_eq!(price(Bfl, "flux-pro-1.1", (1024, 1024), "auto"), Some(0.04));
+        assert_eq!(
+            price(Recraft, "recraftv3_vector", (1024, 1024), "auto"),
+            Some(0.08)
+        );
+        assert_eq!(
+            price(Recraft, "recraftv4_1", (1024, 1024), "auto"),
+            Some(0.035)
+        );
+        assert_eq!(
+            price(Recraft, "recraftv4_1_flash_vector", (1024, 1024), "auto"),
+            None
+        );
+        assert_eq!(
+            price(
+                OpenRouter,
+                "google/gemini-3.1-flash-image-preview",
+                (1024, 1024),
+                "auto"
+            ),
+            None
+        );
         assert_eq!(price(OpenAi, "my-model", (1024, 1024), "auto"), None);
     }
 

@@ -26,6 +26,12 @@ pub(crate) enum ProviderKind {
     Automatic1111,
     /// A program the user configures.
     Command,
+    /// Black Forest Labs' FLUX API: submit, poll, download.
+    Bfl,
+    /// OpenRouter's chat completions with image output: one key for many models.
+    OpenRouter,
+    /// Recraft's image API, whose vector models answer in SVG.
+    Recraft,
 }
 
 impl ProviderKind {
@@ -39,6 +45,9 @@ impl ProviderKind {
             ProviderKind::Stability => "stability",
             ProviderKind::Automatic1111 => "automatic1111",
             ProviderKind::Command => "command",
+            ProviderKind::Bfl => "bfl",
+            ProviderKind::OpenRouter => "openrouter",
+            ProviderKind::Recraft => "recraft",
         }
     }
 
@@ -50,7 +59,11 @@ impl ProviderKind {
             ProviderKind::OpenAi => Some("gpt-image-2"),
             ProviderKind::Gemini => Some("gemini-3.1-flash-image"),
             ProviderKind::Stability => Some("core"),
-            ProviderKind::OpenAiCompatible
+            ProviderKind::Bfl => Some("flux-2-pro"),
+            ProviderKind::Recraft => Some("recraftv3"),
+            // One key reaches hundreds of models: the author names the one they chose.
+            ProviderKind::OpenRouter
+            | ProviderKind::OpenAiCompatible
             | ProviderKind::Automatic1111
             | ProviderKind::Command => None,
         }
@@ -63,6 +76,9 @@ impl ProviderKind {
             ProviderKind::Gemini => "https://generativelanguage.googleapis.com/v1beta",
             ProviderKind::Stability => "https://api.stability.ai",
             ProviderKind::Automatic1111 => "http://127.0.0.1:7860",
+            ProviderKind::Bfl => "https://api.bfl.ai/v1",
+            ProviderKind::OpenRouter => "https://openrouter.ai/api/v1",
+            ProviderKind::Recraft => "https://external.api.recraft.ai/v1",
             ProviderKind::Placeholder | ProviderKind::OpenAiCompatible | ProviderKind::Command => {
                 ""
             }
@@ -75,6 +91,9 @@ impl ProviderKind {
             ProviderKind::OpenAi => &["OPENAI_API_KEY"],
             ProviderKind::Gemini => &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
             ProviderKind::Stability => &["STABILITY_API_KEY"],
+            ProviderKind::Bfl => &["BFL_API_KEY"],
+            ProviderKind::OpenRouter => &["OPENROUTER_API_KEY"],
+            ProviderKind::Recraft => &["RECRAFT_API_KEY"],
             ProviderKind::Placeholder
             | ProviderKind::OpenAiCompatible
             | ProviderKind::Automatic1111
@@ -91,8 +110,23 @@ impl ProviderKind {
             ProviderKind::Gemini => &[],
             ProviderKind::Stability => &["style-preset", "output-format", "cfg-scale"],
             ProviderKind::Automatic1111 => &["steps", "cfg-scale", "sampler", "scheduler"],
+            ProviderKind::Bfl => &["output-format", "steps", "cfg-scale"],
+            ProviderKind::OpenRouter | ProviderKind::Recraft => &[],
             ProviderKind::Placeholder | ProviderKind::Command => &[],
         }
+    }
+
+    /// Whether a request of this kind sends a quality. Only those kinds have it in their cache
+    /// key, so that `quality="high"` on a directive for a provider that has no such setting
+    /// never pays for an identical image.
+    pub(crate) fn sends_quality(self) -> bool {
+        matches!(
+            self,
+            ProviderKind::OpenAi
+                | ProviderKind::OpenAiCompatible
+                | ProviderKind::Command
+                | ProviderKind::Placeholder
+        )
     }
 
     /// Whether the kind asks a model for its images: every kind but the placeholder. Such images
@@ -103,7 +137,7 @@ impl ProviderKind {
         self != ProviderKind::Placeholder
     }
 
-    pub(crate) const ALL: [ProviderKind; 7] = [
+    pub(crate) const ALL: [ProviderKind; 10] = [
         ProviderKind::Placeholder,
         ProviderKind::OpenAi,
         ProviderKind::OpenAiCompatible,
@@ -111,6 +145,9 @@ impl ProviderKind {
         ProviderKind::Stability,
         ProviderKind::Automatic1111,
         ProviderKind::Command,
+        ProviderKind::Bfl,
+        ProviderKind::OpenRouter,
+        ProviderKind::Recraft,
     ];
 }
 
@@ -181,10 +218,11 @@ pub(crate) const OUTPUT_FORMATS: [&str; 3] = ["png", "jpeg", "webp"];
 
 /// Every file type the tool reads or writes, by extension: its media type, and whether a master
 /// may have it. The one table of media types.
-const MEDIA_TYPES: [(&str, &str, bool); 5] = [
+const MEDIA_TYPES: [(&str, &str, bool); 6] = [
     ("png", "image/png", true),
     ("jpg", "image/jpeg", true),
     ("webp", "image/webp", true),
+    ("svg", "image/svg+xml", true),
     ("avif", "image/avif", false),
     ("json", "application/json", false),
 ];

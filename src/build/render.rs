@@ -199,9 +199,18 @@ fn figure_of(
     if !html {
         fallbacks.drain(..fallbacks.len().saturating_sub(1));
     }
-    let (width, height) = manifest
+    let (mut width, mut height) = manifest
         .main_fallback()
         .map_or((entry.width, entry.height), |f| (f.width, f.height));
+    // A vector master is shown as its SVG, at its view box's size: never inlined, never
+    // offered in raster formats a browser does not need.
+    let (sources, fallbacks) = match manifest.vector() {
+        Some(vector) if html => {
+            (width, height) = (vector.width, vector.height);
+            (Vec::new(), vec![(url(&vector.name), vector.width)])
+        }
+        _ => (sources, fallbacks),
+    };
     let figure = Figure {
         sources,
         fallbacks,

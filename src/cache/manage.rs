@@ -313,6 +313,21 @@ fn check_master(path: &Path) -> Option<Problem> {
             "its content does not match its name (damaged or edited); restore it with `git checkout`, or delete it and its records to generate the image again".to_owned(),
             false,
         ),
+        // Every SVG master was sanitized before it was stored; one that is not came from
+        // elsewhere (a crafted file in a pull request). Builds sanitize it again before
+        // anything reaches a page, but it has no place in the cache.
+        Ok(bytes) if path.extension().is_some_and(|e| e == "svg") => {
+            match crate::provider::check(&bytes) {
+                Ok(_) => None,
+                Err(reason) => problem(
+                    format!(
+                        "{}; this SVG was not stored by a build (review where it came from), and --fix removes it",
+                        crate::outside::clean(&reason, crate::outside::SHOWN_CHARS)
+                    ),
+                    true,
+                ),
+            }
+        }
         Ok(_) => None,
     }
 }
@@ -365,4 +380,35 @@ pub(crate) fn files_two_deep(dir: &Path) -> Result<Vec<PathBuf>> {
         out.extend(direct_files(&dir.join(shard))?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crafted_svg_master_is_a_problem_a_sanitized_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = |bytes: &[u8]| {
+            let hash = blake3::hash(bytes).to_hex().to_string();
+            let path = dir.path().join(format!("{hash}.svg"));
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let crafted = store(
+            br#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 4"><script>alert(1)</script></svg>"#,
+        );
+        let problem = check_master(&crafted).unwrap();
+        assert!(problem.fixable);
+        assert!(
+            problem.what.contains("not stored by a build"),
+            "{}",
+            problem.what
+        );
+        let clean = crate::svg::sanitize(
+            br#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 4"><rect width="4" height="4"/></svg>"#,
+        )
+        .unwrap();
+        assert!(check_master(&store(&clean.bytes)).is_none());
+    }
 }

@@ -195,7 +195,7 @@ mod tests {
                 ),
             ),
             ("key", serde_json::json!("7f3a")),
-            ("media-type", serde_json::json!("image/svg+xml")),
+            ("media-type", serde_json::json!("text/html")),
             ("width", serde_json::json!(0)),
             ("height", serde_json::json!(100_000)),
             ("format", serde_json::json!(1)),

@@ -35,6 +35,7 @@ pub(crate) fn encode(
         Format::Jpeg => jpeg(pixels, quality, xmp),
         Format::Avif => avif(pixels, quality),
         Format::Png => png(pixels, xmp),
+        Format::Svg => Err("pixels are never encoded as SVG".to_owned()),
     }
 }
 

@@ -79,6 +79,9 @@ pub(crate) enum Role {
     Fallback,
     /// The square cover crop for review pages.
     Thumbnail,
+    /// An SVG master's document, what `<img>` shows in HTML (the fallback then serves the
+    /// other renderers).
+    Vector,
 }
 
 /// One derived file.
@@ -120,6 +123,11 @@ impl Manifest {
             .iter()
             .filter(|f| f.role == Role::Fallback)
             .collect()
+    }
+
+    /// The SVG file of a vector master.
+    pub(crate) fn vector(&self) -> Option<&AssetFile> {
+        self.files.iter().find(|f| f.role == Role::Vector)
     }
 
     /// The widest fallback: what non-HTML renderers show.
@@ -248,6 +256,9 @@ pub(crate) fn derive(
     output: &Output,
     tuned: &BTreeMap<String, u8>,
 ) -> Result<Derived, String> {
+    if crate::svg::looks_like_svg(source.bytes) {
+        return derive_vector(source, output);
+    }
     let mut master = pixels::decode(source.bytes)?;
     if let Some(frame) = source.frame {
         master = pixels::crop_to_shape(&master, frame);
@@ -337,6 +348,79 @@ pub(crate) fn derive(
     })
 }
 
+/// Derives the files of an SVG master: the document itself, sanitized again (a cached file
+/// may have been crafted) with the provenance in its `<metadata>`, which `<img>` shows; a PNG
+/// of it at the widest configured width for the other renderers; and the thumbnail. A vector
+/// is never cropped: it keeps its view box.
+fn derive_vector(source: &Source<'_>, output: &Output) -> Result<Derived, String> {
+    let svg = crate::svg::sanitize(source.bytes)?;
+    let packet = provenance(&source.origin, output);
+    let document = match &packet {
+        Some(packet) => crate::svg::with_metadata(&svg.bytes, packet),
+        None => svg.bytes.clone(),
+    };
+    let widest = output.widths.iter().copied().max().unwrap_or(svg.width);
+    let raster = pixels::rasterize(&svg.bytes, widest)?;
+    let mut tasks = vec![Task {
+        format: Format::Png,
+        role: Role::Fallback,
+        width: raster.width,
+        height: raster.height,
+    }];
+    if let Some(side) = output.thumbnail {
+        let side = side.min(raster.width).min(raster.height);
+        tasks.push(Task {
+            format: Format::Webp,
+            role: Role::Thumbnail,
+            width: side,
+            height: side,
+        });
+    }
+    let vector = Task {
+        format: Format::Svg,
+        role: Role::Vector,
+        width: svg.width,
+        height: svg.height,
+    };
+    let mut manifest = Manifest { files: Vec::new() };
+    let mut files = BTreeMap::new();
+    let name = file_name(source, packet.as_deref(), &vector, 100);
+    manifest.files.push(AssetFile {
+        name: name.clone(),
+        format: Format::Svg,
+        role: Role::Vector,
+        width: svg.width,
+        height: svg.height,
+        bytes: document.len() as u64,
+    });
+    files.insert(name, document);
+    for task in &tasks {
+        let pixels = if task.role == Role::Thumbnail {
+            pixels::cover_square(&raster, task.width)
+        } else {
+            raster.clone()
+        };
+        let quality = output.quality.fixed(task.format);
+        let bytes = encode::encode(&pixels, task.format, quality, packet.as_deref())?;
+        let name = file_name(source, packet.as_deref(), task, quality);
+        manifest.files.push(AssetFile {
+            name: name.clone(),
+            format: task.format,
+            role: task.role,
+            width: task.width,
+            height: task.height,
+            bytes: bytes.len() as u64,
+        });
+        files.insert(name, bytes);
+    }
+    manifest.files.sort_by_key(|f| f.role);
+    Ok(Derived {
+        manifest,
+        files,
+        tuned: BTreeMap::new(),
+    })
+}
+
 fn make(
     master: &pixels::Pixels,
     source: &Source<'_>,
@@ -405,7 +489,7 @@ fn file_name(source: &Source<'_>, packet: Option<&str>, task: &Task, quality: u8
     let id = blake3::hash(spec.as_bytes());
     let size = match task.role {
         Role::Thumbnail => format!("thumb{}", task.width),
-        Role::Variant | Role::Fallback => format!("{}w", task.width),
+        Role::Variant | Role::Fallback | Role::Vector => format!("{}w", task.width),
     };
     format!(
         "{}-{size}-{}.{}",

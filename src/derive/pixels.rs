@@ -27,9 +27,37 @@ impl Pixels {
     }
 }
 
+/// Renders an SVG master `width` pixels wide (see [`crate::svg::rasterize`]), dropping an alpha
+/// channel that is opaque everywhere.
+pub(crate) fn rasterize(svg: &[u8], width: u32) -> Result<Pixels, String> {
+    let (width, height, data) = crate::svg::rasterize(svg, width.min(MAX_SIDE))?;
+    Ok(without_opaque_alpha(width, height, data))
+}
+
+fn without_opaque_alpha(width: u32, height: u32, mut data: Vec<u8>) -> Pixels {
+    let alpha = data.chunks_exact(4).any(|px| px[3] != 255);
+    if !alpha {
+        data = data
+            .chunks_exact(4)
+            .flat_map(|px| [px[0], px[1], px[2]])
+            .collect();
+    }
+    Pixels {
+        width,
+        height,
+        alpha,
+        data,
+    }
+}
+
 /// Decodes a master under hard limits, applies its EXIF orientation, converts it to sRGB when
-/// it carries another ICC profile, and drops an alpha channel that is opaque everywhere.
+/// it carries another ICC profile, and drops an alpha channel that is opaque everywhere. An SVG
+/// master is sanitized and rendered at its view box's size.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Pixels, String> {
+    if crate::svg::looks_like_svg(bytes) {
+        let svg = crate::svg::sanitize(bytes)?;
+        return rasterize(&svg.bytes, svg.width);
+    }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);

@@ -12,6 +12,8 @@ pub(crate) enum Format {
     Webp,
     Jpeg,
     Png,
+    /// An SVG master's own (sanitized) document; never an output setting.
+    Svg,
 }
 
 impl Format {
@@ -21,6 +23,7 @@ impl Format {
             Format::Webp => "webp",
             Format::Jpeg => "jpeg",
             Format::Png => "png",
+            Format::Svg => "svg",
         }
     }
 
@@ -50,7 +53,7 @@ impl Format {
         match self {
             Format::Avif => 70,
             Format::Webp | Format::Jpeg => 80,
-            Format::Png => 100,
+            Format::Png | Format::Svg => 100,
         }
     }
 }

@@ -286,3 +286,42 @@ fn figures_keep_the_requested_shape() {
         derivation_id(HASH, &origin, Some((4, 1)), &output)
     );
 }
+
+#[test]
+fn a_vector_master_is_shown_as_its_svg_with_a_png_for_other_renderers() {
+    let master = br##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 300 150" onload="x()"><script>x()</script><rect width="300" height="150" fill="#336699"/></svg>"##;
+    let derived = derive(&source(master), &small_output(), &BTreeMap::new()).unwrap();
+    let roles: Vec<_> = derived
+        .manifest
+        .files
+        .iter()
+        .map(|f| (f.role, f.format, f.width, f.height))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            (Role::Fallback, Format::Png, 200, 100),
+            (Role::Thumbnail, Format::Webp, 24, 24),
+            (Role::Vector, Format::Svg, 300, 150),
+        ]
+    );
+    let vector = derived.manifest.vector().unwrap();
+    assert!(vector.name.ends_with(".svg"));
+    assert_eq!(asset_master_prefix(&vector.name), Some(&HASH[..16]));
+    let svg = String::from_utf8(derived.files[&vector.name].clone()).unwrap();
+    // Sanitized again, with the provenance in its metadata.
+    assert!(!svg.contains("<script") && !svg.contains("onload"), "{svg}");
+    assert!(svg.contains("<metadata><?xpacket"), "{svg}");
+    assert!(svg.contains("trainedAlgorithmicMedia"));
+    // The PNG is the drawing, rendered.
+    let fallback = derived.manifest.main_fallback().unwrap();
+    let png = image::load_from_memory(&derived.files[&fallback.name])
+        .unwrap()
+        .into_rgb8();
+    assert_eq!(png.get_pixel(100, 50).0, [0x33, 0x66, 0x99]);
+    // The same master gives the same files.
+    let again = derive(&source(master), &small_output(), &BTreeMap::new()).unwrap();
+    assert_eq!(again.files, derived.files);
+    // The review page's thumbnail renders it too.
+    assert!(thumbnail(master, 16).is_ok());
+}

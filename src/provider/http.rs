@@ -88,6 +88,10 @@ impl Http {
             if is_loopback(base_url) {
                 config = config.proxy(None);
             }
+            // A provider reached over https never leads us to plain http, redirects included.
+            if base_url.starts_with("https://") {
+                config = config.https_only(true);
+            }
             config.build().into()
         };
         Http {
@@ -123,6 +127,17 @@ impl Http {
         let response = request
             .send(&body[..])
             .map_err(|e| self.transport(url, e))?;
+        self.read(url, response)
+    }
+
+    /// Gets a URL a provider returned for polling, with `headers`. The caller checks the URL
+    /// first ([`may_follow`], [`may_send_key`]).
+    pub(crate) fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Reply, Fault> {
+        let mut request = self.agent.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.call().map_err(|e| self.transport(url, e))?;
         self.read(url, response)
     }
 
@@ -205,6 +220,50 @@ impl Http {
     }
 }
 
+/// Whether a URL a provider returned (to poll, to download) may be followed: over https, or to
+/// the configured server itself (a loopback server in tests, a local one in use). Never a URL
+/// with credentials in it.
+pub(crate) fn may_follow(url: &str, base_url: &str) -> bool {
+    let authority = |u: &str| {
+        u.split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+            .unwrap_or("")
+            .to_owned()
+    };
+    if authority(url).contains('@') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    url.starts_with("https://") || host_of(url).eq_ignore_ascii_case(&host_of(base_url))
+}
+
+/// Whether a provider's key may be sent to a URL it returned: the configured host, or over
+/// https a host of the same site (`api.us1.bfl.ai` for `api.bfl.ai`: the configured host's
+/// parent domain, when that parent has a dot in it). Anywhere else the key is never sent.
+pub(crate) fn may_send_key(url: &str, base_url: &str) -> bool {
+    if !may_follow(url, base_url) {
+        return false;
+    }
+    let (target, configured) = (host_of(url), host_of(base_url));
+    if target.eq_ignore_ascii_case(&configured) {
+        return true;
+    }
+    let name = |h: &str| -> String {
+        let h = h.split_once("://").map_or(h, |(_, n)| n);
+        h.rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(h, |(n, _)| n)
+            .to_ascii_lowercase()
+    };
+    let (target, configured) = (name(&target), name(&configured));
+    let Some((_, parent)) = configured.split_once('.') else {
+        return false;
+    };
+    url.starts_with("https://")
+        && base_url.starts_with("https://")
+        && parent.contains('.')
+        && target.ends_with(&format!(".{parent}"))
+}
+
 /// The scheme, host and port of a URL, without any path, query or credentials.
 fn host_of(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
@@ -224,7 +283,7 @@ fn is_loopback(url: &str) -> bool {
 }
 
 /// A URL without its query string (which may carry signatures), for messages.
-fn shorten(url: &str) -> String {
+pub(crate) fn shorten(url: &str) -> String {
     let base = url.split(['?', '#']).next().unwrap_or(url);
     let base = match base.split_once("://") {
         Some((scheme, rest)) => {
@@ -352,6 +411,44 @@ pub(crate) fn go_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_followed_and_keys_sent_only_where_safe() {
+        let base = "https://api.bfl.ai/v1";
+        assert!(may_follow("https://delivery-eu1.bfl.ai/x.png?sig=1", base));
+        assert!(!may_follow("http://delivery.bfl.ai/x.png", base));
+        assert!(!may_follow("https://user:pw@evil.example/x", base));
+        assert!(may_follow(
+            "http://127.0.0.1:8080/get?id=1",
+            "http://127.0.0.1:8080/v1"
+        ));
+        assert!(!may_follow(
+            "http://127.0.0.1:9999/get",
+            "http://127.0.0.1:8080/v1"
+        ));
+        assert!(may_send_key("https://api.bfl.ai/v1/get_result?id=1", base));
+        assert!(may_send_key(
+            "https://api.us1.bfl.ai/v1/get_result?id=1",
+            base
+        ));
+        assert!(!may_send_key("https://evil.example/v1/get_result", base));
+        assert!(!may_send_key("https://bfl.ai.evil.example/x", base));
+        assert!(!may_send_key("https://evilbfl.ai/x", base));
+        assert!(!may_send_key("http://api.us1.bfl.ai/x", base));
+        assert!(may_send_key(
+            "http://127.0.0.1:8080/poll",
+            "http://127.0.0.1:8080/v1"
+        ));
+        assert!(!may_send_key(
+            "https://other.example/poll",
+            "http://127.0.0.1:8080/v1"
+        ));
+        // A configured host with no parent domain shares the key with nobody.
+        assert!(!may_send_key(
+            "https://x.localhost/p",
+            "https://localhost/v1"
+        ));
+    }
 
     #[test]
     fn reads_retry_hints() {

@@ -6,11 +6,14 @@
 //! keep anything that is not a sane, complete image out of the cache.
 
 mod automatic1111;
+mod bfl;
 mod command;
 mod gemini;
 pub(crate) mod http;
 mod openai;
+mod openrouter;
 pub(crate) mod placeholder;
+mod recraft;
 mod stability;
 
 use std::fmt;
@@ -70,6 +73,8 @@ pub(crate) enum ImageFormat {
     Png,
     Jpeg,
     Webp,
+    /// A vector image, kept only after [`crate::svg::sanitize`].
+    Svg,
 }
 
 impl ImageFormat {
@@ -79,6 +84,7 @@ impl ImageFormat {
             ImageFormat::Png => "png",
             ImageFormat::Jpeg => "jpg",
             ImageFormat::Webp => "webp",
+            ImageFormat::Svg => "svg",
         }
     }
 
@@ -190,6 +196,8 @@ pub(crate) struct Call<'a> {
     /// The book's root, where `command` programs run.
     pub(crate) root: &'a Path,
     pub(crate) timeout: Duration,
+    /// How a provider that polls waits between polls (tests pass their own).
+    pub(crate) sleep: &'a (dyn Fn(Duration) + Sync),
 }
 
 /// How the generation of one build behaves: its settings, where it runs, and how it waits (tests
@@ -252,6 +260,7 @@ pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failu
         http: &http,
         root: env.root,
         timeout,
+        sleep: env.sleep,
     };
     with_retries(&call, env, estimate, started)
 }
@@ -356,6 +365,9 @@ fn dispatch(call: &Call<'_>) -> Result<Generated, Fault> {
         ProviderKind::Stability => stability::call(call),
         ProviderKind::Automatic1111 => automatic1111::call(call),
         ProviderKind::Command => command::call(call),
+        ProviderKind::Bfl => bfl::call(call),
+        ProviderKind::OpenRouter => openrouter::call(call),
+        ProviderKind::Recraft => recraft::call(call),
     }
 }
 
@@ -417,10 +429,10 @@ fn finish(
     started: Instant,
     attempts: u32,
 ) -> Result<Master, Fault> {
-    let (format, width, height) =
-        check(&generated.bytes).map_err(|message| Fault::new(FaultKind::BadImage, message))?;
+    let (bytes, format, width, height) =
+        accept(generated.bytes).map_err(|message| Fault::new(FaultKind::BadImage, message))?;
     Ok(Master {
-        bytes: generated.bytes,
+        bytes,
         format,
         width,
         height,
@@ -434,9 +446,21 @@ fn finish(
     })
 }
 
+/// What a master is kept as: a raster image after [`check`], or an SVG after it is sanitized
+/// (its bytes are the sanitized document, never the answer as it came).
+pub(crate) fn accept(bytes: Vec<u8>) -> Result<(Vec<u8>, ImageFormat, u32, u32), String> {
+    if bytes.len() <= MAX_MASTER_BYTES && crate::svg::looks_like_svg(&bytes) {
+        let svg = crate::svg::sanitize(&bytes)?;
+        return Ok((svg.bytes, ImageFormat::Svg, svg.width, svg.height));
+    }
+    let (format, width, height) = check(&bytes)?;
+    Ok((bytes, format, width, height))
+}
+
 /// Checks that bytes are a complete image we can serve, of sane dimensions: the header first,
 /// then a full decode under memory limits, so that a truncated file or a decompression bomb is
-/// an error and never a master.
+/// an error and never a master. An SVG passes only when it is already sanitized (the bytes a
+/// sanitizing pass gives back unchanged), as every SVG master is.
 pub(crate) fn check(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), String> {
     if bytes.len() > MAX_MASTER_BYTES {
         return Err(format!(
@@ -446,6 +470,13 @@ pub(crate) fn check(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), String> {
         ));
     }
     let (format, width, height) = inspect(bytes)?;
+    if format == ImageFormat::Svg {
+        return match crate::svg::sanitize(bytes) {
+            Ok(svg) if svg.bytes == bytes => Ok((format, width, height)),
+            Ok(_) => Err("an SVG that was not sanitized (it holds scripts, links or other parts that are not drawing)".to_owned()),
+            Err(e) => Err(e),
+        };
+    }
     // Several images are checked at once: together they stay within the memory budget.
     let _memory = crate::memory::reserve(crate::memory::decode_cost(width, height));
     let mut reader = image::ImageReader::new(Cursor::new(bytes));
@@ -453,6 +484,7 @@ pub(crate) fn check(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), String> {
         ImageFormat::Png => image::ImageFormat::Png,
         ImageFormat::Jpeg => image::ImageFormat::Jpeg,
         ImageFormat::Webp => image::ImageFormat::WebP,
+        ImageFormat::Svg => unreachable!("SVG is checked above"),
     });
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -468,6 +500,10 @@ pub(crate) fn check(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), String> {
 /// Reads an image's format and dimensions from its header, refusing what is not an image we
 /// can serve or is implausibly large.
 pub(crate) fn inspect(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), String> {
+    if crate::svg::looks_like_svg(bytes) {
+        let svg = crate::svg::sanitize(bytes)?;
+        return Ok((ImageFormat::Svg, svg.width, svg.height));
+    }
     let reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("unreadable bytes ({e})"))?;
@@ -535,3 +571,6 @@ pub(crate) fn prompt_with_negative(request: &Request) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod hosted_tests;

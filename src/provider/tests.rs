@@ -86,20 +86,20 @@ pub(crate) fn request(config: &Config, prompt: &str) -> Request {
 }
 
 /// What one generation did.
-struct Run {
-    result: Result<Master, Failure>,
-    waits: Vec<Duration>,
+pub(crate) struct Run {
+    pub(crate) result: Result<Master, Failure>,
+    pub(crate) waits: Vec<Duration>,
 }
 
 impl Run {
-    fn master(self) -> Master {
+    pub(crate) fn master(self) -> Master {
         match self.result {
             Ok(master) => master,
             Err(failure) => panic!("expected an image, got: {}", failure.message),
         }
     }
 
-    fn failure(self) -> Failure {
+    pub(crate) fn failure(self) -> Failure {
         match self.result {
             Ok(_) => panic!("expected a failure"),
             Err(failure) => failure,
@@ -108,11 +108,16 @@ impl Run {
 }
 
 /// Generates on a blocking thread, as a build does, recording the waits instead of taking them.
-async fn generate(config: Config, request: Request) -> Run {
+pub(crate) async fn generate(config: Config, request: Request) -> Run {
+    generate_keyed(config, request, "TEST_KEY").await
+}
+
+/// [`generate`] with the key in the environment variable `key_var`.
+pub(crate) async fn generate_keyed(config: Config, request: Request, key_var: &'static str) -> Run {
     tokio::task::spawn_blocking(move || {
         let waits = Mutex::new(Vec::new());
         let sleep = |wait| waits.lock().unwrap().push(wait);
-        let var = |name: &str| (name == "TEST_KEY").then(|| KEY.to_owned());
+        let var = |name: &str| (name == key_var).then(|| KEY.to_owned());
         let secrets = Secrets::of_book(config.key_vars(), &var);
         let env = Env {
             config: &config,
@@ -131,7 +136,7 @@ async fn generate(config: Config, request: Request) -> Run {
     .unwrap()
 }
 
-async fn requests(server: &MockServer) -> usize {
+pub(crate) async fn requests(server: &MockServer) -> usize {
     server.received_requests().await.unwrap().len()
 }
 
@@ -1342,11 +1347,14 @@ mod answers {
 
         #[test]
         fn reading_any_answer_never_panics(reply in reply()) {
-            let checks: [Result<(), Fault>; 4] = [
+            let checks: [Result<(), Fault>; 7] = [
                 openai::read(&reply, "gpt-image-2", "1024x1024".into()).map(|_| ()),
                 gemini::read(&reply, Some(7), "1:1 1K".into()).map(|_| ()),
                 stability::read(&reply, "1:1").map(|_| ()),
                 automatic1111::read(&reply, "1024x1024".into()).map(|_| ()),
+                openrouter::read(&reply).map(|_| ()),
+                recraft::read(&reply).map(|_| ()),
+                Err(bfl::error(&reply)),
             ];
             for result in checks {
                 if let Err(fault) = result {

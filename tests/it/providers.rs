@@ -224,3 +224,115 @@ fn live_openai_when_asked() {
     );
     assert!(book.root().join(".imagegen/records").is_dir());
 }
+
+/// A vector answer with everything a sanitizer must remove.
+const HOSTILE_SVG: &str = r##"<?xml version="1.0"?>
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1820 1024" onload="alert(1)"><script>alert(2)</script><rect width="1820" height="1024" fill="#1d3557" onclick="alert(3)"/><image href="https://evil.example/t.png"/><circle cx="910" cy="512" r="300" fill="#f1faee"/></svg>"##;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vector_book_shows_clean_svg_files_in_img_tags() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/images/generations"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "created": 1, "credits": 80,
+            "data": [{ "image_id": "a", "b64_json": base64::engine::general_purpose::STANDARD.encode(HOSTILE_SVG) }]
+        })))
+        .mount(&server)
+        .await;
+    let book = TestBook::example();
+    book.write(
+        "book.toml",
+        &format!(
+            r#"[book]
+title = "Lights of the Coast"
+
+[preprocessor.imagegen]
+after = ["links"]
+provider = "vector"
+retries = 0
+
+[preprocessor.imagegen.providers.vector]
+kind = "recraft"
+model = "recraftv3_vector"
+base-url = "{}/v1"
+api-key-env = "OPENAI_API_KEY"
+
+[preprocessor.imagegen.styles]
+engraving = "black and white copperplate engraving, fine cross-hatching"
+"#,
+            server.uri()
+        ),
+    );
+    let first = build(&book).await;
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let calls = server.received_requests().await.unwrap().len();
+    assert!(calls >= 4, "{calls} calls");
+
+    // Masters are stored as sanitized SVG.
+    let masters: Vec<_> = walk(&book.root().join(".imagegen/masters"));
+    assert!(!masters.is_empty() && masters.iter().all(|m| m.extension().unwrap() == "svg"));
+    // Each figure is an <img> of an .svg file with the view box's size; never inline SVG.
+    let html = std::fs::read_to_string(book.root().join("book/index.html")).unwrap();
+    let main = crate::support::main_of(&html);
+    assert!(main.contains(".svg\" alt=\""), "{main}");
+    assert!(main.contains("width=\"1820\" height=\"1024\""), "{main}");
+    assert!(
+        !main.contains("<svg") && !main.contains("<picture>"),
+        "{main}"
+    );
+    let svgs: Vec<_> = walk(&book.root().join("book"))
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.ends_with(".svg")
+                && name.as_bytes().get(16) == Some(&b'-')
+                && name[..16].bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .collect();
+    assert!(!svgs.is_empty());
+    for svg in &svgs {
+        let text = std::fs::read_to_string(svg).unwrap();
+        for bad in ["<script", "onload", "onclick", "evil.example", "alert"] {
+            assert!(!text.contains(bad), "`{bad}` in {}: {text}", svg.display());
+        }
+        assert!(
+            text.contains("trainedAlgorithmicMedia"),
+            "provenance in <metadata>"
+        );
+    }
+    // A PNG rendered from it serves the renderers that cannot show SVG.
+    assert!(
+        walk(&book.root().join("book"))
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "png"))
+    );
+
+    let second = build(&book).await;
+    assert!(second.status.success());
+    assert_eq!(server.received_requests().await.unwrap().len(), calls);
+    assert_no_key(book.root(), &[&first, &second]);
+}
+
+fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut stack = vec![root.to_owned()];
+    let mut files = Vec::new();
+    while let Some(dir) = stack.pop() {
+        let Ok(items) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for item in items {
+            let path = item.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}

@@ -1,0 +1,263 @@
+//! Black Forest Labs' FLUX API: `POST {base-url}/{model}` (the model is the route, such as
+//! `flux-2-pro`) with the key in `x-key`; the answer is `{id, polling_url}`. The polling URL is
+//! polled until its `status` is `Ready`, then `result.sample` is downloaded at once (it expires
+//! after ten minutes).
+//!
+//! What a provider's answer may point us at is checked before it is followed: a polling or
+//! sample URL must be https (or the configured server itself, as a loopback test server is),
+//! and the key goes only to the configured host or another host of its site (BFL answers from
+//! regional hosts such as `api.eu2.bfl.ai`); the sample is downloaded without it.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::http::{Reply, may_follow, may_send_key, snippet};
+use super::{Call, Fault, FaultKind, Generated, Provenance};
+
+/// The aspect ratios FLUX 3 takes instead of a width and height.
+const FLUX_3_RATIOS: [&str; 15] = [
+    "21:9", "2:1", "16:9", "3:2", "7:5", "4:3", "5:4", "1:1", "4:5", "3:4", "5:7", "2:3", "9:16",
+    "1:2", "9:21",
+];
+
+/// The first wait between polls; it grows to [`MAX_POLL_WAIT`].
+const FIRST_POLL_WAIT: Duration = Duration::from_millis(500);
+const MAX_POLL_WAIT: Duration = Duration::from_secs(4);
+
+pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
+    let request = call.request;
+    let key = call.key.map(|k| k.expose().to_owned()).unwrap_or_default();
+    let headers = [("x-key", key.as_str()), ("accept", "application/json")];
+    let (body, sent_size) = body(call);
+    let url = format!("{}/{}", call.profile.base_url, request.model);
+    let reply = call.http.post_json(&url, &headers, &body)?;
+    if !reply.is_success() {
+        return Err(error(&reply));
+    }
+    let submitted = reply.json()?;
+    let id = submitted.get("id").and_then(Value::as_str).unwrap_or("");
+    let Some(polling_url) = submitted.get("polling_url").and_then(Value::as_str) else {
+        return Err(Fault::new(
+            FaultKind::BadImage,
+            format!("the answer has no `polling_url`: {}", snippet(&reply.body)),
+        ));
+    };
+    // Credits, one US cent each; the submit answer's figure is the charge.
+    let cost_usd = submitted
+        .get("cost")
+        .and_then(Value::as_f64)
+        .filter(|c| c.is_finite() && (0.0..=100_000.0).contains(c))
+        .map(|credits| credits / 100.0);
+    if !may_send_key(polling_url, &call.profile.base_url) {
+        return Err(Fault::new(
+            FaultKind::BadImage,
+            format!(
+                "the answer asks to poll `{}`, which is neither https on the provider's own site nor the configured server; the key is never sent there",
+                super::http::shorten(polling_url)
+            ),
+        ));
+    }
+    let ready = poll(call, polling_url, &headers)?;
+    let result = ready.get("result").unwrap_or(&Value::Null);
+    let Some(sample) = result.get("sample").and_then(Value::as_str) else {
+        return Err(Fault::new(
+            FaultKind::BadImage,
+            "the task is `Ready` but its result has no `sample` URL",
+        ));
+    };
+    if !may_follow(sample, &call.profile.base_url) {
+        return Err(Fault::new(
+            FaultKind::BadImage,
+            format!(
+                "the sample URL `{}` is not https; it is not downloaded",
+                super::http::shorten(sample)
+            ),
+        ));
+    }
+    let bytes = call.http.download(sample).map_err(|mut fault| {
+        if matches!(fault.kind, FaultKind::Auth | FaultKind::Invalid) {
+            // A signed URL that no longer opens: it expired (after ten minutes) or was cut.
+            fault.kind = FaultKind::Transient;
+            fault.message.push_str(
+                "; the sample URL has expired or is invalid (BFL keeps samples ten minutes), so the image is requested again",
+            );
+        }
+        fault
+    })?;
+    Ok(Generated {
+        bytes,
+        cost_usd,
+        provenance: Provenance {
+            seed: result.get("seed").and_then(Value::as_u64),
+            revised_prompt: None,
+            model_version: None,
+            request_id: (!id.is_empty()).then(|| id.to_owned()),
+            sent_size,
+        },
+    })
+}
+
+/// The request body and the size as it was sent. FLUX.2 and FLUX.1 take a width and height
+/// (multiples of 16, at most four megapixels); FLUX 3 takes an aspect ratio and a resolution
+/// tier.
+fn body(call: &Call<'_>) -> (Value, Option<String>) {
+    let request = call.request;
+    let mut body = json!({ "prompt": super::prompt_with_negative(request) });
+    let fields = body.as_object_mut().expect("an object");
+    let sent_size = if request.model.starts_with("flux-3") {
+        let ratio = super::nearest_ratio(request.size, &FLUX_3_RATIOS);
+        let pixels = f64::from(request.size.width) * f64::from(request.size.height);
+        // The tier nearest in area (about 0.6, 1, 2.4, 4.2 and 16.8 megapixels): the bounds are
+        // the geometric means of neighbours.
+        let tier = match pixels {
+            p if p <= 775_000.0 => "0.75k",
+            p if p <= 1_550_000.0 => "1k",
+            p if p <= 3_175_000.0 => "1.5k",
+            p if p <= 8_400_000.0 => "2k",
+            _ => "4k",
+        };
+        fields.insert("aspect_ratio".into(), ratio.into());
+        fields.insert("resolution".into(), tier.into());
+        format!("{ratio} {tier}")
+    } else {
+        let size = crate::models::bfl_size(request.size);
+        fields.insert("width".into(), size.width.into());
+        fields.insert("height".into(), size.height.into());
+        fields.insert(
+            "output_format".into(),
+            request
+                .params
+                .get("output-format")
+                .map_or("png", String::as_str)
+                .into(),
+        );
+        size.to_string()
+    };
+    if let Some(seed) = request.seed {
+        fields.insert("seed".into(), seed.into());
+    }
+    if let Some(steps) = request.params.get("steps") {
+        fields.insert("steps".into(), steps.parse::<u64>().unwrap_or(50).into());
+    }
+    if let Some(guidance) = request.params.get("cfg-scale") {
+        fields.insert(
+            "guidance".into(),
+            guidance.parse::<f64>().unwrap_or(4.5).into(),
+        );
+    }
+    for (name, value) in &call.profile.extra {
+        fields.insert(name.clone(), value.clone());
+    }
+    let sent_size = (sent_size != request.size.to_string()).then_some(sent_size);
+    (body, sent_size)
+}
+
+/// Polls until the task is `Ready`, waiting longer between polls up to [`MAX_POLL_WAIT`], for
+/// at most the profile's timeout.
+fn poll(call: &Call<'_>, url: &str, headers: &[(&str, &str)]) -> Result<Value, Fault> {
+    let started = Instant::now();
+    let mut waited = Duration::ZERO;
+    let mut wait = FIRST_POLL_WAIT;
+    loop {
+        if started.elapsed().max(waited) >= call.timeout {
+            return Err(Fault::new(
+                FaultKind::Transient,
+                format!(
+                    "the task was not ready within {} (raise `timeout` for slow models)",
+                    humantime::format_duration(call.timeout)
+                ),
+            ));
+        }
+        (call.sleep)(wait);
+        waited += wait;
+        wait = (wait * 2).min(MAX_POLL_WAIT);
+        let reply = call.http.get(url, headers)?;
+        if !reply.is_success() {
+            let fault = error(&reply);
+            if fault.kind.retryable() {
+                // A busy poll is polled again; the task itself is still running.
+                tracing::debug!("polling {}: {}", super::http::shorten(url), fault.message);
+                continue;
+            }
+            return Err(fault);
+        }
+        let answer = reply.json()?;
+        let status = answer.get("status").and_then(Value::as_str).unwrap_or("");
+        match status {
+            "Ready" => return Ok(answer),
+            // FLUX 3 reports what it is doing while it works.
+            "Pending" | "Reasoning" | "Generating" | "Queued" | "Processing" => {}
+            "Request Moderated" | "Content Moderated" => {
+                let reasons = answer
+                    .pointer("/details/Moderation Reasons")
+                    .and_then(Value::as_array)
+                    .map(|r| {
+                        r.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .filter(|r| !r.is_empty())
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                let what = if status == "Request Moderated" {
+                    "the prompt"
+                } else {
+                    "the image"
+                };
+                return Err(Fault::new(
+                    FaultKind::Refused,
+                    format!("{status}: moderation flagged {what}{reasons}"),
+                ));
+            }
+            "Task not found" => {
+                return Err(Fault::new(
+                    FaultKind::Transient,
+                    "Task not found: the task expired or was lost; it is submitted again",
+                ));
+            }
+            _ => {
+                return Err(Fault::new(
+                    FaultKind::Transient,
+                    format!(
+                        "the task ended with status `{status}`: {}",
+                        snippet(&reply.body)
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Classifies an error answer: FastAPI's `{"detail": …}` (a text, or a list of `{loc, msg}`).
+pub(super) fn error(reply: &Reply) -> Fault {
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    let message = match answer.get("detail") {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                let at = item
+                    .get("loc")
+                    .and_then(Value::as_array)
+                    .map(|loc| {
+                        loc.iter()
+                            .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
+                            .collect::<Vec<_>>()
+                            .join(".")
+                    })
+                    .unwrap_or_default();
+                let msg = item.get("msg").and_then(Value::as_str).unwrap_or("");
+                format!("{at}: {msg}")
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => snippet(&reply.body),
+    };
+    let mut fault = reply.status_fault(message);
+    if reply.status == 402 {
+        fault.kind = FaultKind::Quota;
+    }
+    fault
+}

@@ -1,0 +1,604 @@
+//! SVG masters: what a vector answer must pass before it is cached, and how it becomes pixels.
+//!
+//! An SVG is a document, not just an image: opened on its own it may run scripts, follow
+//! links, and load anything from anywhere. A provider's answer (or a cache file a pull request
+//! adds) is therefore never kept as it came. [`sanitize`] parses it and writes a new document
+//! that keeps only drawing: an allowlist of SVG elements and presentation attributes, no
+//! scripts, no event handlers, no `foreignObject`, no animation (which can rewrite links), and
+//! no reference to anything outside the document but embedded PNG, JPEG or WebP data. The
+//! output is canonical, so sanitizing it again gives the same bytes: that is how a cached
+//! master is checked.
+//!
+//! [`rasterize`] renders a sanitized SVG with resvg for the raster files (the fallback other
+//! renderers show, and the thumbnail), never reading a file or the network, and without fonts
+//! (text shows in browsers, which render the SVG itself, but not in the raster files), so the
+//! same SVG gives the same pixels on every machine. No I/O here.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// The SVG namespace.
+const SVG_NS: &str = "http://www.w3.org/2000/svg";
+/// The XLink namespace, whose `href` older documents use.
+const XLINK_NS: &str = "http://www.w3.org/1999/xlink";
+/// The XML namespace (`xml:space`, `xml:lang`).
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// The most elements and attributes a document may have.
+const MAX_NODES: u32 = 200_000;
+
+/// The largest side a view box is taken at, in pixels.
+const MAX_SIDE: u32 = 8192;
+
+/// The elements kept: shapes, text, paint servers, clipping, masking and filters. `a` is kept
+/// as a `g` (its link dropped). Everything else goes with its content: `script`,
+/// `foreignObject`, `iframe`, `animate`, `set`, `metadata` and unknown elements.
+const ELEMENTS: &[&str] = &[
+    "svg",
+    "g",
+    "defs",
+    "symbol",
+    "use",
+    "path",
+    "rect",
+    "circle",
+    "ellipse",
+    "line",
+    "polyline",
+    "polygon",
+    "text",
+    "tspan",
+    "textPath",
+    "title",
+    "desc",
+    "linearGradient",
+    "radialGradient",
+    "stop",
+    "clipPath",
+    "mask",
+    "pattern",
+    "marker",
+    "image",
+    "style",
+    "switch",
+    "filter",
+    "feBlend",
+    "feColorMatrix",
+    "feComponentTransfer",
+    "feComposite",
+    "feConvolveMatrix",
+    "feDiffuseLighting",
+    "feDisplacementMap",
+    "feDistantLight",
+    "feDropShadow",
+    "feFlood",
+    "feFuncA",
+    "feFuncB",
+    "feFuncG",
+    "feFuncR",
+    "feGaussianBlur",
+    "feImage",
+    "feMerge",
+    "feMergeNode",
+    "feMorphology",
+    "feOffset",
+    "fePointLight",
+    "feSpecularLighting",
+    "feSpotLight",
+    "feTile",
+    "feTurbulence",
+];
+
+/// The embedded image types an `href` may carry.
+const DATA_IMAGES: &[&str] = &[
+    "data:image/png;base64,",
+    "data:image/jpeg;base64,",
+    "data:image/webp;base64,",
+];
+
+/// A sanitized SVG and the size its view box gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Svg {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+}
+
+/// Whether bytes look like an SVG document (rather than a raster image or garbage): XML text
+/// whose first element is `svg`.
+pub(crate) fn looks_like_svg(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(4096)];
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    let Some(start) = head.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return false;
+    };
+    if head[start] != b'<' {
+        return false;
+    }
+    // Skip the prolog (`<?xml …?>`, comments, a doctype) up to the first element.
+    let text = String::from_utf8_lossy(&head[start..]);
+    let mut rest = text.as_ref();
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("<?") {
+            let Some((_, tail)) = after.split_once("?>") else {
+                return false;
+            };
+            rest = tail;
+        } else if let Some(after) = rest.strip_prefix("<!--") {
+            let Some((_, tail)) = after.split_once("-->") else {
+                return false;
+            };
+            rest = tail;
+        } else if let Some(after) = rest.strip_prefix("<!") {
+            let Some((_, tail)) = after.split_once('>') else {
+                return false;
+            };
+            rest = tail;
+        } else {
+            let name = rest.trim_start_matches('<');
+            let name: String = name
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
+                .collect();
+            return rest.starts_with('<')
+                && (name == "svg" || name.rsplit_once(':').is_some_and(|(_, n)| n == "svg"));
+        }
+    }
+}
+
+/// Parses an SVG and writes it again with only what draws (see the module's documentation).
+/// Errors say what is wrong with the document: not UTF-8, not XML, no `svg` root, no size.
+pub(crate) fn sanitize(bytes: &[u8]) -> Result<Svg, String> {
+    let text = std::str::from_utf8(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes))
+        .map_err(|_| "an SVG that is not UTF-8 text".to_owned())?;
+    let options = roxmltree::ParsingOptions {
+        // A doctype is common in exported files; entity expansion is bounded by the parser.
+        allow_dtd: true,
+        nodes_limit: MAX_NODES,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let document = roxmltree::Document::parse_with_options(text, options)
+        .map_err(|e| format!("an SVG that is not well-formed XML ({e})"))?;
+    let root = document.root_element();
+    if !is_svg_element(root) || root.tag_name().name() != "svg" {
+        return Err(format!(
+            "an XML document whose root is `{}`, not `svg`",
+            root.tag_name().name()
+        ));
+    }
+    let (width, height) = size_of(root)?;
+    let mut out = String::with_capacity(text.len().min(1 << 20));
+    write_element(root, true, &mut out);
+    Ok(Svg {
+        bytes: out.into_bytes(),
+        width,
+        height,
+    })
+}
+
+/// Puts `metadata` (an XML fragment, such as an XMP packet's RDF) into a sanitized SVG, as the
+/// first child of its root.
+pub(crate) fn with_metadata(svg: &[u8], metadata: &str) -> Vec<u8> {
+    // A sanitized SVG opens with `<svg xmlns="…"` and its attribute values are escaped, so the
+    // first `>` closes the root's start tag.
+    let Some(end) = svg.iter().position(|b| *b == b'>') else {
+        return svg.to_vec();
+    };
+    let self_closing = end > 0 && svg[end - 1] == b'/';
+    let mut out = Vec::with_capacity(svg.len() + metadata.len() + 32);
+    if self_closing {
+        out.extend_from_slice(&svg[..end - 1]);
+        out.push(b'>');
+    } else {
+        out.extend_from_slice(&svg[..=end]);
+    }
+    out.extend_from_slice(b"<metadata>");
+    out.extend_from_slice(metadata.as_bytes());
+    out.extend_from_slice(b"</metadata>");
+    if self_closing {
+        out.extend_from_slice(b"</svg>");
+    }
+    out.extend_from_slice(&svg[end + 1..]);
+    out
+}
+
+fn is_svg_element(node: roxmltree::Node<'_, '_>) -> bool {
+    matches!(node.tag_name().namespace(), None | Some(SVG_NS))
+}
+
+/// The size of the root: its view box, else its `width` and `height` in pixels.
+fn size_of(root: roxmltree::Node<'_, '_>) -> Result<(u32, u32), String> {
+    let side = |value: f64| -> Option<u32> {
+        (value.is_finite() && value > 0.0)
+            .then(|| value.round().clamp(1.0, f64::from(MAX_SIDE)) as u32)
+    };
+    if let Some(view_box) = root.attribute("viewBox") {
+        let numbers: Vec<f64> = view_box
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        if let [_, _, w, h] = numbers[..]
+            && let (Some(w), Some(h)) = (side(w), side(h))
+        {
+            return Ok((w, h));
+        }
+        return Err(format!(
+            "an SVG whose `viewBox` (`{}`) is not four numbers with a positive width and height",
+            crate::outside::clean(view_box, 60)
+        ));
+    }
+    let pixels = |name: &str| {
+        let value = root.attribute(name)?.trim();
+        let number = value.strip_suffix("px").unwrap_or(value).trim();
+        number.parse::<f64>().ok().and_then(side)
+    };
+    match (pixels("width"), pixels("height")) {
+        (Some(w), Some(h)) => Ok((w, h)),
+        _ => Err("an SVG with neither a `viewBox` nor a width and height in pixels".to_owned()),
+    }
+}
+
+fn write_element(node: roxmltree::Node<'_, '_>, root: bool, out: &mut String) {
+    let original = node.tag_name().name();
+    let name = if original == "a" { "g" } else { original };
+    out.push('<');
+    out.push_str(name);
+    if root {
+        write!(out, " xmlns=\"{SVG_NS}\"").expect("writing to a string");
+    }
+    for attribute in node.attributes() {
+        if let Some((name, value)) = kept_attribute(original, &attribute) {
+            write!(out, " {name}=\"{}\"", escape(value, true)).expect("writing to a string");
+        }
+    }
+    let children: Vec<_> = node
+        .children()
+        .filter(|child| match child.node_type() {
+            roxmltree::NodeType::Element => kept_element(*child),
+            roxmltree::NodeType::Text => true,
+            _ => false,
+        })
+        .collect();
+    if name == "style" {
+        let css: String = node
+            .children()
+            .filter_map(|c| c.text())
+            .collect::<Vec<_>>()
+            .concat();
+        if css.trim().is_empty() || !safe_value(&css) || css.contains('@') {
+            // An empty, `@import`ing or outward-pointing style sheet is dropped whole.
+            out.push_str("/>");
+            return;
+        }
+        out.push('>');
+        out.push_str(&escape(&css, false));
+        out.push_str("</style>");
+        return;
+    }
+    if children.is_empty() {
+        out.push_str("/>");
+        return;
+    }
+    out.push('>');
+    for child in children {
+        match child.node_type() {
+            roxmltree::NodeType::Element => write_element(child, false, out),
+            _ => out.push_str(&escape(child.text().unwrap_or(""), false)),
+        }
+    }
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+fn kept_element(node: roxmltree::Node<'_, '_>) -> bool {
+    let name = node.tag_name().name();
+    is_svg_element(node) && (name == "a" || ELEMENTS.contains(&name))
+}
+
+/// The name and value an attribute is written with, or `None` to drop it.
+fn kept_attribute<'a>(
+    element: &str,
+    attribute: &'a roxmltree::Attribute<'_, '_>,
+) -> Option<(&'a str, &'a str)> {
+    let (name, value) = (attribute.name(), attribute.value());
+    let name = match attribute.namespace() {
+        None => name,
+        Some(XLINK_NS) if name == "href" => name,
+        Some(XML_NS) if name == "space" || name == "lang" => {
+            return Some((
+                if name == "space" {
+                    "xml:space"
+                } else {
+                    "xml:lang"
+                },
+                value,
+            ));
+        }
+        Some(_) => return None,
+    };
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("on")
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':')
+    {
+        return None;
+    }
+    // A link's target and its attributes go with the link.
+    if element == "a"
+        && matches!(
+            lower.as_str(),
+            "href"
+                | "target"
+                | "download"
+                | "ping"
+                | "rel"
+                | "referrerpolicy"
+                | "type"
+                | "hreflang"
+        )
+    {
+        return None;
+    }
+    if lower == "href" || lower == "src" {
+        let target = value.trim();
+        let internal = target.starts_with('#') && target.len() > 1;
+        let embedded = element == "image"
+            && DATA_IMAGES
+                .iter()
+                .any(|p| starts_with_ignore_case(target, p))
+            && embedded_image_is_sane(target);
+        return (internal || embedded).then_some(("href", value));
+    }
+    safe_value(value).then_some((name, value))
+}
+
+/// Whether an embedded image's header says it is an image of sane size (a decompression bomb
+/// inside an SVG would otherwise reach the renderer).
+fn embedded_image_is_sane(data_url: &str) -> bool {
+    use base64::Engine as _;
+    let Some((_, data)) = data_url.split_once(',') else {
+        return false;
+    };
+    let data: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data) else {
+        return false;
+    };
+    image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .ok()
+        .and_then(|reader| reader.into_dimensions().ok())
+        .is_some_and(|(w, h)| (1..=MAX_SIDE).contains(&w) && (1..=MAX_SIDE).contains(&h))
+}
+
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.len() >= prefix.len()
+        && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// Whether an attribute value or a style sheet points nowhere outside the document: every
+/// `url(…)` is a fragment (`url(#id)`), and there is no script URL or CSS expression.
+fn safe_value(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let squeezed: String = lower
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect();
+    if squeezed.contains("javascript:")
+        || squeezed.contains("expression(")
+        || squeezed.contains("vbscript:")
+    {
+        return false;
+    }
+    let mut rest = squeezed.as_str();
+    while let Some(at) = rest.find("url(") {
+        let target = rest[at + 4..].trim_start_matches(['"', '\'']);
+        if !target.starts_with('#') {
+            return false;
+        }
+        rest = &rest[at + 4..];
+    }
+    // A bare URL written with escapes (`\75rl(`) is not something a drawing needs.
+    !squeezed.contains('\\')
+}
+
+/// Escapes text for an attribute value (`quotes`) or element content.
+fn escape(text: &str, quotes: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' if quotes => out.push_str("&quot;"),
+            '\n' if quotes => out.push_str("&#10;"),
+            '\t' if quotes => out.push_str("&#9;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Renders a sanitized SVG to RGBA pixels `width` wide (the height keeps its shape), with no
+/// file, network or font access.
+pub(crate) fn rasterize(svg: &[u8], width: u32) -> Result<(u32, u32, Vec<u8>), String> {
+    let options = resvg::usvg::Options {
+        resources_dir: None,
+        image_href_resolver: resvg::usvg::ImageHrefResolver {
+            resolve_data: Box::new(|mime: &str, data: Arc<Vec<u8>>, _: &resvg::usvg::Options| {
+                (mime == "image/png").then_some(resvg::usvg::ImageKind::PNG(data))
+            }),
+            resolve_string: Box::new(|_: &str, _: &resvg::usvg::Options| None),
+        },
+        ..resvg::usvg::Options::default()
+    };
+    let tree = resvg::usvg::Tree::from_data(svg, &options)
+        .map_err(|e| format!("cannot read the SVG ({e})"))?;
+    let size = tree.size();
+    let width = width.clamp(1, MAX_SIDE);
+    let scale = width as f32 / size.width();
+    let height = ((size.height() * scale).round() as u32).clamp(1, MAX_SIDE);
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(width, height)
+        .ok_or_else(|| format!("cannot render the SVG at {width}x{height}"))?;
+    resvg::render(
+        &tree,
+        resvg::tiny_skia::Transform::from_scale(scale, height as f32 / size.height()),
+        &mut pixmap.as_mut(),
+    );
+    // tiny-skia keeps premultiplied alpha; images want it straight.
+    let mut data = pixmap.take();
+    for px in data.chunks_exact_mut(4) {
+        let alpha = px[3];
+        if alpha != 0 && alpha != 255 {
+            for channel in &mut px[..3] {
+                *channel = ((u16::from(*channel) * 255 + u16::from(alpha) / 2) / u16::from(alpha))
+                    .min(255) as u8;
+            }
+        }
+    }
+    Ok((width, height, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean(svg: &str) -> String {
+        String::from_utf8(sanitize(svg.as_bytes()).unwrap().bytes).unwrap()
+    }
+
+    #[test]
+    fn drawing_is_kept_and_the_size_comes_from_the_view_box() {
+        let svg = r##"<?xml version="1.0" encoding="UTF-8"?>
+<!-- made by a model -->
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 1536 1024" width="100%">
+  <defs><linearGradient id="g1"><stop offset="0" stop-color="#fff"/></linearGradient></defs>
+  <path d="M0 0L10 10Z" fill="url(#g1)" style="stroke: #000; stroke-width: 2"/>
+  <use xlink:href="#g1" x="3"/>
+  <text x="1" y="2">Tom &amp; Jerry &lt;3</text>
+</svg>"##;
+        let out = sanitize(svg.as_bytes()).unwrap();
+        assert_eq!((out.width, out.height), (1536, 1024));
+        let text = String::from_utf8(out.bytes).unwrap();
+        assert!(
+            text.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 1536 1024\""),
+            "{text}"
+        );
+        assert!(text.contains("fill=\"url(#g1)\""));
+        assert!(text.contains("<use href=\"#g1\" x=\"3\"/>"));
+        assert!(text.contains("Tom &amp; Jerry &lt;3"));
+        assert!(text.contains("style=\"stroke: #000; stroke-width: 2\""));
+        // Canonical: a second pass changes nothing.
+        assert_eq!(clean(&text), text);
+    }
+
+    #[test]
+    fn scripts_handlers_foreign_objects_and_outside_references_go() {
+        let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 10 10" onload="alert(1)">
+  <script>alert(document.cookie)</script>
+  <script xlink:href="https://evil.example/x.js"/>
+  <rect width="10" height="10" onclick="steal()" OnMouseOver="x()" fill="red"/>
+  <foreignObject><iframe xmlns="http://www.w3.org/1999/xhtml" src="https://evil.example"/></foreignObject>
+  <image href="https://evil.example/track.png" width="1" height="1"/>
+  <image xlink:href="file:///etc/passwd"/>
+  <image href="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==" width="1" height="1"/>
+  <image href="data:image/png;base64,BOMB" width="1" height="1"/>
+  <image href="data:image/svg+xml;base64,PHN2Zz48L3N2Zz4="/>
+  <a href="javascript:alert(1)"><circle r="3" fill="blue"/></a>
+  <set attributeName="href" to="javascript:alert(1)"/>
+  <animate attributeName="href" values="javascript:alert(1)"/>
+  <rect fill="url(https://evil.example/p.svg#x)" style="background:url(//evil.example/a)"/>
+  <style>@import url(https://evil.example/a.css); rect { fill: red }</style>
+  <style>circle { fill: url(#g) }</style>
+  <use href="https://evil.example/sprite.svg#icon"/>
+  <rect filter="url( 'https://evil.example/f' )" x="1"/>
+  <rect x="2" style="fill:\75rl(https://evil.example)"/>
+</svg>"#;
+        let bomb =
+            crate::provider::tests::b64(&crate::provider::tests::png_header(100_000, 100_000));
+        let text = clean(&svg.replace("BOMB", &bomb));
+        for bad in [
+            "script",
+            "onload",
+            "onclick",
+            "OnMouseOver",
+            "foreignObject",
+            "iframe",
+            "evil.example",
+            "file:",
+            "javascript",
+            "svg+xml",
+            "<set",
+            "<animate",
+            "@import",
+            "\\75",
+        ] {
+            assert!(!text.contains(bad), "`{bad}` survived: {text}");
+        }
+        assert!(text.contains("fill=\"red\""));
+        assert!(text.contains("<image href=\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==\""));
+        // A header that claims 100,000 pixels a side is not embedded.
+        assert_eq!(text.matches("data:image").count(), 1, "{text}");
+        assert!(text.contains("<g><circle r=\"3\" fill=\"blue\"/></g>"));
+        assert!(text.contains("<style>circle { fill: url(#g) }</style>"));
+        assert_eq!(clean(&text), text);
+    }
+
+    #[test]
+    fn documents_that_are_not_svg_are_refused() {
+        for (bytes, says) in [
+            (&b"<html><body/></html>"[..], "root is `html`"),
+            (
+                b"<svg xmlns=\"http://www.w3.org/2000/svg\"><g></svg>",
+                "not well-formed",
+            ),
+            (
+                b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+                "neither a `viewBox`",
+            ),
+            (
+                b"<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 0 5\"/>",
+                "positive width",
+            ),
+            (b"\xff\xfe<\x00s\x00", "not UTF-8"),
+        ] {
+            let error = sanitize(bytes).unwrap_err();
+            assert!(error.contains(says), "{error}");
+        }
+        // Entity expansion is bounded.
+        let laughs = r#"<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;"><!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;"><!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;"><!ENTITY g "&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;">]><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><text>&g;</text></svg>"#;
+        assert!(sanitize(laughs.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn svg_is_recognized_before_it_is_parsed() {
+        assert!(looks_like_svg(b"\xef\xbb\xbf  <?xml version=\"1.0\"?>\n<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"x\">\n<!-- c --><svg viewBox=\"0 0 1 1\"/>"));
+        assert!(looks_like_svg(
+            b"<svg:svg xmlns:svg=\"http://www.w3.org/2000/svg\"/>"
+        ));
+        assert!(!looks_like_svg(b"<html/>"));
+        assert!(!looks_like_svg(b"\x89PNG\r\n"));
+        assert!(!looks_like_svg(b""));
+    }
+
+    #[test]
+    fn metadata_goes_first_in_the_root_and_pixels_come_out() {
+        let svg = clean(
+            r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 20 10"><rect width="20" height="10" fill="#ff0000"/></svg>"##,
+        );
+        let with = String::from_utf8(with_metadata(svg.as_bytes(), "<x:y/>")).unwrap();
+        assert!(with.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 20 10\"><metadata><x:y/></metadata><rect"), "{with}");
+        let empty = clean(r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 20 10"/>"#);
+        let with = String::from_utf8(with_metadata(empty.as_bytes(), "m")).unwrap();
+        assert!(with.ends_with("><metadata>m</metadata></svg>"), "{with}");
+
+        let (w, h, data) = rasterize(svg.as_bytes(), 40).unwrap();
+        assert_eq!((w, h), (40, 20));
+        assert_eq!(&data[..4], &[255, 0, 0, 255]);
+        assert_eq!(data.len(), 40 * 20 * 4);
+    }
+}
