@@ -41,9 +41,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
             fields.insert(field.into(), value);
         }
     }
-    for (name, value) in &call.profile.extra {
-        fields.insert(name.clone(), value.clone());
-    }
+    call.add_extra(fields);
 
     let auth = call.key.map(|key| {
         use base64::Engine as _;
@@ -113,24 +111,7 @@ pub(super) fn read(reply: &Reply, sent_size: String) -> Result<Generated, Fault>
 fn error(reply: &Reply) -> Fault {
     let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
     let message = match answer.get("detail") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| {
-                let at = item
-                    .get("loc")
-                    .and_then(Value::as_array)
-                    .map(|loc| {
-                        loc.iter()
-                            .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
-                            .collect::<Vec<_>>()
-                            .join(".")
-                    })
-                    .unwrap_or_default();
-                let msg = item.get("msg").and_then(Value::as_str).unwrap_or("");
-                format!("{at}: {msg}")
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
+        Some(Value::Array(items)) => super::http::validation_errors(items),
         Some(Value::String(detail)) => {
             let error = answer.get("error").and_then(Value::as_str).unwrap_or("");
             let errors = answer.get("errors").and_then(Value::as_str).unwrap_or("");

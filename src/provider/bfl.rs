@@ -146,9 +146,7 @@ fn body(call: &Call<'_>) -> (Value, Option<String>) {
             guidance.parse::<f64>().unwrap_or(4.5).into(),
         );
     }
-    for (name, value) in &call.profile.extra {
-        fields.insert(name.clone(), value.clone());
-    }
+    call.add_extra(fields);
     let sent_size = (sent_size != request.size.to_string()).then_some(sent_size);
     (body, sent_size)
 }
@@ -189,18 +187,12 @@ fn poll(call: &Call<'_>, url: &str, headers: &[(&str, &str)]) -> Result<Value, F
             // FLUX 3 reports what it is doing while it works.
             "Pending" | "Reasoning" | "Generating" | "Queued" | "Processing" => {}
             "Request Moderated" | "Content Moderated" => {
-                let reasons = answer
-                    .pointer("/details/Moderation Reasons")
-                    .and_then(Value::as_array)
-                    .map(|r| {
-                        r.iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .filter(|r| !r.is_empty())
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
+                let reasons = super::http::texts(answer.pointer("/details/Moderation Reasons"));
+                let reasons = if reasons.is_empty() {
+                    reasons
+                } else {
+                    format!(" ({reasons})")
+                };
                 let what = if status == "Request Moderated" {
                     "the prompt"
                 } else {
@@ -235,24 +227,7 @@ pub(super) fn error(reply: &Reply) -> Fault {
     let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
     let message = match answer.get("detail") {
         Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| {
-                let at = item
-                    .get("loc")
-                    .and_then(Value::as_array)
-                    .map(|loc| {
-                        loc.iter()
-                            .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
-                            .collect::<Vec<_>>()
-                            .join(".")
-                    })
-                    .unwrap_or_default();
-                let msg = item.get("msg").and_then(Value::as_str).unwrap_or("");
-                format!("{at}: {msg}")
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
+        Some(Value::Array(items)) => super::http::validation_errors(items),
         _ => snippet(&reply.body),
     };
     let mut fault = reply.status_fault(message);

@@ -295,6 +295,46 @@ pub(crate) fn shorten(url: &str) -> String {
     base.chars().take(120).collect()
 }
 
+/// FastAPI's validation errors (`[{"loc": ["body", "width"], "msg": …}]`) as one line:
+/// `body.width: …; …`.
+pub(crate) fn validation_errors(items: &[serde_json::Value]) -> String {
+    items
+        .iter()
+        .map(|item| {
+            let at = item
+                .get("loc")
+                .and_then(serde_json::Value::as_array)
+                .map(|loc| {
+                    loc.iter()
+                        .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join(".")
+                })
+                .unwrap_or_default();
+            let msg = item
+                .get("msg")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            format!("{at}: {msg}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The texts of a JSON array, comma-separated (empty when there are none).
+pub(crate) fn texts(value: Option<&serde_json::Value>) -> String {
+    value
+        .and_then(serde_json::Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
 /// The start of a body, for messages: text as it is, anything else described by its size.
 ///
 /// Only a generous first part is kept: the message is cut to its shown length later, after the

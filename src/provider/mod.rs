@@ -200,6 +200,20 @@ pub(crate) struct Call<'a> {
     pub(crate) sleep: &'a (dyn Fn(Duration) + Sync),
 }
 
+impl Call<'_> {
+    /// `Bearer <key>`, for an `authorization` header, when the profile has a key.
+    pub(crate) fn bearer(&self) -> Option<String> {
+        self.key.map(|key| format!("Bearer {}", key.expose()))
+    }
+
+    /// Adds the profile's `extra` fields to a JSON body, last, so that they win.
+    pub(crate) fn add_extra(&self, fields: &mut serde_json::Map<String, serde_json::Value>) {
+        for (name, value) in &self.profile.extra {
+            fields.insert(name.clone(), value.clone());
+        }
+    }
+}
+
 /// How the generation of one build behaves: its settings, where it runs, and how it waits (tests
 /// replace the sleep to check waits without taking them).
 pub(crate) struct Env<'a> {

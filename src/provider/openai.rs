@@ -54,15 +54,10 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
             fields.insert(field.into(), value.clone().into());
         }
     }
-    for (name, value) in &call.profile.extra {
-        fields.insert(name.clone(), value.clone());
-    }
+    call.add_extra(fields);
 
-    let auth = call.key.map(|key| format!("Bearer {}", key.expose()));
-    let mut headers = Vec::new();
-    if let Some(auth) = &auth {
-        headers.push(("authorization", auth.as_str()));
-    }
+    let auth = call.bearer();
+    let headers: Vec<_> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
     let url = format!("{}/images/generations", call.profile.base_url);
     let reply = call.http.post_json(&url, &headers, &body)?;
     let answer = read(&reply, &request.model, sent_size)?;

@@ -51,14 +51,10 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     if let Some(seed) = request.seed {
         fields.insert("seed".into(), seed.into());
     }
-    for (name, value) in &call.profile.extra {
-        fields.insert(name.clone(), value.clone());
-    }
-    let auth = call.key.map(|key| format!("Bearer {}", key.expose()));
+    call.add_extra(fields);
+    let auth = call.bearer();
     let mut headers = vec![("x-title", "mdbook-imagegen")];
-    if let Some(auth) = &auth {
-        headers.push(("authorization", auth.as_str()));
-    }
+    headers.extend(auth.iter().map(|a| ("authorization", a.as_str())));
     let url = format!("{}/chat/completions", call.profile.base_url);
     let reply = call.http.post_json(&url, &headers, &body)?;
     let mut generated = read(&reply)?;
@@ -180,16 +176,7 @@ fn error(reply: &Reply, code: u16) -> Fault {
         .and_then(Value::as_str)
         .map_or_else(|| snippet(&reply.body), str::to_owned);
     let metadata = error.get("metadata").unwrap_or(&Value::Null);
-    let reasons = metadata
-        .get("reasons")
-        .and_then(Value::as_array)
-        .map(|r| {
-            r.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
+    let reasons = super::http::texts(metadata.get("reasons"));
     if !reasons.is_empty() {
         message = format!("{message} (flagged: {reasons})");
     }

@@ -29,14 +29,9 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     if classic && let Some(negative) = &request.negative {
         fields.insert("negative_prompt".into(), negative.clone().into());
     }
-    for (name, value) in &call.profile.extra {
-        fields.insert(name.clone(), value.clone());
-    }
-    let auth = call.key.map(|key| format!("Bearer {}", key.expose()));
-    let mut headers = Vec::new();
-    if let Some(auth) = &auth {
-        headers.push(("authorization", auth.as_str()));
-    }
+    call.add_extra(fields);
+    let auth = call.bearer();
+    let headers: Vec<_> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
     let url = format!("{}/images/generations", call.profile.base_url);
     let reply = call.http.post_json(&url, &headers, &body)?;
     let (image, mut generated) = read(&reply)?;

@@ -59,11 +59,9 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     }
     let (content_type, body) = form.finish();
 
-    let auth = call.key.map(|key| format!("Bearer {}", key.expose()));
+    let auth = call.bearer();
     let mut headers = vec![("accept", "image/*")];
-    if let Some(auth) = &auth {
-        headers.push(("authorization", auth.as_str()));
-    }
+    headers.extend(auth.iter().map(|a| ("authorization", a.as_str())));
     let url = format!(
         "{}/v2beta/stable-image/generate/{endpoint}",
         call.profile.base_url
