@@ -17,6 +17,10 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+/// What shapes an SVG web file and its raster files beyond the master: this sanitizer and
+/// the renderer. Derived files' names hash it, so a change makes new files.
+pub(crate) const VERSION: &str = "sanitize-1;resvg-0.49";
+
 /// The SVG namespace.
 const SVG_NS: &str = "http://www.w3.org/2000/svg";
 /// The XLink namespace, whose `href` older documents use.
@@ -26,6 +30,16 @@ const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
 /// The most elements and attributes a document may have.
 const MAX_NODES: u32 = 200_000;
+
+/// The deepest an element may be nested, and the longest chain of `<use>` references.
+const MAX_DEPTH: usize = 256;
+
+/// The most elements a document may stand for once every `<use>` is expanded: references to
+/// references multiply (a "billion laughs" made of drawing), and a renderer expands them all.
+const MAX_EXPANDED: u64 = 1_000_000;
+
+/// The largest sanitized document.
+const MAX_OUTPUT_BYTES: usize = 48 << 20;
 
 /// The largest side a view box is taken at, in pixels.
 const MAX_SIDE: u32 = 8192;
@@ -131,10 +145,16 @@ pub(crate) fn looks_like_svg(bytes: &[u8]) -> bool {
             };
             rest = tail;
         } else if let Some(after) = rest.strip_prefix("<!") {
-            let Some((_, tail)) = after.split_once('>') else {
+            // A doctype may hold an internal subset in brackets, with `>` inside it.
+            let end = match (after.find('['), after.find('>')) {
+                (Some(open), Some(close)) if open < close => after.find("]>").map(|e| e + 2),
+                (_, Some(close)) => Some(close + 1),
+                _ => None,
+            };
+            let Some(end) = end else {
                 return false;
             };
-            rest = tail;
+            rest = &after[end..];
         } else {
             let name = rest.trim_start_matches('<');
             let name: String = name
@@ -152,8 +172,16 @@ pub(crate) fn looks_like_svg(bytes: &[u8]) -> bool {
 pub(crate) fn sanitize(bytes: &[u8]) -> Result<Svg, String> {
     let text = std::str::from_utf8(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes))
         .map_err(|_| "an SVG that is not UTF-8 text".to_owned())?;
+    if text.contains("<!ENTITY") {
+        // The parser bounds how deep references nest, not how many there are: a few kilobytes
+        // of entities can stand for gigabytes of text.
+        return Err(
+            "an SVG that declares XML entities; export it without a DTD (entities can expand without bound)"
+                .to_owned(),
+        );
+    }
     let options = roxmltree::ParsingOptions {
-        // A doctype is common in exported files; entity expansion is bounded by the parser.
+        // A doctype is common in exported files (with no entities, it expands nothing).
         allow_dtd: true,
         nodes_limit: MAX_NODES,
         ..roxmltree::ParsingOptions::default()
@@ -167,9 +195,31 @@ pub(crate) fn sanitize(bytes: &[u8]) -> Result<Svg, String> {
             root.tag_name().name()
         ));
     }
-    let (width, height) = size_of(root)?;
+    let frame = Frame::of(root)?;
+    let (width, height) = (frame.width, frame.height);
     let mut out = String::with_capacity(text.len().min(1 << 20));
-    write_element(root, true, &mut out);
+    let place = Place {
+        depth: 0,
+        in_text: false,
+        root: &frame.attributes(),
+    };
+    write_element(root, &place, &mut out)?;
+    if out.len() > MAX_OUTPUT_BYTES {
+        return Err(format!(
+            "an SVG of more than {} MB once written out",
+            MAX_OUTPUT_BYTES >> 20
+        ));
+    }
+    // Counted on what was written, so that exactly the references kept are counted.
+    let written = roxmltree::Document::parse_with_options(
+        &out,
+        roxmltree::ParsingOptions {
+            nodes_limit: MAX_NODES,
+            ..roxmltree::ParsingOptions::default()
+        },
+    )
+    .map_err(|e| format!("an SVG that could not be written again ({e})"))?;
+    check_expansion(&written)?;
     Ok(Svg {
         bytes: out.into_bytes(),
         width,
@@ -207,49 +257,106 @@ fn is_svg_element(node: roxmltree::Node<'_, '_>) -> bool {
     matches!(node.tag_name().namespace(), None | Some(SVG_NS))
 }
 
-/// The size of the root: its view box, else its `width` and `height` in pixels.
-fn size_of(root: roxmltree::Node<'_, '_>) -> Result<(u32, u32), String> {
-    let side = |value: f64| -> Option<u32> {
-        (value.is_finite() && value > 0.0)
-            .then(|| value.round().clamp(1.0, f64::from(MAX_SIDE)) as u32)
-    };
-    if let Some(view_box) = root.attribute("viewBox") {
-        let numbers: Vec<f64> = view_box
-            .split(|c: char| c.is_whitespace() || c == ',')
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| s.parse().ok())
-            .collect();
-        if let [_, _, w, h] = numbers[..]
-            && let (Some(w), Some(h)) = (side(w), side(h))
-        {
-            return Ok((w, h));
+/// The root's frame: its view box (from `viewBox`, else `0 0 width height` in pixels), and the
+/// size in whole pixels the figure shows it at. The root is written with exactly these, so the
+/// SVG's own size, the raster files' shape and the figure's agree.
+struct Frame {
+    view_box: [f64; 4],
+    width: u32,
+    height: u32,
+}
+
+impl Frame {
+    fn of(root: roxmltree::Node<'_, '_>) -> Result<Frame, String> {
+        let side = |value: f64| -> Option<u32> {
+            (value.is_finite() && value > 0.0)
+                .then(|| value.round().clamp(1.0, f64::from(MAX_SIDE)) as u32)
+        };
+        if let Some(view_box) = root.attribute("viewBox") {
+            let numbers: Vec<Option<f64>> = view_box
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<f64>().ok().filter(|n| n.is_finite()))
+                .collect();
+            if let [Some(x), Some(y), Some(w), Some(h)] = numbers[..]
+                && let (Some(width), Some(height)) = (side(w), side(h))
+            {
+                return Ok(Frame {
+                    view_box: [x, y, w, h],
+                    width,
+                    height,
+                });
+            }
+            return Err(format!(
+                "an SVG whose `viewBox` (`{}`) is not four numbers with a positive width and height",
+                crate::outside::clean(view_box, 60)
+            ));
         }
-        return Err(format!(
-            "an SVG whose `viewBox` (`{}`) is not four numbers with a positive width and height",
-            crate::outside::clean(view_box, 60)
-        ));
+        let pixels = |name: &str| {
+            let value = root.attribute(name)?.trim();
+            let number = value.strip_suffix("px").unwrap_or(value).trim();
+            number
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite() && *n > 0.0)
+        };
+        match (pixels("width"), pixels("height")) {
+            (Some(w), Some(h)) => Ok(Frame {
+                view_box: [0.0, 0.0, w, h],
+                width: side(w).expect("positive"),
+                height: side(h).expect("positive"),
+            }),
+            _ => Err("an SVG with neither a `viewBox` nor a width and height in pixels".to_owned()),
+        }
     }
-    let pixels = |name: &str| {
-        let value = root.attribute(name)?.trim();
-        let number = value.strip_suffix("px").unwrap_or(value).trim();
-        number.parse::<f64>().ok().and_then(side)
-    };
-    match (pixels("width"), pixels("height")) {
-        (Some(w), Some(h)) => Ok((w, h)),
-        _ => Err("an SVG with neither a `viewBox` nor a width and height in pixels".to_owned()),
+
+    /// The root's `viewBox`, `width` and `height` attributes.
+    fn attributes(&self) -> String {
+        let [x, y, w, h] = self.view_box;
+        format!(
+            " viewBox=\"{x} {y} {w} {h}\" width=\"{}\" height=\"{}\"",
+            self.width, self.height
+        )
     }
 }
 
-fn write_element(node: roxmltree::Node<'_, '_>, root: bool, out: &mut String) {
+/// Where an element is written: its depth, whether it is inside `<text>`, and the root's own
+/// attributes.
+struct Place<'a> {
+    depth: usize,
+    in_text: bool,
+    root: &'a str,
+}
+
+fn write_element(
+    node: roxmltree::Node<'_, '_>,
+    place: &Place<'_>,
+    out: &mut String,
+) -> Result<(), String> {
+    let depth = place.depth;
+    if depth > MAX_DEPTH {
+        return Err(format!("an SVG nested more than {MAX_DEPTH} elements deep"));
+    }
     let original = node.tag_name().name();
-    let name = if original == "a" { "g" } else { original };
+    // A link keeps its content, without the link: a group, or a span inside text.
+    let name = match original {
+        "a" if place.in_text => "tspan",
+        "a" => "g",
+        other => other,
+    };
     out.push('<');
     out.push_str(name);
-    if root {
-        write!(out, " xmlns=\"{SVG_NS}\"").expect("writing to a string");
+    if depth == 0 {
+        write!(out, " xmlns=\"{SVG_NS}\"{}", place.root).expect("writing to a string");
     }
+    // `href` and `xlink:href` are both written as `href`: the first one wins.
+    let mut written: Vec<String> = Vec::new();
     for attribute in node.attributes() {
-        if let Some((name, value)) = kept_attribute(original, &attribute) {
+        if let Some((name, value)) = kept_attribute(original, &attribute)
+            && !written.iter().any(|w| w == name)
+            && !(depth == 0 && matches!(name, "viewBox" | "width" | "height"))
+        {
+            written.push(name.to_owned());
             write!(out, " {name}=\"{}\"", escape(value, true)).expect("writing to a string");
         }
     }
@@ -270,27 +377,90 @@ fn write_element(node: roxmltree::Node<'_, '_>, root: bool, out: &mut String) {
         if css.trim().is_empty() || !safe_value(&css) || css.contains('@') {
             // An empty, `@import`ing or outward-pointing style sheet is dropped whole.
             out.push_str("/>");
-            return;
+            return Ok(());
         }
         out.push('>');
         out.push_str(&escape(&css, false));
         out.push_str("</style>");
-        return;
+        return Ok(());
     }
     if children.is_empty() {
         out.push_str("/>");
-        return;
+        return Ok(());
     }
     out.push('>');
     for child in children {
         match child.node_type() {
-            roxmltree::NodeType::Element => write_element(child, false, out),
+            roxmltree::NodeType::Element => {
+                let inner = Place {
+                    depth: depth + 1,
+                    in_text: place.in_text || original == "text",
+                    root: "",
+                };
+                write_element(child, &inner, out)?;
+            }
             _ => out.push_str(&escape(child.text().unwrap_or(""), false)),
         }
     }
     out.push_str("</");
     out.push_str(name);
     out.push('>');
+    Ok(())
+}
+
+/// Refuses a document whose `<use>` references refer to themselves or multiply beyond
+/// [`MAX_EXPANDED`] elements.
+fn check_expansion(document: &roxmltree::Document<'_>) -> Result<(), String> {
+    use std::collections::HashMap;
+    let ids: HashMap<&str, roxmltree::Node<'_, '_>> = document
+        .descendants()
+        .filter_map(|n| n.attribute("id").map(|id| (id, n)))
+        .collect();
+    let mut sizes: HashMap<roxmltree::NodeId, u64> = HashMap::new();
+    let mut open: Vec<roxmltree::NodeId> = Vec::new();
+    expanded(document.root_element(), &ids, &mut sizes, &mut open).map(|_| ())
+}
+
+fn expanded<'a, 'i>(
+    node: roxmltree::Node<'a, 'i>,
+    ids: &std::collections::HashMap<&str, roxmltree::Node<'a, 'i>>,
+    sizes: &mut std::collections::HashMap<roxmltree::NodeId, u64>,
+    open: &mut Vec<roxmltree::NodeId>,
+) -> Result<u64, String> {
+    if let Some(size) = sizes.get(&node.id()) {
+        return Ok(*size);
+    }
+    if open.contains(&node.id()) {
+        return Err("an SVG whose `<use>` elements refer to themselves".to_owned());
+    }
+    if open.len() > MAX_DEPTH {
+        return Err(format!(
+            "an SVG whose `<use>` references run more than {MAX_DEPTH} deep"
+        ));
+    }
+    open.push(node.id());
+    let mut total: u64 = 1;
+    for child in node.children().filter(roxmltree::Node::is_element) {
+        total = total.saturating_add(expanded(child, ids, sizes, open)?);
+    }
+    if node.tag_name().name() == "use" {
+        let target = node
+            .attributes()
+            .find(|a| a.name() == "href")
+            .and_then(|a| a.value().trim().strip_prefix('#'))
+            .and_then(|id| ids.get(id));
+        if let Some(target) = target {
+            total = total.saturating_add(expanded(*target, ids, sizes, open)?);
+        }
+    }
+    open.pop();
+    if total > MAX_EXPANDED {
+        return Err(format!(
+            "an SVG whose `<use>` references expand to more than {MAX_EXPANDED} elements"
+        ));
+    }
+    sizes.insert(node.id(), total);
+    Ok(total)
 }
 
 fn kept_element(node: roxmltree::Node<'_, '_>) -> bool {
@@ -387,9 +557,16 @@ fn safe_value(value: &str) -> bool {
         .chars()
         .filter(|c| !c.is_whitespace() && !c.is_control())
         .collect();
-    if squeezed.contains("javascript:")
-        || squeezed.contains("expression(")
-        || squeezed.contains("vbscript:")
+    // `image-set("…")` and `src("…")` load images from strings, with no `url(` in sight.
+    if [
+        "javascript:",
+        "vbscript:",
+        "expression(",
+        "image-set(",
+        "src(",
+    ]
+    .iter()
+    .any(|bad| squeezed.contains(bad))
     {
         return false;
     }
@@ -430,7 +607,12 @@ pub(crate) fn rasterize(svg: &[u8], width: u32) -> Result<(u32, u32, Vec<u8>), S
         resources_dir: None,
         image_href_resolver: resvg::usvg::ImageHrefResolver {
             resolve_data: Box::new(|mime: &str, data: Arc<Vec<u8>>, _: &resvg::usvg::Options| {
-                (mime == "image/png").then_some(resvg::usvg::ImageKind::PNG(data))
+                match mime.to_ascii_lowercase().as_str() {
+                    "image/png" => Some(resvg::usvg::ImageKind::PNG(data)),
+                    "image/jpeg" | "image/jpg" => Some(resvg::usvg::ImageKind::JPEG(data)),
+                    "image/webp" => Some(resvg::usvg::ImageKind::WEBP(data)),
+                    _ => None,
+                }
             }),
             resolve_string: Box::new(|_: &str, _: &resvg::usvg::Options| None),
         },
@@ -575,6 +757,75 @@ mod tests {
     }
 
     #[test]
+    fn doubled_links_deep_nesting_and_exploding_references_are_handled() {
+        // `href` and `xlink:href` on one element: one `href`, and the output parses again.
+        let both = clean(
+            r##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 1 1"><use href="#a" xlink:href="#b"/></svg>"##,
+        );
+        assert!(both.contains("<use href=\"#a\"/>"), "{both}");
+        assert_eq!(clean(&both), both);
+
+        let deep = format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1">{}{}</svg>"#,
+            "<g>".repeat(5000),
+            "</g>".repeat(5000)
+        );
+        assert!(sanitize(deep.as_bytes()).unwrap_err().contains("nested"));
+
+        let mut laughs = String::from(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><defs><rect id="l0" width="1" height="1"/>"#,
+        );
+        for level in 1..12 {
+            laughs.push_str(&format!("<g id=\"l{level}\">"));
+            for _ in 0..10 {
+                laughs.push_str(&format!("<use href=\"#l{}\"/>", level - 1));
+            }
+            laughs.push_str("</g>");
+        }
+        laughs.push_str("</defs><use href=\"#l11\"/></svg>");
+        assert!(sanitize(laughs.as_bytes()).unwrap_err().contains("expand"));
+
+        let cycle = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><g id="a"><use href="#b"/></g><g id="b"><use href="#a"/></g></svg>"##;
+        assert!(
+            sanitize(cycle.as_bytes())
+                .unwrap_err()
+                .contains("themselves")
+        );
+    }
+
+    #[test]
+    fn the_root_is_sized_by_its_view_box_and_links_in_text_keep_their_words() {
+        let svg = clean(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="100%" height="5cm" viewBox="0,0 , 300 150"><text>see <a href="https://x.example">this</a></text><rect style="background: image-set('https://evil.example/a.png' 1x)"/><rect style="src('x')"/></svg>"#,
+        );
+        assert_eq!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 300 150" width="300" height="150"><text>see <tspan>this</tspan></text><rect/><rect/></svg>"#
+        );
+        assert_eq!(
+            sanitize(br#"<svg xmlns="http://www.w3.org/2000/svg" width="64px" height="32"/>"#)
+                .unwrap()
+                .bytes,
+            br#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 32" width="64" height="32"/>"#
+        );
+        let error =
+            sanitize(br#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10 \x"/>"#)
+                .unwrap_err();
+        assert!(error.contains("four numbers"), "{error}");
+    }
+
+    #[test]
+    fn entities_are_refused_even_behind_a_doctype_that_hides_them() {
+        let hidden = br#"<?xml version="1.0"?><!DOCTYPE svg [<!-- ><svg --><!ENTITY a "aaaa">]><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><text>&a;</text></svg>"#;
+        assert!(looks_like_svg(hidden));
+        assert!(sanitize(hidden).unwrap_err().contains("entities"));
+        // A doctype with an internal subset and no entities is an ordinary export.
+        let exported = br#"<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd" [<!ATTLIST svg xmlns:x CDATA "x">]><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"/>"#;
+        assert!(looks_like_svg(exported));
+        assert!(sanitize(exported).is_ok());
+    }
+
+    #[test]
     fn svg_is_recognized_before_it_is_parsed() {
         assert!(looks_like_svg(b"\xef\xbb\xbf  <?xml version=\"1.0\"?>\n<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"x\">\n<!-- c --><svg viewBox=\"0 0 1 1\"/>"));
         assert!(looks_like_svg(
@@ -591,7 +842,7 @@ mod tests {
             r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 20 10"><rect width="20" height="10" fill="#ff0000"/></svg>"##,
         );
         let with = String::from_utf8(with_metadata(svg.as_bytes(), "<x:y/>")).unwrap();
-        assert!(with.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 20 10\"><metadata><x:y/></metadata><rect"), "{with}");
+        assert!(with.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 20 10\" width=\"20\" height=\"10\"><metadata><x:y/></metadata><rect"), "{with}");
         let empty = clean(r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 20 10"/>"#);
         let with = String::from_utf8(with_metadata(empty.as_bytes(), "m")).unwrap();
         assert!(with.ends_with("><metadata>m</metadata></svg>"), "{with}");

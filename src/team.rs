@@ -263,14 +263,17 @@ impl Team {
                 model: &record.model,
                 by_model: *tier == cache::Tier::Committed,
             };
+            let vector = record.media_type == "image/svg+xml";
             let frame = record
                 .size
                 .parse::<crate::config::Size>()
                 .ok()
                 .and_then(|size| {
                     derive::frame((record.width, record.height), (size.width, size.height))
-                });
-            let id = derive::derivation_id(&record.master, &origin, frame, &self.config.output);
+                })
+                .filter(|_| !vector);
+            let id =
+                derive::derivation_id(&record.master, &origin, frame, &self.config.output, vector);
             match cache.manifest(&id) {
                 Some(manifest) => current.extend(manifest.files.into_iter().map(|f| f.name)),
                 None => {

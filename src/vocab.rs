@@ -239,6 +239,16 @@ pub(crate) fn media_type_of(name: &str) -> &'static str {
         .map_or("application/octet-stream", |(_, t, _)| t)
 }
 
+/// The media type a master is stored under in a remote store: its own, but an SVG's is
+/// withheld (`application/octet-stream`), so that a bucket served to browsers never serves a
+/// master that a pull request may have crafted as a page that runs.
+pub(crate) fn master_object_type(name: &str) -> &'static str {
+    match media_type_of(name) {
+        "image/svg+xml" => "application/octet-stream",
+        other => other,
+    }
+}
+
 /// The extension a file of this media type is named with (`bin` for an unknown type).
 pub(crate) fn extension_of(media_type: &str) -> &'static str {
     MEDIA_TYPES

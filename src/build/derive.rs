@@ -85,10 +85,13 @@ pub(crate) fn run(book: &Book<'_>, cache: &mut Cache, images: &mut [Image]) -> (
 fn derive_job(book: &Book<'_>, job: Job<'_>) -> Made {
     let ready = job.ready;
     // Waits while other decoded images take the memory budget (see `memory`).
-    let _memory = crate::memory::reserve(crate::memory::decode_cost(
+    let (width, height) = derive::decoded_size(
         ready.entry.width,
         ready.entry.height,
-    ));
+        ready.entry.extension == "svg",
+        &book.config.output,
+    );
+    let _memory = crate::memory::reserve(crate::memory::decode_cost(width, height));
     let known: BTreeMap<String, u8> = job
         .tuned
         .as_ref()

@@ -54,10 +54,13 @@ pub(crate) fn ready(
     entry: Entry,
     request: &Request,
 ) -> Ready {
+    // A vector is never cropped: it keeps its view box.
+    let vector = entry.extension == "svg";
     let frame = derive::frame(
         (entry.width, entry.height),
         (request.size.width, request.size.height),
-    );
+    )
+    .filter(|_| !vector);
     let mut ready = Ready {
         entry,
         tier,
@@ -72,6 +75,7 @@ pub(crate) fn ready(
         &ready.origin(),
         frame,
         &book.config.output,
+        vector,
     );
     ready.manifest = cache.manifest(&ready.derivation).filter(|manifest| {
         manifest.files.iter().all(|file| {

@@ -313,18 +313,23 @@ fn check_master(path: &Path) -> Option<Problem> {
             "its content does not match its name (damaged or edited); restore it with `git checkout`, or delete it and its records to generate the image again".to_owned(),
             false,
         ),
-        // Every SVG master was sanitized before it was stored; one that is not came from
-        // elsewhere (a crafted file in a pull request). Builds sanitize it again before
-        // anything reaches a page, but it has no place in the cache.
+        // Every SVG master was sanitized before it was stored; one that a sanitizing pass
+        // changes holds parts a build removes (a crafted file in a pull request), or was
+        // stored by another version of the sanitizer. Builds sanitize it again before anything
+        // reaches a page, so it is reported, never removed: it may be an image someone paid for.
         Ok(bytes) if path.extension().is_some_and(|e| e == "svg") => {
-            match crate::provider::check(&bytes) {
-                Ok(_) => None,
+            match crate::svg::sanitize(&bytes) {
+                Ok(svg) if svg.bytes == bytes => None,
+                Ok(_) => problem(
+                    "an SVG master that holds parts a build removes (scripts, links, …) or was stored by another version; builds sanitize it before it reaches a page; if no build of yours stored it, review where it came from and delete it and its records".to_owned(),
+                    false,
+                ),
                 Err(reason) => problem(
                     format!(
-                        "{}; this SVG was not stored by a build (review where it came from), and --fix removes it",
+                        "{}; a build cannot show it: delete it and its records to generate the image again",
                         crate::outside::clean(&reason, crate::outside::SHOWN_CHARS)
                     ),
-                    true,
+                    false,
                 ),
             }
         }
@@ -399,9 +404,12 @@ mod tests {
             br#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 4"><script>alert(1)</script></svg>"#,
         );
         let problem = check_master(&crafted).unwrap();
-        assert!(problem.fixable);
         assert!(
-            problem.what.contains("not stored by a build"),
+            !problem.fixable,
+            "a paid-for image is never removed by --fix"
+        );
+        assert!(
+            problem.what.contains("parts a build removes"),
             "{}",
             problem.what
         );

@@ -209,7 +209,7 @@ impl Cache {
                 .map_err(|e| io_error("read", &master_path, e))?;
         let mut uploaded = remote.upload(&[Object {
             path: paths::master(&entry.master, &entry.extension),
-            content_type: crate::vocab::media_type_of(&entry.extension),
+            content_type: crate::vocab::master_object_type(&entry.extension),
             bytes: master,
         }])?;
         let record_path = self.record_path(Tier::Committed, entry);

@@ -151,6 +151,7 @@ pub(crate) fn derivation_id(
     origin: &Origin<'_>,
     frame: Option<(u32, u32)>,
     output: &Output,
+    vector: bool,
 ) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"mdbook-imagegen derivation\0");
@@ -166,6 +167,10 @@ pub(crate) fn derivation_id(
     // Only a cropped figure hashes its frame, so every other derivation keeps its id.
     if let Some((width, height)) = frame {
         hasher.update(format!("frame {width}:{height}").as_bytes());
+    }
+    // Only a vector master hashes the sanitizer and renderer, for the same reason.
+    if vector {
+        hasher.update(format!("vector {}", crate::svg::VERSION).as_bytes());
     }
     hasher.finalize().to_hex().to_string()
 }
@@ -234,9 +239,39 @@ type Made = (AssetFile, Vec<u8>, Option<(String, u8)>);
 
 /// A square WebP thumbnail of a master (cover crop), for the review page.
 pub(crate) fn thumbnail(bytes: &[u8], side: u32) -> Result<Vec<u8>, String> {
-    let master = pixels::decode(bytes)?;
+    let master = if crate::svg::looks_like_svg(bytes) {
+        // Rendered just large enough to cover the square.
+        let svg = crate::svg::sanitize(bytes)?;
+        let width = if svg.width >= svg.height {
+            side.saturating_mul(svg.width).div_ceil(svg.height.max(1))
+        } else {
+            side
+        };
+        pixels::rasterize(&svg.bytes, width.max(1))?
+    } else {
+        pixels::decode(bytes)?
+    };
     let side = side.min(master.width).min(master.height);
     encode::encode(&pixels::cover_square(&master, side), Format::Webp, 75, None)
+}
+
+/// The pixels a master takes once decoded, for the memory budget: its own size, or for a
+/// vector master the size it is rendered at (the widest configured width, keeping its shape).
+pub(crate) fn decoded_size(width: u32, height: u32, vector: bool, output: &Output) -> (u32, u32) {
+    if !vector {
+        return (width, height);
+    }
+    let wide = output
+        .widths
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(width)
+        .min(pixels::MAX_SIDE);
+    (
+        wide,
+        scaled_height(width, height, wide).min(pixels::MAX_SIDE),
+    )
 }
 
 /// One file to make.
@@ -384,7 +419,8 @@ fn derive_vector(source: &Source<'_>, output: &Output) -> Result<Derived, String
     };
     let mut manifest = Manifest { files: Vec::new() };
     let mut files = BTreeMap::new();
-    let name = file_name(source, packet.as_deref(), &vector, 100);
+    let more = format!(";{}", crate::svg::VERSION);
+    let name = file_name_with(source, packet.as_deref(), &vector, 100, &more);
     manifest.files.push(AssetFile {
         name: name.clone(),
         format: Format::Svg,
@@ -402,7 +438,7 @@ fn derive_vector(source: &Source<'_>, output: &Output) -> Result<Derived, String
         };
         let quality = output.quality.fixed(task.format);
         let bytes = encode::encode(&pixels, task.format, quality, packet.as_deref())?;
-        let name = file_name(source, packet.as_deref(), task, quality);
+        let name = file_name_with(source, packet.as_deref(), task, quality, &more);
         manifest.files.push(AssetFile {
             name: name.clone(),
             format: task.format,
@@ -474,6 +510,17 @@ fn make(
 /// `<master16>-<width>w-<id8>.<ext>`, or `<master16>-thumb<side>-<id8>.<ext>`; the id hashes
 /// everything that shapes the bytes.
 fn file_name(source: &Source<'_>, packet: Option<&str>, task: &Task, quality: u8) -> String {
+    file_name_with(source, packet, task, quality, "")
+}
+
+/// [`file_name`], with `more` that shaped the bytes.
+fn file_name_with(
+    source: &Source<'_>,
+    packet: Option<&str>,
+    task: &Task,
+    quality: u8,
+    more: &str,
+) -> String {
     let mut spec = format!(
         "{};{};{}x{};q{quality};{};{}",
         source.hash,
@@ -486,6 +533,7 @@ fn file_name(source: &Source<'_>, packet: Option<&str>, task: &Task, quality: u8
     if let Some((width, height)) = source.frame {
         spec.push_str(&format!(";frame {width}:{height}"));
     }
+    spec.push_str(more);
     let id = blake3::hash(spec.as_bytes());
     let size = match task.role {
         Role::Thumbnail => format!("thumb{}", task.width),

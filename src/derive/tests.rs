@@ -226,24 +226,36 @@ fn a_perceptual_target_picks_a_quality_per_format_and_width_and_reuses_it() {
 #[test]
 fn ids_change_with_the_settings_and_the_provenance() {
     let master = png(8, 8, false);
-    let base = derivation_id(HASH, &source(&master).origin, None, &Output::default());
+    let base = derivation_id(
+        HASH,
+        &source(&master).origin,
+        None,
+        &Output::default(),
+        false,
+    );
     let wider = Output {
         widths: vec![480, 1600],
         ..Output::default()
     };
     assert_ne!(
         base,
-        derivation_id(HASH, &source(&master).origin, None, &wider)
+        derivation_id(HASH, &source(&master).origin, None, &wider, false)
     );
     let mut other_model = source(&master);
     other_model.origin.model = "dall-e-3";
     assert_ne!(
         base,
-        derivation_id(HASH, &other_model.origin, None, &Output::default())
+        derivation_id(HASH, &other_model.origin, None, &Output::default(), false)
     );
     assert_eq!(
         base,
-        derivation_id(HASH, &source(&master).origin, None, &Output::default())
+        derivation_id(
+            HASH,
+            &source(&master).origin,
+            None,
+            &Output::default(),
+            false
+        )
     );
 }
 
@@ -282,8 +294,8 @@ fn figures_keep_the_requested_shape() {
     assert_ne!(plain.manifest.files[0].name, file.name);
     let origin = source(&master).origin;
     assert_ne!(
-        derivation_id(HASH, &origin, None, &output),
-        derivation_id(HASH, &origin, Some((4, 1)), &output)
+        derivation_id(HASH, &origin, None, &output, false),
+        derivation_id(HASH, &origin, Some((4, 1)), &output, false)
     );
 }
 

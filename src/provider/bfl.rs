@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::http::{Reply, may_follow, may_send_key, snippet};
+use super::http::{Reply, may_send_key, snippet};
 use super::{Call, Fault, FaultKind, Generated, Provenance};
 
 /// The aspect ratios FLUX 3 takes instead of a width and height.
@@ -20,6 +20,10 @@ const FLUX_3_RATIOS: [&str; 15] = [
     "21:9", "2:1", "16:9", "3:2", "7:5", "4:3", "5:4", "1:1", "4:5", "3:4", "5:7", "2:3", "9:16",
     "1:2", "9:21",
 ];
+
+/// The site BFL's regional hosts belong to: a polling URL under it gets the key, when the
+/// configured host is under it too.
+const SITE: &str = "bfl.ai";
 
 /// The first wait between polls; it grows to [`MAX_POLL_WAIT`].
 const FIRST_POLL_WAIT: Duration = Duration::from_millis(500);
@@ -49,7 +53,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         .and_then(Value::as_f64)
         .filter(|c| c.is_finite() && (0.0..=100_000.0).contains(c))
         .map(|credits| credits / 100.0);
-    if !may_send_key(polling_url, &call.profile.base_url) {
+    if !may_send_key(polling_url, &call.profile.base_url, Some(SITE)) {
         return Err(Fault::new(
             FaultKind::BadImage,
             format!(
@@ -66,15 +70,6 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
             "the task is `Ready` but its result has no `sample` URL",
         ));
     };
-    if !may_follow(sample, &call.profile.base_url) {
-        return Err(Fault::new(
-            FaultKind::BadImage,
-            format!(
-                "the sample URL `{}` is not https; it is not downloaded",
-                super::http::shorten(sample)
-            ),
-        ));
-    }
     let bytes = call.http.download(sample).map_err(|mut fault| {
         if matches!(fault.kind, FaultKind::Auth | FaultKind::Invalid) {
             // A signed URL that no longer opens: it expired (after ten minutes) or was cut.
@@ -137,14 +132,17 @@ fn body(call: &Call<'_>) -> (Value, Option<String>) {
     if let Some(seed) = request.seed {
         fields.insert("seed".into(), seed.into());
     }
-    if let Some(steps) = request.params.get("steps") {
-        fields.insert("steps".into(), steps.parse::<u64>().unwrap_or(50).into());
-    }
-    if let Some(guidance) = request.params.get("cfg-scale") {
-        fields.insert(
-            "guidance".into(),
-            guidance.parse::<f64>().unwrap_or(4.5).into(),
-        );
+    // Only the flex models take their steps and guidance.
+    if request.model.contains("flex") {
+        if let Some(steps) = request.params.get("steps") {
+            fields.insert("steps".into(), steps.parse::<u64>().unwrap_or(50).into());
+        }
+        if let Some(guidance) = request.params.get("cfg-scale") {
+            fields.insert(
+                "guidance".into(),
+                guidance.parse::<f64>().unwrap_or(4.5).into(),
+            );
+        }
     }
     call.add_extra(fields);
     let sent_size = (sent_size != request.size.to_string()).then_some(sent_size);
@@ -152,17 +150,20 @@ fn body(call: &Call<'_>) -> (Value, Option<String>) {
 }
 
 /// Polls until the task is `Ready`, waiting longer between polls up to [`MAX_POLL_WAIT`], for
-/// at most the profile's timeout.
+/// at most the profile's timeout. A failed poll (a dropped connection, a busy server, an
+/// answer or status this version does not know) is polled again: the task is running and
+/// paid for, and submitting it again would pay twice.
 fn poll(call: &Call<'_>, url: &str, headers: &[(&str, &str)]) -> Result<Value, Fault> {
     let started = Instant::now();
     let mut waited = Duration::ZERO;
     let mut wait = FIRST_POLL_WAIT;
+    let mut last = String::new();
     loop {
         if started.elapsed().max(waited) >= call.timeout {
             return Err(Fault::new(
                 FaultKind::Transient,
                 format!(
-                    "the task was not ready within {} (raise `timeout` for slow models)",
+                    "the task was not ready within {} (raise `timeout` for slow models){last}",
                     humantime::format_duration(call.timeout)
                 ),
             ));
@@ -170,56 +171,63 @@ fn poll(call: &Call<'_>, url: &str, headers: &[(&str, &str)]) -> Result<Value, F
         (call.sleep)(wait);
         waited += wait;
         wait = (wait * 2).min(MAX_POLL_WAIT);
-        let reply = call.http.get(url, headers)?;
-        if !reply.is_success() {
-            let fault = error(&reply);
-            if fault.kind.retryable() {
-                // A busy poll is polled again; the task itself is still running.
+        let answer = match call.http.get(url, headers) {
+            Ok(reply) if reply.is_success() => reply.json(),
+            Ok(reply) => Err(error(&reply)),
+            Err(fault) => Err(fault),
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(fault) if fault.kind.retryable() || fault.kind == FaultKind::BadImage => {
                 tracing::debug!("polling {}: {}", super::http::shorten(url), fault.message);
+                last = format!("; the last poll said: {}", fault.message);
                 continue;
             }
-            return Err(fault);
-        }
-        let answer = reply.json()?;
+            Err(fault) => return Err(fault),
+        };
         let status = answer.get("status").and_then(Value::as_str).unwrap_or("");
         match status {
             "Ready" => return Ok(answer),
-            // FLUX 3 reports what it is doing while it works.
-            "Pending" | "Reasoning" | "Generating" | "Queued" | "Processing" => {}
-            "Request Moderated" | "Content Moderated" => {
-                let reasons = super::http::texts(answer.pointer("/details/Moderation Reasons"));
-                let reasons = if reasons.is_empty() {
-                    reasons
-                } else {
-                    format!(" ({reasons})")
-                };
-                let what = if status == "Request Moderated" {
-                    "the prompt"
-                } else {
-                    "the image"
-                };
-                return Err(Fault::new(
-                    FaultKind::Refused,
-                    format!("{status}: moderation flagged {what}{reasons}"),
-                ));
-            }
+            "Request Moderated" | "Content Moderated" => return Err(moderated(status, &answer)),
             "Task not found" => {
                 return Err(Fault::new(
                     FaultKind::Transient,
                     "Task not found: the task expired or was lost; it is submitted again",
                 ));
             }
-            _ => {
+            "Error" | "Failed" => {
+                let details = answer
+                    .get("details")
+                    .map(Value::to_string)
+                    .unwrap_or_default();
                 return Err(Fault::new(
                     FaultKind::Transient,
-                    format!(
-                        "the task ended with status `{status}`: {}",
-                        snippet(&reply.body)
-                    ),
+                    format!("the task ended with status `{status}` {details}"),
                 ));
             }
+            // `Pending`, FLUX 3's `Reasoning` and `Generating`, and whatever comes next.
+            other => last = format!("; the last status was `{other}`"),
         }
     }
+}
+
+/// The refusal of a moderated task, with BFL's reasons.
+fn moderated(status: &str, answer: &Value) -> Fault {
+    let reasons = super::http::texts(answer.pointer("/details/Moderation Reasons"));
+    let reasons = if reasons.is_empty() {
+        reasons
+    } else {
+        format!(" ({reasons})")
+    };
+    let what = if status == "Request Moderated" {
+        "the prompt"
+    } else {
+        "the image"
+    };
+    Fault::new(
+        FaultKind::Refused,
+        format!("{status}: moderation flagged {what}{reasons}"),
+    )
 }
 
 /// Classifies an error answer: FastAPI's `{"detail": …}` (a text, or a list of `{loc, msg}`).

@@ -73,6 +73,8 @@ pub(crate) struct Http {
     agent: ureq::Agent,
     downloads: ureq::Agent,
     timeout: Duration,
+    /// The configured server, which decides which URLs from an answer may be followed.
+    base_url: String,
 }
 
 impl Http {
@@ -89,7 +91,7 @@ impl Http {
                 config = config.proxy(None);
             }
             // A provider reached over https never leads us to plain http, redirects included.
-            if base_url.starts_with("https://") {
+            if is_https(base_url) {
                 config = config.https_only(true);
             }
             config.build().into()
@@ -98,6 +100,7 @@ impl Http {
             agent: agent(0),
             downloads: agent(MAX_DOWNLOAD_REDIRECTS),
             timeout,
+            base_url: base_url.to_owned(),
         }
     }
 
@@ -141,12 +144,16 @@ impl Http {
         self.read(url, response)
     }
 
-    /// Downloads an image from a URL a provider returned, following a few redirects.
+    /// Downloads an image from a URL a provider returned, without any key, following a few
+    /// redirects: only over https, or from the configured server itself ([`may_follow`]).
     pub(crate) fn download(&self, url: &str) -> Result<Vec<u8>, Fault> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        if !may_follow(url, &self.base_url) {
             return Err(Fault::new(
                 FaultKind::BadImage,
-                format!("the image URL `{}` is not http(s)", shorten(url)),
+                format!(
+                    "the image URL `{}` is neither https nor on the configured server; it is not downloaded",
+                    shorten(url)
+                ),
             ));
         }
         let response = self
@@ -220,6 +227,11 @@ impl Http {
     }
 }
 
+fn is_https(url: &str) -> bool {
+    url.get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+}
+
 /// Whether a URL a provider returned (to poll, to download) may be followed: over https, or to
 /// the configured server itself (a loopback server in tests, a local one in use). Never a URL
 /// with credentials in it.
@@ -233,13 +245,14 @@ pub(crate) fn may_follow(url: &str, base_url: &str) -> bool {
     if authority(url).contains('@') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
-    url.starts_with("https://") || host_of(url).eq_ignore_ascii_case(&host_of(base_url))
+    is_https(url) || host_of(url).eq_ignore_ascii_case(&host_of(base_url))
 }
 
-/// Whether a provider's key may be sent to a URL it returned: the configured host, or over
-/// https a host of the same site (`api.us1.bfl.ai` for `api.bfl.ai`: the configured host's
-/// parent domain, when that parent has a dot in it). Anywhere else the key is never sent.
-pub(crate) fn may_send_key(url: &str, base_url: &str) -> bool {
+/// Whether a provider's key may be sent to a URL it returned: the configured host itself; or,
+/// when the provider names its `site` (BFL answers from regional hosts such as
+/// `api.eu2.bfl.ai`), over https a host under that site, provided the configured host is under
+/// it too. Never an address given as an IP.
+pub(crate) fn may_send_key(url: &str, base_url: &str, site: Option<&str>) -> bool {
     if !may_follow(url, base_url) {
         return false;
     }
@@ -247,21 +260,21 @@ pub(crate) fn may_send_key(url: &str, base_url: &str) -> bool {
     if target.eq_ignore_ascii_case(&configured) {
         return true;
     }
-    let name = |h: &str| -> String {
-        let h = h.split_once("://").map_or(h, |(_, n)| n);
-        h.rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(h, |(n, _)| n)
-            .to_ascii_lowercase()
-    };
-    let (target, configured) = (name(&target), name(&configured));
-    let Some((_, parent)) = configured.split_once('.') else {
+    let Some(site) = site else {
         return false;
     };
-    url.starts_with("https://")
-        && base_url.starts_with("https://")
-        && parent.contains('.')
-        && target.ends_with(&format!(".{parent}"))
+    let name = |h: &str| -> String {
+        let h = h.split_once("://").map_or(h, |(_, n)| n);
+        let h = h
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(h, |(n, _)| n);
+        h.trim_end_matches('.').to_ascii_lowercase()
+    };
+    let under = |host: &str| host == site || host.ends_with(&format!(".{site}"));
+    let (target, configured) = (name(&target), name(&configured));
+    let is_ip = |host: &str| host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok();
+    is_https(url) && is_https(base_url) && !is_ip(&target) && under(&target) && under(&configured)
 }
 
 /// The scheme, host and port of a URL, without any path, query or credentials.
@@ -456,38 +469,39 @@ mod tests {
     fn urls_are_followed_and_keys_sent_only_where_safe() {
         let base = "https://api.bfl.ai/v1";
         assert!(may_follow("https://delivery-eu1.bfl.ai/x.png?sig=1", base));
+        assert!(may_follow("HTTPS://delivery-eu1.bfl.ai/x.png", base));
         assert!(!may_follow("http://delivery.bfl.ai/x.png", base));
         assert!(!may_follow("https://user:pw@evil.example/x", base));
-        assert!(may_follow(
-            "http://127.0.0.1:8080/get?id=1",
-            "http://127.0.0.1:8080/v1"
+        let local = "http://127.0.0.1:8080/v1";
+        assert!(may_follow("http://127.0.0.1:8080/get?id=1", local));
+        assert!(!may_follow("http://127.0.0.1:9999/get", local));
+
+        let site = Some("bfl.ai");
+        let key = |url: &str, base: &str, site| may_send_key(url, base, site);
+        assert!(key("https://api.bfl.ai/v1/get_result?id=1", base, site));
+        assert!(key("https://api.us1.bfl.ai/v1/get_result?id=1", base, site));
+        assert!(key("HTTPS://API.EU2.BFL.AI./v1/x", base, site));
+        assert!(!key("https://api.us1.bfl.ai/v1/x", base, None));
+        assert!(!key("https://evil.example/v1/get_result", base, site));
+        assert!(!key("https://bfl.ai.evil.example/x", base, site));
+        assert!(!key("https://evilbfl.ai/x", base, site));
+        assert!(!key("http://api.us1.bfl.ai/x", base, site));
+        assert!(!key("https://u:p@api.us1.bfl.ai/x", base, site));
+        // The site is BFL's only when the configured host is BFL's.
+        let proxy = "https://abc.execute-api.us-east-1.amazonaws.com/v1";
+        assert!(!key(
+            "https://def.execute-api.us-east-1.amazonaws.com/x",
+            proxy,
+            site
         ));
-        assert!(!may_follow(
-            "http://127.0.0.1:9999/get",
-            "http://127.0.0.1:8080/v1"
+        assert!(!key("https://api.bfl.ai/x", proxy, site));
+        assert!(!key(
+            "https://10.168.1.10/x",
+            "https://192.168.1.10/v1",
+            site
         ));
-        assert!(may_send_key("https://api.bfl.ai/v1/get_result?id=1", base));
-        assert!(may_send_key(
-            "https://api.us1.bfl.ai/v1/get_result?id=1",
-            base
-        ));
-        assert!(!may_send_key("https://evil.example/v1/get_result", base));
-        assert!(!may_send_key("https://bfl.ai.evil.example/x", base));
-        assert!(!may_send_key("https://evilbfl.ai/x", base));
-        assert!(!may_send_key("http://api.us1.bfl.ai/x", base));
-        assert!(may_send_key(
-            "http://127.0.0.1:8080/poll",
-            "http://127.0.0.1:8080/v1"
-        ));
-        assert!(!may_send_key(
-            "https://other.example/poll",
-            "http://127.0.0.1:8080/v1"
-        ));
-        // A configured host with no parent domain shares the key with nobody.
-        assert!(!may_send_key(
-            "https://x.localhost/p",
-            "https://localhost/v1"
-        ));
+        assert!(key("http://127.0.0.1:8080/poll", local, site));
+        assert!(!key("https://other.example/poll", local, site));
     }
 
     #[test]

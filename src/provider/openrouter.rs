@@ -70,7 +70,7 @@ pub(super) fn read(reply: &Reply) -> Result<Generated, Fault> {
         return Err(error(reply, reply.status));
     }
     let answer = reply.json()?;
-    if answer.get("error").is_some() {
+    if answer.get("error").is_some_and(|e| !e.is_null()) {
         let code = answer
             .pointer("/error/code")
             .and_then(Value::as_u64)

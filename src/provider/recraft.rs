@@ -38,18 +38,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     generated.provenance.sent_size = (size != request.size).then(|| size.to_string());
     generated.bytes = match image {
         Image::Bytes(bytes) => bytes,
-        Image::Url(url) => {
-            if !super::http::may_follow(&url, &call.profile.base_url) {
-                return Err(Fault::new(
-                    FaultKind::BadImage,
-                    format!(
-                        "the image URL `{}` is not https",
-                        super::http::shorten(&url)
-                    ),
-                ));
-            }
-            call.http.download(&url)?
-        }
+        Image::Url(url) => call.http.download(&url)?,
     };
     Ok(generated)
 }

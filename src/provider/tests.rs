@@ -1024,6 +1024,22 @@ mod command {
     }
 
     #[test]
+    fn a_program_may_answer_with_an_svg_which_is_kept_sanitized() {
+        let dir = tempfile::tempdir().unwrap();
+        let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 20"><script>alert(1)</script><rect width="40" height="20" onclick="x()"/></svg>"#;
+        std::fs::write(dir.path().join("drawing.svg"), svg).unwrap();
+        for body in ["cat drawing.svg\n", "cp drawing.svg \"$IMAGEGEN_OUTPUT\"\n"] {
+            let master = run(dir.path(), script(dir.path(), body)).unwrap();
+            assert_eq!(master.format, ImageFormat::Svg, "{body}");
+            assert_eq!((master.width, master.height), (40, 20));
+            assert_eq!(
+                String::from_utf8(master.bytes).unwrap(),
+                r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 20" width="40" height="20"><rect width="40" height="20"/></svg>"#
+            );
+        }
+    }
+
+    #[test]
     fn failures_quote_stderr_and_timeouts_stop_the_program() {
         let dir = tempfile::tempdir().unwrap();
         let failure = run(

@@ -149,7 +149,11 @@ impl Team {
                 pushed.bytes += bytes.len() as u64;
                 batch.push(Object {
                     path: object.clone(),
-                    content_type: crate::vocab::media_type_of(object),
+                    content_type: if object.starts_with("masters/") {
+                        crate::vocab::master_object_type(object)
+                    } else {
+                        crate::vocab::media_type_of(object)
+                    },
                     bytes,
                 });
             }
