@@ -396,8 +396,15 @@ fn derive_vector(source: &Source<'_>, output: &Output) -> Result<Derived, String
     };
     let widest = output.widths.iter().copied().max().unwrap_or(svg.width);
     let raster = pixels::rasterize(&svg.bytes, widest)?;
+    // The book's fallback format, as for a raster master (PNG where JPEG would lose
+    // transparency).
+    let fallback = if raster.alpha && output.fallback == Format::Jpeg {
+        Format::Png
+    } else {
+        output.fallback
+    };
     let mut tasks = vec![Task {
-        format: Format::Png,
+        format: fallback,
         role: Role::Fallback,
         width: raster.width,
         height: raster.height,
@@ -430,14 +437,25 @@ fn derive_vector(source: &Source<'_>, output: &Output) -> Result<Derived, String
         bytes: document.len() as u64,
     });
     files.insert(name, document);
-    for task in &tasks {
-        let pixels = if task.role == Role::Thumbnail {
-            pixels::cover_square(&raster, task.width)
-        } else {
-            raster.clone()
-        };
-        let quality = output.quality.fixed(task.format);
-        let bytes = encode::encode(&pixels, task.format, quality, packet.as_deref())?;
+    let made: Vec<Result<(Vec<u8>, u8), String>> = tasks
+        .par_iter()
+        .map(|task| {
+            let quality = output.quality.fixed(task.format);
+            let bytes = if task.role == Role::Thumbnail {
+                encode::encode(
+                    &pixels::cover_square(&raster, task.width),
+                    task.format,
+                    quality,
+                    packet.as_deref(),
+                )
+            } else {
+                encode::encode(&raster, task.format, quality, packet.as_deref())
+            }?;
+            Ok((bytes, quality))
+        })
+        .collect();
+    for (task, result) in tasks.iter().zip(made) {
+        let (bytes, quality) = result?;
         let name = file_name_with(source, packet.as_deref(), task, quality, &more);
         manifest.files.push(AssetFile {
             name: name.clone(),
