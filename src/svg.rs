@@ -412,55 +412,118 @@ fn write_element(
 /// [`MAX_EXPANDED`] elements.
 fn check_expansion(document: &roxmltree::Document<'_>) -> Result<(), String> {
     use std::collections::HashMap;
-    let ids: HashMap<&str, roxmltree::Node<'_, '_>> = document
-        .descendants()
-        .filter_map(|n| n.attribute("id").map(|id| (id, n)))
-        .collect();
-    let mut sizes: HashMap<roxmltree::NodeId, u64> = HashMap::new();
-    let mut open: Vec<roxmltree::NodeId> = Vec::new();
-    expanded(document.root_element(), &ids, &mut sizes, &mut open).map(|_| ())
-}
-
-fn expanded<'a, 'i>(
-    node: roxmltree::Node<'a, 'i>,
-    ids: &std::collections::HashMap<&str, roxmltree::Node<'a, 'i>>,
-    sizes: &mut std::collections::HashMap<roxmltree::NodeId, u64>,
-    open: &mut Vec<roxmltree::NodeId>,
-) -> Result<u64, String> {
-    if let Some(size) = sizes.get(&node.id()) {
-        return Ok(*size);
-    }
-    if open.contains(&node.id()) {
-        return Err("an SVG whose `<use>` elements refer to themselves".to_owned());
-    }
-    if open.len() > MAX_DEPTH {
-        return Err(format!(
-            "an SVG whose `<use>` references run more than {MAX_DEPTH} deep"
-        ));
-    }
-    open.push(node.id());
-    let mut total: u64 = 1;
-    for child in node.children().filter(roxmltree::Node::is_element) {
-        total = total.saturating_add(expanded(child, ids, sizes, open)?);
-    }
-    if node.tag_name().name() == "use" {
-        let target = node
-            .attributes()
-            .find(|a| a.name() == "href")
-            .and_then(|a| a.value().trim().strip_prefix('#'))
-            .and_then(|id| ids.get(id));
-        if let Some(target) = target {
-            total = total.saturating_add(expanded(*target, ids, sizes, open)?);
+    // The first element with an id is the one it names, as in renderers and browsers.
+    let mut ids: HashMap<&str, roxmltree::Node<'_, '_>> = HashMap::new();
+    for node in document.descendants() {
+        if let Some(id) = node.attribute("id") {
+            ids.entry(id).or_insert(node);
         }
     }
-    open.pop();
-    if total > MAX_EXPANDED {
-        return Err(format!(
-            "an SVG whose `<use>` references expand to more than {MAX_EXPANDED} elements"
-        ));
+    let elements = document.descendants().filter(|n| n.is_element()).count() as u64;
+    let mut count = Expansion {
+        ids,
+        elements,
+        sizes: HashMap::new(),
+        open: Vec::new(),
+    };
+    count.of(document.root_element()).map(|_| ())
+}
+
+/// How many elements a document stands for once references are followed: a `<use>` (or any
+/// other `href="#id"`) adds its target; a `url(#id)` adds it once per use, a marker once per
+/// vertex of its path, and a reference in a style sheet once per element of the document.
+struct Expansion<'a, 'i> {
+    ids: std::collections::HashMap<&'a str, roxmltree::Node<'a, 'i>>,
+    elements: u64,
+    sizes: std::collections::HashMap<roxmltree::NodeId, u64>,
+    open: Vec<roxmltree::NodeId>,
+}
+
+impl<'a, 'i> Expansion<'a, 'i> {
+    fn of(&mut self, node: roxmltree::Node<'a, 'i>) -> Result<u64, String> {
+        if let Some(size) = self.sizes.get(&node.id()) {
+            return Ok(*size);
+        }
+        if self.open.contains(&node.id()) {
+            return Err(
+                "an SVG whose references (`<use>`, `url(#…)`) refer to themselves".to_owned(),
+            );
+        }
+        if self.open.len() > MAX_DEPTH {
+            return Err(format!(
+                "an SVG whose references (`<use>`, `url(#…)`) run more than {MAX_DEPTH} deep"
+            ));
+        }
+        self.open.push(node.id());
+        let mut total: u64 = 1;
+        for child in node.children().filter(roxmltree::Node::is_element) {
+            total = total.saturating_add(self.of(child)?);
+        }
+        for (id, times) in references(node, self.elements) {
+            if let Some(target) = self.ids.get(id).copied() {
+                total = total.saturating_add(self.of(target)?.saturating_mul(times));
+            }
+        }
+        self.open.pop();
+        if total > MAX_EXPANDED {
+            return Err(format!(
+                "an SVG whose references (`<use>`, `url(#…)`, markers) expand to more than {MAX_EXPANDED} elements"
+            ));
+        }
+        self.sizes.insert(node.id(), total);
+        Ok(total)
     }
-    sizes.insert(node.id(), total);
-    Ok(total)
+}
+
+/// The ids an element refers to, each with how many times a renderer draws it.
+fn references<'a>(node: roxmltree::Node<'a, '_>, elements: u64) -> Vec<(&'a str, u64)> {
+    let mut found = Vec::new();
+    let vertices = || -> u64 {
+        let numbers = ["d", "points"]
+            .iter()
+            .filter_map(|a| node.attribute(*a))
+            .flat_map(|v| v.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')))
+            .filter(|t| !t.is_empty())
+            .count() as u64;
+        (numbers / 2).max(1)
+    };
+    if node.tag_name().name() == "style" {
+        for text in node.children().filter_map(|c| c.text()) {
+            found.extend(url_ids_at(text).into_iter().map(|(_, id)| (id, elements)));
+        }
+        return found;
+    }
+    for attribute in node.attributes() {
+        let value = attribute.value();
+        if attribute.name() == "href"
+            && let Some(id) = value.trim().strip_prefix('#')
+        {
+            found.push((id, 1));
+        }
+        for (at, id) in url_ids_at(value) {
+            let property = value[..at].rsplit(';').next().unwrap_or("");
+            let marker = attribute.name().starts_with("marker")
+                || (attribute.name() == "style" && property.trim_start().starts_with("marker"));
+            found.push((id, if marker { vertices() } else { 1 }));
+        }
+    }
+    found
+}
+
+/// The ids of every `url(#id)` in a value, with where each starts.
+fn url_ids_at(value: &str) -> Vec<(usize, &str)> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = value[from..].find("url(") {
+        let start = from + at;
+        let rest = value[start + 4..].trim_start_matches([' ', '"', '\'']);
+        if let Some(id) = rest.strip_prefix('#') {
+            let end = id.find([')', '"', '\'', ' ']).unwrap_or(id.len());
+            found.push((start, &id[..end]));
+        }
+        from = start + 4;
+    }
+    found
 }
 
 fn kept_element(node: roxmltree::Node<'_, '_>) -> bool {
@@ -784,6 +847,41 @@ mod tests {
         }
         laughs.push_str("</defs><use href=\"#l11\"/></svg>");
         assert!(sanitize(laughs.as_bytes()).unwrap_err().contains("expand"));
+
+        // The first element with an id is the one it names: a decoy after it hides nothing.
+        let mut decoyed = String::from(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><defs><rect id="l0" width="1" height="1"/>"#,
+        );
+        for level in 1..12 {
+            decoyed.push_str(&format!("<g id=\"l{level}\">"));
+            for _ in 0..10 {
+                decoyed.push_str(&format!("<use href=\"#l{}\"/>", level - 1));
+            }
+            decoyed.push_str(&format!("</g><g id=\"l{level}\"/>"));
+        }
+        decoyed.push_str("</defs><use href=\"#l11\"/></svg>");
+        assert!(sanitize(decoyed.as_bytes()).unwrap_err().contains("expand"));
+
+        // A marker is drawn at every vertex of its path.
+        let points: String = (0..2000).map(|i| format!("{i},{i} ")).collect();
+        let markers = format!(
+            r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><defs><marker id="m">{}</marker></defs><polyline points="{points}" style="fill:none;marker-mid:url(#m)"/></svg>"##,
+            "<circle r=\"1\"/>".repeat(1000)
+        );
+        assert!(sanitize(markers.as_bytes()).unwrap_err().contains("expand"));
+        // A style sheet's reference counts for every element.
+        let sheet = format!(
+            r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><defs><pattern id="p">{}</pattern></defs><style>rect {{ fill: url(#p) }}</style>{}</svg>"##,
+            "<circle r=\"1\"/>".repeat(1000),
+            "<rect/>".repeat(1000)
+        );
+        assert!(sanitize(sheet.as_bytes()).unwrap_err().contains("expand"));
+        // Ordinary reuse is fine: a gradient on a thousand shapes.
+        let reuse = format!(
+            r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><defs><linearGradient id="g"><stop offset="0"/><stop offset="1"/></linearGradient></defs>{}</svg>"##,
+            "<rect fill=\"url(#g)\"/>".repeat(1000)
+        );
+        assert!(sanitize(reuse.as_bytes()).is_ok());
 
         let cycle = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><g id="a"><use href="#b"/></g><g id="b"><use href="#a"/></g></svg>"##;
         assert!(

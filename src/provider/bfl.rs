@@ -150,7 +150,7 @@ fn body(call: &Call<'_>) -> (Value, Option<String>) {
 }
 
 /// Polls until the task is `Ready`, waiting longer between polls up to [`MAX_POLL_WAIT`], for
-/// at most the profile's timeout. A failed poll (a dropped connection, a busy server, an
+/// at most the profile's timeout (each poll waits only for what is left of it). A failed poll (a dropped connection, a busy server, an
 /// answer or status this version does not know) is polled again: the task is running and
 /// paid for, and submitting it again would pay twice.
 fn poll(call: &Call<'_>, url: &str, headers: &[(&str, &str)]) -> Result<Value, Fault> {
@@ -171,7 +171,8 @@ fn poll(call: &Call<'_>, url: &str, headers: &[(&str, &str)]) -> Result<Value, F
         (call.sleep)(wait);
         waited += wait;
         wait = (wait * 2).min(MAX_POLL_WAIT);
-        let answer = match call.http.get(url, headers) {
+        let left = call.timeout.saturating_sub(started.elapsed().max(waited));
+        let answer = match call.http.get(url, headers, left) {
             Ok(reply) if reply.is_success() => reply.json(),
             Ok(reply) => Err(error(&reply)),
             Err(fault) => Err(fault),

@@ -133,10 +133,21 @@ impl Http {
         self.read(url, response)
     }
 
-    /// Gets a URL a provider returned for polling, with `headers`. The caller checks the URL
-    /// first ([`may_follow`], [`may_send_key`]).
-    pub(crate) fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Reply, Fault> {
-        let mut request = self.agent.get(url);
+    /// Gets a URL a provider returned for polling, with `headers`, waiting at most `within`
+    /// (what is left of the profile's timeout). The caller checks the URL first
+    /// ([`may_follow`], [`may_send_key`]).
+    pub(crate) fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        within: Duration,
+    ) -> Result<Reply, Fault> {
+        let mut request = self
+            .agent
+            .get(url)
+            .config()
+            .timeout_global(Some(within.min(self.timeout).max(Duration::from_millis(1))))
+            .build();
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -232,20 +243,64 @@ fn is_https(url: &str) -> bool {
         .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
 }
 
+/// Where a URL leads, read by the same parser the HTTP client uses (`http::Uri`), so that what
+/// is checked is what is connected to: the scheme, the host in lower case without a trailing
+/// dot, and the port (the scheme's default when none is given). `None` for anything else: no
+/// authority, credentials in it, a port that is not a number, a host with other characters
+/// than letters, digits, dots and hyphens (or a bracketed IPv6 address).
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+fn target(url: &str) -> Option<Target> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let https = match uri.scheme_str()?.to_ascii_lowercase().as_str() {
+        "https" => true,
+        "http" => false,
+        _ => return None,
+    };
+    let authority = uri.authority()?;
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    // A colon after the host (outside an IPv6 address) must start a numeric port: the parser
+    // reads `evil.com:.bfl.ai` as the host `evil.com` with no port.
+    let after_host = authority
+        .as_str()
+        .rsplit_once(']')
+        .map_or(authority.as_str(), |(_, rest)| rest);
+    let port = match (after_host.contains(':'), authority.port_u16()) {
+        (false, _) => {
+            if https {
+                443
+            } else {
+                80
+            }
+        }
+        (true, Some(port)) => port,
+        (true, None) => return None,
+    };
+    let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
+    let plain = |h: &str| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    };
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    (plain(&host) || bracketed).then_some(Target { https, host, port })
+}
+
 /// Whether a URL a provider returned (to poll, to download) may be followed: over https, or to
 /// the configured server itself (a loopback server in tests, a local one in use). Never a URL
-/// with credentials in it.
+/// with credentials in it, or one the client would read otherwise than this check does.
 pub(crate) fn may_follow(url: &str, base_url: &str) -> bool {
-    let authority = |u: &str| {
-        u.split_once("://")
-            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
-            .unwrap_or("")
-            .to_owned()
-    };
-    if authority(url).contains('@') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let Some(to) = target(url) else {
         return false;
-    }
-    is_https(url) || host_of(url).eq_ignore_ascii_case(&host_of(base_url))
+    };
+    to.https || target(base_url).is_some_and(|base| base == to)
 }
 
 /// Whether a provider's key may be sent to a URL it returned: the configured host itself; or,
@@ -253,28 +308,21 @@ pub(crate) fn may_follow(url: &str, base_url: &str) -> bool {
 /// `api.eu2.bfl.ai`), over https a host under that site, provided the configured host is under
 /// it too. Never an address given as an IP.
 pub(crate) fn may_send_key(url: &str, base_url: &str, site: Option<&str>) -> bool {
-    if !may_follow(url, base_url) {
+    let (Some(to), Some(base)) = (target(url), target(base_url)) else {
+        return false;
+    };
+    if !(to.https || to == base) {
         return false;
     }
-    let (target, configured) = (host_of(url), host_of(base_url));
-    if target.eq_ignore_ascii_case(&configured) {
+    if to == base {
         return true;
     }
     let Some(site) = site else {
         return false;
     };
-    let name = |h: &str| -> String {
-        let h = h.split_once("://").map_or(h, |(_, n)| n);
-        let h = h
-            .rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(h, |(n, _)| n);
-        h.trim_end_matches('.').to_ascii_lowercase()
-    };
     let under = |host: &str| host == site || host.ends_with(&format!(".{site}"));
-    let (target, configured) = (name(&target), name(&configured));
     let is_ip = |host: &str| host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok();
-    is_https(url) && is_https(base_url) && !is_ip(&target) && under(&target) && under(&configured)
+    to.https && base.https && !is_ip(&to.host) && under(&to.host) && under(&base.host)
 }
 
 /// The scheme, host and port of a URL, without any path, query or credentials.
@@ -502,6 +550,22 @@ mod tests {
         ));
         assert!(key("http://127.0.0.1:8080/poll", local, site));
         assert!(!key("https://other.example/poll", local, site));
+        // What the client connects to is what is checked: a port that is not a number, an
+        // authority with credentials, odd characters.
+        for sneaky in [
+            "https://evil.com:.bfl.ai/v1/get_result?id=1",
+            "https://evil.com:1.bfl.ai/v1/x",
+            "https://api.bfl.ai@evil.com/x",
+            "https://evil.com#@api.bfl.ai",
+            "https://evil.com?x=.bfl.ai",
+            "https://evil.com\\.bfl.ai/x",
+            "https://evil%2ecom.bfl.ai/x",
+        ] {
+            assert!(!key(sneaky, base, site), "{sneaky}");
+        }
+        assert!(!may_follow("https://evil.com:.bfl.ai/x", base));
+        assert!(key("https://api.bfl.ai:443/v1/x", base, site));
+        assert!(!key("https://api.bfl.ai:8443/v1/x", base, None));
     }
 
     #[test]
