@@ -278,6 +278,13 @@ engraving = "black and white copperplate engraving, fine cross-hatching"
             server.uri()
         ),
     );
+    // `plan` prices each image at Recraft's vector price before any request.
+    let rows = book.plan();
+    assert!(!rows.is_empty());
+    for row in &rows {
+        assert_eq!(row["status"], "generate", "{row}");
+        assert_eq!(row["cost"], 0.08, "{row}");
+    }
     let first = build(&book).await;
     assert!(
         first.status.success(),
@@ -286,6 +293,14 @@ engraving = "black and white copperplate engraving, fine cross-hatching"
     );
     let calls = server.received_requests().await.unwrap().len();
     assert!(calls >= 4, "{calls} calls");
+    // `stats` counts them under their kind and model, at the cost Recraft's answer gave.
+    let stats = book.imagegen(&["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let models = stats["models"].as_array().unwrap();
+    assert_eq!(models.len(), 1, "{stats}");
+    assert_eq!(models[0]["provider"], "recraft");
+    assert_eq!(models[0]["model"], "recraftv3_vector");
+    assert_eq!(models[0]["images"], calls);
 
     // Masters are stored as sanitized SVG.
     let masters: Vec<_> = walk(&book.root().join(".imagegen/masters"));
