@@ -292,7 +292,7 @@ pub(crate) fn derive(
     tuned: &BTreeMap<String, u8>,
 ) -> Result<Derived, String> {
     if crate::svg::looks_like_svg(source.bytes) {
-        return derive_vector(source, output);
+        return derive_vector(source, output, tuned);
     }
     let mut master = pixels::decode(source.bytes)?;
     if let Some(frame) = source.frame {
@@ -301,11 +301,7 @@ pub(crate) fn derive(
     let packet = provenance(&source.origin, output);
     let widths = plan_widths(master.width, &output.widths);
     let height_at = |w: u32| scaled_height(master.width, master.height, w);
-    let fallback = if master.alpha && output.fallback == Format::Jpeg {
-        Format::Png
-    } else {
-        output.fallback
-    };
+    let fallback = fallback_format(master.alpha, output);
 
     let mut tasks = Vec::new();
     for &format in &output.formats {
@@ -333,31 +329,21 @@ pub(crate) fn derive(
             height: height_at(width),
         });
     }
-    if let Some(side) = output.thumbnail {
-        let side = side.min(master.width).min(master.height);
-        tasks.push(Task {
-            format: Format::Webp,
-            role: Role::Thumbnail,
-            width: side,
-            height: side,
-        });
-    }
-
-    let made: Vec<Result<Made, String>> = tasks
-        .par_iter()
-        .map(|task| make(&master, source, output, tuned, packet.as_deref(), task))
-        .collect();
-    let mut manifest = Manifest { files: Vec::new() };
-    let mut files = BTreeMap::new();
-    let mut chosen = BTreeMap::new();
-    for result in made {
-        let (file, bytes, quality) = result?;
-        if let Some((key, quality)) = quality {
-            chosen.insert(key, quality);
-        }
-        files.insert(file.name.clone(), bytes);
-        manifest.files.push(file);
-    }
+    tasks.extend(thumbnail_task(output, &master));
+    let made = make_all(
+        &master,
+        source,
+        output,
+        tuned,
+        packet.as_deref(),
+        &tasks,
+        "",
+    )?;
+    let Derived {
+        mut manifest,
+        files,
+        tuned: chosen,
+    } = made;
     if fallback_is_variant {
         let aliases: Vec<AssetFile> = manifest
             .files
@@ -384,51 +370,48 @@ pub(crate) fn derive(
 }
 
 /// Derives the files of an SVG master: the document itself, sanitized again (a cached file
-/// may have been crafted) with the provenance in its `<metadata>`, which `<img>` shows; a PNG
-/// of it at the widest configured width for the other renderers; and the thumbnail. A vector
-/// is never cropped: it keeps its view box.
-fn derive_vector(source: &Source<'_>, output: &Output) -> Result<Derived, String> {
+/// may have been crafted) with the provenance in its `<metadata>`, which `<img>` shows; a
+/// raster fallback rendered at the widest configured width for the other renderers; and the
+/// thumbnail. A vector is never cropped: it keeps its view box.
+fn derive_vector(
+    source: &Source<'_>,
+    output: &Output,
+    tuned: &BTreeMap<String, u8>,
+) -> Result<Derived, String> {
     let svg = crate::svg::sanitize(source.bytes)?;
     let packet = provenance(&source.origin, output);
-    let document = match &packet {
-        Some(packet) => crate::svg::with_metadata(&svg.bytes, packet),
-        None => svg.bytes.clone(),
-    };
     let widest = output.widths.iter().copied().max().unwrap_or(svg.width);
     let raster = pixels::rasterize(&svg.bytes, widest)?;
-    // The book's fallback format, as for a raster master (PNG where JPEG would lose
-    // transparency).
-    let fallback = if raster.alpha && output.fallback == Format::Jpeg {
-        Format::Png
-    } else {
-        output.fallback
-    };
     let mut tasks = vec![Task {
-        format: fallback,
+        format: fallback_format(raster.alpha, output),
         role: Role::Fallback,
         width: raster.width,
         height: raster.height,
     }];
-    if let Some(side) = output.thumbnail {
-        let side = side.min(raster.width).min(raster.height);
-        tasks.push(Task {
-            format: Format::Webp,
-            role: Role::Thumbnail,
-            width: side,
-            height: side,
-        });
-    }
+    tasks.extend(thumbnail_task(output, &raster));
+    // The sanitizer and the renderer shaped these files too.
+    let more = format!(";{}", crate::svg::VERSION);
+    let mut derived = make_all(
+        &raster,
+        source,
+        output,
+        tuned,
+        packet.as_deref(),
+        &tasks,
+        &more,
+    )?;
+    let document = match &packet {
+        Some(packet) => crate::svg::with_metadata(&svg.bytes, packet),
+        None => svg.bytes,
+    };
     let vector = Task {
         format: Format::Svg,
         role: Role::Vector,
         width: svg.width,
         height: svg.height,
     };
-    let mut manifest = Manifest { files: Vec::new() };
-    let mut files = BTreeMap::new();
-    let more = format!(";{}", crate::svg::VERSION);
-    let name = file_name_with(source, packet.as_deref(), &vector, 100, &more);
-    manifest.files.push(AssetFile {
+    let name = file_name(source, packet.as_deref(), &vector, 100, &more);
+    derived.manifest.files.push(AssetFile {
         name: name.clone(),
         format: Format::Svg,
         role: Role::Vector,
@@ -436,43 +419,61 @@ fn derive_vector(source: &Source<'_>, output: &Output) -> Result<Derived, String
         height: svg.height,
         bytes: document.len() as u64,
     });
-    files.insert(name, document);
-    let made: Vec<Result<(Vec<u8>, u8), String>> = tasks
-        .par_iter()
-        .map(|task| {
-            let quality = output.quality.fixed(task.format);
-            let bytes = if task.role == Role::Thumbnail {
-                encode::encode(
-                    &pixels::cover_square(&raster, task.width),
-                    task.format,
-                    quality,
-                    packet.as_deref(),
-                )
-            } else {
-                encode::encode(&raster, task.format, quality, packet.as_deref())
-            }?;
-            Ok((bytes, quality))
-        })
-        .collect();
-    for (task, result) in tasks.iter().zip(made) {
-        let (bytes, quality) = result?;
-        let name = file_name_with(source, packet.as_deref(), task, quality, &more);
-        manifest.files.push(AssetFile {
-            name: name.clone(),
-            format: task.format,
-            role: task.role,
-            width: task.width,
-            height: task.height,
-            bytes: bytes.len() as u64,
-        });
-        files.insert(name, bytes);
+    derived.files.insert(name, document);
+    Ok(derived)
+}
+
+/// The format of the fallback: the book's, but PNG where JPEG would lose transparency.
+fn fallback_format(alpha: bool, output: &Output) -> Format {
+    if alpha && output.fallback == Format::Jpeg {
+        Format::Png
+    } else {
+        output.fallback
     }
-    manifest.files.sort_by_key(|f| f.role);
-    Ok(Derived {
-        manifest,
-        files,
-        tuned: BTreeMap::new(),
+}
+
+/// The square thumbnail of pixels, when the book wants one.
+fn thumbnail_task(output: &Output, pixels: &pixels::Pixels) -> Option<Task> {
+    output.thumbnail.map(|side| {
+        let side = side.min(pixels.width).min(pixels.height);
+        Task {
+            format: Format::Webp,
+            role: Role::Thumbnail,
+            width: side,
+            height: side,
+        }
     })
+}
+
+/// Makes every task's file from `master`, in parallel, in the tasks' order; `more` is what else
+/// shaped the bytes, for the names.
+fn make_all(
+    master: &pixels::Pixels,
+    source: &Source<'_>,
+    output: &Output,
+    tuned: &BTreeMap<String, u8>,
+    packet: Option<&str>,
+    tasks: &[Task],
+    more: &str,
+) -> Result<Derived, String> {
+    let made: Vec<Result<Made, String>> = tasks
+        .par_iter()
+        .map(|task| make(master, source, output, tuned, packet, task, more))
+        .collect();
+    let mut derived = Derived {
+        manifest: Manifest { files: Vec::new() },
+        files: BTreeMap::new(),
+        tuned: BTreeMap::new(),
+    };
+    for result in made {
+        let (file, bytes, quality) = result?;
+        if let Some((key, quality)) = quality {
+            derived.tuned.insert(key, quality);
+        }
+        derived.files.insert(file.name.clone(), bytes);
+        derived.manifest.files.push(file);
+    }
+    Ok(derived)
 }
 
 fn make(
@@ -482,6 +483,7 @@ fn make(
     tuned: &BTreeMap<String, u8>,
     packet: Option<&str>,
     task: &Task,
+    more: &str,
 ) -> Result<Made, String> {
     let pixels = if task.role == Role::Thumbnail {
         pixels::cover_square(master, task.width)
@@ -513,7 +515,7 @@ fn make(
             )
         }
     };
-    let name = file_name(source, packet, task, quality);
+    let name = file_name(source, packet, task, quality, more);
     let file = AssetFile {
         name,
         format: task.format,
@@ -527,12 +529,7 @@ fn make(
 
 /// `<master16>-<width>w-<id8>.<ext>`, or `<master16>-thumb<side>-<id8>.<ext>`; the id hashes
 /// everything that shapes the bytes.
-fn file_name(source: &Source<'_>, packet: Option<&str>, task: &Task, quality: u8) -> String {
-    file_name_with(source, packet, task, quality, "")
-}
-
-/// [`file_name`], with `more` that shaped the bytes.
-fn file_name_with(
+fn file_name(
     source: &Source<'_>,
     packet: Option<&str>,
     task: &Task,

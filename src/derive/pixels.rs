@@ -34,6 +34,7 @@ pub(crate) fn rasterize(svg: &[u8], width: u32) -> Result<Pixels, String> {
     Ok(without_opaque_alpha(width, height, data))
 }
 
+/// RGBA pixels, or RGB ones when every pixel is opaque.
 fn without_opaque_alpha(width: u32, height: u32, mut data: Vec<u8>) -> Pixels {
     let alpha = data.chunks_exact(4).any(|px| px[3] != 255);
     if !alpha {
@@ -50,14 +51,10 @@ fn without_opaque_alpha(width: u32, height: u32, mut data: Vec<u8>) -> Pixels {
     }
 }
 
-/// Decodes a master under hard limits, applies its EXIF orientation, converts it to sRGB when
-/// it carries another ICC profile, and drops an alpha channel that is opaque everywhere. An SVG
-/// master is sanitized and rendered at its view box's size.
+/// Decodes a raster master under hard limits, applies its EXIF orientation, converts it to
+/// sRGB when it carries another ICC profile, and drops an alpha channel that is opaque
+/// everywhere. (An SVG master is rendered with [`rasterize`].)
 pub(crate) fn decode(bytes: &[u8]) -> Result<Pixels, String> {
-    if crate::svg::looks_like_svg(bytes) {
-        let svg = crate::svg::sanitize(bytes)?;
-        return rasterize(&svg.bytes, svg.width);
-    }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -86,17 +83,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Pixels, String> {
     if let Some(icc) = icc {
         to_srgb(&icc, has_alpha, &mut data);
     }
-    let alpha = has_alpha && data.chunks_exact(4).any(|px| px[3] != 255);
-    if has_alpha && !alpha {
-        data = data
-            .chunks_exact(4)
-            .flat_map(|px| [px[0], px[1], px[2]])
-            .collect();
+    if has_alpha {
+        return Ok(without_opaque_alpha(width, height, data));
     }
     Ok(Pixels {
         width,
         height,
-        alpha,
+        alpha: false,
         data,
     })
 }

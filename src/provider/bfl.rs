@@ -31,8 +31,10 @@ const MAX_POLL_WAIT: Duration = Duration::from_secs(4);
 
 pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let request = call.request;
-    let key = call.key.map(|k| k.expose().to_owned()).unwrap_or_default();
-    let headers = [("x-key", key.as_str()), ("accept", "application/json")];
+    let headers = [
+        ("x-key", call.key.map_or("", |k| k.expose())),
+        ("accept", "application/json"),
+    ];
     let (body, sent_size) = body(call);
     let url = format!("{}/{}", call.profile.base_url, request.model);
     let reply = call.http.post_json(&url, &headers, &body)?;

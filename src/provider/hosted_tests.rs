@@ -33,6 +33,35 @@ async fn bfl_submit(server: &MockServer, model: &str, polling_url: &str) {
         .await;
 }
 
+/// How many requests `server` got that submitted a task (not polls, not downloads).
+async fn posts(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .count()
+}
+
+/// Mounts a poll that answers `Ready` with a sample at `/s.png`, and that sample.
+async fn bfl_ready(server: &MockServer, image: Vec<u8>) {
+    Mock::given(method("GET"))
+        .and(path("/v1/get_result"))
+        .respond_with(bfl_status(
+            "Ready",
+            json!({ "sample": format!("{}/s.png", server.uri()) }),
+            Value::Null,
+        ))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/s.png"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(image))
+        .mount(server)
+        .await;
+}
+
 fn bfl_status(status: &str, result: Value, details: Value) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "id": "task-1", "status": status, "result": result, "progress": null, "details": details, "preview": null
@@ -124,20 +153,7 @@ async fn bfl_fits_sizes_to_its_grid_and_flux_3_takes_a_ratio() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/v1/get_result"))
-        .respond_with(bfl_status(
-            "Ready",
-            json!({ "sample": format!("{}/s.png", server.uri()) }),
-            Value::Null,
-        ))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/s.png"))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(png(16, 9)))
-        .mount(&server)
-        .await;
+    bfl_ready(&server, png(16, 9)).await;
     for (model, sent) in [("flux-2-max", "1600x896"), ("flux-3-image", "16:9 1k")] {
         let mut profile = profile("bfl", model, &server, "/v1");
         if model == "flux-2-max" {
@@ -184,20 +200,7 @@ async fn a_failed_poll_is_polled_again_and_never_pays_twice() {
             .mount(&server)
             .await;
     }
-    Mock::given(method("GET"))
-        .and(path("/v1/get_result"))
-        .respond_with(bfl_status(
-            "Ready",
-            json!({ "sample": format!("{}/s.png", server.uri()) }),
-            Value::Null,
-        ))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/s.png"))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(png(8, 8)))
-        .mount(&server)
-        .await;
+    bfl_ready(&server, png(8, 8)).await;
     let config = book(
         profile("bfl", "flux-2-pro", &server, "/v1"),
         json!({ "retries": 0 }),
@@ -205,13 +208,7 @@ async fn a_failed_poll_is_polled_again_and_never_pays_twice() {
     let run = generate(config.clone(), request(&config, "A lighthouse")).await;
     assert_eq!(run.waits.len(), 4);
     assert_eq!(run.master().width, 8);
-    let posts = server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.method.as_str() == "POST")
-        .count();
+    let posts = posts(&server).await;
     assert_eq!(posts, 1);
 }
 
@@ -248,13 +245,7 @@ async fn bfl_moderation_is_a_refusal_and_is_never_retried() {
         );
         assert!(failure.message.contains(says), "{}", failure.message);
         assert!(!failure.may_fall_back);
-        let posts = server
-            .received_requests()
-            .await
-            .unwrap()
-            .iter()
-            .filter(|r| r.method.as_str() == "POST")
-            .count();
+        let posts = posts(&server).await;
         assert_eq!(posts, 1);
     }
 }
@@ -299,13 +290,7 @@ async fn an_expired_sample_is_requested_again_and_a_lost_task_fails_clearly() {
     );
     assert!(failure.may_fall_back);
     // Each attempt submitted again: a new sample.
-    let posts = server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.method.as_str() == "POST")
-        .count();
+    let posts = posts(&server).await;
     assert_eq!(posts, 2);
 
     let server = MockServer::start().await;

@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use super::http::{Reply, snippet};
+use super::http::{Http, Reply, snippet};
 use super::{Call, Fault, FaultKind, Generated, Provenance, decode_base64};
 use crate::config::ProviderKind;
 
@@ -61,10 +61,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let url = format!("{}/images/generations", call.profile.base_url);
     let reply = call.http.post_json(&url, &headers, &body)?;
     let answer = read(&reply, &request.model, sent_size)?;
-    let bytes = match answer.image {
-        Image::Bytes(bytes) => bytes,
-        Image::Url(url) => call.http.download(&url)?,
-    };
+    let bytes = answer.image.bytes(call.http)?;
     Ok(Generated {
         bytes,
         cost_usd: answer.cost_usd,
@@ -78,6 +75,36 @@ pub(super) enum Image {
     Bytes(Vec<u8>),
     /// To download at once (DALL·E-style and some compatible servers).
     Url(String),
+}
+
+impl Image {
+    /// The image an answer's item carries: `b64_json` (or Ollama's `image`) decoded, or a
+    /// `url` to download.
+    pub(super) fn of(item: &Value, body: &[u8]) -> Result<Image, Fault> {
+        let b64 = item
+            .get("b64_json")
+            .or_else(|| item.get("image"))
+            .and_then(Value::as_str);
+        match (b64, item.get("url").and_then(Value::as_str)) {
+            (Some(b64), _) => Ok(Image::Bytes(decode_base64(b64)?)),
+            (None, Some(url)) => Ok(Image::Url(url.to_owned())),
+            (None, None) => Err(Fault::new(
+                FaultKind::BadImage,
+                format!(
+                    "the answer's image has neither `b64_json` nor `url`: {}",
+                    snippet(body)
+                ),
+            )),
+        }
+    }
+
+    /// The image's bytes, downloaded at once when it is a URL (see [`Http::download`]).
+    pub(super) fn bytes(self, http: &Http) -> Result<Vec<u8>, Fault> {
+        match self {
+            Image::Bytes(bytes) => Ok(bytes),
+            Image::Url(url) => http.download(&url),
+        }
+    }
 }
 
 /// What an answer says.
@@ -107,24 +134,7 @@ pub(super) fn read(reply: &Reply, model: &str, sent_size: String) -> Result<Answ
             format!("the answer holds no image: {}", snippet(&reply.body)),
         ));
     };
-    let image = match (
-        item.get("b64_json")
-            .or_else(|| item.get("image"))
-            .and_then(Value::as_str),
-        item.get("url").and_then(Value::as_str),
-    ) {
-        (Some(b64), _) => Image::Bytes(decode_base64(b64)?),
-        (None, Some(url)) => Image::Url(url.to_owned()),
-        (None, None) => {
-            return Err(Fault::new(
-                FaultKind::BadImage,
-                format!(
-                    "the answer's image has neither `b64_json` nor `url`: {}",
-                    snippet(&reply.body)
-                ),
-            ));
-        }
-    };
+    let image = Image::of(item, &reply.body)?;
     Ok(Answer {
         image,
         cost_usd: usage_cost(model, answer.get("usage")),

@@ -6,7 +6,8 @@
 use serde_json::{Value, json};
 
 use super::http::{Reply, snippet};
-use super::{Call, Fault, FaultKind, Generated, Provenance, decode_base64};
+use super::openai::Image;
+use super::{Call, Fault, FaultKind, Generated, Provenance};
 
 pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let request = call.request;
@@ -36,16 +37,8 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let reply = call.http.post_json(&url, &headers, &body)?;
     let (image, mut generated) = read(&reply)?;
     generated.provenance.sent_size = (size != request.size).then(|| size.to_string());
-    generated.bytes = match image {
-        Image::Bytes(bytes) => bytes,
-        Image::Url(url) => call.http.download(&url)?,
-    };
+    generated.bytes = image.bytes(call.http)?;
     Ok(generated)
-}
-
-pub(super) enum Image {
-    Bytes(Vec<u8>),
-    Url(String),
 }
 
 /// Reads an answer `{created, credits, data: [{image_id, b64_json | url, revised_prompt}]}`,
@@ -61,22 +54,7 @@ pub(super) fn read(reply: &Reply) -> Result<(Image, Generated), Fault> {
             format!("the answer holds no image: {}", snippet(&reply.body)),
         ));
     };
-    let image = match (
-        item.get("b64_json").and_then(Value::as_str),
-        item.get("url").and_then(Value::as_str),
-    ) {
-        (Some(b64), _) => Image::Bytes(decode_base64(b64)?),
-        (None, Some(url)) => Image::Url(url.to_owned()),
-        (None, None) => {
-            return Err(Fault::new(
-                FaultKind::BadImage,
-                format!(
-                    "the answer's image has neither `b64_json` nor `url`: {}",
-                    snippet(&reply.body)
-                ),
-            ));
-        }
-    };
+    let image = Image::of(item, &reply.body)?;
     // API units, a thousand to the dollar.
     let cost_usd = answer
         .get("credits")
