@@ -61,6 +61,30 @@ pub struct Config {
     pub(crate) max_cost_per_build: Option<f64>,
     /// The shared remote cache, when `[preprocessor.imagegen.storage]` is set.
     pub(crate) storage: Option<Storage>,
+    /// Where a figure's alt text comes from when its directive has none.
+    pub(crate) alt_text: AltText,
+    /// Whether a figure with neither an author's nor a described alt fails the build.
+    pub(crate) require_alt: bool,
+    /// The describer, when `alt-text = "describe"`.
+    pub(crate) describe: Option<DescribeWith>,
+}
+
+/// `alt-text`: where a figure's alt text comes from when its directive has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum AltText {
+    /// Derived from the prompt.
+    #[default]
+    Author,
+    /// Written by a vision model from the image (`[describe]`), else derived from the prompt.
+    Describe,
+}
+
+/// `[preprocessor.imagegen.describe]`, checked: a profile whose kind can read images, and the
+/// model it describes with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DescribeWith {
+    pub(crate) profile: String,
+    pub(crate) model: String,
 }
 
 /// Where the shared remote cache lives: `[preprocessor.imagegen.storage]`. Credentials are never
@@ -309,6 +333,9 @@ struct RawConfig {
     styles: BTreeMap<String, RawStyle>,
     output: Option<crate::derive::RawOutput>,
     storage: Option<RawStorage>,
+    alt_text: Option<String>,
+    require_alt: Option<bool>,
+    describe: Option<RawDescribe>,
     // mdBook's own keys for every preprocessor: accepted here, used by mdBook.
     command: Option<serde_json::Value>,
     renderers: Option<serde_json::Value>,
@@ -327,6 +354,13 @@ enum RawStyle {
         #[serde(default)]
         negative: Option<String>,
     },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawDescribe {
+    profile: String,
+    model: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -847,6 +881,8 @@ impl TryFrom<RawConfig> for Config {
             .map(storage)
             .transpose()
             .map_err(|(key, message)| config_error(&format!("storage.{key}"), message))?;
+        let (alt_text, describe) = alt_text(raw.alt_text.take(), raw.describe.take(), &profiles)
+            .map_err(|(key, message)| config_error(&key, message))?;
         Ok(Config {
             default_profile,
             profiles,
@@ -867,11 +903,87 @@ impl TryFrom<RawConfig> for Config {
             max_images_per_build: raw.max_images_per_build,
             max_cost_per_build: raw.max_cost_per_build,
             storage,
+            alt_text,
+            require_alt: raw.require_alt.unwrap_or(false),
+            describe,
         })
     }
 }
 
 type Invalid = (String, String);
+
+/// `alt-text` and `[describe]`: a describer is a profile whose kind can read images; its model
+/// is `[describe] model`, else the profile's, unless that is the kind's default image model,
+/// which describes nothing (then the kind's default vision model).
+fn alt_text(
+    mode: Option<String>,
+    raw: Option<RawDescribe>,
+    profiles: &BTreeMap<String, Profile>,
+) -> std::result::Result<(AltText, Option<DescribeWith>), Invalid> {
+    let mode = match mode.as_deref() {
+        None | Some("author") => AltText::Author,
+        Some("describe") => AltText::Describe,
+        Some(other) => {
+            return Err((
+                "alt-text".into(),
+                format!(
+                    "unknown value `{other}`; use \"author\" (alt derived from the prompt when the directive has none) or \"describe\" (written by a vision model)"
+                ),
+            ));
+        }
+    };
+    let Some(raw) = raw else {
+        if mode == AltText::Describe {
+            return Err((
+                "alt-text".into(),
+                "\"describe\" needs a describer: add `[preprocessor.imagegen.describe]` with `profile = \"NAME\"`, naming a provider profile of kind openai, gemini, openai-compatible or command".into(),
+            ));
+        }
+        return Ok((mode, None));
+    };
+    let kinds = list(crate::describe::KINDS.iter().map(|k| k.as_str()));
+    let profile = profiles.get(&raw.profile).ok_or_else(|| {
+        (
+            "describe.profile".to_owned(),
+            format!(
+                "no profile named `{}`; define `[preprocessor.imagegen.providers.{}]` with a kind that can read images ({kinds})",
+                raw.profile, raw.profile
+            ),
+        )
+    })?;
+    if !crate::describe::KINDS.contains(&profile.kind) {
+        return Err((
+            "describe.profile".into(),
+            format!(
+                "profile `{}` is of kind `{}`, which cannot describe images; use a profile of kind {kinds}",
+                raw.profile,
+                profile.kind.as_str()
+            ),
+        ));
+    }
+    let model = match raw.model.map(|m| m.trim().to_owned()) {
+        Some(model) if model.is_empty() => {
+            return Err((
+                "describe.model".into(),
+                "the model is empty; name a vision model, such as `gpt-5-mini`".into(),
+            ));
+        }
+        Some(model) => model,
+        None if Some(profile.model.as_str()) == profile.kind.default_model() => {
+            crate::describe::default_model(profile.kind)
+                .unwrap_or(&profile.model)
+                .to_owned()
+        }
+        None => profile.model.clone(),
+    };
+    Ok((
+        mode,
+        Some(DescribeWith {
+            profile: raw.profile,
+            model,
+        }),
+    ))
+}
 
 /// The provider profiles (the built-in placeholder added), and the default profile's name; the
 /// default and every fallback must name one.

@@ -75,6 +75,9 @@ pub(crate) struct Figure<'a> {
     pub(crate) display_width: Option<u32>,
     pub(crate) class: Option<&'a str>,
     pub(crate) id: Option<&'a str>,
+    /// A long description as `(element id, text)`, shown in a `<details>` under the image and
+    /// linked to it with `aria-describedby`.
+    pub(crate) description: Option<(&'a str, &'a str)>,
 }
 
 impl Figure<'_> {
@@ -142,11 +145,32 @@ pub(crate) fn html(figure: &Figure<'_>) -> String {
     }
     out.push_str(" alt=\"");
     out.push_str(&escape_html(figure.alt));
+    out.push('"');
+    // An empty alt marks a decorative image: assistive technology skips it, and nothing may
+    // describe it (a description would undo the presentation role).
+    let description = figure.description.filter(|_| !figure.alt.is_empty());
+    if figure.alt.is_empty() {
+        out.push_str(" role=\"presentation\"");
+    } else if let Some((id, _)) = description {
+        out.push_str(" aria-describedby=\"");
+        out.push_str(&escape_html(id));
+        out.push('"');
+    }
     out.push_str(&format!(
-        "\" width=\"{width}\" height=\"{height}\" loading=\"lazy\" decoding=\"async\" style=\"max-width:100%;height:auto\">"
+        " width=\"{width}\" height=\"{height}\" loading=\"lazy\" decoding=\"async\" style=\"max-width:100%;height:auto\">"
     ));
     if picture {
         out.push_str("</picture>");
+    }
+    // Before the caption: a `<figcaption>` must be the figure's first or last child.
+    if let Some((id, text)) = description {
+        out.push_str(
+            "<details class=\"imagegen-description\"><summary>Image description</summary><p id=\"",
+        );
+        out.push_str(&escape_html(id));
+        out.push_str("\">");
+        out.push_str(&escape_html(text));
+        out.push_str("</p></details>");
     }
     if let Some(caption) = figure.caption {
         out.push_str("<figcaption>");
@@ -323,7 +347,34 @@ mod tests {
             display_width: None,
             class: None,
             id: None,
+            description: None,
         }
+    }
+
+    #[test]
+    fn a_long_description_is_linked_and_a_decorative_image_is_presentation() {
+        let described = html(&Figure {
+            description: Some(("imagegen-desc-1", "Two <b>piers</b>")),
+            ..figure()
+        });
+        assert!(
+            described.contains(" aria-describedby=\"imagegen-desc-1\" width="),
+            "{described}"
+        );
+        assert!(
+            described.contains("<details class=\"imagegen-description\"><summary>Image description</summary><p id=\"imagegen-desc-1\">Two &lt;b&gt;piers&lt;/b&gt;</p></details><figcaption>"),
+            "{described}"
+        );
+        let decorative = html(&Figure {
+            alt: "",
+            description: Some(("imagegen-desc-1", "ignored")),
+            ..figure()
+        });
+        assert!(
+            decorative.contains(" alt=\"\" role=\"presentation\" width="),
+            "{decorative}"
+        );
+        assert!(!decorative.contains("aria-describedby") && !decorative.contains("<details"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod build;
 mod cache;
 mod config;
 mod derive;
+mod describe;
 mod directive;
 mod error;
 mod figure;
@@ -48,4 +49,7 @@ pub use error::{Error, Located, Result};
 pub use install::{Installed, install, prepare_cache, write_book_toml};
 pub use outside::for_terminal;
 pub use progress::LogWriter;
-pub use team::{ListedImage, Pushed, RemoteObject, RemoteStats, Stat, Team, VerifyProblem};
+pub use team::{
+    DescriptionStat, ListedImage, MissingAlt, Pushed, RemoteObject, RemoteStats, Stat, Team,
+    VerifyProblem, WrittenAlt,
+};

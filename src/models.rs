@@ -112,6 +112,42 @@ const NOTICES: &[Notice] = &[
         earliest: false,
         replacement: "gpt-image-2.6-sunburst",
     },
+    // Vision models that describe images (read 2026-11-30, `docs/accessibility.md`).
+    Notice {
+        kind: ProviderKind::OpenAi,
+        ids: Ids::Exact(&["gpt-5-mini"]),
+        shutdown: "2026-12-11",
+        earliest: false,
+        replacement: "gpt-6.1-terra",
+    },
+    Notice {
+        kind: ProviderKind::OpenAi,
+        ids: Ids::Exact(&["gpt-5-nano"]),
+        shutdown: "2026-12-11",
+        earliest: false,
+        replacement: "gpt-6-luna",
+    },
+    Notice {
+        kind: ProviderKind::OpenAi,
+        ids: Ids::Exact(&["gpt-4.1-mini", "gpt-4o-mini"]),
+        shutdown: "2027-01-14",
+        earliest: false,
+        replacement: "gpt-6-luna",
+    },
+    Notice {
+        kind: ProviderKind::Gemini,
+        ids: Ids::Exact(&["gemini-2.5-flash"]),
+        shutdown: "2026-12-01",
+        earliest: false,
+        replacement: "gemini-3.5-flash-lite",
+    },
+    Notice {
+        kind: ProviderKind::Gemini,
+        ids: Ids::Exact(&["gemini-3.1-flash-lite"]),
+        shutdown: "2027-05-07",
+        earliest: true,
+        replacement: "gemini-3.5-flash-lite",
+    },
     Notice {
         kind: ProviderKind::Gemini,
         ids: Ids::Prefix("imagen-"),

@@ -137,6 +137,40 @@ fn recraft(model: &str) -> Option<f64> {
     if vector { vector_price } else { Some(raster) }
 }
 
+/// US dollars per million input and output tokens of the vision models this version knows as
+/// describers (list prices read 2026-11-30; see `docs/accessibility.md`).
+const TOKEN_PRICES: [(&str, f64, f64); 11] = [
+    ("gpt-6-luna", 0.10, 0.50),
+    ("gpt-6.1-terra", 1.00, 5.00),
+    ("gpt-5-nano", 0.05, 0.40),
+    ("gpt-5-mini", 0.25, 2.00),
+    ("gpt-4.1-mini", 0.40, 1.60),
+    ("gpt-4o-mini", 0.15, 0.60),
+    ("gemini-3.5-flash-lite", 0.30, 2.50),
+    ("gemini-3.1-flash-lite", 0.25, 1.50),
+    ("gemini-3.5-flash", 1.50, 9.00),
+    ("gemini-2.5-flash-lite", 0.10, 0.40),
+    ("gemini-2.5-flash", 0.30, 2.50),
+];
+
+/// What a describer's answer cost, from the token counts it reports, when the model's price
+/// is known. A dated model name (`gpt-5-mini-2025-08-07`) is priced as its family; counts no
+/// answer could hold are not believed.
+pub(crate) fn tokens_cost(model: &str, input: Option<f64>, output: Option<f64>) -> Option<f64> {
+    let (_, per_input, per_output) = TOKEN_PRICES
+        .iter()
+        .filter(|(name, _, _)| {
+            model == *name
+                || model
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with("-20") || rest.starts_with("-0"))
+        })
+        .max_by_key(|(name, _, _)| name.len())?;
+    let count = |n: Option<f64>| n.filter(|n| (0.0..=1e8).contains(n));
+    let (input, output) = (count(input)?, count(output).unwrap_or(0.0));
+    Some((input * per_input + output * per_output) / 1_000_000.0)
+}
+
 /// The output tokens of one image from the gpt-image-2 family, by OpenAI's published pricing
 /// calculator: a factor per quality (16, 48, 96) times a factor of the short side, times the
 /// area plus two million pixels, over four million, rounded up. It gives the per-image prices
@@ -163,6 +197,23 @@ fn gpt_image_2_tokens(quality: &str, width: u32, height: u32) -> f64 {
 mod tests {
     use super::*;
     use crate::config::Size;
+
+    #[test]
+    fn describers_are_priced_by_their_tokens() {
+        let cost = tokens_cost("gpt-5-mini", Some(1000.0), Some(100.0)).unwrap();
+        assert!((cost - (1000.0 * 0.25 + 100.0 * 2.0) / 1e6).abs() < 1e-12);
+        assert_eq!(
+            tokens_cost("gpt-5-mini-2025-08-07", Some(1e6), Some(0.0)),
+            Some(0.25)
+        );
+        assert_eq!(tokens_cost("gpt-6-luna", Some(1e6), Some(1e6)), Some(0.6));
+        assert_eq!(
+            tokens_cost("gemini-2.5-flash-lite", Some(1e6), None),
+            Some(0.1)
+        );
+        assert_eq!(tokens_cost("llava", Some(1e6), None), None);
+        assert_eq!(tokens_cost("gpt-5-mini", Some(f64::INFINITY), None), None);
+    }
 
     fn request(kind: ProviderKind, model: &str, size: (u32, u32), quality: &str) -> Request {
         Request {

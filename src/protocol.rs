@@ -39,6 +39,8 @@ pub(crate) struct Chapter<'a> {
     pub(crate) path: Option<&'a str>,
     /// The chapter's source file relative to the source directory.
     pub(crate) source_path: Option<&'a str>,
+    /// The chapter's title.
+    pub(crate) name: Option<&'a str>,
 }
 
 /// Splits mdBook's input into its context and its book.
@@ -98,6 +100,7 @@ pub(crate) fn chapters<'a>(book: &'a Value, key: &str) -> Vec<Chapter<'a>> {
                 content: chapter.get("content").and_then(Value::as_str).unwrap_or(""),
                 path: chapter.get("path").and_then(Value::as_str),
                 source_path: chapter.get("source_path").and_then(Value::as_str),
+                name: chapter.get("name").and_then(Value::as_str),
             });
             if let Some(Value::Array(sub_items)) = chapter.get("sub_items") {
                 walk(sub_items, out);

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+mod alt;
 mod remote;
+pub use alt::{MissingAlt, WrittenAlt};
 pub use remote::{Pushed, RemoteObject, RemoteStats};
 
 use crate::build::{ImageGen, PlannedImage, prompt_start};
@@ -65,6 +67,22 @@ pub struct Stat {
     pub cost: f64,
     /// Their average generation time, in seconds.
     pub average_seconds: f64,
+    /// How many requests they took, retries included.
+    pub requests: u64,
+}
+
+/// Totals for one describer model, as `stats` shows them.
+#[derive(Debug, Default, Serialize)]
+#[non_exhaustive]
+pub struct DescriptionStat {
+    /// The describer's provider kind.
+    pub provider: String,
+    /// The describer's model.
+    pub model: String,
+    /// How many descriptions it wrote.
+    pub descriptions: usize,
+    /// Their estimated cost in US dollars.
+    pub cost: f64,
     /// How many requests they took, retries included.
     pub requests: u64,
 }
@@ -179,8 +197,32 @@ impl Team {
             .collect())
     }
 
+    /// Totals per describer model over every description kept (all were paid for).
+    pub fn description_stats(&self) -> Result<Vec<DescriptionStat>> {
+        let mut totals: BTreeMap<(String, String), DescriptionStat> = BTreeMap::new();
+        for path in cache::files_two_deep(&self.cache_root.join("descriptions"))? {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let Ok(bytes) = crate::files::read_regular(&path, crate::describe::MAX_RECORD_BYTES)
+            else {
+                continue;
+            };
+            let Ok(record) = crate::describe::Record::parse(&bytes, &name) else {
+                continue;
+            };
+            let stat = totals
+                .entry((record.provider.clone(), record.model.clone()))
+                .or_default();
+            stat.provider = record.provider;
+            stat.model = record.model;
+            stat.descriptions += 1;
+            stat.cost += record.cost_usd;
+            stat.requests += u64::from(record.attempts);
+        }
+        Ok(totals.into_values().collect())
+    }
+
     /// Removes the records no directive uses (and the losers of keys that are used), the
-    /// masters no remaining record names, their tuned qualities, web files that are not the
+    /// masters no remaining record names, their tuned qualities and descriptions, web files that are not the
     /// current ones of a remaining master, and what killed builds left in `tmp/` over an hour
     /// ago. Returns what it removed (or would, with
     /// `dry_run`) and each file's size.
@@ -215,6 +257,17 @@ impl Team {
             };
             if !kept.iter().any(|m| m.starts_with(prefix)) {
                 doomed.push((tuned, &self.cache_root));
+            }
+        }
+        // Descriptions go with their image; a description of a kept image by another
+        // describer (or older instructions) stays: switching back costs nothing.
+        for described in cache::files_two_deep(&self.cache_root.join("descriptions"))? {
+            let name = described.file_name().unwrap_or_default().to_string_lossy();
+            let Some(prefix) = crate::describe::master_prefix(&name) else {
+                continue;
+            };
+            if !kept.iter().any(|m| m.starts_with(prefix)) {
+                doomed.push((described, &self.cache_root));
             }
         }
         doomed.extend(
@@ -349,6 +402,10 @@ impl Team {
 
         let mut cache = self.open_cache();
         let esc = crate::figure::escape_html;
+        let describer = self.config.describe.as_ref().map(|with| {
+            let kind = self.config.profiles[&with.profile].kind;
+            crate::describe::describer_id(kind, &with.model)
+        });
         let mut rows: Vec<&PlannedImage> = self.rows.iter().collect();
         rows.sort_by_key(|r| !r.status.is_failure());
         let mut cards = String::new();
@@ -356,9 +413,13 @@ impl Team {
         for row in &rows {
             let mut picture = String::from("<div class=\"none\">no image yet</div>");
             let mut cost = None;
+            let mut described = None;
             if let Some(key) = row.key.as_deref().and_then(crate::plan::CacheKey::from_hex) {
                 let tier = row.tier;
                 if let Some(entry) = cache.lookup(tier, key)? {
+                    if let (None, Some(id)) = (&row.alt, &describer) {
+                        described = cache.description(&entry.master, id);
+                    }
                     let path = cache.master_path(tier, &entry);
                     if let Ok(bytes) =
                         crate::files::read_regular(&path, crate::provider::MAX_MASTER_BYTES as u64)
@@ -368,7 +429,11 @@ impl Team {
                                 picture = format!(
                                     "<img src=\"data:image/webp;base64,{}\" width=\"240\" height=\"240\" alt=\"{}\">",
                                     base64::engine::general_purpose::STANDARD.encode(thumb),
-                                    esc(row.alt.as_deref().unwrap_or(""))
+                                    esc(row
+                                        .alt
+                                        .as_deref()
+                                        .or(described.as_ref().map(|d| d.alt.as_str()))
+                                        .unwrap_or(""))
                                 );
                             }
                             Err(e) => picture = format!("<div class=\"none\">{}</div>", esc(&e)),
@@ -387,12 +452,21 @@ impl Team {
             };
             let _ = writeln!(
                 cards,
-                "<article class=\"{status}\">{picture}<div class=\"text\"><p class=\"where\">{file}:{line} <span class=\"status\">{status}</span></p><p class=\"prompt\">{prompt}</p><dl>{alt}{caption}{provider}{size}{cost}{message}</dl></div></article>",
+                "<article class=\"{status}\">{picture}<div class=\"text\"><p class=\"where\">{file}:{line} <span class=\"status\">{status}</span></p><p class=\"prompt\">{prompt}</p><dl>{alt}{description}{caption}{provider}{size}{cost}{message}</dl></div></article>",
                 status = row.status,
                 file = esc(&row.file),
                 line = row.line,
                 prompt = esc(&row.prompt),
-                alt = field("alt", row.alt.as_deref().unwrap_or("— missing —")),
+                alt = match (&row.alt, &described) {
+                    (Some(alt), _) => field("alt", alt),
+                    (None, Some(d)) =>
+                        field("alt (described)", &format!("{} — {}", d.alt, d.model)),
+                    (None, None) => field("alt", "— missing —"),
+                },
+                description = field(
+                    "description",
+                    described.as_ref().map_or("", |d| d.description.as_str())
+                ),
                 caption = field("caption", row.caption.as_deref().unwrap_or("")),
                 provider = field("made by", &format!("{} {}", row.provider, row.model)),
                 size = field("size", &row.size),

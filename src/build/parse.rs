@@ -121,6 +121,7 @@ mod tests {
             content,
             path: Some("a.md"),
             source_path: Some("a.md"),
+            name: Some("A"),
         };
         let ahead = |content: &str| {
             let (mut directives, problems) = directive::parse(content, &book.markdown);

@@ -52,6 +52,9 @@ pub struct PlannedImage {
     /// The part of the cache the directive's own image lives in.
     #[serde(skip)]
     pub(crate) tier: Tier,
+    /// The whole prompt as the directive writes it (for derived alt text).
+    #[serde(skip)]
+    pub(crate) full_prompt: String,
 }
 
 /// A book as `plan` sees it: its directives, and what the team commands need besides.
@@ -132,6 +135,7 @@ fn rows(
             message: Some(message),
             chain: Vec::new(),
             tier: Tier::Committed,
+            full_prompt: String::new(),
         };
         for problem in &page.problems {
             rows.push(error(problem.line, String::new(), problem.message.clone()));
@@ -143,6 +147,7 @@ fn rows(
                 String::new(),
             );
             row.alt.clone_from(&directive.attrs.alt);
+            row.full_prompt.clone_from(&directive.prompt);
             row.caption.clone_from(&directive.attrs.caption);
             let job = match use_ {
                 Ok(job) => *job,

@@ -7,11 +7,13 @@ use std::path::Path;
 
 use super::Book;
 use super::derive::{ASSET_CAP, write_asset};
+use super::describe::Described;
 use super::image::Image;
 use super::parse::Page;
 use super::plan::Plan;
 use crate::cache::Entry;
 use crate::derive::{self, Manifest};
+use crate::describe;
 use crate::directive::Directive;
 use crate::error::Located;
 use crate::figure::{self, Figure};
@@ -25,6 +27,17 @@ pub(crate) struct Rendered {
     pub(crate) refs: BTreeMap<String, Vec<String>>,
     /// Every directive that got an error figure.
     pub(crate) failures: Vec<Located>,
+    /// The figures whose alt text their author did not write, and where theirs came from.
+    pub(crate) authorless: Vec<(Located, AltFrom)>,
+}
+
+/// Where a figure's alt text came from, when its author wrote none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AltFrom {
+    /// A vision model described the image.
+    Described,
+    /// Derived from the prompt.
+    Prompt,
 }
 
 /// Renders every page.
@@ -33,11 +46,13 @@ pub(crate) fn pages(
     pages: &[Page<'_>],
     plan: &Plan,
     images: &[Image],
+    described: &Described,
 ) -> Rendered {
     let mut rendered = Rendered {
         contents: Vec::with_capacity(pages.len()),
         refs: BTreeMap::new(),
         failures: Vec::new(),
+        authorless: Vec::new(),
     };
     for (page, uses) in pages.iter().zip(&plan.uses) {
         let mut replacements = Vec::new();
@@ -60,6 +75,7 @@ pub(crate) fn pages(
             });
         }
         for (directive, use_) in page.directives.iter().zip(uses) {
+            let description = use_.as_ref().ok().and_then(|job| described.by_job.get(job));
             let result = match use_ {
                 Ok(job) => {
                     keys.push(plan.jobs[*job].key.to_hex());
@@ -77,7 +93,27 @@ pub(crate) fn pages(
             let text = match result {
                 Ok((entry, manifest)) => {
                     used.push(manifest);
-                    figure_of(book, directive, entry, page.path(), manifest)
+                    if directive.attrs.alt.is_none() {
+                        let from = match description {
+                            Some(_) => AltFrom::Described,
+                            None => AltFrom::Prompt,
+                        };
+                        rendered.authorless.push((
+                            Located {
+                                file: page.file.clone(),
+                                line: directive.line,
+                                message: String::new(),
+                            },
+                            from,
+                        ));
+                    }
+                    let shown = Shown {
+                        entry,
+                        manifest,
+                        description,
+                        description_id: description_id(&page.file, directive.line),
+                    };
+                    figure_of(book, directive, page.path(), &shown)
                 }
                 Err(message) => fail(directive.line, message, &mut rendered.failures),
             };
@@ -149,14 +185,26 @@ fn mirror(book: &Book<'_>, page_path: &str, used: &[&Manifest]) -> std::io::Resu
     Ok(())
 }
 
-/// The figure of a directive whose image is ready.
-fn figure_of(
-    book: &Book<'_>,
-    directive: &Directive,
-    entry: &Entry,
-    page_path: &str,
-    manifest: &Manifest,
-) -> String {
+/// What a ready figure shows: its image, its web files, its description if any.
+struct Shown<'a> {
+    entry: &'a Entry,
+    manifest: &'a Manifest,
+    description: Option<&'a describe::Record>,
+    /// The id of the description's element: unique in the whole book, so that `print.html`,
+    /// which holds every chapter, has no two alike.
+    description_id: String,
+}
+
+/// The id of a directive's description element, from its chapter file and line.
+fn description_id(file: &str, line: usize) -> String {
+    let hash = blake3::hash(format!("{file}:{line}").as_bytes());
+    format!("imagegen-description-{}", &hash.to_hex()[..12])
+}
+
+/// The figure of a directive whose image is ready. Its alt text is the author's, else the
+/// describer's, else derived from the prompt; a description goes with the describer's alt only.
+fn figure_of(book: &Book<'_>, directive: &Directive, page_path: &str, shown: &Shown<'_>) -> String {
+    let (entry, manifest) = (shown.entry, shown.manifest);
     let html = book.ctx.renderer == "html";
     // HTML pages find the files beside them (see `mirror`); other renderers climb to the root
     // copy.
@@ -172,9 +220,16 @@ fn figure_of(
     };
     let attrs = &directive.attrs;
     let derived;
-    let alt = match &attrs.alt {
-        Some(alt) => alt.as_str(),
-        None => {
+    let mut description = None;
+    let alt = match (&attrs.alt, shown.description) {
+        (Some(alt), _) => alt.as_str(),
+        (None, Some(record)) => {
+            if !record.description.is_empty() {
+                description = Some((shown.description_id.as_str(), record.description.as_str()));
+            }
+            record.alt.as_str()
+        }
+        (None, None) => {
             derived = figure::derive_alt(&directive.prompt);
             &derived
         }
@@ -222,6 +277,7 @@ fn figure_of(
         display_width: attrs.width,
         class: attrs.class.as_deref(),
         id: attrs.id.as_deref(),
+        description,
     };
     if html {
         figure::html(&figure)

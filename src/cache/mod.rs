@@ -6,6 +6,7 @@
 //!   masters/ab/<blake3>.png       images exactly as generated, named by their hash   (committed)
 //!   records/cd/<key>-<m>-<n>.json one text record per image, at a unique path          (committed)
 //!   tuned/ab/<master>-<spec>.json qualities a perceptual target chose for a master      (committed)
+//!   descriptions/ab/<master>-<describer>-<n>.json  alt text a vision model wrote         (committed)
 //!   local/masters/, local/records/  the same for placeholders, which cost nothing to redo
 //!   index.redb                    derived lookup index                                 (local)
 //!   tmp/                          where files are written before they are renamed     (local)
@@ -33,6 +34,7 @@ pub(crate) use manage::{direct_files, files_two_deep, read_record, remove};
 pub(crate) use record::Record;
 
 use crate::derive::Manifest;
+use crate::describe;
 use crate::error::{Error, Result};
 use crate::plan::{CACHE_VERSION, CacheKey, Request};
 use crate::provider::Master;
@@ -168,6 +170,53 @@ impl Cache {
         let mut text = serde_json::to_string_pretty(tuned).expect("a map always serialises");
         text.push('\n');
         self.write_atomic(&self.tuned_path(name), text.as_bytes(), "write")
+    }
+
+    /// The description of a master by a describer, when one is kept: the earliest written
+    /// (then the smallest name) of those that pass [`describe::Record::parse`]; crafted or
+    /// damaged files are passed over.
+    pub(crate) fn description(&self, master: &str, describer: &str) -> Option<describe::Record> {
+        if self.unusable.is_some() || master.len() < 16 {
+            return None;
+        }
+        let prefix = describe::name_prefix(master, describer);
+        let dir = self.root.join("descriptions").join(&master[..2]);
+        let mut found: Vec<(describe::Record, String)> = direct_files(&dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|path| {
+                let name = path.file_name()?.to_str()?.to_owned();
+                if !name.starts_with(&prefix) {
+                    return None;
+                }
+                let bytes = crate::files::read_regular(&path, describe::MAX_RECORD_BYTES).ok()?;
+                match describe::Record::parse(&bytes, &name) {
+                    Ok(record) if record.master == master => Some((record, name)),
+                    Ok(_) => None,
+                    Err(why) => {
+                        tracing::warn!(
+                            "imagegen: ignoring the description `{}`: {why}",
+                            crate::outside::for_terminal(&name)
+                        );
+                        None
+                    }
+                }
+            })
+            .collect();
+        found.sort_by(|a, b| (&a.0.created_at, &a.1).cmp(&(&b.0.created_at, &b.1)));
+        found.into_iter().next().map(|(record, _)| record)
+    }
+
+    /// Keeps a description (committed, so that the team describes each image once).
+    pub(crate) fn store_description(&self, record: &describe::Record) -> Result<PathBuf> {
+        self.ensure_layout()?;
+        let path = self
+            .root
+            .join("descriptions")
+            .join(&record.master[..2])
+            .join(record.file_name());
+        self.write_atomic(&path, &record.to_json(), "write")?;
+        Ok(path)
     }
 
     /// Releases the index so another build can update it while this one generates.
@@ -459,11 +508,12 @@ fn read_shard(
 /// files of its layout, is a symbolic link or not the kind of file it should be. A pull request
 /// could add such a link to make builds write, and `gc` delete, somewhere else.
 fn layout_problem(root: &Path) -> Option<String> {
-    const DIRS: [&str; 11] = [
+    const DIRS: [&str; 12] = [
         "",
         "masters",
         "records",
         "tuned",
+        "descriptions",
         "tmp",
         "local",
         "local/masters",

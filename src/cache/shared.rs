@@ -294,12 +294,12 @@ impl Cache {
         self.root.join("local").join("pending")
     }
 
-    /// Every committed file (masters, records, tuned qualities) as object paths under the
+    /// Every committed file (masters, records, tuned qualities, descriptions) as object paths under the
     /// remote root, with their local paths.
     pub(crate) fn committed_objects(&self) -> Result<Vec<(String, PathBuf)>> {
         let root = self.tier_root(Tier::Committed);
         let mut out = Vec::new();
-        for kind in ["masters", "records", "tuned"] {
+        for kind in ["masters", "records", "tuned", "descriptions"] {
             for path in super::files_two_deep(&root.join(kind))? {
                 if let Ok(relative) = path.strip_prefix(&root) {
                     let object = relative.to_string_lossy().replace('\\', "/");

@@ -131,6 +131,20 @@ pub(crate) enum Command {
         #[arg(long, default_value = "imagegen-review.html")]
         out: PathBuf,
     },
+    /// Lists the directives whose author wrote no alt text, with the alt their figure shows
+    /// (written by the describer, or derived from the prompt); `--write` puts it into each
+    /// directive's `alt="…"`, to review in a diff and own from then on.
+    Alt {
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+        /// Write each shown alt into its directive's info string in the Markdown.
+        #[arg(long)]
+        write: bool,
+        /// Print JSON instead of a list.
+        #[arg(long)]
+        json: bool,
+    },
     /// Rebuilds the cache index from the records.
     Reindex {
         /// The book's root directory (where `book.toml` is).

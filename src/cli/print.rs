@@ -112,6 +112,77 @@ pub(crate) fn list(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::R
     Ok(true)
 }
 
+/// The directives without an author's alt (or, with `write`, what was written into them).
+/// Returns whether every one it was asked to write was written.
+pub(crate) fn alt(
+    preprocessor: &ImageGen,
+    dir: &Path,
+    write: bool,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let team = load_team(preprocessor, dir)?;
+    let mut stdout = std::io::stdout().lock();
+    if write {
+        let written = team.write_alts()?;
+        if json {
+            print_json(&mut stdout, &written)?;
+        } else {
+            for w in &written {
+                match &w.skipped {
+                    None => writeln!(stdout, "{}:{}  alt=\"{}\"", t(&w.file), w.line, t(&w.alt))?,
+                    Some(why) => {
+                        writeln!(stdout, "{}:{}  skipped: {}", t(&w.file), w.line, t(why))?
+                    }
+                }
+            }
+            let done = written.iter().filter(|w| w.skipped.is_none()).count();
+            writeln!(
+                stdout,
+                "\nwrote alt text into {done} directive{}; review the change with `git diff`",
+                s(done)
+            )?;
+        }
+        return Ok(written.iter().all(|w| w.skipped.is_none()));
+    }
+    let missing = team.missing_alts()?;
+    if json {
+        print_json(&mut stdout, &missing)?;
+        return Ok(true);
+    }
+    let place = |m: &mdbook_imagegen::MissingAlt| format!("{}:{}", t(&m.file), m.line);
+    let width = missing.iter().map(|m| place(m).len()).max().unwrap_or(0);
+    for m in &missing {
+        let from = match (m.from, &m.model) {
+            ("described", Some(model)) => format!("described by {}", t(model)),
+            ("prompt", _) => "from the prompt".to_owned(),
+            _ => "not generated yet".to_owned(),
+        };
+        writeln!(stdout, "{:width$}  {from:24}  {}", place(m), t(&m.alt))?;
+        if let Some(description) = &m.description {
+            writeln!(
+                stdout,
+                "{:width$}  {:24}  description: {}",
+                "",
+                "",
+                t(description)
+            )?;
+        }
+    }
+    writeln!(
+        stdout,
+        "\n{} figure{} without alt text from {} author{}",
+        missing.len(),
+        s(missing.len()),
+        if missing.len() == 1 { "its" } else { "their" },
+        if missing.is_empty() {
+            ""
+        } else {
+            "; `mdbook-imagegen alt --write` puts the shown wording into the Markdown"
+        }
+    )?;
+    Ok(true)
+}
+
 pub(crate) fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool> {
     let team = load_team(preprocessor, dir)?;
     let stats = team.stats()?;
@@ -121,9 +192,10 @@ pub(crate) fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::
         .filter(|d| d.status == Status::Error)
         .count();
     let remote = team.remote_stats()?;
+    let descriptions = team.description_stats()?;
     let mut stdout = std::io::stdout().lock();
     if json {
-        let value = serde_json::json!({ "models": stats, "directives_with_errors": errors, "remote": remote });
+        let value = serde_json::json!({ "models": stats, "descriptions": descriptions, "directives_with_errors": errors, "remote": remote });
         print_json(&mut stdout, &value)?;
         return Ok(true);
     }
@@ -145,8 +217,25 @@ pub(crate) fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::
             stat.requests
         )?;
     }
+    for stat in &descriptions {
+        writeln!(
+            stdout,
+            "{:12} {:20} {:>7} {:>9} {:>9} {:>9} {:>8}  (alt text)",
+            t(&stat.provider),
+            t(&stat.model),
+            stat.descriptions,
+            format!("${:.4}", stat.cost),
+            "",
+            format!("${:.4}", stat.cost / stat.descriptions.max(1) as f64),
+            stat.requests
+        )?;
+    }
     let images: usize = stats.iter().map(|s| s.images).sum();
-    let cost: f64 = stats.iter().map(|s| s.cost).fold(0.0, |a, b| a + b);
+    let cost: f64 = stats
+        .iter()
+        .map(|s| s.cost)
+        .chain(descriptions.iter().map(|s| s.cost))
+        .fold(0.0, |a, b| a + b);
     writeln!(
         stdout,
         "\n{images} image{} in the cache, ${cost:.2} estimated in all; {errors} directive{} with errors in the book",

@@ -33,6 +33,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         })?;
     let output = scratch.path().join("image.png");
     let input = json!({
+        "task": "generate",
         "prompt": request.prompt,
         "negative_prompt": request.negative,
         "model": request.model,
@@ -44,7 +45,54 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         "output": output,
     });
 
-    let mut command = command_for(call, &output);
+    let command = command_for(call, &output);
+    let stdout = run_command(
+        command,
+        program,
+        &input.to_string(),
+        call.timeout,
+        MAX_MASTER_BYTES,
+    )?;
+    let bytes = image_of(call, stdout, &output, scratch.path())?;
+    Ok(Generated {
+        bytes,
+        cost_usd: None,
+        provenance: Provenance::default(),
+    })
+}
+
+/// Runs a program of a `command` profile in the book's root, with `vars` in its environment and
+/// `input` on stdin; returns its stdout (at most `limit` bytes) when it succeeds.
+pub(super) fn run(
+    argv: &[String],
+    root: &Path,
+    vars: &[(&str, &str)],
+    input: &str,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Vec<u8>, Fault> {
+    let mut command = Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    run_command(command, &argv[0], input, timeout, limit)
+}
+
+/// Runs a prepared command with `input` on stdin, stopping it at the timeout; a non-zero exit
+/// is an error that quotes the end of its stderr (75 asks for a retry).
+fn run_command(
+    mut command: Command,
+    program: &str,
+    input: &str,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Vec<u8>, Fault> {
     let mut child = command.spawn().map_err(|e| {
         Fault::new(
             FaultKind::Invalid,
@@ -53,15 +101,15 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     })?;
 
     let mut stdin = child.stdin.take().expect("piped");
-    let input = input.to_string();
+    let input = input.to_owned();
     let writer = thread::spawn(move || {
         // A program that does not read its stdin is fine.
         let _ = stdin.write_all(input.as_bytes());
     });
-    let stdout = read_in_background(child.stdout.take().expect("piped"), MAX_MASTER_BYTES);
+    let stdout = read_in_background(child.stdout.take().expect("piped"), limit);
     let stderr = read_in_background(child.stderr.take().expect("piped"), 64 << 10);
 
-    let status = wait(&mut child, program, call.timeout)?;
+    let status = wait(&mut child, program, timeout)?;
     let _ = writer.join();
     let stdout = stdout.join().unwrap_or_default();
     let stderr = stderr.join().unwrap_or_default();
@@ -85,13 +133,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
             ),
         ));
     }
-
-    let bytes = image_of(call, stdout, &output, scratch.path())?;
-    Ok(Generated {
-        bytes,
-        cost_usd: None,
-        provenance: Provenance::default(),
-    })
+    Ok(stdout)
 }
 
 /// The program of a `command` profile, with the request in its environment.

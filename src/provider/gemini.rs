@@ -16,7 +16,7 @@ const RATIOS: [&str; 10] = [
 ];
 
 /// Finish reasons that mean the model would not draw this prompt.
-const REFUSALS: [&str; 8] = [
+pub(super) const REFUSALS: [&str; 8] = [
     "IMAGE_SAFETY",
     "IMAGE_PROHIBITED_CONTENT",
     "IMAGE_RECITATION",
@@ -171,7 +171,7 @@ pub(super) fn read(
 
 /// Classifies an error answer from the google.rpc envelope
 /// `{"error": {"code", "message", "status", "details"}}`.
-fn error(reply: &Reply) -> Fault {
+pub(super) fn error(reply: &Reply) -> Fault {
     let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
     let error = answer.get("error");
     let status = error

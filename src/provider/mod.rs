@@ -8,6 +8,7 @@
 mod automatic1111;
 mod bfl;
 mod command;
+pub(crate) mod describe;
 mod gemini;
 pub(crate) mod http;
 mod openai;
@@ -286,32 +287,66 @@ fn with_retries(
     estimate: f64,
     started: Instant,
 ) -> Result<Master, Failure> {
-    let (request, profile) = (call.request, call.profile);
+    let request = call.request;
+    let who = Who {
+        profile: &request.profile,
+        kind: request.kind,
+        model: &request.model,
+        task: Task::Image,
+    };
+    let mut master = retrying(&who, call.profile, env, |attempt| {
+        dispatch(call).and_then(|generated| finish(generated, estimate, started, attempt))
+    })?;
+    master.provenance = master.provenance.cleaned(env.secrets);
+    Ok(master)
+}
+
+/// What a provider is asked to do, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Task {
+    /// Generate an image.
+    Image,
+    /// Describe an image (alt text).
+    Description,
+}
+
+/// Who is asked, for messages: the profile, its kind and model, and the task.
+pub(crate) struct Who<'a> {
+    pub(crate) profile: &'a str,
+    pub(crate) kind: ProviderKind,
+    pub(crate) model: &'a str,
+    pub(crate) task: Task,
+}
+
+/// Runs `attempt` (given its 1-based number) until it succeeds, retrying what is worth
+/// retrying within the book's policy: rate limits after the provider's wait, transient
+/// failures with backoff, an empty answer once. Every fault's message has the book's secrets
+/// redacted, and is put on one line and capped, before anything else is done with it.
+pub(crate) fn retrying<T>(
+    who: &Who<'_>,
+    profile: &Profile,
+    env: &Env<'_>,
+    mut attempt: impl FnMut(u32) -> Result<T, Fault>,
+) -> Result<T, Failure> {
     let policy = env.config.retry;
     let attempts_allowed = policy.retries + 1;
     let mut empty_retried = false;
-    let mut attempt = 0;
+    let mut number = 0;
     loop {
-        attempt += 1;
-        let result =
-            dispatch(call).and_then(|generated| finish(generated, estimate, started, attempt));
-        let mut fault = match result {
-            Ok(mut master) => {
-                master.provenance = master.provenance.cleaned(env.secrets);
-                return Ok(master);
-            }
+        number += 1;
+        let mut fault = match attempt(number) {
+            Ok(value) => return Ok(value),
             Err(fault) => fault,
         };
         // Before anything else is done with the provider's words: its key (and every other
         // secret) out, one line, capped.
         fault.message = env.secrets.clean(&fault.message, outside::SHOWN_CHARS);
-        let describe = |fault: &Fault, extra: &str| describe(request, fault, extra);
         let give_up = |fault: &Fault, extra: String| Failure {
-            message: describe(fault, &extra),
+            message: explain(who, fault, &extra),
             may_fall_back: fault.kind.retryable(),
         };
         if !fault.kind.retryable() {
-            return Err(give_up(&fault, hint(fault.kind, profile)));
+            return Err(give_up(&fault, hint(fault.kind, profile, who.task)));
         }
         if fault.kind == FaultKind::Empty {
             if empty_retried {
@@ -319,16 +354,16 @@ fn with_retries(
             }
             empty_retried = true;
         }
-        if attempt >= attempts_allowed {
+        if number >= attempts_allowed {
             return Err(give_up(
                 &fault,
                 format!(
-                    " (gave up after {attempt} attempt{})",
-                    if attempt == 1 { "" } else { "s" }
+                    " (gave up after {number} attempt{})",
+                    if number == 1 { "" } else { "s" }
                 ),
             ));
         }
-        let wait = fault.retry_after.unwrap_or_else(|| backoff(attempt));
+        let wait = fault.retry_after.unwrap_or_else(|| backoff(number));
         if wait > policy.max_wait {
             return Err(give_up(
                 &fault,
@@ -341,31 +376,35 @@ fn with_retries(
         }
         tracing::info!(
             "{}; retrying in {} (attempt {} of {attempts_allowed})",
-            describe(&fault, ""),
+            explain(who, &fault, ""),
             humantime::format_duration(round(wait)),
-            attempt + 1
+            number + 1
         );
         (env.sleep)(wait);
     }
 }
 
 /// A failure as the user reads it: the profile, its kind and model, what went wrong.
-fn describe(request: &Request, fault: &Fault, extra: &str) -> String {
+fn explain(who: &Who<'_>, fault: &Fault, extra: &str) -> String {
+    let image = who.task == Task::Image;
     let what = match fault.kind {
-        FaultKind::Refused => "refused the prompt",
+        FaultKind::Refused if image => "refused the prompt",
+        FaultKind::Refused => "refused to describe the image",
         FaultKind::Auth => "refused the key",
         FaultKind::Quota => "is out of quota",
         FaultKind::Invalid => "rejected the request",
-        FaultKind::BadImage => "returned no usable image",
+        FaultKind::BadImage if image => "returned no usable image",
+        FaultKind::BadImage => "returned no usable description",
         FaultKind::RateLimited => "is rate limiting",
         FaultKind::Transient => "failed",
-        FaultKind::Empty => "returned no image",
+        FaultKind::Empty if image => "returned no image",
+        FaultKind::Empty => "returned no description",
     };
     format!(
         "`{}` ({} {}) {what}: {}{extra}",
-        request.profile,
-        request.kind.as_str(),
-        request.model,
+        who.profile,
+        who.kind.as_str(),
+        who.model,
         fault.message
     )
 }
@@ -386,14 +425,17 @@ fn dispatch(call: &Call<'_>) -> Result<Generated, Fault> {
 }
 
 /// What the user can do about a permanent failure.
-fn hint(kind: FaultKind, profile: &Profile) -> String {
+fn hint(kind: FaultKind, profile: &Profile, task: Task) -> String {
     let env = profile.api_key_env.join(" or ");
     match kind {
         FaultKind::Auth if !env.is_empty() => {
             format!(" (check the key in {env}, and that its account may use this model)")
         }
-        FaultKind::Refused => {
+        FaultKind::Refused if task == Task::Image => {
             " (reword the prompt; refused prompts are never cached and never retried)".to_owned()
+        }
+        FaultKind::Refused => {
+            " (write the directive's `alt` yourself; refusals are never cached)".to_owned()
         }
         FaultKind::Quota => " (add credit or wait for the quota to reset)".to_owned(),
         _ => String::new(),
@@ -586,3 +628,6 @@ pub(crate) mod tests;
 
 #[cfg(test)]
 mod hosted_tests;
+
+#[cfg(test)]
+mod describe_tests;

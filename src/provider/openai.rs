@@ -170,7 +170,7 @@ fn usage_cost(model: &str, usage: Option<&Value>) -> Option<f64> {
 }
 
 /// Classifies an error answer from its envelope `{"error": {"message", "type", "code"}}`.
-fn error(reply: &Reply, request_id: Option<&str>) -> Fault {
+pub(super) fn error(reply: &Reply, request_id: Option<&str>) -> Fault {
     let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
     let error = answer.get("error").unwrap_or(&answer);
     let text = |field: &str| error.get(field).and_then(Value::as_str).unwrap_or("");

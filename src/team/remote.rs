@@ -62,7 +62,7 @@ pub struct RemoteObject {
 type RemoteRecord = (Listed, std::result::Result<Record, String>, Option<String>);
 
 /// The object directories of the remote cache, in the order `push` uploads them.
-const DIRS: [&str; 4] = ["masters/", "records/", "tuned/", "assets/"];
+const DIRS: [&str; 5] = ["masters/", "records/", "tuned/", "descriptions/", "assets/"];
 
 impl Team {
     /// The book's remote cache; an error when it has none.
@@ -296,7 +296,7 @@ impl Team {
                 },
             });
         }
-        // Masters first; then the tuned qualities and web files made from a master that goes
+        // Masters first; then the tuned qualities, descriptions and web files made from a master that goes
         // (named by its first 16 digits). Web files of masters the store never held
         // (placeholders) stay.
         let mut doomed_prefixes: BTreeSet<String> = BTreeSet::new();
@@ -321,7 +321,9 @@ impl Team {
             .map(|name| &name[..16.min(name.len())])
             .collect();
         for (path, listed) in &objects {
-            if !(path.starts_with("tuned/") || path.starts_with("assets/"))
+            if !(path.starts_with("tuned/")
+                || path.starts_with("descriptions/")
+                || path.starts_with("assets/"))
                 || young(listed.modified)
             {
                 continue;

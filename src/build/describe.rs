@@ -1,0 +1,277 @@
+//! Stage 6b, describe (`alt-text = "describe"`): the alt text and long description of each
+//! image whose directive has no `alt`, written by a vision model from a web file of the image,
+//! kept beside the masters (committed) and reused by every later build and teammate.
+//!
+//! Only images a model made are described (a placeholder stands in for an image to come).
+//! A describer that fails is handled like a generation that fails: the build fails naming the
+//! directive, or, with `on-error = "placeholder"`, the figure keeps its derived alt and a
+//! warning says why.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use super::Book;
+use super::derive::ASSET_CAP;
+use super::image::Image;
+use super::parse::Page;
+use super::plan::Plan;
+use crate::cache::Cache;
+use crate::config::AltText;
+use crate::describe::{self, About};
+use crate::error::Located;
+use crate::models::{self, Lifecycle};
+use crate::provider::{self, describe as describer};
+
+/// What the describe stage settled.
+#[derive(Default)]
+pub(crate) struct Described {
+    /// The description of each job that has one, by job index.
+    pub(crate) by_job: BTreeMap<usize, describe::Record>,
+    /// Directives whose description failed.
+    pub(crate) failures: Vec<Located>,
+}
+
+/// One image to describe: its job, the directive that first asked, and where it is.
+struct Wanted<'p> {
+    job: usize,
+    page: &'p Page<'p>,
+    directive: usize,
+}
+
+/// Finds or makes the description of every image a directive without `alt` shows.
+pub(crate) fn run(
+    book: &Book<'_>,
+    cache: &Cache,
+    pages: &[Page<'_>],
+    plan: &Plan,
+    images: &[Image],
+) -> Described {
+    let mut described = Described::default();
+    let config = book.config;
+    let (AltText::Describe, Some(with)) = (config.alt_text, &config.describe) else {
+        return described;
+    };
+    let profile = &config.profiles[&with.profile];
+    let id = describe::describer_id(profile.kind, &with.model);
+
+    // Every job a directive without alt shows, once, with the first such directive.
+    let mut wanted: BTreeMap<usize, Wanted<'_>> = BTreeMap::new();
+    let mut users: BTreeMap<usize, Vec<(&str, usize)>> = BTreeMap::new();
+    for (page, uses) in pages.iter().zip(&plan.uses) {
+        for (index, (directive, use_)) in page.directives.iter().zip(uses).enumerate() {
+            let Ok(job) = use_ else { continue };
+            if directive.attrs.alt.is_some() {
+                continue;
+            }
+            users
+                .entry(*job)
+                .or_default()
+                .push((&page.file, directive.line));
+            wanted.entry(*job).or_insert(Wanted {
+                job: *job,
+                page,
+                directive: index,
+            });
+        }
+    }
+    let mut to_ask = Vec::new();
+    for want in wanted.into_values() {
+        let Image::Ready(ready) = &images[want.job] else {
+            continue;
+        };
+        if !ready.kind.is_model() || ready.manifest.is_none() {
+            continue;
+        }
+        match cache.description(&ready.entry.master, &id) {
+            Some(record) => {
+                described.by_job.insert(want.job, record);
+            }
+            None => to_ask.push(want),
+        }
+    }
+    if to_ask.is_empty() {
+        return described;
+    }
+
+    let fail_all = |described: &mut Described, job: usize, message: &str| {
+        for (file, line) in users.get(&job).into_iter().flatten() {
+            described.failures.push(Located {
+                file: (*file).to_owned(),
+                line: *line,
+                message: message.to_owned(),
+            });
+        }
+    };
+    if config.offline {
+        tracing::warn!(
+            "imagegen: offline: {} image{} not described yet keep the alt text derived from the prompt",
+            to_ask.len(),
+            if to_ask.len() == 1 { " is" } else { "s are" }
+        );
+        return described;
+    }
+    let setting = "set `model` in `[preprocessor.imagegen.describe]`";
+    match models::lifecycle(profile.kind, &with.model, book.today) {
+        Lifecycle::Retired {
+            on,
+            replacement,
+            provider,
+        } => {
+            let message = format!(
+                "the describer `{}` was retired by {provider} on {on} and answers no requests; use `{replacement}` instead ({setting}); descriptions it wrote earlier keep serving",
+                with.model
+            );
+            for want in &to_ask {
+                fail_all(&mut described, want.job, &message);
+            }
+            return described;
+        }
+        lifecycle => {
+            if let Some(warning) = lifecycle.warning(&with.model, setting) {
+                tracing::warn!("imagegen: {warning}");
+            }
+        }
+    }
+
+    let who = describer::Describer {
+        profile_name: &with.profile,
+        profile,
+        model: &with.model,
+    };
+    let started = Instant::now();
+    let results = ask_all(book, &who, images, &to_ask);
+    let mut count = 0;
+    let mut cost = 0.0;
+    for (want, result) in to_ask.iter().zip(results) {
+        let Image::Ready(ready) = &images[want.job] else {
+            continue;
+        };
+        match result {
+            Ok(answer) => {
+                let record = describe::Record {
+                    format: describe::RECORD_FORMAT,
+                    master: ready.entry.master.clone(),
+                    describer: id.clone(),
+                    provider: profile.kind.as_str().to_owned(),
+                    model: with.model.clone(),
+                    instructions: describe::INSTRUCTIONS_VERSION,
+                    alt: answer.text.alt,
+                    description: answer.text.description,
+                    model_version: answer.model_version,
+                    request_id: answer.request_id,
+                    attempts: answer.attempts,
+                    cost_usd: answer.cost_usd,
+                    created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now())
+                        .to_string(),
+                };
+                count += 1;
+                cost += record.cost_usd;
+                if let Err(e) = cache.store_description(&record) {
+                    tracing::warn!("imagegen: cannot keep a description: {e}");
+                }
+                described.by_job.insert(want.job, record);
+            }
+            Err(message) => fail_all(&mut described, want.job, &message),
+        }
+    }
+    if count > 0 {
+        tracing::info!(
+            "imagegen: described {count} image{} with `{}` ({}) in {:.1}s; estimated cost ${cost:.4}",
+            if count == 1 { "" } else { "s" },
+            with.profile,
+            with.model,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    described
+}
+
+/// Asks the describer about every image, `max-concurrency` at a time; each result is the
+/// description or the message of its failure.
+fn ask_all(
+    book: &Book<'_>,
+    who: &describer::Describer<'_>,
+    images: &[Image],
+    to_ask: &[Wanted<'_>],
+) -> Vec<Result<describer::Described, String>> {
+    let sleep = |wait| std::thread::sleep(wait);
+    let var = |name: &str| std::env::var(name).ok();
+    let secrets = crate::outside::Secrets::of_book(book.config.key_vars(), &var);
+    let env = provider::Env {
+        config: book.config,
+        root: &book.ctx.root,
+        sleep: &sleep,
+        var: &var,
+        secrets: &secrets,
+    };
+    let results: Mutex<Vec<Option<Result<describer::Described, String>>>> =
+        Mutex::new(to_ask.iter().map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let workers = book.config.max_concurrency.clamp(1, to_ask.len());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(want) = to_ask.get(index) else { break };
+                    let result = ask_one(book, who, images, want, &env);
+                    results.lock().expect("no worker panics holding it")[index] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("no worker panicked")
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("the image was not described".into())))
+        .collect()
+}
+
+/// Describes one image from the web file closest to 1024 pixels wide (a vision model sees no
+/// more), with the directive's prompt and caption and the chapter's title.
+fn ask_one(
+    book: &Book<'_>,
+    who: &describer::Describer<'_>,
+    images: &[Image],
+    want: &Wanted<'_>,
+    env: &provider::Env<'_>,
+) -> Result<describer::Described, String> {
+    let Image::Ready(ready) = &images[want.job] else {
+        return Err("the image is not ready".into());
+    };
+    let file = ready
+        .manifest
+        .as_ref()
+        .into_iter()
+        .flat_map(|m| m.fallbacks())
+        .filter(|f| {
+            matches!(
+                f.format.media_type(),
+                "image/jpeg" | "image/png" | "image/webp"
+            )
+        })
+        .min_by_key(|f| f.width.abs_diff(1024))
+        .ok_or("the image has no web file a describer can read")?;
+    let bytes =
+        crate::files::read_regular(&book.assets_dir.join(&file.name), ASSET_CAP).map_err(|e| {
+            format!(
+                "cannot read the web file `{}` to describe it: {e}",
+                file.name
+            )
+        })?;
+    let directive = &want.page.directives[want.directive];
+    let about = About {
+        prompt: &directive.prompt,
+        caption: directive.attrs.caption.as_deref(),
+        chapter: want.page.chapter.name,
+    };
+    let picture = describer::Picture {
+        bytes: &bytes,
+        media_type: file.format.media_type(),
+        master: &ready.entry.master,
+    };
+    describer::describe(who, &picture, &about, env).map_err(|failure| failure.message)
+}

@@ -1,0 +1,494 @@
+//! Describers: a vision model (or a program) reads a generated image and answers with its alt
+//! text and long description, as JSON (see [`crate::describe`]).
+//!
+//! - `openai`: the Responses API, `POST {base-url}/responses`, the image as an `input_image`
+//!   data URL, the answer held to a JSON schema by `text.format`.
+//! - `gemini`: `generateContent` with the image as `inline_data`, `responseMimeType` JSON and
+//!   `responseJsonSchema`.
+//! - `openai-compatible`: chat completions with an `image_url` data URL and `response_format`
+//!   `json_schema` (Ollama, LocalAI, vLLM, llama.cpp's server).
+//! - `command`: a program, with the request as JSON on stdin and the image in a file.
+//!
+//! Failures are the generation's: the same retries, the same redaction, the same messages.
+
+use std::time::Instant;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::http::{Http, Reply, snippet};
+use super::{Env, Failure, Fault, FaultKind, Task, Who, command, gemini, openai, resolve_key};
+use crate::config::{Profile, ProviderKind};
+use crate::describe::{self, About, Text};
+
+/// The most tokens a describer may answer with (reasoning included).
+const MAX_OUTPUT_TOKENS: u32 = 4000;
+
+/// A describer: the profile `[describe]` names, and the model it uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Describer<'a> {
+    pub(crate) profile_name: &'a str,
+    pub(crate) profile: &'a Profile,
+    pub(crate) model: &'a str,
+}
+
+/// The image as it is sent: a web file of it (JPEG, PNG or WebP) and its hash.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Picture<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) media_type: &'a str,
+    /// The master's hash, for `command` programs.
+    pub(crate) master: &'a str,
+}
+
+/// A checked description and what it took.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Described {
+    pub(crate) text: Text,
+    pub(crate) cost_usd: f64,
+    pub(crate) model_version: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) attempts: u32,
+}
+
+/// One answer, before its text is checked.
+pub(super) struct Answer {
+    text: String,
+    cost_usd: Option<f64>,
+    model_version: Option<String>,
+    request_id: Option<String>,
+}
+
+/// Asks the describer for the image's alt text and description, retrying what is worth
+/// retrying; an answer that is not the JSON asked for (or whose alt is too long) is asked for
+/// once more, then fails like an image that never came.
+pub(crate) fn describe(
+    describer: &Describer<'_>,
+    picture: &Picture<'_>,
+    about: &About<'_>,
+    env: &Env<'_>,
+) -> Result<Described, Failure> {
+    let profile = describer.profile;
+    let who = Who {
+        profile: describer.profile_name,
+        kind: profile.kind,
+        model: describer.model,
+        task: Task::Description,
+    };
+    let key = resolve_key(profile, env.var).map_err(|message| Failure {
+        message: format!("profile `{}`: {message}", describer.profile_name),
+        may_fall_back: false,
+    })?;
+    let timeout = profile.timeout.unwrap_or(env.config.retry.timeout);
+    let http = Http::new(&profile.base_url, timeout);
+    let started = Instant::now();
+    let fixed = profile.price;
+    let (answer, text, attempts) = super::retrying(&who, profile, env, |attempt| {
+        let call = Ask {
+            describer,
+            picture,
+            about,
+            key: key.as_ref().map(super::Secret::expose),
+            http: &http,
+            env,
+            timeout,
+        };
+        let answer = match profile.kind {
+            ProviderKind::OpenAi => responses(&call),
+            ProviderKind::Gemini => gemini_call(&call),
+            ProviderKind::OpenAiCompatible => chat(&call),
+            ProviderKind::Command => program(&call),
+            other => Err(Fault::new(
+                FaultKind::Invalid,
+                format!("a `{}` profile cannot describe images", other.as_str()),
+            )),
+        }?;
+        let text = describe::read_answer(&answer.text, env.secrets)
+            .map_err(|u| Fault::new(FaultKind::Empty, u.message))?;
+        Ok((answer, text, attempt))
+    })?;
+    tracing::debug!(
+        "described {} in {:.2?}",
+        &picture.master[..12],
+        started.elapsed()
+    );
+    let short = |v: Option<String>| v.map(|v| env.secrets.clean(&v, crate::outside::ID_CHARS));
+    Ok(Described {
+        text,
+        cost_usd: fixed
+            .or(answer.cost_usd.filter(|c| c.is_finite() && *c >= 0.0))
+            .unwrap_or(0.0),
+        model_version: short(answer.model_version),
+        request_id: short(answer.request_id),
+        attempts,
+    })
+}
+
+/// Everything one describe request needs.
+struct Ask<'a> {
+    describer: &'a Describer<'a>,
+    picture: &'a Picture<'a>,
+    about: &'a About<'a>,
+    key: Option<&'a str>,
+    http: &'a Http,
+    env: &'a Env<'a>,
+    timeout: std::time::Duration,
+}
+
+impl Ask<'_> {
+    fn data_url(&self) -> String {
+        format!(
+            "data:{};base64,{}",
+            self.picture.media_type,
+            base64::engine::general_purpose::STANDARD.encode(self.picture.bytes)
+        )
+    }
+
+    fn bearer(&self) -> Option<String> {
+        self.key.map(|key| format!("Bearer {key}"))
+    }
+
+    fn add_extra(&self, body: &mut Value) {
+        if let Some(fields) = body.as_object_mut() {
+            for (name, value) in &self.describer.profile.extra {
+                fields.insert(name.clone(), value.clone());
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.describer.profile.base_url)
+    }
+}
+
+/// OpenAI's Responses API.
+fn responses(ask: &Ask<'_>) -> Result<Answer, Fault> {
+    let model = ask.describer.model;
+    let mut body = json!({
+        "model": model,
+        "instructions": describe::INSTRUCTIONS,
+        "input": [{
+            "role": "user",
+            "content": [
+                { "type": "input_text", "text": describe::question(ask.about) },
+                { "type": "input_image", "image_url": ask.data_url(), "detail": "auto" },
+            ],
+        }],
+        "text": { "format": {
+            "type": "json_schema",
+            "name": "alt_text",
+            "schema": describe::schema(),
+            "strict": true,
+        } },
+        "max_output_tokens": MAX_OUTPUT_TOKENS,
+        "store": false,
+    });
+    if model.starts_with("gpt-5") || model.starts_with("gpt-6") || model.starts_with('o') {
+        // Describing needs little thought: low effort (which every reasoning model takes)
+        // keeps it fast and cheap. Older models refuse the field.
+        body["reasoning"] = json!({ "effort": "low" });
+    }
+    ask.add_extra(&mut body);
+    let auth = ask.bearer();
+    let headers: Vec<_> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    let reply = ask.http.post_json(&ask.url("responses"), &headers, &body)?;
+    read_responses(&reply, model)
+}
+
+/// Reads a Responses API answer: the `output_text` of its message, a refusal, or why there is
+/// none. Pure: any bytes in, never a panic.
+pub(super) fn read_responses(reply: &Reply, model: &str) -> Result<Answer, Fault> {
+    let request_id = reply.header("x-request-id").map(str::to_owned);
+    if !reply.is_success() {
+        return Err(openai::error(reply, request_id.as_deref()));
+    }
+    let answer = reply.json()?;
+    let texts = |kind: &str, field: &str| -> Vec<String> {
+        answer
+            .get("output")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|item| item.get("type").and_then(Value::as_str) == Some("message"))
+            .filter_map(|item| item.get("content").and_then(Value::as_array))
+            .flatten()
+            .filter(|part| part.get("type").and_then(Value::as_str) == Some(kind))
+            .filter_map(|part| part.get(field).and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    };
+    if let Some(refusal) = texts("refusal", "refusal").first() {
+        return Err(Fault::new(FaultKind::Refused, refusal.clone()));
+    }
+    let status = answer.get("status").and_then(Value::as_str).unwrap_or("");
+    let text = texts("output_text", "text").concat();
+    if status == "incomplete" || text.trim().is_empty() {
+        let reason = answer
+            .pointer("/incomplete_details/reason")
+            .and_then(Value::as_str)
+            .unwrap_or("no text");
+        if reason == "content_filter" {
+            return Err(Fault::new(FaultKind::Refused, "the answer was filtered"));
+        }
+        return Err(Fault::new(
+            FaultKind::Empty,
+            format!(
+                "the answer is incomplete ({reason}): {}",
+                snippet(&reply.body)
+            ),
+        ));
+    }
+    if let Some(error) = answer.get("error").filter(|e| !e.is_null()) {
+        return Err(Fault::new(
+            FaultKind::Transient,
+            snippet(error.to_string().as_bytes()),
+        ));
+    }
+    let usage = answer.get("usage");
+    let tokens = |field: &str| usage.and_then(|u| u.get(field)).and_then(Value::as_f64);
+    Ok(Answer {
+        text,
+        cost_usd: crate::price::tokens_cost(model, tokens("input_tokens"), tokens("output_tokens")),
+        model_version: answer
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        request_id: answer
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or(request_id),
+    })
+}
+
+/// Gemini's `generateContent`.
+fn gemini_call(ask: &Ask<'_>) -> Result<Answer, Fault> {
+    let model = ask.describer.model;
+    let data = base64::engine::general_purpose::STANDARD.encode(ask.picture.bytes);
+    let mut body = json!({
+        "systemInstruction": { "parts": [{ "text": describe::INSTRUCTIONS }] },
+        "contents": [{
+            "role": "user",
+            "parts": [
+                { "inline_data": { "mime_type": ask.picture.media_type, "data": data } },
+                { "text": describe::question(ask.about) },
+            ],
+        }],
+        "generationConfig": {
+            "responseMimeType": "application/json",
+            "responseJsonSchema": describe::schema(),
+            "maxOutputTokens": MAX_OUTPUT_TOKENS,
+        },
+    });
+    if model.starts_with("gemini-3") {
+        body["generationConfig"]["thinkingConfig"] = json!({ "thinkingLevel": "minimal" });
+    }
+    ask.add_extra(&mut body);
+    let mut headers = Vec::new();
+    if let Some(key) = ask.key {
+        headers.push(("x-goog-api-key", key));
+    }
+    let url = ask.url(&format!("models/{model}:generateContent"));
+    let reply = ask.http.post_json(&url, &headers, &body)?;
+    read_gemini(&reply, model)
+}
+
+/// Reads a Gemini answer: the text of its first candidate, a block or safety stop, or why there
+/// is none. Pure.
+pub(super) fn read_gemini(reply: &Reply, model: &str) -> Result<Answer, Fault> {
+    if !reply.is_success() {
+        return Err(gemini::error(reply));
+    }
+    let answer = reply.json()?;
+    if let Some(reason) = answer
+        .pointer("/promptFeedback/blockReason")
+        .and_then(Value::as_str)
+    {
+        return Err(Fault::new(
+            FaultKind::Refused,
+            format!("the request was blocked ({reason})"),
+        ));
+    }
+    let candidate = answer.pointer("/candidates/0");
+    let finish = candidate
+        .and_then(|c| c.get("finishReason"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if gemini::REFUSALS.contains(&finish) {
+        return Err(Fault::new(
+            FaultKind::Refused,
+            format!("the answer was stopped ({finish})"),
+        ));
+    }
+    let text: String = candidate
+        .and_then(|c| c.pointer("/content/parts"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|part| part.get("thought").and_then(Value::as_bool) != Some(true))
+        .filter_map(|part| part.get("text").and_then(Value::as_str))
+        .collect();
+    if text.trim().is_empty() {
+        return Err(Fault::new(
+            FaultKind::Empty,
+            format!(
+                "the answer has no text ({}): {}",
+                if finish.is_empty() {
+                    "no finish reason"
+                } else {
+                    finish
+                },
+                snippet(&reply.body)
+            ),
+        ));
+    }
+    let usage = answer.get("usageMetadata");
+    let tokens = |field: &str| usage.and_then(|u| u.get(field)).and_then(Value::as_f64);
+    // Thinking is billed as output.
+    let output = match (tokens("candidatesTokenCount"), tokens("thoughtsTokenCount")) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    };
+    Ok(Answer {
+        text,
+        cost_usd: crate::price::tokens_cost(model, tokens("promptTokenCount"), output),
+        model_version: answer
+            .get("modelVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        request_id: answer
+            .get("responseId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+/// Chat completions with an image, as OpenAI-compatible servers take it.
+fn chat(ask: &Ask<'_>) -> Result<Answer, Fault> {
+    let model = ask.describer.model;
+    let mut body = json!({
+        "model": model,
+        "messages": [
+            { "role": "system", "content": describe::INSTRUCTIONS },
+            { "role": "user", "content": [
+                { "type": "text", "text": describe::question(ask.about) },
+                { "type": "image_url", "image_url": { "url": ask.data_url() } },
+            ] },
+        ],
+        "response_format": { "type": "json_schema", "json_schema": {
+            "name": "alt_text",
+            "schema": describe::schema(),
+            "strict": true,
+        } },
+        "max_tokens": MAX_OUTPUT_TOKENS,
+        "stream": false,
+    });
+    ask.add_extra(&mut body);
+    let auth = ask.bearer();
+    let headers: Vec<_> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    let reply = ask
+        .http
+        .post_json(&ask.url("chat/completions"), &headers, &body)?;
+    read_chat(&reply, model)
+}
+
+/// Reads a chat completion: the message's content, its refusal, or why there is none. Pure.
+pub(super) fn read_chat(reply: &Reply, model: &str) -> Result<Answer, Fault> {
+    let request_id = reply.header("x-request-id").map(str::to_owned);
+    if !reply.is_success() {
+        return Err(openai::error(reply, request_id.as_deref()));
+    }
+    let answer = reply.json()?;
+    let choice = answer.pointer("/choices/0");
+    let message = choice.and_then(|c| c.get("message"));
+    if let Some(refusal) = message
+        .and_then(|m| m.get("refusal"))
+        .and_then(Value::as_str)
+        .filter(|r| !r.trim().is_empty())
+    {
+        return Err(Fault::new(FaultKind::Refused, refusal.to_owned()));
+    }
+    let finish = choice
+        .and_then(|c| c.get("finish_reason"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if finish == "content_filter" {
+        return Err(Fault::new(FaultKind::Refused, "the answer was filtered"));
+    }
+    let text = message
+        .and_then(|m| m.get("content"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if text.trim().is_empty() {
+        return Err(Fault::new(
+            FaultKind::Empty,
+            format!("the answer has no text: {}", snippet(&reply.body)),
+        ));
+    }
+    let usage = answer.get("usage");
+    let tokens = |field: &str| usage.and_then(|u| u.get(field)).and_then(Value::as_f64);
+    Ok(Answer {
+        text: text.to_owned(),
+        cost_usd: crate::price::tokens_cost(
+            model,
+            tokens("prompt_tokens"),
+            tokens("completion_tokens"),
+        ),
+        model_version: answer
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        request_id: answer
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or(request_id),
+    })
+}
+
+/// A `command` describer: the request as JSON on stdin (the image's path and hash, the prompt,
+/// caption and chapter, the instructions and schema), the answer as JSON on stdout.
+fn program(ask: &Ask<'_>) -> Result<Answer, Fault> {
+    let scratch = tempfile::Builder::new()
+        .prefix("mdbook-imagegen-")
+        .tempdir()
+        .map_err(|e| {
+            Fault::new(
+                FaultKind::Transient,
+                format!("cannot make a scratch directory: {e}"),
+            )
+        })?;
+    let extension = crate::vocab::extension_of(ask.picture.media_type);
+    let image = scratch.path().join(format!("image.{extension}"));
+    std::fs::write(&image, ask.picture.bytes).map_err(|e| {
+        Fault::new(
+            FaultKind::Transient,
+            format!("cannot write the image for the program: {e}"),
+        )
+    })?;
+    let input = json!({
+        "task": "describe",
+        "image": image,
+        "media_type": ask.picture.media_type,
+        "master": ask.picture.master,
+        "model": ask.describer.model,
+        "prompt": ask.about.prompt,
+        "caption": ask.about.caption,
+        "chapter": ask.about.chapter,
+        "instructions": describe::INSTRUCTIONS,
+        "schema": describe::schema(),
+    });
+    let stdout = command::run(
+        &ask.describer.profile.command,
+        ask.env.root,
+        &[("IMAGEGEN_TASK", "describe")],
+        &input.to_string(),
+        ask.timeout,
+        describe::MAX_RECORD_BYTES as usize,
+    )?;
+    Ok(Answer {
+        text: String::from_utf8_lossy(&stdout).into_owned(),
+        cost_usd: None,
+        model_version: None,
+        request_id: None,
+    })
+}
