@@ -1,5 +1,6 @@
 //! The built example book in a real browser: headless Chromium, driven over WebDriver by
-//! ChromeDriver, loading pages from a static server on 127.0.0.1.
+//! ChromeDriver, loading pages from a static server on 127.0.0.1; axe-core (from npm, installed
+//! by `scripts/install-test-servers`) checks every page's images for WCAG text alternatives.
 //!
 //! Chromium and ChromeDriver come from Debian's `chromium` and `chromium-driver` packages;
 //! `scripts/install-tools` installs them, and this test does too when they are missing.
@@ -62,6 +63,38 @@ const images = [...document.querySelectorAll("main figure.imagegen img")];
 })();
 "#;
 
+/// The axe-core rules about text alternatives of images, and about the ARIA figures use
+/// (`aria-describedby` pointing at an element that exists, a decorative image's role).
+const AXE_RULES: [&str; 5] = [
+    "image-alt",
+    "role-img-alt",
+    "svg-img-alt",
+    "presentation-role-conflict",
+    "aria-valid-attr-value",
+];
+
+/// Runs axe-core's rules (`arguments[0]`) on the page; reports each violation with its nodes.
+const AXE_RUN: &str = r#"
+const [rules, done] = arguments;
+axe.run(document, { runOnly: { type: "rule", values: rules }, resultTypes: ["violations"] })
+  .then((result) => done(result.violations.map((v) => ({ id: v.id, nodes: v.nodes.map((n) => n.html) }))))
+  .catch((error) => done({ error: String(error) }));
+"#;
+
+/// Fails with every violation axe-core finds on the page about images' text alternatives.
+fn assert_axe_clean(driver: &Driver, page: &str) {
+    let axe = crate::servers::tools_bin().join("axe.min.js");
+    let source = std::fs::read_to_string(&axe).unwrap_or_else(|_| {
+        panic!(
+            "`{}` is missing; run scripts/install-test-tools",
+            axe.display()
+        )
+    });
+    driver.execute_sync(&source);
+    let violations = driver.execute_async_with(AXE_RUN, json!([AXE_RULES]));
+    assert_eq!(violations, json!([]), "{page}: axe-core found violations");
+}
+
 #[test]
 fn every_figure_loads_a_modern_format_with_alt_text_and_no_layout_shift() {
     ensure_chromium();
@@ -123,6 +156,7 @@ fn every_figure_loads_a_modern_format_with_alt_text_and_no_layout_shift() {
             was.iter().zip(&is).all(|(a, b)| (a - b).abs() < 1.0),
             "{page}: the layout shifted: {was:?} -> {is:?}"
         );
+        assert_axe_clean(&driver, page);
     }
 
     // The screenshot in the README: `MDBOOK_IMAGEGEN_SCREENSHOT=docs/images/chapter.png`.
@@ -133,6 +167,115 @@ fn every_figure_loads_a_modern_format_with_alt_text_and_no_layout_shift() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
         std::fs::write(path, png).unwrap();
     }
+}
+
+/// What a screen reader is given for each figure's image: its alt, its role, and the text of
+/// the element its `aria-describedby` names.
+const ACCESSIBLE: &str = r#"
+const done = arguments[arguments.length - 1];
+done([...document.querySelectorAll("main figure.imagegen img")].map((image) => {
+  const described = image.getAttribute("aria-describedby");
+  const target = described && document.getElementById(described);
+  return {
+    alt: image.getAttribute("alt"),
+    role: image.getAttribute("role"),
+    description: target ? target.textContent : null,
+    details: !!image.closest("figure").querySelector("details summary"),
+  };
+}));
+"#;
+
+/// A book whose images come from a `command` program and whose alt text a `command` describer
+/// writes (no key, no network): described figures carry a linked long description, a
+/// decorative one is `role="presentation"`, and axe-core finds nothing wrong on any page.
+#[cfg(unix)]
+#[test]
+fn described_and_decorative_figures_pass_axe() {
+    ensure_chromium();
+    let book = TestBook::example();
+    let png = {
+        let image =
+            image::RgbImage::from_fn(96, 64, |x, y| image::Rgb([x as u8 * 2, y as u8 * 3, 120]));
+        let mut bytes = Vec::new();
+        image
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        bytes
+    };
+    std::fs::write(book.root().join("picture.png"), png).unwrap();
+    book.write(
+        "draw.sh",
+        "#!/bin/sh\ncat >/dev/null\ncp picture.png \"$IMAGEGEN_OUTPUT\"\n",
+    );
+    book.write(
+        "describe.sh",
+        "#!/bin/sh\ncat >/dev/null\nprintf '%s' '{\"alt\": \"Harbour lights on two piers, one red, one green\", \"description\": \"Two stone piers reach into a dark harbour; a red light ends the left one and a green light the right.\"}'\n",
+    );
+    for script in ["draw.sh", "describe.sh"] {
+        let path = book.root().join(script);
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&path, perms).unwrap();
+    }
+    book.write(
+        "book.toml",
+        r#"[book]
+title = "Lights of the Coast"
+
+[preprocessor.imagegen]
+after = ["links"]
+provider = "draw"
+alt-text = "describe"
+
+[preprocessor.imagegen.describe]
+profile = "reader"
+
+[preprocessor.imagegen.providers.draw]
+kind = "command"
+model = "draw"
+command = ["./draw.sh"]
+
+[preprocessor.imagegen.providers.reader]
+kind = "command"
+model = "reader"
+command = ["./describe.sh"]
+
+[preprocessor.imagegen.styles]
+engraving = "black and white copperplate engraving, fine cross-hatching"
+"#,
+    );
+    book.write(
+        "src/coast/harbours/tides.md",
+        "# Harbours and tides\n\n```image-prompt caption=\"Harbour lights\"\nTwo harbour lights on stone piers at night\n```\n\nA rule between sections:\n\n```image-prompt alt=\"\"\nA decorative wave ornament\n```\n",
+    );
+    book.build();
+    let server = StaticServer::start(book.root().join("book"), Duration::ZERO);
+    let driver = Driver::start();
+    driver.navigate(&format!("{}/coast/harbours/tides.html", server.url));
+    driver.execute_async(LOAD_ALL);
+    let images = driver.execute_async(ACCESSIBLE);
+    assert_eq!(
+        images,
+        json!([
+            { "alt": "Harbour lights on two piers, one red, one green", "role": null,
+              "description": "Two stone piers reach into a dark harbour; a red light ends the left one and a green light the right.",
+              "details": true },
+            { "alt": "", "role": "presentation", "description": null, "details": false },
+        ])
+    );
+    for page in ["coast/harbours/tides.html", "print.html"] {
+        driver.navigate(&format!("{}/{page}", server.url));
+        driver.execute_async(LOAD_ALL);
+        assert_axe_clean(&driver, page);
+    }
+    // The check can fail: an image stripped of its alt is an `image-alt` violation.
+    driver
+        .execute_sync("document.querySelector('main figure.imagegen img').removeAttribute('alt');");
+    let violations = driver.execute_async_with(AXE_RUN, json!([AXE_RULES]));
+    assert_eq!(violations[0]["id"], "image-alt", "{violations}");
 }
 
 /// Installs Debian's Chromium and ChromeDriver when missing.
@@ -296,6 +439,13 @@ impl Driver {
             &format!("/session/{}/url", self.session),
             &json!({ "url": url }),
         );
+    }
+
+    fn execute_sync(&self, script: &str) -> Value {
+        self.post(
+            &format!("/session/{}/execute/sync", self.session),
+            &json!({ "script": script, "args": [] }),
+        )
     }
 
     fn execute_async(&self, script: &str) -> Value {

@@ -4,6 +4,7 @@
 //! 127.0.0.1.
 
 mod agreement;
+mod alt;
 mod browser;
 mod build;
 mod commands;

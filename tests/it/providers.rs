@@ -16,7 +16,7 @@ use crate::support::TestBook;
 /// A key that must never appear in anything a build writes.
 const KEY: &str = "sk-proj-LEAKCHECK-4f9a1c2e7d";
 
-fn png() -> String {
+pub(crate) fn png() -> String {
     let image = image::RgbImage::from_pixel(64, 48, image::Rgb([90, 140, 200]));
     let mut bytes = Vec::new();
     image
@@ -63,10 +63,15 @@ async fn build(book: &TestBook) -> Output {
 /// Fails if the key appears in any file under the book (sources, cache, index, output) or in
 /// anything a build printed.
 fn assert_no_key(root: &Path, outputs: &[&Output]) {
+    assert_no_key_of(KEY, root, outputs);
+}
+
+/// Fails if `key` appears in any file under the book or in anything a build printed.
+pub(crate) fn assert_no_key_of(key: &str, root: &Path, outputs: &[&Output]) {
     for output in outputs {
         for stream in [&output.stdout, &output.stderr] {
             assert!(
-                !String::from_utf8_lossy(stream).contains(KEY),
+                !String::from_utf8_lossy(stream).contains(key),
                 "the key was printed"
             );
         }
@@ -83,7 +88,7 @@ fn assert_no_key(root: &Path, outputs: &[&Output]) {
             files += 1;
             let bytes = std::fs::read(&path).unwrap();
             assert!(
-                !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+                !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
                 "the key is in {}",
                 path.display()
             );

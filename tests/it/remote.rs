@@ -21,7 +21,7 @@ struct Machine {
     env: Vec<(&'static str, String)>,
 }
 
-const CHAPTER: &str = "# One\n\nSome text.\n\n```image-prompt alt=\"A harbour\"\na harbour at dawn\n```\n\nMore text.\n\n```image-prompt\nslow a lighthouse at night\n```\n";
+const CHAPTER: &str = "# One\n\nSome text.\n\n```image-prompt alt=\"A harbour\"\na harbour at dawn\n```\n\nMore text.\n\n```image-prompt alt=\"A lighthouse\"\nslow a lighthouse at night\n```\n";
 
 impl Machine {
     fn new(storage: &str, env: Vec<(&'static str, String)>) -> Machine {
@@ -167,7 +167,7 @@ fn shares_images_between_machines(kind: Kind) {
     );
     c.write(
         "src/one.md",
-        &format!("{CHAPTER}\n```image-prompt\na new pier\n```\n"),
+        &format!("{CHAPTER}\n```image-prompt alt=\"A pier\"\na new pier\n```\n"),
     );
     let plan = c.imagegen(&["plan", "--json"]);
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&plan.stdout).unwrap();

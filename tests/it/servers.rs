@@ -300,7 +300,7 @@ if response.status not in (201, 409):
     sys.exit(f"{response.status} {response.read().decode()}")
 "#;
 
-fn tools_bin() -> PathBuf {
+pub(crate) fn tools_bin() -> PathBuf {
     let dir = std::env::var_os("IMAGEGEN_TEST_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -1,0 +1,264 @@
+//! Alt text written by a vision model, in real builds: a loopback server speaks OpenAI's Images
+//! API (the images) and Responses API (the describer). The first build describes, the next
+//! makes no request; `alt` lists and `--write` splices the wording into the Markdown; a
+//! describer that refuses fails the build at the directive's file and line.
+
+use std::process::Output;
+
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::TestBook;
+
+const KEY: &str = "sk-proj-ALTCHECK-9d2b7e11c4";
+
+const TIDES: &str = "# Harbours and tides\n\nHarbour lights mark the entrance.\n\n```image-prompt caption=\"Harbour lights\"\nTwo small harbour lights at the end of stone piers at night, one red and one green\n```\n\nTides rise and fall twice a day.\n";
+
+fn book_with(base_url: &str, extra: &str) -> TestBook {
+    let book = TestBook::example();
+    book.write(
+        "book.toml",
+        &format!(
+            r#"[book]
+title = "Lights of the Coast"
+
+[preprocessor.imagegen]
+after = ["links"]
+provider = "openai"
+retries = 0
+alt-text = "describe"
+{extra}
+
+[preprocessor.imagegen.describe]
+profile = "vision"
+
+[preprocessor.imagegen.providers.openai]
+kind = "openai"
+base-url = "{base_url}/v1"
+
+[preprocessor.imagegen.providers.vision]
+kind = "openai"
+base-url = "{base_url}/v1"
+
+[preprocessor.imagegen.styles]
+engraving = "black and white copperplate engraving, fine cross-hatching"
+"#
+        ),
+    );
+    book.write("src/coast/harbours/tides.md", TIDES);
+    book
+}
+
+async fn mount_images(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/v1/images/generations"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "created": 1, "data": [{ "b64_json": crate::providers::png() }]
+        })))
+        .mount(server)
+        .await;
+}
+
+fn described(alt: &str, description: &str) -> ResponseTemplate {
+    let text = json!({ "alt": alt, "description": description }).to_string();
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": "resp_7", "status": "completed", "model": "gpt-6-luna",
+        "output": [{ "type": "message", "content": [{ "type": "output_text", "text": text }] }],
+        "usage": { "input_tokens": 1500, "output_tokens": 100 }
+    }))
+}
+
+async fn run(book: &TestBook, args: &[&str]) -> Output {
+    let mut command = book.mdbook(args);
+    command.env("OPENAI_API_KEY", KEY);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn calls(server: &MockServer, route: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == route)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
+    let server = MockServer::start().await;
+    mount_images(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(described(
+            "Red and green harbour lights on two stone piers at night",
+            "Two stone piers reach into a dark harbour. The left pier ends in a red light, the right one in a green light.",
+        ))
+        .mount(&server)
+        .await;
+    let book = book_with(&server.uri(), "");
+
+    let first = run(&book, &["build"]).await;
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    assert_eq!(
+        calls(&server, "/v1/responses").await,
+        1,
+        "only the directive without alt is described"
+    );
+    assert!(
+        stderr.contains("imagegen: described 1 image with `vision` (gpt-6-luna)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 figure has no alt text from its author (written by the describer): src/coast/harbours/tides.md:5"),
+        "{stderr}"
+    );
+    let page = book.read("book/coast/harbours/tides.html");
+    assert!(page.contains("alt=\"Red and green harbour lights on two stone piers at night\" aria-describedby=\"imagegen-description-"), "{page}");
+    // mdBook's renderer lays the block out on lines of its own; the elements are what matter.
+    assert!(
+        page.contains(
+            "</picture><details class=\"imagegen-description\"><summary>Image description</summary>"
+        ) && page.contains("<p id=\"imagegen-description-"),
+        "{page}"
+    );
+    assert!(page.contains("The left pier ends in a red light"));
+    let descriptions = walk(&book.root().join(".imagegen/descriptions"));
+    assert_eq!(descriptions.len(), 1);
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&descriptions[0]).unwrap()).unwrap();
+    assert_eq!(record["model"], "gpt-6-luna");
+    assert_eq!(record["request-id"], "resp_7");
+    // 1500 in at $0.10/M, 100 out at $0.50/M.
+    assert!(
+        (record["cost-usd"].as_f64().unwrap() - 0.0002).abs() < 1e-9,
+        "{record}"
+    );
+
+    // A warm build asks nothing and says only the standing warning.
+    let (images, describes) = (calls(&server, "/v1/images/generations").await, 1);
+    let second = run(&book, &["build"]).await;
+    assert!(second.status.success());
+    assert_eq!(calls(&server, "/v1/images/generations").await, images);
+    assert_eq!(calls(&server, "/v1/responses").await, describes);
+
+    // `stats` counts the description and its cost beside the images.
+    let stats = book.imagegen(&["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["descriptions"][0]["model"], "gpt-6-luna");
+    assert_eq!(stats["descriptions"][0]["descriptions"], 1);
+
+    // `alt` lists it; `--write` puts exactly ` alt="…"` into the info string.
+    let listed = book.imagegen(&["alt", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["file"], "src/coast/harbours/tides.md");
+    assert_eq!(listed[0]["line"], 5);
+    assert_eq!(listed[0]["from"], "described");
+    let written = book.imagegen(&["alt", "--write"]);
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    assert_eq!(
+        book.read("src/coast/harbours/tides.md"),
+        TIDES.replace(
+            "```image-prompt caption=\"Harbour lights\"",
+            "```image-prompt caption=\"Harbour lights\" alt=\"Red and green harbour lights on two stone piers at night\""
+        )
+    );
+
+    // Now the author owns it: the same figure, no warning, no request.
+    let third = run(&book, &["build"]).await;
+    let stderr = String::from_utf8_lossy(&third.stderr);
+    assert!(third.status.success(), "{stderr}");
+    assert!(!stderr.contains("imagegen:"), "{stderr}");
+    assert_eq!(calls(&server, "/v1/responses").await, describes);
+    let page = book.read("book/coast/harbours/tides.html");
+    assert!(page.contains("alt=\"Red and green harbour lights on two stone piers at night\""));
+    assert!(
+        !page.contains("<details"),
+        "the author's alt has no describer's description"
+    );
+
+    crate::providers::assert_no_key_of(KEY, book.root(), &[&first, &second, &third]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_describer_that_refuses_fails_the_directive_like_a_generation() {
+    let server = MockServer::start().await;
+    mount_images(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "resp_8", "status": "completed",
+            "output": [{ "type": "message", "content": [{ "type": "refusal", "refusal": "I can't describe this image." }] }]
+        })))
+        .mount(&server)
+        .await;
+    let book = book_with(&server.uri(), "");
+    let output = run(&book, &["build"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("src/coast/harbours/tides.md:5")
+            && stderr.contains("refused to describe the image: I can't describe this image."),
+        "{stderr}"
+    );
+    assert!(!book.root().join(".imagegen/descriptions").exists());
+
+    // With `on-error = "placeholder"` the figure keeps its derived alt, and a warning says why.
+    let book = book_with(
+        &server.uri(),
+        "on-error = \"placeholder\"\nrequire-alt = false",
+    );
+    let output = run(&book, &["build"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("refused to describe the image"), "{stderr}");
+    let page = book.read("book/coast/harbours/tides.html");
+    assert!(page.contains("alt=\"Two small harbour lights at the end of stone piers at night, one red and one green\""), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_alt_fails_a_figure_with_no_alt_at_all() {
+    let book = TestBook::example();
+    let toml = book.read("book.toml").replace(
+        "[preprocessor.imagegen]\n",
+        "[preprocessor.imagegen]\nrequire-alt = true\n",
+    );
+    book.write("book.toml", &toml);
+    book.write("src/coast/harbours/tides.md", TIDES);
+    let output = run(&book, &["build"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("src/coast/harbours/tides.md:5")
+            && stderr.contains("this figure has no alt text (`require-alt = true`)"),
+        "{stderr}"
+    );
+}
+
+fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(items) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for item in items {
+            let path = item.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
