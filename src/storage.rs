@@ -521,8 +521,8 @@ fn scrub(text: &str, secrets: &Secrets) -> String {
     crate::outside::clean(&out, crate::outside::SHOWN_CHARS)
 }
 
-/// The object paths of the committed cache, by kind: where a master, record, tuned file or
-/// asset lives under `root`.
+/// The object paths of the committed cache, by kind: where a master, record, tuned file,
+/// description or asset lives under `root`.
 pub(crate) mod paths {
     /// `masters/ab/<hash>.<ext>`
     pub(crate) fn master(hash: &str, extension: &str) -> String {
@@ -532,6 +532,16 @@ pub(crate) mod paths {
     /// `records/cd/<record name>`
     pub(crate) fn record(name: &str) -> String {
         format!("records/{}/{name}", &name[..2])
+    }
+
+    /// `descriptions/ab/<description name>` (named after its master, like a tuned file)
+    pub(crate) fn description(name: &str) -> String {
+        format!("descriptions/{}/{name}", &name[..2])
+    }
+
+    /// The shard directory of a master's descriptions.
+    pub(crate) fn description_shard(master: &str) -> String {
+        format!("descriptions/{}/", &master[..2])
     }
 
     /// `assets/<name>`

@@ -23,6 +23,7 @@ use crate::describe::{self, About};
 use crate::error::Located;
 use crate::models::{self, Lifecycle};
 use crate::provider::{self, describe as describer};
+use crate::storage::Remote;
 
 /// What the describe stage settled.
 #[derive(Default)]
@@ -44,6 +45,7 @@ struct Wanted<'p> {
 pub(crate) fn run(
     book: &Book<'_>,
     cache: &Cache,
+    remote: Option<&Remote>,
     pages: &[Page<'_>],
     plan: &Plan,
     images: &[Image],
@@ -89,6 +91,45 @@ pub(crate) fn run(
                 described.by_job.insert(want.job, record);
             }
             None => to_ask.push(want),
+        }
+    }
+    if to_ask.is_empty() {
+        return described;
+    }
+    // A teammate may have described them already: the remote cache is asked (set up now if
+    // this build did not need it for images), and what it holds is copied in.
+    let opened;
+    let remote = match remote {
+        Some(remote) => Some(remote),
+        None => {
+            opened = book.remote_if(|| true);
+            opened.as_ref()
+        }
+    };
+    if let Some(remote) = remote {
+        let wanted: Vec<(String, String)> = to_ask
+            .iter()
+            .filter_map(|want| match &images[want.job] {
+                Image::Ready(ready) => Some((ready.entry.master.clone(), id.clone())),
+                _ => None,
+            })
+            .collect();
+        if remote
+            .degrade(cache.fetch_descriptions(remote, &wanted))
+            .is_some_and(|n| n > 0)
+        {
+            to_ask.retain(|want| {
+                let Image::Ready(ready) = &images[want.job] else {
+                    return true;
+                };
+                match cache.description(&ready.entry.master, &id) {
+                    Some(record) => {
+                        described.by_job.insert(want.job, record);
+                        false
+                    }
+                    None => true,
+                }
+            });
         }
     }
     if to_ask.is_empty() {
@@ -170,6 +211,9 @@ pub(crate) fn run(
                 cost += record.cost_usd;
                 if let Err(e) = cache.store_description(&record) {
                     tracing::warn!("imagegen: cannot keep a description: {e}");
+                } else if let Some(remote) = remote.filter(|r| r.can_write()) {
+                    // `push` uploads what an outage kept from the remote.
+                    remote.degrade(cache.upload_description(remote, &record));
                 }
                 described.by_job.insert(want.job, record);
             }

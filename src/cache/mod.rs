@@ -210,13 +210,14 @@ impl Cache {
     /// Keeps a description (committed, so that the team describes each image once).
     pub(crate) fn store_description(&self, record: &describe::Record) -> Result<PathBuf> {
         self.ensure_layout()?;
-        let path = self
-            .root
-            .join("descriptions")
-            .join(&record.master[..2])
-            .join(record.file_name());
+        let path = self.description_path(&record.master, &record.file_name());
         self.write_atomic(&path, &record.to_json(), "write")?;
         Ok(path)
+    }
+
+    /// Where a description of `master` named `name` is kept.
+    pub(crate) fn description_path(&self, master: &str, name: &str) -> PathBuf {
+        self.root.join("descriptions").join(&master[..2]).join(name)
     }
 
     /// Releases the index so another build can update it while this one generates.

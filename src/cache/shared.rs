@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use super::record::Record;
 use super::{Cache, Entry, Tier, io_error, record_name_key};
+use crate::describe;
 use crate::error::Result;
 use crate::plan::CacheKey;
 use crate::storage::{Object, Remote, Uploaded, paths};
@@ -292,6 +293,76 @@ impl Cache {
     /// The journal of uploads still to do.
     fn pending_dir(&self) -> PathBuf {
         self.root.join("local").join("pending")
+    }
+
+    /// Copies in the remote's description of each `(master, describer)` that has one: one
+    /// listing per shard, each candidate read under [`describe::Record::parse`] (a crafted or
+    /// damaged object is skipped with a warning), the earliest written winning as it does
+    /// locally. Returns how many were copied in.
+    pub(crate) fn fetch_descriptions(
+        &self,
+        remote: &Remote,
+        wanted: &[(String, String)],
+    ) -> Result<usize> {
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        let shards: BTreeSet<String> = wanted
+            .iter()
+            .map(|(master, _)| paths::description_shard(master))
+            .collect();
+        let listed = remote.list(&shards.into_iter().collect::<Vec<_>>(), false)?;
+        let mut copied = 0;
+        for (master, describer) in wanted {
+            let prefix = describe::name_prefix(master, describer);
+            let mut names: Vec<String> = listed
+                .iter()
+                .filter_map(|l| l.path.rsplit('/').next())
+                .filter(|name| name.starts_with(&prefix) && name.ends_with(".json"))
+                .map(str::to_owned)
+                .collect();
+            names.sort();
+            let objects: Vec<String> = names.iter().map(|n| paths::description(n)).collect();
+            let mut best: Option<(describe::Record, Vec<u8>, String)> = None;
+            for (name, bytes) in names.iter().zip(remote.read(&objects)?) {
+                let Some(bytes) = bytes else { continue };
+                match describe::Record::parse(&bytes, name) {
+                    Ok(record) if &record.master == master => {
+                        if best
+                            .as_ref()
+                            .is_none_or(|(b, _, _)| record.created_at < b.created_at)
+                        {
+                            best = Some((record, bytes, name.clone()));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(why) => tracing::warn!(
+                        "imagegen: ignoring the remote description `{}`: {why}",
+                        crate::outside::for_terminal(name)
+                    ),
+                }
+            }
+            if let Some((record, bytes, name)) = best {
+                self.ensure_layout()?;
+                let path = self.description_path(&record.master, &name);
+                self.write_atomic(&path, &bytes, "write")?;
+                copied += 1;
+            }
+        }
+        Ok(copied)
+    }
+
+    /// Uploads a description (if not there already).
+    pub(crate) fn upload_description(
+        &self,
+        remote: &Remote,
+        record: &describe::Record,
+    ) -> Result<Uploaded> {
+        remote.upload(&[Object {
+            path: paths::description(&record.file_name()),
+            content_type: "application/json",
+            bytes: record.to_json(),
+        }])
     }
 
     /// Every committed file (masters, records, tuned qualities, descriptions) as object paths under the

@@ -480,3 +480,63 @@ fn a_machine_that_made_an_image_later_switches_to_the_first() {
     // Both images of each key are in the store; the later ones lose.
     assert_eq!(count(&objects(&server), "records/"), 4);
 }
+
+/// Descriptions travel like images: the machine that described an image uploads its
+/// description, and another machine with an empty local cache shows the same alt text without
+/// asking its describer.
+#[test]
+fn descriptions_travel_through_the_remote() {
+    let shared = tempfile::tempdir().unwrap();
+    let table = format!(
+        "[preprocessor.imagegen.storage]\nscheme = \"fs\"\nroot = \"{}\"\n",
+        shared.path().display()
+    );
+    let describing = |machine: &Machine| {
+        let toml = machine.read("book.toml").replace(
+            "provider = \"local\"\n",
+            "provider = \"local\"\nalt-text = \"describe\"\n",
+        );
+        machine.write(
+            "book.toml",
+            &format!("{toml}\n[preprocessor.imagegen.describe]\nprofile = \"reader\"\n\n[preprocessor.imagegen.providers.reader]\nkind = \"command\"\nmodel = \"reader\"\ncommand = [\"sh\", \"describe.sh\"]\n"),
+        );
+        machine.write(
+            "describe.sh",
+            "cat >/dev/null\necho described >>described.log\nprintf '%s' '{\"alt\": \"A harbour at dawn, boats at rest\", \"description\": \"\"}'\n",
+        );
+        machine.write(
+            "src/one.md",
+            "# One\n\n```image-prompt\na harbour at dawn\n```\n",
+        );
+    };
+    let a = Machine::new(&table, Vec::new());
+    describing(&a);
+    let log = a.build();
+    assert_eq!(a.read("described.log").lines().count(), 1, "{log}");
+    assert!(
+        a.page()
+            .contains("alt=\"A harbour at dawn, boats at rest\"")
+    );
+    let described: Vec<_> = walk_files(&shared.path().join("descriptions"));
+    assert_eq!(described.len(), 1, "the description was uploaded");
+
+    let b = Machine::new(&table, Vec::new());
+    describing(&b);
+    let log = b.build();
+    assert_eq!(b.calls(), 0, "{log}");
+    assert!(!b.path().join("described.log").exists(), "{log}");
+    assert_eq!(b.page(), a.page());
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for item in std::fs::read_dir(dir).into_iter().flatten() {
+        let path = item.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
