@@ -116,6 +116,9 @@ impl Cache {
         for stored in self.stored_records()? {
             problems.extend(self.check_record(&stored));
         }
+        for path in files_two_deep(&self.root.join("descriptions"))? {
+            problems.extend(check_description(&path));
+        }
         let index = self.root.join("index.redb");
         if let Some(reason) = index::Index::health(&index, index::LOCK_WAIT) {
             problems.push(Problem {
@@ -419,4 +422,22 @@ mod tests {
         .unwrap();
         assert!(check_master(&store(&clean.bytes)).is_none());
     }
+}
+
+/// What is wrong with a description file, by the build's rules (a build passes over one that
+/// breaks them); a file not named as descriptions are is not ours and is left alone.
+fn check_description(path: &Path) -> Option<Problem> {
+    let name = path.file_name()?.to_str()?;
+    crate::describe::master_prefix(name)?;
+    let reason = match crate::files::read_regular(path, crate::describe::MAX_RECORD_BYTES) {
+        Err(e) => e.to_string(),
+        Ok(bytes) => crate::describe::Record::parse(&bytes, name).err()?,
+    };
+    Some(Problem {
+        path: path.to_owned(),
+        what: format!(
+            "a build ignores this description: {reason}; --fix removes it (the next build describes the image again)"
+        ),
+        fixable: true,
+    })
 }

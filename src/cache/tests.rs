@@ -270,3 +270,78 @@ fn a_jpeg_master_is_found_again_under_the_name_it_was_stored_with() {
     assert_eq!(found, stored);
     assert!(again.master_path(Tier::Committed, &found).exists());
 }
+
+fn description(master: &str, alt: &str, created_at: &str) -> crate::describe::Record {
+    crate::describe::Record {
+        format: crate::describe::RECORD_FORMAT,
+        master: master.to_owned(),
+        describer: crate::describe::describer_id(ProviderKind::OpenAi, "gpt-6-luna"),
+        provider: "openai".into(),
+        model: "gpt-6-luna".into(),
+        instructions: crate::describe::INSTRUCTIONS_VERSION,
+        alt: alt.into(),
+        description: String::new(),
+        model_version: None,
+        request_id: None,
+        attempts: 1,
+        cost_usd: 0.0002,
+        created_at: created_at.into(),
+    }
+}
+
+#[test]
+fn descriptions_are_kept_the_earliest_wins_and_crafted_ones_are_ignored_and_flagged() {
+    let (_dir, root) = cache_with_one_image();
+    let mut cache = Cache::open(&root);
+    let master = blake3::hash(b"one").to_hex().to_string();
+    let id = crate::describe::describer_id(ProviderKind::OpenAi, "gpt-6-luna");
+    assert!(cache.description(&master, &id).is_none());
+    // Two teammates described it at once: two files, the earliest wins everywhere.
+    let late = cache
+        .store_description(&description(&master, "Later words", "2026-11-30T10:00:00Z"))
+        .unwrap();
+    cache
+        .store_description(&description(
+            &master,
+            "Earlier words",
+            "2026-11-30T09:00:00Z",
+        ))
+        .unwrap();
+    assert_eq!(
+        cache.description(&master, &id).unwrap().alt,
+        "Earlier words"
+    );
+    assert_ne!(
+        late.file_name(),
+        cache
+            .description_path(
+                &master,
+                &description(&master, "Earlier words", "2026-11-30T09:00:00Z").file_name()
+            )
+            .file_name()
+    );
+    // A crafted file (markup and a terminal escape in its alt, an even earlier date) is passed
+    // over by builds and flagged by `verify`.
+    let mut crafted = description(&master, "x", "2000-01-01T00:00:00Z");
+    crafted.alt = "<script>\u{1b}[2J".into();
+    let crafted_path = cache.description_path(&master, &crafted.file_name());
+    std::fs::write(&crafted_path, crafted.to_json()).unwrap();
+    assert_eq!(
+        cache.description(&master, &id).unwrap().alt,
+        "Earlier words"
+    );
+    let problems = cache.verify().unwrap();
+    assert_eq!(
+        problems.len(),
+        1,
+        "{:?}",
+        problems.iter().map(|p| &p.what).collect::<Vec<_>>()
+    );
+    assert_eq!(problems[0].path, crafted_path);
+    assert!(
+        problems[0].fixable
+            && problems[0]
+                .what
+                .contains("a build ignores this description")
+    );
+}

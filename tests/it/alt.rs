@@ -6,7 +6,7 @@
 use std::process::Output;
 
 use serde_json::json;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::TestBook;
@@ -91,6 +91,28 @@ async fn calls(server: &MockServer, route: &str) -> usize {
 async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
     let server = MockServer::start().await;
     mount_images(&server).await;
+    // The described image is one of its own (the others share theirs), so `gc` can drop it.
+    let own = {
+        use base64::Engine as _;
+        let image = image::RgbImage::from_pixel(40, 30, image::Rgb([200, 90, 40]));
+        let mut bytes = Vec::new();
+        image
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    Mock::given(method("POST"))
+        .and(path("/v1/images/generations"))
+        .and(body_string_contains("harbour lights"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "created": 2, "data": [{ "b64_json": own }]
+        })))
+        .with_priority(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST"))
         .and(path("/v1/responses"))
         .respond_with(described(
@@ -186,7 +208,22 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
         "the author's alt has no describer's description"
     );
 
-    crate::providers::assert_no_key_of(KEY, book.root(), &[&first, &second, &third]);
+    // When no directive uses the image any more, `gc` removes its description with it.
+    book.write(
+        "src/coast/harbours/tides.md",
+        "# Harbours and tides\n\n```image-prompt alt=\"A tide table\"\nA printed tide table\n```\n",
+    );
+    let fourth = run(&book, &["build"]).await;
+    assert!(fourth.status.success());
+    let gc = book.imagegen(&["gc"]);
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    assert!(walk(&book.root().join(".imagegen/descriptions")).is_empty());
+
+    crate::providers::assert_no_key_of(KEY, book.root(), &[&first, &second, &third, &fourth]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
