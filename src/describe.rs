@@ -258,10 +258,10 @@ impl Record {
         if record.format != RECORD_FORMAT {
             return Err(format!("written by description format {}", record.format));
         }
-        if !crate::cache::is_hash(&record.master)
-            || record.describer.len() != 16
-            || !record.describer.bytes().all(|b| b.is_ascii_hexdigit())
-        {
+        let hex = |text: &str, len: usize| {
+            text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        if !hex(&record.master, 64) || !hex(&record.describer, 16) {
             return Err("its master or describer is not a hash".into());
         }
         let prefix = name_prefix(&record.master, &record.describer);

@@ -81,6 +81,20 @@ pub(crate) struct Figure<'a> {
 }
 
 impl Figure<'_> {
+    /// The size the figure is shown at: its own, or the author's width with the height to
+    /// scale.
+    fn shown_size(&self) -> (u32, u32) {
+        match self.display_width {
+            Some(shown) => {
+                let height = (u64::from(self.height) * u64::from(shown)
+                    + u64::from(self.width) / 2)
+                    / u64::from(self.width).max(1);
+                (shown, u32::try_from(height).unwrap_or(u32::MAX).max(1))
+            }
+            None => (self.width, self.height),
+        }
+    }
+
     /// The widest fallback's URL: `<img src>`, and the image other renderers show.
     fn src(&self) -> &str {
         self.fallbacks.last().map_or("", |(url, _)| url.as_str())
@@ -99,15 +113,7 @@ pub(crate) fn sizes_for_width(width: u32) -> String {
 /// The figure as one line of HTML: a `<picture>` with a `<source>` per modern format and an
 /// `<img>` with the intrinsic size, so the page does not shift when the image arrives.
 pub(crate) fn html(figure: &Figure<'_>) -> String {
-    let (width, height) = match figure.display_width {
-        Some(shown) => {
-            let height = (u64::from(figure.height) * u64::from(shown)
-                + u64::from(figure.width) / 2)
-                / u64::from(figure.width).max(1);
-            (shown, u32::try_from(height).unwrap_or(u32::MAX).max(1))
-        }
-        None => (figure.width, figure.height),
-    };
+    let (width, height) = figure.shown_size();
     let sizes = escape_html(figure.sizes);
     let mut out = String::with_capacity(512);
     out.push_str(LINE_OPENER);

@@ -397,7 +397,6 @@ impl Team {
     /// image (a thumbnail, inlined), prompt, alt text, caption, provider, model, size, cost,
     /// chapter and status, failures first.
     pub fn review(&self, title: &str) -> Result<String> {
-        use base64::Engine as _;
         use std::fmt::Write as _;
 
         let mut cache = self.open_cache();
@@ -420,25 +419,11 @@ impl Team {
                     if let (None, Some(id)) = (&row.alt, &describer) {
                         described = cache.description(&entry.master, id);
                     }
-                    let path = cache.master_path(tier, &entry);
-                    if let Ok(bytes) =
-                        crate::files::read_regular(&path, crate::provider::MAX_MASTER_BYTES as u64)
-                    {
-                        match derive::thumbnail(&bytes, 240) {
-                            Ok(thumb) => {
-                                picture = format!(
-                                    "<img src=\"data:image/webp;base64,{}\" width=\"240\" height=\"240\" alt=\"{}\">",
-                                    base64::engine::general_purpose::STANDARD.encode(thumb),
-                                    esc(row
-                                        .alt
-                                        .as_deref()
-                                        .or(described.as_ref().map(|d| d.alt.as_str()))
-                                        .unwrap_or(""))
-                                );
-                            }
-                            Err(e) => picture = format!("<div class=\"none\">{}</div>", esc(&e)),
-                        }
-                    }
+                    let alt = row
+                        .alt
+                        .as_deref()
+                        .or(described.as_ref().map(|d| d.alt.as_str()));
+                    picture = thumbnail_html(&cache, tier, &entry, alt.unwrap_or(""));
                     cost = self.record_cost(&cache, tier, &entry).or(row.cost);
                 }
             }
@@ -496,6 +481,25 @@ impl Team {
     /// Rebuilds the index from the records; returns how many keys it holds.
     pub fn reindex(&self) -> Result<usize> {
         Cache::reindex(&self.cache_root)
+    }
+}
+
+/// A master's thumbnail for the review page, inlined; or why there is none.
+fn thumbnail_html(cache: &Cache, tier: cache::Tier, entry: &cache::Entry, alt: &str) -> String {
+    use base64::Engine as _;
+    let esc = crate::figure::escape_html;
+    let path = cache.master_path(tier, entry);
+    let Ok(bytes) = crate::files::read_regular(&path, crate::provider::MAX_MASTER_BYTES as u64)
+    else {
+        return String::from("<div class=\"none\">no image yet</div>");
+    };
+    match derive::thumbnail(&bytes, 240) {
+        Ok(thumb) => format!(
+            "<img src=\"data:image/webp;base64,{}\" width=\"240\" height=\"240\" alt=\"{}\">",
+            base64::engine::general_purpose::STANDARD.encode(thumb),
+            esc(alt)
+        ),
+        Err(e) => format!("<div class=\"none\">{}</div>", esc(&e)),
     }
 }
 

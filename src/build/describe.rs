@@ -34,11 +34,36 @@ pub(crate) struct Described {
     pub(crate) failures: Vec<Located>,
 }
 
-/// One image to describe: its job, the directive that first asked, and where it is.
+/// One image to describe: its job, its master, and the directive that first asked.
 struct Wanted<'p> {
     job: usize,
+    master: &'p str,
     page: &'p Page<'p>,
     directive: usize,
+}
+
+/// The describer of the book, with its id.
+struct With<'a> {
+    who: describer::Describer<'a>,
+    id: String,
+}
+
+impl<'a> With<'a> {
+    /// The book's describer, when `alt-text = "describe"`.
+    fn of(config: &'a crate::config::Config) -> Option<With<'a>> {
+        let (AltText::Describe, Some(settings)) = (config.alt_text, &config.describe) else {
+            return None;
+        };
+        let profile = &config.profiles[&settings.profile];
+        Some(With {
+            who: describer::Describer {
+                profile_name: &settings.profile,
+                profile,
+                model: &settings.model,
+            },
+            id: describe::describer_id(profile.kind, &settings.model),
+        })
+    }
 }
 
 /// Finds or makes the description of every image a directive without `alt` shows.
@@ -51,42 +76,13 @@ pub(crate) fn run(
     images: &[Image],
 ) -> Described {
     let mut described = Described::default();
-    let config = book.config;
-    let (AltText::Describe, Some(with)) = (config.alt_text, &config.describe) else {
+    let Some(with) = With::of(book.config) else {
         return described;
     };
-    let profile = &config.profiles[&with.profile];
-    let id = describe::describer_id(profile.kind, &with.model);
-
-    // Every job a directive without alt shows, once, with the first such directive.
-    let mut wanted: BTreeMap<usize, Wanted<'_>> = BTreeMap::new();
-    let mut users: BTreeMap<usize, Vec<(&str, usize)>> = BTreeMap::new();
-    for (page, uses) in pages.iter().zip(&plan.uses) {
-        for (index, (directive, use_)) in page.directives.iter().zip(uses).enumerate() {
-            let Ok(job) = use_ else { continue };
-            if directive.attrs.alt.is_some() {
-                continue;
-            }
-            users
-                .entry(*job)
-                .or_default()
-                .push((&page.file, directive.line));
-            wanted.entry(*job).or_insert(Wanted {
-                job: *job,
-                page,
-                directive: index,
-            });
-        }
-    }
+    let (wanted, users) = wanted(pages, plan, images);
     let mut to_ask = Vec::new();
-    for want in wanted.into_values() {
-        let Image::Ready(ready) = &images[want.job] else {
-            continue;
-        };
-        if !ready.kind.is_model() || ready.manifest.is_none() {
-            continue;
-        }
-        match cache.description(&ready.entry.master, &id) {
+    for want in wanted {
+        match cache.description(want.master, &with.id) {
             Some(record) => {
                 described.by_job.insert(want.job, record);
             }
@@ -98,138 +94,179 @@ pub(crate) fn run(
     }
     // A teammate may have described them already: the remote cache is asked (set up now if
     // this build did not need it for images), and what it holds is copied in.
-    let opened;
-    let remote = match remote {
-        Some(remote) => Some(remote),
-        None => {
-            opened = book.remote_if(|| true);
-            opened.as_ref()
-        }
-    };
+    let opened = remote.is_none().then(|| book.remote_if(|| true)).flatten();
+    let remote = remote.or(opened.as_ref());
     if let Some(remote) = remote {
-        let wanted: Vec<(String, String)> = to_ask
-            .iter()
-            .filter_map(|want| match &images[want.job] {
-                Image::Ready(ready) => Some((ready.entry.master.clone(), id.clone())),
-                _ => None,
-            })
-            .collect();
-        if remote
-            .degrade(cache.fetch_descriptions(remote, &wanted))
-            .is_some_and(|n| n > 0)
-        {
-            to_ask.retain(|want| {
-                let Image::Ready(ready) = &images[want.job] else {
-                    return true;
-                };
-                match cache.description(&ready.entry.master, &id) {
-                    Some(record) => {
-                        described.by_job.insert(want.job, record);
-                        false
-                    }
-                    None => true,
-                }
-            });
-        }
+        to_ask = from_remote(cache, remote, &with.id, to_ask, &mut described);
     }
     if to_ask.is_empty() {
         return described;
     }
-
-    let fail_all = |described: &mut Described, job: usize, message: &str| {
-        for (file, line) in users.get(&job).into_iter().flatten() {
-            described.failures.push(Located {
-                file: (*file).to_owned(),
-                line: *line,
-                message: message.to_owned(),
-            });
-        }
+    let fail = |described: &mut Described, job: usize, message: &str| {
+        let at = users.get(&job).into_iter().flatten();
+        described.failures.extend(at.map(|(file, line)| Located {
+            file: (*file).to_owned(),
+            line: *line,
+            message: message.to_owned(),
+        }));
     };
-    if config.offline {
-        tracing::warn!(
-            "imagegen: offline: {} image{} not described yet keep the alt text derived from the prompt",
-            to_ask.len(),
-            if to_ask.len() == 1 { " is" } else { "s are" }
-        );
+    if let Err(message) = may_ask(book, &with, to_ask.len()) {
+        if let Some(message) = message {
+            for want in &to_ask {
+                fail(&mut described, want.job, &message);
+            }
+        }
         return described;
     }
-    let setting = "set `model` in `[preprocessor.imagegen.describe]`";
-    match models::lifecycle(profile.kind, &with.model, book.today) {
-        Lifecycle::Retired {
-            on,
-            replacement,
-            provider,
-        } => {
-            let message = format!(
-                "the describer `{}` was retired by {provider} on {on} and answers no requests; use `{replacement}` instead ({setting}); descriptions it wrote earlier keep serving",
-                with.model
-            );
-            for want in &to_ask {
-                fail_all(&mut described, want.job, &message);
-            }
-            return described;
-        }
-        lifecycle => {
-            if let Some(warning) = lifecycle.warning(&with.model, setting) {
-                tracing::warn!("imagegen: {warning}");
-            }
-        }
-    }
-
-    let who = describer::Describer {
-        profile_name: &with.profile,
-        profile,
-        model: &with.model,
-    };
     let started = Instant::now();
-    let results = ask_all(book, &who, images, &to_ask);
-    let mut count = 0;
-    let mut cost = 0.0;
+    let results = ask_all(book, &with.who, images, &to_ask);
+    let (mut count, mut cost) = (0, 0.0);
     for (want, result) in to_ask.iter().zip(results) {
-        let Image::Ready(ready) = &images[want.job] else {
-            continue;
-        };
         match result {
             Ok(answer) => {
-                let record = describe::Record {
-                    format: describe::RECORD_FORMAT,
-                    master: ready.entry.master.clone(),
-                    describer: id.clone(),
-                    provider: profile.kind.as_str().to_owned(),
-                    model: with.model.clone(),
-                    instructions: describe::INSTRUCTIONS_VERSION,
-                    alt: answer.text.alt,
-                    description: answer.text.description,
-                    model_version: answer.model_version,
-                    request_id: answer.request_id,
-                    attempts: answer.attempts,
-                    cost_usd: answer.cost_usd,
-                    created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now())
-                        .to_string(),
-                };
-                count += 1;
-                cost += record.cost_usd;
-                if let Err(e) = cache.store_description(&record) {
-                    tracing::warn!("imagegen: cannot keep a description: {e}");
-                } else if let Some(remote) = remote.filter(|r| r.can_write()) {
-                    // `push` uploads what an outage kept from the remote.
-                    remote.degrade(cache.upload_description(remote, &record));
-                }
+                let record = record_of(&with, want.master, answer);
+                (count, cost) = (count + 1, cost + record.cost_usd);
+                keep(cache, remote, &record);
                 described.by_job.insert(want.job, record);
             }
-            Err(message) => fail_all(&mut described, want.job, &message),
+            Err(message) => fail(&mut described, want.job, &message),
         }
     }
     if count > 0 {
         tracing::info!(
             "imagegen: described {count} image{} with `{}` ({}) in {:.1}s; estimated cost ${cost:.4}",
             if count == 1 { "" } else { "s" },
-            with.profile,
-            with.model,
+            with.who.profile_name,
+            with.who.model,
             started.elapsed().as_secs_f64()
         );
     }
     described
+}
+
+/// Every ready image a model made that a directive without alt shows, once, with the first
+/// such directive; and every directive (file, line) that shows each job without alt.
+#[allow(clippy::type_complexity)]
+fn wanted<'p>(
+    pages: &'p [Page<'p>],
+    plan: &Plan,
+    images: &'p [Image],
+) -> (Vec<Wanted<'p>>, BTreeMap<usize, Vec<(&'p str, usize)>>) {
+    let mut wanted: BTreeMap<usize, Wanted<'p>> = BTreeMap::new();
+    let mut users: BTreeMap<usize, Vec<(&str, usize)>> = BTreeMap::new();
+    for (page, uses) in pages.iter().zip(&plan.uses) {
+        for (index, (directive, use_)) in page.directives.iter().zip(uses).enumerate() {
+            let Ok(job) = use_ else { continue };
+            let Image::Ready(ready) = &images[*job] else {
+                continue;
+            };
+            // A placeholder stands in for an image to come: describing it would pay for words
+            // about a grey box.
+            if directive.attrs.alt.is_some() || !ready.kind.is_model() || ready.manifest.is_none() {
+                continue;
+            }
+            users
+                .entry(*job)
+                .or_default()
+                .push((&page.file, directive.line));
+            wanted.entry(*job).or_insert(Wanted {
+                job: *job,
+                master: &ready.entry.master,
+                page,
+                directive: index,
+            });
+        }
+    }
+    (wanted.into_values().collect(), users)
+}
+
+/// Copies in what the remote holds of `to_ask`; returns what is still to ask.
+fn from_remote<'p>(
+    cache: &Cache,
+    remote: &Remote,
+    id: &str,
+    to_ask: Vec<Wanted<'p>>,
+    described: &mut Described,
+) -> Vec<Wanted<'p>> {
+    let wanted: Vec<(String, String)> = to_ask
+        .iter()
+        .map(|want| (want.master.to_owned(), id.to_owned()))
+        .collect();
+    if remote
+        .degrade(cache.fetch_descriptions(remote, &wanted))
+        .is_none_or(|n| n == 0)
+    {
+        return to_ask;
+    }
+    to_ask
+        .into_iter()
+        .filter(|want| match cache.description(want.master, id) {
+            Some(record) => {
+                described.by_job.insert(want.job, record);
+                false
+            }
+            None => true,
+        })
+        .collect()
+}
+
+/// Whether the describer may be asked: not offline (`Err(None)`: the figures keep their
+/// derived alt, with a warning), not a retired model (`Err(Some(why))`: the directives fail).
+/// A deprecated model is warned about once.
+fn may_ask(book: &Book<'_>, with: &With<'_>, count: usize) -> Result<(), Option<String>> {
+    if book.config.offline {
+        tracing::warn!(
+            "imagegen: offline: {count} image{} not described yet keep the alt text derived from the prompt",
+            if count == 1 { " is" } else { "s are" }
+        );
+        return Err(None);
+    }
+    let setting = "set `model` in `[preprocessor.imagegen.describe]`";
+    let model = with.who.model;
+    match models::lifecycle(with.who.profile.kind, model, book.today) {
+        Lifecycle::Retired {
+            on,
+            replacement,
+            provider,
+        } => Err(Some(format!(
+            "the describer `{model}` was retired by {provider} on {on} and answers no requests; use `{replacement}` instead ({setting}); descriptions it wrote earlier keep serving"
+        ))),
+        lifecycle => {
+            if let Some(warning) = lifecycle.warning(model, setting) {
+                tracing::warn!("imagegen: {warning}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Keeps a new description, and shares it through the remote when there is one (`push`
+/// uploads what an outage kept from it).
+fn keep(cache: &Cache, remote: Option<&Remote>, record: &describe::Record) {
+    if let Err(e) = cache.store_description(record) {
+        tracing::warn!("imagegen: cannot keep a description: {e}");
+    } else if let Some(remote) = remote.filter(|r| r.can_write()) {
+        remote.degrade(cache.upload_description(remote, record));
+    }
+}
+
+/// The record of a new description.
+fn record_of(with: &With<'_>, master: &str, answer: describer::Described) -> describe::Record {
+    describe::Record {
+        format: describe::RECORD_FORMAT,
+        master: master.to_owned(),
+        describer: with.id.clone(),
+        provider: with.who.profile.kind.as_str().to_owned(),
+        model: with.who.model.to_owned(),
+        instructions: describe::INSTRUCTIONS_VERSION,
+        alt: answer.text.alt,
+        description: answer.text.description,
+        model_version: answer.model_version,
+        request_id: answer.request_id,
+        attempts: answer.attempts,
+        cost_usd: answer.cost_usd,
+        created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+    }
 }
 
 /// Asks the describer about every image, `max-concurrency` at a time; each result is the
@@ -315,7 +352,7 @@ fn ask_one(
     let picture = describer::Picture {
         bytes: &bytes,
         media_type: file.format.media_type(),
-        master: &ready.entry.master,
+        master: want.master,
     };
     describer::describe(who, &picture, &about, env).map_err(|failure| failure.message)
 }

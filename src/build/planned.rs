@@ -119,7 +119,7 @@ fn rows(
     let mut rows = Vec::new();
     let mut seen = vec![false; plan.jobs.len()];
     for (page, uses) in pages.iter().zip(&plan.uses) {
-        let error = |line: usize, prompt: String, message: String| PlannedImage {
+        let error = |line: usize, prompt: &str, message: String| PlannedImage {
             file: page.file.clone(),
             line,
             status: Status::Error,
@@ -128,26 +128,21 @@ fn rows(
             model: String::new(),
             size: String::new(),
             cost: None,
-            prompt,
+            prompt: prompt_start(prompt),
             alt: None,
             caption: None,
             key: None,
             message: Some(message),
             chain: Vec::new(),
             tier: Tier::Committed,
-            full_prompt: String::new(),
+            full_prompt: prompt.to_owned(),
         };
         for problem in &page.problems {
-            rows.push(error(problem.line, String::new(), problem.message.clone()));
+            rows.push(error(problem.line, "", problem.message.clone()));
         }
         for (directive, use_) in page.directives.iter().zip(uses) {
-            let mut row = error(
-                directive.line,
-                prompt_start(&directive.prompt),
-                String::new(),
-            );
+            let mut row = error(directive.line, &directive.prompt, String::new());
             row.alt.clone_from(&directive.attrs.alt);
-            row.full_prompt.clone_from(&directive.prompt);
             row.caption.clone_from(&directive.attrs.caption);
             let job = match use_ {
                 Ok(job) => *job,

@@ -76,43 +76,16 @@ pub(crate) fn pages(
         }
         for (directive, use_) in page.directives.iter().zip(uses) {
             let description = use_.as_ref().ok().and_then(|job| described.by_job.get(job));
-            let result = match use_ {
-                Ok(job) => {
-                    keys.push(plan.jobs[*job].key.to_hex());
-                    match &images[*job] {
-                        Image::Ready(ready) => match &ready.manifest {
-                            Some(manifest) => Ok((&ready.entry, manifest)),
-                            None => Err("the image's web files were not made"),
-                        },
-                        Image::Failed(message) => Err(message.as_str()),
-                        Image::ToMake => Err("the image was not generated"),
-                    }
-                }
-                Err(message) => Err(message.as_str()),
-            };
-            let text = match result {
-                Ok((entry, manifest)) => {
-                    used.push(manifest);
-                    if directive.attrs.alt.is_none() {
-                        let from = match description {
-                            Some(_) => AltFrom::Described,
-                            None => AltFrom::Prompt,
-                        };
-                        rendered.authorless.push((
-                            Located {
-                                file: page.file.clone(),
-                                line: directive.line,
-                                message: String::new(),
-                            },
-                            from,
-                        ));
-                    }
-                    let shown = Shown {
-                        entry,
-                        manifest,
-                        description,
-                        description_id: description_id(&page.file, directive.line),
-                    };
+            if let Ok(job) = use_ {
+                keys.push(plan.jobs[*job].key.to_hex());
+            }
+            let text = match shown(use_, images, description) {
+                Ok(mut shown) => {
+                    used.push(shown.manifest);
+                    rendered
+                        .authorless
+                        .extend(authorless(page, directive, description));
+                    shown.description_id = description_id(&page.file, directive.line);
                     figure_of(book, directive, page.path(), &shown)
                 }
                 Err(message) => fail(directive.line, message, &mut rendered.failures),
@@ -195,6 +168,48 @@ struct Shown<'a> {
     description_id: String,
 }
 
+/// Where a ready figure's alt comes from, when its author wrote none.
+fn authorless(
+    page: &Page<'_>,
+    directive: &Directive,
+    description: Option<&describe::Record>,
+) -> Option<(Located, AltFrom)> {
+    directive.attrs.alt.is_none().then(|| {
+        let at = Located {
+            file: page.file.clone(),
+            line: directive.line,
+            message: String::new(),
+        };
+        let from = match description {
+            Some(_) => AltFrom::Described,
+            None => AltFrom::Prompt,
+        };
+        (at, from)
+    })
+}
+
+/// What a directive's figure shows, or why it has none.
+fn shown<'a>(
+    use_: &'a Result<usize, String>,
+    images: &'a [Image],
+    description: Option<&'a describe::Record>,
+) -> Result<Shown<'a>, &'a str> {
+    let job = use_.as_ref().map_err(String::as_str)?;
+    match &images[*job] {
+        Image::Ready(ready) => match &ready.manifest {
+            Some(manifest) => Ok(Shown {
+                entry: &ready.entry,
+                manifest,
+                description,
+                description_id: String::new(),
+            }),
+            None => Err("the image's web files were not made"),
+        },
+        Image::Failed(message) => Err(message.as_str()),
+        Image::ToMake => Err("the image was not generated"),
+    }
+}
+
 /// The id of a directive's description element, from its chapter file and line.
 fn description_id(file: &str, line: usize) -> String {
     let hash = blake3::hash(format!("{file}:{line}").as_bytes());
@@ -220,18 +235,11 @@ fn figure_of(book: &Book<'_>, directive: &Directive, page_path: &str, shown: &Sh
     };
     let attrs = &directive.attrs;
     let derived;
-    let mut description = None;
-    let alt = match (&attrs.alt, shown.description) {
-        (Some(alt), _) => alt.as_str(),
-        (None, Some(record)) => {
-            if !record.description.is_empty() {
-                description = Some((shown.description_id.as_str(), record.description.as_str()));
-            }
-            record.alt.as_str()
-        }
-        (None, None) => {
+    let (alt, description) = match alt_of(directive, shown) {
+        Some(found) => found,
+        None => {
             derived = figure::derive_alt(&directive.prompt);
-            &derived
+            (derived.as_str(), None)
         }
     };
     let sizes = match attrs.width {
@@ -284,6 +292,21 @@ fn figure_of(book: &Book<'_>, directive: &Directive, page_path: &str, shown: &Sh
     } else {
         figure::markdown(&figure)
     }
+}
+
+/// A figure's alt text and description, when not derived from the prompt: the author's alt,
+/// else the describer's with its description (if it wrote one).
+fn alt_of<'a>(
+    directive: &'a Directive,
+    shown: &'a Shown<'_>,
+) -> Option<(&'a str, Option<(&'a str, &'a str)>)> {
+    if let Some(alt) = &directive.attrs.alt {
+        return Some((alt, None));
+    }
+    let record = shown.description?;
+    let description = Some((shown.description_id.as_str(), record.description.as_str()))
+        .filter(|(_, text)| !text.is_empty());
+    Some((&record.alt, description))
 }
 
 fn error_figure(book: &Book<'_>, file: &str, line: usize, message: &str) -> String {

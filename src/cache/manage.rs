@@ -390,6 +390,24 @@ pub(crate) fn files_two_deep(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// What is wrong with a description file, by the build's rules (a build passes over one that
+/// breaks them); a file not named as descriptions are is not ours and is left alone.
+fn check_description(path: &Path) -> Option<Problem> {
+    let name = path.file_name()?.to_str()?;
+    crate::describe::master_prefix(name)?;
+    let reason = match crate::files::read_regular(path, crate::describe::MAX_RECORD_BYTES) {
+        Err(e) => e.to_string(),
+        Ok(bytes) => crate::describe::Record::parse(&bytes, name).err()?,
+    };
+    Some(Problem {
+        path: path.to_owned(),
+        what: format!(
+            "a build ignores this description: {reason}; --fix removes it (the next build describes the image again)"
+        ),
+        fixable: true,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,22 +440,4 @@ mod tests {
         .unwrap();
         assert!(check_master(&store(&clean.bytes)).is_none());
     }
-}
-
-/// What is wrong with a description file, by the build's rules (a build passes over one that
-/// breaks them); a file not named as descriptions are is not ours and is left alone.
-fn check_description(path: &Path) -> Option<Problem> {
-    let name = path.file_name()?.to_str()?;
-    crate::describe::master_prefix(name)?;
-    let reason = match crate::files::read_regular(path, crate::describe::MAX_RECORD_BYTES) {
-        Err(e) => e.to_string(),
-        Ok(bytes) => crate::describe::Record::parse(&bytes, name).err()?,
-    };
-    Some(Problem {
-        path: path.to_owned(),
-        what: format!(
-            "a build ignores this description: {reason}; --fix removes it (the next build describes the image again)"
-        ),
-        fixable: true,
-    })
 }

@@ -192,7 +192,10 @@ async fn openai_refusals_and_bad_answers_fail_like_generations() {
         assert!(failure.message.contains(wanted), "{}", failure.message);
         assert_eq!(requests(&server).await, 2, "{text}");
     }
+}
 
+#[tokio::test]
+async fn openai_rate_limits_are_waited_out_and_keys_never_leak() {
     // A rate limit is waited out as the server asks, then the answer is read.
     let server = MockServer::start().await;
     Mock::given(path("/v1/responses"))

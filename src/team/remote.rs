@@ -64,6 +64,9 @@ type RemoteRecord = (Listed, std::result::Result<Record, String>, Option<String>
 /// The object directories of the remote cache, in the order `push` uploads them.
 const DIRS: [&str; 5] = ["masters/", "records/", "tuned/", "descriptions/", "assets/"];
 
+/// The object directories whose files are named after the master they were made from.
+const MADE_FROM_MASTERS: [&str; 3] = ["tuned/", "descriptions/", "assets/"];
+
 impl Team {
     /// The book's remote cache; an error when it has none.
     fn remote(&self) -> Result<Remote> {
@@ -321,11 +324,7 @@ impl Team {
             .map(|name| &name[..16.min(name.len())])
             .collect();
         for (path, listed) in &objects {
-            if !(path.starts_with("tuned/")
-                || path.starts_with("descriptions/")
-                || path.starts_with("assets/"))
-                || young(listed.modified)
-            {
+            if !MADE_FROM_MASTERS.iter().any(|d| path.starts_with(d)) || young(listed.modified) {
                 continue;
             }
             let name = path.rsplit('/').next().unwrap_or_default();
