@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! parse::pages → plan::jobs → lookup (local cache, remote) → resolve::resolve
-//!   → generate::run → derive::run → publish::run → render::pages
+//!   → generate::run → derive::run → publish::run → describe::run → render::pages
 //! ```
 //!
 //! Each stage is a module with a typed input and output. [`resolve::resolve`] is the one place

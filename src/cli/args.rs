@@ -58,8 +58,8 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Deletes the images no directive uses any more: records, masters, tuned qualities and
-    /// web files. Prints what and how many bytes.
+    /// Deletes the images no directive uses any more: records, masters, tuned qualities,
+    /// descriptions and web files. Prints what and how many bytes.
     Gc {
         /// The book's root directory (where `book.toml` is).
         #[arg(long, default_value = ".")]
@@ -81,7 +81,7 @@ pub(crate) enum Command {
         json: bool,
     },
     /// Uploads the local cache to the shared remote cache (`[preprocessor.imagegen.storage]`):
-    /// every master, record and tuned quality the remote lacks, masters first. Moves a
+    /// every master, record, tuned quality and description the remote lacks, masters first. Moves a
     /// git-committed cache into a bucket, and finishes uploads an outage interrupted.
     Push {
         /// The book's root directory (where `book.toml` is).
