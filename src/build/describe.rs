@@ -69,7 +69,7 @@ impl<'a> With<'a> {
 /// Finds or makes the description of every image a directive without `alt` shows.
 pub(crate) fn run(
     book: &Book<'_>,
-    cache: &Cache,
+    cache: &mut Cache,
     remote: Option<&Remote>,
     pages: &[Page<'_>],
     plan: &Plan,
@@ -182,7 +182,7 @@ fn wanted<'p>(
 
 /// Copies in what the remote holds of `to_ask`; returns what is still to ask.
 fn from_remote<'p>(
-    cache: &Cache,
+    cache: &mut Cache,
     remote: &Remote,
     id: &str,
     to_ask: Vec<Wanted<'p>>,
@@ -242,7 +242,7 @@ fn may_ask(book: &Book<'_>, with: &With<'_>, count: usize) -> Result<(), Option<
 
 /// Keeps a new description, and shares it through the remote when there is one (`push`
 /// uploads what an outage kept from it).
-fn keep(cache: &Cache, remote: Option<&Remote>, record: &describe::Record) {
+fn keep(cache: &mut Cache, remote: Option<&Remote>, record: &describe::Record) {
     if let Err(e) = cache.store_description(record) {
         tracing::warn!("imagegen: cannot keep a description: {e}");
     } else if let Some(remote) = remote.filter(|r| r.can_write()) {

@@ -186,7 +186,7 @@ fn build(
     if let Some(remote) = &remote {
         publish::run(book, &mut cache, remote, &images, &published);
     }
-    let described = describe::run(book, &cache, remote.as_ref(), &pages, &plan, &images);
+    let described = describe::run(book, &mut cache, remote.as_ref(), &pages, &plan, &images);
     let made = Instant::now();
     let mut rendered = render::pages(book, &pages, &plan, &images, &described);
     rendered.failures.extend(described.failures);

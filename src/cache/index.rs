@@ -33,6 +33,9 @@ const SHARDS: TableDefinition<&str, &str> = TableDefinition::new("shards");
 /// Chapter source path → JSON list of the cache keys its directives use.
 const REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("chapter-refs");
 
+/// A description's file name → its bytes, for the shards stamped `d/ab` in [`SHARDS`].
+const DESCRIPTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("descriptions");
+
 /// Derivation id (master, output settings, encoders) → JSON [`Manifest`] of the derived files.
 const ASSETS: TableDefinition<&str, &[u8]> = TableDefinition::new("assets");
 
@@ -65,11 +68,16 @@ pub(crate) struct Update {
     pub(crate) refs: BTreeMap<String, Vec<String>>,
     /// Derivations made by this build.
     pub(crate) assets: BTreeMap<String, Manifest>,
+    /// Description shards read from their files: `d/ab` → (stamp, file name → bytes).
+    pub(crate) descriptions: BTreeMap<String, (String, BTreeMap<String, Vec<u8>>)>,
 }
 
 impl Update {
     pub(crate) fn is_empty(&self) -> bool {
-        self.shards.is_empty() && self.refs.is_empty() && self.assets.is_empty()
+        self.shards.is_empty()
+            && self.refs.is_empty()
+            && self.assets.is_empty()
+            && self.descriptions.is_empty()
     }
 }
 
@@ -81,6 +89,9 @@ pub(crate) struct Index {
     stamps: BTreeMap<String, String>,
     /// The chapter references, read whole at open.
     refs: BTreeMap<String, Vec<String>>,
+    /// The descriptions, read whole at open (one small file per described image; none in a
+    /// book that describes nothing).
+    descriptions: BTreeMap<String, Vec<u8>>,
     lock_wait: Duration,
 }
 
@@ -107,6 +118,7 @@ struct Contents {
     assets: Option<ReadOnlyTable<&'static str, &'static [u8]>>,
     stamps: BTreeMap<String, String>,
     refs: BTreeMap<String, Vec<String>>,
+    descriptions: BTreeMap<String, Vec<u8>>,
 }
 
 impl Index {
@@ -117,6 +129,7 @@ impl Index {
             state: State::Rebuild,
             stamps: BTreeMap::new(),
             refs: BTreeMap::new(),
+            descriptions: BTreeMap::new(),
             lock_wait,
         };
         if !path.exists() {
@@ -133,6 +146,7 @@ impl Index {
                 Ok(Some(contents)) => {
                     index.stamps = contents.stamps;
                     index.refs = contents.refs;
+                    index.descriptions = contents.descriptions;
                     index.state = State::Open {
                         entries: contents.entries,
                         assets: Box::new(contents.assets),
@@ -161,6 +175,7 @@ impl Index {
             state: State::Refused,
             stamps: BTreeMap::new(),
             refs: BTreeMap::new(),
+            descriptions: BTreeMap::new(),
             lock_wait: Duration::ZERO,
         }
     }
@@ -215,6 +230,22 @@ impl Index {
         };
         let value = assets.as_ref().as_ref()?.get(id).ok().flatten()?;
         serde_json::from_slice(value.value()).ok()
+    }
+
+    /// The stamp a description shard (`d/ab`) had when it was last indexed.
+    pub(crate) fn description_stamp(&self, shard: &str) -> Option<&str> {
+        self.stamps.get(shard).map(String::as_str)
+    }
+
+    /// The indexed description files whose names start with `prefix`, with their bytes.
+    pub(crate) fn descriptions<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        self.descriptions
+            .range(prefix.to_owned()..)
+            .take_while(move |(name, _)| name.starts_with(prefix))
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
     }
 
     /// The cache keys a chapter used when last built.
@@ -276,8 +307,16 @@ fn read_contents(database: &ReadOnlyDatabase) -> Result<Option<Contents>, redb::
             }
         }
     }
+    let mut descriptions = BTreeMap::new();
+    if let Some(table) = optional_table(txn.open_table(DESCRIPTIONS))? {
+        for row in table.iter()? {
+            let (name, bytes) = row?;
+            descriptions.insert(name.value().to_owned(), bytes.value().to_vec());
+        }
+    }
     Ok(Some(Contents {
         entries: optional_table(txn.open_table(ENTRIES))?,
+        descriptions,
         assets: optional_table(txn.open_table(ASSETS))?,
         stamps,
         refs,
@@ -318,7 +357,14 @@ fn write(
         let current = meta.get("schema")?.map(|v| v.value() == SCHEMA);
         if current != Some(true) {
             drop(meta);
-            for name in ["entries", "shards", "chapter-refs", "assets", "meta"] {
+            for name in [
+                "entries",
+                "shards",
+                "chapter-refs",
+                "assets",
+                "descriptions",
+                "meta",
+            ] {
                 // A table of an older schema may have other types; delete it by name.
                 let _ = txn.delete_table(redb::TableDefinition::<&str, &[u8]>::new(name));
                 let _ = txn.delete_table(redb::TableDefinition::<&str, &str>::new(name));
@@ -336,6 +382,17 @@ fn write(
                 let id = format!("{}/{key}", &shard[..shard.find('/').unwrap_or(0)]);
                 let value = serde_json::to_vec(entry).expect("an entry always serialises");
                 entries.insert(id.as_str(), value.as_slice())?;
+            }
+            shards.insert(shard.as_str(), stamp.as_str())?;
+        }
+        let mut descriptions = txn.open_table(DESCRIPTIONS)?;
+        for (shard, (stamp, files)) in &update.descriptions {
+            // `d/ab`: every file of the shard starts with `ab`.
+            let digits = &shard[shard.find('/').map_or(0, |i| i + 1)..];
+            let high = format!("{digits}\u{10FFFF}");
+            descriptions.retain_in(digits..high.as_str(), |_, _| false)?;
+            for (name, bytes) in files {
+                descriptions.insert(name.as_str(), bytes.as_slice())?;
             }
             shards.insert(shard.as_str(), stamp.as_str())?;
         }

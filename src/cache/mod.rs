@@ -17,6 +17,7 @@
 //! record, so a crash leaves at worst an unreferenced master, never a record without its master.
 //! A build that only hits the cache changes no file here.
 
+mod descriptions;
 mod flight;
 mod index;
 mod manage;
@@ -34,7 +35,6 @@ pub(crate) use manage::{direct_files, files_two_deep, read_record, remove};
 pub(crate) use record::Record;
 
 use crate::derive::Manifest;
-use crate::describe;
 use crate::error::{Error, Result};
 use crate::plan::{CACHE_VERSION, CacheKey, Request};
 use crate::provider::Master;
@@ -81,6 +81,11 @@ pub(crate) struct Cache {
     /// Whether masters may live only in a remote cache (a record without its master is then
     /// expected, not a problem).
     remote_masters: bool,
+    /// Description shards read from their files during this build: shard → (stamp, file
+    /// name → bytes), for lookups and the index.
+    described: HashMap<String, (String, BTreeMap<String, Vec<u8>>)>,
+    /// Description shards this build wrote to; read again before the index is updated.
+    described_written: BTreeSet<String>,
     /// Why the cache must not be used at all: a part of its layout is a symbolic link or not
     /// what it should be (see [`layout_problem`]).
     unusable: Option<String>,
@@ -106,6 +111,8 @@ impl Cache {
             root: root.to_owned(),
             scanned: HashMap::new(),
             stamps: HashMap::new(),
+            described: HashMap::new(),
+            described_written: BTreeSet::new(),
             written: BTreeSet::new(),
             manifests: BTreeMap::new(),
             remote_masters: false,
@@ -170,54 +177,6 @@ impl Cache {
         let mut text = serde_json::to_string_pretty(tuned).expect("a map always serialises");
         text.push('\n');
         self.write_atomic(&self.tuned_path(name), text.as_bytes(), "write")
-    }
-
-    /// The description of a master by a describer, when one is kept: the earliest written
-    /// (then the smallest name) of those that pass [`describe::Record::parse`]; crafted or
-    /// damaged files are passed over.
-    pub(crate) fn description(&self, master: &str, describer: &str) -> Option<describe::Record> {
-        if self.unusable.is_some() || master.len() < 16 {
-            return None;
-        }
-        let prefix = describe::name_prefix(master, describer);
-        let dir = self.root.join("descriptions").join(&master[..2]);
-        let mut found: Vec<(describe::Record, String)> = direct_files(&dir)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|path| {
-                let name = path.file_name()?.to_str()?.to_owned();
-                if !name.starts_with(&prefix) {
-                    return None;
-                }
-                let bytes = crate::files::read_regular(&path, describe::MAX_RECORD_BYTES).ok()?;
-                match describe::Record::parse(&bytes, &name) {
-                    Ok(record) if record.master == master => Some((record, name)),
-                    Ok(_) => None,
-                    Err(why) => {
-                        tracing::warn!(
-                            "imagegen: ignoring the description `{}`: {why}",
-                            crate::outside::for_terminal(&name)
-                        );
-                        None
-                    }
-                }
-            })
-            .collect();
-        found.sort_by(|a, b| (&a.0.created_at, &a.1).cmp(&(&b.0.created_at, &b.1)));
-        found.into_iter().next().map(|(record, _)| record)
-    }
-
-    /// Keeps a description (committed, so that the team describes each image once).
-    pub(crate) fn store_description(&self, record: &describe::Record) -> Result<PathBuf> {
-        self.ensure_layout()?;
-        let path = self.description_path(&record.master, &record.file_name());
-        self.write_atomic(&path, &record.to_json(), "write")?;
-        Ok(path)
-    }
-
-    /// Where a description of `master` named `name` is kept.
-    pub(crate) fn description_path(&self, master: &str, name: &str) -> PathBuf {
-        self.root.join("descriptions").join(&master[..2]).join(name)
     }
 
     /// Releases the index so another build can update it while this one generates.
@@ -345,6 +304,7 @@ impl Cache {
                 update.shards.insert(id, (stamp, entries));
             }
         }
+        update.descriptions = self.description_update();
         for (chapter, keys) in refs {
             if self.index.refs(&chapter) != Some(keys.as_slice()) {
                 update.refs.insert(chapter, keys);
@@ -370,15 +330,7 @@ impl Cache {
         let dir = self.tier_root(tier).join("records").join(shard);
         self.stamps
             .entry((tier, shard.to_owned()))
-            .or_insert_with(
-                || match std::fs::metadata(&dir).and_then(|m| m.modified()) {
-                    Ok(time) => {
-                        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-                        format!("{}.{:09}", since.as_secs(), since.subsec_nanos())
-                    }
-                    Err(_) => "none".to_owned(),
-                },
-            )
+            .or_insert_with(|| dir_stamp(&dir))
             .clone()
     }
 
@@ -503,6 +455,18 @@ fn read_shard(
         }
     }
     Ok(winners)
+}
+
+/// A directory's stamp: its modification time (which changes whenever a file is added to it or
+/// removed from it), or `none` when it is missing.
+fn dir_stamp(dir: &Path) -> String {
+    match std::fs::metadata(dir).and_then(|m| m.modified()) {
+        Ok(time) => {
+            let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+            format!("{}.{:09}", since.as_secs(), since.subsec_nanos())
+        }
+        Err(_) => "none".to_owned(),
+    }
 }
 
 /// What makes a cache unsafe to use, if anything: its directory, or one of the directories and

@@ -300,7 +300,7 @@ impl Cache {
     /// damaged object is skipped with a warning), the earliest written winning as it does
     /// locally. Returns how many were copied in.
     pub(crate) fn fetch_descriptions(
-        &self,
+        &mut self,
         remote: &Remote,
         wanted: &[(String, String)],
     ) -> Result<usize> {
@@ -346,6 +346,7 @@ impl Cache {
                 self.ensure_layout()?;
                 let path = self.description_path(&record.master, &name);
                 self.write_atomic(&path, &bytes, "write")?;
+                self.wrote_descriptions(&record.master[..2]);
                 copied += 1;
             }
         }

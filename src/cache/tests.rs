@@ -345,3 +345,52 @@ fn descriptions_are_kept_the_earliest_wins_and_crafted_ones_are_ignored_and_flag
                 .contains("a build ignores this description")
     );
 }
+
+#[test]
+fn a_warm_build_finds_descriptions_in_the_index_and_a_changed_shard_in_its_files() {
+    let (_dir, root) = cache_with_one_image();
+    let master = blake3::hash(b"one").to_hex().to_string();
+    let id = crate::describe::describer_id(ProviderKind::OpenAi, "gpt-6-luna");
+    let mut cache = Cache::open(&root);
+    let path = cache
+        .store_description(&description(
+            &master,
+            "Indexed words",
+            "2026-11-30T09:00:00Z",
+        ))
+        .unwrap();
+    assert_eq!(
+        cache.description(&master, &id).unwrap().alt,
+        "Indexed words"
+    );
+    cache.finish(BTreeMap::new()).unwrap();
+
+    // The next build reads the index, not the file: a file changed in place (its directory's
+    // stamp unchanged) is not read again, and nothing is written.
+    let stamp = std::fs::metadata(path.parent().unwrap())
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::write(&path, b"not json").unwrap();
+    let dir = std::fs::File::open(path.parent().unwrap()).unwrap();
+    dir.set_modified(stamp).unwrap();
+    let before = snapshot(&root);
+    let mut cache = Cache::open(&root);
+    assert_eq!(
+        cache.description(&master, &id).unwrap().alt,
+        "Indexed words"
+    );
+    cache.finish(BTreeMap::new()).unwrap();
+    assert_eq!(snapshot(&root), before, "a warm lookup changed a file");
+
+    // A new file changes the stamp: the shard is read from its files (the broken one passed
+    // over), and the index learns the new state.
+    std::fs::remove_file(&path).unwrap();
+    let mut cache = Cache::open(&root);
+    cache
+        .store_description(&description(&master, "New words", "2026-11-30T10:00:00Z"))
+        .unwrap();
+    cache.finish(BTreeMap::new()).unwrap();
+    let mut cache = Cache::open(&root);
+    assert_eq!(cache.description(&master, &id).unwrap().alt, "New words");
+}
