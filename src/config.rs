@@ -61,17 +61,16 @@ pub struct Config {
     pub(crate) max_cost_per_build: Option<f64>,
     /// The shared remote cache, when `[preprocessor.imagegen.storage]` is set.
     pub(crate) storage: Option<Storage>,
-    /// Where a figure's alt text comes from when its directive has none.
-    pub(crate) alt_text: AltText,
     /// Whether a figure with neither an author's nor a described alt fails the build.
     pub(crate) require_alt: bool,
-    /// The describer, when `alt-text = "describe"`.
+    /// The describer, when `alt-text = "describe"` (with `"author"`, the default, alt text
+    /// without an author comes from the prompt).
     pub(crate) describe: Option<DescribeWith>,
 }
 
 /// `alt-text`: where a figure's alt text comes from when its directive has none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum AltText {
+enum AltText {
     /// Derived from the prompt.
     #[default]
     Author,
@@ -81,10 +80,15 @@ pub(crate) enum AltText {
 
 /// `[preprocessor.imagegen.describe]`, checked: a profile whose kind can read images, and the
 /// model it describes with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DescribeWith {
     pub(crate) profile: String,
     pub(crate) model: String,
+    /// JSON fields merged into every describe request (the profile's own `extra` is for its
+    /// images, and is not sent).
+    pub(crate) extra: serde_json::Map<String, serde_json::Value>,
+    /// The price of one description, over the token prices of the built-in table.
+    pub(crate) price: Option<f64>,
 }
 
 /// Where the shared remote cache lives: `[preprocessor.imagegen.storage]`. Credentials are never
@@ -291,6 +295,13 @@ impl Config {
             .flat_map(|p| p.api_key_env.iter().map(String::as_str))
     }
 
+    /// The id of the describer whose descriptions figures show (`alt-text = "describe"`).
+    pub(crate) fn describer_id(&self) -> Option<String> {
+        let with = self.describe.as_ref()?;
+        let kind = self.profiles[&with.profile].kind;
+        Some(crate::describe::describer_id(kind, &with.model))
+    }
+
     /// Resolves a profile name, with a message that lists the defined profiles when it is unknown.
     pub(crate) fn profile(&self, name: &str) -> Result<&Profile, String> {
         self.profiles.get(name).ok_or_else(|| {
@@ -361,6 +372,9 @@ enum RawStyle {
 struct RawDescribe {
     profile: String,
     model: Option<String>,
+    #[serde(default)]
+    extra: serde_json::Map<String, serde_json::Value>,
+    price: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -881,7 +895,7 @@ impl TryFrom<RawConfig> for Config {
             .map(storage)
             .transpose()
             .map_err(|(key, message)| config_error(&format!("storage.{key}"), message))?;
-        let (alt_text, describe) = alt_text(raw.alt_text.take(), raw.describe.take(), &profiles)
+        let describe = alt_text(raw.alt_text.take(), raw.describe.take(), &profiles)
             .map_err(|(key, message)| config_error(&key, message))?;
         Ok(Config {
             default_profile,
@@ -903,7 +917,6 @@ impl TryFrom<RawConfig> for Config {
             max_images_per_build: raw.max_images_per_build,
             max_cost_per_build: raw.max_cost_per_build,
             storage,
-            alt_text,
             require_alt: raw.require_alt.unwrap_or(false),
             describe,
         })
@@ -919,7 +932,7 @@ fn alt_text(
     mode: Option<String>,
     raw: Option<RawDescribe>,
     profiles: &BTreeMap<String, Profile>,
-) -> std::result::Result<(AltText, Option<DescribeWith>), Invalid> {
+) -> std::result::Result<Option<DescribeWith>, Invalid> {
     let mode = match mode.as_deref() {
         None | Some("author") => AltText::Author,
         Some("describe") => AltText::Describe,
@@ -939,7 +952,7 @@ fn alt_text(
                 "\"describe\" needs a describer: add `[preprocessor.imagegen.describe]` with `profile = \"NAME\"`, naming a provider profile of kind openai, gemini, openai-compatible or command".into(),
             ));
         }
-        return Ok((mode, None));
+        return Ok(None);
     };
     let kinds = list(crate::describe::KINDS.iter().map(|k| k.as_str()));
     let profile = profiles.get(&raw.profile).ok_or_else(|| {
@@ -965,24 +978,31 @@ fn alt_text(
         Some(model) if model.is_empty() => {
             return Err((
                 "describe.model".into(),
-                "the model is empty; name a vision model, such as `gpt-5-mini`".into(),
+                "the model is empty; name a vision model, such as `gpt-6-luna`".into(),
             ));
         }
         Some(model) => model,
         None if Some(profile.model.as_str()) == profile.kind.default_model() => {
-            crate::describe::default_model(profile.kind)
+            crate::describe::default_describer_model(profile.kind)
                 .unwrap_or(&profile.model)
                 .to_owned()
         }
         None => profile.model.clone(),
     };
-    Ok((
-        mode,
-        Some(DescribeWith {
-            profile: raw.profile,
-            model,
-        }),
-    ))
+    if let Some(price) = raw.price.filter(|p| !(p.is_finite() && *p >= 0.0)) {
+        return Err((
+            "describe.price".into(),
+            format!("{price} is not a price in US dollars"),
+        ));
+    }
+    // Checked either way; used only when descriptions are asked for.
+    let with = DescribeWith {
+        profile: raw.profile,
+        model,
+        extra: raw.extra,
+        price: raw.price,
+    };
+    Ok((mode == AltText::Describe).then_some(with))
 }
 
 /// The provider profiles (the built-in placeholder added), and the default profile's name; the

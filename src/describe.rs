@@ -32,7 +32,7 @@ then it is a longer description of at most 1500 characters, in plain sentences, 
 
 /// The default describer model of each kind that has one, used when the describe profile's
 /// model is its kind's default image model.
-pub(crate) fn default_model(kind: ProviderKind) -> Option<&'static str> {
+pub(crate) fn default_describer_model(kind: ProviderKind) -> Option<&'static str> {
     match kind {
         ProviderKind::OpenAi => Some("gpt-6-luna"),
         ProviderKind::Gemini => Some("gemini-3.5-flash-lite"),
@@ -223,6 +223,11 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    /// When it was written, as a time (`None` when `created-at` is not RFC 3339).
+    pub(crate) fn created(&self) -> Option<std::time::SystemTime> {
+        humantime::parse_rfc3339_weak(&self.created_at).ok()
+    }
+
     /// The file name: the master's first 16 digits (as tuned qualities and web files are
     /// named), the describer, and a hash of the content, so that two descriptions of one image
     /// never share a path.
@@ -264,9 +269,11 @@ impl Record {
         if !hex(&record.master, 64) || !hex(&record.describer, 16) {
             return Err("its master or describer is not a hash".into());
         }
-        let prefix = name_prefix(&record.master, &record.describer);
-        if !file_name.starts_with(&prefix) || !file_name.ends_with(".json") {
-            return Err("its file name does not start with its master and describer (moved, renamed or crafted)".into());
+        if file_name != record.file_name() {
+            return Err("its file name is not its master, describer and content hash (moved, edited, renamed or crafted)".into());
+        }
+        if record.created().is_none() {
+            return Err("its creation time is not an RFC 3339 time".into());
         }
         let clean = |text: &str, max: usize| outside::clean(text, max) == text;
         if record.alt.is_empty()
@@ -366,6 +373,12 @@ mod tests {
         assert!(name.starts_with(&format!("{}-{}-", &record.master[..16], record.describer)));
         assert_eq!(Record::parse(&record.to_json(), &name).unwrap(), record);
         assert!(Record::parse(&record.to_json(), "other.json").is_err());
+        // Edited in place: the name no longer matches the content.
+        let edited = Record {
+            alt: "Edited".into(),
+            ..record.clone()
+        };
+        assert!(Record::parse(&edited.to_json(), &name).is_err());
         for crafted in [
             Record {
                 alt: "a\u{1b}[2Jb".into(),

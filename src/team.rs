@@ -401,10 +401,7 @@ impl Team {
 
         let mut cache = self.open_cache();
         let esc = crate::figure::escape_html;
-        let describer = self.config.describe.as_ref().map(|with| {
-            let kind = self.config.profiles[&with.profile].kind;
-            crate::describe::describer_id(kind, &with.model)
-        });
+        let describer = self.config.describer_id();
         let mut rows: Vec<&PlannedImage> = self.rows.iter().collect();
         rows.sort_by_key(|r| !r.status.is_failure());
         let mut cards = String::new();

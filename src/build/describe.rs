@@ -18,7 +18,6 @@ use super::image::Image;
 use super::parse::Page;
 use super::plan::Plan;
 use crate::cache::Cache;
-use crate::config::AltText;
 use crate::describe::{self, About};
 use crate::error::Located;
 use crate::models::{self, Lifecycle};
@@ -34,12 +33,16 @@ pub(crate) struct Described {
     pub(crate) failures: Vec<Located>,
 }
 
-/// One image to describe: its job, its master, and the directive that first asked.
+/// One image whose description is looked for: its job, its master, and the directive that
+/// first shows it.
 struct Wanted<'p> {
     job: usize,
     master: &'p str,
     page: &'p Page<'p>,
     directive: usize,
+    /// Whether a directive without alt shows it: only then is a describer asked. (One whose
+    /// author wrote its alt, perhaps with `alt --write`, keeps a description already written.)
+    ask: bool,
 }
 
 /// The describer of the book, with its id.
@@ -51,15 +54,15 @@ struct With<'a> {
 impl<'a> With<'a> {
     /// The book's describer, when `alt-text = "describe"`.
     fn of(config: &'a crate::config::Config) -> Option<With<'a>> {
-        let (AltText::Describe, Some(settings)) = (config.alt_text, &config.describe) else {
-            return None;
-        };
+        let settings = config.describe.as_ref()?;
         let profile = &config.profiles[&settings.profile];
         Some(With {
             who: describer::Describer {
                 profile_name: &settings.profile,
                 profile,
                 model: &settings.model,
+                extra: &settings.extra,
+                price: settings.price,
             },
             id: describe::describer_id(profile.kind, &settings.model),
         })
@@ -86,7 +89,8 @@ pub(crate) fn run(
             Some(record) => {
                 described.by_job.insert(want.job, record);
             }
-            None => to_ask.push(want),
+            None if want.ask => to_ask.push(want),
+            None => {}
         }
     }
     if to_ask.is_empty() {
@@ -161,20 +165,25 @@ fn wanted<'p>(
                 continue;
             };
             // A placeholder stands in for an image to come: describing it would pay for words
-            // about a grey box.
-            if directive.attrs.alt.is_some() || !ready.kind.is_model() || ready.manifest.is_none() {
+            // about a grey box. A decorative image has no description.
+            let decorative = directive.attrs.alt.as_deref() == Some("");
+            if decorative || !ready.kind.is_model() || ready.manifest.is_none() {
                 continue;
             }
-            users
-                .entry(*job)
-                .or_default()
-                .push((&page.file, directive.line));
-            wanted.entry(*job).or_insert(Wanted {
+            let want = wanted.entry(*job).or_insert(Wanted {
                 job: *job,
                 master: &ready.entry.master,
                 page,
                 directive: index,
+                ask: false,
             });
+            if directive.attrs.alt.is_none() {
+                if !want.ask {
+                    (want.ask, want.page, want.directive) = (true, page, index);
+                }
+                let at = (page.file.as_str(), directive.line);
+                users.entry(*job).or_default().push(at);
+            }
         }
     }
     (wanted.into_values().collect(), users)

@@ -190,7 +190,7 @@ fn build(
     let made = Instant::now();
     let mut rendered = render::pages(book, &pages, &plan, &images, &described);
     rendered.failures.extend(described.failures);
-    alt_check(book.config, &mut rendered);
+    let unwritten = render::alt_check(book.config, &mut rendered.authorless);
     let spliced = Instant::now();
     cache.finish(rendered.refs)?;
     tracing::debug!(
@@ -202,73 +202,36 @@ fn build(
         spliced.elapsed()
     );
     summary.report(started.elapsed());
-    finish(book.config.on_error, rendered.contents, rendered.failures)
-}
-
-/// The figures whose author wrote no alt: one warning that lists them (a standing accessibility
-/// problem stays visible until it is fixed, as a compiler's warnings do), or, with
-/// `require-alt`, a failure for each that has no described alt either.
-fn alt_check(config: &Config, rendered: &mut render::Rendered) {
-    const LISTED: usize = 5;
-    let authorless = &mut rendered.authorless;
-    if authorless.is_empty() {
-        return;
-    }
-    authorless.sort_by(|a, b| (&a.0.file, a.0.line).cmp(&(&b.0.file, b.0.line)));
-    if config.require_alt {
-        for (located, from) in authorless.iter() {
-            if *from == render::AltFrom::Prompt {
-                rendered.failures.push(crate::error::Located {
-                    message: "this figure has no alt text (`require-alt = true`); write `alt=\"…\"` in the directive (`alt=\"\"` for a decorative image), or describe it with `alt-text = \"describe\"`".into(),
-                    ..located.clone()
-                });
-            }
-        }
-    }
-    let described = authorless
-        .iter()
-        .filter(|(_, from)| *from == render::AltFrom::Described)
-        .count();
-    let derived = authorless.len() - described;
-    let mut places: Vec<String> = authorless
-        .iter()
-        .take(LISTED)
-        .map(|(l, _)| format!("{}:{}", l.file, l.line))
-        .collect();
-    if authorless.len() > LISTED {
-        places.push(format!("and {} more", authorless.len() - LISTED));
-    }
-    let from = match (described, derived) {
-        (0, _) => "derived from the prompt".to_owned(),
-        (_, 0) => "written by the describer".to_owned(),
-        (d, p) => format!("{d} written by the describer, {p} derived from the prompt"),
-    };
-    tracing::warn!(
-        "imagegen: {} figure{} no alt text from {} author ({from}): {}; run `mdbook-imagegen alt` to review {}, `--write` to keep the wording in the Markdown",
-        authorless.len(),
-        if authorless.len() == 1 {
-            " has"
-        } else {
-            "s have"
-        },
-        if authorless.len() == 1 {
-            "its"
-        } else {
-            "their"
-        },
-        places.join(", "),
-        if authorless.len() == 1 { "it" } else { "them" },
-    );
+    finish(
+        book.config.on_error,
+        rendered.contents,
+        rendered.failures,
+        unwritten,
+    )
 }
 
 /// Fails the build with every failed directive, or, with `on-error = "placeholder"`, warns
-/// about each and keeps the error figures.
+/// about each and keeps the error figures. A figure `require-alt` refuses fails the build
+/// whatever `on-error` says (with every other failure listed beside it).
 fn finish(
     on_error: OnError,
     contents: Vec<(usize, String)>,
     mut failures: Vec<crate::error::Located>,
+    refused: Vec<crate::error::Located>,
 ) -> Result<Vec<(usize, String)>> {
+    let must_fail = !refused.is_empty();
+    // A directive that failed already (its description, say) is listed once.
+    let known: BTreeSet<(String, usize)> =
+        failures.iter().map(|f| (f.file.clone(), f.line)).collect();
+    failures.extend(
+        refused
+            .into_iter()
+            .filter(|r| !known.contains(&(r.file.clone(), r.line))),
+    );
     failures.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    if must_fail {
+        return Err(Error::Directives(failures));
+    }
     if !failures.is_empty() {
         match on_error {
             OnError::Fail => return Err(Error::Directives(failures)),

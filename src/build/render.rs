@@ -12,6 +12,7 @@ use super::image::Image;
 use super::parse::Page;
 use super::plan::Plan;
 use crate::cache::Entry;
+use crate::config::Config;
 use crate::derive::{self, Manifest};
 use crate::describe;
 use crate::directive::Directive;
@@ -112,6 +113,60 @@ pub(crate) fn pages(
         ));
     }
     rendered
+}
+
+/// The figures whose author wrote no alt: one warning that lists them (a standing accessibility
+/// problem stays visible until it is fixed, as a compiler's warnings do); with `require-alt`,
+/// returns a failure for each that has no described alt either.
+pub(crate) fn alt_check(config: &Config, authorless: &mut [(Located, AltFrom)]) -> Vec<Located> {
+    const LISTED: usize = 5;
+    if authorless.is_empty() {
+        return Vec::new();
+    }
+    authorless.sort_by(|a, b| (&a.0.file, a.0.line).cmp(&(&b.0.file, b.0.line)));
+    let refused = authorless
+        .iter()
+        .filter(|(_, from)| config.require_alt && *from == AltFrom::Prompt)
+        .map(|(located, _)| Located {
+            message: "this figure has no alt text (`require-alt = true`); write `alt=\"…\"` in the directive (`alt=\"\"` for a decorative image), or describe it with `alt-text = \"describe\"`".into(),
+            ..located.clone()
+        })
+        .collect();
+    let described = authorless
+        .iter()
+        .filter(|(_, from)| *from == AltFrom::Described)
+        .count();
+    let derived = authorless.len() - described;
+    let mut places: Vec<String> = authorless
+        .iter()
+        .take(LISTED)
+        .map(|(l, _)| format!("{}:{}", l.file, l.line))
+        .collect();
+    if authorless.len() > LISTED {
+        places.push(format!("and {} more", authorless.len() - LISTED));
+    }
+    let from = match (described, derived) {
+        (0, _) => "derived from the prompt".to_owned(),
+        (_, 0) => "written by the describer".to_owned(),
+        (d, p) => format!("{d} written by the describer, {p} derived from the prompt"),
+    };
+    tracing::warn!(
+        "imagegen: {} figure{} no alt text from {} author ({from}): {}; run `mdbook-imagegen alt` to review {}, `--write` to keep the wording in the Markdown",
+        authorless.len(),
+        if authorless.len() == 1 {
+            " has"
+        } else {
+            "s have"
+        },
+        if authorless.len() == 1 {
+            "its"
+        } else {
+            "their"
+        },
+        places.join(", "),
+        if authorless.len() == 1 { "it" } else { "them" },
+    );
+    refused
 }
 
 /// Copies the web files a chapter in a subdirectory uses into an assets directory beside it.
@@ -295,18 +350,21 @@ fn figure_of(book: &Book<'_>, directive: &Directive, page_path: &str, shown: &Sh
 }
 
 /// A figure's alt text and description, when not derived from the prompt: the author's alt,
-/// else the describer's with its description (if it wrote one).
+/// else the describer's; with the describer's long description when it wrote one (an author
+/// who took over the alt with `alt --write` keeps it; a decorative image never has one).
 fn alt_of<'a>(
     directive: &'a Directive,
     shown: &'a Shown<'_>,
 ) -> Option<(&'a str, Option<(&'a str, &'a str)>)> {
-    if let Some(alt) = &directive.attrs.alt {
-        return Some((alt, None));
-    }
-    let record = shown.description?;
-    let description = Some((shown.description_id.as_str(), record.description.as_str()))
+    let description = shown
+        .description
+        .map(|record| (shown.description_id.as_str(), record.description.as_str()))
         .filter(|(_, text)| !text.is_empty());
-    Some((&record.alt, description))
+    match (&directive.attrs.alt, shown.description) {
+        (Some(alt), _) => Some((alt, description.filter(|_| !alt.is_empty()))),
+        (None, Some(record)) => Some((&record.alt, description)),
+        (None, None) => None,
+    }
 }
 
 fn error_figure(book: &Book<'_>, file: &str, line: usize, message: &str) -> String {

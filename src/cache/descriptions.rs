@@ -30,8 +30,9 @@ impl Cache {
             Ok(record) if record.master == master => found.push((record, name.to_owned())),
             Ok(_) => {}
             Err(why) => tracing::warn!(
-                "imagegen: ignoring the description `{}`: {why}",
-                crate::outside::for_terminal(name)
+                "imagegen: ignoring the description `{}`: {}",
+                crate::outside::for_terminal(name),
+                crate::outside::for_terminal(&why)
             ),
         };
         let stamp = self.description_stamp(&shard);
@@ -50,7 +51,7 @@ impl Cache {
                 consider(name, bytes);
             }
         }
-        found.sort_by(|a, b| (&a.0.created_at, &a.1).cmp(&(&b.0.created_at, &b.1)));
+        found.sort_by(|a, b| (a.0.created(), &a.1).cmp(&(b.0.created(), &b.1)));
         found.into_iter().next().map(|(record, _)| record)
     }
 
@@ -89,18 +90,24 @@ impl Cache {
         self.root.join("descriptions").join(shard)
     }
 
-    /// Reads a description shard's files once per build (names as the tool gives them,
-    /// regular files under the size cap; a build checks each before use).
+    /// Reads a description shard's files once per build (names as the tool gives them, filed
+    /// in their master's shard, regular files under the size cap, never through a link; a
+    /// build checks each before use).
     fn scan_descriptions(&mut self, shard: &str) -> &(String, BTreeMap<String, Vec<u8>>) {
         if !self.described.contains_key(shard) {
             let dir = self.shard_dir(shard);
             let stamp = self.description_stamp(shard);
-            let files = direct_files(&dir)
-                .unwrap_or_default()
+            let real_dir = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+            let listed = if real_dir {
+                direct_files(&dir).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let files = listed
                 .into_iter()
                 .filter_map(|path| {
                     let name = path.file_name()?.to_str()?.to_owned();
-                    describe::master_prefix(&name)?;
+                    describe::master_prefix(&name).filter(|m| m.starts_with(shard))?;
                     let bytes =
                         crate::files::read_regular(&path, describe::MAX_RECORD_BYTES).ok()?;
                     Some((name, bytes))

@@ -394,10 +394,15 @@ pub(crate) fn files_two_deep(dir: &Path) -> Result<Vec<PathBuf>> {
 /// breaks them); a file not named as descriptions are is not ours and is left alone.
 fn check_description(path: &Path) -> Option<Problem> {
     let name = path.file_name()?.to_str()?;
-    crate::describe::master_prefix(name)?;
-    let reason = match crate::files::read_regular(path, crate::describe::MAX_RECORD_BYTES) {
-        Err(e) => e.to_string(),
-        Ok(bytes) => crate::describe::Record::parse(&bytes, name).err()?,
+    let master = crate::describe::master_prefix(name)?;
+    let shard = path.parent()?.file_name()?.to_str()?;
+    let reason = if !master.starts_with(shard) {
+        format!("it is filed in `{shard}/`, not in its master's shard")
+    } else {
+        match crate::files::read_regular(path, crate::describe::MAX_RECORD_BYTES) {
+            Err(e) => e.to_string(),
+            Ok(bytes) => crate::describe::Record::parse(&bytes, name).err()?,
+        }
     };
     Some(Problem {
         path: path.to_owned(),

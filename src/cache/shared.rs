@@ -312,43 +312,48 @@ impl Cache {
             .map(|(master, _)| paths::description_shard(master))
             .collect();
         let listed = remote.list(&shards.into_iter().collect::<Vec<_>>(), false)?;
-        let mut copied = 0;
-        for (master, describer) in wanted {
-            let prefix = describe::name_prefix(master, describer);
-            let mut names: Vec<String> = listed
-                .iter()
-                .filter_map(|l| l.path.rsplit('/').next())
-                .filter(|name| name.starts_with(&prefix) && name.ends_with(".json"))
-                .map(str::to_owned)
-                .collect();
-            names.sort();
-            let objects: Vec<String> = names.iter().map(|n| paths::description(n)).collect();
-            let mut best: Option<(describe::Record, Vec<u8>, String)> = None;
-            for (name, bytes) in names.iter().zip(remote.read(&objects)?) {
-                let Some(bytes) = bytes else { continue };
-                match describe::Record::parse(&bytes, name) {
-                    Ok(record) if &record.master == master => {
-                        if best
-                            .as_ref()
-                            .is_none_or(|(b, _, _)| record.created_at < b.created_at)
-                        {
-                            best = Some((record, bytes, name.clone()));
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(why) => tracing::warn!(
-                        "imagegen: ignoring the remote description `{}`: {why}",
-                        crate::outside::for_terminal(name)
-                    ),
+        // The candidates of every wanted image, read in one batch; an object larger than a
+        // description is not one.
+        let prefixes: Vec<String> = wanted
+            .iter()
+            .map(|(master, describer)| describe::name_prefix(master, describer))
+            .collect();
+        let names: Vec<String> = listed
+            .iter()
+            .filter(|l| l.bytes <= describe::MAX_RECORD_BYTES)
+            .filter_map(|l| l.path.rsplit('/').next())
+            .filter(|name| prefixes.iter().any(|p| name.starts_with(p.as_str())))
+            .map(str::to_owned)
+            .collect();
+        let objects: Vec<String> = names.iter().map(|n| paths::description(n)).collect();
+        let mut best: BTreeMap<String, (describe::Record, Vec<u8>, String)> = BTreeMap::new();
+        for (name, bytes) in names.iter().zip(remote.read(&objects)?) {
+            let Some(bytes) = bytes else { continue };
+            let record = match describe::Record::parse(&bytes, name) {
+                Ok(record) => record,
+                Err(why) => {
+                    tracing::warn!(
+                        "imagegen: ignoring the remote description `{}`: {}",
+                        crate::outside::for_terminal(name),
+                        crate::outside::for_terminal(&why)
+                    );
+                    continue;
                 }
+            };
+            let earlier = |kept: &(describe::Record, Vec<u8>, String)| {
+                (record.created(), name) < (kept.0.created(), &kept.2)
+            };
+            let slot = describe::name_prefix(&record.master, &record.describer);
+            if best.get(&slot).is_none_or(earlier) {
+                best.insert(slot, (record, bytes, name.clone()));
             }
-            if let Some((record, bytes, name)) = best {
-                self.ensure_layout()?;
-                let path = self.description_path(&record.master, &name);
-                self.write_atomic(&path, &bytes, "write")?;
-                self.wrote_descriptions(&record.master[..2]);
-                copied += 1;
-            }
+        }
+        let copied = best.len();
+        for (record, bytes, name) in best.into_values() {
+            self.ensure_layout()?;
+            let path = self.description_path(&record.master, &name);
+            self.write_atomic(&path, &bytes, "write")?;
+            self.wrote_descriptions(&record.master[..2]);
         }
         Ok(copied)
     }

@@ -162,7 +162,8 @@ fn command_for(call: &Call<'_>, output: &Path) -> Command {
             "IMAGEGEN_SEED",
             request.seed.map(|s| s.to_string()).unwrap_or_default(),
         )
-        .env("IMAGEGEN_OUTPUT", output);
+        .env("IMAGEGEN_OUTPUT", output)
+        .env("IMAGEGEN_TASK", "generate");
     command
 }
 

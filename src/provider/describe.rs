@@ -21,15 +21,21 @@ use super::{Env, Failure, Fault, FaultKind, Task, Who, command, gemini, openai, 
 use crate::config::{Profile, ProviderKind};
 use crate::describe::{self, About, Text};
 
+/// The most a `command` describer may print.
+const MAX_ANSWER_BYTES: usize = 64 << 10;
+
 /// The most tokens a describer may answer with (reasoning included).
 const MAX_OUTPUT_TOKENS: u32 = 4000;
 
-/// A describer: the profile `[describe]` names, and the model it uses.
+/// A describer: the profile `[describe]` names, the model it uses, and the describe settings
+/// (its own `extra` and `price`: the profile's are for its images).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Describer<'a> {
     pub(crate) profile_name: &'a str,
     pub(crate) profile: &'a Profile,
     pub(crate) model: &'a str,
+    pub(crate) extra: &'a serde_json::Map<String, Value>,
+    pub(crate) price: Option<f64>,
 }
 
 /// The image as it is sent: a web file of it (JPEG, PNG or WebP) and its hash.
@@ -82,7 +88,7 @@ pub(crate) fn describe(
     let timeout = profile.timeout.unwrap_or(env.config.retry.timeout);
     let http = Http::new(&profile.base_url, timeout);
     let started = Instant::now();
-    let fixed = profile.price;
+    let fixed = describer.price;
     let (answer, text, attempts) = super::retrying(&who, profile, env, |attempt| {
         let call = Ask {
             describer,
@@ -150,7 +156,7 @@ impl Ask<'_> {
 
     fn add_extra(&self, body: &mut Value) {
         if let Some(fields) = body.as_object_mut() {
-            for (name, value) in &self.describer.profile.extra {
+            for (name, value) in self.describer.extra {
                 fields.insert(name.clone(), value.clone());
             }
         }
@@ -183,9 +189,9 @@ fn responses(ask: &Ask<'_>) -> Result<Answer, Fault> {
         "max_output_tokens": MAX_OUTPUT_TOKENS,
         "store": false,
     });
-    if model.starts_with("gpt-5") || model.starts_with("gpt-6") || model.starts_with('o') {
+    if is_reasoning(model) {
         // Describing needs little thought: low effort (which every reasoning model takes)
-        // keeps it fast and cheap. Older models refuse the field.
+        // keeps it fast and cheap. Other models refuse the field.
         body["reasoning"] = json!({ "effort": "low" });
     }
     ask.add_extra(&mut body);
@@ -193,6 +199,16 @@ fn responses(ask: &Ask<'_>) -> Result<Answer, Fault> {
     let headers: Vec<_> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
     let reply = ask.http.post_json(&ask.url("responses"), &headers, &body)?;
     read_responses(&reply, model)
+}
+
+/// Whether an OpenAI model reasons (and so takes `reasoning.effort`): the GPT-5 and GPT-6
+/// families but their `-chat` models, and the o-series.
+fn is_reasoning(model: &str) -> bool {
+    let family = model.starts_with("gpt-5") || model.starts_with("gpt-6");
+    let o_series = ["o1", "o3", "o4"]
+        .iter()
+        .any(|o| model == *o || model.starts_with(&format!("{o}-")));
+    (family && !model.contains("-chat")) || o_series
 }
 
 /// Reads a Responses API answer: the `output_text` of its message, a refusal, or why there is
@@ -203,6 +219,13 @@ pub(super) fn read_responses(reply: &Reply, model: &str) -> Result<Answer, Fault
         return Err(openai::error(reply, request_id.as_deref()));
     }
     let answer = reply.json()?;
+    if let Some(error) = answer.get("error").filter(|e| !e.is_null()) {
+        let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+        return Err(Fault::new(
+            FaultKind::Transient,
+            format!("the response failed: {}", snippet(message.as_bytes())),
+        ));
+    }
     let texts = |kind: &str, field: &str| -> Vec<String> {
         answer
             .get("output")
@@ -235,12 +258,6 @@ pub(super) fn read_responses(reply: &Reply, model: &str) -> Result<Answer, Fault
                 "the answer is incomplete ({reason}): {}",
                 snippet(&reply.body)
             ),
-        ));
-    }
-    if let Some(error) = answer.get("error").filter(|e| !e.is_null()) {
-        return Err(Fault::new(
-            FaultKind::Transient,
-            snippet(error.to_string().as_bytes()),
         ));
     }
     let usage = answer.get("usage");
@@ -279,7 +296,9 @@ fn gemini_call(ask: &Ask<'_>) -> Result<Answer, Fault> {
             "maxOutputTokens": MAX_OUTPUT_TOKENS,
         },
     });
-    if model.starts_with("gemini-3") {
+    if model.starts_with("gemini-3") && model.contains("flash") {
+        // Flash models think a little by default; `minimal` is theirs alone (Pro models take
+        // only `low` and `high`, and keep their default).
         body["generationConfig"]["thinkingConfig"] = json!({ "thinkingLevel": "minimal" });
     }
     ask.add_extra(&mut body);
@@ -483,7 +502,7 @@ fn program(ask: &Ask<'_>) -> Result<Answer, Fault> {
         &[("IMAGEGEN_TASK", "describe")],
         &input.to_string(),
         ask.timeout,
-        describe::MAX_RECORD_BYTES as usize,
+        MAX_ANSWER_BYTES,
     )?;
     Ok(Answer {
         text: String::from_utf8_lossy(&stdout).into_owned(),

@@ -53,6 +53,8 @@ async fn run(config: Config) -> (Result<Described, Failure>, Vec<Duration>) {
             profile_name: &with.profile,
             profile: &config.profiles[&with.profile],
             model: &with.model,
+            extra: &with.extra,
+            price: with.price,
         };
         let image = png(8, 8);
         let picture = Picture {

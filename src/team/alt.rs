@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::Team;
 use crate::cache::Cache;
-use crate::describe;
 use crate::directive;
 use crate::error::Result;
 use crate::plan::CacheKey;
@@ -33,6 +32,9 @@ pub struct MissingAlt {
     /// The describer's model, for `described`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The directive's whole prompt, to find it again in its file.
+    #[serde(skip)]
+    prompt: String,
 }
 
 /// What `alt --write` did to one directive.
@@ -54,21 +56,15 @@ impl Team {
     /// Every directive without an author's alt, in book order, with the alt its figure shows.
     pub fn missing_alts(&self) -> Result<Vec<MissingAlt>> {
         let mut cache = self.open_cache();
-        let describer = self.config.describe.as_ref().map(|with| {
-            let kind = self.config.profiles[&with.profile].kind;
-            (
-                describe::describer_id(kind, &with.model),
-                with.model.clone(),
-            )
-        });
+        let describer = self.config.describer_id();
         let mut out = Vec::new();
         for row in &self.rows {
             if row.alt.is_some() || row.key.is_none() {
                 continue;
             }
-            let master = described_master(&mut cache, row.tier, row.key.as_deref())?;
+            let master = cached_master(&mut cache, row.tier, row.key.as_deref())?;
             let record = match (&master, &describer) {
-                (Some(master), Some((id, _))) => cache.description(master, id),
+                (Some(master), Some(id)) => cache.description(master, id),
                 _ => None,
             };
             out.push(match record {
@@ -79,6 +75,7 @@ impl Team {
                     from: "described",
                     description: Some(record.description).filter(|d| !d.is_empty()),
                     model: Some(record.model),
+                    prompt: row.full_prompt.clone(),
                 },
                 None => MissingAlt {
                     file: row.file.clone(),
@@ -87,6 +84,7 @@ impl Team {
                     from: if master.is_some() { "prompt" } else { "none" },
                     description: None,
                     model: None,
+                    prompt: row.full_prompt.clone(),
                 },
             });
         }
@@ -95,91 +93,131 @@ impl Team {
 
     /// Writes `alt="…"` into the info string of every directive without one whose image is
     /// cached, with the wording its figure shows: only those bytes are added, the rest of each
-    /// chapter stays as it is. A directive that moved since the book was read, or that lives in
-    /// an included file, is skipped and said so.
+    /// chapter stays as it is. Skipped, and said so: an image not generated yet; with
+    /// `alt-text = "describe"`, one not described yet (its derived alt would stop it from ever
+    /// being described); an empty derived alt (it would mark the image decorative); a directive
+    /// that moved since the book was read, or that comes from an included file.
     pub fn write_alts(&self) -> Result<Vec<WrittenAlt>> {
-        let missing: Vec<MissingAlt> = self
-            .missing_alts()?
-            .into_iter()
-            .filter(|m| m.from != "none")
-            .collect();
-        let mut by_file: BTreeMap<&str, Vec<&MissingAlt>> = BTreeMap::new();
-        for m in &missing {
-            by_file.entry(m.file.as_str()).or_default().push(m);
-        }
+        let describing = self.config.describer_id().is_some();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut by_file: BTreeMap<String, Vec<MissingAlt>> = BTreeMap::new();
         let mut out = Vec::new();
-        for (file, wanted) in by_file {
-            let result = self.write_file_alts(file, &wanted);
-            match result {
-                Ok(written) => out.extend(written),
-                Err(why) => out.extend(wanted.iter().map(|m| WrittenAlt {
-                    file: m.file.clone(),
-                    line: m.line,
-                    alt: m.alt.clone(),
-                    skipped: Some(why.clone()),
-                })),
+        for m in self.missing_alts()? {
+            // A chapter listed twice in SUMMARY.md has its directives twice.
+            if !seen.insert((m.file.clone(), m.line)) {
+                continue;
+            }
+            let skipped = match m.from {
+                "none" => Some("its image is not generated yet; build the book first"),
+                "prompt" if describing => Some(
+                    "not described yet; build the book to describe it (or write its alt yourself)",
+                ),
+                _ if m.alt.trim().is_empty() => {
+                    Some("the alt derived from its prompt is empty; write its alt yourself")
+                }
+                _ => None,
+            };
+            match skipped {
+                Some(why) => out.push(written(&m, Some(why.to_owned()))),
+                None => by_file.entry(m.file.clone()).or_default().push(m),
             }
         }
+        for (file, wanted) in by_file {
+            match self.write_file_alts(&file, &wanted) {
+                Ok(written) => out.extend(written),
+                Err(why) => out.extend(wanted.iter().map(|m| written(m, Some(why.clone())))),
+            }
+        }
+        out.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         Ok(out)
     }
 
     fn write_file_alts(
         &self,
         file: &str,
-        wanted: &[&MissingAlt],
+        wanted: &[MissingAlt],
     ) -> std::result::Result<Vec<WrittenAlt>, String> {
+        let src = crate::files::join_inside(&self.root, Path::new(&self.src));
         let path = crate::files::join_inside(&self.root, Path::new(file))
-            .filter(|p| p.starts_with(&self.src_dir))
+            .filter(|p| src.as_ref().is_some_and(|src| p.starts_with(src)))
             .ok_or_else(|| format!("`{file}` is not inside the book's source directory"))?;
-        let bytes = crate::files::read_regular(&path, 64 << 20)
+        // Never through a link: not the file, not a directory on the way to it.
+        crate::files::check_confined(&self.root, &path).map_err(|e| e.to_string())?;
+        let before =
+            std::fs::symlink_metadata(&path).map_err(|e| format!("cannot read `{file}`: {e}"))?;
+        let bytes = crate::files::read_regular(&path, MAX_CHAPTER_BYTES)
             .map_err(|e| format!("cannot read `{file}`: {e}"))?;
         let text = String::from_utf8(bytes).map_err(|_| format!("`{file}` is not UTF-8"))?;
         let (directives, _) = directive::parse(&text, &directive::markdown_options(false));
         let mut insertions = Vec::new();
         let mut out = Vec::new();
         for m in wanted {
+            // The same line and the same prompt: a line alone could name another directive once
+            // `{{#include}}` has shifted mdBook's lines.
             let found = directives
                 .iter()
-                .find(|d| d.line == m.line && d.attrs.alt.is_none());
+                .find(|d| d.line == m.line && d.attrs.alt.is_none() && d.prompt == m.prompt);
             let Some(d) = found else {
-                out.push(WrittenAlt {
-                    file: m.file.clone(),
-                    line: m.line,
-                    alt: m.alt.clone(),
-                    skipped: Some(
-                        "no directive without alt at this line of the file (edited since, or included from another file)".into(),
-                    ),
-                });
+                out.push(written(m, Some(
+                    "no such directive without alt at this line of the file (edited since, or included from another file)".into(),
+                )));
                 continue;
             };
-            let block = &text[d.span.clone()];
-            let backticks = block.trim_start().starts_with('`');
-            let info_end = d.span.start + block.find(['\n', '\r']).unwrap_or(block.len());
-            let at = d.span.start + text[d.span.start..info_end].trim_end().len();
             insertions.push((
-                at,
-                format!(" alt=\"{}\"", attribute_value(&m.alt, backticks)),
+                info_end(&text, d),
+                format!(" alt=\"{}\"", attribute_value(&m.alt, fence_of(&text, d))),
             ));
-            out.push(WrittenAlt {
-                file: m.file.clone(),
-                line: m.line,
-                alt: m.alt.clone(),
-                skipped: None,
-            });
+            out.push(written(m, None));
         }
         if insertions.is_empty() {
             return Ok(out);
         }
         let new = splice_insertions(&text, insertions);
+        // Someone saved the file since it was read: keep their edit, write nothing.
+        let now =
+            std::fs::symlink_metadata(&path).map_err(|e| format!("cannot read `{file}`: {e}"))?;
+        if now.len() != before.len() || now.modified().ok() != before.modified().ok() {
+            return Err(format!(
+                "`{file}` changed while alt text was being written; run the command again"
+            ));
+        }
         let tmp = self.cache_root.join("tmp");
         crate::files::write_atomic(&self.root, &tmp, &path, new.as_bytes())
             .map_err(|e| format!("cannot write `{file}`: {e}"))?;
+        // The new file keeps the chapter's permissions.
+        let _ = std::fs::set_permissions(&path, before.permissions());
         Ok(out)
     }
 }
 
+/// The largest chapter file `alt --write` edits.
+const MAX_CHAPTER_BYTES: u64 = 64 << 20;
+
+fn written(m: &MissingAlt, skipped: Option<String>) -> WrittenAlt {
+    WrittenAlt {
+        file: m.file.clone(),
+        line: m.line,
+        alt: m.alt.clone(),
+        skipped,
+    }
+}
+
+/// Where a directive's info string ends, trailing white space left after the insertion.
+fn info_end(text: &str, d: &directive::Directive) -> usize {
+    let block = &text[d.span.clone()];
+    let line_end = d.span.start + block.find(['\n', '\r']).unwrap_or(block.len());
+    d.span.start + text[d.span.start..line_end].trim_end().len()
+}
+
+/// Whether a directive's fence is of backticks (whose info string may hold no backtick).
+fn fence_of(text: &str, d: &directive::Directive) -> bool {
+    text[d.span.clone()]
+        .trim_start_matches([' ', '>', '\t'])
+        .starts_with('`')
+}
+
 /// The master of a directive's cached image, if any.
-fn described_master(
+fn cached_master(
     cache: &mut Cache,
     tier: crate::cache::Tier,
     key: Option<&str>,
@@ -202,7 +240,7 @@ fn attribute_value(alt: &str, backticks: bool) -> String {
                 out.push(c);
             }
             '`' if backticks => out.push('\''),
-            c if c.is_control() => out.push(' '),
+            c if c.is_control() || crate::outside::is_hidden(c) => out.push(' '),
             c => out.push(c),
         }
     }
@@ -233,9 +271,8 @@ mod tests {
         let text = "# T\r\n\r\n> ```image-prompt size=\"64x64\"  \r\n> A \"lamp\"\r\n> ```\r\nAfter `code`.\r\n";
         let (directives, _) = directive::parse(text, &directive::markdown_options(false));
         let d = &directives[0];
-        let block = &text[d.span.clone()];
-        let info_end = d.span.start + block.find(['\n', '\r']).unwrap();
-        let at = d.span.start + text[d.span.start..info_end].trim_end().len();
+        let at = info_end(text, d);
+        assert!(fence_of(text, d));
         let alt = "A \"lamp\" with a `wick` \\ here";
         let new = splice_insertions(
             text,
@@ -252,5 +289,31 @@ mod tests {
             Some("A \"lamp\" with a 'wick' \\ here")
         );
         assert_eq!(again[0].prompt, d.prompt);
+    }
+
+    #[test]
+    fn tilde_fences_and_list_items_take_the_alt_on_their_own_line() {
+        for (text, wanted) in [
+            (
+                "~~~image-prompt\nA `tick`\n~~~\n",
+                "~~~image-prompt alt=\"A `tick`\"\nA `tick`\n~~~\n",
+            ),
+            (
+                "- item\n\n  ```image-prompt size=\"64x64\"\n  A buoy\n  ```\n- next\n",
+                "- item\n\n  ```image-prompt size=\"64x64\" alt=\"A 'tick'\"\n  A buoy\n  ```\n- next\n",
+            ),
+        ] {
+            let (directives, _) = directive::parse(text, &directive::markdown_options(false));
+            let d = &directives[0];
+            let insert = format!(
+                " alt=\"{}\"",
+                attribute_value("A `tick`", fence_of(text, d))
+            );
+            assert_eq!(
+                splice_insertions(text, vec![(info_end(text, d), insert)]),
+                wanted
+            );
+        }
+        assert_eq!(attribute_value("a\u{202e}b\u{7}", false), "a b ");
     }
 }

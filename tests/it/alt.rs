@@ -195,7 +195,7 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
         )
     );
 
-    // Now the author owns it: the same figure, no warning, no request.
+    // Now the author owns it: the same figure and description, no warning, no request.
     let third = run(&book, &["build"]).await;
     let stderr = String::from_utf8_lossy(&third.stderr);
     assert!(third.status.success(), "{stderr}");
@@ -204,8 +204,9 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
     let page = book.read("book/coast/harbours/tides.html");
     assert!(page.contains("alt=\"Red and green harbour lights on two stone piers at night\""));
     assert!(
-        !page.contains("<details"),
-        "the author's alt has no describer's description"
+        page.contains("aria-describedby=\"imagegen-description-")
+            && page.contains("The left pier ends in a red light"),
+        "the description written before stays with the author's alt: {page}"
     );
 
     // When no directive uses the image any more, `gc` removes its description with it.
@@ -278,6 +279,38 @@ async fn require_alt_fails_a_figure_with_no_alt_at_all() {
         stderr.contains("src/coast/harbours/tides.md:5")
             && stderr.contains("this figure has no alt text (`require-alt = true`)"),
         "{stderr}"
+    );
+
+    // `on-error = "placeholder"` keeps failed images from failing the build, not missing alt.
+    book.write(
+        "book.toml",
+        &toml.replace(
+            "require-alt = true\n",
+            "require-alt = true\non-error = \"placeholder\"\n",
+        ),
+    );
+    let output = run(&book, &["build"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("src/coast/harbours/tides.md:5"), "{stderr}");
+
+    // An author's alt, even an empty one for a decorative image, satisfies it.
+    book.write(
+        "src/coast/harbours/tides.md",
+        &TIDES.replace(
+            "```image-prompt caption",
+            "```image-prompt alt=\"\" caption",
+        ),
+    );
+    let output = run(&book, &["build"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        book.read("book/coast/harbours/tides.html")
+            .contains("alt=\"\" role=\"presentation\"")
     );
 }
 

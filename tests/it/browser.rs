@@ -65,12 +65,13 @@ const images = [...document.querySelectorAll("main figure.imagegen img")];
 
 /// The axe-core rules about text alternatives of images, and about the ARIA figures use
 /// (`aria-describedby` pointing at an element that exists, a decorative image's role).
-const AXE_RULES: [&str; 5] = [
+const AXE_RULES: [&str; 6] = [
     "image-alt",
     "role-img-alt",
     "svg-img-alt",
     "presentation-role-conflict",
     "aria-valid-attr-value",
+    "duplicate-id-aria",
 ];
 
 /// Runs axe-core's rules (`arguments[0]`) on the page; reports each violation with its nodes.
