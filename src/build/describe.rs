@@ -45,18 +45,18 @@ struct Wanted<'p> {
     ask: bool,
 }
 
-/// The describer of the book, with its id.
-struct With<'a> {
+/// The book's describer, with its id.
+struct Describing<'a> {
     who: describer::Describer<'a>,
     id: String,
 }
 
-impl<'a> With<'a> {
+impl<'a> Describing<'a> {
     /// The book's describer, when `alt-text = "describe"`.
-    fn of(config: &'a crate::config::Config) -> Option<With<'a>> {
+    fn of(config: &'a crate::config::Config) -> Option<Describing<'a>> {
         let settings = config.describe.as_ref()?;
         let profile = &config.profiles[&settings.profile];
-        Some(With {
+        Some(Describing {
             who: describer::Describer {
                 profile_name: &settings.profile,
                 profile,
@@ -79,7 +79,7 @@ pub(crate) fn run(
     images: &[Image],
 ) -> Described {
     let mut described = Described::default();
-    let Some(with) = With::of(book.config) else {
+    let Some(with) = Describing::of(book.config) else {
         return described;
     };
     let (wanted, users) = wanted(pages, plan, images);
@@ -222,7 +222,7 @@ fn from_remote<'p>(
 /// Whether the describer may be asked: not offline (`Err(None)`: the figures keep their
 /// derived alt, with a warning), not a retired model (`Err(Some(why))`: the directives fail).
 /// A deprecated model is warned about once.
-fn may_ask(book: &Book<'_>, with: &With<'_>, count: usize) -> Result<(), Option<String>> {
+fn may_ask(book: &Book<'_>, with: &Describing<'_>, count: usize) -> Result<(), Option<String>> {
     if book.config.offline {
         tracing::warn!(
             "imagegen: offline: {count} image{} not described yet keep the alt text derived from the prompt",
@@ -260,7 +260,11 @@ fn keep(cache: &mut Cache, remote: Option<&Remote>, record: &describe::Record) {
 }
 
 /// The record of a new description.
-fn record_of(with: &With<'_>, master: &str, answer: describer::Described) -> describe::Record {
+fn record_of(
+    with: &Describing<'_>,
+    master: &str,
+    answer: describer::Described,
+) -> describe::Record {
     describe::Record {
         format: describe::RECORD_FORMAT,
         master: master.to_owned(),
@@ -286,16 +290,17 @@ fn ask_all(
     images: &[Image],
     to_ask: &[Wanted<'_>],
 ) -> Vec<Result<describer::Described, String>> {
-    let sleep = |wait| std::thread::sleep(wait);
-    let var = |name: &str| std::env::var(name).ok();
-    let secrets = crate::outside::Secrets::of_book(book.config.key_vars(), &var);
-    let env = provider::Env {
-        config: book.config,
-        root: &book.ctx.root,
-        sleep: &sleep,
-        var: &var,
-        secrets: &secrets,
-    };
+    book.with_provider_env(|env| ask_with(book, who, images, to_ask, env))
+}
+
+/// [`ask_all`] in a provider environment.
+fn ask_with(
+    book: &Book<'_>,
+    who: &describer::Describer<'_>,
+    images: &[Image],
+    to_ask: &[Wanted<'_>],
+    env: &provider::Env<'_>,
+) -> Vec<Result<describer::Described, String>> {
     let results: Mutex<Vec<Option<Result<describer::Described, String>>>> =
         Mutex::new(to_ask.iter().map(|_| None).collect());
     let next = AtomicUsize::new(0);
@@ -306,7 +311,7 @@ fn ask_all(
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(want) = to_ask.get(index) else { break };
-                    let result = ask_one(book, who, images, want, &env);
+                    let result = ask_one(book, who, images, want, env);
                     results.lock().expect("no worker panics holding it")[index] = Some(result);
                 }
             });

@@ -36,16 +36,6 @@ pub(crate) fn run(
     if chains.is_empty() {
         return summary;
     }
-    let sleep = |wait| std::thread::sleep(wait);
-    let var = |name: &str| std::env::var(name).ok();
-    let secrets = crate::outside::Secrets::of_book(book.config.key_vars(), &var);
-    let env = provider::Env {
-        config: book.config,
-        root: &book.ctx.root,
-        sleep: &sleep,
-        var: &var,
-        secrets: &secrets,
-    };
     let mut progress = Progress::start(chains.len(), book.config.max_concurrency);
     let single = crate::cache::SingleFlight::new(&book.cache_root(), book.flight_wait());
     let forced = |key: &CacheKey| force.contains(key);
@@ -53,38 +43,40 @@ pub(crate) fn run(
         single: &single,
         forced: &forced,
     };
-    crate::generate::run(
-        &chains,
-        book.config.max_concurrency,
-        &env,
-        Some(&flight),
-        &mut progress,
-        |i, result| {
-            let job = queued[i];
-            images[job] = match result {
-                Ok(Got::Found(request, link_key, entry)) => {
-                    // Another build of the book stored it while this one waited.
-                    let tier = image::tier_of(request);
-                    cache.note_changed(tier, link_key);
-                    Image::Ready(image::ready(book, cache, tier, entry, request))
-                }
-                Ok(Got::Made(made)) => {
-                    let again = force.contains(&jobs[job].key);
-                    match store(book, cache, remote, &made, again) {
-                        Ok((tier, entry)) => {
-                            summary.add(made.request, &made.master);
-                            Image::Ready(image::ready(book, cache, tier, entry, made.request))
-                        }
-                        Err(message) => Image::Failed(message),
+    book.with_provider_env(|env| {
+        crate::generate::run(
+            &chains,
+            book.config.max_concurrency,
+            env,
+            Some(&flight),
+            &mut progress,
+            |i, result| {
+                let job = queued[i];
+                images[job] = match result {
+                    Ok(Got::Found(request, link_key, entry)) => {
+                        // Another build of the book stored it while this one waited.
+                        let tier = image::tier_of(request);
+                        cache.note_changed(tier, link_key);
+                        Image::Ready(image::ready(book, cache, tier, entry, request))
                     }
-                }
-                Err(failure) => {
-                    summary.failed += 1;
-                    Image::Failed(failure.message)
-                }
-            };
-        },
-    );
+                    Ok(Got::Made(made)) => {
+                        let again = force.contains(&jobs[job].key);
+                        match store(book, cache, remote, &made, again) {
+                            Ok((tier, entry)) => {
+                                summary.add(made.request, &made.master);
+                                Image::Ready(image::ready(book, cache, tier, entry, made.request))
+                            }
+                            Err(message) => Image::Failed(message),
+                        }
+                    }
+                    Err(failure) => {
+                        summary.failed += 1;
+                        Image::Failed(failure.message)
+                    }
+                };
+            },
+        )
+    });
     summary
 }
 

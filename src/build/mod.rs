@@ -338,6 +338,24 @@ impl<'a> Book<'a> {
         }
     }
 
+    /// Runs `work` with what providers need from this machine: the real sleep, the process
+    /// environment, and every secret the book's profiles name (to redact).
+    pub(crate) fn with_provider_env<T>(
+        &self,
+        work: impl FnOnce(&crate::provider::Env<'_>) -> T,
+    ) -> T {
+        let sleep = |wait| std::thread::sleep(wait);
+        let var = |name: &str| std::env::var(name).ok();
+        let secrets = crate::outside::Secrets::of_book(self.config.key_vars(), &var);
+        work(&crate::provider::Env {
+            config: self.config,
+            root: &self.ctx.root,
+            sleep: &sleep,
+            var: &var,
+            secrets: &secrets,
+        })
+    }
+
     /// The longest a build waits for another build of the book that generates the same image:
     /// as long as that build may take for it, every retry included, and a minute more.
     pub(crate) fn flight_wait(&self) -> Duration {

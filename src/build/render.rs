@@ -86,7 +86,9 @@ pub(crate) fn pages(
                     rendered
                         .authorless
                         .extend(authorless(page, directive, description));
-                    shown.description_id = description_id(&page.file, directive.line);
+                    if description.is_some() {
+                        shown.description_id = description_id(&page.file, directive.line);
+                    }
                     figure_of(book, directive, page.path(), &shown)
                 }
                 Err(message) => fail(directive.line, message, &mut rendered.failures),

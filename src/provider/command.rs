@@ -22,15 +22,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let request = call.request;
     let argv = &call.profile.command;
     let program = &argv[0];
-    let scratch = tempfile::Builder::new()
-        .prefix("mdbook-imagegen-")
-        .tempdir()
-        .map_err(|e| {
-            Fault::new(
-                FaultKind::Transient,
-                format!("cannot make a scratch directory: {e}"),
-            )
-        })?;
+    let scratch = scratch()?;
     let output = scratch.path().join("image.png");
     let input = json!({
         "task": "generate",
@@ -59,6 +51,19 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         cost_usd: None,
         provenance: Provenance::default(),
     })
+}
+
+/// A fresh scratch directory for a program's files, removed when dropped.
+pub(super) fn scratch() -> Result<tempfile::TempDir, Fault> {
+    tempfile::Builder::new()
+        .prefix("mdbook-imagegen-")
+        .tempdir()
+        .map_err(|e| {
+            Fault::new(
+                FaultKind::Transient,
+                format!("cannot make a scratch directory: {e}"),
+            )
+        })
 }
 
 /// Runs a program of a `command` profile in the book's root, with `vars` in its environment and

@@ -262,19 +262,8 @@ pub(super) fn read_responses(reply: &Reply, model: &str) -> Result<Answer, Fault
     }
     let usage = answer.get("usage");
     let tokens = |field: &str| usage.and_then(|u| u.get(field)).and_then(Value::as_f64);
-    Ok(Answer {
-        text,
-        cost_usd: crate::price::tokens_cost(model, tokens("input_tokens"), tokens("output_tokens")),
-        model_version: answer
-            .get("model")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        request_id: answer
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or(request_id),
-    })
+    let cost = crate::price::tokens_cost(model, tokens("input_tokens"), tokens("output_tokens"));
+    Ok(openai_answer(&answer, text, cost, request_id))
 }
 
 /// Gemini's `generateContent`.
@@ -314,19 +303,7 @@ fn gemini_call(ask: &Ask<'_>) -> Result<Answer, Fault> {
 /// Reads a Gemini answer: the text of its first candidate, a block or safety stop, or why there
 /// is none. Pure.
 pub(super) fn read_gemini(reply: &Reply, model: &str) -> Result<Answer, Fault> {
-    if !reply.is_success() {
-        return Err(gemini::error(reply));
-    }
-    let answer = reply.json()?;
-    if let Some(reason) = answer
-        .pointer("/promptFeedback/blockReason")
-        .and_then(Value::as_str)
-    {
-        return Err(Fault::new(
-            FaultKind::Refused,
-            format!("the request was blocked ({reason})"),
-        ));
-    }
+    let answer = gemini::answer_of(reply)?;
     let candidate = answer.pointer("/candidates/0");
     let finish = candidate
         .and_then(|c| c.get("finishReason"))
@@ -445,37 +422,32 @@ pub(super) fn read_chat(reply: &Reply, model: &str) -> Result<Answer, Fault> {
     }
     let usage = answer.get("usage");
     let tokens = |field: &str| usage.and_then(|u| u.get(field)).and_then(Value::as_f64);
-    Ok(Answer {
-        text: text.to_owned(),
-        cost_usd: crate::price::tokens_cost(
-            model,
-            tokens("prompt_tokens"),
-            tokens("completion_tokens"),
-        ),
-        model_version: answer
-            .get("model")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        request_id: answer
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or(request_id),
-    })
+    let cost =
+        crate::price::tokens_cost(model, tokens("prompt_tokens"), tokens("completion_tokens"));
+    Ok(openai_answer(&answer, text.to_owned(), cost, request_id))
+}
+
+/// An answer in OpenAI's shape: the answering model and the response's id (else the
+/// `x-request-id` header's) beside the text.
+fn openai_answer(
+    answer: &Value,
+    text: String,
+    cost_usd: Option<f64>,
+    request_id: Option<String>,
+) -> Answer {
+    let field = |name: &str| answer.get(name).and_then(Value::as_str).map(str::to_owned);
+    Answer {
+        text,
+        cost_usd,
+        model_version: field("model"),
+        request_id: field("id").or(request_id),
+    }
 }
 
 /// A `command` describer: the request as JSON on stdin (the image's path and hash, the prompt,
 /// caption and chapter, the instructions and schema), the answer as JSON on stdout.
 fn program(ask: &Ask<'_>) -> Result<Answer, Fault> {
-    let scratch = tempfile::Builder::new()
-        .prefix("mdbook-imagegen-")
-        .tempdir()
-        .map_err(|e| {
-            Fault::new(
-                FaultKind::Transient,
-                format!("cannot make a scratch directory: {e}"),
-            )
-        })?;
+    let scratch = command::scratch()?;
     let extension = crate::vocab::extension_of(ask.picture.media_type);
     let image = scratch.path().join(format!("image.{extension}"));
     std::fs::write(&image, ask.picture.bytes).map_err(|e| {

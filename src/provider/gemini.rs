@@ -81,19 +81,7 @@ pub(super) fn read(
     seed: Option<u64>,
     sent_size: String,
 ) -> Result<Generated, Fault> {
-    if !reply.is_success() {
-        return Err(error(reply));
-    }
-    let answer = reply.json()?;
-    if let Some(reason) = answer
-        .pointer("/promptFeedback/blockReason")
-        .and_then(Value::as_str)
-    {
-        return Err(Fault::new(
-            FaultKind::Refused,
-            format!("the prompt was blocked ({reason})"),
-        ));
-    }
+    let answer = answer_of(reply)?;
     let Some(candidate) = answer.pointer("/candidates/0") else {
         return Err(Fault::new(
             FaultKind::Empty,
@@ -171,7 +159,26 @@ pub(super) fn read(
 
 /// Classifies an error answer from the google.rpc envelope
 /// `{"error": {"code", "message", "status", "details"}}`.
-pub(super) fn error(reply: &Reply) -> Fault {
+/// A successful answer's JSON, or the fault it tells of: an error envelope, or a blocked
+/// prompt (a refusal in a 200).
+pub(super) fn answer_of(reply: &Reply) -> Result<Value, Fault> {
+    if !reply.is_success() {
+        return Err(error(reply));
+    }
+    let answer = reply.json()?;
+    if let Some(reason) = answer
+        .pointer("/promptFeedback/blockReason")
+        .and_then(Value::as_str)
+    {
+        return Err(Fault::new(
+            FaultKind::Refused,
+            format!("the prompt was blocked ({reason})"),
+        ));
+    }
+    Ok(answer)
+}
+
+fn error(reply: &Reply) -> Fault {
     let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
     let error = answer.get("error");
     let status = error

@@ -149,7 +149,7 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
         "{page}"
     );
     assert!(page.contains("The left pier ends in a red light"));
-    let descriptions = walk(&book.root().join(".imagegen/descriptions"));
+    let descriptions = crate::providers::walk(&book.root().join(".imagegen/descriptions"));
     assert_eq!(descriptions.len(), 1);
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&descriptions[0]).unwrap()).unwrap();
@@ -222,7 +222,7 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
         "{}",
         String::from_utf8_lossy(&gc.stderr)
     );
-    assert!(walk(&book.root().join(".imagegen/descriptions")).is_empty());
+    assert!(crate::providers::walk(&book.root().join(".imagegen/descriptions")).is_empty());
 
     crate::providers::assert_no_key_of(KEY, book.root(), &[&first, &second, &third, &fourth]);
 }
@@ -312,23 +312,4 @@ async fn require_alt_fails_a_figure_with_no_alt_at_all() {
         book.read("book/coast/harbours/tides.html")
             .contains("alt=\"\" role=\"presentation\"")
     );
-}
-
-fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(items) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for item in items {
-            let path = item.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }

@@ -353,7 +353,8 @@ engraving = "black and white copperplate engraving, fine cross-hatching"
     assert_no_key(book.root(), &[&first, &second]);
 }
 
-fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+/// Every file under `root` (none when it is missing).
+pub(crate) fn walk(root: &Path) -> Vec<std::path::PathBuf> {
     let mut stack = vec![root.to_owned()];
     let mut files = Vec::new();
     while let Some(dir) = stack.pop() {

@@ -517,7 +517,7 @@ fn descriptions_travel_through_the_remote() {
         a.page()
             .contains("alt=\"A harbour at dawn, boats at rest\"")
     );
-    let described: Vec<_> = walk_files(&shared.path().join("descriptions"));
+    let described: Vec<_> = crate::providers::walk(&shared.path().join("descriptions"));
     assert_eq!(described.len(), 1, "the description was uploaded");
 
     let b = Machine::new(&table, Vec::new());
@@ -526,17 +526,4 @@ fn descriptions_travel_through_the_remote() {
     assert_eq!(b.calls(), 0, "{log}");
     assert!(!b.path().join("described.log").exists(), "{log}");
     assert_eq!(b.page(), a.page());
-}
-
-fn walk_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for item in std::fs::read_dir(dir).into_iter().flatten() {
-        let path = item.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk_files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
