@@ -10,7 +10,7 @@ use super::plan::{self, Plan};
 use super::resolve::{self, Resolution, Status};
 use super::{Book, lookup, prompt_start};
 use crate::cache::Tier;
-use crate::config::Config;
+use crate::config::{Config, ProviderKind};
 use crate::error::Result;
 use crate::protocol::{self, Context};
 
@@ -45,6 +45,13 @@ pub struct PlannedImage {
     pub key: Option<String>,
     /// What is wrong, for the statuses that are failures.
     pub message: Option<String>,
+    /// With `alt-text = "describe"`, for a figure without an author's alt whose image a model
+    /// makes: `cached` when its description is kept, `describe` when a build will ask for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub describe: Option<&'static str>,
+    /// The estimated price in US dollars of describing it, for `describe`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub describe_cost: Option<f64>,
     /// The keys of the directive's profile and of each fallback, in hex: every image that
     /// may serve it.
     #[serde(skip)]
@@ -98,7 +105,8 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
         resolve::resolve(&plan.jobs, &facts, &config, book.today)
     };
     resolution.warn_deprecations();
-    let rows = rows(&book, &pages, &plan, &resolution);
+    let mut rows = rows(&book, &pages, &plan, &resolution);
+    plan_descriptions(&book, &mut rows)?;
     Ok(PlannedBook {
         rows,
         root: ctx.root.clone(),
@@ -106,6 +114,43 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
         assets_dir: book.assets_dir,
         config,
     })
+}
+
+/// With `alt-text = "describe"`: which figures without an author's alt have their description
+/// kept, and which a build will describe, at what estimated price (the price of one
+/// description in `[describe]`, else the describer model's token prices for a typical image:
+/// 1,500 tokens in, 150 out). A description is priced once per image, like the image.
+fn plan_descriptions(book: &Book<'_>, rows: &mut [PlannedImage]) -> Result<()> {
+    const TYPICAL: (f64, f64) = (1500.0, 150.0);
+    let (Some(with), Some(id)) = (&book.config.describe, book.config.describer_id()) else {
+        return Ok(());
+    };
+    let estimate = with
+        .price
+        .or_else(|| crate::price::tokens_cost(&with.model, Some(TYPICAL.0), Some(TYPICAL.1)));
+    let mut cache = book.open_cache();
+    let mut priced = BTreeSet::new();
+    for row in rows.iter_mut() {
+        let model_made =
+            row.provider != ProviderKind::Placeholder.as_str() && !row.provider.is_empty();
+        if row.alt.is_some() || row.status.is_failure() || row.status == Status::Draw || !model_made
+        {
+            continue;
+        }
+        let key = row.key.as_deref().and_then(crate::plan::CacheKey::from_hex);
+        let master = match key {
+            Some(key) if row.status == Status::Cached => {
+                cache.lookup(row.tier, key)?.map(|e| e.master)
+            }
+            _ => None,
+        };
+        let kept = master.is_some_and(|m| cache.description(&m, &id).is_some());
+        row.describe = Some(if kept { "cached" } else { "describe" });
+        if !kept && row.key.as_ref().is_some_and(|k| priced.insert(k.clone())) {
+            row.describe_cost = estimate;
+        }
+    }
+    Ok(())
 }
 
 /// One row per directive (and per malformed one), in book order. A directive that uses the
@@ -136,6 +181,8 @@ fn rows(
             chain: Vec::new(),
             tier: Tier::Committed,
             full_prompt: prompt.to_owned(),
+            describe: None,
+            describe_cost: None,
         };
         for problem in &page.problems {
             rows.push(error(problem.line, "", problem.message.clone()));

@@ -62,6 +62,14 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
             parts.push(format!("{} {label}", count(status)));
         }
     }
+    let describe = rows
+        .iter()
+        .filter(|r| r.describe == Some("describe"))
+        .count();
+    if describe > 0 {
+        let cost: f64 = rows.iter().filter_map(|r| r.describe_cost).sum();
+        parts.push(format!("{describe} to describe (estimated ${cost:.4})"));
+    }
     writeln!(
         stdout,
         "\n{} directive{}: {}",

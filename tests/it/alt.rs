@@ -122,6 +122,20 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
         .mount(&server)
         .await;
     let book = book_with(&server.uri(), "");
+    // `plan` prices the description before anything is spent: a typical image at
+    // gpt-6-luna's token prices (1,500 in at $0.10/M, 150 out at $0.50/M).
+    let tides = |rows: Vec<serde_json::Value>| {
+        rows.into_iter()
+            .find(|r| r["file"] == "src/coast/harbours/tides.md")
+            .unwrap()
+    };
+    let planned = tides(book.plan());
+    assert_eq!(planned["describe"], "describe", "{planned}");
+    assert!((planned["describe_cost"].as_f64().unwrap() - 0.000225).abs() < 1e-9);
+    assert!(
+        String::from_utf8_lossy(&book.imagegen(&["plan"]).stdout)
+            .contains("1 to describe (estimated $0.0002)")
+    );
 
     let first = run(&book, &["build"]).await;
     let stderr = String::from_utf8_lossy(&first.stderr);
@@ -160,6 +174,8 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
         (record["cost-usd"].as_f64().unwrap() - 0.0002).abs() < 1e-9,
         "{record}"
     );
+
+    assert_eq!(tides(book.plan())["describe"], "cached");
 
     // A warm build asks nothing and says only the standing warning.
     let (images, describes) = (calls(&server, "/v1/images/generations").await, 1);
