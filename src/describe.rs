@@ -187,6 +187,15 @@ pub(crate) fn master_prefix(name: &str) -> Option<&str> {
     .then_some(prefix)
 }
 
+/// The name of a description file of these bytes.
+fn name_for(master: &str, describer: &str, bytes: &[u8]) -> String {
+    format!(
+        "{}{}.json",
+        name_prefix(master, describer),
+        &blake3::hash(bytes).to_hex()[..8]
+    )
+}
+
 /// The format of description records.
 pub(crate) const RECORD_FORMAT: u32 = 1;
 
@@ -232,13 +241,7 @@ impl Record {
     /// named), the describer, and a hash of the content, so that two descriptions of one image
     /// never share a path.
     pub(crate) fn file_name(&self) -> String {
-        let content = blake3::hash(&self.to_json());
-        format!(
-            "{}-{}-{}.json",
-            &self.master[..16.min(self.master.len())],
-            self.describer,
-            &content.to_hex()[..8]
-        )
+        name_for(&self.master, &self.describer, &self.to_json())
     }
 
     /// Pretty JSON with a final newline, one field per line for readable diffs.
@@ -269,7 +272,9 @@ impl Record {
         if !hex(&record.master, 64) || !hex(&record.describer, 16) {
             return Err("its master or describer is not a hash".into());
         }
-        if file_name != record.file_name() {
+        // The hash of the bytes as they are (not as they would be written again: a float need
+        // not print back the same).
+        if file_name != name_for(&record.master, &record.describer, bytes) {
             return Err("its file name is not its master, describer and content hash (moved, edited, renamed or crafted)".into());
         }
         if record.created().is_none() {
@@ -371,6 +376,12 @@ mod tests {
         };
         let name = record.file_name();
         assert!(name.starts_with(&format!("{}-{}-", &record.master[..16], record.describer)));
+        // A cost whose shortest printing does not read back bit for bit still names its file.
+        let odd = Record {
+            cost_usd: 0.000_193_600_000_000_000_02,
+            ..record.clone()
+        };
+        assert!(Record::parse(&odd.to_json(), &odd.file_name()).is_ok());
         assert_eq!(Record::parse(&record.to_json(), &name).unwrap(), record);
         assert!(Record::parse(&record.to_json(), "other.json").is_err());
         // Edited in place: the name no longer matches the content.

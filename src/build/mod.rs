@@ -220,14 +220,18 @@ fn finish(
     refused: Vec<crate::error::Located>,
 ) -> Result<Vec<(usize, String)>> {
     let must_fail = !refused.is_empty();
-    // A directive that failed already (its description, say) is listed once.
-    let known: BTreeSet<(String, usize)> =
-        failures.iter().map(|f| (f.file.clone(), f.line)).collect();
-    failures.extend(
-        refused
-            .into_iter()
-            .filter(|r| !known.contains(&(r.file.clone(), r.line))),
-    );
+    // A directive that failed already (its description, say) is listed once, with both
+    // reasons; one listed twice (a chapter twice in SUMMARY.md) once.
+    for refusal in refused {
+        let same = |f: &crate::error::Located| f.file == refusal.file && f.line == refusal.line;
+        match failures.iter_mut().find(|f| same(f)) {
+            Some(failure) if failure.message != refusal.message => {
+                failure.message = format!("{}; and {}", failure.message, refusal.message);
+            }
+            Some(_) => {}
+            None => failures.push(refusal),
+        }
+    }
     failures.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     if must_fail {
         return Err(Error::Directives(failures));

@@ -10,7 +10,7 @@ use super::plan::{self, Plan};
 use super::resolve::{self, Resolution, Status};
 use super::{Book, lookup, prompt_start};
 use crate::cache::Tier;
-use crate::config::{Config, ProviderKind};
+use crate::config::Config;
 use crate::error::Result;
 use crate::protocol::{self, Context};
 
@@ -62,6 +62,35 @@ pub struct PlannedImage {
     /// The whole prompt as the directive writes it (for derived alt text).
     #[serde(skip)]
     pub(crate) full_prompt: String,
+    /// The link of the chain that serves the figure (a fallback's, perhaps), when one does or
+    /// is about to: its cache key, its tier, and whether a model makes it.
+    #[serde(skip)]
+    pub(crate) served: Option<Served>,
+}
+
+/// The link of a directive's chain that serves its figure.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    pub(crate) key: crate::plan::CacheKey,
+    pub(crate) tier: Tier,
+    pub(crate) by_model: bool,
+}
+
+impl Served {
+    /// The link a decision serves a job's figure from.
+    fn of(job: &plan::Job, decision: &resolve::Decision) -> Option<Served> {
+        let link = match decision {
+            resolve::Decision::Cached(link) | resolve::Decision::Remote(link) => *link,
+            resolve::Decision::Generate(links) => *links.first()?,
+            resolve::Decision::Fail(..) => return None,
+        };
+        let (key, request) = job.chain.get(link)?;
+        Some(Served {
+            key: *key,
+            tier: super::image::tier_of(request),
+            by_model: request.kind.is_model(),
+        })
+    }
 }
 
 /// A book as `plan` sees it: its directives, and what the team commands need besides.
@@ -131,22 +160,19 @@ fn plan_descriptions(book: &Book<'_>, rows: &mut [PlannedImage]) -> Result<()> {
     let mut cache = book.open_cache();
     let mut priced = BTreeSet::new();
     for row in rows.iter_mut() {
-        let model_made =
-            row.provider != ProviderKind::Placeholder.as_str() && !row.provider.is_empty();
-        if row.alt.is_some() || row.status.is_failure() || row.status == Status::Draw || !model_made
-        {
+        let Some(served) = row.served.clone().filter(|s| s.by_model) else {
+            continue;
+        };
+        if row.alt.is_some() || row.status.is_failure() {
             continue;
         }
-        let key = row.key.as_deref().and_then(crate::plan::CacheKey::from_hex);
-        let master = match key {
-            Some(key) if row.status == Status::Cached => {
-                cache.lookup(row.tier, key)?.map(|e| e.master)
-            }
+        let master = match row.status {
+            Status::Cached => cache.lookup(served.tier, served.key)?.map(|e| e.master),
             _ => None,
         };
         let kept = master.is_some_and(|m| cache.description(&m, &id).is_some());
         row.describe = Some(if kept { "cached" } else { "describe" });
-        if !kept && row.key.as_ref().is_some_and(|k| priced.insert(k.clone())) {
+        if !kept && priced.insert(served.key) {
             row.describe_cost = estimate;
         }
     }
@@ -181,6 +207,7 @@ fn rows(
             chain: Vec::new(),
             tier: Tier::Committed,
             full_prompt: prompt.to_owned(),
+            served: None,
             describe: None,
             describe_cost: None,
         };
@@ -217,6 +244,7 @@ fn rows(
                 .map(|(k, _)| k.to_hex())
                 .collect();
             row.tier = super::image::tier_of(request);
+            row.served = Served::of(&plan.jobs[job], decision);
             if std::mem::replace(&mut seen[job], true) {
                 if row.status == Status::Generate {
                     row.status = Status::Cached;

@@ -130,7 +130,7 @@ pub(crate) fn alt_check(config: &Config, authorless: &mut [(Located, AltFrom)]) 
         .iter()
         .filter(|(_, from)| config.require_alt && *from == AltFrom::Prompt)
         .map(|(located, _)| Located {
-            message: "this figure has no alt text (`require-alt = true`); write `alt=\"…\"` in the directive (`alt=\"\"` for a decorative image), or describe it with `alt-text = \"describe\"`".into(),
+            message: "this figure has no alt text (`require-alt = true`); write `alt=\"…\"` in the directive (`alt=\"\"` for a decorative image), or have a describer write it for an image a model made (`alt-text = \"describe\"`)".into(),
             ..located.clone()
         })
         .collect();

@@ -23,7 +23,7 @@ use crate::derive::Manifest;
 
 /// Bump when the tables or the encoding of their values change; an index of another version is
 /// rebuilt.
-const SCHEMA: &str = "mdbook-imagegen index 2";
+const SCHEMA: &str = "mdbook-imagegen index 3";
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 /// `"{tier}/{cache key}"` → JSON [`Entry`].

@@ -327,8 +327,15 @@ impl Cache {
             .collect();
         let objects: Vec<String> = names.iter().map(|n| paths::description(n)).collect();
         let mut best: BTreeMap<String, (describe::Record, Vec<u8>, String)> = BTreeMap::new();
+        let wanted: BTreeSet<(&str, &str)> = wanted
+            .iter()
+            .map(|(m, d)| (m.as_str(), d.as_str()))
+            .collect();
         for (name, bytes) in names.iter().zip(remote.read(&objects)?) {
-            let Some(bytes) = bytes else { continue };
+            // The listing's size is the store's word; the bytes are checked too.
+            let Some(bytes) = bytes.filter(|b| b.len() as u64 <= describe::MAX_RECORD_BYTES) else {
+                continue;
+            };
             let record = match describe::Record::parse(&bytes, name) {
                 Ok(record) => record,
                 Err(why) => {
@@ -343,7 +350,12 @@ impl Cache {
             let earlier = |kept: &(describe::Record, Vec<u8>, String)| {
                 (record.created(), name) < (kept.0.created(), &kept.2)
             };
-            let slot = describe::name_prefix(&record.master, &record.describer);
+            // Only the images asked about: a record of another master that shares the first
+            // 16 digits of its hash is not theirs.
+            if !wanted.contains(&(record.master.as_str(), record.describer.as_str())) {
+                continue;
+            }
+            let slot = format!("{}/{}", record.master, record.describer);
             if best.get(&slot).is_none_or(earlier) {
                 best.insert(slot, (record, bytes, name.clone()));
             }

@@ -157,8 +157,6 @@ pub(super) fn read(
     })
 }
 
-/// Classifies an error answer from the google.rpc envelope
-/// `{"error": {"code", "message", "status", "details"}}`.
 /// A successful answer's JSON, or the fault it tells of: an error envelope, or a blocked
 /// prompt (a refusal in a 200).
 pub(super) fn answer_of(reply: &Reply) -> Result<Value, Fault> {
@@ -178,6 +176,8 @@ pub(super) fn answer_of(reply: &Reply) -> Result<Value, Fault> {
     Ok(answer)
 }
 
+/// Classifies an error answer from the google.rpc envelope
+/// `{"error": {"code", "message", "status", "details"}}`.
 fn error(reply: &Reply) -> Fault {
     let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
     let error = answer.get("error");

@@ -8,10 +8,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::Team;
-use crate::cache::Cache;
 use crate::directive;
 use crate::error::Result;
-use crate::plan::CacheKey;
 
 /// A directive without an author's alt, as `alt` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +33,9 @@ pub struct MissingAlt {
     /// The directive's whole prompt, to find it again in its file.
     #[serde(skip)]
     prompt: String,
+    /// Whether a model makes its image (a placeholder is never described).
+    #[serde(skip)]
+    by_model: bool,
 }
 
 /// What `alt --write` did to one directive.
@@ -62,7 +63,12 @@ impl Team {
             if row.alt.is_some() || row.key.is_none() {
                 continue;
             }
-            let master = cached_master(&mut cache, row.tier, row.key.as_deref())?;
+            let served = row.served.as_ref();
+            let master = match served {
+                Some(served) => cache.lookup(served.tier, served.key)?.map(|e| e.master),
+                None => None,
+            };
+            let by_model = served.is_some_and(|s| s.by_model);
             let record = match (&master, &describer) {
                 (Some(master), Some(id)) => cache.description(master, id),
                 _ => None,
@@ -76,6 +82,7 @@ impl Team {
                     description: Some(record.description).filter(|d| !d.is_empty()),
                     model: Some(record.model),
                     prompt: row.full_prompt.clone(),
+                    by_model,
                 },
                 None => MissingAlt {
                     file: row.file.clone(),
@@ -85,6 +92,7 @@ impl Team {
                     description: None,
                     model: None,
                     prompt: row.full_prompt.clone(),
+                    by_model,
                 },
             });
         }
@@ -109,7 +117,7 @@ impl Team {
             }
             let skipped = match m.from {
                 "none" => Some("its image is not generated yet; build the book first"),
-                "prompt" if describing => Some(
+                "prompt" if describing && m.by_model => Some(
                     "not described yet; build the book to describe it (or write its alt yourself)",
                 ),
                 _ if m.alt.trim().is_empty() => {
@@ -214,18 +222,6 @@ fn fence_of(text: &str, d: &directive::Directive) -> bool {
     text[d.span.clone()]
         .trim_start_matches([' ', '>', '\t'])
         .starts_with('`')
-}
-
-/// The master of a directive's cached image, if any.
-fn cached_master(
-    cache: &mut Cache,
-    tier: crate::cache::Tier,
-    key: Option<&str>,
-) -> Result<Option<String>> {
-    let Some(key) = key.and_then(CacheKey::from_hex) else {
-        return Ok(None);
-    };
-    Ok(cache.lookup(tier, key)?.map(|entry| entry.master))
 }
 
 /// An alt as a directive's attribute value: quotes and backslashes escaped as the directive
