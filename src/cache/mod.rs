@@ -41,7 +41,7 @@ use crate::provider::Master;
 
 /// The text of `.imagegen/.gitignore`.
 const GITIGNORE: &str = "\
-# Written by mdbook-imagegen. Commit `masters/` and `records/`; the rest is local.
+# Written by mdbook-imagegen. Commit the rest (masters, records, tuned qualities, descriptions).
 /index.redb
 /index.redb.*
 /local/
