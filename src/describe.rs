@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::outside::{self, Secrets};
-use crate::vocab::ProviderKind;
+use crate::vocab::{ProviderKind, is_hex};
 
 /// The version of what describers are asked ([`INSTRUCTIONS`], [`question`], [`schema`]).
 /// Part of every description's name: changing the wording means bumping it, and every image is
@@ -174,17 +174,14 @@ pub(crate) fn name_prefix(master: &str, describer: &str) -> String {
     format!("{}-{describer}-", &master[..16.min(master.len())])
 }
 
-/// The master prefix (16 hex digits) a description file's name starts with, when it is named
-/// as descriptions are; anything else in the directory is not ours.
+/// The master prefix (16 hex digits) of a name descriptions are given,
+/// `<master 16>-<describer 16>-<content 8>.json`; anything else in the directory is not ours.
 pub(crate) fn master_prefix(name: &str) -> Option<&str> {
-    let prefix = name.get(..16)?;
-    (name.len() > 17
-        && name.as_bytes()[16] == b'-'
-        && name.ends_with(".json")
-        && prefix
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-    .then_some(prefix)
+    let mut parts = name.strip_suffix(".json")?.split('-');
+    let (master, describer, content) = (parts.next()?, parts.next()?, parts.next()?);
+    let ours =
+        parts.next().is_none() && is_hex(master, 16) && is_hex(describer, 16) && is_hex(content, 8);
+    ours.then_some(master)
 }
 
 /// The name of a description file of these bytes.
@@ -266,10 +263,7 @@ impl Record {
         if record.format != RECORD_FORMAT {
             return Err(format!("written by description format {}", record.format));
         }
-        let hex = |text: &str, len: usize| {
-            text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        };
-        if !hex(&record.master, 64) || !hex(&record.describer, 16) {
+        if !is_hex(&record.master, 64) || !is_hex(&record.describer, 16) {
             return Err("its master or describer is not a hash".into());
         }
         // The hash of the bytes as they are (not as they would be written again: a float need

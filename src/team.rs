@@ -200,15 +200,8 @@ impl Team {
     /// Totals per describer model over every description kept (all were paid for).
     pub fn description_stats(&self) -> Result<Vec<DescriptionStat>> {
         let mut totals: BTreeMap<(String, String), DescriptionStat> = BTreeMap::new();
-        for path in cache::files_two_deep(&self.cache_root.join("descriptions"))? {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let Ok(bytes) = crate::files::read_regular(&path, crate::describe::MAX_RECORD_BYTES)
-            else {
-                continue;
-            };
-            let Ok(record) = crate::describe::Record::parse(&bytes, &name) else {
-                continue;
-            };
+        let stored = self.open_cache().stored_descriptions()?;
+        for record in stored.into_iter().filter_map(|(_, read)| read.ok()) {
             let stat = totals
                 .entry((record.provider.clone(), record.model.clone()))
                 .or_default();

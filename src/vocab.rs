@@ -289,6 +289,11 @@ pub(crate) fn list<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String 
 
 /// Folds every run of white space to one space and trims the ends, so that re-wrapping a prompt
 /// does not change what is sent.
+/// Whether `text` is exactly `len` lowercase hex digits, as the cache names things.
+pub(crate) fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 pub(crate) fn fold_whitespace(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -51,7 +51,10 @@ pub(crate) fn run(book: &Book<'_>, cache: &mut Cache, images: &mut [Image]) -> (
     if jobs.is_empty() {
         return (0, started.elapsed());
     }
-    let results = on_workers(jobs.into_values().collect(), |job| derive_job(book, job));
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let results = on_workers(jobs.into_values().collect(), cores, |job| {
+        derive_job(book, job)
+    });
     let mut made: HashMap<String, Result<Manifest, String>> = HashMap::new();
     for (derivation, tuned_name, result, known) in results {
         let result = result.map(|derived| {
@@ -127,14 +130,15 @@ fn derive_job(book: &Book<'_>, job: Job<'_>) -> Made {
     )
 }
 
-/// Runs `work` on every item, one plain thread per core pulling from one queue, and returns the
+/// Runs `work` on every item, `workers` plain threads pulling from one queue, and returns the
 /// results in no set order. Plain threads, not rayon's: a worker may wait for the memory
-/// budget, and a rayon thread waiting could hold up the very work that frees it.
-fn on_workers<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(items.len())
-        .max(1);
+/// budget (or a provider), and a rayon thread waiting could hold up the very work that frees it.
+pub(super) fn on_workers<T: Send, R: Send>(
+    items: Vec<T>,
+    workers: usize,
+    work: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let workers = workers.min(items.len()).max(1);
     let queue = std::sync::Mutex::new(items);
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {

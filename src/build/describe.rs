@@ -8,12 +8,10 @@
 //! warning says why.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::Book;
-use super::derive::ASSET_CAP;
+use super::derive::{ASSET_CAP, on_workers};
 use super::image::Image;
 use super::parse::Page;
 use super::plan::Plan;
@@ -301,28 +299,12 @@ fn ask_with(
     to_ask: &[Wanted<'_>],
     env: &provider::Env<'_>,
 ) -> Vec<Result<describer::Described, String>> {
-    let results: Mutex<Vec<Option<Result<describer::Described, String>>>> =
-        Mutex::new(to_ask.iter().map(|_| None).collect());
-    let next = AtomicUsize::new(0);
-    let workers = book.config.max_concurrency.clamp(1, to_ask.len());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(want) = to_ask.get(index) else { break };
-                    let result = ask_one(book, who, images, want, env);
-                    results.lock().expect("no worker panics holding it")[index] = Some(result);
-                }
-            });
-        }
+    let items: Vec<(usize, &Wanted<'_>)> = to_ask.iter().enumerate().collect();
+    let mut results = on_workers(items, book.config.max_concurrency, |(index, want)| {
+        (index, ask_one(book, who, images, want, env))
     });
-    results
-        .into_inner()
-        .expect("no worker panicked")
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("the image was not described".into())))
-        .collect()
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Describes one image from the web file closest to 1024 pixels wide (a vision model sees no

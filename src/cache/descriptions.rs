@@ -55,6 +55,36 @@ impl Cache {
         found.into_iter().next().map(|(record, _)| record)
     }
 
+    /// Every description file (named as descriptions are; anything else is not ours), read
+    /// under the build's rules: the record, or why a build passes over it.
+    pub(crate) fn stored_descriptions(
+        &self,
+    ) -> Result<Vec<(PathBuf, std::result::Result<describe::Record, String>)>> {
+        let mut out = Vec::new();
+        for path in super::files_two_deep(&self.root.join("descriptions"))? {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            let Some(master) = describe::master_prefix(&name) else {
+                continue;
+            };
+            let shard = path
+                .parent()
+                .and_then(|p| p.file_name())
+                .and_then(|s| s.to_str());
+            let read = match shard {
+                Some(shard) if !master.starts_with(shard) => Err(format!(
+                    "it is filed in `{shard}/`, not in its master's shard"
+                )),
+                _ => crate::files::read_regular(&path, describe::MAX_RECORD_BYTES)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| describe::Record::parse(&bytes, &name)),
+            };
+            out.push((path, read));
+        }
+        Ok(out)
+    }
+
     /// Keeps a description (committed, so that the team describes each image once).
     pub(crate) fn store_description(&mut self, record: &describe::Record) -> Result<PathBuf> {
         self.ensure_layout()?;
@@ -68,7 +98,7 @@ impl Cache {
     fn description_stamp(&mut self, shard: &str) -> String {
         let dir = self.shard_dir(shard);
         self.stamps
-            .entry((super::Tier::Committed, format!("d/{shard}")))
+            .entry((super::Tier::Committed, shard_id(shard)))
             .or_insert_with(|| dir_stamp(&dir))
             .clone()
     }
@@ -76,7 +106,7 @@ impl Cache {
     /// Forgets what this build read of a description shard it wrote to.
     pub(super) fn wrote_descriptions(&mut self, shard: &str) {
         self.stamps
-            .remove(&(super::Tier::Committed, format!("d/{shard}")));
+            .remove(&(super::Tier::Committed, shard_id(shard)));
         self.described.remove(shard);
         self.described_written.insert(shard.to_owned());
     }

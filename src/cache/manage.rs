@@ -116,8 +116,16 @@ impl Cache {
         for stored in self.stored_records()? {
             problems.extend(self.check_record(&stored));
         }
-        for path in files_two_deep(&self.root.join("descriptions"))? {
-            problems.extend(check_description(&path));
+        for (path, read) in self.stored_descriptions()? {
+            if let Err(reason) = read {
+                problems.push(Problem {
+                    path,
+                    what: format!(
+                        "a build ignores this description: {reason}; --fix removes it (the next build describes the image again)"
+                    ),
+                    fixable: true,
+                });
+            }
         }
         let index = self.root.join("index.redb");
         if let Some(reason) = index::Index::health(&index, index::LOCK_WAIT) {
@@ -388,29 +396,6 @@ pub(crate) fn files_two_deep(dir: &Path) -> Result<Vec<PathBuf>> {
         out.extend(direct_files(&dir.join(shard))?);
     }
     Ok(out)
-}
-
-/// What is wrong with a description file, by the build's rules (a build passes over one that
-/// breaks them); a file not named as descriptions are is not ours and is left alone.
-fn check_description(path: &Path) -> Option<Problem> {
-    let name = path.file_name()?.to_str()?;
-    let master = crate::describe::master_prefix(name)?;
-    let shard = path.parent()?.file_name()?.to_str()?;
-    let reason = if !master.starts_with(shard) {
-        format!("it is filed in `{shard}/`, not in its master's shard")
-    } else {
-        match crate::files::read_regular(path, crate::describe::MAX_RECORD_BYTES) {
-            Err(e) => e.to_string(),
-            Ok(bytes) => crate::describe::Record::parse(&bytes, name).err()?,
-        }
-    };
-    Some(Problem {
-        path: path.to_owned(),
-        what: format!(
-            "a build ignores this description: {reason}; --fix removes it (the next build describes the image again)"
-        ),
-        fixable: true,
-    })
 }
 
 #[cfg(test)]

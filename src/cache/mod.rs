@@ -548,7 +548,7 @@ fn record_name(key: &str, master: &str) -> String {
 
 /// Whether a text is a blake3 hash as the cache writes it: 64 lowercase hex digits.
 pub(crate) fn is_hash(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    crate::vocab::is_hex(text, 64)
 }
 
 /// The index id under which a derivation published to a store is remembered.

@@ -189,7 +189,7 @@ pub(crate) fn tuned_name(hash: &str, output: &Output) -> Option<String> {
 pub(crate) fn tuned_master_prefix(name: &str) -> Option<&str> {
     let stem = name.strip_suffix(".json")?;
     let (master, spec) = stem.split_once('-')?;
-    (is_hex(master, 16) && is_hex(spec, 8)).then_some(master)
+    (crate::vocab::is_hex(master, 16) && crate::vocab::is_hex(spec, 8)).then_some(master)
 }
 
 /// The master a web file was made from (the first 16 hex digits of its hash), when the name
@@ -204,11 +204,11 @@ pub(crate) fn asset_master_prefix(name: &str) -> Option<&str> {
     let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let size_ok = size.strip_suffix('w').is_some_and(number)
         || size.strip_prefix("thumb").is_some_and(number);
-    (parts.next().is_none() && is_hex(master, 16) && size_ok && is_hex(id, 8)).then_some(master)
-}
-
-fn is_hex(text: &str, len: usize) -> bool {
-    text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    (parts.next().is_none()
+        && crate::vocab::is_hex(master, 16)
+        && size_ok
+        && crate::vocab::is_hex(id, 8))
+    .then_some(master)
 }
 
 /// The widths a master is made at: the configured widths it can fill, plus its own width when

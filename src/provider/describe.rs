@@ -94,7 +94,7 @@ pub(crate) fn describe(
             describer,
             picture,
             about,
-            key: key.as_ref().map(super::Secret::expose),
+            key: key.as_ref(),
             http: &http,
             env,
             timeout,
@@ -135,7 +135,7 @@ struct Ask<'a> {
     describer: &'a Describer<'a>,
     picture: &'a Picture<'a>,
     about: &'a About<'a>,
-    key: Option<&'a str>,
+    key: Option<&'a super::Secret>,
     http: &'a Http,
     env: &'a Env<'a>,
     timeout: std::time::Duration,
@@ -151,7 +151,7 @@ impl Ask<'_> {
     }
 
     fn bearer(&self) -> Option<String> {
-        self.key.map(|key| format!("Bearer {key}"))
+        self.key.map(super::Secret::bearer)
     }
 
     fn add_extra(&self, body: &mut Value) {
@@ -293,7 +293,7 @@ fn gemini_call(ask: &Ask<'_>) -> Result<Answer, Fault> {
     ask.add_extra(&mut body);
     let mut headers = Vec::new();
     if let Some(key) = ask.key {
-        headers.push(("x-goog-api-key", key));
+        headers.push(("x-goog-api-key", key.expose()));
     }
     let url = ask.url(&format!("models/{model}:generateContent"));
     let reply = ask.http.post_json(&url, &headers, &body)?;
@@ -347,14 +347,8 @@ pub(super) fn read_gemini(reply: &Reply, model: &str) -> Result<Answer, Fault> {
     Ok(Answer {
         text,
         cost_usd: crate::price::tokens_cost(model, tokens("promptTokenCount"), output),
-        model_version: answer
-            .get("modelVersion")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        request_id: answer
-            .get("responseId")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        model_version: gemini::text_of(&answer, "modelVersion"),
+        request_id: gemini::text_of(&answer, "responseId"),
     })
 }
 

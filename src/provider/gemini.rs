@@ -144,17 +144,16 @@ pub(super) fn read(
         provenance: Provenance {
             seed,
             revised_prompt: None,
-            model_version: answer
-                .get("modelVersion")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            request_id: answer
-                .get("responseId")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            model_version: text_of(&answer, "modelVersion"),
+            request_id: text_of(&answer, "responseId"),
             sent_size: Some(sent_size),
         },
     })
+}
+
+/// A text field of an answer (`modelVersion`, `responseId`).
+pub(super) fn text_of(answer: &Value, field: &str) -> Option<String> {
+    answer.get(field).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// A successful answer's JSON, or the fault it tells of: an error envelope, or a blocked

@@ -165,6 +165,11 @@ impl Secret {
     pub(crate) fn expose(&self) -> &str {
         &self.0
     }
+
+    /// `Bearer <key>`, for an `authorization` header.
+    pub(crate) fn bearer(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
 }
 
 impl Provenance {
@@ -204,7 +209,7 @@ pub(crate) struct Call<'a> {
 impl Call<'_> {
     /// `Bearer <key>`, for an `authorization` header, when the profile has a key.
     pub(crate) fn bearer(&self) -> Option<String> {
-        self.key.map(|key| format!("Bearer {}", key.expose()))
+        self.key.map(Secret::bearer)
     }
 
     /// Adds the profile's `extra` fields to a JSON body, last, so that they win.
