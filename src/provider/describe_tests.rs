@@ -3,20 +3,17 @@
 //! travels base64; failures (a refusal, an answer that is not JSON, an alt that is too long, a
 //! rate limit) are handled like a generation's, and the key is never in a message.
 
-use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use super::Failure;
 use super::describe::{Described, Describer, Picture, describe};
-use super::tests::{KEY, b64, png, requests};
-use super::{Env, Failure};
+use super::tests::{KEY, b64, in_env, png, requests};
 use crate::config::Config;
 use crate::describe::About;
-use crate::outside::Secrets;
 
 const ANSWER: &str = r#"{"alt": "Two harbour lights on stone piers at night, one red, one green", "description": ""}"#;
 
@@ -36,18 +33,7 @@ fn book(kind: &str, model: Option<&str>, base: String) -> Config {
 
 /// Describes a small PNG with the book's describer, on a blocking thread, recording waits.
 async fn run(config: Config) -> (Result<Described, Failure>, Vec<Duration>) {
-    tokio::task::spawn_blocking(move || {
-        let waits = Mutex::new(Vec::new());
-        let sleep = |wait| waits.lock().unwrap().push(wait);
-        let var = |name: &str| (name == "TEST_KEY").then(|| KEY.to_owned());
-        let secrets = Secrets::of_book(config.key_vars(), &var);
-        let env = Env {
-            config: &config,
-            root: Path::new("."),
-            sleep: &sleep,
-            var: &var,
-            secrets: &secrets,
-        };
+    in_env(config, "TEST_KEY", |config, env| {
         let with = config.describe.clone().unwrap();
         let describer = Describer {
             profile_name: &with.profile,
@@ -67,11 +53,9 @@ async fn run(config: Config) -> (Result<Described, Failure>, Vec<Duration>) {
             caption: Some("Harbour lights"),
             chapter: Some("Harbours and tides"),
         };
-        let result = describe(&describer, &picture, &about, &env);
-        (result, waits.into_inner().unwrap())
+        describe(&describer, &picture, &about, env)
     })
     .await
-    .unwrap()
 }
 
 fn responses_ok(text: &str) -> ResponseTemplate {

@@ -17,6 +17,12 @@ fn profile(kind: &str, model: &str, server: &MockServer, base: &str) -> Value {
     json!({ "kind": kind, "model": model, "base-url": format!("{}{base}", server.uri()), "api-key-env": "TEST_KEY" })
 }
 
+/// Generates "A lighthouse" with the book's profile `p`.
+async fn lighthouse(config: crate::config::Config) -> super::tests::Run {
+    let request = request(&config, "A lighthouse");
+    generate(config, request).await
+}
+
 fn no_key(request: &wiremock::Request) -> bool {
     !request.headers.contains_key("x-key") && !request.headers.contains_key("authorization")
 }
@@ -205,7 +211,7 @@ async fn a_failed_poll_is_polled_again_and_never_pays_twice() {
         profile("bfl", "flux-2-pro", &server, "/v1"),
         json!({ "retries": 0 }),
     );
-    let run = generate(config.clone(), request(&config, "A lighthouse")).await;
+    let run = lighthouse(config).await;
     assert_eq!(run.waits.len(), 4);
     assert_eq!(run.master().width, 8);
     let posts = posts(&server).await;
@@ -235,9 +241,7 @@ async fn bfl_moderation_is_a_refusal_and_is_never_retried() {
             .mount(&server)
             .await;
         let config = book(profile("bfl", "flux-2-pro", &server, "/v1"), json!({}));
-        let failure = generate(config.clone(), request(&config, "A lighthouse"))
-            .await
-            .failure();
+        let failure = lighthouse(config).await.failure();
         assert!(
             failure.message.contains("refused the prompt"),
             "{}",
@@ -279,9 +283,7 @@ async fn an_expired_sample_is_requested_again_and_a_lost_task_fails_clearly() {
         profile("bfl", "flux-2-pro", &server, "/v1"),
         json!({ "retries": 1 }),
     );
-    let failure = generate(config.clone(), request(&config, "A lighthouse"))
-        .await
-        .failure();
+    let failure = lighthouse(config).await.failure();
     assert!(failure.message.contains("expired"), "{}", failure.message);
     assert!(
         failure.message.contains("gave up after 2 attempts"),
@@ -308,9 +310,7 @@ async fn an_expired_sample_is_requested_again_and_a_lost_task_fails_clearly() {
         profile("bfl", "flux-2-pro", &server, "/v1"),
         json!({ "retries": 0 }),
     );
-    let failure = generate(config.clone(), request(&config, "A lighthouse"))
-        .await
-        .failure();
+    let failure = lighthouse(config).await.failure();
     assert!(
         failure.message.contains("Task not found"),
         "{}",
@@ -328,9 +328,7 @@ async fn bfl_never_follows_or_sends_the_key_elsewhere() {
         let server = MockServer::start().await;
         bfl_submit(&server, "flux-2-pro", &elsewhere).await;
         let config = book(profile("bfl", "flux-2-pro", &server, "/v1"), json!({}));
-        let failure = generate(config.clone(), request(&config, "A lighthouse"))
-            .await
-            .failure();
+        let failure = lighthouse(config).await.failure();
         assert!(
             failure.message.contains("never sent there"),
             "{}",
@@ -356,9 +354,7 @@ async fn bfl_never_follows_or_sends_the_key_elsewhere() {
         .mount(&server)
         .await;
     let config = book(profile("bfl", "flux-2-pro", &server, "/v1"), json!({}));
-    let failure = generate(config.clone(), request(&config, "A lighthouse"))
-        .await
-        .failure();
+    let failure = lighthouse(config).await.failure();
     assert!(
         failure.message.contains("not downloaded"),
         "{}",
@@ -427,7 +423,7 @@ async fn bfl_errors_credit_validation_and_rate_limits() {
         profile("bfl", "flux-2-pro", &server, "/v1"),
         json!({ "retries": 2 }),
     );
-    let run = generate(config.clone(), request(&config, "A lighthouse")).await;
+    let run = lighthouse(config).await;
     assert_eq!(run.waits.len(), 2);
     assert!(run.failure().message.contains("Too many active tasks"));
 }
@@ -448,7 +444,7 @@ async fn a_task_that_stays_pending_fails_when_the_timeout_has_passed() {
     let mut profile = profile("bfl", "flux-2-pro", &server, "/v1");
     profile["timeout"] = "3s".into();
     let config = book(profile, json!({ "retries": 0 }));
-    let run = generate(config.clone(), request(&config, "A lighthouse")).await;
+    let run = lighthouse(config).await;
     assert_eq!(run.waits.len(), 3, "{:?}", run.waits);
     assert!(run.failure().message.contains("not ready within 3s"));
 }
@@ -534,9 +530,7 @@ async fn openrouter_sends_modalities_and_image_config_and_reads_the_image_messag
         ),
         json!({}),
     );
-    let master = generate(config.clone(), request(&config, "A lighthouse"))
-        .await
-        .master();
+    let master = lighthouse(config).await.master();
     assert_eq!(master.width, 16);
 }
 
@@ -580,9 +574,7 @@ async fn openrouter_failures_have_their_kinds() {
             ),
             json!({ "retries": 1 }),
         );
-        let failure = generate(config.clone(), request(&config, "A lighthouse"))
-            .await
-            .failure();
+        let failure = lighthouse(config).await.failure();
         assert!(failure.message.contains(what), "{}", failure.message);
         assert!(failure.message.contains(says), "{}", failure.message);
         assert_eq!(requests(&server).await, calls, "{}", failure.message);

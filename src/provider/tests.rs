@@ -114,6 +114,20 @@ pub(crate) async fn generate(config: Config, request: Request) -> Run {
 
 /// [`generate`] with the key in the environment variable `key_var`.
 pub(crate) async fn generate_keyed(config: Config, request: Request, key_var: &'static str) -> Run {
+    let (result, waits) = in_env(config, key_var, move |_, env| {
+        super::generate(&request, env)
+    })
+    .await;
+    Run { result, waits }
+}
+
+/// Runs `work` on a blocking thread, as a build does, in a provider environment with the key
+/// in `key_var`; returns what it gave and the waits it asked for (recorded, not taken).
+pub(crate) async fn in_env<T: Send + 'static>(
+    config: Config,
+    key_var: &'static str,
+    work: impl FnOnce(&Config, &Env<'_>) -> T + Send + 'static,
+) -> (T, Vec<Duration>) {
     tokio::task::spawn_blocking(move || {
         let waits = Mutex::new(Vec::new());
         let sleep = |wait| waits.lock().unwrap().push(wait);
@@ -126,11 +140,8 @@ pub(crate) async fn generate_keyed(config: Config, request: Request, key_var: &'
             var: &var,
             secrets: &secrets,
         };
-        let result = super::generate(&request, &env);
-        Run {
-            result,
-            waits: waits.into_inner().unwrap(),
-        }
+        let result = work(&config, &env);
+        (result, waits.into_inner().unwrap())
     })
     .await
     .unwrap()

@@ -15,37 +15,11 @@ const KEY: &str = "sk-proj-ALTCHECK-9d2b7e11c4";
 
 const TIDES: &str = "# Harbours and tides\n\nHarbour lights mark the entrance.\n\n```image-prompt caption=\"Harbour lights\"\nTwo small harbour lights at the end of stone piers at night, one red and one green\n```\n\nTides rise and fall twice a day.\n";
 
+/// The example book with OpenAI's images, its `openai` profile also describing them (with
+/// gpt-6-luna, its default describer), and a tides chapter whose directive has no alt.
 fn book_with(base_url: &str, extra: &str) -> TestBook {
-    let book = TestBook::example();
-    book.write(
-        "book.toml",
-        &format!(
-            r#"[book]
-title = "Lights of the Coast"
-
-[preprocessor.imagegen]
-after = ["links"]
-provider = "openai"
-retries = 0
-alt-text = "describe"
-{extra}
-
-[preprocessor.imagegen.describe]
-profile = "vision"
-
-[preprocessor.imagegen.providers.openai]
-kind = "openai"
-base-url = "{base_url}/v1"
-
-[preprocessor.imagegen.providers.vision]
-kind = "openai"
-base-url = "{base_url}/v1"
-
-[preprocessor.imagegen.styles]
-engraving = "black and white copperplate engraving, fine cross-hatching"
-"#
-        ),
-    );
+    let extra = format!("alt-text = \"describe\"\ndescribe = {{ profile = \"openai\" }}\n{extra}");
+    let book = crate::providers::book_with(base_url, &extra);
     book.write("src/coast/harbours/tides.md", TIDES);
     book
 }
@@ -54,7 +28,7 @@ async fn mount_images(server: &MockServer) {
     Mock::given(method("POST"))
         .and(path("/v1/images/generations"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "created": 1, "data": [{ "b64_json": crate::providers::png() }]
+            "created": 1, "data": [{ "b64_json": crate::support::png_base64(64, 48) }]
         })))
         .mount(server)
         .await;
@@ -92,18 +66,7 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
     let server = MockServer::start().await;
     mount_images(&server).await;
     // The described image is one of its own (the others share theirs), so `gc` can drop it.
-    let own = {
-        use base64::Engine as _;
-        let image = image::RgbImage::from_pixel(40, 30, image::Rgb([200, 90, 40]));
-        let mut bytes = Vec::new();
-        image
-            .write_to(
-                &mut std::io::Cursor::new(&mut bytes),
-                image::ImageFormat::Png,
-            )
-            .unwrap();
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    };
+    let own = crate::support::png_base64(40, 30);
     Mock::given(method("POST"))
         .and(path("/v1/images/generations"))
         .and(body_string_contains("harbour lights"))
@@ -146,7 +109,7 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
         "only the directive without alt is described"
     );
     assert!(
-        stderr.contains("imagegen: described 1 image with `vision` (gpt-6-luna)"),
+        stderr.contains("imagegen: described 1 image with `openai` (gpt-6-luna)"),
         "{stderr}"
     );
     assert!(

@@ -194,18 +194,7 @@ done([...document.querySelectorAll("main figure.imagegen img")].map((image) => {
 fn described_and_decorative_figures_pass_axe() {
     ensure_chromium();
     let book = TestBook::example();
-    let png = {
-        let image =
-            image::RgbImage::from_fn(96, 64, |x, y| image::Rgb([x as u8 * 2, y as u8 * 3, 120]));
-        let mut bytes = Vec::new();
-        image
-            .write_to(
-                &mut std::io::Cursor::new(&mut bytes),
-                image::ImageFormat::Png,
-            )
-            .unwrap();
-        bytes
-    };
+    let png = crate::support::png(96, 64);
     std::fs::write(book.root().join("picture.png"), png).unwrap();
     book.write(
         "draw.sh",

@@ -16,7 +16,7 @@ use crate::support::TestBook;
 /// A key that must never appear in anything a build writes.
 const KEY: &str = "sk-proj-LEAKCHECK-4f9a1c2e7d";
 
-pub(crate) fn png() -> String {
+fn png() -> String {
     let image = image::RgbImage::from_pixel(64, 48, image::Rgb([90, 140, 200]));
     let mut bytes = Vec::new();
     image
@@ -25,7 +25,8 @@ pub(crate) fn png() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn book_with(base_url: &str, extra: &str) -> TestBook {
+/// The example book with an `openai` profile at `base_url` and `extra` keys in its table.
+pub(crate) fn book_with(base_url: &str, extra: &str) -> TestBook {
     let book = TestBook::example();
     book.write(
         "book.toml",

@@ -162,9 +162,8 @@ fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) {
     }
 }
 
-/// A small real PNG of one colour, base64-encoded as JSON APIs send images.
-pub(crate) fn png_base64(width: u32, height: u32) -> String {
-    use base64::Engine as _;
+/// A small real PNG of one colour.
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_pixel(width, height, image::Rgb([60, 110, 170]));
     let mut bytes = Vec::new();
     image
@@ -173,5 +172,11 @@ pub(crate) fn png_base64(width: u32, height: u32) -> String {
             image::ImageFormat::Png,
         )
         .unwrap();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    bytes
+}
+
+/// [`png`], base64-encoded as JSON APIs send images.
+pub(crate) fn png_base64(width: u32, height: u32) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(png(width, height))
 }
