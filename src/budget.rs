@@ -84,7 +84,7 @@ mod tests {
                         ..Attrs::default()
                     },
                 };
-                plan::chain(&directive, config).unwrap()
+                plan::chain(&directive, config, &[]).unwrap()
             })
             .collect()
     }

@@ -41,6 +41,8 @@ pub struct Config {
     pub(crate) default_size: Size,
     /// Named prompt presets: `style="diagram"` appends the preset's text to the prompt.
     pub(crate) styles: BTreeMap<String, Style>,
+    /// The style of a directive that names none (`style = "house"`); `style="none"` opts out.
+    pub(crate) default_style: Option<String>,
     /// Profiles tried in order when the chosen one fails for a reason that is not the prompt.
     pub(crate) fallback: Vec<String>,
     /// Text put before every prompt.
@@ -142,10 +144,12 @@ pub(crate) enum Mode {
 /// A named prompt preset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Style {
-    /// Words appended to the prompt.
+    /// Words appended to the prompt (empty for a style of reference images only).
     pub(crate) prompt: String,
     /// Words added to the negative prompt.
     pub(crate) negative: Option<String>,
+    /// Reference images, relative to the book's root, given before a directive's own.
+    pub(crate) reference: Vec<String>,
 }
 
 /// How a failing request is retried.
@@ -342,6 +346,7 @@ struct RawConfig {
     prices: BTreeMap<String, f64>,
     providers: BTreeMap<String, RawProfile>,
     styles: BTreeMap<String, RawStyle>,
+    style: Option<String>,
     output: Option<crate::derive::RawOutput>,
     storage: Option<RawStorage>,
     alt_text: Option<String>,
@@ -361,9 +366,12 @@ struct RawConfig {
 enum RawStyle {
     Words(String),
     Table {
+        #[serde(default)]
         prompt: String,
         #[serde(default)]
         negative: Option<String>,
+        #[serde(default)]
+        reference: Vec<String>,
     },
 }
 
@@ -860,7 +868,7 @@ impl TryFrom<RawConfig> for Config {
         };
         let (default_profile, profiles) = profiles(&mut raw).map_err(config_error)?;
         let (cache_dir, assets_dir) = directories(&mut raw).map_err(config_error)?;
-        let styles = styles(&mut raw).map_err(config_error)?;
+        let (styles, default_style) = styles(&mut raw).map_err(config_error)?;
         let retry = retry(&mut raw).map_err(config_error)?;
         let (on_error, max_concurrency) = limits(&raw).map_err(config_error)?;
         let config_error = |key: &str, message: String| config_error((key.to_owned(), message));
@@ -907,6 +915,7 @@ impl TryFrom<RawConfig> for Config {
             max_concurrency,
             default_size,
             styles,
+            default_style,
             fallback: raw.fallback,
             prompt_prefix: text(raw.prompt_prefix),
             prompt_suffix: text(raw.prompt_suffix),
@@ -1089,8 +1098,15 @@ fn directories(raw: &mut RawConfig) -> std::result::Result<(PathBuf, String), In
     Ok((cache_dir, assets_dir))
 }
 
-/// The book's named styles: words added to the prompt, and to the negative prompt.
-fn styles(raw: &mut RawConfig) -> std::result::Result<BTreeMap<String, Style>, Invalid> {
+/// The word a directive's `style` takes to use no style, not even the book's default.
+pub(crate) const NO_STYLE: &str = "none";
+
+/// The book's named styles (words added to the prompt and to the negative prompt, reference
+/// images) and the default style.
+type Styles = (BTreeMap<String, Style>, Option<String>);
+
+/// The book's named styles and its default style.
+fn styles(raw: &mut RawConfig) -> std::result::Result<Styles, Invalid> {
     let config_error = |key: &str, message: String| (key.to_owned(), message);
     let mut styles = BTreeMap::new();
     for (name, raw_style) in std::mem::take(&mut raw.styles) {
@@ -1098,19 +1114,71 @@ fn styles(raw: &mut RawConfig) -> std::result::Result<BTreeMap<String, Style>, I
             RawStyle::Words(prompt) => Style {
                 prompt,
                 negative: None,
+                reference: Vec::new(),
             },
-            RawStyle::Table { prompt, negative } => Style { prompt, negative },
+            RawStyle::Table {
+                prompt,
+                negative,
+                reference,
+            } => Style {
+                prompt,
+                negative,
+                reference,
+            },
         };
-        if style.prompt.trim().is_empty() {
+        let key = format!("styles.{name}");
+        if name == NO_STYLE {
             return Err(config_error(
-                &format!("styles.{name}"),
-                "the style is empty; write the words it adds to the prompt".into(),
+                &key,
+                format!(
+                    "`{NO_STYLE}` is the word with which a directive opts out of the book's style; give this style another name"
+                ),
             ));
         }
-        styles.insert(name, style);
+        if style.prompt.trim().is_empty() && style.reference.is_empty() {
+            return Err(config_error(
+                &key,
+                "the style is empty; write the words it adds to the prompt, or its `reference` images".into(),
+            ));
+        }
+        if style.reference.len() > crate::directive::MAX_REFERENCES {
+            return Err(config_error(
+                &format!("{key}.reference"),
+                format!(
+                    "{} images; providers take at most {}",
+                    style.reference.len(),
+                    crate::directive::MAX_REFERENCES
+                ),
+            ));
+        }
+        let mut reference = Vec::new();
+        for path in &style.reference {
+            reference.push(
+                crate::directive::check_reference_path(path, "the book's root")
+                    .map_err(|e| config_error(&format!("{key}.reference"), e))?,
+            );
+        }
+        styles.insert(name, Style { reference, ..style });
     }
-
-    Ok(styles)
+    let default = raw.style.take();
+    if let Some(default) = &default
+        && !styles.contains_key(default)
+    {
+        return Err(config_error(
+            "style",
+            if styles.is_empty() {
+                format!(
+                    "the book defines no style `{default}`; define it in `[preprocessor.imagegen.styles.{default}]`"
+                )
+            } else {
+                format!(
+                    "the book defines no style `{default}`; it defines {}",
+                    crate::vocab::list(styles.keys())
+                )
+            },
+        ));
+    }
+    Ok((styles, default))
 }
 
 /// `on-error`, `max-cost-per-build` and `max-concurrency`.
@@ -1281,7 +1349,7 @@ mod tests {
             ),
             (
                 json!({ "styles": { "ink": " " } }),
-                "in `book.toml`, `preprocessor.imagegen.styles.ink`: the style is empty; write the words it adds to the prompt",
+                "in `book.toml`, `preprocessor.imagegen.styles.ink`: the style is empty; write the words it adds to the prompt, or its `reference` images",
             ),
             (
                 json!({ "providers": { "o": { "kind": "openai", "background": "clear" } } }),

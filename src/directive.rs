@@ -48,7 +48,38 @@ pub(crate) struct Attrs {
     pub(crate) width: Option<u32>,
     pub(crate) class: Option<String>,
     pub(crate) id: Option<String>,
+    /// Images the provider is given beside the prompt, in order: files and other directives.
+    pub(crate) reference: Vec<Reference>,
+    /// How many candidates to generate (1 to [`MAX_VARIANTS`]).
+    pub(crate) variants: Option<u32>,
+    /// An instruction the directive's image is sent back with, to be edited.
+    pub(crate) edit: Option<String>,
 }
+
+/// One item of a directive's `reference` list, as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Reference {
+    /// `#id`: the image of the directive with that `id`, in any chapter.
+    Directive(String),
+    /// A file, relative to the chapter's file (as a Markdown image link is).
+    File(String),
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reference::Directive(id) => write!(f, "#{id}"),
+            Reference::File(path) => f.write_str(path),
+        }
+    }
+}
+
+/// The most references one directive (with its style's) may give: what the most generous
+/// provider takes (OpenAI's edits endpoint takes 16 images).
+pub(crate) const MAX_REFERENCES: usize = 16;
+
+/// The most candidates one directive may ask for.
+pub(crate) const MAX_VARIANTS: u32 = 8;
 
 /// A directive that could not be read, with the fix in its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,9 +95,22 @@ pub(crate) struct Problem {
 }
 
 /// The attribute names, in the order the documentation lists them.
-pub(crate) const ATTRIBUTES: [&str; 12] = [
-    "alt", "caption", "size", "provider", "model", "seed", "style", "quality", "negative", "width",
-    "class", "id",
+pub(crate) const ATTRIBUTES: [&str; 15] = [
+    "alt",
+    "caption",
+    "size",
+    "provider",
+    "model",
+    "seed",
+    "style",
+    "quality",
+    "negative",
+    "width",
+    "class",
+    "id",
+    "reference",
+    "variants",
+    "edit",
 ];
 
 /// Markdown options matching the mdBook version that runs us: 0.5 adds definition lists and
@@ -385,17 +429,24 @@ fn set_attr(attrs: &mut Attrs, key: &str, value: String) -> Result<(), String> {
             attrs.class = Some(fold_whitespace(&value));
         }
         "id" => {
-            let ok = value.starts_with(|c: char| c.is_ascii_alphabetic())
-                && value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'));
-            if !ok {
-                return Err(format!(
-                    "id `{value}` is not an HTML id; start with a letter and use letters, digits, `-`, `_`, `:` or `.`"
-                ));
-            }
+            check_id(&value)?;
             attrs.id = Some(value);
         }
+        "reference" => attrs.reference = references(&value)?,
+        "variants" => {
+            attrs.variants = Some(
+                value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_VARIANTS).contains(n))
+                    .ok_or_else(|| {
+                        format!(
+                            "variants `{value}` is not a number of candidates; write a whole number from 1 to {MAX_VARIANTS}"
+                        )
+                    })?,
+            );
+        }
+        "edit" => attrs.edit = text(value).map(|v| v.map(|v| fold_whitespace(&v)))?,
         unknown => {
             return Err(format!(
                 "unknown attribute `{unknown}`; {}",
@@ -404,6 +455,67 @@ fn set_attr(attrs: &mut Attrs, key: &str, value: String) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Checks an `id`: an HTML id that a `reference` can name.
+fn check_id(value: &str) -> Result<(), String> {
+    let ok = value.starts_with(|c: char| c.is_ascii_alphabetic())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "id `{value}` is not an HTML id; start with a letter and use letters, digits, `-`, `_`, `:` or `.`"
+        ))
+    }
+}
+
+/// Reads a `reference` list: comma-separated files (relative to the chapter) and `#id`s.
+pub(crate) fn references(value: &str) -> Result<Vec<Reference>, String> {
+    let mut list = Vec::new();
+    for item in value.split(',').map(str::trim) {
+        if item.is_empty() {
+            return Err(
+                "`reference` has an empty item; separate files and #ids with single commas".into(),
+            );
+        }
+        list.push(match item.strip_prefix('#') {
+            Some(id) => {
+                check_id(id).map_err(|e| format!("in `reference`, {e}"))?;
+                Reference::Directive(id.to_owned())
+            }
+            None => Reference::File(check_reference_path(item, "the chapter's file")?),
+        });
+    }
+    if list.len() > MAX_REFERENCES {
+        return Err(format!(
+            "`reference` lists {} images; providers take at most {MAX_REFERENCES}",
+            list.len()
+        ));
+    }
+    Ok(list)
+}
+
+/// Checks a reference file's path as written, relative to `base` (the chapter's file, or the
+/// book's root): relative, not a URL. Whether it stays inside the book is checked once it is
+/// joined to its base.
+pub(crate) fn check_reference_path(path: &str, base: &str) -> Result<String, String> {
+    if path.contains("://") || path.starts_with("data:") {
+        return Err(format!(
+            "reference `{path}` is a URL; references are image files in the book, relative to {base}"
+        ));
+    }
+    if path.starts_with(['/', '\\']) || path.as_bytes().get(1) == Some(&b':') {
+        return Err(format!(
+            "reference `{path}` is an absolute path; write it relative to {base}"
+        ));
+    }
+    if path.chars().any(char::is_control) {
+        return Err("a reference's path has a control character; rename the file".into());
+    }
+    Ok(path.replace('\\', "/"))
 }
 
 /// Suggests the attribute closest to a misspelt one, or lists them all.
@@ -604,6 +716,44 @@ mod tests {
     }
 
     #[test]
+    fn references_variants_and_edits_are_read() {
+        let d = one(
+            "```image-prompt reference=\"#keeper, ../art/sketch.png ,art\\b.webp\" variants=\"3\" edit=\"make it   night\"\nThe keeper\n```\n",
+        );
+        assert_eq!(
+            d.attrs.reference,
+            [
+                Reference::Directive("keeper".into()),
+                Reference::File("../art/sketch.png".into()),
+                Reference::File("art/b.webp".into()),
+            ]
+        );
+        assert_eq!(d.attrs.variants, Some(3));
+        assert_eq!(d.attrs.edit.as_deref(), Some("make it night"));
+        for (info, wanted) in [
+            ("reference=\"a.png,,b.png\"", "empty item"),
+            ("reference=\"#1x\"", "not an HTML id"),
+            ("reference=\"https://example.com/a.png\"", "is a URL"),
+            ("reference=\"/etc/a.png\"", "absolute path"),
+            ("reference=\"C:/a.png\"", "absolute path"),
+            ("variants=\"9\"", "from 1 to 8"),
+            ("variants=\"0\"", "from 1 to 8"),
+            ("edit=\" \"", "is empty"),
+        ] {
+            let message = problem(&format!("```image-prompt {info}\nx\n```\n"));
+            assert!(message.contains(wanted), "{info}: {message}");
+        }
+        let many = (0..17)
+            .map(|i| format!("{i}.png"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(
+            problem(&format!("```image-prompt reference=\"{many}\"\nx\n```\n"))
+                .contains("at most 16")
+        );
+    }
+
+    #[test]
     fn attribute_problems_say_how_to_fix_them() {
         let cases = [
             (
@@ -612,7 +762,7 @@ mod tests {
             ),
             (
                 "colour=\"red\"",
-                "unknown attribute `colour`; valid attributes are `alt`, `caption`, `size`, `provider`, `model`, `seed`, `style`, `quality`, `negative`, `width`, `class`, `id`",
+                "unknown attribute `colour`; valid attributes are `alt`, `caption`, `size`, `provider`, `model`, `seed`, `style`, `quality`, `negative`, `width`, `class`, `id`, `reference`, `variants`, `edit`",
             ),
             ("alt", "attribute `alt` has no value; write alt=\"…\""),
             (

@@ -58,6 +58,11 @@ pub enum Error {
         /// Whether the store refused to be written (read-only credentials or mode).
         read_only: bool,
     },
+
+    /// A team command was asked about something the book does not have (a directive, a
+    /// candidate); the message says what to give instead.
+    #[error("{0}")]
+    Request(String),
 }
 
 /// A problem tied to one place in one chapter.

@@ -193,6 +193,8 @@ mod tests {
             quality: None,
             seed: None,
             params: p.params.clone(),
+            references: Vec::new(),
+            candidate: 0,
         }
     }
 

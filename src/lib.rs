@@ -50,6 +50,6 @@ pub use install::{Installed, install, prepare_cache, write_book_toml};
 pub use outside::for_terminal;
 pub use progress::LogWriter;
 pub use team::{
-    DescriptionStat, ListedImage, MissingAlt, Pushed, RemoteObject, RemoteStats, Stat, Team,
-    VerifyProblem, WrittenAlt,
+    DescriptionStat, ListedImage, MissingAlt, Picked, Pushed, RemoteObject, RemoteStats, Stat,
+    Team, VerifyProblem, WrittenAlt,
 };

@@ -31,6 +31,12 @@ fn main() -> ExitCode {
         Some(Command::Generate { book }) => report(commands::generate(&preprocessor, &book)),
         Some(Command::List { book, json }) => report(print::list(&preprocessor, &book, json)),
         Some(Command::Stats { book, json }) => report(print::stats(&preprocessor, &book, json)),
+        Some(Command::Pick {
+            selector,
+            number,
+            book,
+            json,
+        }) => report(print::pick(&preprocessor, &book, &selector, number, json)),
         Some(Command::Alt { book, write, json }) => {
             report(print::alt(&preprocessor, &book, write, json))
         }

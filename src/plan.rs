@@ -6,13 +6,18 @@
 //! style and suffix), negative prompt, size, quality, seed and the profile's image settings
 //! (steps, sampler, background, …). It never covers API keys, base URLs, timeouts, prices or
 //! the rest of `book.toml`, so `mdbook serve` (which changes the config it passes) and teammates
-//! with other local servers or output settings share images. No I/O here.
+//! with other local servers or output settings share images. Reference images count by the
+//! hash of their bytes, in order (a file's, or for `#id` its master's), never by their path;
+//! a candidate other than the first counts by its number. No I/O here: reference images come
+//! in read and checked (see `build::references`).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::config::Config;
-use crate::directive::Directive;
+use crate::directive::{Directive, Reference};
 use crate::models::{self, Day};
 use crate::vocab::fold_whitespace;
 use crate::vocab::{ProviderKind, Size};
@@ -41,6 +46,100 @@ pub(crate) struct Request {
     pub(crate) seed: Option<u64>,
     /// The profile's settings that change the image, by their `book.toml` names.
     pub(crate) params: BTreeMap<String, String>,
+    /// Images given with the prompt, in order (the style's, then the directive's; or, for an
+    /// edit, the image to edit).
+    pub(crate) references: Vec<RefImage>,
+    /// Which of a directive's `variants` this is, from 0; only a later one changes the key,
+    /// so the first candidate is the image the directive had before it asked for variants.
+    pub(crate) candidate: u32,
+}
+
+/// A reference image, read and checked: its bytes as they are sent, and the hash the cache
+/// key covers.
+#[derive(Clone)]
+pub(crate) struct RefImage {
+    /// As the author wrote it (`#keeper`, `../art/sketch.png`), for messages and programs.
+    pub(crate) label: String,
+    /// The blake3 hash of the bytes, 64 hex digits (for `#id`, the master's name).
+    pub(crate) hash: String,
+    /// `image/png`, `image/jpeg` or `image/webp`.
+    pub(crate) media_type: &'static str,
+    pub(crate) bytes: Arc<Vec<u8>>,
+    /// Where the bytes were read, for a `command` program.
+    pub(crate) path: PathBuf,
+}
+
+impl RefImage {
+    /// The file extension of its type.
+    pub(crate) fn extension(&self) -> &'static str {
+        crate::vocab::extension_of(self.media_type)
+    }
+}
+
+impl PartialEq for RefImage {
+    fn eq(&self, other: &RefImage) -> bool {
+        self.hash == other.hash && self.label == other.label
+    }
+}
+
+impl Eq for RefImage {}
+
+impl fmt::Debug for RefImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RefImage({} {})",
+            self.label,
+            &self.hash[..self.hash.len().min(16)]
+        )
+    }
+}
+
+/// A reference a directive asks for, before it is read: where to find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Wanted {
+    /// A file, relative to the book's root (a style's reference).
+    Book(String),
+    /// A file, relative to the chapter's file.
+    Chapter(String),
+    /// The image of the directive with this `id`.
+    Directive(String),
+}
+
+impl Wanted {
+    /// How the author wrote it.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Wanted::Book(path) | Wanted::Chapter(path) => path.clone(),
+            Wanted::Directive(id) => format!("#{id}"),
+        }
+    }
+}
+
+/// The references a directive asks for, in order: its style's, then its own.
+pub(crate) fn wanted(directive: &Directive, config: &Config) -> Result<Vec<Wanted>, String> {
+    let style = style_of(directive.attrs.style.as_deref(), config)?;
+    let mut wanted: Vec<Wanted> = style
+        .map(|s| s.reference.iter().cloned().map(Wanted::Book).collect())
+        .unwrap_or_default();
+    wanted.extend(directive.attrs.reference.iter().map(|r| match r {
+        Reference::Directive(id) => Wanted::Directive(id.clone()),
+        Reference::File(path) => Wanted::Chapter(path.clone()),
+    }));
+    if wanted.len() > crate::directive::MAX_REFERENCES {
+        return Err(format!(
+            "with its style's, the directive gives {} reference images; providers take at most {}",
+            wanted.len(),
+            crate::directive::MAX_REFERENCES
+        ));
+    }
+    Ok(wanted)
+}
+
+/// Whether a directive needs reading files or other images before its chain can be made: it
+/// has references (its own or its style's), or edits its image.
+pub(crate) fn needs_references(directive: &Directive, config: &Config) -> bool {
+    directive.attrs.edit.is_some() || wanted(directive, config).is_ok_and(|w| !w.is_empty())
 }
 
 /// The requests tried for one directive, in order: its profile, then each fallback profile.
@@ -77,8 +176,66 @@ impl fmt::Debug for CacheKey {
 }
 
 /// Builds the request for a directive with its own profile, then with each fallback profile,
-/// or says why it cannot be built.
-pub(crate) fn chain(directive: &Directive, config: &Config) -> Result<Chain, String> {
+/// or says why it cannot be built. `references` are the images [`wanted`] named, read.
+/// A fallback whose kind cannot take reference images is left out of a chain that has some;
+/// the directive's own profile must take them.
+pub(crate) fn chain(
+    directive: &Directive,
+    config: &Config,
+    references: &[RefImage],
+) -> Result<Chain, String> {
+    chain_with(directive, config, references, 0)
+}
+
+/// The chain of one candidate of a directive's `variants` (from 0).
+pub(crate) fn candidate_chain(
+    directive: &Directive,
+    config: &Config,
+    references: &[RefImage],
+    candidate: u32,
+) -> Result<Chain, String> {
+    chain_with(directive, config, references, candidate)
+}
+
+/// The chain that edits `image` (the directive's own) with the directive's `edit` instruction:
+/// the instruction is the whole prompt, the image the only reference.
+pub(crate) fn edit_chain(
+    directive: &Directive,
+    config: &Config,
+    image: RefImage,
+) -> Result<Chain, String> {
+    let instruction = directive
+        .attrs
+        .edit
+        .clone()
+        .ok_or("the directive has no `edit`")?;
+    let edit = Directive {
+        prompt: instruction,
+        attrs: crate::directive::Attrs {
+            style: Some(crate::config::NO_STYLE.to_owned()),
+            negative: None,
+            reference: Vec::new(),
+            variants: None,
+            ..directive.attrs.clone()
+        },
+        ..directive.clone()
+    };
+    let mut chain = chain_with(&edit, config, std::slice::from_ref(&image), 0)?;
+    for (key, request) in &mut chain {
+        // What the book adds to every prompt stays out of an edit's instruction.
+        request.prompt = edit.prompt.clone();
+        request.negative = None;
+        *key = cache_key(request);
+    }
+    Ok(chain)
+}
+
+fn chain_with(
+    directive: &Directive,
+    config: &Config,
+    references: &[RefImage],
+    candidate: u32,
+) -> Result<Chain, String> {
     let first = directive
         .attrs
         .provider
@@ -92,20 +249,56 @@ pub(crate) fn chain(directive: &Directive, config: &Config) -> Result<Chain, Str
             .map(String::as_str)
             .filter(|name| *name != first),
     );
-    names
-        .into_iter()
-        .enumerate()
-        .map(|(link, name)| {
-            let request = request_with(directive, config, name, link == 0)?;
-            Ok((cache_key(&request), request))
-        })
-        .collect()
+    let mut chain = Vec::with_capacity(names.len());
+    for (link, name) in names.into_iter().enumerate() {
+        let mut request = request_with(directive, config, name, link == 0)?;
+        if !references.is_empty() {
+            if let Err(message) = takes_references(&request, references.len()) {
+                if link == 0 {
+                    return Err(message);
+                }
+                tracing::debug!("fallback `{name}` left out: {message}");
+                continue;
+            }
+            request.references = references.to_vec();
+        }
+        request.candidate = candidate;
+        // Seeded providers would draw every candidate alike: each gets the next seed.
+        request.seed = request
+            .seed
+            .map(|seed| seed.wrapping_add(u64::from(candidate)));
+        chain.push((cache_key(&request), request));
+    }
+    Ok(chain)
+}
+
+/// Whether a request's provider takes `count` reference images; if not, why, naming the
+/// kinds that do.
+pub(crate) fn takes_references(request: &Request, count: usize) -> Result<(), String> {
+    let limit = models::reference_limit(request.kind, &request.model);
+    match limit {
+        Some(limit) if count <= limit => Ok(()),
+        Some(limit) => Err(format!(
+            "profile `{}` ({} {}) takes at most {limit} reference image{}, and this directive gives {count}",
+            request.profile,
+            request.kind.as_str(),
+            request.model,
+            if limit == 1 { "" } else { "s" }
+        )),
+        None => Err(format!(
+            "profile `{}` is of kind `{}` with model `{}`, which cannot take reference images; use a profile of kind {}",
+            request.profile,
+            request.kind.as_str(),
+            request.model,
+            crate::vocab::list(models::REFERENCE_KINDS.iter().map(|k| k.as_str()))
+        )),
+    }
 }
 
 /// Builds the request for a directive with its own profile.
 #[cfg(test)]
 pub(crate) fn request(directive: &Directive, config: &Config) -> Result<Request, String> {
-    chain(directive, config).map(|mut chain| chain.swap_remove(0).1)
+    chain(directive, config, &[]).map(|mut chain| chain.swap_remove(0).1)
 }
 
 /// Builds the request for a directive sent to the profile `profile_name`; `own` when that is
@@ -122,7 +315,7 @@ fn request_with(
     let style = style_of(attrs.style.as_deref(), config)?;
 
     let mut prompt = directive.prompt.clone();
-    if let Some(style) = style {
+    if let Some(style) = style.filter(|s| !s.prompt.trim().is_empty()) {
         prompt = format!("{prompt}, {}", fold_whitespace(&style.prompt));
     }
     if let Some(prefix) = &config.prompt_prefix {
@@ -185,17 +378,20 @@ fn request_with(
         quality,
         seed: attrs.seed,
         params,
+        references: Vec::new(),
+        candidate: 0,
     })
 }
 
-/// The book's style a directive names, if any; an unknown name is an error that lists the
-/// book's styles.
+/// The book's style a directive names (`none` for none), else the book's default style; an
+/// unknown name is an error that lists the book's styles.
 fn style_of<'c>(
     style: Option<&str>,
     config: &'c Config,
 ) -> Result<Option<&'c crate::config::Style>, String> {
-    Ok(match style {
+    Ok(match style.or(config.default_style.as_deref()) {
         None => None,
+        Some(crate::config::NO_STYLE) => None,
         Some(style) => Some(config.styles.get(style).ok_or_else(|| {
             if config.styles.is_empty() {
                 format!(
@@ -295,6 +491,20 @@ pub(crate) fn cache_key(request: &Request) -> CacheKey {
     for (name, value) in &request.params {
         field(name, value.as_bytes());
     }
+    // Hashed only when present, so every key made before references and variants existed
+    // keeps its meaning (no `CACHE_VERSION` bump, no image made again).
+    if !request.references.is_empty() {
+        field(
+            "references",
+            &(request.references.len() as u64).to_le_bytes(),
+        );
+        for reference in &request.references {
+            field("reference", reference.hash.as_bytes());
+        }
+    }
+    if request.candidate > 0 {
+        field("candidate", &request.candidate.to_le_bytes());
+    }
     CacheKey(*hasher.finalize().as_bytes())
 }
 
@@ -322,6 +532,8 @@ mod tests {
             quality: None,
             seed: None,
             params: Default::default(),
+            references: Vec::new(),
+            candidate: 0,
         }
     }
 
@@ -504,7 +716,7 @@ mod tests {
             }
         })))
         .unwrap();
-        let chain = super::chain(&directive(Attrs::default()), &config).unwrap();
+        let chain = super::chain(&directive(Attrs::default()), &config, &[]).unwrap();
         let names: Vec<_> = chain.iter().map(|(_, r)| r.profile.as_str()).collect();
         assert_eq!(names, ["a", "b", "placeholder"]);
         assert_eq!(chain[1].0, cache_key(&chain[1].1));
@@ -516,6 +728,7 @@ mod tests {
                 ..Attrs::default()
             }),
             &config,
+            &[],
         )
         .unwrap();
         let names: Vec<_> = chain.iter().map(|(_, r)| r.profile.as_str()).collect();
@@ -573,7 +786,7 @@ mod tests {
             }
         })))
         .unwrap();
-        let chain = super::chain(&directive(Attrs::default()), &config).unwrap();
+        let chain = super::chain(&directive(Attrs::default()), &config, &[]).unwrap();
         let before = Day::parse("2026-11-30").unwrap();
         let after = Day::parse("2026-12-01").unwrap();
         assert_eq!(
@@ -597,6 +810,7 @@ mod tests {
                 ..Attrs::default()
             }),
             &config,
+            &[],
         )
         .unwrap();
         assert!(

@@ -229,6 +229,8 @@ mod tests {
             quality: Some(quality.into()),
             seed: None,
             params: BTreeMap::new(),
+            references: Vec::new(),
+            candidate: 0,
         }
     }
 

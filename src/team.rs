@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 mod alt;
+mod pick;
 mod remote;
 pub use alt::{MissingAlt, WrittenAlt};
+pub use pick::Picked;
 pub use remote::{Pushed, RemoteObject, RemoteStats};
 
 use crate::build::{ImageGen, PlannedImage, prompt_start};
@@ -51,6 +53,13 @@ pub struct ListedImage {
     pub local: bool,
     /// The start of the prompt.
     pub prompt: String,
+    /// The reference images it was made from, as the author named them (`#id` for another
+    /// directive's image; for an edit, the image it edits).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+    /// Which candidate of a directive's `variants` it is, from 2 (the first has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<u32>,
 }
 
 /// Totals for one provider and model, as `stats` shows them.
@@ -134,7 +143,7 @@ impl Team {
     fn users(&self) -> BTreeMap<&str, BTreeSet<&str>> {
         let mut users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for row in &self.rows {
-            for key in &row.chain {
+            for key in row.chain.iter().chain(&row.also) {
                 users.entry(key).or_default().insert(&row.file);
             }
         }
@@ -165,6 +174,8 @@ impl Team {
                     .unwrap_or_default(),
                 local: stored.tier == cache::Tier::Local,
                 prompt: prompt_start(&record.prompt),
+                references: record.references.iter().map(|r| r.label.clone()).collect(),
+                candidate: record.candidate,
             });
         }
         out.sort_by(|a, b| (&a.created_at, &a.key).cmp(&(&b.created_at, &b.key)));
@@ -263,6 +274,7 @@ impl Team {
                 doomed.push((described, &self.cache_root));
             }
         }
+        doomed.extend(self.stale_picks(&cache)?);
         doomed.extend(
             cache
                 .leftovers()?
@@ -291,6 +303,45 @@ impl Team {
             out.push((path, bytes));
         }
         Ok(out)
+    }
+
+    /// The picks no build reads: older picks of a directive, and picks of candidates no
+    /// directive has any more. None while a directive's candidates wait for the images they
+    /// reference (their keys are not known yet).
+    fn stale_picks(&self, cache: &Cache) -> Result<Vec<(PathBuf, &Path)>> {
+        if self
+            .rows
+            .iter()
+            .any(|r| r.key.is_none() && !r.candidates.is_empty())
+        {
+            return Ok(Vec::new());
+        }
+        let groups: BTreeSet<&str> = self
+            .rows
+            .iter()
+            .filter_map(|r| r.candidates.first().map(String::as_str))
+            .collect();
+        let mut latest: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();
+        let mut doomed = Vec::new();
+        for (path, read) in cache.stored_picks()? {
+            let Ok(pick) = read else { continue };
+            let key = pick.key.to_hex();
+            if !groups.contains(key.as_str()) {
+                doomed.push((path, self.cache_root.as_path()));
+                continue;
+            }
+            match latest.get(&key) {
+                Some((stamp, _)) if *stamp >= pick.stamp => {
+                    doomed.push((path, self.cache_root.as_path()));
+                }
+                _ => {
+                    if let Some((_, older)) = latest.insert(key, (pick.stamp, path)) {
+                        doomed.push((older, self.cache_root.as_path()));
+                    }
+                }
+            }
+        }
+        Ok(doomed)
     }
 
     /// The web files of each kept master's current derivation when the index knows it, and
@@ -425,9 +476,10 @@ impl Team {
                     format!("<dt>{name}</dt><dd>{}</dd>", esc(value))
                 }
             };
+            let candidates = self.candidates_html(&mut cache, row)?;
             let _ = writeln!(
                 cards,
-                "<article class=\"{status}\">{picture}<div class=\"text\"><p class=\"where\">{file}:{line} <span class=\"status\">{status}</span></p><p class=\"prompt\">{prompt}</p><dl>{alt}{description}{caption}{provider}{size}{cost}{message}</dl></div></article>",
+                "<article class=\"{status}\">{picture}<div class=\"text\"><p class=\"where\">{file}:{line} <span class=\"status\">{status}</span></p><p class=\"prompt\">{prompt}</p><dl>{alt}{description}{caption}{provider}{size}{references}{edit}{cost}{message}</dl></div>{candidates}</article>",
                 status = row.status,
                 file = esc(&row.file),
                 line = row.line,
@@ -445,6 +497,8 @@ impl Team {
                 caption = field("caption", row.caption.as_deref().unwrap_or("")),
                 provider = field("made by", &format!("{} {}", row.provider, row.model)),
                 size = field("size", &row.size),
+                references = field("made from", &row.references.join(", ")),
+                edit = field("edit", row.edit.as_deref().unwrap_or("")),
                 cost = field(
                     "cost",
                     &cost.map(|c| format!("${c:.3}")).unwrap_or_default()
@@ -460,6 +514,38 @@ impl Team {
             n = rows.len(),
             s = if rows.len() == 1 { "" } else { "s" },
         ))
+    }
+
+    /// A directive's candidates, each with its number, a thumbnail and the `pick` command that
+    /// shows it; nothing for a directive without `variants`.
+    fn candidates_html(&self, cache: &mut Cache, row: &PlannedImage) -> Result<String> {
+        use std::fmt::Write as _;
+        let esc = crate::figure::escape_html;
+        if row.candidates.is_empty() {
+            return Ok(String::new());
+        }
+        let mut html = String::from("<ol class=\"candidates\">");
+        for (i, key) in row.candidates.iter().enumerate() {
+            let number = i as u32 + 1;
+            let picture = match crate::plan::CacheKey::from_hex(key) {
+                Some(key) => match cache.lookup(row.tier, key)? {
+                    Some(entry) => thumbnail_html(cache, row.tier, &entry, ""),
+                    None => String::from("<div class=\"none\">no image yet</div>"),
+                },
+                None => String::new(),
+            };
+            let shown = row.picked == Some(number);
+            let _ = write!(
+                html,
+                "<li{class}>{picture}<p>{number}{note}</p><code>mdbook-imagegen pick {file}:{line} {number}</code></li>",
+                class = if shown { " class=\"shown\"" } else { "" },
+                note = if shown { " (shown)" } else { "" },
+                file = esc(&row.file),
+                line = row.line,
+            );
+        }
+        html.push_str("</ol>");
+        Ok(html)
     }
 
     /// The cost its record says an image had.
@@ -502,4 +588,7 @@ img,.none{flex:none;width:240px;height:240px;border-radius:4px;object-fit:cover}
 .none{display:flex;align-items:center;justify-content:center;background:#eee;color:#777}\
 .text{min-width:0}.where{margin:0;color:#555;font-size:13px}.status{font-weight:600;margin-left:6px}\
 .prompt{margin:6px 0;font-weight:500}dl{display:grid;grid-template-columns:auto 1fr;gap:2px 10px;margin:0;font-size:13px}\
-dt{color:#777}dd{margin:0;overflow-wrap:anywhere}";
+dt{color:#777}dd{margin:0;overflow-wrap:anywhere}\
+article{flex-wrap:wrap}.candidates{flex-basis:100%;display:flex;flex-wrap:wrap;gap:10px;list-style:none;margin:0;padding:0}\
+.candidates li{width:160px;font-size:12px}.candidates img,.candidates .none{width:160px;height:160px}\
+.candidates li.shown img{outline:3px solid #2c7be5}.candidates p{margin:4px 0}.candidates code{overflow-wrap:anywhere}";

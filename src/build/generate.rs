@@ -187,6 +187,19 @@ impl Summary {
         entry.1 += master.cost_usd;
     }
 
+    /// Adds a later round's counts to this one's.
+    pub(crate) fn merge(&mut self, other: Summary) {
+        self.reused += other.reused;
+        self.generated += other.generated;
+        self.failed += other.failed;
+        self.cost += other.cost;
+        for (who, (count, cost)) in other.by_profile {
+            let entry = self.by_profile.entry(who).or_default();
+            entry.0 += count;
+            entry.1 += cost;
+        }
+    }
+
     /// Notes how many masters got web files, and how long it took.
     pub(crate) fn derived(&mut self, derived: (usize, Duration)) {
         self.derived = derived;

@@ -23,6 +23,7 @@ mod plan;
 mod planned;
 mod prefetch;
 mod publish;
+mod references;
 mod render;
 mod resolve;
 
@@ -152,13 +153,16 @@ fn build(
         // `mdbook test` only runs code; it never gets images, and never calls a provider.
         return Ok(pages.iter().map(parse::strip).collect());
     }
-    let plan = plan::jobs(&mut pages, book.config);
+    let mut cache = prepared.cache.take().unwrap_or_else(|| book.open_cache());
+    let mut reader = references::Reader::new(&book.ctx.root);
+    let mut plan = plan::jobs(&mut pages, book.config, &mut reader, &|key| {
+        cache.picked(key)
+    });
     let planned = Instant::now();
 
-    let mut cache = prepared.cache.take().unwrap_or_else(|| book.open_cache());
     let local = lookup::local(book, &mut cache, &plan.jobs, force, &mut prepared.local)?;
     let published = publish::known(book, &cache, &local);
-    let remote = book.remote_if(|| {
+    let mut remote = book.remote_if(|| {
         lookup::needs_remote(&plan.jobs, &local, force)
             || publish::has_unpublished(book, &local, &published)
             || cache.has_pending()
@@ -168,10 +172,12 @@ fn build(
     cache.close_index();
 
     let facts = lookup::facts(&plan.jobs, &local, force, |key| fetched.contains_key(key));
-    let resolution = resolve::resolve(&plan.jobs, &facts, book.config, book.today);
+    let resolution = resolve::resolve(&plan.jobs, &facts, book.config, book.today, &[]);
     resolution.warn();
     let resolved = Instant::now();
     let mut images = image::resolved(book, &cache, &plan.jobs, &resolution, local, &fetched);
+    let mut spent: Vec<crate::plan::Request> =
+        generations(&plan.jobs, &resolution.decisions).collect();
 
     let mut summary = generate::run(
         book,
@@ -182,6 +188,29 @@ fn build(
         force,
         &mut images,
     );
+    // Directives that reference other images (or edit their own) are planned once those
+    // images are ready, round after round.
+    while plan.is_waiting() {
+        let from = plan.jobs.len();
+        let ready = |job: usize| match images.get(job)? {
+            image::Image::Ready(ready) => Some(references::master(&cache, ready)),
+            image::Image::Failed(message) => Some(Err(message.clone())),
+            image::Image::ToMake => None,
+        };
+        if !plan.advance(&pages, book.config, &|key| cache.picked(key), &ready) {
+            plan.give_up();
+            break;
+        }
+        let round = Round {
+            jobs: &plan.jobs[from..],
+            force,
+            earlier: &spent,
+        };
+        let (decisions, round_summary) = round.run(book, &mut cache, &mut remote, &mut images)?;
+        let more: Vec<crate::plan::Request> = generations(&plan.jobs[from..], &decisions).collect();
+        spent.extend(more);
+        summary.merge(round_summary);
+    }
     summary.derived(derive::run(book, &mut cache, &mut images));
     if let Some(remote) = &remote {
         publish::run(book, &mut cache, remote, &images, &published);
@@ -208,6 +237,60 @@ fn build(
         rendered.failures,
         unwritten,
     )
+}
+
+/// The requests a round's decisions generate first (what the budget counts).
+fn generations<'j>(
+    jobs: &'j [plan::Job],
+    decisions: &'j [resolve::Decision],
+) -> impl Iterator<Item = crate::plan::Request> + 'j {
+    jobs.iter()
+        .zip(decisions)
+        .filter_map(|(job, decision)| decision.first_request(job).cloned())
+}
+
+/// A later round of the build: the jobs planned once the images they reference were ready.
+/// The same stages as the first round: the local cache, the remote, resolve, generate.
+struct Round<'r> {
+    jobs: &'r [plan::Job],
+    force: &'r BTreeSet<CacheKey>,
+    /// What earlier rounds generate, counted against the budget first.
+    earlier: &'r [crate::plan::Request],
+}
+
+impl Round<'_> {
+    fn run(
+        &self,
+        book: &Book<'_>,
+        cache: &mut Cache,
+        remote: &mut Option<Remote>,
+        images: &mut Vec<image::Image>,
+    ) -> Result<(Vec<resolve::Decision>, generate::Summary)> {
+        let jobs = self.jobs;
+        cache.reopen_index();
+        let local = lookup::local(book, cache, jobs, self.force, &mut Default::default())?;
+        if remote.is_none() && lookup::needs_remote(jobs, &local, self.force) {
+            *remote = book.remote_if(|| true);
+        }
+        let fetched = lookup::fetch(cache, remote.as_ref(), jobs, &local, self.force)?;
+        cache.close_index();
+        let facts = lookup::facts(jobs, &local, self.force, |key| fetched.contains_key(key));
+        let earlier: Vec<&crate::plan::Request> = self.earlier.iter().collect();
+        let resolution = resolve::resolve(jobs, &facts, book.config, book.today, &earlier);
+        resolution.warn();
+        let mut made = image::resolved(book, cache, jobs, &resolution, local, &fetched);
+        let summary = generate::run(
+            book,
+            cache,
+            remote.as_ref(),
+            jobs,
+            &resolution,
+            self.force,
+            &mut made,
+        );
+        images.extend(made);
+        Ok((resolution.decisions, summary))
+    }
 }
 
 /// Fails the build with every failed directive, or, with `on-error = "placeholder"`, warns

@@ -18,7 +18,7 @@ pub(crate) struct Page<'a> {
     pub(crate) directives: Vec<Directive>,
     pub(crate) problems: Vec<Problem>,
     /// The directives' chains, when the head start planned them (taken by `plan::jobs`).
-    pub(crate) chains: Option<Vec<Result<Chain, String>>>,
+    pub(crate) chains: Option<Vec<Option<Result<Chain, String>>>>,
 }
 
 impl Page<'_> {
@@ -34,8 +34,9 @@ pub(crate) struct Parsed {
     pub(crate) content: String,
     pub(crate) directives: Vec<Directive>,
     pub(crate) problems: Vec<Problem>,
-    /// Each directive's chain, as `plan::chain` makes it.
-    pub(crate) chains: Vec<Result<Chain, String>>,
+    /// Each directive's chain, as `plan::chain` makes it; `None` for one that references other
+    /// images or asks for variants (planned by `plan::jobs` itself).
+    pub(crate) chains: Vec<Option<Result<Chain, String>>>,
 }
 
 /// Parses every chapter that may hold a directive; chapters without any are left out. A

@@ -52,6 +52,26 @@ pub struct PlannedImage {
     /// The estimated price in US dollars of describing it, for `describe`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub describe_cost: Option<f64>,
+    /// The reference images it is made from, as written (its style's first; `#id` for another
+    /// directive's image).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+    /// With `variants`: every candidate's cache key, in order (the shown one is `picked`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
+    /// With `variants`: the candidate shown, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picked: Option<u32>,
+    /// With `edit`: the instruction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edit: Option<String>,
+    /// With `edit`: the cache key of the image the edit starts from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edits: Option<String>,
+    /// The keys of the other images the directive keeps (candidates not shown, the image an
+    /// edit starts from), for `gc`.
+    #[serde(skip)]
+    pub(crate) also: Vec<String>,
     /// The keys of the directive's profile and of each fallback, in hex: every image that
     /// may serve it.
     #[serde(skip)]
@@ -116,23 +136,64 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     let chapters = protocol::chapters(&json, key);
     let book = Book::new(&ctx, &config, key == "sections");
     let mut pages = parse::pages(&chapters, &book, &mut Default::default());
-    let plan = plan::jobs(&mut pages, &config);
-    let resolution = {
-        let none = BTreeSet::new();
-        let mut cache = book.open_cache();
-        let local = lookup::local(
-            &book,
-            &mut cache,
-            &plan.jobs,
-            &none,
-            &mut Default::default(),
-        )?;
-        let remote = book.remote_if(|| lookup::needs_remote(&plan.jobs, &local, &none));
-        let present = lookup::check(&cache, remote.as_ref(), &plan.jobs, &local);
-        cache.close_index();
-        let facts = lookup::facts(&plan.jobs, &local, &none, |key| present.contains(key));
-        resolve::resolve(&plan.jobs, &facts, &config, book.today)
+    let mut cache = book.open_cache();
+    let mut reader = super::references::Reader::new(&ctx.root);
+    let mut plan = plan::jobs(&mut pages, &config, &mut reader, &|key| cache.picked(key));
+    let none = BTreeSet::new();
+    let mut resolution = Resolution {
+        decisions: Vec::new(),
+        warnings: Vec::new(),
     };
+    // What each job's image is, as a reference for the directives planned after it: the
+    // master's hash when cached, a stand-in when a build would make or fetch it first.
+    let mut masters: Vec<Option<String>> = Vec::new();
+    let mut remote = None;
+    let mut from = 0;
+    loop {
+        let jobs = &plan.jobs[from..];
+        let local = lookup::local(&book, &mut cache, jobs, &none, &mut Default::default())?;
+        if remote.is_none() && lookup::needs_remote(jobs, &local, &none) {
+            remote = book.remote_if(|| true);
+        }
+        let present = lookup::check(&cache, remote.as_ref(), jobs, &local);
+        let facts = lookup::facts(jobs, &local, &none, |key| present.contains(key));
+        let earlier: Vec<&crate::plan::Request> = plan.jobs[..from]
+            .iter()
+            .zip(&resolution.decisions)
+            .filter_map(|(job, decision)| decision.first_request(job))
+            .collect();
+        let round = resolve::resolve(jobs, &facts, &config, book.today, &earlier);
+        masters.extend(
+            local
+                .iter()
+                .map(|found| found.as_ref().map(|(_, ready)| ready.entry.master.clone())),
+        );
+        resolution.decisions.extend(round.decisions);
+        for warning in round.warnings {
+            if !resolution.warnings.contains(&warning) {
+                resolution.warnings.push(warning);
+            }
+        }
+        if !plan.is_waiting() {
+            break;
+        }
+        from = plan.jobs.len();
+        let keys: Vec<crate::plan::CacheKey> = plan.jobs.iter().map(|j| j.key).collect();
+        let ready = |job: usize| -> Option<std::result::Result<crate::plan::RefImage, String>> {
+            Some(match (resolution.decisions.get(job)?, &masters[job]) {
+                (resolve::Decision::Fail(_, message), _) => Err(message.clone()),
+                (resolve::Decision::Cached(_), Some(master)) => {
+                    Ok(super::references::known(master))
+                }
+                _ => Ok(super::references::stand_in(keys[job])),
+            })
+        };
+        if !plan.advance(&pages, &config, &|key| cache.picked(key), &ready) {
+            plan.give_up();
+            break;
+        }
+    }
+    cache.close_index();
     resolution.warn_deprecations();
     let mut rows = rows(&book, &pages, &plan, &resolution);
     plan_descriptions(&book, &mut rows)?;
@@ -189,7 +250,7 @@ fn rows(
 ) -> Vec<PlannedImage> {
     let mut rows = Vec::new();
     let mut seen = vec![false; plan.jobs.len()];
-    for (page, uses) in pages.iter().zip(&plan.uses) {
+    for (p, (page, uses)) in pages.iter().zip(&plan.uses).enumerate() {
         let error = |line: usize, prompt: &str, message: String| PlannedImage {
             file: page.file.clone(),
             line,
@@ -210,14 +271,24 @@ fn rows(
             served: None,
             describe: None,
             describe_cost: None,
+            references: Vec::new(),
+            candidates: Vec::new(),
+            picked: None,
+            edit: None,
+            edits: None,
+            also: Vec::new(),
         };
         for problem in &page.problems {
             rows.push(error(problem.line, "", problem.message.clone()));
         }
-        for (directive, use_) in page.directives.iter().zip(uses) {
+        for (d, (directive, use_)) in page.directives.iter().zip(uses).enumerate() {
             let mut row = error(directive.line, &directive.prompt, String::new());
             row.alt.clone_from(&directive.attrs.alt);
             row.caption.clone_from(&directive.attrs.caption);
+            row.references = crate::plan::wanted(directive, book.config)
+                .map(|w| w.iter().map(crate::plan::Wanted::label).collect())
+                .unwrap_or_default();
+            row.edit.clone_from(&directive.attrs.edit);
             let job = match use_ {
                 Ok(job) => *job,
                 Err(message) => {
@@ -237,7 +308,13 @@ fn rows(
             row.provider = request.kind.as_str().to_owned();
             row.model = request.model.clone();
             row.size = request.size.to_string();
-            row.key = Some(key.to_hex());
+            let provisional = super::references::is_provisional(request);
+            row.key = (!provisional).then(|| key.to_hex());
+            if provisional {
+                row.message = Some(
+                    "made after the images it references, which a build makes first; its key is known then".into(),
+                );
+            }
             row.chain = plan.jobs[job]
                 .chain
                 .iter()
@@ -245,17 +322,55 @@ fn rows(
                 .collect();
             row.tier = super::image::tier_of(request);
             row.served = Served::of(&plan.jobs[job], decision);
-            if std::mem::replace(&mut seen[job], true) {
-                if row.status == Status::Generate {
-                    row.status = Status::Cached;
+            let others = &plan.also[p][d];
+            row.also = others.iter().map(|&j| plan.jobs[j].key.to_hex()).collect();
+            if let Some((candidates, chosen)) = plan.candidates.get(&(p, d)) {
+                row.candidates = candidates
+                    .iter()
+                    .map(|&j| plan.jobs[j].key.to_hex())
+                    .collect();
+                row.picked = Some(chosen + 1);
+            }
+            if directive.attrs.edit.is_some() {
+                row.edits = others.last().map(|&j| plan.jobs[j].key.to_hex());
+            }
+            // The price of every image the directive makes that no earlier one makes; one
+            // made by an earlier directive shows as cached here.
+            let mut cost = None;
+            let mut made_here = false;
+            let mut by_model = false;
+            for j in plan.jobs_of((p, d)) {
+                if std::mem::replace(&mut seen[j], true) {
+                    continue;
                 }
-            } else if row.status == Status::Generate {
-                row.cost = book
+                let Some(request) = resolution.decisions[j].first_request(&plan.jobs[j]) else {
+                    continue;
+                };
+                made_here = true;
+                by_model |= request.kind.is_model();
+                let price = book
                     .config
                     .profile(&request.profile)
                     .ok()
+                    .filter(|_| request.kind.is_model())
                     .and_then(|p| crate::price::estimate(request, p, &book.config.prices));
+                if let Some(price) = price {
+                    cost = Some(cost.unwrap_or(0.0) + price);
+                }
             }
+            if row.status == Status::Generate && !made_here {
+                row.status = Status::Cached;
+            }
+            // The figure's image is cached, but a build still makes its other candidates (or
+            // the image its edit starts from).
+            if row.status == Status::Cached && made_here {
+                row.status = if cost.is_some() || by_model {
+                    Status::Generate
+                } else {
+                    Status::Draw
+                };
+            }
+            row.cost = cost;
             rows.push(row);
         }
     }

@@ -123,11 +123,15 @@ fn work(receiver: &mpsc::Receiver<Message>) -> Prepared {
             continue;
         };
         let (directives, problems) = directive::parse(&content, &book.markdown);
-        let chains: Vec<Result<Chain, String>> = directives
+        let chains: Vec<Option<Result<Chain, String>>> = directives
             .iter()
-            .map(|directive| crate::plan::chain(directive, &config))
+            .map(|directive| {
+                (directive.attrs.variants.is_none()
+                    && !crate::plan::needs_references(directive, &config))
+                .then(|| crate::plan::chain(directive, &config, &[]))
+            })
             .collect();
-        for chain in chains.iter().flatten() {
+        for chain in chains.iter().flatten().flatten() {
             let key = chain[0].0;
             if usable && !prepared.local.contains_key(&key) {
                 let cache = cache.get_or_insert_with(|| book.open_cache());

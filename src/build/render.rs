@@ -55,7 +55,7 @@ pub(crate) fn pages(
         failures: Vec::new(),
         authorless: Vec::new(),
     };
-    for (page, uses) in pages.iter().zip(&plan.uses) {
+    for (p, (page, uses)) in pages.iter().zip(&plan.uses).enumerate() {
         let mut replacements = Vec::new();
         let mut keys = Vec::new();
         let mut used: Vec<&Manifest> = Vec::new();
@@ -75,10 +75,12 @@ pub(crate) fn pages(
                 top_level: problem.top_level,
             });
         }
-        for (directive, use_) in page.directives.iter().zip(uses) {
+        for (d, (directive, use_)) in page.directives.iter().zip(uses).enumerate() {
             let description = use_.as_ref().ok().and_then(|job| described.by_job.get(job));
-            if let Ok(job) = use_ {
-                keys.push(plan.jobs[*job].key.to_hex());
+            // The index keeps every image the directive needs: the one shown, its other
+            // candidates, the image its edit starts from.
+            for job in plan.jobs_of((p, d)) {
+                keys.push(plan.jobs[job].key.to_hex());
             }
             let text = match shown(use_, images, description) {
                 Ok(mut shown) => {

@@ -98,6 +98,14 @@ impl Decision {
         }
     }
 
+    /// The request it generates first, if it generates.
+    pub(crate) fn first_request<'j>(&self, job: &'j Job) -> Option<&'j Request> {
+        match self {
+            Decision::Generate(links) => Some(&job.chain[links[0]].1),
+            _ => None,
+        }
+    }
+
     /// The links it generates from, as a chain.
     pub(crate) fn to_generate(&self, job: &Job) -> Option<Chain> {
         match self {
@@ -146,7 +154,15 @@ impl Resolution {
 /// order). In turn: an image in the local cache, then one in the remote; else a generation,
 /// where `offline = true` keeps only the links that call no provider (a placeholder fallback is
 /// drawn), a retired model fails before any request, and the budget stops the rest.
-pub(crate) fn resolve(jobs: &[Job], facts: &[Facts], config: &Config, today: Day) -> Resolution {
+/// `earlier` are the requests earlier rounds of the build generate (see `plan::advance`): they
+/// spend the budget first.
+pub(crate) fn resolve(
+    jobs: &[Job],
+    facts: &[Facts],
+    config: &Config,
+    today: Day,
+    earlier: &[&Request],
+) -> Resolution {
     let mut warnings: Vec<String> = Vec::new();
     let mut decisions: Vec<Decision> = jobs
         .iter()
@@ -176,7 +192,7 @@ pub(crate) fn resolve(jobs: &[Job], facts: &[Facts], config: &Config, today: Day
             Decision::Generate(links)
         })
         .collect();
-    apply_budget(jobs, &mut decisions, config);
+    apply_budget(jobs, &mut decisions, config, earlier);
     Resolution {
         decisions,
         warnings,
@@ -185,7 +201,7 @@ pub(crate) fn resolve(jobs: &[Job], facts: &[Facts], config: &Config, today: Day
 
 /// Turns the generations past the build's budget into failures that say so. The budget counts
 /// the first request each would send.
-fn apply_budget(jobs: &[Job], decisions: &mut [Decision], config: &Config) {
+fn apply_budget(jobs: &[Job], decisions: &mut [Decision], config: &Config, earlier: &[&Request]) {
     let queued: Vec<(usize, &Request)> = decisions
         .iter()
         .enumerate()
@@ -194,8 +210,15 @@ fn apply_budget(jobs: &[Job], decisions: &mut [Decision], config: &Config) {
             _ => None,
         })
         .collect();
-    let requests: Vec<&Request> = queued.iter().map(|(_, request)| *request).collect();
-    for ((i, _), verdict) in queued.iter().zip(budget::apply(&requests, config)) {
+    let requests: Vec<&Request> = earlier
+        .iter()
+        .copied()
+        .chain(queued.iter().map(|(_, request)| *request))
+        .collect();
+    let verdicts = budget::apply(&requests, config)
+        .into_iter()
+        .skip(earlier.len());
+    for ((i, _), verdict) in queued.iter().zip(verdicts) {
         if let Some(reason) = verdict {
             decisions[*i] = Decision::Fail(Status::OverBudget, reason);
         }
@@ -246,7 +269,7 @@ mod tests {
                 ..Attrs::default()
             },
         };
-        let chain = crate::plan::chain(&directive, config).unwrap();
+        let chain = crate::plan::chain(&directive, config, &[]).unwrap();
         Job {
             key: chain[0].0,
             chain,
@@ -395,7 +418,7 @@ mod tests {
                 .map(|(i, (provider, _))| job(&config, &format!("image {i}"), provider))
                 .collect();
             let facts: Vec<Facts> = directives.iter().map(|(_, facts)| *facts).collect();
-            let got: Vec<Decision> = resolve(&jobs, &facts, &config, day)
+            let got: Vec<Decision> = resolve(&jobs, &facts, &config, day, &[])
                 .decisions
                 .into_iter()
                 .map(|decision| match decision {
@@ -425,10 +448,10 @@ mod tests {
         let config = config(json!({}));
         let jobs = [job(&config, "a", "flash"), job(&config, "b", "flash")];
         let day = Day::parse("2026-11-29").unwrap();
-        let resolution = resolve(&jobs, &[NONE, NONE], &config, day);
+        let resolution = resolve(&jobs, &[NONE, NONE], &config, day, &[]);
         assert_eq!(resolution.warnings.len(), 1, "{:?}", resolution.warnings);
         assert!(resolution.warnings[0].contains("gemini-2.5-flash-image"));
-        let cached = resolve(&jobs, &[LOCAL_0, LOCAL_0], &config, day);
+        let cached = resolve(&jobs, &[LOCAL_0, LOCAL_0], &config, day, &[]);
         assert!(cached.warnings.is_empty(), "no warning for cached images");
     }
 }

@@ -253,6 +253,13 @@ impl Index {
         self.refs.get(chapter).map(Vec::as_slice)
     }
 
+    /// Reads again after [`Index::close`] (a later round of a build looks up more images).
+    pub(crate) fn reopen(&mut self) {
+        if matches!(self.state, State::Closed) {
+            *self = Index::open(&self.path, self.lock_wait);
+        }
+    }
+
     /// Ends reading, releasing the shared lock so that another build can write.
     pub(crate) fn close(&mut self) {
         if matches!(self.state, State::Open { .. }) {

@@ -127,6 +127,17 @@ impl Cache {
                 });
             }
         }
+        for (path, read) in self.stored_picks()? {
+            if let Err(reason) = read {
+                problems.push(Problem {
+                    path,
+                    what: format!(
+                        "a build ignores this pick: {reason}; --fix removes it (run `pick` again to choose)"
+                    ),
+                    fixable: true,
+                });
+            }
+        }
         let index = self.root.join("index.redb");
         if let Some(reason) = index::Index::health(&index, index::LOCK_WAIT) {
             problems.push(Problem {

@@ -7,6 +7,7 @@
 //!   records/cd/<key>-<m>-<n>.json one text record per image, at a unique path          (committed)
 //!   tuned/ab/<master>-<spec>.json qualities a perceptual target chose for a master      (committed)
 //!   descriptions/ab/<master>-<describer>-<n>.json  alt text a vision model wrote         (committed)
+//!   picks/ab/<key>-<stamp>.txt    which candidate of a directive's variants is shown    (committed)
 //!   local/masters/, local/records/  the same for placeholders, which cost nothing to redo
 //!   index.redb                    derived lookup index                                 (local)
 //!   tmp/                          where files are written before they are renamed     (local)
@@ -21,6 +22,7 @@ mod descriptions;
 mod flight;
 mod index;
 mod manage;
+mod picks;
 mod record;
 mod shared;
 
@@ -41,7 +43,7 @@ use crate::provider::Master;
 
 /// The text of `.imagegen/.gitignore`.
 const GITIGNORE: &str = "\
-# Written by mdbook-imagegen. Commit the rest (masters, records, tuned qualities, descriptions).
+# Written by mdbook-imagegen. Commit the rest (masters, records, tuned qualities, descriptions, picks).
 /index.redb
 /index.redb.*
 /local/
@@ -184,6 +186,11 @@ impl Cache {
         self.index.close();
     }
 
+    /// Reads the index again after `close_index`, for a later round of lookups.
+    pub(crate) fn reopen_index(&mut self) {
+        self.index.reopen();
+    }
+
     /// The path of an entry's master.
     pub(crate) fn master_path(&self, tier: Tier, entry: &Entry) -> PathBuf {
         master_file(&self.tier_root(tier), &entry.master, &entry.extension)
@@ -238,6 +245,15 @@ impl Cache {
             generation_ms: u64::try_from(master.elapsed.as_millis()).unwrap_or(u64::MAX),
             cost_usd: master.cost_usd,
             created_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            references: request
+                .references
+                .iter()
+                .map(|r| record::Reference {
+                    label: r.label.clone(),
+                    hash: r.hash.clone(),
+                })
+                .collect(),
+            candidate: (request.candidate > 0).then_some(request.candidate + 1),
         };
         let entry = Entry {
             master: hash.clone(),
@@ -473,12 +489,13 @@ fn dir_stamp(dir: &Path) -> String {
 /// files of its layout, is a symbolic link or not the kind of file it should be. A pull request
 /// could add such a link to make builds write, and `gc` delete, somewhere else.
 fn layout_problem(root: &Path) -> Option<String> {
-    const DIRS: [&str; 12] = [
+    const DIRS: [&str; 13] = [
         "",
         "masters",
         "records",
         "tuned",
         "descriptions",
+        "picks",
         "tmp",
         "local",
         "local/masters",

@@ -62,6 +62,23 @@ pub(crate) struct Record {
     pub(crate) cost_usd: f64,
     /// When the image was generated, RFC 3339 in UTC.
     pub(crate) created_at: String,
+    /// The reference images it was made from, in order, as the author named them (for an
+    /// edit: the image it edits).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) references: Vec<Reference>,
+    /// Which candidate of a directive's `variants` it is, from 1, for all but the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) candidate: Option<u32>,
+}
+
+/// A reference image as a record names it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct Reference {
+    /// As written: a path, or `#id`.
+    pub(crate) label: String,
+    /// The blake3 hash of its bytes.
+    pub(crate) hash: String,
 }
 
 fn one() -> u32 {
@@ -130,6 +147,20 @@ impl Record {
         }
         if !(record.cost_usd.is_finite() && record.cost_usd >= 0.0) {
             return Err("its cost is not an amount".into());
+        }
+        if record.references.len() > crate::directive::MAX_REFERENCES
+            || record
+                .references
+                .iter()
+                .any(|r| !super::is_hash(&r.hash) || r.label.chars().count() > 1024)
+        {
+            return Err("its references are not a list of labels and hashes".into());
+        }
+        if record
+            .candidate
+            .is_some_and(|c| !(2..=crate::directive::MAX_VARIANTS).contains(&c))
+        {
+            return Err("its candidate is not a number from 2 to 8".into());
         }
         Ok(record)
     }

@@ -17,6 +17,8 @@ fn request(prompt: &str) -> Request {
         quality: None,
         seed: None,
         params: Default::default(),
+        references: Vec::new(),
+        candidate: 0,
     }
 }
 

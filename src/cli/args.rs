@@ -131,6 +131,21 @@ pub(crate) enum Command {
         #[arg(long, default_value = "imagegen-review.html")]
         out: PathBuf,
     },
+    /// Shows candidate N of a directive's `variants` in its figure: records the choice in a
+    /// committed file (`.imagegen/picks/`), so the next build uses it with no provider call.
+    Pick {
+        /// The directive, as `plan` prints its place (`src/b/b.md:7`), or at least 4 hex
+        /// digits of one of its candidates' keys.
+        selector: String,
+        /// The candidate to show, from 1 (the review page numbers them).
+        number: u32,
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+        /// Print JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lists the directives whose author wrote no alt text, with the alt their figure shows
     /// (written by the describer, or derived from the prompt); `--write` puts it into each
     /// directive's `alt="…"`, to review in a diff and own from then on.

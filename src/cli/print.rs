@@ -10,6 +10,29 @@ use super::capture::load_team;
 
 /// The plan as a table (or JSON), with a closing count per status. Returns whether no directive
 /// fails for a reason only the book can fix.
+/// What `plan` adds after a prompt for a directive's references, variants and edit:
+/// `  [from art/house.png, #keeper; candidate 2 of 3; edit: make it night]`.
+fn art_direction(row: &PlannedImage) -> String {
+    let mut notes = Vec::new();
+    if !row.references.is_empty() {
+        notes.push(format!("from {}", row.references.join(", ")));
+    }
+    if let Some(picked) = row.picked {
+        notes.push(format!("candidate {picked} of {}", row.candidates.len()));
+    }
+    if let Some(edit) = &row.edit {
+        notes.push(format!("edit: {edit}"));
+    }
+    if row.key.is_none() && !row.status.is_failure() {
+        notes.push("after the images it references".to_owned());
+    }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!("  [{}]", notes.join("; "))
+    }
+}
+
 pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
     let mut stdout = std::io::stdout().lock();
     if json {
@@ -27,8 +50,12 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
         let what = match &row.message {
             Some(message) if row.status.is_failure() => t(message),
             _ => t(format!(
-                "{} {} {}  {}",
-                row.provider, row.model, row.size, row.prompt
+                "{} {} {}  {}{}",
+                row.provider,
+                row.model,
+                row.size,
+                row.prompt,
+                art_direction(row)
             )),
         };
         writeln!(
@@ -98,9 +125,16 @@ pub(crate) fn list(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::R
         } else {
             t(image.chapters.join(", "))
         };
+        let mut made_from = String::new();
+        if let Some(candidate) = image.candidate {
+            made_from.push_str(&format!("  (candidate {candidate})"));
+        }
+        if !image.references.is_empty() {
+            made_from.push_str(&format!("  from {}", t(image.references.join(", "))));
+        }
         writeln!(
             stdout,
-            "{}  {:11} {:16} {:9} ${:<6.3} {:>4}  {chapters}  {}",
+            "{}  {:11} {:16} {:9} ${:<6.3} {:>4}  {chapters}  {}{made_from}",
             &image.key[..12],
             t(&image.provider),
             t(&image.model),
@@ -122,6 +156,33 @@ pub(crate) fn list(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::R
 
 /// The directives without an author's alt (or, with `write`, what was written into them).
 /// Returns whether every one it was asked to write was written.
+pub(crate) fn pick(
+    preprocessor: &ImageGen,
+    dir: &Path,
+    selector: &str,
+    number: u32,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let team = load_team(preprocessor, dir)?;
+    let picked = team.pick(selector, number)?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        print_json(&mut stdout, &picked)?;
+    } else {
+        writeln!(
+            stdout,
+            "{}:{} shows candidate {} of {} ({}); commit `{}`",
+            t(&picked.file),
+            picked.line,
+            picked.candidate,
+            picked.of,
+            &picked.key[..16],
+            t(&picked.path)
+        )?;
+    }
+    Ok(true)
+}
+
 pub(crate) fn alt(
     preprocessor: &ImageGen,
     dir: &Path,

@@ -146,6 +146,14 @@ fn body(call: &Call<'_>) -> (Value, Option<String>) {
             );
         }
     }
+    // Reference images: `input_image`, then `input_image_2` to `input_image_8`, as base64.
+    for (i, reference) in request.references.iter().enumerate() {
+        let field = match i {
+            0 => "input_image".to_owned(),
+            n => format!("input_image_{}", n + 1),
+        };
+        fields.insert(field, super::encode_base64(&reference.bytes).into());
+    }
     call.add_extra(fields);
     let sent_size = (sent_size != request.size.to_string()).then_some(sent_size);
     (body, sent_size)

@@ -34,6 +34,12 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         "quality": request.quality,
         "seed": request.seed,
         "params": request.params,
+        "references": request.references.iter().map(|r| json!({
+            "label": r.label,
+            "path": r.path,
+            "hash": r.hash,
+            "media_type": r.media_type,
+        })).collect::<Vec<_>>(),
         "output": output,
     });
 

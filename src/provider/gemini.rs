@@ -55,8 +55,16 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         // The API takes a 32-bit seed.
         generation["seed"] = (seed % (1 << 31)).into();
     }
+    // Reference images go first, as inline data, then the prompt (Google's advice for images
+    // with text; Gemini 3 image models take up to 14).
+    let mut parts: Vec<Value> = request
+        .references
+        .iter()
+        .map(|r| json!({ "inline_data": { "mime_type": r.media_type, "data": super::encode_base64(&r.bytes) } }))
+        .collect();
+    parts.push(json!({ "text": super::prompt_with_negative(request) }));
     let body = json!({
-        "contents": [{ "role": "user", "parts": [{ "text": super::prompt_with_negative(request) }] }],
+        "contents": [{ "role": "user", "parts": parts }],
         "generationConfig": generation,
     });
     let mut headers = Vec::new();

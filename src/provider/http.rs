@@ -293,6 +293,73 @@ fn target(url: &str) -> Option<Target> {
     (plain(&host) || bracketed).then_some(Target { https, host, port })
 }
 
+/// A `multipart/form-data` body: text fields and files, in order.
+#[derive(Default)]
+pub(crate) struct Form {
+    parts: Vec<Part>,
+}
+
+/// One part of a form: its name, its file name and media type when it is a file, its bytes.
+type Part = (String, Option<(String, &'static str)>, Vec<u8>);
+
+impl Form {
+    /// Adds a text field.
+    pub(crate) fn field(&mut self, name: &str, value: &str) {
+        self.parts
+            .push((name.to_owned(), None, value.as_bytes().to_vec()));
+    }
+
+    /// Adds a file part with its file name and media type.
+    pub(crate) fn file(
+        &mut self,
+        name: &str,
+        file_name: &str,
+        media_type: &'static str,
+        bytes: &[u8],
+    ) {
+        self.parts.push((
+            name.to_owned(),
+            Some((file_name.to_owned(), media_type)),
+            bytes.to_vec(),
+        ));
+    }
+
+    /// The content type and the body, with a boundary that occurs in no part.
+    pub(crate) fn finish(self) -> (String, Vec<u8>) {
+        let boundary = loop {
+            let boundary = format!(
+                "mdbook-imagegen-{:016x}{:016x}",
+                fastrand::u64(..),
+                fastrand::u64(..)
+            );
+            let needle = boundary.as_bytes();
+            if !self
+                .parts
+                .iter()
+                .any(|(_, _, value)| value.windows(needle.len()).any(|w| w == needle))
+            {
+                break boundary;
+            }
+        };
+        let mut body = Vec::new();
+        for (name, file, value) in &self.parts {
+            let head = match file {
+                None => format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+                ),
+                Some((file_name, media_type)) => format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: {media_type}\r\n\r\n"
+                ),
+            };
+            body.extend_from_slice(head.as_bytes());
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        (format!("multipart/form-data; boundary={boundary}"), body)
+    }
+}
+
 /// Whether a URL a provider returned (to poll, to download) may be followed: over https, or to
 /// the configured server itself (a loopback server in tests, a local one in use). Never a URL
 /// with credentials in it, or one the client would read otherwise than this check does.

@@ -241,6 +241,12 @@ const MAX_DECODE_BYTES: u64 = 512 << 20;
 /// The largest master we accept, in bytes.
 pub(crate) const MAX_MASTER_BYTES: usize = 48 << 20;
 
+/// Base64 (standard alphabet, padded), as the JSON APIs take images.
+pub(crate) fn encode_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// Generates one image with its profile, retrying what is worth retrying, and checks it.
 pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failure> {
     let started = Instant::now();

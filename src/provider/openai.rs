@@ -5,10 +5,14 @@
 //! (stable-diffusion.cpp's server, LocalAI, Together, …) sends the size as asked plus the
 //! negative prompt and seed, asks for base64, and parses tolerantly: `b64_json` or a `url` that
 //! is downloaded at once, Ollama's `{"image": …}`, unknown fields ignored.
+//!
+//! A request with reference images goes to `POST {base-url}/images/edits` instead, as
+//! `multipart/form-data`: the same fields as text parts, then one `image[]` file part per
+//! reference (up to 16 for the GPT image models; stable-diffusion.cpp's server takes the same).
 
 use serde_json::{Value, json};
 
-use super::http::{Http, Reply, snippet};
+use super::http::{Form, Http, Reply, snippet};
 use super::{Call, Fault, FaultKind, Generated, Provenance, decode_base64};
 use crate::config::ProviderKind;
 
@@ -58,8 +62,16 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
 
     let auth = call.bearer();
     let headers: Vec<_> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
-    let url = format!("{}/images/generations", call.profile.base_url);
-    let reply = call.http.post_json(&url, &headers, &body)?;
+    let reply = if request.references.is_empty() {
+        let url = format!("{}/images/generations", call.profile.base_url);
+        call.http.post_json(&url, &headers, &body)?
+    } else {
+        // Reference images go to the edits endpoint as multipart, one `image[]` part each.
+        fields.remove("moderation");
+        let url = format!("{}/images/edits", call.profile.base_url);
+        let (content_type, form) = edit_form(&body, &request.references);
+        call.http.post(&url, &headers, &content_type, form)?
+    };
     let answer = read(&reply, &request.model, sent_size)?;
     let bytes = answer.image.bytes(call.http)?;
     Ok(Generated {
@@ -67,6 +79,27 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         cost_usd: answer.cost_usd,
         provenance: answer.provenance,
     })
+}
+
+/// The multipart body of an edit: every field of `body` as text (in order), then the images.
+fn edit_form(body: &Value, references: &[crate::plan::RefImage]) -> (String, Vec<u8>) {
+    let mut form = Form::default();
+    for (name, value) in body.as_object().into_iter().flatten() {
+        match value {
+            Value::Null => {}
+            Value::String(text) => form.field(name, text),
+            other => form.field(name, &other.to_string()),
+        }
+    }
+    for (i, reference) in references.iter().enumerate() {
+        form.file(
+            "image[]",
+            &format!("reference-{}.{}", i + 1, reference.extension()),
+            reference.media_type,
+            &reference.bytes,
+        );
+    }
+    form.finish()
 }
 
 /// An image as an answer carries it.

@@ -41,9 +41,23 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         image_config["image_size"] = tier.into();
         sent_size = format!("{ratio} {tier}");
     }
+    // Reference images go with the prompt as `image_url` parts (data URLs).
+    let content = if request.references.is_empty() {
+        json!(super::prompt_with_negative(request))
+    } else {
+        let mut parts =
+            vec![json!({ "type": "text", "text": super::prompt_with_negative(request) })];
+        parts.extend(request.references.iter().map(|r| {
+            json!({
+                "type": "image_url",
+                "image_url": { "url": format!("data:{};base64,{}", r.media_type, super::encode_base64(&r.bytes)) },
+            })
+        }));
+        json!(parts)
+    };
     let mut body = json!({
         "model": model,
-        "messages": [{ "role": "user", "content": super::prompt_with_negative(request) }],
+        "messages": [{ "role": "user", "content": content }],
         "modalities": modalities,
         "image_config": image_config,
     });

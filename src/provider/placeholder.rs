@@ -12,7 +12,7 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ImageEncoder, Rgb, RgbImage};
 
 use super::Generated;
-use crate::plan::Request;
+use crate::plan::{RefImage, Request};
 
 /// How many lines of the prompt are shown at most.
 const PROMPT_LINES: usize = 4;
@@ -20,7 +20,8 @@ const PROMPT_LINES: usize = 4;
 /// Draws the placeholder for a request and encodes it as PNG.
 pub(crate) fn generate(request: &Request) -> Generated {
     let (width, height) = (request.size.width, request.size.height);
-    let tint = tint_of(&request.prompt);
+    // Each candidate of a directive's variants gets its own tint.
+    let tint = (tint_of(&request.prompt) + request.candidate as f32 * 47.0) % 360.0;
     let background = hsl(tint, 0.35, 0.90);
     let frame = hsl(tint, 0.30, 0.72);
     let ink = hsl(tint, 0.30, 0.22);
@@ -35,6 +36,16 @@ pub(crate) fn generate(request: &Request) -> Generated {
     let mut body = wrap(&request.prompt, columns, PROMPT_LINES);
     body.insert(0, String::new());
     body.insert(0, format!("{} x {}", width, height));
+    if request.candidate > 0 {
+        body.insert(0, format!("candidate {}", request.candidate + 1));
+    }
+    if !request.references.is_empty() {
+        let n = request.references.len();
+        body.push(format!(
+            "from {n} reference{}",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
 
     let title = "PLACEHOLDER";
     let line_gap = unit * 4;
@@ -63,6 +74,8 @@ pub(crate) fn generate(request: &Request) -> Generated {
         y += 8 * body_scale + line_gap;
     }
 
+    draw_references(&mut canvas, &request.references, unit, frame);
+
     let mut bytes = Vec::new();
     PngEncoder::new_with_quality(
         Cursor::new(&mut bytes),
@@ -82,6 +95,54 @@ pub(crate) fn generate(request: &Request) -> Generated {
         cost_usd: Some(0.0),
         provenance: super::Provenance::default(),
     }
+}
+
+/// Small copies of the reference images in a row along the bottom, so that a draft shows what
+/// each image was made from. One that does not decode within bounds is an empty box.
+fn draw_references(canvas: &mut RgbImage, references: &[RefImage], unit: u32, edge: Rgb<u8>) {
+    if references.is_empty() {
+        return;
+    }
+    let (width, height) = canvas.dimensions();
+    let gap = unit * 4;
+    let side = (height / 5)
+        .min((width.saturating_sub(gap) / references.len() as u32).saturating_sub(gap))
+        .max(1);
+    let total = references.len() as u32 * (side + gap) - gap;
+    let mut x = width.saturating_sub(total) / 2;
+    let y = height.saturating_sub(side + gap * 2);
+    for reference in references {
+        fill(
+            canvas,
+            x.saturating_sub(unit),
+            y.saturating_sub(unit),
+            side + unit * 2,
+            side + unit * 2,
+            edge,
+        );
+        if let Some(thumb) = thumbnail(&reference.bytes, side) {
+            let (tw, th) = thumb.dimensions();
+            image::imageops::replace(
+                canvas,
+                &thumb,
+                i64::from(x + (side - tw) / 2),
+                i64::from(y + (side - th) / 2),
+            );
+        }
+        x += side + gap;
+    }
+}
+
+/// A reference decoded (at most 64 MiB) and shrunk to fit a `side`-pixel square.
+fn thumbnail(bytes: &[u8], side: u32) -> Option<RgbImage> {
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(64 << 20);
+    reader.limits(limits);
+    let decoded = reader.decode().ok()?;
+    Some(decoded.thumbnail(side, side).to_rgb8())
 }
 
 /// A hue from 0 to 360 taken from the prompt.
@@ -221,6 +282,8 @@ mod tests {
             quality: None,
             seed: None,
             params: Default::default(),
+            references: Vec::new(),
+            candidate: 0,
         }
     }
 

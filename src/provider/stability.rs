@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::http::{Reply, snippet};
+use super::http::{Form, Reply, snippet};
 use super::{Call, Fault, FaultKind, Generated, Provenance, decode_base64, nearest_ratio};
 
 const RATIOS: [&str; 9] = [
@@ -150,37 +150,4 @@ fn error(reply: &Reply) -> Fault {
         fault.retry_after = Some(RATE_LIMIT_WAIT);
     }
     fault
-}
-
-/// A `multipart/form-data` body of text fields.
-#[derive(Default)]
-struct Form {
-    fields: Vec<(&'static str, String)>,
-}
-
-impl Form {
-    fn field(&mut self, name: &'static str, value: &str) {
-        self.fields.push((name, value.to_owned()));
-    }
-
-    /// The content type and the body, with a boundary that occurs in no value.
-    fn finish(self) -> (String, Vec<u8>) {
-        let boundary = loop {
-            let boundary = format!("mdbook-imagegen-{:016x}", fastrand::u64(..));
-            if !self.fields.iter().any(|(_, v)| v.contains(&boundary)) {
-                break boundary;
-            }
-        };
-        let mut body = Vec::new();
-        for (name, value) in &self.fields {
-            body.extend_from_slice(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
-                    .as_bytes(),
-            );
-            body.extend_from_slice(value.as_bytes());
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        (format!("multipart/form-data; boundary={boundary}"), body)
-    }
 }

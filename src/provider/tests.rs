@@ -82,6 +82,8 @@ pub(crate) fn request(config: &Config, prompt: &str) -> Request {
         quality: profile.quality.clone(),
         seed: None,
         params: profile.params.clone(),
+        references: Vec::new(),
+        candidate: 0,
     }
 }
 

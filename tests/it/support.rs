@@ -13,8 +13,21 @@ pub(crate) struct TestBook {
 }
 
 impl TestBook {
-    /// Copies `example-book/` without anything a build made.
+    /// Copies `example-book/` without anything a build made, and without its chapter "The
+    /// keeper" (references, variants and an edit, which need the book's own house style): the
+    /// book most tests change the settings of.
     pub(crate) fn example() -> TestBook {
+        let book = TestBook::example_full();
+        let summary = book
+            .read("src/SUMMARY.md")
+            .replace("- [The keeper](art.md)\n", "");
+        book.write("src/SUMMARY.md", &summary);
+        std::fs::remove_file(book.root().join("src/art.md")).unwrap();
+        book
+    }
+
+    /// Copies all of `example-book/` without anything a build made.
+    pub(crate) fn example_full() -> TestBook {
         // Not under `target/`: mdBook's watcher obeys the first `.gitignore` above the book,
         // and this repository's ignores `target/`.
         let dir = tempfile::Builder::new()
