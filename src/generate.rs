@@ -41,8 +41,12 @@ pub(crate) struct Flight<'f> {
 /// Generates every job with at most `concurrency` in flight, calling `done` on this thread with
 /// the job's index as each one finishes. Each key's lock (see `cache::SingleFlight`) is held
 /// until `done` has returned, so that the image is stored before another build looks.
+///
+/// `groups` lists the jobs as the queue takes them: most alone, and the candidates of one
+/// directive's `variants` together, asked for in one request where the provider takes `n`.
 pub(crate) fn run<'a>(
     jobs: &'a [Chain],
+    groups: &[Vec<usize>],
     concurrency: usize,
     env: &Env<'_>,
     flight: Option<&Flight<'_>>,
@@ -53,33 +57,48 @@ pub(crate) fn run<'a>(
     let in_flight = AtomicUsize::new(0);
     let (sender, receiver) = mpsc::channel();
     thread::scope(|scope| {
-        for _ in 0..concurrency.clamp(1, jobs.len().max(1)) {
+        for _ in 0..concurrency.clamp(1, groups.len().max(1)) {
             let sender = sender.clone();
             let (next, in_flight) = (&next, &in_flight);
             scope.spawn(move || {
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(chain) = jobs.get(i) else {
+                    let g = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(group) = groups.get(g) else {
                         break;
                     };
-                    in_flight.fetch_add(1, Ordering::Relaxed);
-                    let (result, lock) = match flight {
-                        None => (generate_chain(chain, env).map(Got::Made), None),
+                    in_flight.fetch_add(group.len(), Ordering::Relaxed);
+                    let first = &jobs[group[0]];
+                    let (found, lock): (Option<Got<'a>>, Option<KeyLock>) = match flight {
+                        None => (None, None),
                         Some(flight) => {
-                            match flight.single.enter(chain, (flight.forced)(&chain[0].0)) {
+                            match flight.single.enter(first, (flight.forced)(&first[0].0)) {
                                 Entered::Found(link, entry) => {
-                                    let (key, request) = &chain[link];
-                                    (Ok(Got::Found(request, *key, entry)), None)
+                                    let (key, request) = &first[link];
+                                    (Some(Got::Found(request, *key, entry)), None)
                                 }
-                                Entered::Generate(lock) => {
-                                    (generate_chain(chain, env).map(Got::Made), lock)
-                                }
+                                Entered::Generate(lock) => (None, lock),
                             }
                         }
                     };
-                    in_flight.fetch_sub(1, Ordering::Relaxed);
-                    if sender.send((i, result, lock)).is_err() {
-                        break;
+                    let results: Vec<(usize, Result<Got<'a>, Failure>)> = match found {
+                        Some(found) => {
+                            // Another build made the first; the others are asked for alone.
+                            let mut results = vec![(group[0], Ok(found))];
+                            results.extend(
+                                group[1..]
+                                    .iter()
+                                    .map(|&i| (i, generate_chain(&jobs[i], env).map(Got::Made))),
+                            );
+                            results
+                        }
+                        None => generate_group(jobs, group, env),
+                    };
+                    in_flight.fetch_sub(group.len(), Ordering::Relaxed);
+                    let mut lock = lock;
+                    for (i, result) in results {
+                        if sender.send((i, result, lock.take())).is_err() {
+                            return;
+                        }
                     }
                 }
             });
@@ -101,8 +120,69 @@ pub(crate) fn run<'a>(
     });
 }
 
+/// Every job alone: the groups of a queue with no candidates to ask for together.
+#[cfg(test)]
+pub(crate) fn alone(jobs: usize) -> Vec<Vec<usize>> {
+    (0..jobs).map(|i| vec![i]).collect()
+}
+
+/// Generates a group of jobs: one alone through its chain; a directive's candidates in one
+/// request for all of them (their first link's provider takes `n`), then alone for any the
+/// answer lacked or, when that request failed for a reason the fallbacks cover, through their
+/// fallback profiles.
+fn generate_group<'a>(
+    jobs: &'a [Chain],
+    group: &[usize],
+    env: &Env<'_>,
+) -> Vec<(usize, Result<Got<'a>, Failure>)> {
+    if let [only] = group {
+        return vec![(*only, generate_chain(&jobs[*only], env).map(Got::Made))];
+    }
+    let (_, request) = &jobs[group[0]][0];
+    match provider::generate_n(request, group.len() as u32, env) {
+        Ok(masters) => {
+            let mut masters = masters.into_iter();
+            group
+                .iter()
+                .map(|&i| {
+                    let result = match masters.next() {
+                        Some(master) => {
+                            let (key, request) = &jobs[i][0];
+                            Ok(Got::Made(Made {
+                                key: *key,
+                                request,
+                                master,
+                            }))
+                        }
+                        None => generate_chain(&jobs[i], env).map(Got::Made),
+                    };
+                    (i, result)
+                })
+                .collect()
+        }
+        Err(failure) if failure.may_fall_back => {
+            tracing::warn!("{}; trying each candidate's fallbacks", failure.message);
+            group
+                .iter()
+                .map(|&i| {
+                    let result = if jobs[i].len() > 1 {
+                        generate_chain(&jobs[i][1..], env).map(Got::Made)
+                    } else {
+                        Err(failure.clone())
+                    };
+                    (i, result)
+                })
+                .collect()
+        }
+        Err(failure) => group.iter().map(|&i| (i, Err(failure.clone()))).collect(),
+    }
+}
+
 /// Tries each request of a chain in turn until one gives an image or fails for good.
-fn generate_chain<'a>(chain: &'a Chain, env: &Env<'_>) -> Result<Made<'a>, Failure> {
+fn generate_chain<'a>(
+    chain: &'a [(CacheKey, Request)],
+    env: &Env<'_>,
+) -> Result<Made<'a>, Failure> {
     let mut earlier: Vec<String> = Vec::new();
     for (link, (key, request)) in chain.iter().enumerate() {
         match provider::generate(request, env) {
@@ -210,6 +290,7 @@ mod tests {
         let mut progress = Progress::start(0, config.max_concurrency);
         run(
             jobs,
+            &alone(jobs.len()),
             config.max_concurrency,
             &env,
             None,

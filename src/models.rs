@@ -488,6 +488,13 @@ pub(crate) fn reference_limit(kind: ProviderKind, model: &str) -> Option<usize> 
     }
 }
 
+/// Whether one request may ask a model for several images (`n`): OpenAI's GPT image models
+/// take 1 to 10 (DALL·E 3 took 1). Gemini's image models refuse `candidateCount` above 1 and
+/// FLUX has no such field, so their candidates are separate requests.
+pub(crate) fn takes_n(kind: ProviderKind, model: &str) -> bool {
+    kind == ProviderKind::OpenAi && !model.starts_with("dall-e")
+}
+
 /// The qualities only the newest OpenAI models accept.
 const EXTENDED_QUALITIES: [&str; 2] = ["xhigh", "max"];
 

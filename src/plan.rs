@@ -286,7 +286,7 @@ pub(crate) fn takes_references(request: &Request, count: usize) -> Result<(), St
             if limit == 1 { "" } else { "s" }
         )),
         None => Err(format!(
-            "profile `{}` is of kind `{}` with model `{}`, which cannot take reference images; use a profile of kind {}",
+            "profile `{}` is of kind `{}` with model `{}`, which cannot take reference images; use a profile of one of the kinds {}",
             request.profile,
             request.kind.as_str(),
             request.model,
@@ -554,6 +554,121 @@ mod tests {
         assert_eq!(
             cache_key(&request()).to_hex(),
             "b8687a1ab0f392ac850fdc74e0e3d0ec7dd637fb9e0396404593400a19fbfc5b"
+        );
+    }
+
+    fn reference(label: &str, bytes: &[u8]) -> RefImage {
+        RefImage {
+            label: label.into(),
+            hash: blake3::hash(bytes).to_hex().to_string(),
+            media_type: "image/png",
+            bytes: std::sync::Arc::new(bytes.to_vec()),
+            path: label.into(),
+        }
+    }
+
+    #[test]
+    fn references_count_by_their_bytes_in_order_and_candidates_by_number() {
+        let base = cache_key(&request());
+        let with = |refs: Vec<RefImage>| {
+            let mut r = request();
+            r.references = refs;
+            cache_key(&r)
+        };
+        let (a, b) = (reference("a.png", b"one"), reference("b.png", b"two"));
+        let ab = with(vec![a.clone(), b.clone()]);
+        assert_ne!(ab, base);
+        assert_ne!(ab, with(vec![b.clone(), a.clone()]), "order counts");
+        assert_ne!(ab, with(vec![a.clone()]));
+        // A renamed or moved file is the same reference.
+        assert_eq!(
+            ab,
+            with(vec![reference("art/renamed.png", b"one"), b.clone()])
+        );
+        assert_ne!(ab, with(vec![reference("a.png", b"one!"), b]));
+        let mut first = request();
+        first.candidate = 0;
+        assert_eq!(
+            cache_key(&first),
+            base,
+            "the first candidate is the image it had"
+        );
+        let mut second = request();
+        second.candidate = 1;
+        assert_ne!(cache_key(&second), base);
+    }
+
+    #[test]
+    fn a_kind_without_references_fails_and_a_fallback_without_them_is_left_out() {
+        let config = Config::from_table(Some(&serde_json::json!({
+            "provider": "sd",
+            "fallback": ["sd", "flux", "pixels"],
+            "providers": {
+                "sd": { "kind": "stability", "model": "sd3.5-large" },
+                "flux": { "kind": "bfl", "model": "flux-2-klein-4b" },
+                "pixels": { "kind": "placeholder" },
+            }
+        })))
+        .unwrap();
+        let refs = [reference("a.png", b"a")];
+        let message = chain(&directive(Attrs::default()), &config, &refs).unwrap_err();
+        assert!(
+            message.contains("profile `sd` is of kind `stability`"),
+            "{message}"
+        );
+        assert!(message.contains("one of the kinds `openai`, `openai-compatible`, `gemini`, `bfl`, `openrouter`, `command`, `placeholder`"), "{message}");
+        let flux = Attrs {
+            provider: Some("flux".into()),
+            ..Attrs::default()
+        };
+        let chain_ = chain(&directive(flux.clone()), &config, &refs).unwrap();
+        let names: Vec<_> = chain_.iter().map(|(_, r)| r.profile.as_str()).collect();
+        assert_eq!(names, ["flux", "pixels"], "stability is left out");
+        let five: Vec<RefImage> = (0..5).map(|i| reference("x.png", &[i])).collect();
+        let message = chain(&directive(flux), &config, &five).unwrap_err();
+        assert!(
+            message.contains("takes at most 4 reference images"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_edit_sends_the_instruction_alone_with_the_image() {
+        let config = Config::from_table(Some(&serde_json::json!({
+            "prompt-prefix": "A drawing of",
+            "negative-prompt": "text",
+            "style": "house",
+            "styles": { "house": { "prompt": "ink", "reference": ["art/h.png"] } },
+        })))
+        .unwrap();
+        let d = directive(Attrs {
+            edit: Some("make it night".into()),
+            ..Attrs::default()
+        });
+        let image = reference("#keeper", b"master");
+        let edit = edit_chain(&d, &config, image.clone()).unwrap();
+        let (key, request) = &edit[0];
+        assert_eq!(request.prompt, "make it night");
+        assert_eq!(request.negative, None);
+        assert_eq!(request.references, [image]);
+        assert_eq!(*key, cache_key(request));
+        // The directive's own request has the book's additions and the style's reference.
+        assert_eq!(
+            wanted(&d, &config).unwrap(),
+            [Wanted::Book("art/h.png".into())]
+        );
+        let none = directive(Attrs {
+            style: Some("none".into()),
+            ..Attrs::default()
+        });
+        assert!(wanted(&none, &config).unwrap().is_empty());
+        assert_eq!(
+            super::request(&none, &config).unwrap().prompt,
+            "A drawing of A cat"
+        );
+        assert_eq!(
+            super::request(&d, &config).unwrap().prompt,
+            "A drawing of A cat, ink"
         );
     }
 

@@ -46,6 +46,7 @@ pub(crate) fn run(
     book.with_provider_env(|env| {
         crate::generate::run(
             &chains,
+            &groups(&chains),
             book.config.max_concurrency,
             env,
             Some(&flight),
@@ -78,6 +79,36 @@ pub(crate) fn run(
         )
     });
     summary
+}
+
+/// The queue's groups: the candidates of one directive's `variants` together (their first
+/// requests differ only in the candidate, and their provider takes `n`), every other job alone.
+fn groups(chains: &[Chain]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut by_request: std::collections::HashMap<CacheKey, usize> = Default::default();
+    for (i, chain) in chains.iter().enumerate() {
+        let request = &chain[0].1;
+        if !crate::models::takes_n(request.kind, &request.model) {
+            groups.push(vec![i]);
+            continue;
+        }
+        let mut first = request.clone();
+        first.candidate = 0;
+        first.seed = request
+            .seed
+            .map(|seed| seed.wrapping_sub(u64::from(request.candidate)));
+        let same = crate::plan::cache_key(&first);
+        match by_request.get(&same) {
+            Some(&g) if groups[g].len() < crate::directive::MAX_VARIANTS as usize => {
+                groups[g].push(i);
+            }
+            _ => {
+                by_request.insert(same, groups.len());
+                groups.push(vec![i]);
+            }
+        }
+    }
+    groups
 }
 
 /// Stores a new master, and uploads it when the book has a remote cache. With `again`

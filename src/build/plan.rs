@@ -57,6 +57,9 @@ enum Slot {
     Of(At, String),
 }
 
+/// The label an edit's image has among its references (in records and `list`).
+pub(crate) const EDITED: &str = "(the image it edits)";
+
 /// How a directive's picked candidate is found (the cache's `picks/`).
 pub(crate) type Picked<'p> = &'p dyn Fn(CacheKey) -> Option<u32>;
 
@@ -296,10 +299,11 @@ impl Plan {
     ) -> Result<bool, String> {
         let (p, d) = waiting.at;
         if let Some(base) = waiting.edits {
-            let image = match ready(base) {
+            let mut image = match ready(base) {
                 None => return Ok(false),
                 Some(image) => image.map_err(|e| format!("the image to edit has none: {e}"))?,
             };
+            EDITED.clone_into(&mut image.label);
             let chain = crate::plan::edit_chain(directive, config, image)?;
             let job = self.add(chain);
             self.also[p][d].push(base);

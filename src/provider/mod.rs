@@ -204,6 +204,8 @@ pub(crate) struct Call<'a> {
     pub(crate) timeout: Duration,
     /// How a provider that polls waits between polls (tests pass their own).
     pub(crate) sleep: &'a (dyn Fn(Duration) + Sync),
+    /// How many images to ask for in one request (`n`, where the kind takes it; else 1).
+    pub(crate) n: u32,
 }
 
 impl Call<'_> {
@@ -249,6 +251,13 @@ pub(crate) fn encode_base64(bytes: &[u8]) -> String {
 
 /// Generates one image with its profile, retrying what is worth retrying, and checks it.
 pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failure> {
+    generate_n(request, 1, env).map(|mut masters| masters.swap_remove(0))
+}
+
+/// Generates up to `n` images of one request in a single call where the provider takes `n`
+/// ([`crate::models::takes_n`]), else one; each checked. Returns at least one image; the
+/// caller asks again for any it still lacks.
+pub(crate) fn generate_n(request: &Request, n: u32, env: &Env<'_>) -> Result<Vec<Master>, Failure> {
     let started = Instant::now();
     let config = env.config;
     let profile = config
@@ -259,13 +268,15 @@ pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failu
 
     if request.kind == ProviderKind::Placeholder {
         let generated = placeholder::generate(request);
-        return finish(generated, estimate, started, 1).map_err(|fault| Failure {
-            message: format!(
-                "the `{}` provider returned {}",
-                request.profile, fault.message
-            ),
-            may_fall_back: false,
-        });
+        return finish(generated, estimate, started, 1)
+            .map(|m| vec![m])
+            .map_err(|fault| Failure {
+                message: format!(
+                    "the `{}` provider returned {}",
+                    request.profile, fault.message
+                ),
+                may_fall_back: false,
+            });
     }
 
     let key = match resolve_key(profile, env.var) {
@@ -287,6 +298,11 @@ pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failu
         root: env.root,
         timeout,
         sleep: env.sleep,
+        n: if crate::models::takes_n(request.kind, &request.model) {
+            n.max(1)
+        } else {
+            1
+        },
     };
     with_retries(&call, env, estimate, started)
 }
@@ -297,7 +313,7 @@ fn with_retries(
     env: &Env<'_>,
     estimate: f64,
     started: Instant,
-) -> Result<Master, Failure> {
+) -> Result<Vec<Master>, Failure> {
     let request = call.request;
     let who = Who {
         profile: &request.profile,
@@ -305,11 +321,16 @@ fn with_retries(
         model: &request.model,
         task: Task::Image,
     };
-    let mut master = retrying(&who, call.profile, env, |attempt| {
-        dispatch(call).and_then(|generated| finish(generated, estimate, started, attempt))
+    let mut masters = retrying(&who, call.profile, env, |attempt| {
+        dispatch_n(call)?
+            .into_iter()
+            .map(|generated| finish(generated, estimate, started, attempt))
+            .collect::<Result<Vec<Master>, Fault>>()
     })?;
-    master.provenance = master.provenance.cleaned(env.secrets);
-    Ok(master)
+    for master in &mut masters {
+        master.provenance = std::mem::take(&mut master.provenance).cleaned(env.secrets);
+    }
+    Ok(masters)
 }
 
 /// What a provider is asked to do, for messages.
@@ -421,6 +442,16 @@ fn explain(who: &Who<'_>, fault: &Fault, extra: &str) -> String {
 }
 
 /// One request, in the wire format of its kind.
+/// One request for `call.n` images: only OpenAI's Images API takes `n`; every other kind
+/// answers with one.
+fn dispatch_n(call: &Call<'_>) -> Result<Vec<Generated>, Fault> {
+    if call.n > 1 && call.request.kind == ProviderKind::OpenAi {
+        openai::call_n(call)
+    } else {
+        dispatch(call).map(|generated| vec![generated])
+    }
+}
+
 fn dispatch(call: &Call<'_>) -> Result<Generated, Fault> {
     match call.request.kind {
         ProviderKind::Placeholder => Ok(placeholder::generate(call.request)),
@@ -642,3 +673,6 @@ mod hosted_tests;
 
 #[cfg(test)]
 mod describe_tests;
+
+#[cfg(test)]
+mod reference_tests;

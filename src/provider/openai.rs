@@ -17,11 +17,18 @@ use super::{Call, Fault, FaultKind, Generated, Provenance, decode_base64};
 use crate::config::ProviderKind;
 
 pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
+    let mut images = call_n(call)?;
+    Ok(images.swap_remove(0))
+}
+
+/// Asks for `call.n` images in one request (`n`), and returns those the answer holds (at least
+/// one). The answer's token cost is shared among them.
+pub(super) fn call_n(call: &Call<'_>) -> Result<Vec<Generated>, Fault> {
     let request = call.request;
     let compatible = call.profile.kind == ProviderKind::OpenAiCompatible;
     let mut body = json!({
         "model": request.model,
-        "n": 1,
+        "n": call.n,
     });
     let fields = body.as_object_mut().expect("an object");
     let mut sent_size = request.size.to_string();
@@ -72,13 +79,16 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         let (content_type, form) = edit_form(&body, &request.references);
         call.http.post(&url, &headers, &content_type, form)?
     };
-    let answer = read(&reply, &request.model, sent_size)?;
-    let bytes = answer.image.bytes(call.http)?;
-    Ok(Generated {
-        bytes,
-        cost_usd: answer.cost_usd,
-        provenance: answer.provenance,
-    })
+    let answers = read_all(&reply, &request.model, sent_size)?;
+    let mut images = Vec::with_capacity(answers.len());
+    for answer in answers.into_iter().take(call.n.max(1) as usize) {
+        images.push(Generated {
+            bytes: answer.image.bytes(call.http)?,
+            cost_usd: answer.cost_usd,
+            provenance: answer.provenance,
+        });
+    }
+    Ok(images)
 }
 
 /// The multipart body of an edit: every field of `body` as text (in order), then the images.
@@ -151,37 +161,59 @@ pub(super) struct Answer {
 /// Reads an answer: `data[0].b64_json`, `data[0].url` or Ollama's `{"image": …}`, with the
 /// request id, revised prompt and token usage; or the fault the error envelope tells of. Pure:
 /// any bytes in, never a panic.
+#[cfg(test)]
 pub(super) fn read(reply: &Reply, model: &str, sent_size: String) -> Result<Answer, Fault> {
+    read_all(reply, model, sent_size).map(|mut answers| answers.swap_remove(0))
+}
+
+/// Reads every image of an answer (`data[]`, asked for with `n`), at least one, each with an
+/// equal share of the answer's token cost.
+pub(super) fn read_all(
+    reply: &Reply,
+    model: &str,
+    sent_size: String,
+) -> Result<Vec<Answer>, Fault> {
     let request_id = reply.header("x-request-id").map(str::to_owned);
     if !reply.is_success() {
         return Err(error(reply, request_id.as_deref()));
     }
     let answer = reply.json()?;
-    let item = answer
-        .get("data")
-        .and_then(|d| d.get(0))
-        .or_else(|| answer.get("image").map(|_| &answer));
-    let Some(item) = item else {
+    let items: Vec<&Value> = match answer.get("data").and_then(Value::as_array) {
+        Some(data) => data
+            .iter()
+            .take(crate::directive::MAX_VARIANTS as usize)
+            .collect(),
+        None => answer
+            .get("image")
+            .map(|_| vec![&answer])
+            .unwrap_or_default(),
+    };
+    if items.is_empty() {
         return Err(Fault::new(
             FaultKind::BadImage,
             format!("the answer holds no image: {}", snippet(&reply.body)),
         ));
-    };
-    let image = Image::of(item, &reply.body)?;
-    Ok(Answer {
-        image,
-        cost_usd: usage_cost(model, answer.get("usage")),
-        provenance: Provenance {
-            seed: None,
-            revised_prompt: item
-                .get("revised_prompt")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            model_version: None,
-            request_id,
-            sent_size: Some(sent_size),
-        },
-    })
+    }
+    let cost = usage_cost(model, answer.get("usage")).map(|c| c / items.len() as f64);
+    items
+        .into_iter()
+        .map(|item| {
+            Ok(Answer {
+                image: Image::of(item, &reply.body)?,
+                cost_usd: cost,
+                provenance: Provenance {
+                    seed: None,
+                    revised_prompt: item
+                        .get("revised_prompt")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    model_version: None,
+                    request_id: request_id.clone(),
+                    sent_size: Some(sent_size.clone()),
+                },
+            })
+        })
+        .collect()
 }
 
 /// The price from `usage`, for the models billed per token.

@@ -5,6 +5,7 @@
 
 mod agreement;
 mod alt;
+mod art;
 mod browser;
 mod build;
 mod commands;

@@ -1,0 +1,351 @@
+//! Reference images and `n` on the wire, against loopback servers that speak each provider's
+//! request shape: OpenAI's and a compatible server's edits endpoint (multipart, one `image[]`
+//! part per reference), Gemini's inline data before the text, FLUX.2's numbered `input_image`
+//! fields, OpenRouter's `image_url` parts, a `command` program's JSON, and OpenAI's `n`.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use super::tests::{KEY, b64, config as book, generate, in_env, png, request};
+use crate::plan::{RefImage, Request};
+
+/// Two references: a PNG file and another directive's JPEG master.
+fn references() -> Vec<RefImage> {
+    let jpeg = {
+        let image = image::RgbImage::from_pixel(6, 4, image::Rgb([10, 20, 30]));
+        let mut bytes = Vec::new();
+        image
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        bytes
+    };
+    [
+        ("art/sketch.png", png(5, 3), "image/png"),
+        ("#keeper", jpeg, "image/jpeg"),
+    ]
+    .into_iter()
+    .map(|(label, bytes, media_type)| RefImage {
+        label: label.into(),
+        hash: blake3::hash(&bytes).to_hex().to_string(),
+        media_type,
+        bytes: Arc::new(bytes),
+        path: format!("/book/{label}").into(),
+    })
+    .collect()
+}
+
+fn with_references(config: &crate::config::Config) -> Request {
+    let mut request = request(config, "The keeper rowing out");
+    request.references = references();
+    request
+}
+
+fn profile(kind: &str, model: &str, server: &MockServer, base: &str) -> Value {
+    json!({ "kind": kind, "model": model, "base-url": format!("{}{base}", server.uri()), "api-key-env": "TEST_KEY" })
+}
+
+/// One part of a multipart body: name, file name, content type, bytes.
+type Part = (String, Option<String>, Option<String>, Vec<u8>);
+
+/// The parts of a `multipart/form-data` body.
+fn parts(request: &wiremock::Request) -> Vec<Part> {
+    let content_type = request.headers["content-type"].to_str().unwrap().to_owned();
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .expect("a multipart body");
+    let delimiter = format!("--{boundary}");
+    let body = &request.body;
+    let mut out = Vec::new();
+    let positions: Vec<usize> = (0..body.len())
+        .filter(|&i| body[i..].starts_with(delimiter.as_bytes()))
+        .collect();
+    for pair in positions.windows(2) {
+        let part = &body[pair[0] + delimiter.len() + 2..pair[1] - 2];
+        let split = part.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8(part[..split].to_vec()).unwrap();
+        let value = part[split + 4..].to_vec();
+        let field = |name: &str| {
+            head.split("; ")
+                .find_map(|p| p.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.split('"').next().unwrap().to_owned())
+        };
+        let content_type = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Type: "))
+            .map(str::to_owned);
+        out.push((
+            field("name").unwrap(),
+            field("filename"),
+            content_type,
+            value,
+        ));
+    }
+    assert!(body.ends_with(format!("{delimiter}--\r\n").as_bytes()));
+    out
+}
+
+#[tokio::test]
+async fn openai_sends_references_to_the_edits_endpoint_as_image_parts() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/images/edits"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{ "b64_json": b64(&png(32, 32)) }],
+            "usage": { "input_tokens": 900, "output_tokens": 1056, "total_tokens": 1956 }
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut openai = profile("openai", "gpt-image-2", &server, "/v1");
+    openai["quality"] = "high".into();
+    openai["moderation"] = "low".into();
+    let config = book(openai, json!({}));
+    let master = generate(config.clone(), with_references(&config))
+        .await
+        .master();
+    assert_eq!((master.width, master.height), (32, 32));
+
+    let received = server.received_requests().await.unwrap();
+    let parts = parts(&received[0]);
+    let text = |name: &str| {
+        parts
+            .iter()
+            .find(|p| p.0 == name)
+            .map(|p| String::from_utf8(p.3.clone()).unwrap())
+    };
+    assert_eq!(text("model").as_deref(), Some("gpt-image-2"));
+    assert_eq!(text("prompt").as_deref(), Some("The keeper rowing out"));
+    assert_eq!(text("n").as_deref(), Some("1"));
+    assert_eq!(text("size").as_deref(), Some("1024x1024"));
+    assert_eq!(text("quality").as_deref(), Some("high"));
+    // The edits endpoint takes no `moderation`.
+    assert_eq!(text("moderation"), None);
+    let images: Vec<_> = parts.iter().filter(|p| p.0 == "image[]").collect();
+    let sent = references();
+    assert_eq!(images.len(), 2);
+    for ((_, file, content_type, bytes), reference) in images.into_iter().zip(&sent) {
+        assert_eq!(bytes, &*reference.bytes);
+        assert_eq!(content_type.as_deref(), Some(reference.media_type));
+        assert!(file.as_deref().unwrap().starts_with("reference-"));
+    }
+}
+
+#[tokio::test]
+async fn a_compatible_server_gets_the_same_edits_route() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/images/edits"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "data": [{ "b64_json": b64(&png(16, 16)) }] })),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = book(
+        json!({ "kind": "openai-compatible", "model": "flux-kontext", "base-url": format!("{}/v1", server.uri()) }),
+        json!({}),
+    );
+    generate(config.clone(), with_references(&config))
+        .await
+        .master();
+    let received = server.received_requests().await.unwrap();
+    let parts = parts(&received[0]);
+    assert_eq!(parts.iter().filter(|p| p.0 == "image[]").count(), 2);
+    assert!(
+        parts
+            .iter()
+            .any(|p| p.0 == "response_format" && p.3 == b"b64_json")
+    );
+}
+
+#[tokio::test]
+async fn gemini_gets_each_reference_as_inline_data_before_the_text() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(
+            "/v1beta/models/gemini-3.1-flash-image:generateContent",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "candidates": [{ "content": { "parts": [
+                { "inlineData": { "mimeType": "image/png", "data": b64(&png(16, 16)) } }
+            ] }, "finishReason": "STOP" }]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = book(
+        profile("gemini", "gemini-3.1-flash-image", &server, "/v1beta"),
+        json!({}),
+    );
+    generate(config.clone(), with_references(&config))
+        .await
+        .master();
+    let received = server.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    let parts = body["contents"][0]["parts"].as_array().unwrap();
+    let sent = references();
+    assert_eq!(parts.len(), 3);
+    for (part, reference) in parts.iter().zip(&sent) {
+        assert_eq!(part["inline_data"]["mime_type"], reference.media_type);
+        assert_eq!(part["inline_data"]["data"], b64(&reference.bytes));
+    }
+    assert_eq!(parts[2]["text"], "The keeper rowing out");
+}
+
+#[tokio::test]
+async fn flux_2_gets_numbered_input_images() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/flux-2-pro"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "task-1", "polling_url": format!("{}/v1/get_result", server.uri())
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/get_result"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "task-1", "status": "Ready", "result": { "sample": format!("{}/s.png", server.uri()) }
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/s.png"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(png(16, 16)))
+        .mount(&server)
+        .await;
+    let config = book(profile("bfl", "flux-2-pro", &server, "/v1"), json!({}));
+    generate(config.clone(), with_references(&config))
+        .await
+        .master();
+    let received = server.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    let sent = references();
+    assert_eq!(body["input_image"], b64(&sent[0].bytes));
+    assert_eq!(body["input_image_2"], b64(&sent[1].bytes));
+    assert!(body.get("input_image_3").is_none());
+}
+
+#[tokio::test]
+async fn openrouter_gets_image_url_parts_after_the_text() {
+    let server = MockServer::start().await;
+    let data_url = format!("data:image/png;base64,{}", b64(&png(16, 16)));
+    Mock::given(method("POST"))
+        .and(path("/api/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{ "message": { "role": "assistant", "content": "",
+                "images": [{ "type": "image_url", "image_url": { "url": data_url } }] },
+                "finish_reason": "stop" }]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = book(
+        profile(
+            "openrouter",
+            "google/gemini-3.1-flash-image",
+            &server,
+            "/api/v1",
+        ),
+        json!({}),
+    );
+    generate(config.clone(), with_references(&config))
+        .await
+        .master();
+    let received = server.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    let content = body["messages"][0]["content"].as_array().unwrap();
+    assert_eq!(content[0]["type"], "text");
+    let sent = references();
+    for (part, reference) in content[1..].iter().zip(&sent) {
+        assert_eq!(
+            part["image_url"]["url"],
+            format!(
+                "data:{};base64,{}",
+                reference.media_type,
+                b64(&reference.bytes)
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn openai_makes_a_directive_s_candidates_in_one_request_with_n() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/images/generations"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [
+                { "b64_json": b64(&png(16, 16)) },
+                { "b64_json": b64(&png(16, 17)) },
+                { "b64_json": b64(&png(16, 18)) }
+            ],
+            "usage": { "input_tokens": 30, "output_tokens": 3000, "total_tokens": 3030 }
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = book(profile("openai", "gpt-image-2", &server, "/v1"), json!({}));
+    let request = request(&config, "The keeper");
+    let (masters, _) = in_env(config, "TEST_KEY", move |_, env| {
+        super::generate_n(&request, 3, env)
+    })
+    .await;
+    let masters = masters.unwrap();
+    assert_eq!(
+        masters.iter().map(|m| m.height).collect::<Vec<_>>(),
+        [16, 17, 18]
+    );
+    // The answer's token cost is shared.
+    let costs: Vec<f64> = masters.iter().map(|m| m.cost_usd).collect();
+    assert!(costs.windows(2).all(|w| (w[0] - w[1]).abs() < 1e-12));
+    let received = server.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(body["n"], 3);
+}
+
+#[test]
+fn a_command_program_gets_each_reference_s_path_and_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("draw.sh");
+    // Saves what it was asked, then answers with an image.
+    std::fs::write(
+        &script,
+        "cat > \"$(dirname \"$0\")/asked.json\"\ncp \"$(dirname \"$0\")/fixture.png\" \"$IMAGEGEN_OUTPUT\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("fixture.png"), png(8, 8)).unwrap();
+    let config = book(
+        json!({ "kind": "command", "model": "my-sd", "command": ["sh", script.to_str().unwrap()] }),
+        json!({ "timeout": "5s", "retries": 0 }),
+    );
+    let request = with_references(&config);
+    let env = super::Env {
+        config: &config,
+        root: dir.path(),
+        sleep: &|_| {},
+        var: &|_| None,
+        secrets: &crate::outside::Secrets::default(),
+    };
+    super::generate(&request, &env).unwrap();
+    let asked: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("asked.json")).unwrap()).unwrap();
+    let sent = references();
+    let listed = asked["references"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    for (item, reference) in listed.iter().zip(&sent) {
+        assert_eq!(item["label"], reference.label.as_str());
+        assert_eq!(item["hash"], reference.hash.as_str());
+        assert_eq!(item["media_type"], reference.media_type);
+        assert_eq!(item["path"], reference.path.to_str().unwrap());
+    }
+}
