@@ -67,36 +67,19 @@ pub(crate) fn run<'a>(
                         break;
                     };
                     in_flight.fetch_add(group.len(), Ordering::Relaxed);
-                    let first = &jobs[group[0]];
-                    let (found, lock): (Option<Got<'a>>, Option<KeyLock>) = match flight {
-                        None => (None, None),
-                        Some(flight) => {
-                            match flight.single.enter(first, (flight.forced)(&first[0].0)) {
-                                Entered::Found(link, entry) => {
-                                    let (key, request) = &first[link];
-                                    (Some(Got::Found(request, *key, entry)), None)
-                                }
-                                Entered::Generate(lock) => (None, lock),
-                            }
-                        }
-                    };
-                    let results: Vec<(usize, Result<Got<'a>, Failure>)> = match found {
-                        Some(found) => {
-                            // Another build made the first; the others are asked for alone.
-                            let mut results = vec![(group[0], Ok(found))];
-                            results.extend(
-                                group[1..]
-                                    .iter()
-                                    .map(|&i| (i, generate_chain(&jobs[i], env).map(Got::Made))),
-                            );
-                            results
-                        }
-                        None => generate_group(jobs, group, env),
-                    };
+                    let (found, rest, mut locks) = enter(jobs, group, flight);
+                    let mut results: Vec<(usize, Result<Got<'a>, Failure>)> =
+                        found.into_iter().map(|(i, got)| (i, Ok(got))).collect();
+                    if !rest.is_empty() {
+                        results.extend(generate_group(jobs, &rest, env));
+                    }
                     in_flight.fetch_sub(group.len(), Ordering::Relaxed);
-                    let mut lock = lock;
                     for (i, result) in results {
-                        if sender.send((i, result, lock.take())).is_err() {
+                        let lock = locks
+                            .iter_mut()
+                            .find(|(j, _)| *j == i)
+                            .and_then(|(_, lock)| lock.take());
+                        if sender.send((i, result, lock)).is_err() {
                             return;
                         }
                     }
@@ -118,6 +101,40 @@ pub(crate) fn run<'a>(
             }
         }
     });
+}
+
+/// What a group finds on entering: the jobs another build stored meanwhile, the jobs still to
+/// make (in the group's order), and the lock of each to hold until it is stored.
+type Entering<'a> = (
+    Vec<(usize, Got<'a>)>,
+    Vec<usize>,
+    Vec<(usize, Option<KeyLock>)>,
+);
+
+/// Takes the single-flight lock of every job of a group, in key order, so that two builds
+/// locking the same candidates never wait on each other.
+fn enter<'a>(jobs: &'a [Chain], group: &[usize], flight: Option<&Flight<'_>>) -> Entering<'a> {
+    let Some(flight) = flight else {
+        return (Vec::new(), group.to_vec(), Vec::new());
+    };
+    let mut order = group.to_vec();
+    order.sort_by_key(|&i| jobs[i][0].0);
+    let (mut found, mut rest, mut locks) = (Vec::new(), Vec::new(), Vec::new());
+    for i in order {
+        let chain = &jobs[i];
+        match flight.single.enter(chain, (flight.forced)(&chain[0].0)) {
+            Entered::Found(link, entry) => {
+                let (key, request) = &chain[link];
+                found.push((i, Got::Found(request, *key, entry)));
+            }
+            Entered::Generate(lock) => {
+                rest.push(i);
+                locks.push((i, lock));
+            }
+        }
+    }
+    rest.sort_by_key(|i| group.iter().position(|g| g == i));
+    (found, rest, locks)
 }
 
 /// Every job alone: the groups of a queue with no candidates to ask for together.

@@ -138,8 +138,9 @@ pub(crate) fn wanted(directive: &Directive, config: &Config) -> Result<Vec<Wante
 
 /// Whether a directive needs reading files or other images before its chain can be made: it
 /// has references (its own or its style's), or edits its image.
+/// One whose references cannot be listed (too many) needs them too, so that its error reaches it.
 pub(crate) fn needs_references(directive: &Directive, config: &Config) -> bool {
-    directive.attrs.edit.is_some() || wanted(directive, config).is_ok_and(|w| !w.is_empty())
+    directive.attrs.edit.is_some() || !matches!(wanted(directive, config), Ok(w) if w.is_empty())
 }
 
 /// The requests tried for one directive, in order: its profile, then each fallback profile.

@@ -140,6 +140,22 @@ impl Team {
     }
 
     /// Which chapters use each key (any link of a directive's chain).
+    /// Fails while a directive waits for images a build makes first: its keys are not known
+    /// yet, so the images it uses would look unused to `gc`.
+    fn uses_are_known(&self) -> Result<()> {
+        match self
+            .rows
+            .iter()
+            .find(|r| r.key.is_none() && !r.status.is_failure())
+        {
+            Some(row) => Err(crate::error::Error::Request(format!(
+                "`{}:{}` waits for images a build makes first, so what it uses is not known yet; build the book, then run `gc`",
+                row.file, row.line
+            ))),
+            None => Ok(()),
+        }
+    }
+
     fn users(&self) -> BTreeMap<&str, BTreeSet<&str>> {
         let mut users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for row in &self.rows {
@@ -231,6 +247,7 @@ impl Team {
     /// ago. Returns what it removed (or would, with
     /// `dry_run`) and each file's size.
     pub fn gc(&self, dry_run: bool) -> Result<Vec<(PathBuf, u64)>> {
+        self.uses_are_known()?;
         let cache = self.open_cache();
         let winners = cache.winners()?;
         let users = self.users();
@@ -306,16 +323,8 @@ impl Team {
     }
 
     /// The picks no build reads: older picks of a directive, and picks of candidates no
-    /// directive has any more. None while a directive's candidates wait for the images they
-    /// reference (their keys are not known yet).
+    /// directive has any more.
     fn stale_picks(&self, cache: &Cache) -> Result<Vec<(PathBuf, &Path)>> {
-        if self
-            .rows
-            .iter()
-            .any(|r| r.key.is_none() && !r.candidates.is_empty())
-        {
-            return Ok(Vec::new());
-        }
         let groups: BTreeSet<&str> = self
             .rows
             .iter()

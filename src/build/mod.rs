@@ -161,7 +161,7 @@ fn build(
     let planned = Instant::now();
 
     let local = lookup::local(book, &mut cache, &plan.jobs, force, &mut prepared.local)?;
-    let published = publish::known(book, &cache, &local);
+    let mut published = publish::known(book, &cache, &local);
     let mut remote = book.remote_if(|| {
         lookup::needs_remote(&plan.jobs, &local, force)
             || publish::has_unpublished(book, &local, &published)
@@ -174,6 +174,7 @@ fn build(
     let facts = lookup::facts(&plan.jobs, &local, force, |key| fetched.contains_key(key));
     let resolution = resolve::resolve(&plan.jobs, &facts, book.config, book.today, &[]);
     resolution.warn();
+    let mut warned = resolution.warnings.clone();
     let resolved = Instant::now();
     let mut images = image::resolved(book, &cache, &plan.jobs, &resolution, local, &fetched);
     let mut spent: Vec<crate::plan::Request> =
@@ -201,12 +202,21 @@ fn build(
             plan.give_up();
             break;
         }
+        if plan.jobs.len() == from {
+            continue;
+        }
         let round = Round {
             jobs: &plan.jobs[from..],
             force,
             earlier: &spent,
         };
-        let (decisions, round_summary) = round.run(book, &mut cache, &mut remote, &mut images)?;
+        let (decisions, round_summary) = round.run(
+            book,
+            &mut cache,
+            (&mut remote, &mut published),
+            &mut warned,
+            &mut images,
+        )?;
         let more: Vec<crate::plan::Request> = generations(&plan.jobs[from..], &decisions).collect();
         spent.extend(more);
         summary.merge(round_summary);
@@ -259,24 +269,34 @@ struct Round<'r> {
 }
 
 impl Round<'_> {
+    /// Runs the round; `remote` is set up when this round needs it (and `published` learns
+    /// which of its images' web files the store has), `warned` holds the warnings given so far.
     fn run(
         &self,
         book: &Book<'_>,
         cache: &mut Cache,
-        remote: &mut Option<Remote>,
+        (remote, published): (&mut Option<Remote>, &mut BTreeSet<String>),
+        warned: &mut Vec<String>,
         images: &mut Vec<image::Image>,
     ) -> Result<(Vec<resolve::Decision>, generate::Summary)> {
         let jobs = self.jobs;
         cache.reopen_index();
         let local = lookup::local(book, cache, jobs, self.force, &mut Default::default())?;
-        if remote.is_none() && lookup::needs_remote(jobs, &local, self.force) {
+        published.extend(publish::known(book, cache, &local));
+        if remote.is_none()
+            && (lookup::needs_remote(jobs, &local, self.force)
+                || publish::has_unpublished(book, &local, published))
+        {
             *remote = book.remote_if(|| true);
         }
         let fetched = lookup::fetch(cache, remote.as_ref(), jobs, &local, self.force)?;
         cache.close_index();
         let facts = lookup::facts(jobs, &local, self.force, |key| fetched.contains_key(key));
         let earlier: Vec<&crate::plan::Request> = self.earlier.iter().collect();
-        let resolution = resolve::resolve(jobs, &facts, book.config, book.today, &earlier);
+        let mut resolution = resolve::resolve(jobs, &facts, book.config, book.today, &earlier);
+        // A deprecated model is warned about once per build, whatever the round.
+        resolution.warnings.retain(|w| !warned.contains(w));
+        warned.extend(resolution.warnings.iter().cloned());
         resolution.warn();
         let mut made = image::resolved(book, cache, jobs, &resolution, local, &fetched);
         let summary = generate::run(

@@ -250,8 +250,9 @@ impl Plan {
 
     /// Plans what waiting directives can now be planned, given each job's image: `ready(job)` is
     /// the master as a reference, an error when the job has none, or `None` when it is not
-    /// provided yet. Returns whether any job was added; a build calls it after each round of
-    /// images, until it adds none.
+    /// provided yet. Moves every directive as far as it can (one that fails lets those waiting
+    /// on it fail with its reason at once). Returns whether anything moved; a build calls it
+    /// after each round of images, until nothing does.
     pub(crate) fn advance(
         &mut self,
         pages: &[Page<'_>],
@@ -259,24 +260,38 @@ impl Plan {
         picked: Picked<'_>,
         ready: &dyn Fn(usize) -> Option<Result<RefImage, String>>,
     ) -> bool {
-        let before = self.jobs.len();
-        let waiting_at: HashSet<At> = self.waiting.iter().map(|w| w.at).collect();
-        let mut still = Vec::new();
-        let mut failed = Vec::new();
-        for mut waiting in std::mem::take(&mut self.waiting) {
-            let (p, d) = waiting.at;
-            let directive = &pages[p].directives[d];
-            match self.step(&mut waiting, directive, config, picked, ready, &waiting_at) {
-                Ok(true) => {}
-                Ok(false) => still.push(waiting),
-                Err(message) => failed.push((waiting.at, message)),
+        let mut moved = false;
+        loop {
+            let state = self.state();
+            let waiting_at: HashSet<At> = self.waiting.iter().map(|w| w.at).collect();
+            let mut still = Vec::new();
+            let mut failed = Vec::new();
+            for mut waiting in std::mem::take(&mut self.waiting) {
+                let (p, d) = waiting.at;
+                let directive = &pages[p].directives[d];
+                match self.step(&mut waiting, directive, config, picked, ready, &waiting_at) {
+                    Ok(true) => {}
+                    Ok(false) => still.push(waiting),
+                    Err(message) => failed.push((waiting.at, message)),
+                }
             }
+            self.waiting = still;
+            for (at, message) in failed {
+                self.fail(at, message);
+            }
+            if self.state() == state {
+                return moved;
+            }
+            moved = true;
         }
-        self.waiting = still;
-        for (at, message) in failed {
-            self.fail(at, message);
-        }
-        self.jobs.len() > before
+    }
+
+    /// What `advance` changes: the jobs, who waits, and which waiting directives edit.
+    fn state(&self) -> (usize, Vec<(At, Option<usize>)>) {
+        (
+            self.jobs.len(),
+            self.waiting.iter().map(|w| (w.at, w.edits)).collect(),
+        )
     }
 
     /// Fails what still waits once every job has its image and nothing moved (it cannot

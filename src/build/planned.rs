@@ -323,7 +323,11 @@ fn rows(
             row.tier = super::image::tier_of(request);
             row.served = Served::of(&plan.jobs[job], decision);
             let others = &plan.also[p][d];
-            row.also = others.iter().map(|&j| plan.jobs[j].key.to_hex()).collect();
+            // Every link of each: a candidate a fallback made is kept like the one shown.
+            row.also = others
+                .iter()
+                .flat_map(|&j| plan.jobs[j].chain.iter().map(|(k, _)| k.to_hex()))
+                .collect();
             if let Some((candidates, chosen)) = plan.candidates.get(&(p, d)) {
                 row.candidates = candidates
                     .iter()

@@ -59,6 +59,12 @@ impl Cache {
     /// the latest valid pick. Anything else in the directory is ignored (`verify` reports it).
     pub(crate) fn picked(&self, key: CacheKey) -> Option<u32> {
         let dir = self.picks_dir(key);
+        // Never through a link (a pull request could add one).
+        for part in [self.root.join("picks"), dir.clone()] {
+            if std::fs::symlink_metadata(&part).is_ok_and(|m| !m.is_dir()) {
+                return None;
+            }
+        }
         let prefix = format!("{}-", key.to_hex());
         let files = super::direct_files(&dir).ok()?;
         files

@@ -8,8 +8,6 @@ use mdbook_imagegen::{ImageGen, PlannedImage, Status};
 
 use super::capture::load_team;
 
-/// The plan as a table (or JSON), with a closing count per status. Returns whether no directive
-/// fails for a reason only the book can fix.
 /// What `plan` adds after a prompt for a directive's references, variants and edit:
 /// `  [from art/house.png, #keeper; candidate 2 of 3; edit: make it night]`.
 fn art_direction(row: &PlannedImage) -> String {
@@ -33,6 +31,8 @@ fn art_direction(row: &PlannedImage) -> String {
     }
 }
 
+/// The plan as a table (or JSON), with a closing count per status. Returns whether no directive
+/// fails for a reason only the book can fix.
 pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
     let mut stdout = std::io::stdout().lock();
     if json {
@@ -154,8 +154,7 @@ pub(crate) fn list(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::R
     Ok(true)
 }
 
-/// The directives without an author's alt (or, with `write`, what was written into them).
-/// Returns whether every one it was asked to write was written.
+/// Records which candidate of a directive's variants its figure shows.
 pub(crate) fn pick(
     preprocessor: &ImageGen,
     dir: &Path,
@@ -183,6 +182,8 @@ pub(crate) fn pick(
     Ok(true)
 }
 
+/// The directives without an author's alt (or, with `write`, what was written into them).
+/// Returns whether every one it was asked to write was written.
 pub(crate) fn alt(
     preprocessor: &ImageGen,
     dir: &Path,

@@ -324,8 +324,14 @@ impl Form {
         ));
     }
 
-    /// The content type and the body, with a boundary that occurs in no part.
+    /// The content type and the body, with a boundary that occurs in no part. Names and file
+    /// names have `"`, CR and LF percent-encoded, as browsers send them.
     pub(crate) fn finish(self) -> (String, Vec<u8>) {
+        let quoted = |text: &str| {
+            text.replace('"', "%22")
+                .replace('\r', "%0D")
+                .replace('\n', "%0A")
+        };
         let boundary = loop {
             let boundary = format!(
                 "mdbook-imagegen-{:016x}{:016x}",
@@ -343,12 +349,14 @@ impl Form {
         };
         let mut body = Vec::new();
         for (name, file, value) in &self.parts {
+            let name = quoted(name);
             let head = match file {
                 None => format!(
                     "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
                 ),
                 Some((file_name, media_type)) => format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: {media_type}\r\n\r\n"
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{}\"\r\nContent-Type: {media_type}\r\n\r\n",
+                    quoted(file_name)
                 ),
             };
             body.extend_from_slice(head.as_bytes());
@@ -579,6 +587,20 @@ pub(crate) fn go_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_parts_cannot_break_out_of_their_headers() {
+        let mut form = Form::default();
+        form.field("a\"b\r\nX-Evil: 1", "value");
+        form.file("image[]", "x\".png", "image/png", b"\x89PNG");
+        let (content_type, body) = form.finish();
+        let boundary = content_type.split("boundary=").nth(1).unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("name=\"a%22b%0D%0AX-Evil: 1\""), "{body}");
+        assert!(body.contains("filename=\"x%22.png\""), "{body}");
+        assert_eq!(body.matches(boundary).count(), 3);
+        assert!(body.ends_with(&format!("--{boundary}--\r\n")));
+    }
 
     #[test]
     fn urls_are_followed_and_keys_sent_only_where_safe() {

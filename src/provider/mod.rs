@@ -322,10 +322,24 @@ fn with_retries(
         task: Task::Image,
     };
     let mut masters = retrying(&who, call.profile, env, |attempt| {
-        dispatch_n(call)?
-            .into_iter()
-            .map(|generated| finish(generated, estimate, started, attempt))
-            .collect::<Result<Vec<Master>, Fault>>()
+        // With `n`, a bad image among good ones is left out (the caller asks for it again
+        // alone), rather than paying for every image again.
+        let mut masters = Vec::new();
+        let mut bad = None;
+        for generated in dispatch_n(call)? {
+            match finish(generated, estimate, started, attempt) {
+                Ok(master) => masters.push(master),
+                Err(fault) => bad = Some(fault),
+            }
+        }
+        match bad {
+            Some(fault) if masters.is_empty() => Err(fault),
+            Some(fault) => {
+                tracing::debug!("an image of the answer left out: {}", fault.message);
+                Ok(masters)
+            }
+            None => Ok(masters),
+        }
     })?;
     for master in &mut masters {
         master.provenance = std::mem::take(&mut master.provenance).cleaned(env.secrets);

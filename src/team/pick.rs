@@ -94,6 +94,10 @@ impl Team {
                 "`{}:{}` has no variants to pick from; add `variants=\"3\"` to it and build",
                 row.file, row.line
             ))),
+            [row] if row.key.is_none() => Err(Error::Request(format!(
+                "`{}:{}` waits for the images it references, so its candidates are not known yet; build the book, then pick",
+                row.file, row.line
+            ))),
             [row] => Ok(row),
             many if many.windows(2).all(|w| w[0].candidates == w[1].candidates) => Ok(many[0]),
             many => Err(Error::Request(format!(

@@ -240,6 +240,7 @@ impl Team {
     // sets they build, and the order they run in is what keeps a record from outliving its
     // master; split, that order would be spread over several functions.
     pub fn gc_remote(&self, dry_run: bool, grace: Duration) -> Result<Vec<RemoteObject>> {
+        self.uses_are_known()?;
         let remote = self.remote()?;
         let objects = self.remote_objects(&remote)?;
         let records = self.remote_records(&remote, &objects)?;

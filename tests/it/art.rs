@@ -142,6 +142,13 @@ async fn references_variants_and_edits_are_made_once_and_picked_with_no_call() {
         .await;
     let book = keeper_book(&server);
 
+    // Before a build, what the candidates' keys are is not known: `pick` and `gc` say so.
+    let early = book.imagegen(&["pick", "src/b/b.md:3", "2"]);
+    assert!(String::from_utf8_lossy(&early.stderr).contains("build the book, then pick"));
+    let early = book.imagegen(&["gc"]);
+    assert!(!early.status.success());
+    assert!(String::from_utf8_lossy(&early.stderr).contains("build the book, then run `gc`"));
+
     // The keeper first; then her candidates (one request, n = 3) and the image to edit, each
     // sent with her image; then the edit, sent with that image.
     let first = build_async(&book).await;
@@ -361,15 +368,16 @@ fn every_wrong_reference_fails_with_its_file_and_line() {
     );
     let directive = |attrs: &str| format!("```image-prompt {attrs} alt=\"x\"\nA keeper\n```\n\n");
     let chapter = [
-        "# C\n\n".to_owned(),                              // line 1
-        directive("reference=\"missing.png\""),            // line 3
-        directive(&format!("reference=\"{escape}\"")),     // line 7
-        directive("reference=\"notes.png\""),              // line 11
-        directive("id=\"a\" reference=\"#b\""),            // line 15
-        directive("id=\"b\" reference=\"#a\""),            // line 19
-        directive("reference=\"#nobody\""),                // line 23
-        directive("provider=\"sd\" reference=\"ok.png\""), // line 27
-        directive("reference=\"#a\""),                     // line 31
+        "# C\n\n".to_owned(),                                        // line 1
+        directive("reference=\"missing.png\""),                      // line 3
+        directive(&format!("reference=\"{escape}\"")),               // line 7
+        directive("reference=\"notes.png\""),                        // line 11
+        directive("id=\"a\" reference=\"#b\""),                      // line 15
+        directive("id=\"b\" reference=\"#a\""),                      // line 19
+        directive("reference=\"#nobody\""),                          // line 23
+        directive("id=\"sd\" provider=\"sd\" reference=\"ok.png\""), // line 27
+        directive("reference=\"#a\""),                               // line 31
+        directive("reference=\"#sd\""),                              // line 35
     ]
     .concat();
     book.write("src/c/c.md", &chapter);
@@ -389,6 +397,10 @@ fn every_wrong_reference_fails_with_its_file_and_line() {
         (23, "reference `#nobody` names no directive"),
         (27, "profile `sd` is of kind `stability`"),
         (31, "reference `#a` has no image"),
+        (
+            35,
+            "reference `#sd` has no image: profile `sd` is of kind `stability`",
+        ),
     ] {
         let place = format!("src/c/c.md:{line}: ");
         let found = stderr
