@@ -160,67 +160,21 @@ fn build(
     });
     let planned = Instant::now();
 
-    let local = lookup::local(book, &mut cache, &plan.jobs, force, &mut prepared.local)?;
-    let mut published = publish::known(book, &cache, &local);
-    let mut remote = book.remote_if(|| {
-        lookup::needs_remote(&plan.jobs, &local, force)
-            || publish::has_unpublished(book, &local, &published)
-            || cache.has_pending()
-    });
-    let fetched = lookup::fetch(&mut cache, remote.as_ref(), &plan.jobs, &local, force)?;
-    publish::upload_pending(&mut cache, remote.as_ref());
-    cache.close_index();
-
-    let facts = lookup::facts(&plan.jobs, &local, force, |key| fetched.contains_key(key));
-    let resolution = resolve::resolve(&plan.jobs, &facts, book.config, book.today, &[]);
-    resolution.warn();
-    let mut warned = resolution.warnings.clone();
-    let resolved = Instant::now();
-    let mut images = image::resolved(book, &cache, &plan.jobs, &resolution, local, &fetched);
-    let mut spent: Vec<crate::plan::Request> =
-        generations(&plan.jobs, &resolution.decisions).collect();
-
-    let mut summary = generate::run(
+    let (mut images, mut carried, mut summary, resolved) =
+        first_round(book, &mut cache, &plan, force, &mut prepared.local)?;
+    later_rounds(
         book,
+        &pages,
+        &mut plan,
         &mut cache,
-        remote.as_ref(),
-        &plan.jobs,
-        &resolution,
         force,
+        &mut carried,
         &mut images,
-    );
-    // Directives that reference other images (or edit their own) are planned once those
-    // images are ready, round after round.
-    while plan.is_waiting() {
-        let from = plan.jobs.len();
-        let ready = |job: usize| match images.get(job)? {
-            image::Image::Ready(ready) => Some(references::master(&cache, ready)),
-            image::Image::Failed(message) => Some(Err(message.clone())),
-            image::Image::ToMake => None,
-        };
-        if !plan.advance(&pages, book.config, &|key| cache.picked(key), &ready) {
-            plan.give_up();
-            break;
-        }
-        if plan.jobs.len() == from {
-            continue;
-        }
-        let round = Round {
-            jobs: &plan.jobs[from..],
-            force,
-            earlier: &spent,
-        };
-        let (decisions, round_summary) = round.run(
-            book,
-            &mut cache,
-            (&mut remote, &mut published),
-            &mut warned,
-            &mut images,
-        )?;
-        let more: Vec<crate::plan::Request> = generations(&plan.jobs[from..], &decisions).collect();
-        spent.extend(more);
-        summary.merge(round_summary);
-    }
+        &mut summary,
+    )?;
+    let Carried {
+        remote, published, ..
+    } = carried;
     summary.derived(derive::run(book, &mut cache, &mut images));
     if let Some(remote) = &remote {
         publish::run(book, &mut cache, remote, &images, &published);
@@ -259,58 +213,145 @@ fn generations<'j>(
         .filter_map(|(job, decision)| decision.first_request(job).cloned())
 }
 
-/// A later round of the build: the jobs planned once the images they reference were ready.
-/// The same stages as the first round: the local cache, the remote, resolve, generate.
-struct Round<'r> {
-    jobs: &'r [plan::Job],
-    force: &'r BTreeSet<CacheKey>,
-    /// What earlier rounds generate, counted against the budget first.
-    earlier: &'r [crate::plan::Request],
+/// The first round: every job planned at once is looked up in the local cache, then the
+/// remote (set up only when something is missing, unpublished or pending upload), resolved and
+/// generated. Returns the images, what later rounds carry on with, the summary so far, and when
+/// resolving ended (for the timing line).
+#[allow(clippy::type_complexity)]
+fn first_round(
+    book: &Book<'_>,
+    cache: &mut Cache,
+    plan: &plan::Plan,
+    force: &BTreeSet<CacheKey>,
+    known: &mut std::collections::HashMap<CacheKey, Option<(usize, image::Ready)>>,
+) -> Result<(Vec<image::Image>, Carried, generate::Summary, Instant)> {
+    let local = lookup::local(book, cache, &plan.jobs, force, known)?;
+    let published = publish::known(book, cache, &local);
+    let remote = book.remote_if(|| {
+        lookup::needs_remote(&plan.jobs, &local, force)
+            || publish::has_unpublished(book, &local, &published)
+            || cache.has_pending()
+    });
+    let fetched = lookup::fetch(cache, remote.as_ref(), &plan.jobs, &local, force)?;
+    publish::upload_pending(cache, remote.as_ref());
+    cache.close_index();
+
+    let facts = lookup::facts(&plan.jobs, &local, force, |key| fetched.contains_key(key));
+    let resolution = resolve::resolve(&plan.jobs, &facts, book.config, book.today, &[]);
+    resolution.warn();
+    let resolved = Instant::now();
+    let mut images = image::resolved(book, cache, &plan.jobs, &resolution, local, &fetched);
+    let carried = Carried {
+        spent: generations(&plan.jobs, &resolution.decisions).collect(),
+        warned: resolution.warnings.clone(),
+        remote,
+        published,
+    };
+    let summary = generate::run(
+        book,
+        cache,
+        carried.remote.as_ref(),
+        &plan.jobs,
+        &resolution,
+        force,
+        &mut images,
+    );
+    Ok((images, carried, summary, resolved))
 }
 
-impl Round<'_> {
-    /// Runs the round; `remote` is set up when this round needs it (and `published` learns
-    /// which of its images' web files the store has), `warned` holds the warnings given so far.
-    fn run(
-        &self,
-        book: &Book<'_>,
-        cache: &mut Cache,
-        (remote, published): (&mut Option<Remote>, &mut BTreeSet<String>),
-        warned: &mut Vec<String>,
-        images: &mut Vec<image::Image>,
-    ) -> Result<(Vec<resolve::Decision>, generate::Summary)> {
-        let jobs = self.jobs;
-        cache.reopen_index();
-        let local = lookup::local(book, cache, jobs, self.force, &mut Default::default())?;
-        published.extend(publish::known(book, cache, &local));
-        if remote.is_none()
-            && (lookup::needs_remote(jobs, &local, self.force)
-                || publish::has_unpublished(book, &local, published))
-        {
-            *remote = book.remote_if(|| true);
+/// What the rounds after the first carry from one to the next: the remote (set up when a round
+/// first needs it) and which web files it holds, the warnings given, and the requests sent (the
+/// budget counts them first).
+struct Carried {
+    remote: Option<Remote>,
+    published: BTreeSet<String>,
+    warned: Vec<String>,
+    spent: Vec<crate::plan::Request>,
+}
+
+/// The rounds after the first: while directives wait for the images they reference (or edit),
+/// plans those whose images are now ready, and runs the same stages on their jobs as the first
+/// round did: the local cache, the remote, resolve, generate.
+#[allow(clippy::too_many_arguments)]
+fn later_rounds(
+    book: &Book<'_>,
+    pages: &[parse::Page<'_>],
+    plan: &mut plan::Plan,
+    cache: &mut Cache,
+    force: &BTreeSet<CacheKey>,
+    carried: &mut Carried,
+    images: &mut Vec<image::Image>,
+    summary: &mut generate::Summary,
+) -> Result<()> {
+    while plan.is_waiting() {
+        let from = plan.jobs.len();
+        let ready = |job: usize| match images.get(job)? {
+            image::Image::Ready(ready) => Some(references::master(cache, ready.tier, &ready.entry)),
+            image::Image::Failed(message) => Some(Err(message.clone())),
+            image::Image::ToMake => None,
+        };
+        if !plan.advance(pages, book.config, &|key| cache.picked(key), &ready) {
+            plan.give_up();
+            break;
         }
-        let fetched = lookup::fetch(cache, remote.as_ref(), jobs, &local, self.force)?;
-        cache.close_index();
-        let facts = lookup::facts(jobs, &local, self.force, |key| fetched.contains_key(key));
-        let earlier: Vec<&crate::plan::Request> = self.earlier.iter().collect();
-        let mut resolution = resolve::resolve(jobs, &facts, book.config, book.today, &earlier);
-        // A deprecated model is warned about once per build, whatever the round.
-        resolution.warnings.retain(|w| !warned.contains(w));
-        warned.extend(resolution.warnings.iter().cloned());
-        resolution.warn();
-        let mut made = image::resolved(book, cache, jobs, &resolution, local, &fetched);
-        let summary = generate::run(
-            book,
-            cache,
-            remote.as_ref(),
-            jobs,
-            &resolution,
-            self.force,
-            &mut made,
-        );
-        images.extend(made);
-        Ok((resolution.decisions, summary))
+        if plan.jobs.len() > from {
+            summary.merge(round(
+                book,
+                cache,
+                &plan.jobs[from..],
+                force,
+                carried,
+                images,
+            )?);
+        }
     }
+    Ok(())
+}
+
+/// One later round on its new jobs; their images are added to `images`.
+fn round(
+    book: &Book<'_>,
+    cache: &mut Cache,
+    jobs: &[plan::Job],
+    force: &BTreeSet<CacheKey>,
+    carried: &mut Carried,
+    images: &mut Vec<image::Image>,
+) -> Result<generate::Summary> {
+    cache.reopen_index();
+    let local = lookup::local(book, cache, jobs, force, &mut Default::default())?;
+    carried
+        .published
+        .extend(publish::known(book, cache, &local));
+    if carried.remote.is_none()
+        && (lookup::needs_remote(jobs, &local, force)
+            || publish::has_unpublished(book, &local, &carried.published))
+    {
+        carried.remote = book.remote_if(|| true);
+    }
+    let fetched = lookup::fetch(cache, carried.remote.as_ref(), jobs, &local, force)?;
+    cache.close_index();
+    let facts = lookup::facts(jobs, &local, force, |key| fetched.contains_key(key));
+    let earlier: Vec<&crate::plan::Request> = carried.spent.iter().collect();
+    let mut resolution = resolve::resolve(jobs, &facts, book.config, book.today, &earlier);
+    // A deprecated model is warned about once per build, whatever the round.
+    resolution.warnings.retain(|w| !carried.warned.contains(w));
+    carried.warned.extend(resolution.warnings.iter().cloned());
+    resolution.warn();
+    let mut made = image::resolved(book, cache, jobs, &resolution, local, &fetched);
+    let summary = generate::run(
+        book,
+        cache,
+        carried.remote.as_ref(),
+        jobs,
+        &resolution,
+        force,
+        &mut made,
+    );
+    images.extend(made);
+    carried
+        .spent
+        .extend(generations(jobs, &resolution.decisions));
+    Ok(summary)
 }
 
 /// Fails the build with every failed directive, or, with `on-error = "placeholder"`, warns

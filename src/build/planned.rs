@@ -206,6 +206,98 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     })
 }
 
+/// What a row takes from the job whose image its figure shows, and that job's decision.
+fn of_job(row: &mut PlannedImage, job: &plan::Job, decision: &resolve::Decision) {
+    let (key, request) = &job.chain[0];
+    row.status = decision.status(job);
+    row.message = match decision {
+        resolve::Decision::Fail(_, message) => Some(message.clone()),
+        _ => None,
+    };
+    row.profile = request.profile.clone();
+    row.provider = request.kind.as_str().to_owned();
+    row.model = request.model.clone();
+    row.size = request.size.to_string();
+    let provisional = super::references::is_provisional(request);
+    row.key = (!provisional).then(|| key.to_hex());
+    if provisional {
+        row.message = Some(
+            "made after the images it references, which a build makes first; its key is known then"
+                .into(),
+        );
+    }
+    row.chain = job.chain.iter().map(|(k, _)| k.to_hex()).collect();
+    row.tier = super::image::tier_of(request);
+    row.served = Served::of(job, decision);
+}
+
+/// A row's references are filled in by `rows`; this adds what its variants and edit keep: the
+/// keys of its other jobs (every link: a candidate a fallback made is kept like the one shown),
+/// its candidates and the one picked, the image its edit starts from.
+fn art_direction(row: &mut PlannedImage, plan: &Plan, at: plan::At, edits: bool) {
+    let others = &plan.also[at.0][at.1];
+    row.also = others
+        .iter()
+        .flat_map(|&j| plan.jobs[j].chain.iter().map(|(k, _)| k.to_hex()))
+        .collect();
+    if let Some((candidates, chosen)) = plan.candidates.get(&at) {
+        row.candidates = candidates
+            .iter()
+            .map(|&j| plan.jobs[j].key.to_hex())
+            .collect();
+        row.picked = Some(chosen + 1);
+    }
+    if edits {
+        row.edits = others.last().map(|&j| plan.jobs[j].key.to_hex());
+    }
+}
+
+/// What a build makes for one directive that no earlier directive makes.
+struct Made {
+    /// Whether it makes anything.
+    here: bool,
+    /// Whether a model makes some of it.
+    by_model: bool,
+    /// The estimated price of what a model makes, when known.
+    cost: Option<f64>,
+}
+
+impl Made {
+    fn of(
+        book: &Book<'_>,
+        plan: &Plan,
+        resolution: &Resolution,
+        at: plan::At,
+        seen: &mut [bool],
+    ) -> Made {
+        let mut made = Made {
+            here: false,
+            by_model: false,
+            cost: None,
+        };
+        for j in plan.jobs_of(at) {
+            if std::mem::replace(&mut seen[j], true) {
+                continue;
+            }
+            let Some(request) = resolution.decisions[j].first_request(&plan.jobs[j]) else {
+                continue;
+            };
+            made.here = true;
+            made.by_model |= request.kind.is_model();
+            let price = book
+                .config
+                .profile(&request.profile)
+                .ok()
+                .filter(|_| request.kind.is_model())
+                .and_then(|p| crate::price::estimate(request, p, &book.config.prices));
+            if let Some(price) = price {
+                made.cost = Some(made.cost.unwrap_or(0.0) + price);
+            }
+        }
+        made
+    }
+}
+
 /// With `alt-text = "describe"`: which figures without an author's alt have their description
 /// kept, and which a build will describe, at what estimated price (the price of one
 /// description in `[describe]`, else the describer model's token prices for a typical image:
@@ -297,83 +389,23 @@ fn rows(
                     continue;
                 }
             };
-            let (key, request) = &plan.jobs[job].chain[0];
-            let decision = &resolution.decisions[job];
-            row.status = decision.status(&plan.jobs[job]);
-            row.message = match decision {
-                resolve::Decision::Fail(_, message) => Some(message.clone()),
-                _ => None,
-            };
-            row.profile = request.profile.clone();
-            row.provider = request.kind.as_str().to_owned();
-            row.model = request.model.clone();
-            row.size = request.size.to_string();
-            let provisional = super::references::is_provisional(request);
-            row.key = (!provisional).then(|| key.to_hex());
-            if provisional {
-                row.message = Some(
-                    "made after the images it references, which a build makes first; its key is known then".into(),
-                );
-            }
-            row.chain = plan.jobs[job]
-                .chain
-                .iter()
-                .map(|(k, _)| k.to_hex())
-                .collect();
-            row.tier = super::image::tier_of(request);
-            row.served = Served::of(&plan.jobs[job], decision);
-            let others = &plan.also[p][d];
-            // Every link of each: a candidate a fallback made is kept like the one shown.
-            row.also = others
-                .iter()
-                .flat_map(|&j| plan.jobs[j].chain.iter().map(|(k, _)| k.to_hex()))
-                .collect();
-            if let Some((candidates, chosen)) = plan.candidates.get(&(p, d)) {
-                row.candidates = candidates
-                    .iter()
-                    .map(|&j| plan.jobs[j].key.to_hex())
-                    .collect();
-                row.picked = Some(chosen + 1);
-            }
-            if directive.attrs.edit.is_some() {
-                row.edits = others.last().map(|&j| plan.jobs[j].key.to_hex());
-            }
-            // The price of every image the directive makes that no earlier one makes; one
-            // made by an earlier directive shows as cached here.
-            let mut cost = None;
-            let mut made_here = false;
-            let mut by_model = false;
-            for j in plan.jobs_of((p, d)) {
-                if std::mem::replace(&mut seen[j], true) {
-                    continue;
-                }
-                let Some(request) = resolution.decisions[j].first_request(&plan.jobs[j]) else {
-                    continue;
-                };
-                made_here = true;
-                by_model |= request.kind.is_model();
-                let price = book
-                    .config
-                    .profile(&request.profile)
-                    .ok()
-                    .filter(|_| request.kind.is_model())
-                    .and_then(|p| crate::price::estimate(request, p, &book.config.prices));
-                if let Some(price) = price {
-                    cost = Some(cost.unwrap_or(0.0) + price);
-                }
-            }
-            if row.status == Status::Generate && !made_here {
+            of_job(&mut row, &plan.jobs[job], &resolution.decisions[job]);
+            art_direction(&mut row, plan, (p, d), directive.attrs.edit.is_some());
+            let made = Made::of(book, plan, resolution, (p, d), &mut seen);
+            // One made by an earlier directive shows as cached here; one whose image is cached
+            // but whose other candidates (or the image its edit starts from) a build still
+            // makes, as made.
+            if row.status == Status::Generate && !made.here {
                 row.status = Status::Cached;
             }
-            // The figure's image is cached, but a build still makes its other candidates (or
-            // the image its edit starts from).
-            if row.status == Status::Cached && made_here {
-                row.status = if cost.is_some() || by_model {
+            if row.status == Status::Cached && made.here {
+                row.status = if made.cost.is_some() || made.by_model {
                     Status::Generate
                 } else {
                     Status::Draw
                 };
             }
+            let cost = made.cost;
             row.cost = cost;
             rows.push(row);
         }

@@ -7,8 +7,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::image::Ready;
-use crate::cache::Cache;
+use crate::cache::{Cache, Entry, Tier};
 use crate::plan::RefImage;
 
 /// The largest reference file read: what Gemini takes for a whole inline request, and well
@@ -102,12 +101,11 @@ pub(crate) fn check_image(bytes: &[u8]) -> Result<&'static str, String> {
 }
 
 /// The master of a ready image, as a reference (a build sends its bytes).
-pub(crate) fn master(cache: &Cache, ready: &Ready) -> Result<RefImage, String> {
-    let entry = &ready.entry;
+pub(crate) fn master(cache: &Cache, tier: Tier, entry: &Entry) -> Result<RefImage, String> {
     if entry.extension == "svg" {
         return Err("its image is an SVG; providers take only PNG, JPEG or WebP references".into());
     }
-    let path = cache.master_path(ready.tier, entry);
+    let path = cache.master_path(tier, entry);
     let bytes = crate::files::read_regular(&path, crate::provider::MAX_MASTER_BYTES as u64).map_err(|e| {
         format!("its master is not on this machine ({e}); build once with the remote cache, or run `mdbook-imagegen regenerate` for it")
     })?;
