@@ -82,6 +82,7 @@ pub(crate) fn pages(
             for job in plan.jobs_of((p, d)) {
                 keys.push(plan.jobs[job].key.to_hex());
             }
+            warn_missing_candidates(plan, (p, d), images, &page.file, directive.line);
             let text = match shown(use_, images, description) {
                 Ok(mut shown) => {
                     used.push(shown.manifest);
@@ -117,6 +118,32 @@ pub(crate) fn pages(
         ));
     }
     rendered
+}
+
+/// A candidate the figure does not show that could not be made (the budget, a refusal) is not
+/// a failed figure, but is said once, with the directive's place, so that nothing goes
+/// missing unseen.
+fn warn_missing_candidates(
+    plan: &Plan,
+    at: super::plan::At,
+    images: &[Image],
+    file: &str,
+    line: usize,
+) {
+    let Some((candidates, _)) = plan.candidates.get(&at) else {
+        return;
+    };
+    let shown = plan.uses[at.0][at.1].as_ref().ok();
+    for (n, job) in candidates.iter().enumerate() {
+        if Some(job) != shown
+            && let Some(Image::Failed(message)) = images.get(*job)
+        {
+            tracing::warn!(
+                "imagegen: {file}:{line}: candidate {} was not made: {message}",
+                n + 1
+            );
+        }
+    }
 }
 
 /// The figures whose author wrote no alt: one warning that lists them (a standing accessibility

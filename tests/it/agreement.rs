@@ -224,3 +224,39 @@ fn plan_and_build_agree_with_fallbacks_offline_budgets_a_remote_and_a_retired_mo
     let rows = agree(&book, &calls, &["one"]);
     assert_eq!(statuses(&rows)[4], "offline");
 }
+
+#[test]
+fn plan_and_build_agree_on_references_variants_and_edits_within_the_budget() {
+    let shared = tempfile::tempdir().unwrap();
+    let chapter = [
+        directive("id=\"keeper\" alt=\"k\"", "The keeper"), // line 3
+        directive(
+            "reference=\"#keeper\" variants=\"2\" alt=\"v\"",
+            "Rowing out",
+        ), // line 9
+        directive(
+            "reference=\"#keeper\" edit=\"at night\" alt=\"e\"",
+            "On the gallery",
+        ), // line 15
+    ]
+    .concat();
+    let book = fixture(shared.path(), "", &chapter);
+    let calls = book.root().join("calls.log");
+    // A budget of two images across the rounds: the keeper, then the first candidate; the
+    // second candidate and the image to edit are over it, so the edit cannot be made. `plan`
+    // says so before the keeper exists, and the build does it.
+    let rows = agree(&book, &calls, &["one"]);
+    assert_eq!(statuses(&rows), ["generate", "generate", "error"]);
+    assert!(rows[1]["key"].is_null(), "its key waits for the keeper");
+    assert!(
+        rows[2]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the image to edit has none"),
+        "{}",
+        rows[2]
+    );
+    let after = book.plan();
+    assert_eq!(after[0]["status"], "cached");
+    assert_eq!(after[1]["candidates"].as_array().unwrap().len(), 2);
+}
