@@ -46,6 +46,19 @@ fn with_references(config: &crate::config::Config) -> Request {
     request
 }
 
+/// Generates with the references through profile `p`; returns the first request the server got.
+async fn sent(config: crate::config::Config, server: &MockServer) -> wiremock::Request {
+    generate(config.clone(), with_references(&config))
+        .await
+        .master();
+    server.received_requests().await.unwrap().swap_remove(0)
+}
+
+/// [`sent`], as JSON.
+async fn sent_json(config: crate::config::Config, server: &MockServer) -> Value {
+    serde_json::from_slice(&sent(config, server).await.body).unwrap()
+}
+
 fn profile(kind: &str, model: &str, server: &MockServer, base: &str) -> Value {
     json!({ "kind": kind, "model": model, "base-url": format!("{}{base}", server.uri()), "api-key-env": "TEST_KEY" })
 }
@@ -153,11 +166,7 @@ async fn a_compatible_server_gets_the_same_edits_route() {
         json!({ "kind": "openai-compatible", "model": "flux-kontext", "base-url": format!("{}/v1", server.uri()) }),
         json!({}),
     );
-    generate(config.clone(), with_references(&config))
-        .await
-        .master();
-    let received = server.received_requests().await.unwrap();
-    let parts = parts(&received[0]);
+    let parts = parts(&sent(config, &server).await);
     assert_eq!(parts.iter().filter(|p| p.0 == "image[]").count(), 2);
     assert!(
         parts
@@ -185,11 +194,7 @@ async fn gemini_gets_each_reference_as_inline_data_before_the_text() {
         profile("gemini", "gemini-3.1-flash-image", &server, "/v1beta"),
         json!({}),
     );
-    generate(config.clone(), with_references(&config))
-        .await
-        .master();
-    let received = server.received_requests().await.unwrap();
-    let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    let body = sent_json(config, &server).await;
     let parts = body["contents"][0]["parts"].as_array().unwrap();
     let sent = references();
     assert_eq!(parts.len(), 3);
@@ -224,11 +229,7 @@ async fn flux_2_gets_numbered_input_images() {
         .mount(&server)
         .await;
     let config = book(profile("bfl", "flux-2-pro", &server, "/v1"), json!({}));
-    generate(config.clone(), with_references(&config))
-        .await
-        .master();
-    let received = server.received_requests().await.unwrap();
-    let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    let body = sent_json(config, &server).await;
     let sent = references();
     assert_eq!(body["input_image"], b64(&sent[0].bytes));
     assert_eq!(body["input_image_2"], b64(&sent[1].bytes));
@@ -258,11 +259,7 @@ async fn openrouter_gets_image_url_parts_after_the_text() {
         ),
         json!({}),
     );
-    generate(config.clone(), with_references(&config))
-        .await
-        .master();
-    let received = server.received_requests().await.unwrap();
-    let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    let body = sent_json(config, &server).await;
     let content = body["messages"][0]["content"].as_array().unwrap();
     assert_eq!(content[0]["type"], "text");
     let sent = references();
