@@ -143,14 +143,11 @@ impl Team {
     /// Fails while a directive waits for images a build makes first: its keys are not known
     /// yet, so the images it uses would look unused to `gc`.
     fn uses_are_known(&self) -> Result<()> {
-        match self
-            .rows
-            .iter()
-            .find(|r| r.key.is_none() && !r.status.is_failure())
-        {
+        match self.rows.iter().find(|r| r.provisional) {
             Some(row) => Err(crate::error::Error::Request(format!(
                 "`{}:{}` waits for images a build makes first, so what it uses is not known yet; build the book, then run `gc`",
-                row.file, row.line
+                crate::outside::for_terminal(&row.file),
+                row.line
             ))),
             None => Ok(()),
         }
@@ -544,13 +541,22 @@ impl Team {
                 None => String::new(),
             };
             let shown = row.picked == Some(number);
+            // Quoted for a shell when the path has anything but the usual characters.
+            let place = format!("{}:{}", row.file, row.line);
+            let place = if place
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-:".contains(c))
+            {
+                place
+            } else {
+                format!("'{}'", place.replace('\'', "'\\''"))
+            };
             let _ = write!(
                 html,
-                "<li{class}>{picture}<p>{number}{note}</p><code>mdbook-imagegen pick {file}:{line} {number}</code></li>",
+                "<li{class}>{picture}<p>{number}{note}</p><code>mdbook-imagegen pick {place} {number}</code></li>",
                 class = if shown { " class=\"shown\"" } else { "" },
                 note = if shown { " (shown)" } else { "" },
-                file = esc(&row.file),
-                line = row.line,
+                place = esc(&place),
             );
         }
         html.push_str("</ol>");

@@ -245,6 +245,7 @@ fn first_round(
         spent: generations(&plan.jobs, &resolution.decisions).collect(),
         warned: resolution.warnings.clone(),
         remote,
+        remote_tried: false,
         published,
     };
     let summary = generate::run(
@@ -264,6 +265,8 @@ fn first_round(
 /// budget counts them first).
 struct Carried {
     remote: Option<Remote>,
+    /// Whether a later round tried to set the remote up (and failed: one warning is enough).
+    remote_tried: bool,
     published: BTreeSet<String>,
     warned: Vec<String>,
     spent: Vec<crate::plan::Request>,
@@ -283,10 +286,23 @@ fn later_rounds(
     images: &mut Vec<image::Image>,
     summary: &mut generate::Summary,
 ) -> Result<()> {
+    // A referenced master is read, checked and held once, however many directives use it.
+    let mut masters: std::collections::HashMap<usize, Result<crate::plan::RefImage, String>> =
+        std::collections::HashMap::new();
     while plan.is_waiting() {
         let from = plan.jobs.len();
+        let wanted = plan.referenced();
+        for (job, image) in images.iter().enumerate() {
+            if let image::Image::Ready(ready) = image
+                && wanted.contains(&job)
+            {
+                masters
+                    .entry(job)
+                    .or_insert_with(|| references::master(cache, ready.tier, &ready.entry));
+            }
+        }
         let ready = |job: usize| match images.get(job)? {
-            image::Image::Ready(ready) => Some(references::master(cache, ready.tier, &ready.entry)),
+            image::Image::Ready(_) => masters.get(&job).cloned(),
             image::Image::Failed(message) => Some(Err(message.clone())),
             image::Image::ToMake => None,
         };
@@ -323,10 +339,12 @@ fn round(
         .published
         .extend(publish::known(book, cache, &local));
     if carried.remote.is_none()
+        && !carried.remote_tried
         && (lookup::needs_remote(jobs, &local, force)
             || publish::has_unpublished(book, &local, &carried.published))
     {
         carried.remote = book.remote_if(|| true);
+        carried.remote_tried = true;
     }
     let fetched = lookup::fetch(cache, carried.remote.as_ref(), jobs, &local, force)?;
     cache.close_index();

@@ -177,6 +177,23 @@ impl Plan {
         })
     }
 
+    /// The jobs whose images waiting directives reference or edit (and whose masters must be
+    /// read back): those the directives they name by `#id` show, and those edits start from.
+    pub(crate) fn referenced(&self) -> HashSet<usize> {
+        let mut jobs = HashSet::new();
+        for waiting in &self.waiting {
+            jobs.extend(waiting.edits);
+            for slot in &waiting.refs {
+                if let Slot::Of((p, d), _) = slot
+                    && let Ok(job) = self.uses[*p][*d]
+                {
+                    jobs.insert(job);
+                }
+            }
+        }
+        jobs
+    }
+
     /// Whether directives still wait for images.
     pub(crate) fn is_waiting(&self) -> bool {
         !self.waiting.is_empty()
@@ -348,6 +365,12 @@ impl Plan {
                     }
                 }
             }
+        }
+        if directive.attrs.edit.is_some() {
+            // Whether its provider can take the image back is known now: say so before its
+            // first image is paid for.
+            let image = super::references::stand_in(CacheKey([0; 32]));
+            crate::plan::edit_chain(directive, config, image)?;
         }
         let shown = self.candidates_of(waiting.at, directive, config, &refs, picked)?;
         if directive.attrs.edit.is_some() {

@@ -86,6 +86,13 @@ pub struct PlannedImage {
     /// is about to: its cache key, its tier, and whether a model makes it.
     #[serde(skip)]
     pub(crate) served: Option<Served>,
+    /// Whether a job of the directive waits for images a build makes first (its key is not
+    /// known yet): `gc` must not run.
+    #[serde(skip)]
+    pub(crate) provisional: bool,
+    /// Whether its candidates' keys wait for such images: `pick` cannot record a choice yet.
+    #[serde(skip)]
+    pub(crate) candidates_wait: bool,
 }
 
 /// The link of a directive's chain that serves its figure.
@@ -220,7 +227,8 @@ fn of_job(row: &mut PlannedImage, job: &plan::Job, decision: &resolve::Decision)
     row.size = request.size.to_string();
     let provisional = super::references::is_provisional(request);
     row.key = (!provisional).then(|| key.to_hex());
-    if provisional {
+    row.provisional = provisional;
+    if provisional && row.message.is_none() {
         row.message = Some(
             "made after the images it references, which a build makes first; its key is known then"
                 .into(),
@@ -236,11 +244,14 @@ fn of_job(row: &mut PlannedImage, job: &plan::Job, decision: &resolve::Decision)
 /// its candidates and the one picked, the image its edit starts from.
 fn art_direction(row: &mut PlannedImage, plan: &Plan, at: plan::At, edits: bool) {
     let others = &plan.also[at.0][at.1];
+    let waits = |j: &usize| super::references::is_provisional(&plan.jobs[*j].chain[0].1);
+    row.provisional |= others.iter().any(waits);
     row.also = others
         .iter()
         .flat_map(|&j| plan.jobs[j].chain.iter().map(|(k, _)| k.to_hex()))
         .collect();
     if let Some((candidates, chosen)) = plan.candidates.get(&at) {
+        row.candidates_wait = candidates.iter().any(waits);
         row.candidates = candidates
             .iter()
             .map(|&j| plan.jobs[j].key.to_hex())
@@ -361,6 +372,8 @@ fn rows(
             tier: Tier::Committed,
             full_prompt: prompt.to_owned(),
             served: None,
+            provisional: false,
+            candidates_wait: false,
             describe: None,
             describe_cost: None,
             references: Vec::new(),

@@ -139,7 +139,8 @@ fn warn_missing_candidates(
             && let Some(Image::Failed(message)) = images.get(*job)
         {
             tracing::warn!(
-                "imagegen: {file}:{line}: candidate {} was not made: {message}",
+                "imagegen: {}:{line}: candidate {} was not made: {message}",
+                crate::outside::for_terminal(file),
                 n + 1
             );
         }

@@ -36,7 +36,8 @@ impl Team {
         if number == 0 || number > of {
             return Err(Error::Request(format!(
                 "`{}:{}` has {of} candidates; pick one from 1 to {of}",
-                row.file, row.line
+                crate::outside::for_terminal(&row.file),
+                row.line
             )));
         }
         let first = CacheKey::from_hex(&row.candidates[0])
@@ -58,23 +59,23 @@ impl Team {
 
     /// The directive with variants a selector names, or why none (or several) does.
     fn picked_row(&self, selector: &str) -> Result<&PlannedImage> {
-        let selector = selector.trim_start_matches("./");
-        let at_line = selector.rsplit_once(':').and_then(|(file, line)| {
-            let line: usize = line.parse().ok()?;
-            Some((file, line))
-        });
-        let matches: Vec<&PlannedImage> = match at_line {
-            Some((file, line)) => self
-                .rows
-                .iter()
-                .filter(|r| {
-                    r.line == line
-                        && (r.file == file
-                            || r.file.split_once('/').is_some_and(|(_, rest)| rest == file))
-                })
-                .collect(),
-            None if selector.len() >= 4 && selector.chars().all(|c| c.is_ascii_hexdigit()) => {
-                let prefix = selector.to_ascii_lowercase();
+        let t = crate::outside::for_terminal;
+        let shown = t(selector);
+        let normal = selector.replace('\\', "/");
+        let normal = normal.trim_start_matches("./");
+        let matches: Vec<&PlannedImage> = match place(normal) {
+            Some((file, line)) => {
+                let src = format!("{}/", self.src.trim_end_matches('/'));
+                self.rows
+                    .iter()
+                    .filter(|r| {
+                        r.line == line
+                            && (r.file == file || r.file.strip_prefix(&src) == Some(file))
+                    })
+                    .collect()
+            }
+            None if normal.len() >= 4 && normal.chars().all(|c| c.is_ascii_hexdigit()) => {
+                let prefix = normal.to_ascii_lowercase();
                 self.rows
                     .iter()
                     .filter(|r| r.candidates.iter().any(|k| k.starts_with(&prefix)))
@@ -82,28 +83,58 @@ impl Team {
             }
             None => {
                 return Err(Error::Request(format!(
-                    "`{selector}` names no directive; give its place as `plan` prints it (`src/chapter.md:7`) or at least 4 hex digits of a candidate's key"
+                    "`{shown}` names no directive; give its place as `plan` prints it (`src/chapter.md:7`) or at least 4 hex digits of a candidate's key"
                 )));
             }
         };
-        match matches.as_slice() {
-            [] => Err(Error::Request(format!(
-                "no directive at `{selector}`; `plan` prints each directive's place and key"
-            ))),
-            [row] if row.candidates.is_empty() => Err(Error::Request(format!(
-                "`{}:{}` has no variants to pick from; add `variants=\"3\"` to it and build",
-                row.file, row.line
-            ))),
-            [row] if row.key.is_none() => Err(Error::Request(format!(
-                "`{}:{}` waits for the images it references, so its candidates are not known yet; build the book, then pick",
-                row.file, row.line
-            ))),
-            [row] => Ok(row),
-            many if many.windows(2).all(|w| w[0].candidates == w[1].candidates) => Ok(many[0]),
-            many => Err(Error::Request(format!(
-                "`{selector}` matches {} directives; give more of the key, or the place",
-                many.len()
-            ))),
+        let row = match matches.as_slice() {
+            [] => {
+                return Err(Error::Request(format!(
+                    "no directive at `{shown}`; `plan` prints each directive's place and key"
+                )));
+            }
+            [row] => *row,
+            many if many.windows(2).all(|w| w[0].candidates == w[1].candidates) => many[0],
+            many => {
+                return Err(Error::Request(format!(
+                    "`{shown}` matches {} directives; give more of the key, or the place",
+                    many.len()
+                )));
+            }
+        };
+        let place = format!("{}:{}", t(&row.file), row.line);
+        if row.candidates.is_empty() {
+            return Err(Error::Request(format!(
+                "`{place}` has no variants to pick from; add `variants=\"3\"` to it and build"
+            )));
         }
+        if row.candidates_wait {
+            return Err(Error::Request(format!(
+                "`{place}` waits for the images it references, so its candidates are not known yet; build the book, then pick"
+            )));
+        }
+        Ok(row)
+    }
+}
+
+/// `FILE:LINE` (or `FILE:LINE:COLUMN`, as editors and compilers print places).
+fn place(selector: &str) -> Option<(&str, usize)> {
+    let number = |text: &str| text.parse::<usize>().ok();
+    let (rest, last) = selector.rsplit_once(':')?;
+    let last = number(last)?;
+    match rest.rsplit_once(':') {
+        Some((file, line)) if number(line).is_some() => Some((file, number(line)?)),
+        _ => Some((rest, last)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn places_are_read_as_plan_and_editors_print_them() {
+        assert_eq!(super::place("src/b/b.md:7"), Some(("src/b/b.md", 7)));
+        assert_eq!(super::place("src/b/b.md:7:3"), Some(("src/b/b.md", 7)));
+        assert_eq!(super::place("abcd"), None);
+        assert_eq!(super::place("a.md:x"), None);
     }
 }

@@ -378,6 +378,7 @@ fn every_wrong_reference_fails_with_its_file_and_line() {
         directive("id=\"sd\" provider=\"sd\" reference=\"ok.png\""), // line 27
         directive("reference=\"#a\""),                               // line 31
         directive("reference=\"#sd\""),                              // line 35
+        directive("provider=\"sd\" edit=\"at night\""),              // line 39
     ]
     .concat();
     book.write("src/c/c.md", &chapter);
@@ -401,6 +402,8 @@ fn every_wrong_reference_fails_with_its_file_and_line() {
             35,
             "reference `#sd` has no image: profile `sd` is of kind `stability`",
         ),
+        // Before its first image is paid for.
+        (39, "profile `sd` is of kind `stability`"),
     ] {
         let place = format!("src/c/c.md:{line}: ");
         let found = stderr
