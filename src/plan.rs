@@ -185,17 +185,7 @@ pub(crate) fn chain(
     config: &Config,
     references: &[RefImage],
 ) -> Result<Chain, String> {
-    chain_with(directive, config, references, 0)
-}
-
-/// The chain of one candidate of a directive's `variants` (from 0).
-pub(crate) fn candidate_chain(
-    directive: &Directive,
-    config: &Config,
-    references: &[RefImage],
-    candidate: u32,
-) -> Result<Chain, String> {
-    chain_with(directive, config, references, candidate)
+    candidate_chain(directive, config, references, 0)
 }
 
 /// The chain that edits `image` (the directive's own) with the directive's `edit` instruction:
@@ -208,30 +198,20 @@ pub(crate) fn edit_chain(
     let instruction = directive
         .attrs
         .edit
-        .clone()
+        .as_ref()
         .ok_or("the directive has no `edit`")?;
-    let edit = Directive {
-        prompt: instruction,
-        attrs: crate::directive::Attrs {
-            style: Some(crate::config::NO_STYLE.to_owned()),
-            negative: None,
-            reference: Vec::new(),
-            variants: None,
-            ..directive.attrs.clone()
-        },
-        ..directive.clone()
-    };
-    let mut chain = chain_with(&edit, config, std::slice::from_ref(&image), 0)?;
+    let mut chain = candidate_chain(directive, config, std::slice::from_ref(&image), 0)?;
     for (key, request) in &mut chain {
-        // What the book adds to every prompt stays out of an edit's instruction.
-        request.prompt = edit.prompt.clone();
+        // The instruction alone: what the style and the book add to a prompt stays out.
+        request.prompt.clone_from(instruction);
         request.negative = None;
         *key = cache_key(request);
     }
     Ok(chain)
 }
 
-fn chain_with(
+/// The chain of one candidate of a directive's `variants` (from 0).
+pub(crate) fn candidate_chain(
     directive: &Directive,
     config: &Config,
     references: &[RefImage],

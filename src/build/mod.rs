@@ -160,8 +160,18 @@ fn build(
     });
     let planned = Instant::now();
 
-    let (mut images, mut carried, mut summary, resolved) =
-        first_round(book, &mut cache, &plan, force, &mut prepared.local)?;
+    // The first round: every job planned at once (the head start's lookups are taken here).
+    let mut carried = Carried::default();
+    let mut images = Vec::new();
+    let (mut summary, resolved) = round(
+        book,
+        &mut cache,
+        &plan.jobs,
+        force,
+        &mut prepared.local,
+        &mut carried,
+        &mut images,
+    )?;
     later_rounds(
         book,
         &pages,
@@ -213,59 +223,13 @@ fn generations<'j>(
         .filter_map(|(job, decision)| decision.first_request(job).cloned())
 }
 
-/// The first round: every job planned at once is looked up in the local cache, then the
-/// remote (set up only when something is missing, unpublished or pending upload), resolved and
-/// generated. Returns the images, what later rounds carry on with, the summary so far, and when
-/// resolving ended (for the timing line).
-#[allow(clippy::type_complexity)]
-fn first_round(
-    book: &Book<'_>,
-    cache: &mut Cache,
-    plan: &plan::Plan,
-    force: &BTreeSet<CacheKey>,
-    known: &mut std::collections::HashMap<CacheKey, Option<(usize, image::Ready)>>,
-) -> Result<(Vec<image::Image>, Carried, generate::Summary, Instant)> {
-    let local = lookup::local(book, cache, &plan.jobs, force, known)?;
-    let published = publish::known(book, cache, &local);
-    let remote = book.remote_if(|| {
-        lookup::needs_remote(&plan.jobs, &local, force)
-            || publish::has_unpublished(book, &local, &published)
-            || cache.has_pending()
-    });
-    let fetched = lookup::fetch(cache, remote.as_ref(), &plan.jobs, &local, force)?;
-    publish::upload_pending(cache, remote.as_ref());
-    cache.close_index();
-
-    let facts = lookup::facts(&plan.jobs, &local, force, |key| fetched.contains_key(key));
-    let resolution = resolve::resolve(&plan.jobs, &facts, book.config, book.today, &[]);
-    resolution.warn();
-    let resolved = Instant::now();
-    let mut images = image::resolved(book, cache, &plan.jobs, &resolution, local, &fetched);
-    let carried = Carried {
-        spent: generations(&plan.jobs, &resolution.decisions).collect(),
-        warned: resolution.warnings.clone(),
-        remote,
-        remote_tried: false,
-        published,
-    };
-    let summary = generate::run(
-        book,
-        cache,
-        carried.remote.as_ref(),
-        &plan.jobs,
-        &resolution,
-        force,
-        &mut images,
-    );
-    Ok((images, carried, summary, resolved))
-}
-
-/// What the rounds after the first carry from one to the next: the remote (set up when a round
-/// first needs it) and which web files it holds, the warnings given, and the requests sent (the
+/// What a build's rounds carry from one to the next: the remote (set up when a round first
+/// needs it) and which web files it holds, the warnings given, and the requests sent (the
 /// budget counts them first).
+#[derive(Default)]
 struct Carried {
     remote: Option<Remote>,
-    /// Whether a later round tried to set the remote up (and failed: one warning is enough).
+    /// Whether a round tried to set the remote up (when it failed, one warning is enough).
     remote_tried: bool,
     published: BTreeSet<String>,
     warned: Vec<String>,
@@ -311,40 +275,43 @@ fn later_rounds(
             break;
         }
         if plan.jobs.len() > from {
-            summary.merge(round(
-                book,
-                cache,
-                &plan.jobs[from..],
-                force,
-                carried,
-                images,
-            )?);
+            let jobs = &plan.jobs[from..];
+            let known = &mut Default::default();
+            summary.merge(round(book, cache, jobs, force, known, carried, images)?.0);
         }
     }
     Ok(())
 }
 
-/// One later round on its new jobs; their images are added to `images`.
+/// One round on its jobs: each is looked up in the local cache (what the head start found is
+/// taken from `known`), then in the remote (set up the first time a round has something to
+/// fetch, publish or upload), resolved and generated; their images are added to `images`.
+/// Returns the summary and when resolving ended (for the timing line).
 fn round(
     book: &Book<'_>,
     cache: &mut Cache,
     jobs: &[plan::Job],
     force: &BTreeSet<CacheKey>,
+    known: &mut std::collections::HashMap<CacheKey, Option<(usize, image::Ready)>>,
     carried: &mut Carried,
     images: &mut Vec<image::Image>,
-) -> Result<generate::Summary> {
+) -> Result<(generate::Summary, Instant)> {
+    // The index was let go before the last round generated (no-op in the first round).
     cache.reopen_index();
-    let local = lookup::local(book, cache, jobs, force, &mut Default::default())?;
+    let local = lookup::local(book, cache, jobs, force, known)?;
     carried
         .published
         .extend(publish::known(book, cache, &local));
     if carried.remote.is_none()
         && !carried.remote_tried
+        && book.config.storage.is_some()
         && (lookup::needs_remote(jobs, &local, force)
-            || publish::has_unpublished(book, &local, &carried.published))
+            || publish::has_unpublished(book, &local, &carried.published)
+            || cache.has_pending())
     {
         carried.remote = book.remote_if(|| true);
         carried.remote_tried = true;
+        publish::upload_pending(cache, carried.remote.as_ref());
     }
     let fetched = lookup::fetch(cache, carried.remote.as_ref(), jobs, &local, force)?;
     cache.close_index();
@@ -355,6 +322,7 @@ fn round(
     resolution.warnings.retain(|w| !carried.warned.contains(w));
     carried.warned.extend(resolution.warnings.iter().cloned());
     resolution.warn();
+    let resolved = Instant::now();
     let mut made = image::resolved(book, cache, jobs, &resolution, local, &fetched);
     let summary = generate::run(
         book,
@@ -369,7 +337,7 @@ fn round(
     carried
         .spent
         .extend(generations(jobs, &resolution.decisions));
-    Ok(summary)
+    Ok((summary, resolved))
 }
 
 /// Fails the build with every failed directive, or, with `on-error = "placeholder"`, warns

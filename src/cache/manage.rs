@@ -116,26 +116,21 @@ impl Cache {
         for stored in self.stored_records()? {
             problems.extend(self.check_record(&stored));
         }
+        // Small committed files a build skips when they do not read: `--fix` removes them.
+        let ignored = |path, reason: String, what: &str, then: &str| Problem {
+            path,
+            what: format!("a build ignores this {what}: {reason}; --fix removes it ({then})"),
+            fixable: true,
+        };
         for (path, read) in self.stored_descriptions()? {
             if let Err(reason) = read {
-                problems.push(Problem {
-                    path,
-                    what: format!(
-                        "a build ignores this description: {reason}; --fix removes it (the next build describes the image again)"
-                    ),
-                    fixable: true,
-                });
+                let then = "the next build describes the image again";
+                problems.push(ignored(path, reason, "description", then));
             }
         }
         for (path, read) in self.stored_picks()? {
             if let Err(reason) = read {
-                problems.push(Problem {
-                    path,
-                    what: format!(
-                        "a build ignores this pick: {reason}; --fix removes it (run `pick` again to choose)"
-                    ),
-                    fixable: true,
-                });
+                problems.push(ignored(path, reason, "pick", "run `pick` again to choose"));
             }
         }
         let index = self.root.join("index.redb");

@@ -13,7 +13,7 @@ use super::ImageFormat;
 use super::tests::{KEY, b64, config as book, generate, png, request, requests};
 use crate::config::Size;
 
-fn profile(kind: &str, model: &str, server: &MockServer, base: &str) -> Value {
+pub(super) fn profile(kind: &str, model: &str, server: &MockServer, base: &str) -> Value {
     json!({ "kind": kind, "model": model, "base-url": format!("{}{base}", server.uri()), "api-key-env": "TEST_KEY" })
 }
 
@@ -28,7 +28,7 @@ fn no_key(request: &wiremock::Request) -> bool {
 }
 
 /// Mounts BFL's submit answer for `model`, polling at `polling_url`.
-async fn bfl_submit(server: &MockServer, model: &str, polling_url: &str) {
+pub(super) async fn bfl_submit(server: &MockServer, model: &str, polling_url: &str) {
     Mock::given(method("POST"))
         .and(path(format!("/v1/{model}")))
         .and(header("x-key", KEY))
@@ -51,7 +51,7 @@ async fn posts(server: &MockServer) -> usize {
 }
 
 /// Mounts a poll that answers `Ready` with a sample at `/s.png`, and that sample.
-async fn bfl_ready(server: &MockServer, image: Vec<u8>) {
+pub(super) async fn bfl_ready(server: &MockServer, image: Vec<u8>) {
     Mock::given(method("GET"))
         .and(path("/v1/get_result"))
         .respond_with(bfl_status(

@@ -158,16 +158,10 @@ pub(super) struct Answer {
     pub(super) provenance: Provenance,
 }
 
-/// Reads an answer: `data[0].b64_json`, `data[0].url` or Ollama's `{"image": …}`, with the
-/// request id, revised prompt and token usage; or the fault the error envelope tells of. Pure:
-/// any bytes in, never a panic.
-#[cfg(test)]
-pub(super) fn read(reply: &Reply, model: &str, sent_size: String) -> Result<Answer, Fault> {
-    read_all(reply, model, sent_size).map(|mut answers| answers.swap_remove(0))
-}
-
-/// Reads every image of an answer (`data[]`, asked for with `n`), at least one, each with an
-/// equal share of the answer's token cost.
+/// Reads an answer: every image of `data[]` (asked for with `n`; `b64_json`, or a `url` to
+/// download) or Ollama's `{"image": …}`, with the request id, revised prompt and token usage;
+/// or the fault the error envelope tells of. Each image gets an equal share of the answer's
+/// token cost. Pure: any bytes in, never a panic.
 pub(super) fn read_all(
     reply: &Reply,
     model: &str,

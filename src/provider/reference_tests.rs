@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use super::hosted_tests::{bfl_ready, bfl_submit, profile};
 use super::tests::{KEY, b64, config as book, generate, in_env, png, request};
 use crate::plan::{RefImage, Request};
 
@@ -57,10 +58,6 @@ async fn sent(config: crate::config::Config, server: &MockServer) -> wiremock::R
 /// [`sent`], as JSON.
 async fn sent_json(config: crate::config::Config, server: &MockServer) -> Value {
     serde_json::from_slice(&sent(config, server).await.body).unwrap()
-}
-
-fn profile(kind: &str, model: &str, server: &MockServer, base: &str) -> Value {
-    json!({ "kind": kind, "model": model, "base-url": format!("{}{base}", server.uri()), "api-key-env": "TEST_KEY" })
 }
 
 /// One part of a multipart body: name, file name, content type, bytes.
@@ -208,26 +205,13 @@ async fn gemini_gets_each_reference_as_inline_data_before_the_text() {
 #[tokio::test]
 async fn flux_2_gets_numbered_input_images() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/flux-2-pro"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "id": "task-1", "polling_url": format!("{}/v1/get_result", server.uri())
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v1/get_result"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "id": "task-1", "status": "Ready", "result": { "sample": format!("{}/s.png", server.uri()) }
-        })))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/s.png"))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(png(16, 16)))
-        .mount(&server)
-        .await;
+    bfl_submit(
+        &server,
+        "flux-2-pro",
+        &format!("{}/v1/get_result", server.uri()),
+    )
+    .await;
+    bfl_ready(&server, png(16, 16)).await;
     let config = book(profile("bfl", "flux-2-pro", &server, "/v1"), json!({}));
     let body = sent_json(config, &server).await;
     let sent = references();

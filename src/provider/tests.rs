@@ -1377,7 +1377,7 @@ mod answers {
         #[test]
         fn reading_any_answer_never_panics(reply in reply()) {
             let checks: [Result<(), Fault>; 7] = [
-                openai::read(&reply, "gpt-image-2", "1024x1024".into()).map(|_| ()),
+                openai::read_all(&reply, "gpt-image-2", "1024x1024".into()).map(|_| ()),
                 gemini::read(&reply, Some(7), "1:1 1K".into()).map(|_| ()),
                 stability::read(&reply, "1:1").map(|_| ()),
                 automatic1111::read(&reply, "1024x1024".into()).map(|_| ()),
