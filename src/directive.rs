@@ -292,8 +292,8 @@ fn is_closed(block: &str, fence_char: char, fence_len: usize) -> bool {
     last.chars().count() >= fence_len && last.chars().all(|c| c == fence_char)
 }
 
-/// Parses `key="value"` attributes. Values may be double-quoted (with `\"` and `\\` escapes),
-/// single-quoted, or bare words.
+/// Parses `key="value"` attributes. Values may be double-quoted (with `\"`, `\\` and `\{`
+/// escapes), single-quoted, or bare words.
 pub(crate) fn parse_attrs(info: &str) -> Result<Attrs, String> {
     let mut attrs = Attrs::default();
     let mut seen: Vec<String> = Vec::new();
@@ -335,7 +335,9 @@ fn read_value<'a>(key: &str, text: &'a str) -> Result<(String, &'a str), String>
             let mut escaped = false;
             for (i, c) in chars {
                 if escaped {
-                    if c != quote && c != '\\' {
+                    // `\{` is a brace: `alt --write` writes `{` so, since `{{` in a chapter is
+                    // mdBook's `links` syntax, wherever it stands.
+                    if c != quote && c != '\\' && c != '{' {
                         value.push('\\');
                     }
                     value.push(c);

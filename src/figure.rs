@@ -201,7 +201,8 @@ pub(crate) fn markdown(figure: &Figure<'_>) -> String {
     if let Some(caption) = figure.caption {
         out.push_str(" \"");
         for c in caption.chars() {
-            if matches!(c, '"' | '\\') {
+            // `{` as in a label: no `{{` may reach mdBook's `links` preprocessor.
+            if matches!(c, '"' | '\\' | '{') {
                 out.push('\\');
             }
             out.push(c);
@@ -286,6 +287,12 @@ fn truncate_words(text: &str, max: usize) -> String {
 }
 
 /// Escapes text for an HTML attribute value or element content.
+///
+/// A `{` is written as a character reference too: what we emit goes back into the chapter, where
+/// mdBook's `links` preprocessor (when it runs after us) expands `{{#include …}}`,
+/// `{{#title …}}` and the rest, even inside HTML. With no `{{` left, no text we write, least of
+/// all text from a provider or a describer, can become such a directive; the page shows the same
+/// braces.
 pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -293,6 +300,7 @@ pub(crate) fn escape_html(text: &str) -> String {
             // A figure is one line: nothing may end it, or act in the page.
             c if crate::outside::is_hidden(c) => out.push(' '),
             '&' => out.push_str("&amp;"),
+            '{' => out.push_str("&#123;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
@@ -329,6 +337,9 @@ fn escape_markdown_label(text: &str) -> String {
                 | '|'
                 | '~'
                 | '#'
+                // Not special to CommonMark, but `{{` is to mdBook's `links` preprocessor:
+                // `\{\{#include …}}` is no directive there, and reads as `{{#include …}}`.
+                | '{'
         ) {
             out.push('\\');
         }
@@ -466,6 +477,45 @@ mod tests {
             md,
             "![a \\[b\\] \\*c\\*](../imagegen/ab.png \"say \\\"hi\\\"\")"
         );
+    }
+
+    /// The shapes mdBook's `links` preprocessor expands: `{{#name …}}`, with white space after
+    /// the braces too, and its escaped form.
+    const MDBOOK_DIRECTIVES: &[&str] = &[
+        "{{#include ../../secret.txt}}",
+        "{{ #include /proc/self/environ }}",
+        "{{#playground ../x.rs editable}}",
+        "{{#title Owned}}",
+        "{{#rustdoc_include ../x.rs:2}}",
+        "\\{{#include ../x.txt}}",
+    ];
+
+    #[test]
+    fn no_mdbook_directive_survives_in_any_text_we_emit() {
+        for hostile in MDBOOK_DIRECTIVES {
+            let text = format!("Bad request {hostile} end");
+            let outputs = [
+                html(&Figure {
+                    alt: &text,
+                    caption: Some(&text),
+                    description: Some(("d", &text)),
+                    ..figure()
+                }),
+                markdown(&Figure {
+                    alt: &text,
+                    caption: Some(&text),
+                    ..figure()
+                }),
+                error_html(&text, &text),
+                error_markdown(&text, &text),
+            ];
+            for out in outputs {
+                assert!(!out.contains("{{"), "{out}");
+            }
+        }
+        // The reader sees the braces: a character reference in HTML, an escape in Markdown.
+        assert_eq!(escape_html("{{#title x}}"), "&#123;&#123;#title x}}");
+        assert_eq!(escape_markdown_label("{{#title x}}"), "\\{\\{\\#title x}}");
     }
 
     #[test]

@@ -224,14 +224,16 @@ fn fence_of(text: &str, d: &directive::Directive) -> bool {
         .starts_with('`')
 }
 
-/// An alt as a directive's attribute value: quotes and backslashes escaped as the directive
-/// syntax reads them; in a backtick fence, whose info string may hold no backtick, a backtick
+/// An alt as a directive's attribute value: quotes, backslashes and braces escaped as the
+/// directive syntax reads them (so no `{{` reaches the chapter); in a backtick fence, whose info string may hold no backtick, a backtick
 /// becomes an apostrophe.
 fn attribute_value(alt: &str, backticks: bool) -> String {
     let mut out = String::with_capacity(alt.len() + 2);
     for c in alt.chars() {
         match c {
-            '"' | '\\' => {
+            // A `{` too: `{{` in a chapter is mdBook's `links` syntax (`{{#include …}}`), which
+            // would read a file into the book on the next build, whatever the describer meant.
+            '"' | '\\' | '{' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -285,6 +287,26 @@ mod tests {
             Some("A \"lamp\" with a 'wick' \\ here")
         );
         assert_eq!(again[0].prompt, d.prompt);
+    }
+
+    #[test]
+    fn a_described_alt_never_writes_an_mdbook_directive_into_the_chapter() {
+        let text = "```image-prompt\nA lamp\n```\n";
+        let (directives, _) = directive::parse(text, &directive::markdown_options(false));
+        for alt in [
+            "{{#include ../secrets.txt}}",
+            "{{ #title Owned }}",
+            "a \\{{#include x}} b",
+            "{\\{#include x}}",
+        ] {
+            let insert = format!(" alt=\"{}\"", attribute_value(alt, true));
+            let new = splice_insertions(text, vec![(info_end(text, &directives[0]), insert)]);
+            assert!(!new.contains("{{"), "{new}");
+            // It reads back as the describer wrote it.
+            let (again, problems) = directive::parse(&new, &directive::markdown_options(false));
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(again[0].attrs.alt.as_deref(), Some(alt));
+        }
     }
 
     #[test]

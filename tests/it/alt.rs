@@ -292,3 +292,72 @@ async fn require_alt_fails_a_figure_with_no_alt_at_all() {
             .contains("alt=\"\" role=\"presentation\"")
     );
 }
+
+/// A describer whose alt and description hold mdBook directives: shown as text in the figure
+/// (imagegen before or after mdBook's `links` preprocessor), and `alt --write` puts into the
+/// chapter an alt that reads back the same, with no `{{` for `links` to expand on the next build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_describer_never_writes_an_mdbook_directive_into_the_book() {
+    let secret = "CONFIDENTIAL-5c1e-do-not-publish";
+    let alt = "Piers {{#include ../../secret.txt}} {{#title Owned}}";
+    for after_links in [false, true] {
+        let server = MockServer::start().await;
+        mount_images(&server).await;
+        Mock::given(method("POST"))
+            .and(path("/v1/responses"))
+            .respond_with(described(
+                alt,
+                "Lights {{ #include ../../secret.txt }} here",
+            ))
+            .mount(&server)
+            .await;
+        let book = book_with(&server.uri(), "");
+        book.write("secret.txt", secret);
+        if !after_links {
+            let toml = book.read("book.toml").replace("after = [\"links\"]\n", "");
+            book.write("book.toml", &toml);
+        }
+        let check = |output: &Output| {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{stderr}");
+            assert!(!stderr.contains(secret), "{stderr}");
+            for page in ["book/coast/harbours/tides.html", "book/print.html"] {
+                let html = book.read(page);
+                if let Some(at) = html.find(secret) {
+                    panic!(
+                        "{page} (after links: {after_links}): {}",
+                        &html[at.saturating_sub(600)..(at + 100).min(html.len())]
+                    );
+                }
+                assert!(!html.contains("<title>Owned"), "{page}");
+                // Shown as the describer wrote it (mdBook 0.5 writes the page's character
+                // references out as characters, after `links` has run).
+                let shown = html
+                    .find("alt=\"Piers")
+                    .map(|at| &html[at..(at + 200).min(html.len())]);
+                assert!(
+                    html.contains("alt=\"Piers {{#include ../../secret.txt}} {{#title Owned}}\""),
+                    "{page}: {shown:?}"
+                );
+            }
+        };
+        let first = run(&book, &["build"]).await;
+        check(&first);
+        let written = book.imagegen(&["alt", "--write"]);
+        assert!(
+            written.status.success(),
+            "{}",
+            String::from_utf8_lossy(&written.stderr)
+        );
+        let chapter = book.read("src/coast/harbours/tides.md");
+        assert!(
+            chapter
+                .contains(" alt=\"Piers \\{\\{#include ../../secret.txt}} \\{\\{#title Owned}}\""),
+            "{chapter}"
+        );
+        assert!(!chapter.contains("{{"), "{chapter}");
+        // The next build reads the author's alt back as the describer wrote it.
+        let second = run(&book, &["build"]).await;
+        check(&second);
+    }
+}
