@@ -112,7 +112,10 @@ impl Secrets {
         self.values.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
-    /// The text with every secret replaced by `[redacted]`.
+    /// The text with every secret replaced by `[redacted]`, also where white space, a control
+    /// character or an escaped line break (`\n` as two characters, as a JSON body carries it)
+    /// splits a secret: a server that folds long lines, or echoes a key with a line break in
+    /// it, must not show its halves.
     pub(crate) fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut text = Cow::Borrowed(text);
         for secret in &self.values {
@@ -120,7 +123,63 @@ impl Secrets {
                 text = Cow::Owned(text.replace(secret.as_str(), "[redacted]"));
             }
         }
-        text
+        if self.values.is_empty() || !text.chars().any(|c| is_filler(c) || c == '\\') {
+            return text;
+        }
+        match self.redact_split(&text) {
+            Some(redacted) => Cow::Owned(redacted),
+            None => text,
+        }
+    }
+
+    /// Redacts the secrets found once fillers (see [`fillers_at`]) are taken out of `text`;
+    /// `None` when there is none.
+    fn redact_split(&self, text: &str) -> Option<String> {
+        // The text without fillers, and for each of its bytes the span of the original
+        // character it comes from.
+        let mut squeezed = String::with_capacity(text.len());
+        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(text.len());
+        let mut at = 0;
+        while at < text.len() {
+            let skip = fillers_at(&text[at..]);
+            if skip > 0 {
+                at += skip;
+                continue;
+            }
+            let c = text[at..].chars().next().expect("inside the text");
+            let end = at + c.len_utf8();
+            squeezed.push(c);
+            spans.extend(std::iter::repeat_n((at, end), c.len_utf8()));
+            at = end;
+        }
+        let mut found: Vec<(usize, usize)> = Vec::new();
+        for secret in &self.values {
+            let secret: String = secret.chars().filter(|c| !is_filler(*c)).collect();
+            if secret.chars().count() < MIN_SECRET_CHARS {
+                continue;
+            }
+            for (start, matched) in squeezed.match_indices(secret.as_str()) {
+                found.push((spans[start].0, spans[start + matched.len() - 1].1));
+            }
+        }
+        if found.is_empty() {
+            return None;
+        }
+        found.sort_unstable();
+        let mut out = String::with_capacity(text.len());
+        let mut from = 0;
+        for (start, end) in found {
+            if end <= from {
+                continue;
+            }
+            if start >= from {
+                out.push_str(&text[from..start]);
+                out.push_str("[redacted]");
+            }
+            from = end;
+        }
+        out.push_str(&text[from..]);
+        Some(out)
     }
 
     /// Outside text as it may be shown: see [`clean`].
@@ -155,6 +214,23 @@ pub(crate) fn clean(text: &str, max: usize) -> String {
         shown += 1;
     }
     out
+}
+
+/// Characters that may split a secret without being part of it: white space and the
+/// characters that act rather than show.
+fn is_filler(c: char) -> bool {
+    c.is_whitespace() || is_hidden(c)
+}
+
+/// How many bytes at the start of `text` are fillers: one filler character, or an escaped
+/// line break or tab as JSON and many logs write it (`\n`, `\r`, `\t`); 0 when none is.
+fn fillers_at(text: &str) -> usize {
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), _) if is_filler(c) => c.len_utf8(),
+        (Some('\\'), Some('n' | 'r' | 't')) => 2,
+        _ => 0,
+    }
 }
 
 /// For the terminal: text that may hold anything (a record from a pull request) on one line,
@@ -240,6 +316,27 @@ mod tests {
         assert_eq!(secrets.redact("dev x"), "dev x");
     }
 
+    #[test]
+    fn a_key_split_by_a_line_break_or_spaces_is_still_redacted() {
+        let key = "sk-proj-Abc123Def456Ghi789";
+        let secrets = secrets(&[key]);
+        for text in [
+            "echo: sk-proj-Abc123\nDef456Ghi789 end",
+            "echo: sk-proj-Abc123\r\n  Def456Ghi789 end",
+            "echo: sk-proj-Abc123\\nDef456Ghi789 end",
+            "echo: sk-proj-Abc1 23D ef4 56G hi7 89 end",
+            "echo: sk-proj-Abc123\u{2028}Def456\tGhi789 end",
+        ] {
+            let shown = secrets.clean(text, SHOWN_CHARS);
+            assert_eq!(shown, "echo: [redacted] end", "{text:?}");
+        }
+        // Two keys, one split, one whole, and the text around them kept as it was.
+        let text = format!("a {key} b sk-proj-Abc\n123Def456Ghi789\nc");
+        assert_eq!(secrets.redact(&text), "a [redacted] b [redacted]\nc");
+        // Short secrets stay short of redaction, split or not.
+        assert_eq!(self::secrets(&["abc1234"]).redact("abc\n1234"), "abc\n1234");
+    }
+
     fn secrets_for(value: &str) -> Secrets {
         Secrets::of_vars(["AZURE_STORAGE_CONNECTION_STRING"], &|name| {
             (name == "AZURE_STORAGE_CONNECTION_STRING").then(|| value.to_owned())
@@ -253,6 +350,31 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// A key split anywhere by white space, a control character or an escaped line break
+        /// is redacted whole.
+        #[test]
+        fn no_split_key_survives(
+            key in "[A-Za-z0-9_-]{16,80}",
+            cuts in proptest::collection::vec((0usize..80, 0usize..5), 1..4),
+            before in "[ a-z.:]{0,40}",
+        ) {
+            let fillers = ["\n", "\r\n", " ", "\\n", "\u{2028}"];
+            let mut split = key.clone();
+            let mut points: Vec<(usize, usize)> = cuts
+                .into_iter()
+                .map(|(at, f)| (1 + at % (key.len() - 1), f))
+                .collect();
+            points.sort_unstable();
+            points.dedup_by_key(|p| p.0);
+            for (at, f) in points.into_iter().rev() {
+                split.insert_str(at, fillers[f]);
+            }
+            let secrets = secrets(&[&key]);
+            let text = format!("{before}{split}!");
+            let shown = secrets.redact(&text);
+            prop_assert!(shown.ends_with("[redacted]!"), "{:?} -> {:?}", split, shown);
+        }
 
         /// Whatever surrounds a key and wherever the cut falls, nothing of the key survives,
         /// and the text is one line within the cap. The surroundings share no character with
