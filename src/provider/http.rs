@@ -71,7 +71,6 @@ impl Reply {
 /// A blocking HTTP client for one profile.
 pub(crate) struct Http {
     agent: ureq::Agent,
-    downloads: ureq::Agent,
     timeout: Duration,
     /// The configured server, which decides which URLs from an answer may be followed.
     base_url: String,
@@ -97,8 +96,9 @@ impl Http {
             config.build().into()
         };
         Http {
+            // Redirects are never followed by the client: `download` follows them itself, and
+            // only to where it came from.
             agent: agent(0),
-            downloads: agent(MAX_DOWNLOAD_REDIRECTS),
             timeout,
             base_url: base_url.to_owned(),
         }
@@ -155,8 +155,9 @@ impl Http {
         self.read(url, response)
     }
 
-    /// Downloads an image from a URL a provider returned, without any key, following a few
-    /// redirects: only over https, or from the configured server itself ([`may_follow`]).
+    /// Downloads an image from a URL a provider returned, without any key: only over https, or
+    /// from the configured server itself ([`may_follow`]); a redirect is followed (a few times)
+    /// only to the same scheme, host and port as the URL it answers.
     pub(crate) fn download(&self, url: &str) -> Result<Vec<u8>, Fault> {
         if !may_follow(url, &self.base_url) {
             return Err(Fault::new(
@@ -167,16 +168,47 @@ impl Http {
                 ),
             ));
         }
-        let response = self
-            .downloads
-            .get(url)
-            .call()
-            .map_err(|e| self.transport(url, e))?;
-        let reply = self.read(url, response)?;
+        let mut url = url.to_owned();
+        let mut redirects = 0;
+        let reply = loop {
+            let response = self
+                .agent
+                .get(&url)
+                .call()
+                .map_err(|e| self.transport(&url, e))?;
+            let reply = self.read(&url, response)?;
+            if !(300..400).contains(&reply.status) || reply.status == 304 {
+                break reply;
+            }
+            let next = reply
+                .header("location")
+                .and_then(|location| same_origin_redirect(&url, location));
+            match next {
+                Some(next) if redirects < MAX_DOWNLOAD_REDIRECTS => {
+                    redirects += 1;
+                    url = next;
+                }
+                Some(_) => {
+                    return Err(Fault::new(
+                        FaultKind::BadImage,
+                        format!("too many redirects from {}", host_of(&url)),
+                    ));
+                }
+                None => {
+                    return Err(Fault::new(
+                        FaultKind::BadImage,
+                        format!(
+                            "downloading the image from `{}` was redirected away from its server; a redirect is followed only to the same scheme, host and port",
+                            shorten(&url)
+                        ),
+                    ));
+                }
+            }
+        };
         if !reply.is_success() {
             return Err(reply.status_fault(format!(
                 "downloading the image from `{}` failed",
-                shorten(url)
+                shorten(&url)
             )));
         }
         Ok(reply.body)
@@ -398,6 +430,31 @@ pub(crate) fn may_send_key(url: &str, base_url: &str, site: Option<&str>) -> boo
     let under = |host: &str| host == site || host.ends_with(&format!(".{site}"));
     let is_ip = |host: &str| host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok();
     to.https && base.https && !is_ip(&to.host) && under(&to.host) && under(&base.host)
+}
+
+/// Where a redirect from `from` to `location` leads, when that is the same scheme, host and port
+/// (an absolute URL, or a path on the same server); `None` for anywhere else.
+fn same_origin_redirect(from: &str, location: &str) -> Option<String> {
+    let location = location.trim();
+    let origin = host_of(from);
+    let next = if location.contains("://") {
+        location.to_owned()
+    } else if location.starts_with("//") || location.starts_with('\\') {
+        return None;
+    } else if location.starts_with('/') {
+        format!("{origin}{location}")
+    } else {
+        // Relative to the path of `from`.
+        let path_end = from.find(['?', '#']).unwrap_or(from.len());
+        let dir_end = from[..path_end]
+            .rfind('/')
+            .filter(|at| *at >= origin.len())?;
+        format!("{}/{location}", &from[..dir_end])
+    };
+    let (Some(a), Some(b)) = (target(from), target(&next)) else {
+        return None;
+    };
+    (a == b).then_some(next)
 }
 
 /// The scheme, host and port of a URL, without any path, query or credentials.

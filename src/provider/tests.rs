@@ -559,6 +559,83 @@ async fn compatible_servers_get_no_auth_and_may_answer_with_a_url() {
     assert_eq!(master.cost_usd, 0.0);
 }
 
+/// An image URL on the configured server that redirects: followed on the same scheme, host and
+/// port; refused when it leads to another port or host (another service on the machine).
+#[tokio::test]
+async fn image_urls_are_redirected_only_within_their_own_server() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(png(5, 5)))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    for (location, expected) in [
+        (format!("{}/other.png", elsewhere.uri()), None),
+        ("//127.0.0.1:9/x.png".to_owned(), None),
+        ("/images/final.png".to_owned(), Some(7)),
+        ("final.png".to_owned(), Some(7)),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(path("/v1/images/generations"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "data": [{ "url": format!("{}/images/a.png", server.uri()) }]
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/images/a.png"))
+            .respond_with(ResponseTemplate::new(302).insert_header("location", location.as_str()))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/images/final.png"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(png(7, 7)))
+            .mount(&server)
+            .await;
+        let config = config(
+            json!({ "kind": "openai-compatible", "model": "sd-turbo", "base-url": format!("{}/v1", server.uri()) }),
+            json!({}),
+        );
+        let request = request(&config, "A lighthouse");
+        let outcome = generate(config, request).await;
+        match expected {
+            Some(width) => assert_eq!(outcome.master().width, width, "{location}"),
+            None => {
+                let failure = outcome.failure();
+                assert!(
+                    failure.message.contains("redirected away from its server"),
+                    "{location}: {}",
+                    failure.message
+                );
+            }
+        }
+    }
+    // A redirect loop on the server itself ends.
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{ "url": format!("{}/images/a.png", server.uri()) }]
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/images/a.png"))
+        .respond_with(ResponseTemplate::new(301).insert_header("location", "/images/a.png"))
+        .mount(&server)
+        .await;
+    let config = config(
+        json!({ "kind": "openai-compatible", "model": "sd-turbo", "base-url": format!("{}/v1", server.uri()) }),
+        json!({}),
+    );
+    let request = request(&config, "A lighthouse");
+    let failure = generate(config, request).await.failure();
+    assert!(
+        failure.message.contains("too many redirects"),
+        "{}",
+        failure.message
+    );
+}
+
 #[tokio::test]
 async fn compatible_servers_may_answer_like_ollama() {
     let server = MockServer::start().await;
