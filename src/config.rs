@@ -866,6 +866,7 @@ impl TryFrom<RawConfig> for Config {
             key: format!("preprocessor.imagegen.{key}"),
             message,
         };
+        setting_sizes(&raw).map_err(config_error)?;
         let (default_profile, profiles) = profiles(&mut raw).map_err(config_error)?;
         let (cache_dir, assets_dir) = directories(&mut raw).map_err(config_error)?;
         let (styles, default_style) = styles(&mut raw).map_err(config_error)?;
@@ -933,6 +934,75 @@ impl TryFrom<RawConfig> for Config {
 }
 
 type Invalid = (String, String);
+
+/// The most characters of a text setting that goes into every prompt (`prompt-prefix`,
+/// `prompt-suffix`, `negative-prompt`, a style's `prompt` and `negative`).
+pub(crate) const MAX_SETTING_CHARS: usize = 4000;
+
+/// The most bytes of a profile's `extra` (or the describer's), written as JSON.
+pub(crate) const MAX_EXTRA_BYTES: usize = 16 << 10;
+
+/// Refuses text settings that would make every record larger than the cache reads back (the
+/// image would be paid for again on every build), naming the key.
+fn setting_sizes(raw: &RawConfig) -> std::result::Result<(), Invalid> {
+    let mut texts: Vec<(String, &str)> = Vec::new();
+    for (key, value) in [
+        ("prompt-prefix", &raw.prompt_prefix),
+        ("prompt-suffix", &raw.prompt_suffix),
+        ("negative-prompt", &raw.negative_prompt),
+    ] {
+        if let Some(value) = value {
+            texts.push((key.to_owned(), value));
+        }
+    }
+    for (name, style) in &raw.styles {
+        match style {
+            RawStyle::Words(prompt) => texts.push((format!("styles.{name}"), prompt)),
+            RawStyle::Table {
+                prompt, negative, ..
+            } => {
+                texts.push((format!("styles.{name}.prompt"), prompt));
+                if let Some(negative) = negative {
+                    texts.push((format!("styles.{name}.negative"), negative));
+                }
+            }
+        }
+    }
+    for (key, text) in texts {
+        let chars = text.chars().count();
+        if chars > MAX_SETTING_CHARS {
+            return Err((
+                key,
+                format!(
+                    "{chars} characters; at most {MAX_SETTING_CHARS} go into every prompt (the cache keeps each image's prompt in its record, and reads back records of bounded size)"
+                ),
+            ));
+        }
+    }
+    let extras = raw
+        .providers
+        .iter()
+        .map(|(name, p)| (format!("providers.{name}.extra"), &p.extra))
+        .chain(
+            raw.describe
+                .iter()
+                .map(|d| ("describe.extra".to_owned(), &d.extra)),
+        );
+    for (key, extra) in extras {
+        let bytes = serde_json::to_string(extra).map_or(0, |t| t.len());
+        if bytes > MAX_EXTRA_BYTES {
+            return Err((
+                key,
+                format!(
+                    "{} KB of JSON; at most {} KB (it is kept in each image's record)",
+                    bytes.div_ceil(1024),
+                    MAX_EXTRA_BYTES >> 10
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// `alt-text` and `[describe]`: a describer is a profile whose kind can read images; its model
 /// is `[describe] model`, else the profile's, unless that is the kind's default image model,
@@ -1284,6 +1354,37 @@ mod tests {
         assert!(config.offline);
         assert_eq!(config.max_concurrency, 8);
         assert_eq!(config.profiles["drafts"].model, "m");
+    }
+
+    #[test]
+    fn settings_that_would_outgrow_a_record_are_refused_naming_the_key() {
+        let long = "x".repeat(MAX_SETTING_CHARS + 1);
+        let extra: serde_json::Map<String, serde_json::Value> =
+            [("blob".to_owned(), json!("y".repeat(MAX_EXTRA_BYTES)))]
+                .into_iter()
+                .collect();
+        for (table, key) in [
+            (json!({ "prompt-prefix": long }), "prompt-prefix"),
+            (json!({ "prompt-suffix": long }), "prompt-suffix"),
+            (json!({ "negative-prompt": long }), "negative-prompt"),
+            (json!({ "styles": { "ink": long } }), "styles.ink"),
+            (
+                json!({ "styles": { "ink": { "prompt": "ink", "negative": long } } }),
+                "styles.ink.negative",
+            ),
+            (
+                json!({ "providers": { "art": { "kind": "openai", "extra": extra } } }),
+                "providers.art.extra",
+            ),
+        ] {
+            let message = error(table);
+            assert!(
+                message.starts_with(&format!("in `book.toml`, `preprocessor.imagegen.{key}`:")),
+                "{message}"
+            );
+        }
+        let fits = "x".repeat(MAX_SETTING_CHARS);
+        Config::from_table(Some(&json!({ "prompt-prefix": fits }))).unwrap();
     }
 
     #[test]

@@ -248,9 +248,59 @@ pub(crate) fn candidate_chain(
         request.seed = request
             .seed
             .map(|seed| seed.wrapping_add(u64::from(candidate)));
+        fits_a_record(&request)?;
         chain.push((cache_key(&request), request));
     }
     Ok(chain)
+}
+
+/// The most characters of a prompt (as sent, with the book's prefix, style and suffix) or of a
+/// negative prompt: what a record keeps and reads back.
+pub(crate) const MAX_PROMPT_CHARS: usize = 64 << 10;
+
+/// What a record holds beyond the request's own text, at most: the provider's revised prompt,
+/// ids and versions (capped by `outside`), the master's facts and the JSON around them.
+const RECORD_RESERVE_BYTES: usize = 32 << 10;
+
+/// The most bytes of a record file; `cache::record` reads no larger one back.
+pub(crate) const MAX_RECORD_BYTES: usize = 256 << 10;
+
+/// Refuses a request whose record the cache would not read back (its prompt, negative prompt or
+/// settings too long), before anything is paid for: an image whose record is skipped would be
+/// paid for again on every build.
+pub(crate) fn fits_a_record(request: &Request) -> Result<(), String> {
+    for (what, text) in [
+        ("prompt", Some(&request.prompt)),
+        ("negative prompt", request.negative.as_ref()),
+    ] {
+        let chars = text.map_or(0, |t| t.chars().count());
+        if chars > MAX_PROMPT_CHARS {
+            return Err(format!(
+                "the {what} is {chars} characters with the book's prefix, style and suffix; the cache keeps at most {MAX_PROMPT_CHARS}. Shorten it"
+            ));
+        }
+    }
+    let json = |text: &str| serde_json::to_string(text).map_or(0, |t| t.len());
+    let bytes = json(&request.prompt)
+        + request.negative.as_deref().map_or(0, json)
+        + request
+            .params
+            .iter()
+            .map(|(k, v)| json(k) + json(v) + 8)
+            .sum::<usize>()
+        + request
+            .references
+            .iter()
+            .map(|r| json(&r.label) + r.hash.len() + 32)
+            .sum::<usize>();
+    if bytes + RECORD_RESERVE_BYTES > MAX_RECORD_BYTES {
+        return Err(format!(
+            "the prompt, negative prompt and profile settings (`extra` among them) take {} KB; a record holds at most {} KB of them. Shorten them",
+            bytes.div_ceil(1024),
+            (MAX_RECORD_BYTES - RECORD_RESERVE_BYTES) / 1024
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a request's provider takes `count` reference images; if not, why, naming the
@@ -651,6 +701,24 @@ mod tests {
             super::request(&d, &config).unwrap().prompt,
             "A drawing of A cat, ink"
         );
+    }
+
+    /// A request whose record would be over what the cache reads back is refused before it is
+    /// sent: the image would be paid for on every build.
+    #[test]
+    fn a_request_too_large_for_its_record_is_refused_before_it_is_sent() {
+        let config = Config::from_table(None).unwrap();
+        let mut d = directive(Attrs::default());
+        d.prompt = "a harbour ".repeat(30_000);
+        let error = super::request(&d, &config).unwrap_err();
+        assert!(error.contains("the prompt is 300000 characters"), "{error}");
+        // Under the character cap, but over the record's bytes (four-byte characters).
+        d.prompt = "🌊".repeat(60_000);
+        let error = super::request(&d, &config).unwrap_err();
+        assert!(error.contains("a record holds at most"), "{error}");
+        d.prompt = "a harbour ".repeat(3_000);
+        let request = super::request(&d, &config).unwrap();
+        assert!(fits_a_record(&request).is_ok());
     }
 
     #[test]

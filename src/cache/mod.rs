@@ -264,13 +264,21 @@ impl Cache {
             record: record_name(&record.key, &hash),
             created_at: record.created_at.clone(),
         };
+        // Never a record the cache will not read back: the image would be paid for again on
+        // every build (`plan::fits_a_record` refuses such requests before they are sent).
+        let json = record.to_json();
+        if let Err(why) = Record::parse(&json, &entry.record) {
+            return Err(Error::Request(format!(
+                "the image's record would not read back ({why}); shorten the prompt or the profile's settings"
+            )));
+        }
         let master_path = self.master_path(tier, &entry);
         if !crate::files::is_regular(&master_path) {
             self.write_atomic(&master_path, &master.bytes, "write the master")?;
         }
         let shard = record.key[..2].to_owned();
         let record_path = self.record_path(tier, &entry);
-        self.write_atomic(&record_path, &record.to_json(), "write the record")?;
+        self.write_atomic(&record_path, &json, "write the record")?;
         self.written.insert((tier, shard));
         Ok(entry)
     }

@@ -86,10 +86,10 @@ fn one() -> u32 {
 }
 
 /// The largest record file read; a record with the longest prompt an API takes is well under it.
-pub(crate) const MAX_RECORD_BYTES: u64 = 256 << 10;
+pub(crate) const MAX_RECORD_BYTES: u64 = crate::plan::MAX_RECORD_BYTES as u64;
 
 /// The longest text field a record may hold (a prompt, a revised prompt).
-const MAX_TEXT_CHARS: usize = 64 << 10;
+const MAX_TEXT_CHARS: usize = crate::plan::MAX_PROMPT_CHARS;
 
 impl Record {
     /// Reads a record under the build's rules: JSON of this cache format whose key is 64 hex
