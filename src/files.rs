@@ -21,13 +21,32 @@ pub(crate) fn read_regular(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
     if meta.len() > cap {
         return Err(too_large(meta.len(), cap));
     }
-    let file = std::fs::File::open(path)?;
+    let file = open_regular(path)?;
+    // What was opened is checked again: the name may have been swapped for a link, a FIFO or a
+    // device since it was looked at.
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(path, &meta));
+    }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(cap + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {
         return Err(too_large(bytes.len() as u64, cap));
     }
     Ok(bytes)
+}
+
+/// Opens a file for reading without following a final symbolic link, and without waiting on
+/// a FIFO for a writer (on Unix; elsewhere the checks before and after the open stand).
+fn open_regular(path: &Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    options.open(path)
 }
 
 /// Whether `path` is a regular file (a link to one is not).
@@ -113,6 +132,33 @@ pub(crate) fn write_atomic(
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Writes `bytes` to `path` below `base` as [`write_atomic`] does, unless something is there
+/// already: that is left as it is (even when written by another process meanwhile), and the
+/// answer is `false`.
+pub(crate) fn write_new(
+    base: &Path,
+    tmp_dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> io::Result<bool> {
+    let parent = path.parent().unwrap_or(base);
+    create_dir_confined(base, parent)?;
+    create_dir_confined(base, tmp_dir)?;
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Ok(false);
+    }
+    let mut file = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(tmp_dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    match file.persist_noclobber(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.error),
+    }
 }
 
 /// Removes a file below `base`; a link is removed as a link (never followed), and a directory

@@ -68,9 +68,66 @@ pub(crate) struct Listed {
     pub(crate) modified: Option<std::time::SystemTime>,
 }
 
+/// What reading one object found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fetched {
+    Bytes(Vec<u8>),
+    /// No such object.
+    Missing,
+    /// An object that is not read: larger than the cap, or (in an `fs` store) not a regular
+    /// file; the reason, for a warning or `verify --remote`.
+    Refused(String),
+}
+
+impl Fetched {
+    /// The bytes, if the object was read.
+    pub(crate) fn bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Fetched::Bytes(bytes) => Some(bytes),
+            Fetched::Missing | Fetched::Refused(_) => None,
+        }
+    }
+}
+
+fn too_large(cap: u64) -> String {
+    format!(
+        "larger than {} KB, more than such an object holds",
+        cap.div_ceil(1024)
+    )
+}
+
+/// Reads `path` under an `fs` store's directory through the file edge (see [`Remote::read`]).
+fn read_fs(dir: &Path, path: &str, cap: u64) -> Fetched {
+    let Some(file) = crate::files::join_inside(dir, Path::new(path)) else {
+        return Fetched::Refused("not a path inside the store".into());
+    };
+    if let Err(e) = crate::files::check_confined(dir, &file) {
+        return match e.kind() {
+            std::io::ErrorKind::NotFound => Fetched::Missing,
+            _ => Fetched::Refused(e.to_string()),
+        };
+    }
+    match crate::files::read_regular(&file, cap) {
+        Ok(bytes) => Fetched::Bytes(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Fetched::Missing,
+        Err(e) => Fetched::Refused(e.to_string()),
+    }
+}
+
+/// Writes an object into an `fs` store through the file edge: never through a link, never
+/// over an object that is there; `false` when one was.
+fn write_fs(dir: &Path, object: &Object) -> std::result::Result<bool, String> {
+    let file = crate::files::join_inside(dir, Path::new(&object.path))
+        .ok_or("not a path inside the store")?;
+    crate::files::write_new(dir, &dir.join(".tmp"), &file, &object.bytes).map_err(|e| e.to_string())
+}
+
 /// The remote cache of one book.
 pub(crate) struct Remote {
     operator: Operator,
+    /// An `fs` store's directory: read, written and deleted through the file edge rather than
+    /// the operator.
+    fs_dir: Option<std::path::PathBuf>,
     runtime: tokio::runtime::Runtime,
     /// `s3://bucket/root`, for messages.
     label: String,
@@ -234,8 +291,10 @@ impl Remote {
         // Every well-known secret (the stores' credentials among them), each value inside a
         // connection string or SAS token too: a store's error may echo one parameter at a time.
         let secrets = Secrets::of_vars(crate::outside::WELL_KNOWN.iter().copied(), var);
+        let fs_dir = (storage.scheme == Scheme::Fs).then(|| book_root.join(&storage.root));
         Ok(Remote {
             operator,
+            fs_dir,
             runtime,
             label,
             writable: AtomicBool::new(storage.mode == Mode::ReadWrite),
@@ -287,16 +346,41 @@ impl Remote {
         Ok(listed)
     }
 
-    /// Reads objects; `None` for one that does not exist.
-    pub(crate) fn read(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+    /// Reads objects of at most `cap` bytes each, as the local cache reads its files: streamed,
+    /// and given up past `cap` (an object that never ends, `/dev/zero` behind a link in a
+    /// shared directory, costs `cap` bytes at most). In an `fs` store only regular files are
+    /// read, never through a link, a FIFO or a device, and never outside the store's directory.
+    pub(crate) fn read(&self, paths: &[String], cap: u64) -> Result<Vec<Fetched>> {
+        if let Some(dir) = &self.fs_dir {
+            return Ok(paths.iter().map(|path| read_fs(dir, path, cap)).collect());
+        }
         let operator = &self.operator;
-        let results: Vec<opendal::Result<Option<Vec<u8>>>> =
+        let results: Vec<opendal::Result<Fetched>> =
             self.all(paths.iter().map(|path| async move {
-                match operator.read(path).await {
-                    Ok(buffer) => Ok(Some(buffer.to_vec())),
-                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                let stream = match operator.reader(path).await {
+                    Ok(reader) => reader.into_stream(..).await,
                     Err(e) => Err(e),
+                };
+                let mut stream = match stream {
+                    Ok(stream) => stream,
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Fetched::Missing),
+                    Err(e) => return Err(e),
+                };
+                let mut bytes = Vec::new();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = match chunk {
+                        Ok(chunk) => chunk,
+                        Err(e) if e.kind() == ErrorKind::NotFound && bytes.is_empty() => {
+                            return Ok(Fetched::Missing);
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if (bytes.len() + chunk.len()) as u64 > cap {
+                        return Ok(Fetched::Refused(too_large(cap)));
+                    }
+                    bytes.extend(chunk.to_bytes());
                 }
+                Ok(Fetched::Bytes(bytes))
             }));
         results
             .into_iter()
@@ -324,6 +408,23 @@ impl Remote {
                 message: "the remote cache is read-only for this build".into(),
                 read_only: true,
             });
+        }
+        if let Some(dir) = &self.fs_dir {
+            let mut uploaded = Uploaded::default();
+            for object in objects {
+                match write_fs(dir, object) {
+                    Ok(true) => uploaded.written += 1,
+                    Ok(false) => uploaded.existed += 1,
+                    Err(message) => {
+                        return Err(Error::Remote {
+                            store: self.label.clone(),
+                            message: format!("cannot write `{}`: {message}", object.path),
+                            read_only: false,
+                        });
+                    }
+                }
+            }
+            return Ok(uploaded);
         }
         let capability = self.operator.info().capability();
         let operator = &self.operator;
@@ -366,6 +467,25 @@ impl Remote {
                 message: "the remote cache is read-only (`mode = \"read-only\"`)".into(),
                 read_only: true,
             });
+        }
+        if let Some(dir) = &self.fs_dir {
+            for path in paths {
+                let removed = match crate::files::join_inside(dir, Path::new(path)) {
+                    Some(file) => crate::files::remove_confined(dir, &file),
+                    None => Err(std::io::Error::other("not a path inside the store")),
+                };
+                match removed {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::Remote {
+                            store: self.label.clone(),
+                            message: format!("cannot delete `{path}`: {e}"),
+                            read_only: false,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            return Ok(());
         }
         let operator = &self.operator;
         let results: Vec<opendal::Result<()>> =
@@ -646,7 +766,7 @@ mod tests {
                 .mount(&server),
         );
         let remote = open(&s3(&server.uri(), Mode::ReadWrite));
-        let result = remote.read(&["masters/ab/abcd.png".to_owned()]);
+        let result = remote.read(&["masters/ab/abcd.png".to_owned()], 1 << 20);
         let message = result.as_ref().unwrap_err().to_string();
         assert!(message.contains("cannot read"), "{message}");
         assert!(!message.contains(SECRET), "{message}");
@@ -672,8 +792,10 @@ mod tests {
         });
         let remote = open(&s3(&server.uri(), Mode::ReadWrite));
         assert_eq!(
-            remote.read(&["records/ab/x.json".to_owned()]).unwrap(),
-            [None]
+            remote
+                .read(&["records/ab/x.json".to_owned()], 1 << 20)
+                .unwrap(),
+            [Fetched::Missing]
         );
         let uploaded = remote.upload(&[object()]).unwrap();
         assert_eq!(
@@ -691,6 +813,160 @@ mod tests {
         assert_eq!(put.headers.get("if-none-match").unwrap(), "*");
         assert_eq!(put.headers.get("content-type").unwrap(), "image/png");
         assert_eq!(put.headers.get("cache-control").unwrap(), IMMUTABLE);
+    }
+
+    /// An object over the cap is given up once the cap is passed, not read whole.
+    #[test]
+    fn an_object_over_the_cap_is_refused() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let server = runtime.block_on(MockServer::start());
+        runtime.block_on(
+            Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; 300_000]))
+                .mount(&server),
+        );
+        let remote = open(&s3(&server.uri(), Mode::ReadOnly));
+        let paths = ["records/ab/x.json".to_owned()];
+        assert!(matches!(
+            &remote.read(&paths, 256 << 10).unwrap()[..],
+            [Fetched::Refused(why)] if why.contains("larger than 256 KB")
+        ));
+        assert_eq!(
+            remote.read(&paths, 300_000).unwrap()[0]
+                .clone()
+                .bytes()
+                .unwrap()
+                .len(),
+            300_000
+        );
+    }
+
+    /// A shared directory holding links, FIFOs and devices where objects should be: each is
+    /// refused at once, never followed, waited on or read without end.
+    #[cfg(unix)]
+    #[test]
+    fn an_fs_store_reads_only_regular_files_inside_it() {
+        let book = tempfile::tempdir().unwrap();
+        let store = book.path().join("shared");
+        std::fs::create_dir_all(store.join("masters/ab")).unwrap();
+        std::fs::create_dir_all(store.join("records/ab")).unwrap();
+        let secret = book.path().join("secret.txt");
+        std::fs::write(&secret, b"secret").unwrap();
+        std::fs::write(store.join("masters/ab/ok.png"), b"png").unwrap();
+        let link =
+            |target: &Path, at: &str| std::os::unix::fs::symlink(target, store.join(at)).unwrap();
+        link(Path::new("/dev/zero"), "masters/ab/zero.png");
+        link(&secret, "records/ab/passwd.json");
+        link(book.path(), "records/cd");
+        std::fs::write(store.join("records/ab/big.json"), vec![b' '; 300_000]).unwrap();
+        let fifo = store.join("masters/ab/fifo.png");
+        let has_fifo = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success());
+        let storage = Storage {
+            scheme: Scheme::Fs,
+            bucket: String::new(),
+            region: None,
+            endpoint: None,
+            root: "shared".into(),
+            public_url: None,
+            mode: Mode::ReadOnly,
+            anonymous: false,
+        };
+        let remote = Remote::open(&storage, book.path(), &|_| None).unwrap();
+        let paths: Vec<String> = [
+            "masters/ab/ok.png",
+            "masters/ab/missing.png",
+            "masters/ab/zero.png",
+            "records/ab/passwd.json",
+            "records/cd/secret.txt",
+            "records/ab/big.json",
+            "../secret.txt",
+        ]
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect();
+        let read = remote.read(&paths, 256 << 10).unwrap();
+        assert_eq!(read[0], Fetched::Bytes(b"png".to_vec()));
+        assert_eq!(read[1], Fetched::Missing);
+        for (path, fetched) in paths.iter().zip(&read).skip(2) {
+            assert!(
+                matches!(fetched, Fetched::Refused(_)),
+                "{path}: {fetched:?}"
+            );
+        }
+        if has_fifo {
+            let read = remote
+                .read(&["masters/ab/fifo.png".to_owned()], 1 << 20)
+                .unwrap();
+            assert!(matches!(&read[..], [Fetched::Refused(_)]), "{read:?}");
+        }
+    }
+
+    /// Writes and deletions in a shared directory never go through a link out of it, and never
+    /// replace an object that is there.
+    #[cfg(unix)]
+    #[test]
+    fn an_fs_store_writes_and_deletes_only_inside_it() {
+        let book = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let store = book.path().join("shared");
+        std::fs::create_dir_all(store.join("records")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), store.join("masters")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), store.join("records/cd")).unwrap();
+        std::fs::write(outside.path().join("precious.json"), b"p").unwrap();
+        let storage = Storage {
+            scheme: Scheme::Fs,
+            bucket: String::new(),
+            region: None,
+            endpoint: None,
+            root: "shared".into(),
+            public_url: None,
+            mode: Mode::ReadWrite,
+            anonymous: false,
+        };
+        let remote = Remote::open(&storage, book.path(), &|_| None).unwrap();
+        assert!(
+            remote.upload(&[object()]).is_err(),
+            "written through a link"
+        );
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+        assert!(
+            remote
+                .delete(&["records/cd/precious.json".to_owned()])
+                .is_err()
+        );
+        assert!(outside.path().join("precious.json").exists());
+        // A plain object is written once and never replaced.
+        let record = Object {
+            path: "records/ab/x.json".into(),
+            bytes: b"first".to_vec(),
+            content_type: "application/json",
+        };
+        assert_eq!(
+            remote
+                .upload(std::slice::from_ref(&record))
+                .unwrap()
+                .written,
+            1
+        );
+        let again = Object {
+            bytes: b"second".to_vec(),
+            ..record
+        };
+        assert_eq!(remote.upload(&[again]).unwrap().existed, 1);
+        assert_eq!(
+            std::fs::read(store.join("records/ab/x.json")).unwrap(),
+            b"first"
+        );
+        remote
+            .delete(&[
+                "records/ab/x.json".to_owned(),
+                "records/ab/gone.json".to_owned(),
+            ])
+            .unwrap();
+        assert!(!store.join("records/ab/x.json").exists());
     }
 
     #[test]

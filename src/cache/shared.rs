@@ -17,7 +17,7 @@ use super::{Cache, Entry, Tier, io_error, record_name_key};
 use crate::describe;
 use crate::error::Result;
 use crate::plan::CacheKey;
-use crate::storage::{Object, Remote, Uploaded, paths};
+use crate::storage::{Fetched, Object, Remote, Uploaded, paths};
 
 /// A record found in the remote, parsed.
 struct Candidate {
@@ -69,20 +69,33 @@ impl Cache {
                 .iter()
                 .map(|(_, c)| paths::master(&c.record.master, extension(&c.record)))
                 .collect();
-            let Some(masters) = remote.degrade(remote.read(&master_paths)) else {
+            let Some(masters) = remote
+                .degrade(remote.read(&master_paths, crate::provider::MAX_MASTER_BYTES as u64))
+            else {
                 break;
             };
             for ((key, candidate), (bytes, path)) in round
                 .into_iter()
                 .zip(masters.into_iter().zip(&master_paths))
             {
-                let Some(bytes) = bytes else {
-                    tracing::warn!(
-                        "the remote record `{}` has no master `{path}` in `{}`; skipping it",
-                        candidate.name,
-                        remote.label()
-                    );
-                    continue;
+                let bytes = match bytes {
+                    Fetched::Bytes(bytes) => bytes,
+                    Fetched::Missing => {
+                        tracing::warn!(
+                            "the remote record `{}` has no master `{path}` in `{}`; skipping it",
+                            candidate.name,
+                            remote.label()
+                        );
+                        continue;
+                    }
+                    Fetched::Refused(why) => {
+                        tracing::warn!(
+                            "the remote master `{path}` in `{}` is not read ({}); skipping it (run `mdbook-imagegen verify --remote`)",
+                            remote.label(),
+                            crate::outside::for_terminal(&why)
+                        );
+                        continue;
+                    }
                 };
                 if blake3::hash(&bytes).to_hex().as_str() != candidate.record.master {
                     tracing::warn!(
@@ -122,10 +135,22 @@ impl Cache {
                 .iter()
                 .map(|(_, n)| paths::record(n))
                 .collect::<Vec<_>>(),
+            super::record::MAX_RECORD_BYTES,
         )?;
         let mut out: BTreeMap<CacheKey, Vec<Candidate>> = BTreeMap::new();
-        for ((key, name), bytes) in names.into_iter().zip(texts) {
-            let Some(bytes) = bytes else { continue };
+        for ((key, name), fetched) in names.into_iter().zip(texts) {
+            let bytes = match fetched {
+                Fetched::Bytes(bytes) => bytes,
+                Fetched::Missing => continue,
+                Fetched::Refused(why) => {
+                    tracing::warn!(
+                        "skipping the remote record `{name}` in `{}`: {}",
+                        remote.label(),
+                        crate::outside::for_terminal(&why)
+                    );
+                    continue;
+                }
+            };
             match Record::parse(&bytes, &name) {
                 Ok(record) if record.key == key.to_hex() => {
                     out.entry(key).or_default().push(Candidate {
@@ -331,9 +356,12 @@ impl Cache {
             .iter()
             .map(|(m, d)| (m.as_str(), d.as_str()))
             .collect();
-        for (name, bytes) in names.iter().zip(remote.read(&objects)?) {
-            // The listing's size is the store's word; the bytes are checked too.
-            let Some(bytes) = bytes.filter(|b| b.len() as u64 <= describe::MAX_RECORD_BYTES) else {
+        for (name, fetched) in names
+            .iter()
+            .zip(remote.read(&objects, describe::MAX_RECORD_BYTES)?)
+        {
+            // The listing's size is the store's word; the read is capped too.
+            let Some(bytes) = fetched.bytes() else {
                 continue;
             };
             let record = match describe::Record::parse(&bytes, name) {

@@ -10,7 +10,7 @@ use super::Team;
 use crate::cache::Record;
 use crate::config::Mode;
 use crate::error::{Error, Result};
-use crate::storage::{self, Listed, Object, Remote, paths};
+use crate::storage::{self, Fetched, Listed, Object, Remote, paths};
 
 /// What `push` did.
 #[derive(Debug, Default, Serialize)]
@@ -206,25 +206,28 @@ impl Team {
             .map(|(_, listed)| listed.clone())
             .collect();
         let paths: Vec<String> = listed.iter().map(|l| l.path.clone()).collect();
-        let texts = remote.read(&paths)?;
+        let texts = remote.read(&paths, crate::plan::MAX_RECORD_BYTES as u64)?;
         Ok(listed
             .into_iter()
             .zip(texts)
-            .map(|(listed, text)| {
+            .map(|(listed, fetched)| {
+                let text = match fetched {
+                    Fetched::Bytes(bytes) => Ok(bytes),
+                    Fetched::Missing => Err("vanished while read".to_owned()),
+                    Fetched::Refused(why) => Err(why),
+                };
                 // The master a record names, even when the record is of another version.
-                let master = text.as_deref().and_then(|t| {
+                let master = text.as_deref().ok().and_then(|t| {
                     let value: serde_json::Value = serde_json::from_slice(t).ok()?;
                     let hash = value.get("master")?.as_str()?;
                     let extension = crate::vocab::extension_of(value.get("media-type")?.as_str()?);
                     crate::cache::is_hash(hash).then(|| paths::master(hash, extension))
                 });
                 // The rules every build reads a record by.
-                let record = text
-                    .ok_or_else(|| "vanished while read".to_owned())
-                    .and_then(|t| {
-                        let name = listed.path.rsplit('/').next().unwrap_or_default();
-                        Record::parse(&t, name)
-                    });
+                let record = text.and_then(|t| {
+                    let name = listed.path.rsplit('/').next().unwrap_or_default();
+                    Record::parse(&t, name)
+                });
                 (listed, record, master)
             })
             .collect())
@@ -378,9 +381,23 @@ impl Team {
             .cloned()
             .collect();
         for chunk in masters.chunks(32) {
-            let contents = remote.read(chunk)?;
-            for (path, bytes) in chunk.iter().zip(contents) {
-                let Some(bytes) = bytes else { continue };
+            let contents = remote.read(chunk, crate::provider::MAX_MASTER_BYTES as u64)?;
+            for (path, fetched) in chunk.iter().zip(contents) {
+                let bytes = match fetched {
+                    Fetched::Bytes(bytes) => bytes,
+                    Fetched::Missing => continue,
+                    Fetched::Refused(why) => {
+                        problems.push(RemoteObject {
+                            path: path.clone(),
+                            bytes: objects.get(path).map_or(0, |l| l.bytes),
+                            what: format!(
+                                "it is not read ({}); delete it and the records that name it",
+                                crate::outside::for_terminal(&why)
+                            ),
+                        });
+                        continue;
+                    }
+                };
                 let name = path.rsplit('/').next().unwrap_or_default();
                 let claimed = name.split('.').next().unwrap_or_default();
                 if blake3::hash(&bytes).to_hex().as_str() != claimed {

@@ -527,3 +527,110 @@ fn descriptions_travel_through_the_remote() {
     assert!(!b.path().join("described.log").exists(), "{log}");
     assert_eq!(b.page(), a.page());
 }
+
+/// Runs a command, failing the test (not hanging it) when it takes over a minute.
+fn within_a_minute(mut command: Command) -> Output {
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("{command:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A shared directory a teammate filled with traps where objects should be: a master that is a
+/// link to `/dev/zero`, another that is a FIFO, a record linked to a file outside the store and
+/// a record of 300 MB. A fresh build, `verify --remote` and `gc --remote --dry-run` finish at
+/// once, read none of them, and the build makes the images it could not fetch.
+#[cfg(unix)]
+#[test]
+fn a_shared_directory_of_traps_is_read_within_bounds() {
+    let shared = tempfile::tempdir().unwrap();
+    let table = format!(
+        "[preprocessor.imagegen.storage]\nscheme = \"fs\"\nroot = \"{}\"\n",
+        shared.path().display()
+    );
+    let a = Machine::new(&table, Vec::new());
+    a.build();
+    let files = crate::providers::walk(shared.path());
+    let masters: Vec<&PathBuf> = files
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("/masters/"))
+        .collect();
+    assert_eq!(masters.len(), 2, "{files:?}");
+    std::fs::remove_file(masters[0]).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", masters[0]).unwrap();
+    std::fs::remove_file(masters[1]).unwrap();
+    let fifo = Command::new("mkfifo").arg(masters[1]).status().unwrap();
+    assert!(fifo.success());
+    let records = shared.path().join("records/00");
+    std::fs::create_dir_all(&records).unwrap();
+    let name = format!("{}-{}-00000000.json", "0".repeat(64), "0".repeat(16));
+    std::os::unix::fs::symlink("/etc/passwd", records.join(&name)).unwrap();
+    let big = std::fs::File::create(records.join(name.replace("-00000000", "-00000001"))).unwrap();
+    big.set_len(300 << 20).unwrap();
+
+    let b = Machine::new(&table, Vec::new());
+    let built = within_a_minute(b.mdbook_build(0.0));
+    let log = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "{log}");
+    assert_eq!(
+        b.calls(),
+        2,
+        "the images it could not fetch are made: {log}"
+    );
+    assert!(log.contains("is not read"), "{log}");
+    assert!(!log.contains("root:x:0"), "{log}");
+
+    let mut verify = Command::new(BIN);
+    verify
+        .args([
+            "verify",
+            "--remote",
+            "--json",
+            "--book",
+            b.path().to_str().unwrap(),
+        ])
+        .env("CALLS", &b.calls);
+    let verified = within_a_minute(verify);
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        !verified.status.success(),
+        "the traps are problems: {report}"
+    );
+    assert!(!report.contains("root:x:0"), "{report}");
+    for master in &masters {
+        let object = master
+            .strip_prefix(shared.path())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(report.contains(&object), "{object} is reported: {report}");
+    }
+
+    let mut gc = Command::new(BIN);
+    gc.args([
+        "gc",
+        "--remote",
+        "--dry-run",
+        "--book",
+        b.path().to_str().unwrap(),
+    ])
+    .env("CALLS", &b.calls);
+    let collected = within_a_minute(gc);
+    assert!(
+        collected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&collected.stderr)
+    );
+    // Nothing outside the store was touched.
+    assert!(Path::new("/etc/passwd").exists());
+}
