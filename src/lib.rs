@@ -53,3 +53,12 @@ pub use team::{
     DescriptionStat, ListedImage, MissingAlt, Picked, Pushed, RemoteObject, RemoteStats, Stat,
     Team, VerifyProblem, WrittenAlt,
 };
+
+/// For `scripts/bench svg` (`examples/svg_render.rs`): what a build does with an SVG master,
+/// sanitized when it arrives, then rendered `width` wide under the render bound; the error is
+/// the one a build would give. Not part of the API.
+#[doc(hidden)]
+pub fn bench_svg_master(svg: &[u8], width: u32) -> std::result::Result<(u32, u32), String> {
+    let clean = svg::sanitize(svg)?;
+    svg::rasterize(&clean.bytes, width).map(|(w, h, _)| (w, h))
+}

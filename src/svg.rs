@@ -12,10 +12,14 @@
 //! [`rasterize`] renders a sanitized SVG with resvg for the raster files (the fallback other
 //! renderers show, and the thumbnail), never reading a file or the network, and without fonts
 //! (text shows in browsers, which render the SVG itself, but not in the raster files), so the
-//! same SVG gives the same pixels on every machine. No I/O here.
+//! same SVG gives the same pixels on every machine. A render's work is bounded before it starts
+//! ([`work`]): a master whose filters or paths would take without bound is refused when it
+//! arrives, and by `verify` and every render when found in a cache. No I/O here.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+
+mod work;
 
 /// What shapes an SVG web file and its raster files beyond the master: this sanitizer and
 /// the renderer. Derived files' names hash it, so a change makes new files.
@@ -220,6 +224,11 @@ pub(crate) fn sanitize(bytes: &[u8]) -> Result<Svg, String> {
     )
     .map_err(|e| format!("an SVG that could not be written again ({e})"))?;
     check_expansion(&written)?;
+    work::check_primitives(&written)?;
+    // Counted at the size a page is likely to ask for, so that a master whose render has no
+    // bound is refused when it arrives (and flagged by `verify`), not on every build.
+    let tree = tree(out.as_bytes())?;
+    work::check_tree(&tree, scale_for(&tree, REFERENCE_WIDTH.max(width)))?;
     Ok(Svg {
         bytes: out.into_bytes(),
         width,
@@ -663,29 +672,24 @@ fn escape(text: &str, quotes: bool) -> String {
     out
 }
 
+/// The width at which a master's render is bounded when it arrives: the widest web file a
+/// book usually asks for (a book that asks for wider ones is checked again at that width).
+const REFERENCE_WIDTH: u32 = 2048;
+
+/// Output pixels per user unit when `tree` is rendered `width` wide.
+fn scale_for(tree: &resvg::usvg::Tree, width: u32) -> f32 {
+    width.clamp(1, MAX_SIDE) as f32 / tree.size().width()
+}
+
 /// Renders a sanitized SVG to RGBA pixels `width` wide (the height keeps its shape), with no
-/// file, network or font access.
+/// file, network or font access; refused when the render would take more than the bounds of
+/// [`work`].
 pub(crate) fn rasterize(svg: &[u8], width: u32) -> Result<(u32, u32, Vec<u8>), String> {
-    let options = resvg::usvg::Options {
-        resources_dir: None,
-        image_href_resolver: resvg::usvg::ImageHrefResolver {
-            resolve_data: Box::new(|mime: &str, data: Arc<Vec<u8>>, _: &resvg::usvg::Options| {
-                match mime.to_ascii_lowercase().as_str() {
-                    "image/png" => Some(resvg::usvg::ImageKind::PNG(data)),
-                    "image/jpeg" | "image/jpg" => Some(resvg::usvg::ImageKind::JPEG(data)),
-                    "image/webp" => Some(resvg::usvg::ImageKind::WEBP(data)),
-                    _ => None,
-                }
-            }),
-            resolve_string: Box::new(|_: &str, _: &resvg::usvg::Options| None),
-        },
-        ..resvg::usvg::Options::default()
-    };
-    let tree = resvg::usvg::Tree::from_data(svg, &options)
-        .map_err(|e| format!("cannot read the SVG ({e})"))?;
+    let tree = tree(svg)?;
     let size = tree.size();
     let width = width.clamp(1, MAX_SIDE);
-    let scale = width as f32 / size.width();
+    let scale = scale_for(&tree, width);
+    work::check_tree(&tree, scale)?;
     let height = ((size.height() * scale).round() as u32).clamp(1, MAX_SIDE);
     let mut pixmap = resvg::tiny_skia::Pixmap::new(width, height)
         .ok_or_else(|| format!("cannot render the SVG at {width}x{height}"))?;
@@ -706,6 +710,27 @@ pub(crate) fn rasterize(svg: &[u8], width: u32) -> Result<(u32, u32, Vec<u8>), S
         }
     }
     Ok((width, height, data))
+}
+
+/// The SVG read as the renderer reads it: embedded PNG, JPEG and WebP images only, no file,
+/// network or font access.
+fn tree(svg: &[u8]) -> Result<resvg::usvg::Tree, String> {
+    let options = resvg::usvg::Options {
+        resources_dir: None,
+        image_href_resolver: resvg::usvg::ImageHrefResolver {
+            resolve_data: Box::new(|mime: &str, data: Arc<Vec<u8>>, _: &resvg::usvg::Options| {
+                match mime.to_ascii_lowercase().as_str() {
+                    "image/png" => Some(resvg::usvg::ImageKind::PNG(data)),
+                    "image/jpeg" | "image/jpg" => Some(resvg::usvg::ImageKind::JPEG(data)),
+                    "image/webp" => Some(resvg::usvg::ImageKind::WEBP(data)),
+                    _ => None,
+                }
+            }),
+            resolve_string: Box::new(|_: &str, _: &resvg::usvg::Options| None),
+        },
+        ..resvg::usvg::Options::default()
+    };
+    resvg::usvg::Tree::from_data(svg, &options).map_err(|e| format!("cannot read the SVG ({e})"))
 }
 
 #[cfg(test)]
@@ -952,5 +977,90 @@ mod tests {
         assert_eq!((w, h), (40, 20));
         assert_eq!(&data[..4], &[255, 0, 0, 255]);
         assert_eq!(data.len(), 40 * 20 * 4);
+    }
+
+    /// A drawing as models and editors write them: a blur, a shadow, a noise texture, a 3×3
+    /// kernel, a dilation of a few pixels, dashes.
+    const ORDINARY_FILTERS: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 300">
+<defs>
+<filter id="soft" x="-10%" y="-10%" width="120%" height="120%"><feGaussianBlur stdDeviation="4"/></filter>
+<filter id="shadow"><feDropShadow dx="2" dy="3" stdDeviation="3" flood-opacity="0.4"/></filter>
+<filter id="paper"><feTurbulence type="fractalNoise" baseFrequency="0.8" numOctaves="4"/><feColorMatrix type="saturate" values="0"/><feComposite in2="SourceGraphic" operator="in"/></filter>
+<filter id="edge"><feConvolveMatrix order="3" kernelMatrix="0 -1 0 -1 5 -1 0 -1 0"/><feMorphology operator="dilate" radius="2"/></filter>
+</defs>
+<rect width="400" height="300" fill="#f4efe6" filter="url(#paper)"/>
+<circle cx="200" cy="150" r="80" fill="#2a6f97" filter="url(#shadow)"/>
+<path d="M40 260 Q200 180 360 260" stroke="#333" stroke-width="3" stroke-dasharray="6 4" fill="none" filter="url(#soft)"/>
+<text x="20" y="40" filter="url(#edge)">Harbour</text>
+</svg>"##;
+
+    /// Each shape whose render took minutes, refused when it arrives.
+    #[test]
+    fn renders_without_bound_are_refused_and_ordinary_filters_pass() {
+        let svg = clean(ORDINARY_FILTERS);
+        let (w, h, _) = rasterize(svg.as_bytes(), 800).unwrap();
+        assert_eq!((w, h), (800, 600));
+        let doc = |body: &str| {
+            format!(
+                r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 300">{body}</svg>"##
+            )
+        };
+        let filtered = |filter: &str| {
+            doc(&format!(
+                r##"<defs><filter id="f" x="0" y="0" width="1" height="1">{filter}</filter></defs><rect width="400" height="300" fill="#888" filter="url(#f)"/>"##
+            ))
+        };
+        let million = format!(
+            r##"<path d="M0 0{}" stroke="#000" fill="none"/>"##,
+            " L1 1 L2 0".repeat(500_000)
+        );
+        let many_layers: String = (0..3000)
+            .map(|_| r#"<g opacity="0.5"><rect width="400" height="300"/></g>"#)
+            .collect();
+        let huge_regions: String = (0..40)
+            .map(|i| format!(r##"<rect id="r{i}" width="4" height="3" filter="url(#big)"/>"##))
+            .collect();
+        let cases = [
+            (filtered(r#"<feTurbulence baseFrequency="0.1" numOctaves="1000"/>"#), "numOctaves"),
+            (filtered(r#"<feMorphology radius="100000"/>"#), "operations per pixel"),
+            (filtered(r#"<feMorphology radius="60"/>"#), "operations per pixel"),
+            (filtered(r#"<feConvolveMatrix order="300"/>"#), "order"),
+            (filtered(r#"<feConvolveMatrix order="65536"/>"#), "order"),
+            (filtered(r#"<feGaussianBlur stdDeviation="1e30"/>"#), "stdDeviation"),
+            (filtered(&"<feOffset dx=\"1\"/>".repeat(40)), "primitives"),
+            (
+                filtered(&format!("<feMerge>{}</feMerge>", "<feMergeNode/>".repeat(20))),
+                "feMerge",
+            ),
+            (doc(&million), "path segments"),
+            (doc(&many_layers), "operations per pixel"),
+            (
+                doc(&format!(
+                    r##"<defs><filter id="big" filterUnits="userSpaceOnUse" x="-100000" y="-100000" width="200000" height="200000"><feGaussianBlur stdDeviation="2"/><feGaussianBlur stdDeviation="2"/></filter></defs>{huge_regions}"##
+                )),
+                "operations per pixel",
+            ),
+            (
+                doc(r##"<path d="M0 0 L400 300 L0 300 Z" stroke="#000" stroke-dasharray="0.001" fill="none"/>"##.repeat(200).as_str()),
+                "path segments",
+            ),
+        ];
+        for (svg, expected) in cases {
+            let error = sanitize(svg.as_bytes())
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {}", &svg[..svg.len().min(300)]));
+            assert!(error.contains(expected), "{expected}: {error}");
+        }
+    }
+
+    /// A master cached before the bound (or crafted into a cache) is refused by the render
+    /// itself, whatever width is asked for.
+    #[test]
+    fn the_render_checks_the_bound_at_the_width_it_draws() {
+        let svg = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 30"><defs><filter id="f"><feMorphology radius="3"/></filter></defs><rect width="40" height="30" filter="url(#f)"/></svg>"##;
+        // 3 user units are 6 pixels at 80 wide, 600 at 8000 wide.
+        assert!(rasterize(svg.as_bytes(), 80).is_ok());
+        let error = rasterize(svg.as_bytes(), 8000).unwrap_err();
+        assert!(error.contains("operations per pixel"), "{error}");
     }
 }

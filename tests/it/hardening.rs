@@ -438,4 +438,100 @@ mod links {
         assert!(String::from_utf8_lossy(&again.stdout).contains("the cache is sound"));
         assert!(Path::new("/etc/passwd").exists());
     }
+
+    /// An SVG master whose render has no bound, added to a cache (as a pull request could):
+    /// `verify` says a build cannot show it, and says so at once.
+    #[test]
+    fn verify_flags_an_svg_master_whose_render_has_no_bound() {
+        let book = placeholder_book();
+        book.build();
+        let svg = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 300"><defs><filter id="f"><feTurbulence baseFrequency="0.1" numOctaves="1000"/></filter></defs><rect width="400" height="300" filter="url(#f)"/></svg>"##;
+        let hash = blake3::hash(svg.as_bytes()).to_hex().to_string();
+        let dir = book.root().join(".imagegen/local/masters").join(&hash[..2]);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{hash}.svg")), svg).unwrap();
+        let started = std::time::Instant::now();
+        let verify = imagegen(&book, &["verify"]);
+        let report = String::from_utf8_lossy(&verify.stdout);
+        assert!(!verify.status.success(), "{report}");
+        assert!(report.contains("numOctaves"), "{report}");
+        assert!(report.contains("a build cannot show it"), "{report}");
+        assert!(started.elapsed().as_secs() < 30);
+    }
+}
+
+/// What a crafted text tries to read into the book: a file beside the book, one in `src/`,
+/// and (never to be shown) the process's environment.
+const SECRET_TEXT: &str = "CONFIDENTIAL-7f3a-do-not-publish";
+
+/// mdBook's own directives, as a hostile provider or describer would write them into a text
+/// that reaches a page: from `src/coast/`, `../../secret.txt` is beside the book.
+const MDBOOK_DIRECTIVES: &str = "{{#include ../../secret.txt}} {{ #include ../secret.txt }} {{#playground ../secret.txt}} {{#title Owned}} {{#include /proc/self/environ}} \\{{#include ../secret.txt}}";
+
+/// Writes the secret files and sets where imagegen runs: before mdBook's `links` preprocessor
+/// (mdBook's default order, no `after`) or after it.
+fn with_secrets(book: &TestBook, after_links: bool) {
+    book.write("secret.txt", SECRET_TEXT);
+    book.write("src/secret.txt", SECRET_TEXT);
+    if !after_links {
+        let toml = book.read("book.toml").replace("after = [\"links\"]\n", "");
+        assert!(!toml.contains("after ="));
+        book.write("book.toml", &toml);
+    }
+}
+
+/// No rendered file, and nothing printed, holds the secret or the environment, and no page's
+/// title was changed; the words themselves show as text.
+fn assert_nothing_included(book: &TestBook, outputs: &[&Output]) {
+    for output in outputs {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains(SECRET_TEXT), "{stderr}");
+        assert!(!stderr.contains("OPENAI_API_KEY="), "{stderr}");
+    }
+    for file in walk(&book.root().join("book")) {
+        // mdBook copies the source directory's other files as they are.
+        if file.ends_with("book/secret.txt") {
+            continue;
+        }
+        let bytes = std::fs::read(&file).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(SECRET_TEXT),
+            "included into {}",
+            file.display()
+        );
+        assert!(!text.contains("OPENAI_API_KEY="), "{}", file.display());
+        assert!(!text.contains("<title>Owned"), "{}", file.display());
+    }
+}
+
+/// A provider's error that holds mdBook directives is shown as text in the error figure, whether
+/// imagegen runs before mdBook's `links` preprocessor (which would expand them) or after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_text_never_becomes_an_mdbook_directive() {
+    for after_links in [false, true] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/images/generations"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+                "error": { "message": format!("Bad request {MDBOOK_DIRECTIVES}"), "type": "invalid_request_error", "param": null, "code": null }
+            })))
+            .mount(&server)
+            .await;
+        let book = openai_book(&server.uri(), "on-error = \"placeholder\"");
+        with_secrets(&book, after_links);
+        let output = build(&book).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert_nothing_included(&book, &[&output]);
+        let page = book.read("book/coast/lighthouses.html");
+        let main = crate::support::main_of(&page);
+        assert!(main.contains("imagegen-error"), "{main}");
+        // Shown as the provider wrote it (mdBook 0.5 writes the page's character references
+        // out as characters, after `links` has run).
+        assert!(
+            main.contains("Bad request {{#include ../../secret.txt}} {{ #include ../secret.txt }}"),
+            "after links: {after_links}: {main}"
+        );
+    }
 }
