@@ -937,7 +937,7 @@ type Invalid = (String, String);
 
 /// The most characters of a text setting that goes into every prompt (`prompt-prefix`,
 /// `prompt-suffix`, `negative-prompt`, a style's `prompt` and `negative`).
-pub(crate) const MAX_SETTING_CHARS: usize = 4000;
+pub(crate) const MAX_SETTING_CHARS: usize = 16_000;
 
 /// The most bytes of a profile's `extra` (or the describer's), written as JSON.
 pub(crate) const MAX_EXTRA_BYTES: usize = 16 << 10;

@@ -292,8 +292,8 @@ fn is_closed(block: &str, fence_char: char, fence_len: usize) -> bool {
     last.chars().count() >= fence_len && last.chars().all(|c| c == fence_char)
 }
 
-/// Parses `key="value"` attributes. Values may be double-quoted (with `\"`, `\\` and `\{`
-/// escapes), single-quoted, or bare words.
+/// Parses `key="value"` attributes. Values may be double-quoted (with `\"` and `\\` escapes,
+/// and `\{` in `alt` and `caption`), single-quoted, or bare words.
 pub(crate) fn parse_attrs(info: &str) -> Result<Attrs, String> {
     let mut attrs = Attrs::default();
     let mut seen: Vec<String> = Vec::new();
@@ -335,9 +335,11 @@ fn read_value<'a>(key: &str, text: &'a str) -> Result<(String, &'a str), String>
             let mut escaped = false;
             for (i, c) in chars {
                 if escaped {
-                    // `\{` is a brace: `alt --write` writes `{` so, since `{{` in a chapter is
-                    // mdBook's `links` syntax, wherever it stands.
-                    if c != quote && c != '\\' && c != '{' {
+                    // In `alt` and `caption`, `\{` is a brace: `alt --write` writes `{` so,
+                    // since `{{` in a chapter is mdBook's `links` syntax, wherever it stands.
+                    // (Not in attributes that reach a cache key: their meaning stays.)
+                    let brace = c == '{' && matches!(key, "alt" | "caption");
+                    if c != quote && c != '\\' && !brace {
                         value.push('\\');
                     }
                     value.push(c);
@@ -645,6 +647,12 @@ mod tests {
     fn quoted_values_take_escapes() {
         let d = one("```image-prompt alt=\"say \\\"hi\\\" \\\\ back\\slash\"\nx\n```\n");
         assert_eq!(d.attrs.alt.as_deref(), Some("say \"hi\" \\ back\\slash"));
+        // A brace in `alt` and `caption` (as `alt --write` writes it), kept elsewhere.
+        let d =
+            one("```image-prompt alt=\"\\{\\{x}}\" caption=\"\\{y}\" negative=\"\\{z}\"\nx\n```\n");
+        assert_eq!(d.attrs.alt.as_deref(), Some("{{x}}"));
+        assert_eq!(d.attrs.caption.as_deref(), Some("{y}"));
+        assert_eq!(d.attrs.negative.as_deref(), Some("\\{z}"));
     }
 
     #[test]

@@ -149,9 +149,16 @@ pub(crate) fn write_new(
     if std::fs::symlink_metadata(path).is_ok() {
         return Ok(false);
     }
-    let mut file = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(tmp_dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-");
+    // Readable by the others who share the directory, as the umask allows (a temporary file
+    // is otherwise its owner's alone).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut file = builder.tempfile_in(tmp_dir)?;
     file.write_all(bytes)?;
     file.as_file().sync_all()?;
     match file.persist_noclobber(path) {

@@ -137,8 +137,9 @@ impl Secrets {
     fn redact_split(&self, text: &str) -> Option<String> {
         // The text without fillers, and for each of its bytes the span of the original
         // character it comes from.
+        // (Four bytes a byte: an answer of many megabytes costs a few times its size, once.)
         let mut squeezed = String::with_capacity(text.len());
-        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(text.len());
+        let mut starts: Vec<u32> = Vec::with_capacity(text.len());
         let mut at = 0;
         while at < text.len() {
             let skip = fillers_at(&text[at..]);
@@ -147,11 +148,16 @@ impl Secrets {
                 continue;
             }
             let c = text[at..].chars().next().expect("inside the text");
-            let end = at + c.len_utf8();
             squeezed.push(c);
-            spans.extend(std::iter::repeat_n((at, end), c.len_utf8()));
-            at = end;
+            let start = u32::try_from(at).unwrap_or(u32::MAX);
+            starts.extend(std::iter::repeat_n(start, c.len_utf8()));
+            at += c.len_utf8();
         }
+        let span = |i: usize| {
+            let start = starts[i] as usize;
+            let len = text[start..].chars().next().map_or(1, char::len_utf8);
+            (start, start + len)
+        };
         let mut found: Vec<(usize, usize)> = Vec::new();
         for secret in &self.values {
             let secret: String = secret.chars().filter(|c| !is_filler(*c)).collect();
@@ -159,7 +165,7 @@ impl Secrets {
                 continue;
             }
             for (start, matched) in squeezed.match_indices(secret.as_str()) {
-                found.push((spans[start].0, spans[start + matched.len() - 1].1));
+                found.push((span(start).0, span(start + matched.len() - 1).1));
             }
         }
         if found.is_empty() {
@@ -182,9 +188,13 @@ impl Secrets {
         Some(out)
     }
 
-    /// Outside text as it may be shown: see [`clean`].
+    /// Outside text as it may be shown: see [`clean`]. Only the part that can be shown is
+    /// redacted (with room for a secret that straddles the cut), so a huge text costs no more
+    /// than a short one.
     pub(crate) fn clean(&self, text: &str, max: usize) -> String {
-        clean(&self.redact(text), max)
+        let longest = self.values.first().map_or(0, |s| s.chars().count());
+        let shown = shown_prefix(text, max.saturating_add(longest).saturating_add(2));
+        clean(&self.redact(shown), max)
     }
 }
 
@@ -216,10 +226,32 @@ pub(crate) fn clean(text: &str, max: usize) -> String {
     out
 }
 
+/// The start of `text` that holds its first `count` characters other than fillers (all of it
+/// when it has fewer): what [`clean`] can show of it, whatever the white space.
+fn shown_prefix(text: &str, count: usize) -> &str {
+    let mut seen = 0;
+    for (at, c) in text.char_indices() {
+        if !is_filler(c) {
+            if seen == count {
+                return &text[..at];
+            }
+            seen += 1;
+        }
+    }
+    text
+}
+
 /// Characters that may split a secret without being part of it: white space and the
 /// characters that act rather than show.
 fn is_filler(c: char) -> bool {
-    c.is_whitespace() || is_hidden(c)
+    // With the invisible format characters (zero-width spaces and joiners, the word joiner,
+    // the byte order mark, the soft hyphen), which a page shows as nothing.
+    c.is_whitespace()
+        || is_hidden(c)
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
+        )
 }
 
 /// How many bytes at the start of `text` are fillers: one filler character, or an escaped
@@ -326,6 +358,7 @@ mod tests {
             "echo: sk-proj-Abc123\\nDef456Ghi789 end",
             "echo: sk-proj-Abc1 23D ef4 56G hi7 89 end",
             "echo: sk-proj-Abc123\u{2028}Def456\tGhi789 end",
+            "echo: sk-proj-Abc123\u{200B}Def456\u{FEFF}Ghi789 end",
         ] {
             let shown = secrets.clean(text, SHOWN_CHARS);
             assert_eq!(shown, "echo: [redacted] end", "{text:?}");

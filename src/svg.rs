@@ -1053,6 +1053,60 @@ mod tests {
         }
     }
 
+    /// The shapes a review found past the first count: a tall, narrow canvas (the render cuts
+    /// its height), chains of masks, a pattern tile far larger than the canvas, and one large
+    /// embedded image drawn a thousand times.
+    #[test]
+    fn costs_hidden_in_canvas_shape_masks_patterns_and_images_are_counted() {
+        let blurred: String = (0..2000)
+            .map(|_| r##"<rect width="1" height="4" filter="url(#b)"/>"##)
+            .collect();
+        let tall = format!(
+            r##"<svg xmlns="http://www.w3.org/2000/svg" width="1" height="8192"><defs><filter id="b"><feGaussianBlur stdDeviation="1"/></filter></defs>{blurred}</svg>"##
+        );
+        let mut masks = String::new();
+        for i in 0..200 {
+            let next = if i + 1 < 200 {
+                format!(r##" mask="url(#m{})""##, i + 1)
+            } else {
+                String::new()
+            };
+            masks.push_str(&format!(
+                r##"<mask id="m{i}"{next}><rect width="400" height="300" fill="#fff"/></mask>"##
+            ));
+        }
+        let masked: String = (0..20)
+            .map(|_| r##"<rect width="400" height="300" mask="url(#m0)"/>"##)
+            .collect();
+        let chain = format!(
+            r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 300"><defs>{masks}</defs>{masked}</svg>"##
+        );
+        let pattern = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 300"><defs><pattern id="p" width="100000" height="100000" patternUnits="userSpaceOnUse"><rect width="10" height="10"/></pattern></defs><rect width="400" height="300" fill="url(#p)"/></svg>"##;
+        let mut png = Vec::new();
+        image::RgbaImage::new(2000, 2000)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        use base64::Engine as _;
+        let data = base64::engine::general_purpose::STANDARD.encode(&png);
+        let uses: String = (0..1000)
+            .map(|i| format!(r##"<use href="#i" x="{}"/>"##, i % 400))
+            .collect();
+        let images = format!(
+            r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 300"><defs><image id="i" width="1" height="1" href="data:image/png;base64,{data}"/></defs>{uses}</svg>"##
+        );
+        for (name, svg) in [
+            ("tall", tall),
+            ("masks", chain),
+            ("pattern", pattern.to_owned()),
+            ("images", images),
+        ] {
+            let error = sanitize(svg.as_bytes())
+                .err()
+                .unwrap_or_else(|| panic!("{name} accepted"));
+            assert!(error.contains("operations per pixel"), "{name}: {error}");
+        }
+    }
+
     /// A master cached before the bound (or crafted into a cache) is refused by the render
     /// itself, whatever width is asked for.
     #[test]

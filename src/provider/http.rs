@@ -437,15 +437,25 @@ pub(crate) fn may_send_key(url: &str, base_url: &str, site: Option<&str>) -> boo
 fn same_origin_redirect(from: &str, location: &str) -> Option<String> {
     let location = location.trim();
     let origin = host_of(from);
-    let next = if location.contains("://") {
+    let path_end = from.find(['?', '#']).unwrap_or(from.len());
+    let has_scheme = location.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    let next = if has_scheme {
         location.to_owned()
     } else if location.starts_with("//") || location.starts_with('\\') {
         return None;
     } else if location.starts_with('/') {
         format!("{origin}{location}")
+    } else if location.starts_with('?') {
+        format!("{}{location}", &from[..path_end])
+    } else if location.is_empty() || location.starts_with('#') {
+        from[..path_end].to_owned()
     } else {
         // Relative to the path of `from`.
-        let path_end = from.find(['?', '#']).unwrap_or(from.len());
         let dir_end = from[..path_end]
             .rfind('/')
             .filter(|at| *at >= origin.len())?;
@@ -644,6 +654,36 @@ pub(crate) fn go_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_are_followed_only_within_the_same_origin() {
+        let from = "http://127.0.0.1:8080/images/a.png?sig=1";
+        for (location, wanted) in [
+            ("/x.png", Some("http://127.0.0.1:8080/x.png")),
+            ("b.png", Some("http://127.0.0.1:8080/images/b.png")),
+            ("?sig=2", Some("http://127.0.0.1:8080/images/a.png?sig=2")),
+            (
+                "/img?u=https://elsewhere.example/x",
+                Some("http://127.0.0.1:8080/img?u=https://elsewhere.example/x"),
+            ),
+            (
+                "http://127.0.0.1:8080/c.png",
+                Some("http://127.0.0.1:8080/c.png"),
+            ),
+            ("http://127.0.0.1:9090/c.png", None),
+            ("https://127.0.0.1:8080/c.png", None),
+            ("//127.0.0.1:9090/c.png", None),
+            ("\\\\evil/c.png", None),
+            ("http://user@127.0.0.1:8080/c.png", None),
+            ("file:///etc/passwd", None),
+        ] {
+            assert_eq!(
+                same_origin_redirect(from, location).as_deref(),
+                wanted,
+                "{location}"
+            );
+        }
+    }
 
     #[test]
     fn form_parts_cannot_break_out_of_their_headers() {

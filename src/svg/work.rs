@@ -114,9 +114,7 @@ pub(super) struct Work {
 /// Refuses a tree whose render at `scale` (output pixels per user unit of the root) would take
 /// more than the bounds.
 pub(super) fn check_tree(tree: &usvg::Tree, scale: f32) -> Result<(), String> {
-    let size = tree.size();
-    let canvas =
-        f64::from(size.width() * scale).max(1.0) * f64::from(size.height() * scale).max(1.0);
+    let canvas = canvas(tree, scale);
     let work = measure(tree, scale);
     if work.segments > MAX_SEGMENTS {
         return Err(format!(
@@ -137,17 +135,30 @@ pub(super) fn check_tree(tree: &usvg::Tree, scale: f32) -> Result<(), String> {
 
 /// The work of rendering `tree` at `scale`.
 pub(super) fn measure(tree: &usvg::Tree, scale: f32) -> Work {
-    let size = tree.size();
-    let canvas =
-        f64::from(size.width() * scale).max(1.0) * f64::from(size.height() * scale).max(1.0);
     let mut counter = Counter {
         scale,
-        canvas,
+        canvas: canvas(tree, scale),
         work: Work::default(),
         depth: 0,
     };
     counter.group(tree.root());
     counter.work
+}
+
+/// The area in pixels of the canvas `tree` is rendered on at `scale`, each side cut to
+/// [`super::MAX_SIDE`] as the render cuts it (a tall, narrow drawing must not count as a canvas
+/// larger than the one drawn).
+fn canvas(tree: &usvg::Tree, scale: f32) -> f64 {
+    let size = tree.size();
+    let side = |length: f32| {
+        let pixels = f64::from(length * scale).round();
+        if pixels.is_finite() {
+            pixels.clamp(1.0, f64::from(super::MAX_SIDE))
+        } else {
+            1.0
+        }
+    };
+    side(size.width()) * side(size.height())
 }
 
 struct Counter {
@@ -173,22 +184,36 @@ impl Counter {
     }
 
     fn group(&mut self, group: &usvg::Group) {
-        if self.depth > 64 {
-            self.work.ops = f64::INFINITY;
+        if self.depth_exceeded() {
             return;
         }
+        let depth = self.depth;
         if group.should_isolate() {
             let layer = self.area(group.abs_layer_bounding_box().to_rect());
             // The layer, drawn back onto its parent.
             self.work.ops += layer;
-            if let Some(clip) = group.clip_path() {
+            // A clip path or a mask may have its own, and so on: each is a layer of its own.
+            let mut clip = group.clip_path();
+            while let Some(this) = clip {
                 self.work.ops += layer;
-                self.nested(clip.root());
+                self.nested(this.root());
+                clip = this.clip_path();
+                if self.depth_exceeded() {
+                    return;
+                }
+                self.depth += 1;
             }
-            if let Some(mask) = group.mask() {
+            let mut mask = group.mask();
+            while let Some(this) = mask {
                 self.work.ops += 2.0 * layer;
-                self.nested(mask.root());
+                self.nested(this.root());
+                mask = this.mask();
+                if self.depth_exceeded() {
+                    return;
+                }
+                self.depth += 1;
             }
+            self.depth = depth;
             let device = transform_scale(group.abs_transform()) * self.scale;
             for filter in group.filters() {
                 for primitive in filter.primitives() {
@@ -201,7 +226,10 @@ impl Counter {
                 usvg::Node::Group(group) => self.group(group),
                 usvg::Node::Path(path) => self.path(path),
                 usvg::Node::Image(image) => {
-                    self.work.ops += self.area(image.abs_bounding_box());
+                    // Decoded again each time it is drawn, at its own size.
+                    let own = image.size();
+                    self.work.ops += self.area(image.abs_bounding_box())
+                        + 2.0 * f64::from(own.width()) * f64::from(own.height());
                     if let usvg::ImageKind::SVG(tree) = image.kind() {
                         self.nested(tree.root());
                     }
@@ -261,10 +289,29 @@ impl Counter {
         }
         self.work.segments += segments * draws + 4.0 * dashes;
         self.work.ops += draws * self.area(path.abs_stroke_bounding_box());
-        // A pattern's tile is drawn again for every path painted with it.
+        // A pattern's tile is drawn again for every path painted with it, on a pixmap of the
+        // tile's size in pixels, which the renderer does not cut to the canvas.
         for pattern in patterns {
+            let tile = pattern.rect();
+            let scale = transform_area(path.abs_transform().pre_concat(pattern.transform()))
+                * f64::from(self.scale)
+                * f64::from(self.scale);
+            let pixels = f64::from(tile.width()) * f64::from(tile.height()) * scale;
+            self.work.ops += if pixels.is_finite() {
+                pixels
+            } else {
+                f64::INFINITY
+            };
             self.nested(pattern.root());
         }
+    }
+
+    fn depth_exceeded(&mut self) -> bool {
+        if self.depth > 64 {
+            self.work.ops = f64::INFINITY;
+            return true;
+        }
+        false
     }
 
     fn nested(&mut self, root: &usvg::Group) {
@@ -289,6 +336,17 @@ fn dash_count(data: &resvg::tiny_skia::Path, dasharray: &[f32]) -> f64 {
         return 0.0;
     }
     (length / period * dasharray.len() as f64).min(1_000_000.0)
+}
+
+/// How much a transform scales areas.
+fn transform_area(ts: usvg::Transform) -> f64 {
+    let (sx, sy) = ts.get_scale();
+    let area = f64::from(sx) * f64::from(sy);
+    if area.is_finite() {
+        area
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// How much a transform scales lengths, at most (for radii given in user units).
