@@ -269,19 +269,22 @@ pub(crate) const MAX_RECORD_BYTES: usize = 256 << 10;
 /// settings too long), before anything is paid for: an image whose record is skipped would be
 /// paid for again on every build.
 pub(crate) fn fits_a_record(request: &Request) -> Result<(), String> {
-    for (what, text) in [
-        ("prompt", Some(&request.prompt)),
-        ("negative prompt", request.negative.as_ref()),
+    let assembled = " with the book's prefix, style and suffix";
+    for (what, text, context) in [
+        ("prompt", Some(&request.prompt), assembled),
+        ("negative prompt", request.negative.as_ref(), assembled),
+        ("model name", Some(&request.model), ""),
     ] {
         let chars = text.map_or(0, |t| t.chars().count());
         if chars > MAX_PROMPT_CHARS {
             return Err(format!(
-                "the {what} is {chars} characters with the book's prefix, style and suffix; the cache keeps at most {MAX_PROMPT_CHARS}. Shorten it"
+                "the {what} is {chars} characters{context}; the cache keeps at most {MAX_PROMPT_CHARS}. Shorten it"
             ));
         }
     }
     let json = |text: &str| serde_json::to_string(text).map_or(0, |t| t.len());
     let bytes = json(&request.prompt)
+        + json(&request.model)
         + request.negative.as_deref().map_or(0, json)
         + request
             .params
@@ -295,7 +298,7 @@ pub(crate) fn fits_a_record(request: &Request) -> Result<(), String> {
             .sum::<usize>();
     if bytes + RECORD_RESERVE_BYTES > MAX_RECORD_BYTES {
         return Err(format!(
-            "the prompt, negative prompt and profile settings (`extra` among them) take {} KB; a record holds at most {} KB of them. Shorten them",
+            "the prompt, negative prompt, model and profile settings (`extra` among them) take {} KB; a record holds at most {} KB of them. Shorten them",
             bytes.div_ceil(1024),
             (MAX_RECORD_BYTES - RECORD_RESERVE_BYTES) / 1024
         ));
