@@ -375,13 +375,29 @@ impl Team {
                 what: problem,
             });
         }
-        let masters: Vec<String> = objects
-            .keys()
-            .filter(|p| p.starts_with("masters/"))
-            .cloned()
-            .collect();
-        for chunk in masters.chunks(32) {
-            let contents = remote.read(chunk, crate::provider::MAX_MASTER_BYTES as u64)?;
+        let cap = crate::provider::MAX_MASTER_BYTES as u64;
+        let mut masters: Vec<String> = Vec::new();
+        for (path, listed) in objects.range("masters/".to_owned()..) {
+            if !path.starts_with("masters/") {
+                break;
+            }
+            // Larger than any master, by the store's own listing: reported unread.
+            if listed.bytes > cap {
+                problems.push(RemoteObject {
+                    path: path.clone(),
+                    bytes: listed.bytes,
+                    what: format!(
+                        "larger than a master may be ({} MB); delete it and the records that name it",
+                        cap >> 20
+                    ),
+                });
+            } else {
+                masters.push(path.clone());
+            }
+        }
+        // A few at a time: each may be read up to the cap.
+        for chunk in masters.chunks(8) {
+            let contents = remote.read(chunk, cap)?;
             for (path, fetched) in chunk.iter().zip(contents) {
                 let bytes = match fetched {
                     Fetched::Bytes(bytes) => bytes,
