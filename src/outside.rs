@@ -192,7 +192,12 @@ impl Secrets {
     /// redacted (with room for a secret that straddles the cut), so a huge text costs no more
     /// than a short one.
     pub(crate) fn clean(&self, text: &str, max: usize) -> String {
-        let longest = self.values.first().map_or(0, |s| s.chars().count());
+        let longest = self
+            .values
+            .iter()
+            .map(|s| s.chars().count())
+            .max()
+            .unwrap_or(0);
         let shown = shown_prefix(text, max.saturating_add(longest).saturating_add(2));
         clean(&self.redact(shown), max)
     }
@@ -229,14 +234,20 @@ pub(crate) fn clean(text: &str, max: usize) -> String {
 /// The start of `text` that holds its first `count` characters other than fillers (all of it
 /// when it has fewer): what [`clean`] can show of it, whatever the white space.
 fn shown_prefix(text: &str, count: usize) -> &str {
+    // Counted as redaction counts: fillers and escaped line breaks are no characters.
     let mut seen = 0;
-    for (at, c) in text.char_indices() {
-        if !is_filler(c) {
-            if seen == count {
-                return &text[..at];
-            }
-            seen += 1;
+    let mut at = 0;
+    while at < text.len() {
+        let skip = fillers_at(&text[at..]);
+        if skip > 0 {
+            at += skip;
+            continue;
         }
+        if seen == count {
+            return &text[..at];
+        }
+        seen += 1;
+        at += text[at..].chars().next().map_or(1, char::len_utf8);
     }
     text
 }
@@ -366,6 +377,13 @@ mod tests {
         // Two keys, one split, one whole, and the text around them kept as it was.
         let text = format!("a {key} b sk-proj-Abc\n123Def456Ghi789\nc");
         assert_eq!(secrets.redact(&text), "a [redacted] b [redacted]\nc");
+        // Split at every character by escaped line breaks, past the cut of a short message:
+        // what can be shown of it is redacted all the same.
+        let spread: String = key.chars().map(|c| format!("{c}\\n")).collect();
+        let text = format!("{}{spread} end", "x".repeat(260));
+        let shown = secrets.clean(&text, 300);
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(!shown.contains("s\\nk\\n-"), "{shown}");
         // Short secrets stay short of redaction, split or not.
         assert_eq!(self::secrets(&["abc1234"]).redact("abc\n1234"), "abc\n1234");
     }

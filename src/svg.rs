@@ -202,10 +202,12 @@ pub(crate) fn sanitize(bytes: &[u8]) -> Result<Svg, String> {
     let frame = Frame::of(root)?;
     let (width, height) = (frame.width, frame.height);
     let mut out = String::with_capacity(text.len().min(1 << 20));
+    let ids = std::cell::RefCell::new(std::collections::HashSet::new());
     let place = Place {
         depth: 0,
         in_text: false,
         root: &frame.attributes(),
+        ids: &ids,
     };
     write_element(root, &place, &mut out)?;
     if out.len() > MAX_OUTPUT_BYTES {
@@ -335,6 +337,9 @@ struct Place<'a> {
     depth: usize,
     in_text: bool,
     root: &'a str,
+    /// The ids written so far: a later element with the same id loses it, so that every
+    /// reader (the reference checks here, the renderer, a browser) finds the same element.
+    ids: &'a std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 fn write_element(
@@ -364,6 +369,7 @@ fn write_element(
         if let Some((name, value)) = kept_attribute(original, &attribute)
             && !written.iter().any(|w| w == name)
             && !(depth == 0 && matches!(name, "viewBox" | "width" | "height"))
+            && (name != "id" || place.ids.borrow_mut().insert(value.to_owned()))
         {
             written.push(name.to_owned());
             write!(out, " {name}=\"{}\"", escape(value, true)).expect("writing to a string");
@@ -405,6 +411,7 @@ fn write_element(
                     depth: depth + 1,
                     in_text: place.in_text || original == "text",
                     root: "",
+                    ids: place.ids,
                 };
                 write_element(child, &inner, out)?;
             }
@@ -434,8 +441,85 @@ fn check_expansion(document: &roxmltree::Document<'_>) -> Result<(), String> {
         elements,
         sizes: HashMap::new(),
         open: Vec::new(),
+        rules: style_rules(document),
     };
     count.of(document.root_element()).map(|_| ())
+}
+
+/// Which elements a style sheet's rule applies to, as far as references go.
+#[derive(Debug)]
+enum Selects<'a> {
+    Class(&'a str),
+    Id(&'a str),
+    Tag(&'a str),
+    /// `*`, or a selector this reading does not follow (combinators, attributes, pseudo
+    /// classes): taken to apply to every element, so that no reference is missed.
+    Every,
+}
+
+impl Selects<'_> {
+    fn matches(&self, node: roxmltree::Node<'_, '_>) -> bool {
+        match self {
+            Selects::Class(class) => node
+                .attribute("class")
+                .is_some_and(|c| c.split_whitespace().any(|c| c == *class)),
+            Selects::Id(id) => node.attribute("id") == Some(*id),
+            Selects::Tag(tag) => node.tag_name().name() == *tag,
+            Selects::Every => true,
+        }
+    }
+}
+
+/// The rules of the document's style sheets that refer to an element (`mask: url(#m)`), each
+/// with the ids it refers to: an element a rule applies to refers to them as if it said so
+/// itself (a renderer applies them so), which is how a cycle of masks through a style sheet is
+/// found.
+fn style_rules<'a>(document: &'a roxmltree::Document<'_>) -> Vec<(Selects<'a>, Vec<&'a str>)> {
+    let mut rules = Vec::new();
+    for style in document
+        .descendants()
+        .filter(|n| n.tag_name().name() == "style")
+    {
+        for css in style.children().filter_map(|c| c.text()) {
+            for rule in css.split('}') {
+                let Some((selectors, declarations)) = rule.split_once('{') else {
+                    continue;
+                };
+                let targets: Vec<&str> = url_ids_at(declarations)
+                    .into_iter()
+                    .map(|(_, id)| id)
+                    .collect();
+                if targets.is_empty() {
+                    continue;
+                }
+                for selector in selectors.split(',') {
+                    // What a comment left before the selector is no part of it.
+                    let selector = selector.rsplit("*/").next().unwrap_or("").trim();
+                    let plain = |name: &str| {
+                        !name.is_empty()
+                            && name
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    };
+                    let selects = if let Some(class) = selector.strip_prefix('.')
+                        && plain(class)
+                    {
+                        Selects::Class(class)
+                    } else if let Some(id) = selector.strip_prefix('#')
+                        && plain(id)
+                    {
+                        Selects::Id(id)
+                    } else if plain(selector) {
+                        Selects::Tag(selector)
+                    } else {
+                        Selects::Every
+                    };
+                    rules.push((selects, targets.clone()));
+                }
+            }
+        }
+    }
+    rules
 }
 
 /// How many elements a document stands for once references are followed: a `<use>` (or any
@@ -446,6 +530,7 @@ struct Expansion<'a, 'i> {
     elements: u64,
     sizes: std::collections::HashMap<roxmltree::NodeId, u64>,
     open: Vec<roxmltree::NodeId>,
+    rules: Vec<(Selects<'a>, Vec<&'a str>)>,
 }
 
 impl<'a, 'i> Expansion<'a, 'i> {
@@ -468,7 +553,15 @@ impl<'a, 'i> Expansion<'a, 'i> {
         for child in node.children().filter(roxmltree::Node::is_element) {
             total = total.saturating_add(self.of(child)?);
         }
-        for (id, times) in references(node, self.elements) {
+        let mut referred = references(node, self.elements);
+        if node.is_element() && node.tag_name().name() != "style" {
+            for (selects, targets) in &self.rules {
+                if selects.matches(node) {
+                    referred.extend(targets.iter().map(|id| (*id, 1)));
+                }
+            }
+        }
+        for (id, times) in referred {
             if let Some(target) = self.ids.get(id).copied() {
                 total = total.saturating_add(self.of(target)?.saturating_mul(times));
             }
@@ -1059,7 +1152,7 @@ mod tests {
     #[test]
     fn costs_hidden_in_canvas_shape_masks_patterns_and_images_are_counted() {
         let blurred: String = (0..2000)
-            .map(|_| r##"<rect width="1" height="4" filter="url(#b)"/>"##)
+            .map(|_| r##"<rect width="1" height="8" filter="url(#b)"/>"##)
             .collect();
         let tall = format!(
             r##"<svg xmlns="http://www.w3.org/2000/svg" width="1" height="8192"><defs><filter id="b"><feGaussianBlur stdDeviation="1"/></filter></defs>{blurred}</svg>"##
@@ -1105,6 +1198,27 @@ mod tests {
                 .unwrap_or_else(|| panic!("{name} accepted"));
             assert!(error.contains("operations per pixel"), "{name}: {error}");
         }
+    }
+
+    /// Cycles the renderer would follow until its stack ran out: through a style sheet, and
+    /// behind a doubled id (the renderer takes the last element with an id, the checks the
+    /// first: the later one loses its id).
+    #[test]
+    fn reference_cycles_through_style_sheets_and_doubled_ids_are_refused() {
+        let css = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><style>.a{mask:url(#m2)} .b{mask:url(#m3)} .c{mask:url(#m1)}</style><mask id="m1"><rect class="a" width="9" height="9"/></mask><mask id="m2"><rect class="b" width="9" height="9"/></mask><mask id="m3"><rect class="c" width="9" height="9"/></mask><rect width="9" height="9" mask="url(#m1)"/></svg>"##;
+        let error = sanitize(css.as_bytes()).unwrap_err();
+        assert!(error.contains("refer to themselves"), "{error}");
+        let doubled = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><g id="m2"/><mask id="m1"><rect mask="url(#m2)" width="9" height="9"/></mask><mask id="m2"><rect mask="url(#m3)" width="9" height="9"/></mask><mask id="m3"><rect mask="url(#m1)" width="9" height="9"/></mask><rect width="9" height="9" mask="url(#m1)"/></svg>"##;
+        let clean = clean(doubled);
+        assert_eq!(clean.matches("id=\"m2\"").count(), 1, "{clean}");
+        rasterize(clean.as_bytes(), 40).unwrap();
+        // A style sheet that paints with gradients and clips, as editors export it, passes.
+        let exported = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><defs><style>.cls-1{fill:url(#g)}.cls-2{clip-path:url(#c)}</style><linearGradient id="g"><stop offset="0" stop-color="#000"/></linearGradient><clipPath id="c"><rect width="5" height="5"/></clipPath></defs><g class="cls-2"><rect class="cls-1" width="9" height="9"/></g></svg>"##;
+        rasterize(clean_bytes(exported).as_slice(), 40).unwrap();
+    }
+
+    fn clean_bytes(svg: &str) -> Vec<u8> {
+        sanitize(svg.as_bytes()).unwrap().bytes
     }
 
     /// A master cached before the bound (or crafted into a cache) is refused by the render

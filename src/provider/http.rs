@@ -453,7 +453,8 @@ fn same_origin_redirect(from: &str, location: &str) -> Option<String> {
     } else if location.starts_with('?') {
         format!("{}{location}", &from[..path_end])
     } else if location.is_empty() || location.starts_with('#') {
-        from[..path_end].to_owned()
+        // The same resource, query and all.
+        from[..from.find('#').unwrap_or(from.len())].to_owned()
     } else {
         // Relative to the path of `from`.
         let dir_end = from[..path_end]

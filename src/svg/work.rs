@@ -35,10 +35,11 @@ const MAX_MERGE_NODES: usize = 16;
 /// The largest `stdDeviation` (its cost does not grow with it; its arithmetic does).
 const MAX_DEVIATION: f64 = 10_000.0;
 
-/// The most work a render may take, per pixel of the canvas, in operations of 2 to 3 ns each
+/// The most work a render may take, per pixel of the canvas (counted on at least
+/// [`REFERENCE_PIXELS`] and at most twice that), in operations of 2 to 3 ns each
 /// (measured by `scripts/bench svg` on a 2-core machine: a full-canvas layer costs 1 and the
-/// fill drawn into it 1, a blur 65, noise 17 an octave). At 2048 px wide, the bound is about
-/// 3 s of rendering.
+/// fill drawn into it 1, a blur 65, noise 17 an octave). The bound is about 3 s of rendering,
+/// 6 s on the largest canvases.
 pub(super) const MAX_OPS_PER_PIXEL: f64 = 300.0;
 
 /// The most path segments in a render (markers, patterns and `<use>` counted as drawn).
@@ -111,10 +112,15 @@ pub(super) struct Work {
     pub(super) segments: f64,
 }
 
+/// The canvas the budget is counted on, in pixels, at least: a render at 2048 px wide of a
+/// 4:3 drawing. A smaller render gets as much time (an embedded photo costs its decoding at
+/// any size), a larger one at most twice as much.
+const REFERENCE_PIXELS: f64 = 2048.0 * 1536.0;
+
 /// Refuses a tree whose render at `scale` (output pixels per user unit of the root) would take
 /// more than the bounds.
 pub(super) fn check_tree(tree: &usvg::Tree, scale: f32) -> Result<(), String> {
-    let canvas = canvas(tree, scale);
+    let frame = Frame::of(tree, scale);
     let work = measure(tree, scale);
     if work.segments > MAX_SEGMENTS {
         return Err(format!(
@@ -123,7 +129,7 @@ pub(super) fn check_tree(tree: &usvg::Tree, scale: f32) -> Result<(), String> {
             MAX_SEGMENTS
         ));
     }
-    let per_pixel = work.ops / canvas;
+    let per_pixel = work.ops / frame.budget_pixels();
     if per_pixel > MAX_OPS_PER_PIXEL {
         return Err(format!(
             "an SVG whose filters, masks and layers take about {} operations per pixel to render, over {MAX_OPS_PER_PIXEL}; simplify its filters",
@@ -133,11 +139,13 @@ pub(super) fn check_tree(tree: &usvg::Tree, scale: f32) -> Result<(), String> {
     Ok(())
 }
 
-/// The work of rendering `tree` at `scale`.
+/// The work of rendering `tree` at `scale`; counting stops once it is over the bounds.
 pub(super) fn measure(tree: &usvg::Tree, scale: f32) -> Work {
+    let frame = Frame::of(tree, scale);
     let mut counter = Counter {
-        scale,
-        canvas: canvas(tree, scale),
+        frame,
+        limit: MAX_OPS_PER_PIXEL * frame.budget_pixels(),
+        visits: 0,
         work: Work::default(),
         depth: 0,
     };
@@ -145,26 +153,55 @@ pub(super) fn measure(tree: &usvg::Tree, scale: f32) -> Work {
     counter.work
 }
 
-/// The area in pixels of the canvas `tree` is rendered on at `scale`, each side cut to
-/// [`super::MAX_SIDE`] as the render cuts it (a tall, narrow drawing must not count as a canvas
-/// larger than the one drawn).
-fn canvas(tree: &usvg::Tree, scale: f32) -> f64 {
-    let size = tree.size();
-    let side = |length: f32| {
-        let pixels = f64::from(length * scale).round();
-        if pixels.is_finite() {
-            pixels.clamp(1.0, f64::from(super::MAX_SIDE))
-        } else {
-            1.0
-        }
-    };
-    side(size.width()) * side(size.height())
+/// The canvas a tree is rendered on: output pixels per user unit across and down (the height
+/// cut to [`super::MAX_SIDE`] as the render cuts it, which then draws with a smaller scale
+/// down), and its area in pixels.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    sx: f64,
+    sy: f64,
+    pixels: f64,
 }
 
+impl Frame {
+    fn of(tree: &usvg::Tree, scale: f32) -> Frame {
+        let size = tree.size();
+        let max = f64::from(super::MAX_SIDE);
+        let scale = f64::from(scale);
+        let side = |length: f64| {
+            let pixels = (length * scale).round();
+            if pixels.is_finite() {
+                pixels.clamp(1.0, max)
+            } else {
+                1.0
+            }
+        };
+        let (width, height) = (
+            side(f64::from(size.width())),
+            side(f64::from(size.height())),
+        );
+        Frame {
+            sx: scale,
+            sy: height / f64::from(size.height()),
+            pixels: width * height,
+        }
+    }
+
+    /// The pixels the budget is counted on (see [`REFERENCE_PIXELS`]).
+    fn budget_pixels(self) -> f64 {
+        self.pixels.clamp(REFERENCE_PIXELS, 2.0 * REFERENCE_PIXELS)
+    }
+}
+
+/// The most elements a count visits (a drawing whose references share subtrees can stand for
+/// far more than it holds): past it, the drawing is refused.
+const MAX_VISITS: u64 = 2_000_000;
+
 struct Counter {
-    scale: f32,
-    /// The canvas's area in pixels.
-    canvas: f64,
+    frame: Frame,
+    /// Past this many operations, the count stops: the drawing is refused anyway.
+    limit: f64,
+    visits: u64,
     work: Work,
     /// How deep in patterns, masks, clips and filter images: bounded, as the sanitizer bounds
     /// how references nest.
@@ -174,17 +211,28 @@ struct Counter {
 impl Counter {
     /// The area in output pixels of a box in the root's user space, as the renderer clips it.
     fn area(&self, rect: usvg::Rect) -> f64 {
-        let s = f64::from(self.scale);
-        let area = f64::from(rect.width()) * s * f64::from(rect.height()) * s;
+        let area =
+            f64::from(rect.width()) * self.frame.sx * f64::from(rect.height()) * self.frame.sy;
+        let most = MAX_LAYER_CANVASES * self.frame.pixels;
         if area.is_finite() {
-            area.clamp(0.0, MAX_LAYER_CANVASES * self.canvas)
+            area.clamp(0.0, most)
         } else {
-            MAX_LAYER_CANVASES * self.canvas
+            most
         }
     }
 
+    /// Whether the count can stop: over a bound already (the drawing is refused whatever
+    /// follows), or visiting more than any drawing needs.
+    fn done(&mut self) -> bool {
+        self.visits += 1;
+        if self.visits > MAX_VISITS {
+            self.work.ops = f64::INFINITY;
+        }
+        self.work.ops > self.limit || self.work.segments > MAX_SEGMENTS
+    }
+
     fn group(&mut self, group: &usvg::Group) {
-        if self.depth_exceeded() {
+        if self.depth_exceeded() || self.done() {
             return;
         }
         let depth = self.depth;
@@ -214,7 +262,8 @@ impl Counter {
                 self.depth += 1;
             }
             self.depth = depth;
-            let device = transform_scale(group.abs_transform()) * self.scale;
+            let device =
+                transform_scale(group.abs_transform()) * self.frame.sx.max(self.frame.sy) as f32;
             for filter in group.filters() {
                 for primitive in filter.primitives() {
                     self.work.ops += layer * self.primitive(primitive.kind(), device);
@@ -267,6 +316,9 @@ impl Counter {
     }
 
     fn path(&mut self, path: &usvg::Path) {
+        if self.done() {
+            return;
+        }
         let segments = path.data().len() as f64;
         let mut draws = 0.0;
         let mut patterns = Vec::new();
@@ -294,8 +346,8 @@ impl Counter {
         for pattern in patterns {
             let tile = pattern.rect();
             let scale = transform_area(path.abs_transform().pre_concat(pattern.transform()))
-                * f64::from(self.scale)
-                * f64::from(self.scale);
+                * self.frame.sx
+                * self.frame.sy;
             let pixels = f64::from(tile.width()) * f64::from(tile.height()) * scale;
             self.work.ops += if pixels.is_finite() {
                 pixels
