@@ -23,7 +23,7 @@ mod work;
 
 /// What shapes an SVG web file and its raster files beyond the master: this sanitizer and
 /// the renderer. Derived files' names hash it, so a change makes new files.
-pub(crate) const VERSION: &str = "sanitize-1;resvg-0.49";
+pub(crate) const VERSION: &str = "sanitize-2;resvg-0.49";
 
 /// The SVG namespace.
 const SVG_NS: &str = "http://www.w3.org/2000/svg";
