@@ -122,50 +122,59 @@ pub(crate) fn write_atomic(
     path: &Path,
     bytes: &[u8],
 ) -> io::Result<()> {
-    let parent = path.parent().unwrap_or(base);
-    create_dir_confined(base, parent)?;
-    create_dir_confined(base, tmp_dir)?;
-    let mut file = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(tmp_dir)?;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
+    staged(base, tmp_dir, path, bytes, false)?
+        .persist(path)
+        .map_err(|e| e.error)?;
     Ok(())
 }
 
 /// Writes `bytes` to `path` below `base` as [`write_atomic`] does, unless something is there
 /// already: that is left as it is (even when written by another process meanwhile), and the
-/// answer is `false`.
+/// answer is `false`. The file is readable by the others who share the directory, as the umask
+/// allows.
 pub(crate) fn write_new(
     base: &Path,
     tmp_dir: &Path,
     path: &Path,
     bytes: &[u8],
 ) -> io::Result<bool> {
-    let parent = path.parent().unwrap_or(base);
-    create_dir_confined(base, parent)?;
-    create_dir_confined(base, tmp_dir)?;
+    check_confined(base, path)?;
     if std::fs::symlink_metadata(path).is_ok() {
         return Ok(false);
     }
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".tmp-");
-    // Readable by the others who share the directory, as the umask allows (a temporary file
-    // is otherwise its owner's alone).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut file = builder.tempfile_in(tmp_dir)?;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
-    match file.persist_noclobber(path) {
+    match staged(base, tmp_dir, path, bytes, true)?.persist_noclobber(path) {
         Ok(_) => Ok(true),
         Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e.error),
     }
+}
+
+/// `bytes` in a flushed temporary file in `tmp_dir`, the directories of `path` and `tmp_dir`
+/// made below `base` (never through a link), ready to be renamed to `path`. A temporary file is
+/// its owner's alone unless `shared`.
+fn staged(
+    base: &Path,
+    tmp_dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    shared: bool,
+) -> io::Result<tempfile::NamedTempFile> {
+    let parent = path.parent().unwrap_or(base);
+    create_dir_confined(base, parent)?;
+    create_dir_confined(base, tmp_dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-");
+    #[cfg(unix)]
+    if shared {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    #[cfg(not(unix))]
+    let _ = shared;
+    let mut file = builder.tempfile_in(tmp_dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    Ok(file)
 }
 
 /// Removes a file below `base`; a link is removed as a link (never followed), and a directory

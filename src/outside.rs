@@ -140,18 +140,10 @@ impl Secrets {
         // (Four bytes a byte: an answer of many megabytes costs a few times its size, once.)
         let mut squeezed = String::with_capacity(text.len());
         let mut starts: Vec<u32> = Vec::with_capacity(text.len());
-        let mut at = 0;
-        while at < text.len() {
-            let skip = fillers_at(&text[at..]);
-            if skip > 0 {
-                at += skip;
-                continue;
-            }
-            let c = text[at..].chars().next().expect("inside the text");
+        for (at, c) in kept_chars(text) {
             squeezed.push(c);
             let start = u32::try_from(at).unwrap_or(u32::MAX);
             starts.extend(std::iter::repeat_n(start, c.len_utf8()));
-            at += c.len_utf8();
         }
         let span = |i: usize| {
             let start = starts[i] as usize;
@@ -235,21 +227,27 @@ pub(crate) fn clean(text: &str, max: usize) -> String {
 /// when it has fewer): what [`clean`] can show of it, whatever the white space.
 fn shown_prefix(text: &str, count: usize) -> &str {
     // Counted as redaction counts: fillers and escaped line breaks are no characters.
-    let mut seen = 0;
+    kept_chars(text)
+        .nth(count)
+        .map_or(text, |(at, _)| &text[..at])
+}
+
+/// The characters of `text` that are not fillers (see [`fillers_at`]), with where each starts.
+fn kept_chars(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let mut at = 0;
-    while at < text.len() {
-        let skip = fillers_at(&text[at..]);
-        if skip > 0 {
+    std::iter::from_fn(move || {
+        while at < text.len() {
+            let skip = fillers_at(&text[at..]);
+            if skip == 0 {
+                let c = text[at..].chars().next()?;
+                let start = at;
+                at += c.len_utf8();
+                return Some((start, c));
+            }
             at += skip;
-            continue;
         }
-        if seen == count {
-            return &text[..at];
-        }
-        seen += 1;
-        at += text[at..].chars().next().map_or(1, char::len_utf8);
-    }
-    text
+        None
+    })
 }
 
 /// Characters that may split a secret without being part of it: white space and the

@@ -716,6 +716,21 @@ mod tests {
         Remote::open(storage, Path::new("/nonexistent"), &var).unwrap()
     }
 
+    /// The `fs` store `shared/` of the book at `book`.
+    fn shared_directory(book: &Path, mode: Mode) -> Remote {
+        let storage = Storage {
+            scheme: Scheme::Fs,
+            bucket: String::new(),
+            region: None,
+            endpoint: None,
+            root: "shared".into(),
+            public_url: None,
+            mode,
+            anonymous: false,
+        };
+        Remote::open(&storage, book, &|_| None).unwrap()
+    }
+
     fn s3_error(status: u16, code: &str) -> ResponseTemplate {
         ResponseTemplate::new(status)
         .insert_header("content-type", "application/xml")
@@ -864,17 +879,7 @@ mod tests {
             .arg(&fifo)
             .status()
             .is_ok_and(|s| s.success());
-        let storage = Storage {
-            scheme: Scheme::Fs,
-            bucket: String::new(),
-            region: None,
-            endpoint: None,
-            root: "shared".into(),
-            public_url: None,
-            mode: Mode::ReadOnly,
-            anonymous: false,
-        };
-        let remote = Remote::open(&storage, book.path(), &|_| None).unwrap();
+        let remote = shared_directory(book.path(), Mode::ReadOnly);
         let paths: Vec<String> = [
             "masters/ab/ok.png",
             "masters/ab/missing.png",
@@ -916,17 +921,7 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), store.join("masters")).unwrap();
         std::os::unix::fs::symlink(outside.path(), store.join("records/cd")).unwrap();
         std::fs::write(outside.path().join("precious.json"), b"p").unwrap();
-        let storage = Storage {
-            scheme: Scheme::Fs,
-            bucket: String::new(),
-            region: None,
-            endpoint: None,
-            root: "shared".into(),
-            public_url: None,
-            mode: Mode::ReadWrite,
-            anonymous: false,
-        };
-        let remote = Remote::open(&storage, book.path(), &|_| None).unwrap();
+        let remote = shared_directory(book.path(), Mode::ReadWrite);
         assert!(
             remote.upload(&[object()]).is_err(),
             "written through a link"

@@ -363,18 +363,7 @@ fn write_element(
     if depth == 0 {
         write!(out, " xmlns=\"{SVG_NS}\"{}", place.root).expect("writing to a string");
     }
-    // `href` and `xlink:href` are both written as `href`: the first one wins.
-    let mut written: Vec<String> = Vec::new();
-    for attribute in node.attributes() {
-        if let Some((name, value)) = kept_attribute(original, &attribute)
-            && !written.iter().any(|w| w == name)
-            && !(depth == 0 && matches!(name, "viewBox" | "width" | "height"))
-            && (name != "id" || place.ids.borrow_mut().insert(value.to_owned()))
-        {
-            written.push(name.to_owned());
-            write!(out, " {name}=\"{}\"", escape(value, true)).expect("writing to a string");
-        }
-    }
+    write_attributes(node, place, out);
     let children: Vec<_> = node
         .children()
         .filter(|child| match child.node_type() {
@@ -422,6 +411,24 @@ fn write_element(
     out.push_str(name);
     out.push('>');
     Ok(())
+}
+
+/// Writes the attributes of `node` that are kept. `href` and `xlink:href` are both written as
+/// `href`: the first one wins; the root's frame is written apart; a doubled id stays on the
+/// first element that has it.
+fn write_attributes(node: roxmltree::Node<'_, '_>, place: &Place<'_>, out: &mut String) {
+    let original = node.tag_name().name();
+    let mut written: Vec<String> = Vec::new();
+    for attribute in node.attributes() {
+        if let Some((name, value)) = kept_attribute(original, &attribute)
+            && !written.iter().any(|w| w == name)
+            && !(place.depth == 0 && matches!(name, "viewBox" | "width" | "height"))
+            && (name != "id" || place.ids.borrow_mut().insert(value.to_owned()))
+        {
+            written.push(name.to_owned());
+            write!(out, " {name}=\"{}\"", escape(value, true)).expect("writing to a string");
+        }
+    }
 }
 
 /// Refuses a document whose `<use>` references refer to themselves or multiply beyond

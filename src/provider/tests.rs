@@ -559,6 +559,34 @@ async fn compatible_servers_get_no_auth_and_may_answer_with_a_url() {
     assert_eq!(master.cost_usd, 0.0);
 }
 
+/// A compatible server whose answer is an image URL on itself, `/images/a.png`, which answers
+/// `status` with `location`; `/images/final.png` is a 7x7 image. Its outcome.
+async fn generate_via_redirect(status: u16, location: &str) -> Run {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/generations"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{ "url": format!("{}/images/a.png", server.uri()) }]
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/images/a.png"))
+        .respond_with(ResponseTemplate::new(status).insert_header("location", location))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/images/final.png"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(png(7, 7)))
+        .mount(&server)
+        .await;
+    let config = config(
+        json!({ "kind": "openai-compatible", "model": "sd-turbo", "base-url": format!("{}/v1", server.uri()) }),
+        json!({}),
+    );
+    let request = request(&config, "A lighthouse");
+    generate(config, request).await
+}
+
 /// An image URL on the configured server that redirects: followed on the same scheme, host and
 /// port; refused when it leads to another port or host (another service on the machine).
 #[tokio::test]
@@ -575,29 +603,7 @@ async fn image_urls_are_redirected_only_within_their_own_server() {
         ("/images/final.png".to_owned(), Some(7)),
         ("final.png".to_owned(), Some(7)),
     ] {
-        let server = MockServer::start().await;
-        Mock::given(path("/v1/images/generations"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "data": [{ "url": format!("{}/images/a.png", server.uri()) }]
-            })))
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/images/a.png"))
-            .respond_with(ResponseTemplate::new(302).insert_header("location", location.as_str()))
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/images/final.png"))
-            .respond_with(ResponseTemplate::new(200).set_body_bytes(png(7, 7)))
-            .mount(&server)
-            .await;
-        let config = config(
-            json!({ "kind": "openai-compatible", "model": "sd-turbo", "base-url": format!("{}/v1", server.uri()) }),
-            json!({}),
-        );
-        let request = request(&config, "A lighthouse");
-        let outcome = generate(config, request).await;
+        let outcome = generate_via_redirect(302, &location).await;
         match expected {
             Some(width) => assert_eq!(outcome.master().width, width, "{location}"),
             None => {
@@ -611,24 +617,7 @@ async fn image_urls_are_redirected_only_within_their_own_server() {
         }
     }
     // A redirect loop on the server itself ends.
-    let server = MockServer::start().await;
-    Mock::given(path("/v1/images/generations"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "data": [{ "url": format!("{}/images/a.png", server.uri()) }]
-        })))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/images/a.png"))
-        .respond_with(ResponseTemplate::new(301).insert_header("location", "/images/a.png"))
-        .mount(&server)
-        .await;
-    let config = config(
-        json!({ "kind": "openai-compatible", "model": "sd-turbo", "base-url": format!("{}/v1", server.uri()) }),
-        json!({}),
-    );
-    let request = request(&config, "A lighthouse");
-    let failure = generate(config, request).await.failure();
+    let failure = generate_via_redirect(301, "/images/a.png").await.failure();
     assert!(
         failure.message.contains("too many redirects"),
         "{}",

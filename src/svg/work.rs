@@ -40,10 +40,10 @@ const MAX_DEVIATION: f64 = 10_000.0;
 /// (measured by `scripts/bench svg` on a 2-core machine: a full-canvas layer costs 1 and the
 /// fill drawn into it 1, a blur 65, noise 17 an octave). The bound is about 3 s of rendering,
 /// 6 s on the largest canvases.
-pub(super) const MAX_OPS_PER_PIXEL: f64 = 300.0;
+const MAX_OPS_PER_PIXEL: f64 = 300.0;
 
 /// The most path segments in a render (markers, patterns and `<use>` counted as drawn).
-pub(super) const MAX_SEGMENTS: f64 = 1_000_000.0;
+const MAX_SEGMENTS: f64 = 1_000_000.0;
 
 /// A layer is clipped by the renderer to this many times the canvas area (5 × 5 canvases).
 const MAX_LAYER_CANVASES: f64 = 25.0;
@@ -105,11 +105,11 @@ pub(super) fn check_primitives(document: &roxmltree::Document<'_>) -> Result<(),
 
 /// What rendering a tree takes.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub(super) struct Work {
+struct Work {
     /// Pixel operations (a pixel written once by a layer, a primitive, a fill).
-    pub(super) ops: f64,
+    ops: f64,
     /// Path segments rasterized.
-    pub(super) segments: f64,
+    segments: f64,
 }
 
 /// The canvas the budget is counted on, in pixels, at least: a render at 2048 px wide of a
@@ -140,7 +140,7 @@ pub(super) fn check_tree(tree: &usvg::Tree, scale: f32) -> Result<(), String> {
 }
 
 /// The work of rendering `tree` at `scale`; counting stops once it is over the bounds.
-pub(super) fn measure(tree: &usvg::Tree, scale: f32) -> Work {
+fn measure(tree: &usvg::Tree, scale: f32) -> Work {
     let frame = Frame::of(tree, scale);
     let mut counter = Counter {
         frame,

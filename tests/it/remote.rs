@@ -373,14 +373,19 @@ fn public_url_serves_figures_from_the_bucket() {
     );
 }
 
+/// The `[storage]` table of a shared directory at `dir`.
+fn shared_directory(dir: &Path) -> String {
+    format!(
+        "[preprocessor.imagegen.storage]\nscheme = \"fs\"\nroot = \"{}\"\n",
+        dir.display()
+    )
+}
+
 /// A shared directory (a network drive) works the same way, with no server.
 #[test]
 fn a_shared_directory_works_as_a_remote() {
     let shared = tempfile::tempdir().unwrap();
-    let table = format!(
-        "[preprocessor.imagegen.storage]\nscheme = \"fs\"\nroot = \"{}\"\n",
-        shared.path().display()
-    );
+    let table = shared_directory(shared.path());
     let a = Machine::new(&table, Vec::new());
     a.build();
     let b = Machine::new(&table, Vec::new());
@@ -398,10 +403,7 @@ fn a_shared_directory_works_as_a_remote() {
 #[test]
 fn records_in_git_masters_in_the_store_and_regenerate() {
     let shared = tempfile::tempdir().unwrap();
-    let table = format!(
-        "[preprocessor.imagegen.storage]\nscheme = \"fs\"\nroot = \"{}\"\n",
-        shared.path().display()
-    );
+    let table = shared_directory(shared.path());
     let a = Machine::new(&table, Vec::new());
     a.build();
     let b = Machine::new(&table, Vec::new());
@@ -487,10 +489,7 @@ fn a_machine_that_made_an_image_later_switches_to_the_first() {
 #[test]
 fn descriptions_travel_through_the_remote() {
     let shared = tempfile::tempdir().unwrap();
-    let table = format!(
-        "[preprocessor.imagegen.storage]\nscheme = \"fs\"\nroot = \"{}\"\n",
-        shared.path().display()
-    );
+    let table = shared_directory(shared.path());
     let describing = |machine: &Machine| {
         let toml = machine.read("book.toml").replace(
             "provider = \"local\"\n",
@@ -554,10 +553,7 @@ fn within_a_minute(mut command: Command) -> Output {
 #[test]
 fn a_shared_directory_of_traps_is_read_within_bounds() {
     let shared = tempfile::tempdir().unwrap();
-    let table = format!(
-        "[preprocessor.imagegen.storage]\nscheme = \"fs\"\nroot = \"{}\"\n",
-        shared.path().display()
-    );
+    let table = shared_directory(shared.path());
     let a = Machine::new(&table, Vec::new());
     a.build();
     let files = crate::providers::walk(shared.path());
