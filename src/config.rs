@@ -56,7 +56,7 @@ pub struct Config {
     /// Prices per image in US dollars by `model` or `model:quality`, over the built-in table.
     pub(crate) prices: BTreeMap<String, f64>,
     /// Which web files are made from each master.
-    pub(crate) output: crate::derive::Output,
+    pub(crate) output: crate::assets::Output,
     /// The most images one build may generate with a provider (placeholders do not count).
     pub(crate) max_images_per_build: Option<usize>,
     /// The most one build may spend, in US dollars, by the price estimates.
@@ -303,7 +303,7 @@ impl Config {
     pub(crate) fn describer_id(&self) -> Option<String> {
         let with = self.describe.as_ref()?;
         let kind = self.profiles[&with.profile].kind;
-        Some(crate::describe::describer_id(kind, &with.model))
+        Some(crate::description::describer_id(kind, &with.model))
     }
 
     /// Resolves a profile name, with a message that lists the defined profiles when it is unknown.
@@ -347,7 +347,7 @@ struct RawConfig {
     providers: BTreeMap<String, RawProfile>,
     styles: BTreeMap<String, RawStyle>,
     style: Option<String>,
-    output: Option<crate::derive::RawOutput>,
+    output: Option<crate::assets::RawOutput>,
     storage: Option<RawStorage>,
     alt_text: Option<String>,
     require_alt: Option<bool>,
@@ -895,9 +895,9 @@ impl TryFrom<RawConfig> for Config {
         }
 
         let output = match raw.output {
-            Some(raw) => crate::derive::Output::from_raw(raw)
+            Some(raw) => crate::assets::Output::from_raw(raw)
                 .map_err(|(key, message)| config_error(&format!("output.{key}"), message))?,
-            None => crate::derive::Output::default(),
+            None => crate::assets::Output::default(),
         };
         let storage = raw
             .storage
@@ -1033,7 +1033,7 @@ fn alt_text(
         }
         return Ok(None);
     };
-    let kinds = list(crate::describe::KINDS.iter().map(|k| k.as_str()));
+    let kinds = list(crate::description::KINDS.iter().map(|k| k.as_str()));
     let profile = profiles.get(&raw.profile).ok_or_else(|| {
         (
             "describe.profile".to_owned(),
@@ -1043,7 +1043,7 @@ fn alt_text(
             ),
         )
     })?;
-    if !crate::describe::KINDS.contains(&profile.kind) {
+    if !crate::description::KINDS.contains(&profile.kind) {
         return Err((
             "describe.profile".into(),
             format!(
@@ -1062,7 +1062,7 @@ fn alt_text(
         }
         Some(model) => model,
         None if Some(profile.model.as_str()) == profile.kind.default_model() => {
-            crate::describe::default_describer_model(profile.kind)
+            crate::description::default_describer_model(profile.kind)
                 .unwrap_or(&profile.model)
                 .to_owned()
         }

@@ -16,38 +16,36 @@
 //! The library exists so that tests and tools can run the preprocessor in-process; the
 //! `mdbook-imagegen` binary is what mdBook runs. See `ARCHITECTURE.md` for the map of modules.
 
-mod budget;
-mod build;
+mod assets;
 mod cache;
 mod config;
-mod derive;
-mod describe;
+mod description;
 mod directive;
 mod error;
 mod figure;
 mod files;
-mod generate;
 mod install;
 mod memory;
 mod models;
 mod outside;
-mod plan;
+mod pipeline;
 
 mod price;
 mod progress;
 mod protocol;
 mod provider;
+mod request;
 mod rewrite;
 mod storage;
 mod svg;
 mod team;
 mod vocab;
 
-pub use build::{ImageGen, PlannedImage, Status};
 pub use config::Config;
 pub use error::{Error, Located, Result};
 pub use install::{Installed, install, prepare_cache, write_book_toml};
 pub use outside::for_terminal;
+pub use pipeline::{ImageGen, PlannedImage, Status};
 pub use progress::LogWriter;
 pub use team::{
     DescriptionStat, ListedImage, MissingAlt, Picked, Pushed, RemoteObject, RemoteStats, Stat,

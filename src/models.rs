@@ -228,6 +228,29 @@ fn covers(ids: &Ids, model: &str) -> bool {
     }
 }
 
+/// Why one of these models must not be called on `day`: the first that its provider has
+/// retired. Each comes with where it was chosen, for the fix. Asked only about images that must
+/// be generated, so an image a retired model made keeps serving from the cache.
+pub(crate) fn retired<'m>(
+    models: impl IntoIterator<Item = (ProviderKind, &'m str, String)>,
+    day: Day,
+) -> Option<String> {
+    models
+        .into_iter()
+        .find_map(|(kind, model, setting)| lifecycle(kind, model, day).refusal(model, &setting))
+}
+
+/// The warnings for the models of these that are deprecated on `day`.
+pub(crate) fn deprecations<'m>(
+    models: impl IntoIterator<Item = (ProviderKind, &'m str, String)>,
+    day: Day,
+) -> Vec<String> {
+    models
+        .into_iter()
+        .filter_map(|(kind, model, setting)| lifecycle(kind, model, day).warning(model, &setting))
+        .collect()
+}
+
 impl Lifecycle {
     /// Why a model must not be called, naming the date and the replacement; `None` when it
     /// may be. `setting` says where the model was chosen, for the fix.

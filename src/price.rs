@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{Profile, ProviderKind};
-use crate::plan::Request;
+use crate::request::Request;
 
 /// The estimated price of one image, or `None` when nothing is known about the model.
 pub(crate) fn estimate(

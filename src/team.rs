@@ -13,11 +13,11 @@ pub use alt::{MissingAlt, WrittenAlt};
 pub use pick::Picked;
 pub use remote::{Pushed, RemoteObject, RemoteStats};
 
-use crate::build::{ImageGen, PlannedImage, prompt_start};
+use crate::assets;
 use crate::cache::{self, Cache, Record};
 use crate::config::Config;
-use crate::derive;
 use crate::error::Result;
+use crate::pipeline::{ImageGen, PlannedImage, prompt_start};
 
 /// A book's cache, with the directives that use it.
 pub struct Team {
@@ -111,7 +111,7 @@ pub struct VerifyProblem {
 impl ImageGen {
     /// Loads the cache of the book mdBook's input describes.
     pub fn team(&self, input: &str) -> Result<Team> {
-        let book = crate::build::planned_book(input)?;
+        let book = crate::pipeline::planned_book(input)?;
         Ok(Team {
             cache_root: book.root.join(&book.config.cache_dir),
             src_dir: book.root.join(&book.src),
@@ -270,7 +270,7 @@ impl Team {
         for tuned in cache::files_two_deep(&self.cache_root.join("tuned"))? {
             let name = tuned.file_name().unwrap_or_default().to_string_lossy();
             // Named by the first 16 digits of the master's hash; nothing else is ours.
-            let Some(prefix) = derive::tuned_master_prefix(&name) else {
+            let Some(prefix) = assets::tuned_master_prefix(&name) else {
                 continue;
             };
             if !kept.iter().any(|m| m.starts_with(prefix)) {
@@ -281,7 +281,7 @@ impl Team {
         // describer (or older instructions) stays: switching back costs nothing.
         for described in cache::files_two_deep(&self.cache_root.join("descriptions"))? {
             let name = described.file_name().unwrap_or_default().to_string_lossy();
-            let Some(prefix) = crate::describe::master_prefix(&name) else {
+            let Some(prefix) = crate::description::master_prefix(&name) else {
                 continue;
             };
             if !kept.iter().any(|m| m.starts_with(prefix)) {
@@ -300,7 +300,7 @@ impl Team {
             for file in cache::direct_files(&dir)? {
                 let name = file.file_name().unwrap_or_default().to_string_lossy();
                 // Only names the build gives web files: anything else is someone else's.
-                let Some(master) = derive::asset_master_prefix(&name) else {
+                let Some(master) = assets::asset_master_prefix(&name) else {
                     continue;
                 };
                 if !current.contains(name.as_ref()) && !prefixes.contains(master) {
@@ -361,7 +361,7 @@ impl Team {
         let mut prefixes: BTreeSet<String> = BTreeSet::new();
         for (tier, record) in kept_records {
             // Only images made by a model live in the committed part (see `tier_of`).
-            let origin = derive::Origin {
+            let origin = assets::Origin {
                 provider: &record.provider,
                 model: &record.model,
                 by_model: *tier == cache::Tier::Committed,
@@ -372,11 +372,11 @@ impl Team {
                 .parse::<crate::config::Size>()
                 .ok()
                 .and_then(|size| {
-                    derive::frame((record.width, record.height), (size.width, size.height))
+                    assets::frame((record.width, record.height), (size.width, size.height))
                 })
                 .filter(|_| !vector);
             let id =
-                derive::derivation_id(&record.master, &origin, frame, &self.config.output, vector);
+                assets::derivation_id(&record.master, &origin, frame, &self.config.output, vector);
             match cache.manifest(&id) {
                 Some(manifest) => current.extend(manifest.files.into_iter().map(|f| f.name)),
                 None => {
@@ -460,7 +460,11 @@ impl Team {
             let mut picture = String::from("<div class=\"none\">no image yet</div>");
             let mut cost = None;
             let mut described = None;
-            if let Some(key) = row.key.as_deref().and_then(crate::plan::CacheKey::from_hex) {
+            if let Some(key) = row
+                .key
+                .as_deref()
+                .and_then(crate::cache::key::CacheKey::from_hex)
+            {
                 let tier = row.tier;
                 if let Some(entry) = cache.lookup(tier, key)? {
                     if let (None, Some(id)) = (&row.alt, &describer) {
@@ -533,7 +537,7 @@ impl Team {
         let mut html = String::from("<ol class=\"candidates\">");
         for (i, key) in row.candidates.iter().enumerate() {
             let number = i as u32 + 1;
-            let picture = match crate::plan::CacheKey::from_hex(key) {
+            let picture = match crate::cache::key::CacheKey::from_hex(key) {
                 Some(key) => match cache.lookup(row.tier, key)? {
                     Some(entry) => thumbnail_html(cache, row.tier, &entry, ""),
                     None => String::from("<div class=\"none\">no image yet</div>"),
@@ -584,7 +588,7 @@ fn thumbnail_html(cache: &Cache, tier: cache::Tier, entry: &cache::Entry, alt: &
     else {
         return String::from("<div class=\"none\">no image yet</div>");
     };
-    match derive::thumbnail(&bytes, 240) {
+    match assets::thumbnail(&bytes, 240) {
         Ok(thumb) => format!(
             "<img src=\"data:image/webp;base64,{}\" width=\"240\" height=\"240\" alt=\"{}\">",
             base64::engine::general_purpose::STANDARD.encode(thumb),

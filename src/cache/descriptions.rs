@@ -2,31 +2,32 @@
 //! build: each `descriptions/ab/` shard is stamped with its directory's modification time, and
 //! the index keeps the files of a shard whose stamp still matches, so a build that changed
 //! nothing reads no description file. Whatever the index holds passes
-//! [`describe::Record::parse`] again before it is used, like a file would.
+//! [`description::Record::parse`] again before it is used, like a file would.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::{Cache, dir_stamp, direct_files};
-use crate::describe;
+use crate::description;
 use crate::error::Result;
 
 impl Cache {
     /// The description of a master by a describer, when one is kept: the earliest written
-    /// (then the smallest name) of those that pass [`describe::Record::parse`]; crafted or
+    /// (then the smallest name) of those that pass [`description::Record::parse`]; crafted or
     /// damaged files are passed over with a warning.
     pub(crate) fn description(
         &mut self,
         master: &str,
         describer: &str,
-    ) -> Option<describe::Record> {
+    ) -> Option<description::Record> {
         if self.unusable.is_some() || master.len() < 16 {
             return None;
         }
-        let prefix = describe::name_prefix(master, describer);
+        let prefix = description::name_prefix(master, describer);
         let shard = master[..2].to_owned();
-        let mut found: Vec<(describe::Record, String)> = Vec::new();
-        let mut consider = |name: &str, bytes: &[u8]| match describe::Record::parse(bytes, name) {
+        let mut found: Vec<(description::Record, String)> = Vec::new();
+        let mut consider = |name: &str, bytes: &[u8]| match description::Record::parse(bytes, name)
+        {
             Ok(record) if record.master == master => found.push((record, name.to_owned())),
             Ok(_) => {}
             Err(why) => tracing::warn!(
@@ -59,13 +60,13 @@ impl Cache {
     /// under the build's rules: the record, or why a build passes over it.
     pub(crate) fn stored_descriptions(
         &self,
-    ) -> Result<Vec<(PathBuf, std::result::Result<describe::Record, String>)>> {
+    ) -> Result<Vec<(PathBuf, std::result::Result<description::Record, String>)>> {
         let mut out = Vec::new();
         for path in super::files_two_deep(&self.root.join("descriptions"))? {
             let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
                 continue;
             };
-            let Some(master) = describe::master_prefix(&name) else {
+            let Some(master) = description::master_prefix(&name) else {
                 continue;
             };
             let shard = path
@@ -76,9 +77,9 @@ impl Cache {
                 Some(shard) if !master.starts_with(shard) => Err(format!(
                     "it is filed in `{shard}/`, not in its master's shard"
                 )),
-                _ => crate::files::read_regular(&path, describe::MAX_RECORD_BYTES)
+                _ => crate::files::read_regular(&path, description::MAX_RECORD_BYTES)
                     .map_err(|e| e.to_string())
-                    .and_then(|bytes| describe::Record::parse(&bytes, &name)),
+                    .and_then(|bytes| description::Record::parse(&bytes, &name)),
             };
             out.push((path, read));
         }
@@ -86,7 +87,7 @@ impl Cache {
     }
 
     /// Keeps a description (committed, so that the team describes each image once).
-    pub(crate) fn store_description(&mut self, record: &describe::Record) -> Result<PathBuf> {
+    pub(crate) fn store_description(&mut self, record: &description::Record) -> Result<PathBuf> {
         self.ensure_layout()?;
         let path = self.description_path(&record.master, &record.file_name());
         self.write_atomic(&path, &record.to_json(), "write")?;
@@ -137,9 +138,9 @@ impl Cache {
                 .into_iter()
                 .filter_map(|path| {
                     let name = path.file_name()?.to_str()?.to_owned();
-                    describe::master_prefix(&name).filter(|m| m.starts_with(shard))?;
+                    description::master_prefix(&name).filter(|m| m.starts_with(shard))?;
                     let bytes =
-                        crate::files::read_regular(&path, describe::MAX_RECORD_BYTES).ok()?;
+                        crate::files::read_regular(&path, description::MAX_RECORD_BYTES).ok()?;
                     Some((name, bytes))
                 })
                 .collect();

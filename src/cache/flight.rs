@@ -12,8 +12,9 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::key::CacheKey;
 use super::{Entry, master_file, read_shard};
-use crate::plan::{CacheKey, Chain};
+use crate::request::Chain;
 
 /// How often a waiting build looks at the lock again.
 const POLL: Duration = Duration::from_millis(200);

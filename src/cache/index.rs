@@ -19,7 +19,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::derive::Manifest;
+use crate::assets::Manifest;
 
 /// Bump when the tables or the encoding of their values change; an index of another version is
 /// rebuilt.

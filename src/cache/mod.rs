@@ -21,6 +21,7 @@
 mod descriptions;
 mod flight;
 mod index;
+pub(crate) mod key;
 mod manage;
 mod picks;
 mod record;
@@ -36,10 +37,11 @@ use index::{Index, Update};
 pub(crate) use manage::{direct_files, files_two_deep, read_record, remove};
 pub(crate) use record::Record;
 
-use crate::derive::Manifest;
+use crate::assets::Manifest;
 use crate::error::{Error, Result};
-use crate::plan::{CACHE_VERSION, CacheKey, Request};
 use crate::provider::Master;
+use crate::request::Request;
+use key::{CACHE_VERSION, CacheKey};
 
 /// The text of `.imagegen/.gitignore`.
 const GITIGNORE: &str = "\

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::key::CacheKey;
 use super::{Cache, io_error};
 use crate::error::Result;
-use crate::plan::CacheKey;
 
 /// The largest pick file read.
 const MAX_PICK_BYTES: u64 = 64;

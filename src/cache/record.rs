@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::CACHE_VERSION;
+use super::key::CACHE_VERSION;
 
 /// One generated image, as committed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,10 +86,10 @@ fn one() -> u32 {
 }
 
 /// The largest record file read; a record with the longest prompt an API takes is well under it.
-pub(crate) const MAX_RECORD_BYTES: u64 = crate::plan::MAX_RECORD_BYTES as u64;
+pub(crate) const MAX_RECORD_BYTES: u64 = crate::request::MAX_RECORD_BYTES as u64;
 
 /// The longest text field a record may hold (a prompt, a revised prompt).
-const MAX_TEXT_CHARS: usize = crate::plan::MAX_PROMPT_CHARS;
+const MAX_TEXT_CHARS: usize = crate::request::MAX_PROMPT_CHARS;
 
 impl Record {
     /// Reads a record under the build's rules: JSON of this cache format whose key is 64 hex

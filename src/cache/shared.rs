@@ -12,11 +12,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use super::key::CacheKey;
 use super::record::Record;
 use super::{Cache, Entry, Tier, io_error, record_name_key};
-use crate::describe;
+use crate::description;
 use crate::error::Result;
-use crate::plan::CacheKey;
 use crate::storage::{Fetched, Object, Remote, Uploaded, paths};
 
 /// A record found in the remote, parsed.
@@ -321,7 +321,7 @@ impl Cache {
     }
 
     /// Copies in the remote's description of each `(master, describer)` that has one: one
-    /// listing per shard, each candidate read under [`describe::Record::parse`] (a crafted or
+    /// listing per shard, each candidate read under [`description::Record::parse`] (a crafted or
     /// damaged object is skipped with a warning), the earliest written winning as it does
     /// locally. Returns how many were copied in.
     pub(crate) fn fetch_descriptions(
@@ -341,30 +341,30 @@ impl Cache {
         // description is not one.
         let prefixes: Vec<String> = wanted
             .iter()
-            .map(|(master, describer)| describe::name_prefix(master, describer))
+            .map(|(master, describer)| description::name_prefix(master, describer))
             .collect();
         let names: Vec<String> = listed
             .iter()
-            .filter(|l| l.bytes <= describe::MAX_RECORD_BYTES)
+            .filter(|l| l.bytes <= description::MAX_RECORD_BYTES)
             .filter_map(|l| l.path.rsplit('/').next())
             .filter(|name| prefixes.iter().any(|p| name.starts_with(p.as_str())))
             .map(str::to_owned)
             .collect();
         let objects: Vec<String> = names.iter().map(|n| paths::description(n)).collect();
-        let mut best: BTreeMap<String, (describe::Record, Vec<u8>, String)> = BTreeMap::new();
+        let mut best: BTreeMap<String, (description::Record, Vec<u8>, String)> = BTreeMap::new();
         let wanted: BTreeSet<(&str, &str)> = wanted
             .iter()
             .map(|(m, d)| (m.as_str(), d.as_str()))
             .collect();
         for (name, fetched) in names
             .iter()
-            .zip(remote.read(&objects, describe::MAX_RECORD_BYTES)?)
+            .zip(remote.read(&objects, description::MAX_RECORD_BYTES)?)
         {
             // The listing's size is the store's word; the read is capped too.
             let Some(bytes) = fetched.bytes() else {
                 continue;
             };
-            let record = match describe::Record::parse(&bytes, name) {
+            let record = match description::Record::parse(&bytes, name) {
                 Ok(record) => record,
                 Err(why) => {
                     tracing::warn!(
@@ -375,7 +375,7 @@ impl Cache {
                     continue;
                 }
             };
-            let earlier = |kept: &(describe::Record, Vec<u8>, String)| {
+            let earlier = |kept: &(description::Record, Vec<u8>, String)| {
                 (record.created(), name) < (kept.0.created(), &kept.2)
             };
             // Only the images asked about: a record of another master that shares the first
@@ -402,7 +402,7 @@ impl Cache {
     pub(crate) fn upload_description(
         &self,
         remote: &Remote,
-        record: &describe::Record,
+        record: &description::Record,
     ) -> Result<Uploaded> {
         remote.upload(&[Object {
             path: paths::description(&record.file_name()),

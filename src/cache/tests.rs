@@ -48,7 +48,7 @@ fn cache_with_one_image() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn key(prompt: &str) -> CacheKey {
-    crate::plan::cache_key(&request(prompt))
+    crate::request::cache_key(&request(prompt))
 }
 
 /// Every file under `dir` with its size and modification time.
@@ -273,14 +273,14 @@ fn a_jpeg_master_is_found_again_under_the_name_it_was_stored_with() {
     assert!(again.master_path(Tier::Committed, &found).exists());
 }
 
-fn description(master: &str, alt: &str, created_at: &str) -> crate::describe::Record {
-    crate::describe::Record {
-        format: crate::describe::RECORD_FORMAT,
+fn description(master: &str, alt: &str, created_at: &str) -> crate::description::Record {
+    crate::description::Record {
+        format: crate::description::RECORD_FORMAT,
         master: master.to_owned(),
-        describer: crate::describe::describer_id(ProviderKind::OpenAi, "gpt-6-luna"),
+        describer: crate::description::describer_id(ProviderKind::OpenAi, "gpt-6-luna"),
         provider: "openai".into(),
         model: "gpt-6-luna".into(),
-        instructions: crate::describe::INSTRUCTIONS_VERSION,
+        instructions: crate::description::INSTRUCTIONS_VERSION,
         alt: alt.into(),
         description: String::new(),
         model_version: None,
@@ -296,7 +296,7 @@ fn descriptions_are_kept_the_earliest_wins_and_crafted_ones_are_ignored_and_flag
     let (_dir, root) = cache_with_one_image();
     let mut cache = Cache::open(&root);
     let master = blake3::hash(b"one").to_hex().to_string();
-    let id = crate::describe::describer_id(ProviderKind::OpenAi, "gpt-6-luna");
+    let id = crate::description::describer_id(ProviderKind::OpenAi, "gpt-6-luna");
     assert!(cache.description(&master, &id).is_none());
     // Two teammates described it at once: two files, the earliest wins everywhere.
     let late = cache
@@ -352,7 +352,7 @@ fn descriptions_are_kept_the_earliest_wins_and_crafted_ones_are_ignored_and_flag
 fn a_warm_build_finds_descriptions_in_the_index_and_a_changed_shard_in_its_files() {
     let (_dir, root) = cache_with_one_image();
     let master = blake3::hash(b"one").to_hex().to_string();
-    let id = crate::describe::describer_id(ProviderKind::OpenAi, "gpt-6-luna");
+    let id = crate::description::describer_id(ProviderKind::OpenAi, "gpt-6-luna");
     let mut cache = Cache::open(&root);
     let path = cache
         .store_description(&description(

@@ -713,6 +713,6 @@ async fn recraft_raster_sizes_urls_and_plain_text_errors() {
     assert_eq!(requests(&server).await, 1);
 }
 
-fn request_of(config: &crate::config::Config) -> crate::plan::Request {
+fn request_of(config: &crate::config::Config) -> crate::request::Request {
     request(config, "A lighthouse")
 }

@@ -8,7 +8,7 @@
 mod automatic1111;
 mod bfl;
 mod command;
-pub(crate) mod describe;
+pub(crate) mod describer;
 mod gemini;
 pub(crate) mod http;
 mod openai;
@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, Profile, ProviderKind};
 use crate::outside::{self, Secrets};
-use crate::plan::Request;
 use crate::price;
+use crate::request::Request;
 
 /// What a provider returns.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -686,7 +686,7 @@ pub(crate) mod tests;
 mod hosted_tests;
 
 #[cfg(test)]
-mod describe_tests;
+mod describer_tests;
 
 #[cfg(test)]
 mod reference_tests;

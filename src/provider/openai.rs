@@ -92,7 +92,7 @@ pub(super) fn call_n(call: &Call<'_>) -> Result<Vec<Generated>, Fault> {
 }
 
 /// The multipart body of an edit: every field of `body` as text (in order), then the images.
-fn edit_form(body: &Value, references: &[crate::plan::RefImage]) -> (String, Vec<u8>) {
+fn edit_form(body: &Value, references: &[crate::request::RefImage]) -> (String, Vec<u8>) {
     let mut form = Form::default();
     for (name, value) in body.as_object().into_iter().flatten() {
         match value {

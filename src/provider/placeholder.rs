@@ -12,7 +12,7 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ImageEncoder, Rgb, RgbImage};
 
 use super::Generated;
-use crate::plan::{RefImage, Request};
+use crate::request::{RefImage, Request};
 
 /// How many lines of the prompt are shown at most.
 const PROMPT_LINES: usize = 4;

@@ -11,7 +11,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::hosted_tests::{bfl_ready, bfl_submit, profile};
 use super::tests::{KEY, b64, config as book, generate, in_env, png, request};
-use crate::plan::{RefImage, Request};
+use crate::request::{RefImage, Request};
 
 /// Two references: a PNG file and another directive's JPEG master.
 fn references() -> Vec<RefImage> {

@@ -4,9 +4,9 @@
 use serde::Serialize;
 
 use super::Team;
-use crate::build::PlannedImage;
+use crate::cache::key::CacheKey;
 use crate::error::{Error, Result};
-use crate::plan::CacheKey;
+use crate::pipeline::PlannedImage;
 
 /// What `pick` recorded.
 #[derive(Debug, Serialize)]

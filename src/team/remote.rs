@@ -206,7 +206,7 @@ impl Team {
             .map(|(_, listed)| listed.clone())
             .collect();
         let paths: Vec<String> = listed.iter().map(|l| l.path.clone()).collect();
-        let texts = remote.read(&paths, crate::plan::MAX_RECORD_BYTES as u64)?;
+        let texts = remote.read(&paths, crate::request::MAX_RECORD_BYTES as u64)?;
         Ok(listed
             .into_iter()
             .zip(texts)

@@ -1,6 +1,6 @@
 //! Alt text and long descriptions written by a vision model from the generated image: what the
 //! model is asked, the JSON it must answer, how an answer is checked, and the record a
-//! description is kept in. Pure: no I/O here (the wire formats are in `provider::describe`,
+//! description is kept in. Pure: no I/O here (the wire formats are in `provider::describer`,
 //! the files in `cache::descriptions`).
 
 use serde::{Deserialize, Serialize};

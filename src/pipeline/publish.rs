@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Book;
 use super::derive::ASSET_CAP;
 use super::image::{Image, Ready};
+use crate::assets::Manifest;
 use crate::cache::Cache;
-use crate::derive::Manifest;
 use crate::progress::plural;
 use crate::storage::Remote;
 

@@ -11,9 +11,10 @@ use std::path::Path;
 
 use super::parse::Page;
 use super::references::Reader;
+use crate::cache::key::CacheKey;
 use crate::config::Config;
 use crate::directive::Directive;
-use crate::plan::{CacheKey, Chain, RefImage, Wanted};
+use crate::request::{Chain, RefImage, Wanted};
 
 /// One image to provide: the directive's own request first, then its fallbacks.
 #[derive(Debug, Clone)]
@@ -91,14 +92,14 @@ pub(crate) fn jobs(
             let ahead = ahead.as_mut().and_then(Iterator::next).flatten();
             let simple = ahead.is_some()
                 || (directive.attrs.variants.is_none()
-                    && !crate::plan::needs_references(directive, config));
+                    && !crate::request::needs_references(directive, config));
             if simple {
-                let chain = ahead.unwrap_or_else(|| crate::plan::chain(directive, config, &[]));
+                let chain = ahead.unwrap_or_else(|| crate::request::chain(directive, config, &[]));
                 uses.push(chain.map(|chain| plan.add(chain)));
                 continue;
             }
             uses.push(Err(String::new()));
-            let slots = crate::plan::wanted(directive, config).and_then(|wanted| {
+            let slots = crate::request::wanted(directive, config).and_then(|wanted| {
                 wanted
                     .iter()
                     .map(|w| slot(w, &chapter_dir, &ids, reader))
@@ -336,7 +337,7 @@ impl Plan {
                 Some(image) => image.map_err(|e| format!("the image to edit has none: {e}"))?,
             };
             EDITED.clone_into(&mut image.label);
-            let chain = crate::plan::edit_chain(directive, config, image)?;
+            let chain = crate::request::edit_chain(directive, config, image)?;
             let job = self.add(chain);
             self.also[p][d].push(base);
             self.uses[p][d] = Ok(job);
@@ -370,7 +371,7 @@ impl Plan {
             // Whether its provider can take the image back is known now: say so before its
             // first image is paid for.
             let image = super::references::stand_in(CacheKey([0; 32]));
-            crate::plan::edit_chain(directive, config, image)?;
+            crate::request::edit_chain(directive, config, image)?;
         }
         let shown = self.candidates_of(waiting.at, directive, config, &refs, picked)?;
         if directive.attrs.edit.is_some() {
@@ -394,7 +395,7 @@ impl Plan {
         let count = directive.attrs.variants.unwrap_or(1);
         let mut jobs = Vec::with_capacity(count as usize);
         for candidate in 0..count {
-            let chain = crate::plan::candidate_chain(directive, config, refs, candidate)?;
+            let chain = crate::request::candidate_chain(directive, config, refs, candidate)?;
             jobs.push(self.add(chain));
         }
         if directive.attrs.variants.is_none() {

@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::Book;
 use super::image::{self, Ready};
-use super::plan::Job;
+use super::jobs::Job;
 use super::resolve::Facts;
+use crate::cache::key::CacheKey;
 use crate::cache::{Cache, Entry};
 use crate::error::Result;
-use crate::plan::{CacheKey, Chain};
 use crate::progress::plural;
+use crate::request::Chain;
 use crate::storage::Remote;
 
 /// Each job's image in the local cache: the link of the chain it belongs to, and the master

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cache::{Cache, Entry, Tier};
-use crate::plan::RefImage;
+use crate::request::RefImage;
 
 /// The largest reference file read: what Gemini takes for a whole inline request, and well
 /// under OpenAI's limit per image.
@@ -137,12 +137,12 @@ pub(crate) fn known(master: &str) -> RefImage {
 
 /// What `plan` puts in place of an image a build generates first: the keys it yields are
 /// provisional.
-pub(crate) fn stand_in(key: crate::plan::CacheKey) -> RefImage {
+pub(crate) fn stand_in(key: crate::cache::key::CacheKey) -> RefImage {
     known(&format!("{STAND_IN}{key}"))
 }
 
 /// Whether a request waits for an image a build generates first.
-pub(crate) fn is_provisional(request: &crate::plan::Request) -> bool {
+pub(crate) fn is_provisional(request: &crate::request::Request) -> bool {
     request
         .references
         .iter()

@@ -17,10 +17,11 @@ use super::image::Ready;
 use super::lookup;
 use super::parse::Parsed;
 use crate::cache::Cache;
+use crate::cache::key::CacheKey;
 use crate::config::Config;
 use crate::directive;
-use crate::plan::{CacheKey, Chain};
 use crate::protocol::Context;
+use crate::request::Chain;
 
 /// What the head start got done.
 #[derive(Default)]
@@ -127,8 +128,8 @@ fn work(receiver: &mpsc::Receiver<Message>) -> Prepared {
             .iter()
             .map(|directive| {
                 (directive.attrs.variants.is_none()
-                    && !crate::plan::needs_references(directive, &config))
-                .then(|| crate::plan::chain(directive, &config, &[]))
+                    && !crate::request::needs_references(directive, &config))
+                .then(|| crate::request::chain(directive, &config, &[]))
             })
             .collect();
         for chain in chains.iter().flatten().flatten() {

@@ -9,12 +9,12 @@ use super::Book;
 use super::derive::{ASSET_CAP, write_asset};
 use super::describe::Described;
 use super::image::Image;
+use super::jobs::Plan;
 use super::parse::Page;
-use super::plan::Plan;
+use crate::assets::{self, Manifest};
 use crate::cache::Entry;
 use crate::config::Config;
-use crate::derive::{self, Manifest};
-use crate::describe;
+use crate::description;
 use crate::directive::Directive;
 use crate::error::Located;
 use crate::figure::{self, Figure};
@@ -125,7 +125,7 @@ pub(crate) fn pages(
 /// missing unseen.
 fn warn_missing_candidates(
     plan: &Plan,
-    at: super::plan::At,
+    at: super::jobs::At,
     images: &[Image],
     file: &str,
     line: usize,
@@ -232,7 +232,7 @@ fn mirror(book: &Book<'_>, page_path: &str, used: &[&Manifest]) -> std::io::Resu
         })?
         .join(&book.config.assets_dir);
     for file in used.iter().flat_map(|m| &m.files) {
-        if file.role == derive::Role::Thumbnail {
+        if file.role == assets::Role::Thumbnail {
             continue;
         }
         let path = dir.join(&file.name);
@@ -249,7 +249,7 @@ fn mirror(book: &Book<'_>, page_path: &str, used: &[&Manifest]) -> std::io::Resu
 struct Shown<'a> {
     entry: &'a Entry,
     manifest: &'a Manifest,
-    description: Option<&'a describe::Record>,
+    description: Option<&'a description::Record>,
     /// The id of the description's element: unique in the whole book, so that `print.html`,
     /// which holds every chapter, has no two alike.
     description_id: String,
@@ -259,7 +259,7 @@ struct Shown<'a> {
 fn authorless(
     page: &Page<'_>,
     directive: &Directive,
-    description: Option<&describe::Record>,
+    description: Option<&description::Record>,
 ) -> Option<(Located, AltFrom)> {
     directive.attrs.alt.is_none().then(|| {
         let at = Located {
@@ -279,7 +279,7 @@ fn authorless(
 fn shown<'a>(
     use_: &'a Result<usize, String>,
     images: &'a [Image],
-    description: Option<&'a describe::Record>,
+    description: Option<&'a description::Record>,
 ) -> Result<Shown<'a>, &'a str> {
     let job = use_.as_ref().map_err(String::as_str)?;
     match &images[*job] {

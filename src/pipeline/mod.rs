@@ -1,7 +1,7 @@
 //! The build, as stages in the order data flows:
 //!
 //! ```text
-//! parse::pages → plan::jobs → lookup (local cache, remote) → resolve::resolve
+//! parse::pages → jobs::jobs → lookup (local cache, remote) → resolve::resolve
 //!   → generate::run → derive::run → publish::run → describe::run → render::pages
 //! ```
 //!
@@ -17,11 +17,11 @@ mod derive;
 mod describe;
 mod generate;
 mod image;
+mod jobs;
 mod lookup;
 mod parse;
-mod plan;
-mod planned;
 mod prefetch;
+mod preview;
 mod publish;
 mod references;
 mod render;
@@ -32,16 +32,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::cache::Cache;
+use crate::cache::key::CacheKey;
 use crate::config::{Config, OnError};
 use crate::error::{Error, Result};
 use crate::models::Day;
-use crate::plan::CacheKey;
 use crate::protocol::{self, Chapter, Context};
 use crate::storage::Remote;
 use prefetch::Prepared;
 
-pub use planned::PlannedImage;
-pub(crate) use planned::planned_book;
+pub use preview::PlannedImage;
+pub(crate) use preview::planned_book;
 pub use resolve::Status;
 
 /// The mdBook preprocessor. Its name in `book.toml` is `imagegen`.
@@ -155,7 +155,7 @@ fn build(
     }
     let mut cache = prepared.cache.take().unwrap_or_else(|| book.open_cache());
     let mut reader = references::Reader::new(&book.ctx.root);
-    let mut plan = plan::jobs(&mut pages, book.config, &mut reader, &|key| {
+    let mut plan = jobs::jobs(&mut pages, book.config, &mut reader, &|key| {
         cache.picked(key)
     });
     let planned = Instant::now();
@@ -215,9 +215,9 @@ fn build(
 
 /// The requests a round's decisions generate first (what the budget counts).
 fn generations<'j>(
-    jobs: &'j [plan::Job],
+    jobs: &'j [jobs::Job],
     decisions: &'j [resolve::Decision],
-) -> impl Iterator<Item = crate::plan::Request> + 'j {
+) -> impl Iterator<Item = crate::request::Request> + 'j {
     jobs.iter()
         .zip(decisions)
         .filter_map(|(job, decision)| decision.first_request(job).cloned())
@@ -233,7 +233,7 @@ struct Carried {
     remote_tried: bool,
     published: BTreeSet<String>,
     warned: Vec<String>,
-    spent: Vec<crate::plan::Request>,
+    spent: Vec<crate::request::Request>,
 }
 
 /// The rounds after the first: while directives wait for the images they reference (or edit),
@@ -243,7 +243,7 @@ struct Carried {
 fn later_rounds(
     book: &Book<'_>,
     pages: &[parse::Page<'_>],
-    plan: &mut plan::Plan,
+    plan: &mut jobs::Plan,
     cache: &mut Cache,
     force: &BTreeSet<CacheKey>,
     carried: &mut Carried,
@@ -251,7 +251,7 @@ fn later_rounds(
     summary: &mut generate::Summary,
 ) -> Result<()> {
     // A referenced master is read, checked and held once, however many directives use it.
-    let mut masters: std::collections::HashMap<usize, Result<crate::plan::RefImage, String>> =
+    let mut masters: std::collections::HashMap<usize, Result<crate::request::RefImage, String>> =
         std::collections::HashMap::new();
     while plan.is_waiting() {
         let from = plan.jobs.len();
@@ -290,7 +290,7 @@ fn later_rounds(
 fn round(
     book: &Book<'_>,
     cache: &mut Cache,
-    jobs: &[plan::Job],
+    jobs: &[jobs::Job],
     force: &BTreeSet<CacheKey>,
     known: &mut std::collections::HashMap<CacheKey, Option<(usize, image::Ready)>>,
     carried: &mut Carried,
@@ -316,7 +316,7 @@ fn round(
     let fetched = lookup::fetch(cache, carried.remote.as_ref(), jobs, &local, force)?;
     cache.close_index();
     let facts = lookup::facts(jobs, &local, force, |key| fetched.contains_key(key));
-    let earlier: Vec<&crate::plan::Request> = carried.spent.iter().collect();
+    let earlier: Vec<&crate::request::Request> = carried.spent.iter().collect();
     let mut resolution = resolve::resolve(jobs, &facts, book.config, book.today, &earlier);
     // A deprecated model is warned about once per build, whatever the round.
     resolution.warnings.retain(|w| !carried.warned.contains(w));

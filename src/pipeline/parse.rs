@@ -6,8 +6,8 @@ use std::path::Path;
 
 use super::Book;
 use crate::directive::{self, Directive, Problem};
-use crate::plan::Chain;
 use crate::protocol::Chapter;
+use crate::request::Chain;
 use crate::rewrite::{self, Replacement};
 
 /// A chapter with directives.

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use super::Book;
-use super::plan::Job;
+use super::jobs::Job;
 use super::resolve::{Decision, Resolution};
+use crate::assets::{self, Manifest};
+use crate::cache::key::CacheKey;
 use crate::cache::{Cache, Entry, Tier};
-use crate::derive::{self, Manifest};
-use crate::plan::{CacheKey, Request};
+use crate::request::Request;
 use crate::vocab::ProviderKind;
 
 /// What one job got.
@@ -36,8 +37,8 @@ pub(crate) struct Ready {
 
 impl Ready {
     /// The derivation settings of this master.
-    pub(crate) fn origin(&self) -> derive::Origin<'_> {
-        derive::Origin {
+    pub(crate) fn origin(&self) -> assets::Origin<'_> {
+        assets::Origin {
             provider: self.kind.as_str(),
             model: &self.model,
             by_model: self.kind.is_model(),
@@ -56,7 +57,7 @@ pub(crate) fn ready(
 ) -> Ready {
     // A vector is never cropped: it keeps its view box.
     let vector = entry.extension == "svg";
-    let frame = derive::frame(
+    let frame = assets::frame(
         (entry.width, entry.height),
         (request.size.width, request.size.height),
     )
@@ -70,7 +71,7 @@ pub(crate) fn ready(
         derivation: String::new(),
         manifest: None,
     };
-    ready.derivation = derive::derivation_id(
+    ready.derivation = assets::derivation_id(
         &ready.entry.master,
         &ready.origin(),
         frame,

@@ -1,7 +1,8 @@
 //! From a directive and the book's settings to a job: the exact request a provider receives and
 //! the cache key that names its image.
 //!
-//! The cache key is blake3 over a canonical, length-prefixed encoding of [`CACHE_VERSION`] and
+//! The cache key ([`CacheKey`]) is blake3 over a canonical, length-prefixed encoding
+//! ([`KeyHasher`]) of [`CACHE_VERSION`] and
 //! every input that changes the image: provider kind, model, the prompt as sent (after prefix,
 //! style and suffix), negative prompt, size, quality, seed and the profile's image settings
 //! (steps, sampler, background, …). It never covers API keys, base URLs, timeouts, prices or
@@ -9,25 +10,19 @@
 //! with other local servers or output settings share images. Reference images count by the
 //! hash of their bytes, in order (a file's, or for `#id` its master's), never by their path;
 //! a candidate other than the first counts by its number. No I/O here: reference images come
-//! in read and checked (see `build::references`).
+//! in read and checked (see `pipeline::references`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::cache::key::{CACHE_VERSION, CacheKey, KeyHasher};
 use crate::config::Config;
 use crate::directive::{Directive, Reference};
-use crate::models::{self, Day};
+use crate::models;
 use crate::vocab::fold_whitespace;
 use crate::vocab::{ProviderKind, Size};
-
-/// The version of the cache key's encoding and of the cache's stored format.
-///
-/// Bump it when any hashed input, the encoding, or the layout of records and masters changes:
-/// every image is then generated again, so do it only on purpose. `tests::golden_cache_key`
-/// fails whenever the hash changes, as a reminder.
-pub(crate) const CACHE_VERSION: u32 = 2;
 
 /// Everything a provider needs to generate one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,36 +140,6 @@ pub(crate) fn needs_references(directive: &Directive, config: &Config) -> bool {
 
 /// The requests tried for one directive, in order: its profile, then each fallback profile.
 pub(crate) type Chain = Vec<(CacheKey, Request)>;
-
-/// A content address: the blake3 hash of a request's canonical encoding.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct CacheKey(pub(crate) [u8; 32]);
-
-impl CacheKey {
-    /// The key as 64 lower-case hex digits.
-    pub(crate) fn to_hex(self) -> String {
-        blake3::Hash::from_bytes(self.0).to_hex().to_string()
-    }
-
-    /// Parses 64 hex digits.
-    pub(crate) fn from_hex(text: &str) -> Option<CacheKey> {
-        blake3::Hash::from_hex(text)
-            .ok()
-            .map(|h| CacheKey(*h.as_bytes()))
-    }
-}
-
-impl fmt::Display for CacheKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for CacheKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CacheKey({})", &self.to_hex()[..16])
-    }
-}
 
 /// Builds the request for a directive with its own profile, then with each fallback profile,
 /// or says why it cannot be built. `references` are the images [`wanted`] named, read.
@@ -441,37 +406,9 @@ fn style_of<'c>(
     })
 }
 
-/// Why a chain's requests must not be sent on `day`: one of them names a model its provider has
-/// retired. Checked only for images that must be generated, so an image a retired model made
-/// keeps serving from the cache.
-pub(crate) fn retired<'r>(
-    requests: impl IntoIterator<Item = &'r Request>,
-    config: &Config,
-    day: Day,
-) -> Option<String> {
-    requests.into_iter().find_map(|request| {
-        models::lifecycle(request.kind, &request.model, day)
-            .refusal(&request.model, &model_setting(request, config))
-    })
-}
-
-/// The warnings for the requests whose model is deprecated on `day`.
-pub(crate) fn deprecations<'r>(
-    requests: impl IntoIterator<Item = &'r Request>,
-    config: &Config,
-    day: Day,
-) -> Vec<String> {
-    requests
-        .into_iter()
-        .filter_map(|request| {
-            models::lifecycle(request.kind, &request.model, day)
-                .warning(&request.model, &model_setting(request, config))
-        })
-        .collect()
-}
-
-/// Where a request's model was chosen, as the fix for a retired model says it.
-fn model_setting(request: &Request, config: &Config) -> String {
+/// Where a request's model was chosen, as the fix for a retired model says it
+/// ([`models::retired`], [`models::deprecations`]).
+pub(crate) fn model_setting(request: &Request, config: &Config) -> String {
     match config.profiles.get(&request.profile) {
         Some(profile) if profile.model == request.model => format!(
             "set `model` in `[preprocessor.imagegen.providers.{}]`",
@@ -505,13 +442,8 @@ fn canonical_json(value: &serde_json::Value) -> String {
 
 /// The cache key of a request.
 pub(crate) fn cache_key(request: &Request) -> CacheKey {
-    let mut hasher = blake3::Hasher::new();
-    let mut field = |name: &str, value: &[u8]| {
-        hasher.update(&(name.len() as u32).to_le_bytes());
-        hasher.update(name.as_bytes());
-        hasher.update(&(value.len() as u64).to_le_bytes());
-        hasher.update(value);
-    };
+    let mut hasher = KeyHasher::default();
+    let mut field = |name: &str, value: &[u8]| hasher.field(name, value);
     let seed = request.seed.map(|s| s.to_string());
     field("cache-version", &CACHE_VERSION.to_le_bytes());
     field("provider", request.kind.as_str().as_bytes());
@@ -539,7 +471,7 @@ pub(crate) fn cache_key(request: &Request) -> CacheKey {
     if request.candidate > 0 {
         field("candidate", &request.candidate.to_le_bytes());
     }
-    CacheKey(*hasher.finalize().as_bytes())
+    hasher.finish()
 }
 
 /// An absent value hashes as a single 0xFF byte, which no UTF-8 text can equal.
@@ -943,7 +875,20 @@ mod tests {
 
     #[test]
     fn retired_and_deprecated_models_are_told_apart_by_the_day() {
-        use crate::models::Day;
+        use crate::models::{self, Day};
+        let uses = |chain: &Chain, config: &Config| -> Vec<(ProviderKind, String, String)> {
+            chain
+                .iter()
+                .map(|(_, r)| (r.kind, r.model.clone(), super::model_setting(r, config)))
+                .collect()
+        };
+        let retired = |chain: &Chain, config: &Config, day| {
+            let uses = uses(chain, config);
+            models::retired(
+                uses.iter().map(|(k, m, s)| (*k, m.as_str(), s.clone())),
+                day,
+            )
+        };
         let config = Config::from_table(Some(&serde_json::json!({
             "provider": "a",
             "fallback": ["b"],
@@ -956,14 +901,17 @@ mod tests {
         let chain = super::chain(&directive(Attrs::default()), &config, &[]).unwrap();
         let before = Day::parse("2026-11-30").unwrap();
         let after = Day::parse("2026-12-01").unwrap();
-        assert_eq!(
-            super::retired(chain.iter().map(|(_, r)| r), &config, before),
-            None
+        assert_eq!(retired(&chain, &config, before), None);
+        let chain_uses = uses(&chain, &config);
+        let warnings = models::deprecations(
+            chain_uses
+                .iter()
+                .map(|(k, m, s)| (*k, m.as_str(), s.clone())),
+            before,
         );
-        let warnings = super::deprecations(chain.iter().map(|(_, r)| r), &config, before);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].contains("is shut down by OpenAI on 2026-12-01"));
-        let refusal = super::retired(chain.iter().map(|(_, r)| r), &config, after).unwrap();
+        let refusal = retired(&chain, &config, after).unwrap();
         assert!(
             refusal.contains("retired by OpenAI on 2026-12-01")
                 && refusal.contains("`gpt-image-2.6-sunburst`")
@@ -981,7 +929,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            super::retired(chain.iter().map(|(_, r)| r), &config, before)
+            retired(&chain, &config, before)
                 .unwrap()
                 .contains("change the directive's `model` attribute")
         );

@@ -1,5 +1,5 @@
 //! Describers: a vision model (or a program) reads a generated image and answers with its alt
-//! text and long description, as JSON (see [`crate::describe`]).
+//! text and long description, as JSON (see [`crate::description`]).
 //!
 //! - `openai`: the Responses API, `POST {base-url}/responses`, the image as an `input_image`
 //!   data URL, the answer held to a JSON schema by `text.format`.
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::http::{Http, Reply, snippet};
 use super::{Env, Failure, Fault, FaultKind, Task, Who, command, gemini, openai, resolve_key};
 use crate::config::{Profile, ProviderKind};
-use crate::describe::{self, About, Text};
+use crate::description::{self, About, Text};
 
 /// The most a `command` describer may print.
 const MAX_ANSWER_BYTES: usize = 64 << 10;
@@ -109,7 +109,7 @@ pub(crate) fn describe(
                 format!("a `{}` profile cannot describe images", other.as_str()),
             )),
         }?;
-        let text = describe::read_answer(&answer.text, env.secrets)
+        let text = description::read_answer(&answer.text, env.secrets)
             .map_err(|u| Fault::new(FaultKind::Empty, u.message))?;
         Ok((answer, text, attempt))
     })?;
@@ -172,18 +172,18 @@ fn responses(ask: &Ask<'_>) -> Result<Answer, Fault> {
     let model = ask.describer.model;
     let mut body = json!({
         "model": model,
-        "instructions": describe::INSTRUCTIONS,
+        "instructions": description::INSTRUCTIONS,
         "input": [{
             "role": "user",
             "content": [
-                { "type": "input_text", "text": describe::question(ask.about) },
+                { "type": "input_text", "text": description::question(ask.about) },
                 { "type": "input_image", "image_url": ask.data_url(), "detail": "auto" },
             ],
         }],
         "text": { "format": {
             "type": "json_schema",
             "name": "alt_text",
-            "schema": describe::schema(),
+            "schema": description::schema(),
             "strict": true,
         } },
         "max_output_tokens": MAX_OUTPUT_TOKENS,
@@ -271,17 +271,17 @@ fn gemini_call(ask: &Ask<'_>) -> Result<Answer, Fault> {
     let model = ask.describer.model;
     let data = base64::engine::general_purpose::STANDARD.encode(ask.picture.bytes);
     let mut body = json!({
-        "systemInstruction": { "parts": [{ "text": describe::INSTRUCTIONS }] },
+        "systemInstruction": { "parts": [{ "text": description::INSTRUCTIONS }] },
         "contents": [{
             "role": "user",
             "parts": [
                 { "inline_data": { "mime_type": ask.picture.media_type, "data": data } },
-                { "text": describe::question(ask.about) },
+                { "text": description::question(ask.about) },
             ],
         }],
         "generationConfig": {
             "responseMimeType": "application/json",
-            "responseJsonSchema": describe::schema(),
+            "responseJsonSchema": description::schema(),
             "maxOutputTokens": MAX_OUTPUT_TOKENS,
         },
     });
@@ -358,15 +358,15 @@ fn chat(ask: &Ask<'_>) -> Result<Answer, Fault> {
     let mut body = json!({
         "model": model,
         "messages": [
-            { "role": "system", "content": describe::INSTRUCTIONS },
+            { "role": "system", "content": description::INSTRUCTIONS },
             { "role": "user", "content": [
-                { "type": "text", "text": describe::question(ask.about) },
+                { "type": "text", "text": description::question(ask.about) },
                 { "type": "image_url", "image_url": { "url": ask.data_url() } },
             ] },
         ],
         "response_format": { "type": "json_schema", "json_schema": {
             "name": "alt_text",
-            "schema": describe::schema(),
+            "schema": description::schema(),
             "strict": true,
         } },
         "max_tokens": MAX_OUTPUT_TOKENS,
@@ -459,8 +459,8 @@ fn program(ask: &Ask<'_>) -> Result<Answer, Fault> {
         "prompt": ask.about.prompt,
         "caption": ask.about.caption,
         "chapter": ask.about.chapter,
-        "instructions": describe::INSTRUCTIONS,
-        "schema": describe::schema(),
+        "instructions": description::INSTRUCTIONS,
+        "schema": description::schema(),
     });
     let stdout = command::run(
         &ask.describer.profile.command,

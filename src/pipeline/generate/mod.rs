@@ -1,20 +1,23 @@
 //! Stage 4, generate: the jobs resolve sent to a provider, several at a time; each new master
 //! is stored the moment it arrives (and uploaded to the remote cache when there is one).
 
+mod queue;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::image::{self, Image};
-use super::plan::Job;
+use super::jobs::Job;
 use super::resolve::Resolution;
 use super::{Book, prompt_start};
+use crate::cache::key::CacheKey;
 use crate::cache::{Cache, Entry, Tier};
 use crate::config::Mode;
-use crate::generate::{Flight, Got, Made};
-use crate::plan::{CacheKey, Chain, Request};
 use crate::progress::{Progress, plural};
 use crate::provider;
+use crate::request::{Chain, Request};
 use crate::storage::Remote;
+use queue::{Flight, Got, Made};
 
 /// Generates every job resolved to a generation, and puts its image (or failure) in `images`.
 pub(crate) fn run(
@@ -44,7 +47,7 @@ pub(crate) fn run(
         forced: &forced,
     };
     book.with_provider_env(|env| {
-        crate::generate::run(
+        queue::run(
             &chains,
             &groups(&chains),
             book.config.max_concurrency,
@@ -97,7 +100,7 @@ fn groups(chains: &[Chain]) -> Vec<Vec<usize>> {
         first.seed = request
             .seed
             .map(|seed| seed.wrapping_sub(u64::from(request.candidate)));
-        let same = crate::plan::cache_key(&first);
+        let same = crate::request::cache_key(&first);
         match by_request.get(&same) {
             Some(&g) if groups[g].len() < crate::directive::MAX_VARIANTS as usize => {
                 groups[g].push(i);

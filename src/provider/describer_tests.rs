@@ -10,10 +10,10 @@ use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::Failure;
-use super::describe::{Described, Describer, Picture, describe};
+use super::describer::{Described, Describer, Picture, describe};
 use super::tests::{KEY, b64, in_env, png, requests};
 use crate::config::Config;
-use crate::describe::About;
+use crate::description::About;
 
 const ANSWER: &str = r#"{"alt": "Two harbour lights on stone piers at night, one red, one green", "description": ""}"#;
 

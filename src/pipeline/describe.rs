@@ -13,20 +13,20 @@ use std::time::Instant;
 use super::Book;
 use super::derive::{ASSET_CAP, on_workers};
 use super::image::Image;
+use super::jobs::Plan;
 use super::parse::Page;
-use super::plan::Plan;
 use crate::cache::Cache;
-use crate::describe::{self, About};
+use crate::description::{self, About};
 use crate::error::Located;
 use crate::models::{self, Lifecycle};
-use crate::provider::{self, describe as describer};
+use crate::provider::{self, describer};
 use crate::storage::Remote;
 
 /// What the describe stage settled.
 #[derive(Default)]
 pub(crate) struct Described {
     /// The description of each job that has one, by job index.
-    pub(crate) by_job: BTreeMap<usize, describe::Record>,
+    pub(crate) by_job: BTreeMap<usize, description::Record>,
     /// Directives whose description failed.
     pub(crate) failures: Vec<Located>,
 }
@@ -62,7 +62,7 @@ impl<'a> Describing<'a> {
                 extra: &settings.extra,
                 price: settings.price,
             },
-            id: describe::describer_id(profile.kind, &settings.model),
+            id: description::describer_id(profile.kind, &settings.model),
         })
     }
 }
@@ -249,7 +249,7 @@ fn may_ask(book: &Book<'_>, with: &Describing<'_>, count: usize) -> Result<(), O
 
 /// Keeps a new description, and shares it through the remote when there is one (`push`
 /// uploads what an outage kept from it).
-fn keep(cache: &mut Cache, remote: Option<&Remote>, record: &describe::Record) {
+fn keep(cache: &mut Cache, remote: Option<&Remote>, record: &description::Record) {
     if let Err(e) = cache.store_description(record) {
         tracing::warn!("imagegen: cannot keep a description: {e}");
     } else if let Some(remote) = remote.filter(|r| r.can_write()) {
@@ -262,14 +262,14 @@ fn record_of(
     with: &Describing<'_>,
     master: &str,
     answer: describer::Described,
-) -> describe::Record {
-    describe::Record {
-        format: describe::RECORD_FORMAT,
+) -> description::Record {
+    description::Record {
+        format: description::RECORD_FORMAT,
         master: master.to_owned(),
         describer: with.id.clone(),
         provider: with.who.profile.kind.as_str().to_owned(),
         model: with.who.model.to_owned(),
-        instructions: describe::INSTRUCTIONS_VERSION,
+        instructions: description::INSTRUCTIONS_VERSION,
         alt: answer.text.alt,
         description: answer.text.description,
         model_version: answer.model_version,

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use super::jobs::{self, Plan};
 use super::parse::{self, Page};
-use super::plan::{self, Plan};
 use super::resolve::{self, Resolution, Status};
 use super::{Book, lookup, prompt_start};
 use crate::cache::Tier;
@@ -98,14 +98,14 @@ pub struct PlannedImage {
 /// The link of a directive's chain that serves its figure.
 #[derive(Debug, Clone)]
 pub(crate) struct Served {
-    pub(crate) key: crate::plan::CacheKey,
+    pub(crate) key: crate::cache::key::CacheKey,
     pub(crate) tier: Tier,
     pub(crate) by_model: bool,
 }
 
 impl Served {
     /// The link a decision serves a job's figure from.
-    fn of(job: &plan::Job, decision: &resolve::Decision) -> Option<Served> {
+    fn of(job: &jobs::Job, decision: &resolve::Decision) -> Option<Served> {
         let link = match decision {
             resolve::Decision::Cached(link) | resolve::Decision::Remote(link) => *link,
             resolve::Decision::Generate(links) => *links.first()?,
@@ -145,7 +145,7 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     let mut pages = parse::pages(&chapters, &book, &mut Default::default());
     let mut cache = book.open_cache();
     let mut reader = super::references::Reader::new(&ctx.root);
-    let mut plan = plan::jobs(&mut pages, &config, &mut reader, &|key| cache.picked(key));
+    let mut plan = jobs::jobs(&mut pages, &config, &mut reader, &|key| cache.picked(key));
     let none = BTreeSet::new();
     let mut resolution = Resolution {
         decisions: Vec::new(),
@@ -164,7 +164,7 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
         }
         let present = lookup::check(&cache, remote.as_ref(), jobs, &local);
         let facts = lookup::facts(jobs, &local, &none, |key| present.contains(key));
-        let earlier: Vec<&crate::plan::Request> = plan.jobs[..from]
+        let earlier: Vec<&crate::request::Request> = plan.jobs[..from]
             .iter()
             .zip(&resolution.decisions)
             .filter_map(|(job, decision)| decision.first_request(job))
@@ -185,8 +185,8 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
             break;
         }
         from = plan.jobs.len();
-        let keys: Vec<crate::plan::CacheKey> = plan.jobs.iter().map(|j| j.key).collect();
-        let ready = |job: usize| -> Option<std::result::Result<crate::plan::RefImage, String>> {
+        let keys: Vec<crate::cache::key::CacheKey> = plan.jobs.iter().map(|j| j.key).collect();
+        let ready = |job: usize| -> Option<std::result::Result<crate::request::RefImage, String>> {
             Some(match (resolution.decisions.get(job)?, &masters[job]) {
                 (resolve::Decision::Fail(_, message), _) => Err(message.clone()),
                 (resolve::Decision::Cached(_), Some(master)) => {
@@ -214,7 +214,7 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
 }
 
 /// What a row takes from the job whose image its figure shows, and that job's decision.
-fn of_job(row: &mut PlannedImage, job: &plan::Job, decision: &resolve::Decision) {
+fn of_job(row: &mut PlannedImage, job: &jobs::Job, decision: &resolve::Decision) {
     let (key, request) = &job.chain[0];
     row.status = decision.status(job);
     row.message = match decision {
@@ -242,7 +242,7 @@ fn of_job(row: &mut PlannedImage, job: &plan::Job, decision: &resolve::Decision)
 /// A row's references are filled in by `rows`; this adds what its variants and edit keep: the
 /// keys of its other jobs (every link: a candidate a fallback made is kept like the one shown),
 /// its candidates and the one picked, the image its edit starts from.
-fn art_direction(row: &mut PlannedImage, plan: &Plan, at: plan::At, edits: bool) {
+fn art_direction(row: &mut PlannedImage, plan: &Plan, at: jobs::At, edits: bool) {
     let others = &plan.also[at.0][at.1];
     let waits = |j: &usize| super::references::is_provisional(&plan.jobs[*j].chain[0].1);
     row.provisional |= others.iter().any(waits);
@@ -278,7 +278,7 @@ impl Made {
         book: &Book<'_>,
         plan: &Plan,
         resolution: &Resolution,
-        at: plan::At,
+        at: jobs::At,
         seen: &mut [bool],
     ) -> Made {
         let mut made = Made {
@@ -390,8 +390,8 @@ fn rows(
             let mut row = error(directive.line, &directive.prompt, String::new());
             row.alt.clone_from(&directive.attrs.alt);
             row.caption.clone_from(&directive.attrs.caption);
-            row.references = crate::plan::wanted(directive, book.config)
-                .map(|w| w.iter().map(crate::plan::Wanted::label).collect())
+            row.references = crate::request::wanted(directive, book.config)
+                .map(|w| w.iter().map(crate::request::Wanted::label).collect())
                 .unwrap_or_default();
             row.edit.clone_from(&directive.attrs.edit);
             let job = match use_ {

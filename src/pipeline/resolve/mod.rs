@@ -3,13 +3,14 @@
 //! Pure: what the cache and the remote hold comes in as [`Facts`], gathered by `lookup`.
 //! Builds act on the decisions; `plan`, `regenerate --failed` and the review page print them.
 
+mod budget;
+
 use std::fmt;
 
-use super::plan::Job;
-use crate::budget;
+use super::jobs::Job;
 use crate::config::Config;
-use crate::models::Day;
-use crate::plan::{Chain, Request};
+use crate::models::{self, Day};
+use crate::request::{Chain, Request};
 
 /// What becomes of a directive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -180,11 +181,17 @@ pub(crate) fn resolve(
             if links.is_empty() {
                 return Decision::Fail(Status::Offline, offline_message(job));
             }
-            let requests = || links.iter().map(|&link| &job.chain[link].1);
-            if let Some(message) = crate::plan::retired(requests(), config, today) {
+            let models = || {
+                links.iter().map(|&link| {
+                    let request = &job.chain[link].1;
+                    let setting = crate::request::model_setting(request, config);
+                    (request.kind, request.model.as_str(), setting)
+                })
+            };
+            if let Some(message) = models::retired(models(), today) {
                 return Decision::Fail(Status::Retired, message);
             }
-            for warning in crate::plan::deprecations(requests(), config, today) {
+            for warning in models::deprecations(models(), today) {
                 if !warnings.contains(&warning) {
                     warnings.push(warning);
                 }
@@ -269,7 +276,7 @@ mod tests {
                 ..Attrs::default()
             },
         };
-        let chain = crate::plan::chain(&directive, config, &[]).unwrap();
+        let chain = crate::request::chain(&directive, config, &[]).unwrap();
         Job {
             key: chain[0].0,
             chain,

@@ -11,10 +11,11 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use crate::cache::key::CacheKey;
 use crate::cache::{Entered, Entry, KeyLock, SingleFlight};
-use crate::plan::{CacheKey, Chain, Request};
 use crate::progress::Progress;
 use crate::provider::{self, Env, Failure, Master};
+use crate::request::{Chain, Request};
 
 /// A finished job: the link of its chain that produced the image, with the image.
 pub(crate) struct Made<'a> {
@@ -252,8 +253,8 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::plan::cache_key;
     use crate::provider::tests::{b64, png};
+    use crate::request::cache_key;
 
     /// Answers after a delay named in the prompt (`slow` or `fast`), recording when each request
     /// arrived and how long it was held.

@@ -3,8 +3,8 @@
 //! verdicts out.
 
 use crate::config::Config;
-use crate::plan::Request;
 use crate::price;
+use crate::request::Request;
 
 /// For each image's first request, in the order given (the book's), `None` when it may be
 /// generated, or why it may not. Generation stops at the first one over a cap: every later one
@@ -56,7 +56,7 @@ mod tests {
 
     use super::*;
     use crate::directive::{Attrs, Directive};
-    use crate::plan::{self, Chain};
+    use crate::request::{self, Chain};
 
     /// A book with a paid profile (`paid`, $0.04 an image by its `price`) and the placeholder.
     fn config(budget: serde_json::Value) -> Config {
@@ -84,7 +84,7 @@ mod tests {
                         ..Attrs::default()
                     },
                 };
-                plan::chain(&directive, config, &[]).unwrap()
+                request::chain(&directive, config, &[]).unwrap()
             })
             .collect()
     }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::Book;
 use super::image::{Image, Ready};
+use crate::assets::{self, Manifest};
 use crate::cache::Cache;
-use crate::derive::{self, Manifest};
 use crate::provider;
 
 /// The largest tuned-qualities file read.
@@ -27,7 +27,7 @@ struct Job<'a> {
 type Made = (
     String,
     Option<String>,
-    Result<derive::Derived, String>,
+    Result<assets::Derived, String>,
     BTreeMap<String, u8>,
 );
 
@@ -43,7 +43,7 @@ pub(crate) fn run(book: &Book<'_>, cache: &mut Cache, images: &mut [Image]) -> (
             jobs.entry(&ready.derivation).or_insert_with(|| Job {
                 ready,
                 master_path: cache.master_path(ready.tier, &ready.entry),
-                tuned: derive::tuned_name(&ready.entry.master, &book.config.output)
+                tuned: assets::tuned_name(&ready.entry.master, &book.config.output)
                     .map(|name| (name.clone(), cache.tuned_path(&name))),
             });
         }
@@ -88,7 +88,7 @@ pub(crate) fn run(book: &Book<'_>, cache: &mut Cache, images: &mut [Image]) -> (
 fn derive_job(book: &Book<'_>, job: Job<'_>) -> Made {
     let ready = job.ready;
     // Waits while other decoded images take the memory budget (see `memory`).
-    let (width, height) = derive::decoded_size(
+    let (width, height) = assets::decoded_size(
         ready.entry.width,
         ready.entry.height,
         ready.entry.extension == "svg",
@@ -105,13 +105,13 @@ fn derive_job(book: &Book<'_>, job: Job<'_>) -> Made {
     let base = book.assets_base();
     let hash = &ready.entry.master;
     let result = derive_one(&job.master_path, &book.config.cache_dir, hash, |bytes| {
-        let source = derive::Source {
+        let source = assets::Source {
             bytes,
             hash,
             origin: ready.origin(),
             frame: ready.frame,
         };
-        let derived = derive::derive(&source, &book.config.output, &known)?;
+        let derived = assets::derive(&source, &book.config.output, &known)?;
         for (name, bytes) in &derived.files {
             let path = dir.join(name);
             if crate::files::regular_len(&path) == Some(bytes.len() as u64) {
@@ -165,8 +165,8 @@ fn derive_one(
     master_path: &Path,
     cache_dir: &Path,
     hash: &str,
-    derive: impl FnOnce(&[u8]) -> Result<derive::Derived, String>,
-) -> Result<derive::Derived, String> {
+    derive: impl FnOnce(&[u8]) -> Result<assets::Derived, String>,
+) -> Result<assets::Derived, String> {
     let bytes = crate::files::read_regular(master_path, provider::MAX_MASTER_BYTES as u64)
         .map_err(|e| {
             format!(
