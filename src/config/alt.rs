@@ -1,0 +1,132 @@
+//! Alt text: `alt-text` (from the prompt, or written by a vision model) and
+//! `[preprocessor.imagegen.describe]`, the describer: a profile whose kind can read images and the
+//! model it describes with. Also `Config`'s id of that describer.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{Config, Invalid, Profile};
+use crate::vocab::list;
+
+/// `alt-text`: where a figure's alt text comes from when its directive has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum AltText {
+    /// Derived from the prompt.
+    #[default]
+    Author,
+    /// Written by a vision model from the image (`[describe]`), else derived from the prompt.
+    Describe,
+}
+
+/// `[preprocessor.imagegen.describe]`, checked: a profile whose kind can read images, and the
+/// model it describes with.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DescribeWith {
+    pub(crate) profile: String,
+    pub(crate) model: String,
+    /// JSON fields merged into every describe request (the profile's own `extra` is for its
+    /// images, and is not sent).
+    pub(crate) extra: serde_json::Map<String, serde_json::Value>,
+    /// The price of one description, over the token prices of the built-in table.
+    pub(crate) price: Option<f64>,
+}
+
+impl Config {
+    /// The id of the describer whose descriptions figures show (`alt-text = "describe"`).
+    pub(crate) fn describer_id(&self) -> Option<String> {
+        let with = self.describe.as_ref()?;
+        let kind = self.profiles[&with.profile].kind;
+        Some(crate::description::describer_id(kind, &with.model))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(super) struct RawDescribe {
+    profile: String,
+    model: Option<String>,
+    #[serde(default)]
+    pub(super) extra: serde_json::Map<String, serde_json::Value>,
+    price: Option<f64>,
+}
+
+/// `alt-text` and `[describe]`: a describer is a profile whose kind can read images; its model
+/// is `[describe] model`, else the profile's, unless that is the kind's default image model,
+/// which describes nothing (then the kind's default vision model).
+pub(super) fn alt_text(
+    mode: Option<String>,
+    raw: Option<RawDescribe>,
+    profiles: &BTreeMap<String, Profile>,
+) -> std::result::Result<Option<DescribeWith>, Invalid> {
+    let mode = match mode.as_deref() {
+        None | Some("author") => AltText::Author,
+        Some("describe") => AltText::Describe,
+        Some(other) => {
+            return Err((
+                "alt-text".into(),
+                format!(
+                    "unknown value `{other}`; use \"author\" (alt derived from the prompt when the directive has none) or \"describe\" (written by a vision model)"
+                ),
+            ));
+        }
+    };
+    let Some(raw) = raw else {
+        if mode == AltText::Describe {
+            return Err((
+                "alt-text".into(),
+                "\"describe\" needs a describer: add `[preprocessor.imagegen.describe]` with `profile = \"NAME\"`, naming a provider profile of kind openai, gemini, openai-compatible or command".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let kinds = list(crate::description::KINDS.iter().map(|k| k.as_str()));
+    let profile = profiles.get(&raw.profile).ok_or_else(|| {
+        (
+            "describe.profile".to_owned(),
+            format!(
+                "no profile named `{}`; define `[preprocessor.imagegen.providers.{}]` with a kind that can read images ({kinds})",
+                raw.profile, raw.profile
+            ),
+        )
+    })?;
+    if !crate::description::KINDS.contains(&profile.kind) {
+        return Err((
+            "describe.profile".into(),
+            format!(
+                "profile `{}` is of kind `{}`, which cannot describe images; use a profile of kind {kinds}",
+                raw.profile,
+                profile.kind.as_str()
+            ),
+        ));
+    }
+    let model = match raw.model.map(|m| m.trim().to_owned()) {
+        Some(model) if model.is_empty() => {
+            return Err((
+                "describe.model".into(),
+                "the model is empty; name a vision model, such as `gpt-6-luna`".into(),
+            ));
+        }
+        Some(model) => model,
+        None if Some(profile.model.as_str()) == profile.kind.default_model() => {
+            crate::description::default_describer_model(profile.kind)
+                .unwrap_or(&profile.model)
+                .to_owned()
+        }
+        None => profile.model.clone(),
+    };
+    if let Some(price) = raw.price.filter(|p| !(p.is_finite() && *p >= 0.0)) {
+        return Err((
+            "describe.price".into(),
+            format!("{price} is not a price in US dollars"),
+        ));
+    }
+    // Checked either way; used only when descriptions are asked for.
+    let with = DescribeWith {
+        profile: raw.profile,
+        model,
+        extra: raw.extra,
+        price: raw.price,
+    };
+    Ok((mode == AltText::Describe).then_some(with))
+}
