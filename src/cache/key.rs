@@ -1,5 +1,5 @@
 //! The cache key: the content address of a generated image, and the version of its encoding.
-//! What a key covers is decided where requests are built ([`crate::request::cache_key`]); this
+//! What a key covers is decided where requests are built (`request::cache_key`); this
 //! module holds the type and the length-prefixed encoding it is hashed with.
 
 use std::fmt;

@@ -8,7 +8,7 @@
 //! Each stage is a module with a typed input and output. [`resolve::resolve`] is the one place
 //! that decides what each image gets (the local cache, the remote, a provider, or a failure for
 //! being offline, over budget or on a retired model); `plan`, `regenerate --failed` and the
-//! review page print that same decision (see [`planned`]), so they cannot disagree with a build.
+//! review page print that same decision (see [`preview`]), so they cannot disagree with a build.
 //!
 //! This module only runs the stages in order; it is the only one that knows about chapters and
 //! the cache at once.
@@ -17,8 +17,10 @@ mod derive;
 mod describe;
 mod generate;
 mod image;
+mod input;
 mod jobs;
 mod lookup;
+mod make;
 mod parse;
 mod prefetch;
 mod preview;
@@ -26,6 +28,7 @@ mod publish;
 mod references;
 mod render;
 mod resolve;
+mod rounds;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -120,19 +123,15 @@ fn run(
     mut prepared: Prepared,
 ) -> Result<serde_json::Value> {
     let force: BTreeSet<CacheKey> = keys.iter().filter_map(|k| CacheKey::from_hex(k)).collect();
-    let ctx = Context::read(&context)?;
-    warn_unsupported(&ctx);
-    let config = Config::from_table(ctx.table)?;
-    config.check_layout(ctx.src, ctx.build_dir)?;
-    let key = protocol::items_key(&json)?;
-    if prepared.sections != (key == "sections") {
+    let opened = input::Opened::read(&context, &json, true)?;
+    if prepared.sections != opened.sections() {
         prepared = Prepared::default();
     }
     let contents = {
-        let chapters = protocol::chapters(&json, key);
-        let book = Book::new(&ctx, &config, key == "sections");
-        build(&book, &chapters, &force, prepared)?
+        let chapters = protocol::chapters(&json, opened.key);
+        build(&opened.book(), &chapters, &force, prepared)?
     };
+    let key = opened.key;
     protocol::set_contents(&mut json, key, contents);
     Ok(json)
 }
@@ -160,31 +159,18 @@ fn build(
     });
     let planned = Instant::now();
 
-    // The first round: every job planned at once (the head start's lookups are taken here).
-    let mut carried = Carried::default();
-    let mut images = Vec::new();
-    let (mut summary, resolved) = round(
-        book,
-        &mut cache,
-        &plan.jobs,
-        force,
-        &mut prepared.local,
-        &mut carried,
-        &mut images,
-    )?;
-    later_rounds(
-        book,
-        &pages,
-        &mut plan,
-        &mut cache,
-        force,
-        &mut carried,
-        &mut images,
-        &mut summary,
-    )?;
-    let Carried {
-        remote, published, ..
-    } = carried;
+    let mut make = make::Make::new(force, std::mem::take(&mut prepared.local));
+    let rounds::Rounds { remote, .. } =
+        rounds::run(book, &pages, &mut plan, &mut cache, &mut make)?;
+    let make::Make {
+        mut images,
+        mut summary,
+        published,
+        resolved,
+        ..
+    } = make;
+    // The first round always runs, and resolves.
+    let resolved = resolved.unwrap_or(planned);
     summary.derived(derive::run(book, &mut cache, &mut images));
     if let Some(remote) = &remote {
         publish::run(book, &mut cache, remote, &images, &published);
@@ -211,133 +197,6 @@ fn build(
         rendered.failures,
         unwritten,
     )
-}
-
-/// The requests a round's decisions generate first (what the budget counts).
-fn generations<'j>(
-    jobs: &'j [jobs::Job],
-    decisions: &'j [resolve::Decision],
-) -> impl Iterator<Item = crate::request::Request> + 'j {
-    jobs.iter()
-        .zip(decisions)
-        .filter_map(|(job, decision)| decision.first_request(job).cloned())
-}
-
-/// What a build's rounds carry from one to the next: the remote (set up when a round first
-/// needs it) and which web files it holds, the warnings given, and the requests sent (the
-/// budget counts them first).
-#[derive(Default)]
-struct Carried {
-    remote: Option<Remote>,
-    /// Whether a round tried to set the remote up (when it failed, one warning is enough).
-    remote_tried: bool,
-    published: BTreeSet<String>,
-    warned: Vec<String>,
-    spent: Vec<crate::request::Request>,
-}
-
-/// The rounds after the first: while directives wait for the images they reference (or edit),
-/// plans those whose images are now ready, and runs the same stages on their jobs as the first
-/// round did: the local cache, the remote, resolve, generate.
-#[allow(clippy::too_many_arguments)]
-fn later_rounds(
-    book: &Book<'_>,
-    pages: &[parse::Page<'_>],
-    plan: &mut jobs::Plan,
-    cache: &mut Cache,
-    force: &BTreeSet<CacheKey>,
-    carried: &mut Carried,
-    images: &mut Vec<image::Image>,
-    summary: &mut generate::Summary,
-) -> Result<()> {
-    // A referenced master is read, checked and held once, however many directives use it.
-    let mut masters: std::collections::HashMap<usize, Result<crate::request::RefImage, String>> =
-        std::collections::HashMap::new();
-    while plan.is_waiting() {
-        let from = plan.jobs.len();
-        let wanted = plan.referenced();
-        for (job, image) in images.iter().enumerate() {
-            if let image::Image::Ready(ready) = image
-                && wanted.contains(&job)
-            {
-                masters
-                    .entry(job)
-                    .or_insert_with(|| references::master(cache, ready.tier, &ready.entry));
-            }
-        }
-        let ready = |job: usize| match images.get(job)? {
-            image::Image::Ready(_) => masters.get(&job).cloned(),
-            image::Image::Failed(message) => Some(Err(message.clone())),
-            image::Image::ToMake => None,
-        };
-        if !plan.advance(pages, book.config, &|key| cache.picked(key), &ready) {
-            plan.give_up();
-            break;
-        }
-        if plan.jobs.len() > from {
-            let jobs = &plan.jobs[from..];
-            let known = &mut Default::default();
-            summary.merge(round(book, cache, jobs, force, known, carried, images)?.0);
-        }
-    }
-    Ok(())
-}
-
-/// One round on its jobs: each is looked up in the local cache (what the head start found is
-/// taken from `known`), then in the remote (set up the first time a round has something to
-/// fetch, publish or upload), resolved and generated; their images are added to `images`.
-/// Returns the summary and when resolving ended (for the timing line).
-fn round(
-    book: &Book<'_>,
-    cache: &mut Cache,
-    jobs: &[jobs::Job],
-    force: &BTreeSet<CacheKey>,
-    known: &mut std::collections::HashMap<CacheKey, Option<(usize, image::Ready)>>,
-    carried: &mut Carried,
-    images: &mut Vec<image::Image>,
-) -> Result<(generate::Summary, Instant)> {
-    // The index was let go before the last round generated (no-op in the first round).
-    cache.reopen_index();
-    let local = lookup::local(book, cache, jobs, force, known)?;
-    carried
-        .published
-        .extend(publish::known(book, cache, &local));
-    if carried.remote.is_none()
-        && !carried.remote_tried
-        && book.config.storage.is_some()
-        && (lookup::needs_remote(jobs, &local, force)
-            || publish::has_unpublished(book, &local, &carried.published)
-            || cache.has_pending())
-    {
-        carried.remote = book.remote_if(|| true);
-        carried.remote_tried = true;
-        publish::upload_pending(cache, carried.remote.as_ref());
-    }
-    let fetched = lookup::fetch(cache, carried.remote.as_ref(), jobs, &local, force)?;
-    cache.close_index();
-    let facts = lookup::facts(jobs, &local, force, |key| fetched.contains_key(key));
-    let earlier: Vec<&crate::request::Request> = carried.spent.iter().collect();
-    let mut resolution = resolve::resolve(jobs, &facts, book.config, book.today, &earlier);
-    // A deprecated model is warned about once per build, whatever the round.
-    resolution.warnings.retain(|w| !carried.warned.contains(w));
-    carried.warned.extend(resolution.warnings.iter().cloned());
-    resolution.warn();
-    let resolved = Instant::now();
-    let mut made = image::resolved(book, cache, jobs, &resolution, local, &fetched);
-    let summary = generate::run(
-        book,
-        cache,
-        carried.remote.as_ref(),
-        jobs,
-        &resolution,
-        force,
-        &mut made,
-    );
-    images.extend(made);
-    carried
-        .spent
-        .extend(generations(jobs, &resolution.decisions));
-    Ok((summary, resolved))
 }
 
 /// Fails the build with every failed directive, or, with `on-error = "placeholder"`, warns
@@ -377,17 +236,6 @@ fn finish(
         }
     }
     Ok(contents)
-}
-
-fn warn_unsupported(ctx: &Context<'_>) {
-    if !protocol::is_supported(ctx.mdbook_version) {
-        tracing::warn!(
-            "mdbook-imagegen {} was built for mdBook {}, and this is mdBook {}; if the build misbehaves, upgrade the one that is older",
-            env!("CARGO_PKG_VERSION"),
-            protocol::SUPPORTED_MDBOOK,
-            ctx.mdbook_version
-        );
-    }
 }
 
 /// What every stage reads: mdBook's context, the book's settings, and the day models'

@@ -18,9 +18,7 @@ use super::lookup;
 use super::parse::Parsed;
 use crate::cache::Cache;
 use crate::cache::key::CacheKey;
-use crate::config::Config;
 use crate::directive;
-use crate::protocol::Context;
 use crate::request::Chain;
 
 /// What the head start got done.
@@ -99,13 +97,10 @@ fn work(receiver: &mpsc::Receiver<Message>) -> Prepared {
     let Ok(Message::Context(context)) = receiver.recv() else {
         return Prepared::default();
     };
-    let Ok(ctx) = Context::read(&context) else {
+    let Ok((ctx, config)) = super::input::Opened::settings(&context, false) else {
         return Prepared::default();
     };
-    let Ok(config) = Config::from_table(ctx.table) else {
-        return Prepared::default();
-    };
-    if config.check_layout(ctx.src, ctx.build_dir).is_err() || ctx.renderer == "test" {
+    if ctx.renderer == "test" {
         return Prepared::default();
     }
     // mdBook 0.4 passes chapters under `sections`, with its own Markdown options.

@@ -5,14 +5,19 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use super::jobs::{self, Plan};
+use super::input::Opened;
+use super::jobs::{self, Job, Plan};
 use super::parse::{self, Page};
-use super::resolve::{self, Resolution, Status};
+use super::resolve::{self, Decision, Resolution, Status};
+use super::rounds::{self, Local, Mode};
 use super::{Book, lookup, prompt_start};
-use crate::cache::Tier;
+use crate::cache::key::CacheKey;
+use crate::cache::{Cache, Tier};
 use crate::config::Config;
 use crate::error::Result;
-use crate::protocol::{self, Context};
+use crate::protocol;
+use crate::request::RefImage;
+use crate::storage::Remote;
 
 /// What a build would do for one directive, as `mdbook-imagegen plan` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -132,85 +137,107 @@ pub(crate) struct PlannedBook {
     pub(crate) config: Config,
 }
 
-/// Plans a book from mdBook's input: the build's stages up to `resolve`, with the remote asked
-/// (not downloaded from).
+/// Plans a book from mdBook's input: the build's rounds, with the remote asked (not
+/// downloaded from) and nothing generated.
 pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     let (context, json) = protocol::parse(input)?;
-    let ctx = Context::read(&context)?;
-    let config = Config::from_table(ctx.table)?;
-    config.check_layout(ctx.src, ctx.build_dir)?;
-    let key = protocol::items_key(&json)?;
-    let chapters = protocol::chapters(&json, key);
-    let book = Book::new(&ctx, &config, key == "sections");
+    let opened = Opened::read(&context, &json, false)?;
+    let chapters = protocol::chapters(&json, opened.key);
+    let book = opened.book();
     let mut pages = parse::pages(&chapters, &book, &mut Default::default());
     let mut cache = book.open_cache();
-    let mut reader = super::references::Reader::new(&ctx.root);
-    let mut plan = jobs::jobs(&mut pages, &config, &mut reader, &|key| cache.picked(key));
-    let none = BTreeSet::new();
-    let mut resolution = Resolution {
-        decisions: Vec::new(),
-        warnings: Vec::new(),
-    };
-    // What each job's image is, as a reference for the directives planned after it: the
-    // master's hash when cached, a stand-in when a build would make or fetch it first.
-    let mut masters: Vec<Option<String>> = Vec::new();
-    let mut remote = None;
-    let mut from = 0;
-    loop {
-        let jobs = &plan.jobs[from..];
-        let local = lookup::local(&book, &mut cache, jobs, &none, &mut Default::default())?;
-        if remote.is_none() && lookup::needs_remote(jobs, &local, &none) {
-            remote = book.remote_if(|| true);
-        }
-        let present = lookup::check(&cache, remote.as_ref(), jobs, &local);
-        let facts = lookup::facts(jobs, &local, &none, |key| present.contains(key));
-        let earlier: Vec<&crate::request::Request> = plan.jobs[..from]
-            .iter()
-            .zip(&resolution.decisions)
-            .filter_map(|(job, decision)| decision.first_request(job))
-            .collect();
-        let round = resolve::resolve(jobs, &facts, &config, book.today, &earlier);
-        masters.extend(
-            local
-                .iter()
-                .map(|found| found.as_ref().map(|(_, ready)| ready.entry.master.clone())),
-        );
-        resolution.decisions.extend(round.decisions);
-        for warning in round.warnings {
-            if !resolution.warnings.contains(&warning) {
-                resolution.warnings.push(warning);
-            }
-        }
-        if !plan.is_waiting() {
-            break;
-        }
-        from = plan.jobs.len();
-        let keys: Vec<crate::cache::key::CacheKey> = plan.jobs.iter().map(|j| j.key).collect();
-        let ready = |job: usize| -> Option<std::result::Result<crate::request::RefImage, String>> {
-            Some(match (resolution.decisions.get(job)?, &masters[job]) {
-                (resolve::Decision::Fail(_, message), _) => Err(message.clone()),
-                (resolve::Decision::Cached(_), Some(master)) => {
-                    Ok(super::references::known(master))
-                }
-                _ => Ok(super::references::stand_in(keys[job])),
-            })
-        };
-        if !plan.advance(&pages, &config, &|key| cache.picked(key), &ready) {
-            plan.give_up();
-            break;
-        }
-    }
+    let mut reader = super::references::Reader::new(&book.ctx.root);
+    let mut plan = jobs::jobs(&mut pages, book.config, &mut reader, &|key| {
+        cache.picked(key)
+    });
+    let rounds = rounds::run(
+        &book,
+        &pages,
+        &mut plan,
+        &mut cache,
+        &mut Preview::default(),
+    )?;
     cache.close_index();
+    let resolution = Resolution {
+        decisions: rounds.decisions,
+        warnings: rounds.warned,
+    };
     resolution.warn_deprecations();
     let mut rows = rows(&book, &pages, &plan, &resolution);
     plan_descriptions(&book, &mut rows)?;
+    let assets_dir = book.assets_dir;
+    let Opened { ctx, config, .. } = opened;
     Ok(PlannedBook {
         rows,
         root: ctx.root.clone(),
         src: ctx.src.to_owned(),
-        assets_dir: book.assets_dir,
+        assets_dir,
         config,
     })
+}
+
+/// `plan`'s [`Mode`]: the remote asked, nothing fetched, generated or written; each job's
+/// image, as a reference for the directives planned after it, is the master's hash when
+/// cached and a stand-in when a build would make or fetch it first.
+#[derive(Default)]
+struct Preview {
+    none: BTreeSet<CacheKey>,
+    references: Vec<std::result::Result<RefImage, String>>,
+}
+
+impl Mode for Preview {
+    /// The keys the remote holds.
+    type Held = BTreeSet<CacheKey>;
+
+    fn holds(held: &Self::Held, key: &CacheKey) -> bool {
+        held.contains(key)
+    }
+
+    fn force(&self) -> &BTreeSet<CacheKey> {
+        &self.none
+    }
+
+    /// Sets the remote up when a round first needs it (asked again by the next round that
+    /// needs it, if that failed); nothing is uploaded or published.
+    fn remote(
+        &mut self,
+        book: &Book<'_>,
+        cache: &mut Cache,
+        jobs: &[Job],
+        local: &Local,
+        remote: &mut Option<Remote>,
+    ) -> Result<Self::Held> {
+        if remote.is_none() && lookup::needs_remote(jobs, local, &self.none) {
+            *remote = book.remote_if(|| true);
+        }
+        Ok(lookup::check(cache, remote.as_ref(), jobs, local))
+    }
+
+    fn act(
+        &mut self,
+        _book: &Book<'_>,
+        _cache: &mut Cache,
+        _remote: Option<&Remote>,
+        jobs: &[Job],
+        resolution: &Resolution,
+        local: Local,
+        _held: Self::Held,
+    ) -> Result<()> {
+        for ((job, decision), found) in jobs.iter().zip(&resolution.decisions).zip(&local) {
+            self.references.push(match (decision, found) {
+                (Decision::Fail(_, message), _) => Err(message.clone()),
+                (Decision::Cached(_), Some((_, ready))) => {
+                    Ok(super::references::known(&ready.entry.master))
+                }
+                _ => Ok(super::references::stand_in(job.key)),
+            });
+        }
+        Ok(())
+    }
+
+    fn reference(&self, job: usize) -> Option<std::result::Result<RefImage, String>> {
+        self.references.get(job).cloned()
+    }
 }
 
 /// What a row takes from the job whose image its figure shows, and that job's decision.

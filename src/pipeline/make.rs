@@ -1,0 +1,147 @@
+//! The build's rounds: each round's images copied from the remote and generated, and the
+//! masters of referenced images read back for the directives planned after them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Instant;
+
+use super::generate::{self, Summary};
+use super::image::{self, Image, Ready};
+use super::jobs::Job;
+use super::resolve::Resolution;
+use super::rounds::{Local, Mode};
+use super::{Book, lookup, publish, references};
+use crate::cache::key::CacheKey;
+use crate::cache::{Cache, Entry};
+use crate::error::Result;
+use crate::request::RefImage;
+use crate::storage::Remote;
+
+/// The build's [`Mode`]: what its rounds made, and what they carry from one to the next.
+pub(crate) struct Make<'f> {
+    force: &'f BTreeSet<CacheKey>,
+    /// The head start's lookups, taken by the first round.
+    known: HashMap<CacheKey, Option<(usize, Ready)>>,
+    /// Whether a round tried to set the remote up (when it failed, one warning is enough).
+    remote_tried: bool,
+    /// The web files the remote holds.
+    pub(crate) published: BTreeSet<String>,
+    /// Every job's image, in the order of `plan.jobs`.
+    pub(crate) images: Vec<Image>,
+    /// A referenced master, read, checked and held once however many directives use it.
+    masters: HashMap<usize, std::result::Result<RefImage, String>>,
+    pub(crate) summary: Summary,
+    /// When the first round was resolved (for the timing line).
+    pub(crate) resolved: Option<Instant>,
+}
+
+impl<'f> Make<'f> {
+    pub(crate) fn new(
+        force: &'f BTreeSet<CacheKey>,
+        known: HashMap<CacheKey, Option<(usize, Ready)>>,
+    ) -> Make<'f> {
+        Make {
+            force,
+            known,
+            remote_tried: false,
+            published: BTreeSet::new(),
+            images: Vec::new(),
+            masters: HashMap::new(),
+            summary: Summary::default(),
+            resolved: None,
+        }
+    }
+}
+
+impl Mode for Make<'_> {
+    /// The images copied in from the remote.
+    type Held = BTreeMap<CacheKey, Entry>;
+
+    fn holds(held: &Self::Held, key: &CacheKey) -> bool {
+        held.contains_key(key)
+    }
+
+    fn force(&self) -> &BTreeSet<CacheKey> {
+        self.force
+    }
+
+    fn known(&mut self) -> HashMap<CacheKey, Option<(usize, Ready)>> {
+        std::mem::take(&mut self.known)
+    }
+
+    fn open_round(&mut self, cache: &mut Cache) {
+        // The index was let go before the last round generated (no-op in the first round).
+        cache.reopen_index();
+    }
+
+    /// Sets the remote up the first time a round has something to fetch, publish or upload
+    /// (uploading what earlier builds left pending), then copies in the images of the jobs
+    /// missing here.
+    fn remote(
+        &mut self,
+        book: &Book<'_>,
+        cache: &mut Cache,
+        jobs: &[Job],
+        local: &Local,
+        remote: &mut Option<Remote>,
+    ) -> Result<Self::Held> {
+        self.published.extend(publish::known(book, cache, local));
+        if remote.is_none()
+            && !self.remote_tried
+            && book.config.storage.is_some()
+            && (lookup::needs_remote(jobs, local, self.force)
+                || publish::has_unpublished(book, local, &self.published)
+                || cache.has_pending())
+        {
+            *remote = book.remote_if(|| true);
+            self.remote_tried = true;
+            publish::upload_pending(cache, remote.as_ref());
+        }
+        lookup::fetch(cache, remote.as_ref(), jobs, local, self.force)
+    }
+
+    fn lookups_done(&mut self, cache: &mut Cache) {
+        cache.close_index();
+    }
+
+    fn warn(&mut self, resolution: &Resolution) {
+        resolution.warn();
+    }
+
+    fn act(
+        &mut self,
+        book: &Book<'_>,
+        cache: &mut Cache,
+        remote: Option<&Remote>,
+        jobs: &[Job],
+        resolution: &Resolution,
+        local: Local,
+        fetched: Self::Held,
+    ) -> Result<()> {
+        self.resolved.get_or_insert_with(Instant::now);
+        let mut made = image::resolved(book, cache, jobs, resolution, local, &fetched);
+        let summary = generate::run(book, cache, remote, jobs, resolution, self.force, &mut made);
+        self.summary.merge(summary);
+        self.images.extend(made);
+        Ok(())
+    }
+
+    fn read_references(&mut self, cache: &Cache, wanted: &HashSet<usize>) {
+        for (job, image) in self.images.iter().enumerate() {
+            if let Image::Ready(ready) = image
+                && wanted.contains(&job)
+            {
+                self.masters
+                    .entry(job)
+                    .or_insert_with(|| references::master(cache, ready.tier, &ready.entry));
+            }
+        }
+    }
+
+    fn reference(&self, job: usize) -> Option<std::result::Result<RefImage, String>> {
+        match self.images.get(job)? {
+            Image::Ready(_) => self.masters.get(&job).cloned(),
+            Image::Failed(message) => Some(Err(message.clone())),
+            Image::ToMake => None,
+        }
+    }
+}
