@@ -30,24 +30,6 @@ and describe what is actually in the image, not what the prompt asked for. \
 `description` is empty unless the image is complex (a diagram, a chart, a map, a scene whose details matter); \
 then it is a longer description of at most 1500 characters, in plain sentences, without Markdown.";
 
-/// The default describer model of each kind that has one, used when the describe profile's
-/// model is its kind's default image model.
-pub(crate) fn default_describer_model(kind: ProviderKind) -> Option<&'static str> {
-    match kind {
-        ProviderKind::OpenAi => Some("gpt-6-luna"),
-        ProviderKind::Gemini => Some("gemini-3.5-flash-lite"),
-        _ => None,
-    }
-}
-
-/// The provider kinds that can describe an image.
-pub(crate) const KINDS: [ProviderKind; 4] = [
-    ProviderKind::OpenAi,
-    ProviderKind::Gemini,
-    ProviderKind::OpenAiCompatible,
-    ProviderKind::Command,
-];
-
 /// What the describer knows about the image besides its pixels.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct About<'a> {

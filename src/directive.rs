@@ -74,9 +74,7 @@ impl std::fmt::Display for Reference {
     }
 }
 
-/// The most references one directive (with its style's) may give: what the most generous
-/// provider takes (OpenAI's edits endpoint takes 16 images).
-pub(crate) const MAX_REFERENCES: usize = 16;
+pub(crate) use crate::vocab::MAX_REFERENCES;
 
 /// The most candidates one directive may ask for.
 pub(crate) const MAX_VARIANTS: u32 = 8;

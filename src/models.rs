@@ -195,10 +195,7 @@ pub(crate) fn lifecycle(kind: ProviderKind, model: &str, today: Day) -> Lifecycl
         return Lifecycle::Current;
     };
     let shutdown = Day::parse(notice.shutdown).expect("the table's dates are valid");
-    let provider = match kind {
-        ProviderKind::Gemini => "Google",
-        _ => "OpenAI",
-    };
+    let provider = kind.spec().vendor;
     if today >= shutdown && !notice.earliest {
         Lifecycle::Retired {
             on: shutdown,
@@ -466,56 +463,6 @@ pub(crate) fn openai_model(model: &str) -> OpenAiModel {
             transparent: true,
         }
     }
-}
-
-/// The provider kinds that can take reference images (with some of their models).
-pub(crate) const REFERENCE_KINDS: [ProviderKind; 7] = [
-    ProviderKind::OpenAi,
-    ProviderKind::OpenAiCompatible,
-    ProviderKind::Gemini,
-    ProviderKind::Bfl,
-    ProviderKind::OpenRouter,
-    ProviderKind::Command,
-    ProviderKind::Placeholder,
-];
-
-/// How many reference images a model takes with its prompt, `None` when it takes none. Sources
-/// and dates in `docs/art-direction.md`, "What providers take".
-pub(crate) fn reference_limit(kind: ProviderKind, model: &str) -> Option<usize> {
-    match kind {
-        // The edits endpoint: up to 16 `image[]` parts for the GPT image models; DALL·E 2
-        // edits one square PNG with a mask, DALL·E 3 edits nothing (both retired).
-        ProviderKind::OpenAi if model.starts_with("dall-e") => None,
-        ProviderKind::OpenAi => Some(16),
-        // What the server's edits route takes is its own; the request is OpenAI's.
-        ProviderKind::OpenAiCompatible => Some(16),
-        // Gemini's image models: Gemini 3 up to 14 images with the text; 2.5 Flash Image
-        // works best with at most 3.
-        ProviderKind::Gemini if model.starts_with("gemini-2.5") && model.contains("-image") => {
-            Some(3)
-        }
-        ProviderKind::Gemini if model.contains("-image") => Some(14),
-        ProviderKind::Gemini => None,
-        // FLUX.2: `input_image` to `input_image_8` (klein: 4); Kontext: one `input_image`.
-        ProviderKind::Bfl if model.starts_with("flux-2-klein") => Some(4),
-        ProviderKind::Bfl if model.starts_with("flux-2") => Some(8),
-        ProviderKind::Bfl if model.contains("kontext") => Some(1),
-        ProviderKind::Bfl => None,
-        // Chat completions with `image_url` parts; what a model takes is its own (Gemini's
-        // image models, by far the most used there, take 14).
-        ProviderKind::OpenRouter => Some(14),
-        ProviderKind::Command | ProviderKind::Placeholder => Some(crate::directive::MAX_REFERENCES),
-        // Image-to-image exists there (Stability's `image` + `strength`, AUTOMATIC1111's
-        // `init_images`, Recraft's `imageToImage`), but for one starting image, not references.
-        ProviderKind::Stability | ProviderKind::Automatic1111 | ProviderKind::Recraft => None,
-    }
-}
-
-/// Whether one request may ask a model for several images (`n`): OpenAI's GPT image models
-/// take 1 to 10 (DALL·E 3 took 1). Gemini's image models refuse `candidateCount` above 1 and
-/// FLUX has no such field, so their candidates are separate requests.
-pub(crate) fn takes_n(kind: ProviderKind, model: &str) -> bool {
-    kind == ProviderKind::OpenAi && !model.starts_with("dall-e")
 }
 
 /// The qualities only the newest OpenAI models accept.

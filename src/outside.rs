@@ -16,6 +16,8 @@
 
 use std::borrow::Cow;
 
+use crate::vocab::ProviderKind;
+
 /// The most characters of outside text in a message, a figure or a log line.
 pub(crate) const SHOWN_CHARS: usize = 300;
 
@@ -29,16 +31,10 @@ pub(crate) const ID_CHARS: usize = 200;
 /// provider issues keys that short.
 const MIN_SECRET_CHARS: usize = 8;
 
-/// Environment variables that hold secrets whatever the book says: the providers' usual key
-/// variables and the object stores' credentials.
-pub(crate) const WELL_KNOWN: &[&str] = &[
-    "OPENAI_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "STABILITY_API_KEY",
-    "BFL_API_KEY",
-    "OPENROUTER_API_KEY",
-    "RECRAFT_API_KEY",
+/// Environment variables that hold secrets whatever the book says, besides the provider kinds'
+/// key variables ([`well_known`]): other image services' keys and the object stores'
+/// credentials.
+const OTHER_SECRETS: &[&str] = &[
     "REPLICATE_API_TOKEN",
     "FAL_KEY",
     "TOGETHER_API_KEY",
@@ -52,6 +48,16 @@ pub(crate) const WELL_KNOWN: &[&str] = &[
     "AZURE_CLIENT_SECRET",
     "GOOGLE_OAUTH_ACCESS_TOKEN",
 ];
+
+/// Environment variables that hold secrets whatever the book says: every provider kind's key
+/// variables, and [`OTHER_SECRETS`].
+pub(crate) fn well_known() -> impl Iterator<Item = &'static str> {
+    ProviderKind::ALL
+        .iter()
+        .flat_map(|kind| kind.spec().key.vars())
+        .copied()
+        .chain(OTHER_SECRETS.iter().copied())
+}
 
 /// The secret values one build knows, longest first (so that a key that contains another is
 /// redacted whole).
@@ -73,7 +79,12 @@ impl Secrets {
         key_vars: impl IntoIterator<Item = &'a str>,
         var: &dyn Fn(&str) -> Option<String>,
     ) -> Secrets {
-        Secrets::of_vars(key_vars.into_iter().chain(WELL_KNOWN.iter().copied()), var)
+        Secrets::of_vars(
+            key_vars
+                .into_iter()
+                .chain(well_known().map(|var| -> &'a str { var })),
+            var,
+        )
     }
 
     /// The values of these variables; each `name=value` part of one (connection strings, SAS

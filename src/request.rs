@@ -20,7 +20,6 @@ use std::sync::Arc;
 use crate::cache::key::{CACHE_VERSION, CacheKey, KeyHasher};
 use crate::config::Config;
 use crate::directive::{Directive, Reference};
-use crate::models;
 use crate::vocab::fold_whitespace;
 use crate::vocab::{ProviderKind, Size};
 
@@ -274,7 +273,7 @@ pub(crate) fn fits_a_record(request: &Request) -> Result<(), String> {
 /// Whether a request's provider takes `count` reference images; if not, why, naming the
 /// kinds that do.
 pub(crate) fn takes_references(request: &Request, count: usize) -> Result<(), String> {
-    let limit = models::reference_limit(request.kind, &request.model);
+    let limit = request.kind.reference_limit(&request.model);
     match limit {
         Some(limit) if count <= limit => Ok(()),
         Some(limit) => Err(format!(
@@ -289,7 +288,7 @@ pub(crate) fn takes_references(request: &Request, count: usize) -> Result<(), St
             request.profile,
             request.kind.as_str(),
             request.model,
-            crate::vocab::list(models::REFERENCE_KINDS.iter().map(|k| k.as_str()))
+            ProviderKind::names_where(|s| s.references.is_some())
         )),
     }
 }
@@ -349,7 +348,8 @@ fn request_with(
 
     let quality = profile
         .kind
-        .sends_quality()
+        .spec()
+        .quality
         .then(|| attrs.quality.clone().or_else(|| profile.quality.clone()))
         .flatten();
 
@@ -582,7 +582,7 @@ mod tests {
             message.contains("profile `sd` is of kind `stability`"),
             "{message}"
         );
-        assert!(message.contains("one of the kinds `openai`, `openai-compatible`, `gemini`, `bfl`, `openrouter`, `command`, `placeholder`"), "{message}");
+        assert!(message.contains("one of the kinds `placeholder`, `openai`, `openai-compatible`, `gemini`, `command`, `bfl`, `openrouter`"), "{message}");
         let flux = Attrs {
             provider: Some("flux".into()),
             ..Attrs::default()

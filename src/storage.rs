@@ -290,7 +290,7 @@ impl Remote {
         let label = label(storage, book_root);
         // Every well-known secret (the stores' credentials among them), each value inside a
         // connection string or SAS token too: a store's error may echo one parameter at a time.
-        let secrets = Secrets::of_vars(crate::outside::WELL_KNOWN.iter().copied(), var);
+        let secrets = Secrets::of_vars(crate::outside::well_known(), var);
         let fs_dir = (storage.scheme == Scheme::Fs).then(|| book_root.join(&storage.root));
         Ok(Remote {
             operator,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{Config, Invalid, Profile};
-use crate::vocab::list;
+use crate::vocab::ProviderKind;
 
 /// `alt-text`: where a figure's alt text comes from when its directive has none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,12 +75,15 @@ pub(super) fn alt_text(
         if mode == AltText::Describe {
             return Err((
                 "alt-text".into(),
-                "\"describe\" needs a describer: add `[preprocessor.imagegen.describe]` with `profile = \"NAME\"`, naming a provider profile of kind openai, gemini, openai-compatible or command".into(),
+                format!(
+                    "\"describe\" needs a describer: add `[preprocessor.imagegen.describe]` with `profile = \"NAME\"`, naming a provider profile of kind {}",
+                    ProviderKind::names_where(|s| s.describe.is_some())
+                ),
             ));
         }
         return Ok(None);
     };
-    let kinds = list(crate::description::KINDS.iter().map(|k| k.as_str()));
+    let kinds = ProviderKind::names_where(|s| s.describe.is_some());
     let profile = profiles.get(&raw.profile).ok_or_else(|| {
         (
             "describe.profile".to_owned(),
@@ -90,7 +93,7 @@ pub(super) fn alt_text(
             ),
         )
     })?;
-    if !crate::description::KINDS.contains(&profile.kind) {
+    if profile.kind.spec().describe.is_none() {
         return Err((
             "describe.profile".into(),
             format!(
@@ -108,11 +111,13 @@ pub(super) fn alt_text(
             ));
         }
         Some(model) => model,
-        None if Some(profile.model.as_str()) == profile.kind.default_model() => {
-            crate::description::default_describer_model(profile.kind)
-                .unwrap_or(&profile.model)
-                .to_owned()
-        }
+        None if Some(profile.model.as_str()) == profile.kind.spec().default_model => profile
+            .kind
+            .spec()
+            .describe
+            .and_then(|d| d.default_model)
+            .unwrap_or(&profile.model)
+            .to_owned(),
         None => profile.model.clone(),
     };
     if let Some(price) = raw.price.filter(|p| !(p.is_finite() && *p >= 0.0)) {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::limits::duration;
 use super::{Config, Invalid, RawConfig};
 use crate::error::Result;
-use crate::vocab::{ProviderKind, list};
+use crate::vocab::{BaseUrl, Key, ProviderKind, list};
 
 /// The built-in provider profile that needs no key and no network.
 pub(crate) const PLACEHOLDER: &str = "placeholder";
@@ -50,13 +50,18 @@ impl Profile {
         Profile {
             kind,
             model: model.to_owned(),
-            base_url: kind.default_base_url().to_owned(),
+            base_url: match kind.spec().base_url {
+                BaseUrl::Default(url) => url.to_owned(),
+                BaseUrl::None | BaseUrl::Given => String::new(),
+            },
             api_key_env: kind
-                .default_key_env()
+                .spec()
+                .key
+                .vars()
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
-            key_required: !kind.default_key_env().is_empty(),
+            key_required: matches!(kind.spec().key, Key::Required(_)),
             quality: None,
             params: BTreeMap::new(),
             extra: serde_json::Map::new(),
@@ -113,20 +118,17 @@ pub(super) struct RawProfile {
 /// Checks one profile table and fills in the defaults of its kind.
 fn profile(name: &str, mut raw: RawProfile) -> Result<Profile, (String, String)> {
     let at = |key: &str| format!("providers.{name}.{key}");
-    let kind = ProviderKind::ALL
-        .into_iter()
-        .find(|k| k.as_str() == raw.kind)
-        .ok_or_else(|| {
-            (
-                at("kind"),
-                format!(
-                    "unknown provider kind `{}`; this version knows: {}",
-                    raw.kind,
-                    list(ProviderKind::ALL.iter().map(|k| k.as_str()))
-                ),
-            )
-        })?;
-    let model = match (raw.model.take(), kind.default_model()) {
+    let kind = ProviderKind::parse(&raw.kind).ok_or_else(|| {
+        (
+            at("kind"),
+            format!(
+                "unknown provider kind `{}`; this version knows: {}",
+                raw.kind,
+                list(ProviderKind::ALL.iter().map(|k| k.as_str()))
+            ),
+        )
+    })?;
+    let model = match (raw.model.take(), kind.spec().default_model) {
         (Some(model), _) if model.trim().is_empty() => {
             return Err((
                 at("model"),
@@ -191,7 +193,7 @@ fn endpoint(
                     format!("`{url}` is not an http:// or https:// address"),
                 ));
             }
-            if kind == ProviderKind::Placeholder || kind == ProviderKind::Command {
+            if kind.spec().base_url == BaseUrl::None {
                 return Err((
                     at("base-url"),
                     format!(
@@ -202,10 +204,7 @@ fn endpoint(
             }
             profile.base_url = url;
         }
-        None if profile.base_url.is_empty()
-            && kind != ProviderKind::Placeholder
-            && kind != ProviderKind::Command =>
-        {
+        None if kind.spec().base_url == BaseUrl::Given && profile.base_url.is_empty() => {
             return Err((
                 at("base-url"),
                 format!(
@@ -227,7 +226,7 @@ fn endpoint(
                 ),
             ));
         }
-        if matches!(kind, ProviderKind::Placeholder | ProviderKind::Command) {
+        if kind.spec().key == Key::None {
             return Err((
                 at("api-key-env"),
                 format!(
@@ -277,13 +276,13 @@ fn settings(
     ];
     for (key, value) in given {
         let Some(value) = value else { continue };
-        if !kind.params().contains(&key) {
+        if !kind.spec().params.contains(&key) {
             return Err((
                 at(key),
                 format!(
                     "a profile of kind `{}` has no `{key}` setting; {}",
                     kind.as_str(),
-                    match kind.params() {
+                    match kind.spec().params {
                         [] => "it takes none".to_owned(),
                         keys => format!("it takes {}", list(keys)),
                     }
@@ -329,20 +328,13 @@ fn program(
 ) -> Result<(), (String, String)> {
     let kind = profile.kind;
     if !raw.extra.is_empty() {
-        if !matches!(
-            kind,
-            ProviderKind::OpenAi
-                | ProviderKind::OpenAiCompatible
-                | ProviderKind::Automatic1111
-                | ProviderKind::Bfl
-                | ProviderKind::OpenRouter
-                | ProviderKind::Recraft
-        ) {
+        if !kind.spec().extra {
             return Err((
                 at("extra"),
                 format!(
-                    "a profile of kind `{}` takes no `extra` fields; only JSON APIs (openai, openai-compatible, automatic1111, bfl, openrouter, recraft) do",
-                    kind.as_str()
+                    "a profile of kind `{}` takes no `extra` fields; only JSON APIs ({}) do",
+                    kind.as_str(),
+                    ProviderKind::names_where(|s| s.extra)
                 ),
             ));
         }

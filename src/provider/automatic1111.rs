@@ -15,8 +15,8 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let round = |side: u32| (side.div_ceil(8) * 8).max(64);
     let mut body = json!({
         "prompt": request.prompt,
-        "negative_prompt": request.negative.clone().unwrap_or_default(),
-        "seed": request.seed.map_or(-1, |s| (s % (1 << 32)) as i64),
+        "negative_prompt": super::negative_field(request).unwrap_or_default(),
+        "seed": super::seed_sent(request).map_or(-1, |s| (s % (1 << 32)) as i64),
         "width": round(request.size.width),
         "height": round(request.size.height),
         "batch_size": 1,

@@ -100,7 +100,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
 /// tier.
 fn body(call: &Call<'_>) -> (Value, Option<String>) {
     let request = call.request;
-    let mut body = json!({ "prompt": super::prompt_with_negative(request) });
+    let mut body = json!({ "prompt": super::prompt_as_sent(request) });
     let fields = body.as_object_mut().expect("an object");
     let sent_size = if request.model.starts_with("flux-3") {
         let ratio = super::nearest_ratio(request.size, &FLUX_3_RATIOS);
@@ -131,7 +131,7 @@ fn body(call: &Call<'_>) -> (Value, Option<String>) {
         );
         size.to_string()
     };
-    if let Some(seed) = request.seed {
+    if let Some(seed) = super::seed_sent(request) {
         fields.insert("seed".into(), seed.into());
     }
     // Only the flex models take their steps and guidance.

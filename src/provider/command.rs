@@ -27,12 +27,12 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let input = json!({
         "task": "generate",
         "prompt": request.prompt,
-        "negative_prompt": request.negative,
+        "negative_prompt": super::negative_field(request),
         "model": request.model,
         "width": request.size.width,
         "height": request.size.height,
         "quality": request.quality,
-        "seed": request.seed,
+        "seed": super::seed_sent(request),
         "params": request.params,
         "references": request.references.iter().map(|r| json!({
             "label": r.label,
@@ -162,7 +162,7 @@ fn command_for(call: &Call<'_>, output: &Path) -> Command {
         .env("IMAGEGEN_PROMPT", &request.prompt)
         .env(
             "IMAGEGEN_NEGATIVE_PROMPT",
-            request.negative.as_deref().unwrap_or(""),
+            super::negative_field(request).unwrap_or(""),
         )
         .env("IMAGEGEN_MODEL", &request.model)
         .env("IMAGEGEN_WIDTH", request.size.width.to_string())
@@ -171,7 +171,9 @@ fn command_for(call: &Call<'_>, output: &Path) -> Command {
         .env("IMAGEGEN_QUALITY", request.quality.as_deref().unwrap_or(""))
         .env(
             "IMAGEGEN_SEED",
-            request.seed.map(|s| s.to_string()).unwrap_or_default(),
+            super::seed_sent(request)
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
         )
         .env("IMAGEGEN_OUTPUT", output)
         .env("IMAGEGEN_TASK", "generate");

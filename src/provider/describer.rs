@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 
 use super::http::{Http, Reply, snippet};
 use super::{Env, Failure, Fault, FaultKind, Task, Who, command, gemini, openai, resolve_key};
-use crate::config::{Profile, ProviderKind};
+use crate::config::Profile;
 use crate::description::{self, About, Text};
+use crate::vocab::DescribeWire;
 
 /// The most a `command` describer may print.
 const MAX_ANSWER_BYTES: usize = 64 << 10;
@@ -99,14 +100,17 @@ pub(crate) fn describe(
             env,
             timeout,
         };
-        let answer = match profile.kind {
-            ProviderKind::OpenAi => responses(&call),
-            ProviderKind::Gemini => gemini_call(&call),
-            ProviderKind::OpenAiCompatible => chat(&call),
-            ProviderKind::Command => program(&call),
-            other => Err(Fault::new(
+        let answer = match profile.kind.spec().describe.map(|d| d.wire) {
+            Some(DescribeWire::Responses) => responses(&call),
+            Some(DescribeWire::Gemini) => gemini_call(&call),
+            Some(DescribeWire::Chat) => chat(&call),
+            Some(DescribeWire::Program) => program(&call),
+            None => Err(Fault::new(
                 FaultKind::Invalid,
-                format!("a `{}` profile cannot describe images", other.as_str()),
+                format!(
+                    "a `{}` profile cannot describe images",
+                    profile.kind.as_str()
+                ),
             )),
         }?;
         let text = description::read_answer(&answer.text, env.secrets)

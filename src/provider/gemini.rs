@@ -51,7 +51,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         "responseModalities": ["IMAGE"],
         "imageConfig": image_config,
     });
-    if let Some(seed) = request.seed {
+    if let Some(seed) = super::seed_sent(request) {
         // The API takes a 32-bit seed.
         generation["seed"] = (seed % (1 << 31)).into();
     }
@@ -62,7 +62,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         .iter()
         .map(|r| json!({ "inline_data": { "mime_type": r.media_type, "data": super::encode_base64(&r.bytes) } }))
         .collect();
-    parts.push(json!({ "text": super::prompt_with_negative(request) }));
+    parts.push(json!({ "text": super::prompt_as_sent(request) }));
     let body = json!({
         "contents": [{ "role": "user", "parts": parts }],
         "generationConfig": generation,

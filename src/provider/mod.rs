@@ -255,7 +255,7 @@ pub(crate) fn generate(request: &Request, env: &Env<'_>) -> Result<Master, Failu
 }
 
 /// Generates up to `n` images of one request in a single call where the provider takes `n`
-/// ([`crate::models::takes_n`]), else one; each checked. Returns at least one image; the
+/// ([`ProviderKind::takes_n`]), else one; each checked. Returns at least one image; the
 /// caller asks again for any it still lacks.
 pub(crate) fn generate_n(request: &Request, n: u32, env: &Env<'_>) -> Result<Vec<Master>, Failure> {
     let started = Instant::now();
@@ -298,7 +298,7 @@ pub(crate) fn generate_n(request: &Request, n: u32, env: &Env<'_>) -> Result<Vec
         root: env.root,
         timeout,
         sleep: env.sleep,
-        n: if crate::models::takes_n(request.kind, &request.model) {
+        n: if request.kind.takes_n(&request.model) {
             n.max(1)
         } else {
             1
@@ -677,6 +677,26 @@ pub(crate) fn prompt_with_negative(request: &Request) -> String {
         Some(negative) => format!("{}\n\nAvoid: {negative}.", request.prompt),
         None => request.prompt.clone(),
     }
+}
+
+/// The prompt as its model is sent it: with the negative prompt appended where the model reads
+/// none of its own ([`Negative::Folded`](crate::vocab::Negative)).
+pub(crate) fn prompt_as_sent(request: &Request) -> String {
+    match (request.kind.spec().negative)(&request.model) {
+        crate::vocab::Negative::Folded => prompt_with_negative(request),
+        crate::vocab::Negative::Field | crate::vocab::Negative::Ignored => request.prompt.clone(),
+    }
+}
+
+/// The negative prompt, for a model that reads it in a field of its own.
+pub(crate) fn negative_field(request: &Request) -> Option<&str> {
+    let field = (request.kind.spec().negative)(&request.model) == crate::vocab::Negative::Field;
+    request.negative.as_deref().filter(|_| field)
+}
+
+/// The seed, for a kind that sends it (the others' seed only names the cache entry).
+pub(crate) fn seed_sent(request: &Request) -> Option<u64> {
+    request.seed.filter(|_| request.kind.spec().seed)
 }
 
 #[cfg(test)]

@@ -36,17 +36,17 @@ pub(super) fn call_n(call: &Call<'_>) -> Result<Vec<Generated>, Fault> {
         fields.insert("prompt".into(), request.prompt.clone().into());
         fields.insert("size".into(), request.size.to_string().into());
         fields.insert("response_format".into(), "b64_json".into());
-        if let Some(negative) = &request.negative {
-            fields.insert("negative_prompt".into(), negative.clone().into());
+        if let Some(negative) = super::negative_field(request) {
+            fields.insert("negative_prompt".into(), negative.into());
         }
-        if let Some(seed) = request.seed {
+        if let Some(seed) = super::seed_sent(request) {
             fields.insert("seed".into(), seed.into());
         }
         if let Some(steps) = request.params.get("steps") {
             fields.insert("steps".into(), steps.parse::<u64>().unwrap_or(0).into());
         }
     } else {
-        fields.insert("prompt".into(), super::prompt_with_negative(request).into());
+        fields.insert("prompt".into(), super::prompt_as_sent(request).into());
         sent_size = crate::models::openai_size(&request.model, request.size).to_string();
         fields.insert("size".into(), sent_size.clone().into());
         if request.seed.is_some() {

@@ -43,10 +43,9 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     }
     // Reference images go with the prompt as `image_url` parts (data URLs).
     let content = if request.references.is_empty() {
-        json!(super::prompt_with_negative(request))
+        json!(super::prompt_as_sent(request))
     } else {
-        let mut parts =
-            vec![json!({ "type": "text", "text": super::prompt_with_negative(request) })];
+        let mut parts = vec![json!({ "type": "text", "text": super::prompt_as_sent(request) })];
         parts.extend(request.references.iter().map(|r| {
             json!({
                 "type": "image_url",
@@ -62,7 +61,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         "image_config": image_config,
     });
     let fields = body.as_object_mut().expect("an object");
-    if let Some(seed) = request.seed {
+    if let Some(seed) = super::seed_sent(request) {
         fields.insert("seed".into(), seed.into());
     }
     call.add_extra(fields);

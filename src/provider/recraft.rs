@@ -12,13 +12,7 @@ use super::{Call, Fault, FaultKind, Generated, Provenance};
 pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let request = call.request;
     let size = crate::models::recraft_size(&request.model, request.size);
-    // Only V2 and V3 read a negative prompt; the newer models are told in the prompt.
-    let classic = !request.model.starts_with("recraftv4");
-    let prompt = if classic {
-        request.prompt.clone()
-    } else {
-        super::prompt_with_negative(request)
-    };
+    let prompt = super::prompt_as_sent(request);
     let mut body = json!({
         "model": request.model,
         "prompt": prompt,
@@ -27,8 +21,8 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         "response_format": "b64_json",
     });
     let fields = body.as_object_mut().expect("an object");
-    if classic && let Some(negative) = &request.negative {
-        fields.insert("negative_prompt".into(), negative.clone().into());
+    if let Some(negative) = super::negative_field(request) {
+        fields.insert("negative_prompt".into(), negative.into());
     }
     call.add_extra(fields);
     let auth = call.bearer();

@@ -35,10 +35,10 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     form.field("prompt", &request.prompt);
     let aspect_ratio = nearest_ratio(request.size, &RATIOS);
     form.field("aspect_ratio", aspect_ratio);
-    if let Some(negative) = &request.negative {
+    if let Some(negative) = super::negative_field(request) {
         form.field("negative_prompt", negative);
     }
-    if let Some(seed) = request.seed {
+    if let Some(seed) = super::seed_sent(request) {
         form.field("seed", &(seed % 4_294_967_295).to_string());
     }
     form.field(

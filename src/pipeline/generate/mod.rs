@@ -91,7 +91,7 @@ fn groups(chains: &[Chain]) -> Vec<Vec<usize>> {
     let mut by_request: std::collections::HashMap<CacheKey, usize> = Default::default();
     for (i, chain) in chains.iter().enumerate() {
         let request = &chain[0].1;
-        if !crate::models::takes_n(request.kind, &request.model) {
+        if !request.kind.takes_n(&request.model) {
             groups.push(vec![i]);
             continue;
         }
