@@ -26,6 +26,7 @@ mod manage;
 mod picks;
 mod record;
 mod shared;
+pub(crate) mod wins;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -412,14 +413,15 @@ impl Cache {
     }
 }
 
-/// Reads the records of one shard directory; `has_master` says whether an entry's master is
-/// present (a record whose master is missing is skipped with a warning).
+/// Reads the records of one shard directory and picks each key's winner (see [`wins`]);
+/// `has_master` says whether an entry's master is present (a record whose master is missing
+/// is skipped with a warning).
 fn read_shard(
     dir: &Path,
     has_master: impl Fn(&Entry) -> bool,
     quiet: bool,
 ) -> Result<BTreeMap<String, Entry>> {
-    let mut winners: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut contenders: Vec<(String, Entry)> = Vec::new();
     match std::fs::symlink_metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {
@@ -427,9 +429,9 @@ fn read_shard(
                 "skipping `{}`: a shard of the cache must be a directory, not a link",
                 dir.display()
             );
-            return Ok(winners);
+            return Ok(BTreeMap::new());
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(winners),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(io_error("read the records in", dir, e)),
     }
     for path in direct_files(dir)? {
@@ -472,15 +474,9 @@ fn read_shard(
             );
             continue;
         }
-        let better = winners.get(&record.key).is_none_or(|current| {
-            (&entry.created_at, &entry.master, &entry.record)
-                < (&current.created_at, &current.master, &current.record)
-        });
-        if better {
-            winners.insert(record.key, entry);
-        }
+        contenders.push((record.key, entry));
     }
-    Ok(winners)
+    Ok(wins::winners(contenders, wins::Rank::of_entry))
 }
 
 /// A directory's stamp: its modification time (which changes whenever a file is added to it or

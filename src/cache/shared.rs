@@ -44,15 +44,9 @@ impl Cache {
         let Some(mut candidates) = remote.degrade(self.remote_records(remote, keys)) else {
             return Ok(found);
         };
-        // Earliest first, the same winner as in a local shard.
+        // Best first, the same winner as in a local shard; popped from the end.
         for list in candidates.values_mut() {
-            list.sort_by(|a, b| {
-                (&a.record.created_at, &a.record.master, &a.name).cmp(&(
-                    &b.record.created_at,
-                    &b.record.master,
-                    &b.name,
-                ))
-            });
+            super::wins::best_first(list, |c| super::wins::Rank::of(&c.record, &c.name));
             list.reverse();
         }
         // Each round reads the best remaining record's master of every key still open.

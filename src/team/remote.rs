@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::Team;
 use crate::cache::Record;
+use crate::cache::wins::{self, Rank};
 use crate::config::Mode;
 use crate::error::{Error, Result};
 use crate::storage::{self, Fetched, Listed, Object, Remote, paths};
@@ -254,26 +255,17 @@ impl Team {
                 .is_none_or(|age| age < grace)
         };
         let created = |record: &Record| humantime::parse_rfc3339_weak(&record.created_at).ok();
-        // The winner of each used key, among the records whose master is there: earliest, then
-        // smallest master, then name (as a build picks it).
-        let mut winners: BTreeMap<&str, (&str, &str, &str)> = BTreeMap::new();
-        for (listed, record, master) in &records {
-            let Ok(record) = record else { continue };
-            if !users.contains_key(record.key.as_str())
-                || !master.as_ref().is_some_and(|m| objects.contains_key(m))
-            {
-                continue;
-            }
-            let candidate = (
-                record.created_at.as_str(),
-                record.master.as_str(),
-                listed.path.as_str(),
-            );
-            let slot = winners.entry(record.key.as_str()).or_insert(candidate);
-            if candidate < *slot {
-                *slot = candidate;
-            }
-        }
+        // The winner of each used key, among the records whose master is there (as a build
+        // picks it).
+        let winners = wins::winners(
+            records.iter().filter_map(|(listed, record, master)| {
+                let record = record.as_ref().ok()?;
+                let can_win = users.contains_key(record.key.as_str())
+                    && master.as_ref().is_some_and(|m| objects.contains_key(m));
+                can_win.then_some((record.key.as_str(), (record, listed.path.as_str())))
+            }),
+            |(record, path)| Rank::of(record, path),
+        );
         let mut doomed = Vec::new();
         let mut kept_masters: BTreeSet<String> = BTreeSet::new();
         for (listed, record, master) in &records {
@@ -288,7 +280,7 @@ impl Team {
             let used = users.contains_key(record.key.as_str());
             let wins = winners
                 .get(record.key.as_str())
-                .is_some_and(|w| w.2 == listed.path);
+                .is_some_and(|(_, path)| *path == listed.path);
             if wins || (!used && young(created(record))) || young(listed.modified) {
                 kept_masters.extend(master.clone());
                 continue;
