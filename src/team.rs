@@ -125,15 +125,6 @@ impl ImageGen {
 }
 
 impl Team {
-    /// Opens the cache; with a remote cache, a record whose master is only there is sound.
-    fn open_cache(&self) -> Cache {
-        let mut cache = Cache::open(&self.cache_root);
-        if self.config.storage.is_some() {
-            cache.expect_remote_masters();
-        }
-        cache
-    }
-
     /// The directives of the book, as `plan` sees them.
     pub fn directives(&self) -> &[PlannedImage] {
         &self.rows
@@ -165,7 +156,7 @@ impl Team {
 
     /// Every image in the cache (the winner of each key), oldest first.
     pub fn list(&self) -> Result<Vec<ListedImage>> {
-        let cache = self.open_cache();
+        let cache = Cache::of_book(&self.root, &self.config);
         let winners = cache.winners()?;
         let users = self.users();
         let mut out = Vec::new();
@@ -198,7 +189,7 @@ impl Team {
     /// Totals per provider and model over every record in the cache (every image ever
     /// generated and kept, losers of a key included: they were paid for too).
     pub fn stats(&self) -> Result<Vec<Stat>> {
-        let cache = self.open_cache();
+        let cache = Cache::of_book(&self.root, &self.config);
         let mut totals: BTreeMap<(String, String), (Stat, u64)> = BTreeMap::new();
         for stored in cache.stored_records()? {
             let Ok(record) = stored.record else { continue };
@@ -224,7 +215,7 @@ impl Team {
     /// Totals per describer model over every description kept (all were paid for).
     pub fn description_stats(&self) -> Result<Vec<DescriptionStat>> {
         let mut totals: BTreeMap<(String, String), DescriptionStat> = BTreeMap::new();
-        let stored = self.open_cache().stored_descriptions()?;
+        let stored = Cache::of_book(&self.root, &self.config).stored_descriptions()?;
         for record in stored.into_iter().filter_map(|(_, read)| read.ok()) {
             let stat = totals
                 .entry((record.provider.clone(), record.model.clone()))
@@ -245,7 +236,7 @@ impl Team {
     /// `dry_run`) and each file's size.
     pub fn gc(&self, dry_run: bool) -> Result<Vec<(PathBuf, u64)>> {
         self.uses_are_known()?;
-        let cache = self.open_cache();
+        let cache = Cache::of_book(&self.root, &self.config);
         let winners = cache.winners()?;
         let users = self.users();
         // Each file to remove, with the directory it must not be removed from outside of.
@@ -416,7 +407,7 @@ impl Team {
 
     /// Checks the cache; with `fix`, repairs what can be repaired.
     pub fn verify(&self, fix: bool) -> Result<Vec<VerifyProblem>> {
-        let mut cache = self.open_cache();
+        let mut cache = Cache::of_book(&self.root, &self.config);
         let problems = cache.verify()?;
         drop(cache);
         let mut reindex = false;
@@ -449,7 +440,7 @@ impl Team {
     pub fn review(&self, title: &str) -> Result<String> {
         use std::fmt::Write as _;
 
-        let mut cache = self.open_cache();
+        let mut cache = Cache::of_book(&self.root, &self.config);
         let esc = crate::figure::escape_html;
         let describer = self.config.describer_id();
         let mut rows: Vec<&PlannedImage> = self.rows.iter().collect();

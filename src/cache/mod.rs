@@ -39,6 +39,7 @@ pub(crate) use manage::{direct_files, files_two_deep, read_record, remove};
 pub(crate) use record::Record;
 
 use crate::assets::Manifest;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::provider::Master;
 use crate::request::Request;
@@ -124,9 +125,12 @@ impl Cache {
         }
     }
 
-    /// Says that masters may be missing locally because a remote cache holds them.
-    pub(crate) fn expect_remote_masters(&mut self) {
-        self.remote_masters = true;
+    /// Opens the cache of the book at `book_root`; with a remote cache, a record whose master
+    /// is only there is sound.
+    pub(crate) fn of_book(book_root: &Path, config: &Config) -> Cache {
+        let mut cache = Cache::open(&book_root.join(&config.cache_dir));
+        cache.remote_masters = config.storage.is_some();
+        cache
     }
 
     /// Finds the image of a cache key. When a key has several records (two teammates generated

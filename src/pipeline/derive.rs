@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::Book;
 use super::image::{Image, Ready};
+use super::web_files::write_asset;
+use super::workers::on_workers;
 use crate::assets::{self, Manifest};
 use crate::cache::Cache;
 use crate::provider;
@@ -130,35 +132,6 @@ fn derive_job(book: &Book<'_>, job: Job<'_>) -> Made {
     )
 }
 
-/// Runs `work` on every item, `workers` plain threads pulling from one queue, and returns the
-/// results in no set order. Plain threads, not rayon's: a worker may wait for the memory
-/// budget (or a provider), and a rayon thread waiting could hold up the very work that frees it.
-pub(super) fn on_workers<T: Send, R: Send>(
-    items: Vec<T>,
-    workers: usize,
-    work: impl Fn(T) -> R + Sync,
-) -> Vec<R> {
-    let workers = workers.min(items.len()).max(1);
-    let queue = std::sync::Mutex::new(items);
-    let results = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let item = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                    let Some(item) = item else { break };
-                    let result = work(item);
-                    results
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(result);
-                }
-            });
-        }
-    });
-    results.into_inner().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Reads a master, checks it against its hash, and derives from it; every failure names the
 /// master and says what to do.
 fn derive_one(
@@ -189,25 +162,3 @@ fn derive_one(
         )
     })
 }
-
-/// Writes a web file atomically, creating its directory (with a `.gitignore` that keeps the
-/// derived files out of git) when missing; never through a link below `base`.
-pub(crate) fn write_asset(
-    base: &Path,
-    dir: &Path,
-    path: &Path,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    if !dir.is_dir() {
-        crate::files::write_atomic(
-            base,
-            dir,
-            &dir.join(".gitignore"),
-            b"# Written by mdbook-imagegen: these files are made from the masters in the cache.\n*\n",
-        )?;
-    }
-    crate::files::write_atomic(base, dir, path, bytes)
-}
-
-/// The largest web file read back (to copy or upload it).
-pub(crate) const ASSET_CAP: u64 = provider::MAX_MASTER_BYTES as u64;

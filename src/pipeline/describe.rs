@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::Book;
-use super::derive::{ASSET_CAP, on_workers};
 use super::image::Image;
 use super::jobs::Plan;
 use super::parse::Page;
+use super::web_files::read_asset;
+use super::workers::on_workers;
 use crate::cache::Cache;
 use crate::description::{self, About};
 use crate::error::Located;
@@ -332,13 +333,12 @@ fn ask_one(
         })
         .min_by_key(|f| f.width.abs_diff(1024))
         .ok_or("the image has no web file a describer can read")?;
-    let bytes =
-        crate::files::read_regular(&book.assets_dir.join(&file.name), ASSET_CAP).map_err(|e| {
-            format!(
-                "cannot read the web file `{}` to describe it: {e}",
-                file.name
-            )
-        })?;
+    let bytes = read_asset(&book.assets_dir, &file.name).map_err(|e| {
+        format!(
+            "cannot read the web file `{}` to describe it: {e}",
+            file.name
+        )
+    })?;
     let directive = &want.page.directives[want.directive];
     let about = About {
         prompt: &directive.prompt,

@@ -29,6 +29,8 @@ mod references;
 mod render;
 mod resolve;
 mod rounds;
+mod web_files;
+mod workers;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -152,7 +154,10 @@ fn build(
         // `mdbook test` only runs code; it never gets images, and never calls a provider.
         return Ok(pages.iter().map(parse::strip).collect());
     }
-    let mut cache = prepared.cache.take().unwrap_or_else(|| book.open_cache());
+    let mut cache = prepared
+        .cache
+        .take()
+        .unwrap_or_else(|| Cache::of_book(&book.ctx.root, book.config));
     let mut reader = references::Reader::new(&book.ctx.root);
     let mut plan = jobs::jobs(&mut pages, book.config, &mut reader, &|key| {
         cache.picked(key)
@@ -271,15 +276,6 @@ impl<'a> Book<'a> {
             markdown: crate::directive::markdown_options(sections),
             assets_dir,
         }
-    }
-
-    /// Opens the cache; with a remote cache, a record whose master is only there is sound.
-    pub(crate) fn open_cache(&self) -> Cache {
-        let mut cache = Cache::open(&self.cache_root());
-        if self.config.storage.is_some() {
-            cache.expect_remote_masters();
-        }
-        cache
     }
 
     pub(crate) fn cache_root(&self) -> PathBuf {

@@ -130,7 +130,8 @@ fn work(receiver: &mpsc::Receiver<Message>) -> Prepared {
         for chain in chains.iter().flatten().flatten() {
             let key = chain[0].0;
             if usable && !prepared.local.contains_key(&key) {
-                let cache = cache.get_or_insert_with(|| book.open_cache());
+                let cache =
+                    cache.get_or_insert_with(|| Cache::of_book(&book.ctx.root, book.config));
                 match lookup::local_one(&book, cache, chain) {
                     Ok(found) => {
                         prepared.local.insert(key, found);

@@ -145,7 +145,7 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     let chapters = protocol::chapters(&json, opened.key);
     let book = opened.book();
     let mut pages = parse::pages(&chapters, &book, &mut Default::default());
-    let mut cache = book.open_cache();
+    let mut cache = Cache::of_book(&book.ctx.root, book.config);
     let mut reader = super::references::Reader::new(&book.ctx.root);
     let mut plan = jobs::jobs(&mut pages, book.config, &mut reader, &|key| {
         cache.picked(key)
@@ -348,7 +348,7 @@ fn plan_descriptions(book: &Book<'_>, rows: &mut [PlannedImage]) -> Result<()> {
     let estimate = with
         .price
         .or_else(|| crate::price::tokens_cost(&with.model, Some(TYPICAL.0), Some(TYPICAL.1)));
-    let mut cache = book.open_cache();
+    let mut cache = Cache::of_book(&book.ctx.root, book.config);
     let mut priced = BTreeSet::new();
     for row in rows.iter_mut() {
         let Some(served) = row.served.clone().filter(|s| s.by_model) else {

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Book;
-use super::derive::ASSET_CAP;
 use super::image::{Image, Ready};
+use super::web_files::read_asset;
 use crate::assets::Manifest;
 use crate::cache::Cache;
 use crate::progress::plural;
@@ -124,7 +124,7 @@ fn upload(book: &Book<'_>, remote: &Remote, files: &BTreeSet<&str>) -> bool {
     let dir = &book.assets_dir;
     let mut objects = Vec::new();
     for name in files {
-        match crate::files::read_regular(&dir.join(name), ASSET_CAP) {
+        match read_asset(dir, name) {
             Ok(bytes) => objects.push(crate::storage::Object {
                 path: crate::storage::paths::asset(name),
                 content_type: crate::vocab::media_type_of(name),

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::Book;
-use super::derive::{ASSET_CAP, write_asset};
 use super::describe::Described;
 use super::image::Image;
 use super::jobs::Plan;
 use super::parse::Page;
+use super::web_files::{read_asset, write_asset};
 use crate::assets::{self, Manifest};
 use crate::cache::Entry;
 use crate::config::Config;
@@ -239,7 +239,7 @@ fn mirror(book: &Book<'_>, page_path: &str, used: &[&Manifest]) -> std::io::Resu
         if crate::files::regular_len(&path) == Some(file.bytes) {
             continue;
         }
-        let bytes = crate::files::read_regular(&source.join(&file.name), ASSET_CAP)?;
+        let bytes = read_asset(source, &file.name)?;
         write_asset(&base, &dir, &path, &bytes)?;
     }
     Ok(())

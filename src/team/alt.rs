@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::Team;
+use crate::cache::Cache;
 use crate::directive;
 use crate::error::Result;
 
@@ -56,7 +57,7 @@ pub struct WrittenAlt {
 impl Team {
     /// Every directive without an author's alt, in book order, with the alt its figure shows.
     pub fn missing_alts(&self) -> Result<Vec<MissingAlt>> {
-        let mut cache = self.open_cache();
+        let mut cache = Cache::of_book(&self.root, &self.config);
         let describer = self.config.describer_id();
         let mut out = Vec::new();
         for row in &self.rows {

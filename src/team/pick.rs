@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Team;
+use crate::cache::Cache;
 use crate::cache::key::CacheKey;
 use crate::error::{Error, Result};
 use crate::pipeline::PlannedImage;
@@ -42,7 +43,7 @@ impl Team {
         }
         let first = CacheKey::from_hex(&row.candidates[0])
             .ok_or_else(|| Error::Request("the directive's key is not a key".into()))?;
-        let path = self.open_cache().store_pick(first, number - 1)?;
+        let path = Cache::of_book(&self.root, &self.config).store_pick(first, number - 1)?;
         Ok(Picked {
             file: row.file.clone(),
             line: row.line,

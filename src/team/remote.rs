@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::Team;
+use crate::cache::Cache;
 use crate::cache::Record;
 use crate::cache::wins::{self, Rank};
 use crate::config::Mode;
@@ -104,7 +105,7 @@ impl Team {
             });
         }
         let present = self.remote_objects(&remote)?;
-        let cache = self.open_cache();
+        let cache = Cache::of_book(&self.root, &self.config);
         let mut local = cache.committed_objects()?;
         if self
             .config
