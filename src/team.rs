@@ -14,10 +14,11 @@ pub use pick::Picked;
 pub use remote::{Pushed, RemoteObject, RemoteStats};
 
 use crate::assets;
+use crate::cache::key::CacheKey;
 use crate::cache::{self, Cache, Record};
 use crate::config::Config;
 use crate::error::Result;
-use crate::pipeline::{ImageGen, PlannedImage, prompt_start};
+use crate::pipeline::{ImageGen, Planned, PlannedImage, prompt_start};
 
 /// A book's cache, with the directives that use it.
 pub struct Team {
@@ -28,6 +29,9 @@ pub struct Team {
     src_dir: PathBuf,
     assets_dir: PathBuf,
     config: Config,
+    /// What `plan` finds for each directive, in book order.
+    planned: Vec<Planned>,
+    /// The same, as `plan` prints it.
     rows: Vec<PlannedImage>,
 }
 
@@ -119,7 +123,8 @@ impl ImageGen {
             assets_dir: book.assets_dir,
             root: book.root,
             config: book.config,
-            rows: book.rows,
+            rows: book.planned.iter().map(PlannedImage::from).collect(),
+            planned: book.planned,
         })
     }
 }
@@ -134,21 +139,21 @@ impl Team {
     /// Fails while a directive waits for images a build makes first: its keys are not known
     /// yet, so the images it uses would look unused to `gc`.
     fn uses_are_known(&self) -> Result<()> {
-        match self.rows.iter().find(|r| r.provisional) {
-            Some(row) => Err(crate::error::Error::Request(format!(
+        match self.planned.iter().find(|p| p.provisional()) {
+            Some(p) => Err(crate::error::Error::Request(format!(
                 "`{}:{}` waits for images a build makes first, so what it uses is not known yet; build the book, then run `gc`",
-                crate::outside::for_terminal(&row.file),
-                row.line
+                crate::outside::for_terminal(&p.file),
+                p.line
             ))),
             None => Ok(()),
         }
     }
 
-    fn users(&self) -> BTreeMap<&str, BTreeSet<&str>> {
-        let mut users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for row in &self.rows {
-            for key in row.chain.iter().chain(&row.also) {
-                users.entry(key).or_default().insert(&row.file);
+    fn users(&self) -> BTreeMap<CacheKey, BTreeSet<&str>> {
+        let mut users: BTreeMap<CacheKey, BTreeSet<&str>> = BTreeMap::new();
+        for p in &self.planned {
+            for key in p.job.iter().flat_map(|job| job.used()) {
+                users.entry(key).or_default().insert(&p.file);
             }
         }
         users
@@ -172,8 +177,9 @@ impl Team {
                 size: format!("{}x{}", record.width, record.height),
                 cost: record.cost_usd,
                 created_at: record.created_at.clone(),
-                chapters: users
-                    .get(record.key.as_str())
+                chapters: record
+                    .cache_key()
+                    .and_then(|key| users.get(&key))
                     .map(|c| c.iter().map(|s| (*s).to_owned()).collect())
                     .unwrap_or_default(),
                 local: stored.tier == cache::Tier::Local,
@@ -246,7 +252,8 @@ impl Team {
         let records = cache.stored_records()?;
         for stored in &records {
             let Ok(record) = &stored.record else { continue };
-            if users.contains_key(record.key.as_str()) && winners.contains(&stored.path) {
+            let used = record.cache_key().is_some_and(|k| users.contains_key(&k));
+            if used && winners.contains(&stored.path) {
                 kept.insert(record.master.clone());
                 kept_records.push((stored.tier, record));
             } else {
@@ -313,17 +320,17 @@ impl Team {
     /// The picks no build reads: older picks of a directive, and picks of candidates no
     /// directive has any more.
     fn stale_picks(&self, cache: &Cache) -> Result<Vec<(PathBuf, &Path)>> {
-        let groups: BTreeSet<&str> = self
-            .rows
+        let groups: BTreeSet<CacheKey> = self
+            .planned
             .iter()
-            .filter_map(|r| r.candidates.first().map(String::as_str))
+            .filter_map(|p| p.variants()?.1.candidates.first().copied())
             .collect();
-        let mut latest: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();
+        let mut latest: BTreeMap<CacheKey, (String, PathBuf)> = BTreeMap::new();
         let mut doomed = Vec::new();
         for (path, read) in cache.stored_picks()? {
             let Ok(pick) = read else { continue };
-            let key = pick.key.to_hex();
-            if !groups.contains(key.as_str()) {
+            let key = pick.key;
+            if !groups.contains(&key) {
                 doomed.push((path, self.cache_root.as_path()));
                 continue;
             }
@@ -388,8 +395,8 @@ impl Team {
             &self.src_dir
         };
         let mut dirs: BTreeMap<PathBuf, &Path> = BTreeMap::from([(self.assets_dir.clone(), base)]);
-        for row in &self.rows {
-            let chapter = Path::new(&row.file);
+        for p in &self.planned {
+            let chapter = Path::new(&p.file);
             let Ok(inside) = chapter.strip_prefix(&self.src) else {
                 continue;
             };
@@ -443,31 +450,28 @@ impl Team {
         let mut cache = Cache::of_book(&self.root, &self.config);
         let esc = crate::figure::escape_html;
         let describer = self.config.describer_id();
-        let mut rows: Vec<&PlannedImage> = self.rows.iter().collect();
-        rows.sort_by_key(|r| !r.status.is_failure());
+        let mut rows: Vec<(&Planned, &PlannedImage)> =
+            self.planned.iter().zip(&self.rows).collect();
+        rows.sort_by_key(|(_, r)| !r.status.is_failure());
         let mut cards = String::new();
         let mut total = 0.0;
-        for row in &rows {
+        for (planned, row) in &rows {
             let mut picture = String::from("<div class=\"none\">no image yet</div>");
             let mut cost = None;
             let mut described = None;
-            if let Some(key) = row
-                .key
-                .as_deref()
-                .and_then(crate::cache::key::CacheKey::from_hex)
+            let own = planned.job.as_ref().and_then(|j| Some((j.tier, j.key()?)));
+            if let Some((tier, key)) = own
+                && let Some(entry) = cache.lookup(tier, key)?
             {
-                let tier = row.tier;
-                if let Some(entry) = cache.lookup(tier, key)? {
-                    if let (None, Some(id)) = (&row.alt, &describer) {
-                        described = cache.description(&entry.master, id);
-                    }
-                    let alt = row
-                        .alt
-                        .as_deref()
-                        .or(described.as_ref().map(|d| d.alt.as_str()));
-                    picture = thumbnail_html(&cache, tier, &entry, alt.unwrap_or(""));
-                    cost = self.record_cost(&cache, tier, &entry).or(row.cost);
+                if let (None, Some(id)) = (&row.alt, &describer) {
+                    described = cache.description(&entry.master, id);
                 }
+                let alt = row
+                    .alt
+                    .as_deref()
+                    .or(described.as_ref().map(|d| d.alt.as_str()));
+                picture = thumbnail_html(&cache, tier, &entry, alt.unwrap_or(""));
+                cost = self.record_cost(&cache, tier, &entry).or(row.cost);
             }
             total += cost.unwrap_or(0.0);
             let field = |name: &str, value: &str| {
@@ -477,7 +481,7 @@ impl Team {
                     format!("<dt>{name}</dt><dd>{}</dd>", esc(value))
                 }
             };
-            let candidates = self.candidates_html(&mut cache, row)?;
+            let candidates = self.candidates_html(&mut cache, planned)?;
             let _ = writeln!(
                 cards,
                 "<article class=\"{status}\">{picture}<div class=\"text\"><p class=\"where\">{file}:{line} <span class=\"status\">{status}</span></p><p class=\"prompt\">{prompt}</p><dl>{alt}{description}{caption}{provider}{size}{references}{edit}{cost}{message}</dl></div>{candidates}</article>",
@@ -507,7 +511,7 @@ impl Team {
                 message = field("problem", row.message.as_deref().unwrap_or("")),
             );
         }
-        let problems = rows.iter().filter(|r| r.status.is_failure()).count();
+        let problems = rows.iter().filter(|(_, r)| r.status.is_failure()).count();
         Ok(format!(
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Images of {title}</title><style>{css}</style></head><body><header><h1>Images of {title}</h1><p>{n} directive{s}, {problems} with problems; ${total:.2} spent on the images shown.</p></header><main>\n{cards}</main></body></html>\n",
             title = esc(title),
@@ -519,25 +523,22 @@ impl Team {
 
     /// A directive's candidates, each with its number, a thumbnail and the `pick` command that
     /// shows it; nothing for a directive without `variants`.
-    fn candidates_html(&self, cache: &mut Cache, row: &PlannedImage) -> Result<String> {
+    fn candidates_html(&self, cache: &mut Cache, planned: &Planned) -> Result<String> {
         use std::fmt::Write as _;
         let esc = crate::figure::escape_html;
-        if row.candidates.is_empty() {
+        let Some((tier, variants)) = planned.variants() else {
             return Ok(String::new());
-        }
+        };
         let mut html = String::from("<ol class=\"candidates\">");
-        for (i, key) in row.candidates.iter().enumerate() {
+        for (i, key) in variants.candidates.iter().enumerate() {
             let number = i as u32 + 1;
-            let picture = match crate::cache::key::CacheKey::from_hex(key) {
-                Some(key) => match cache.lookup(row.tier, key)? {
-                    Some(entry) => thumbnail_html(cache, row.tier, &entry, ""),
-                    None => String::from("<div class=\"none\">no image yet</div>"),
-                },
-                None => String::new(),
+            let picture = match cache.lookup(tier, *key)? {
+                Some(entry) => thumbnail_html(cache, tier, &entry, ""),
+                None => String::from("<div class=\"none\">no image yet</div>"),
             };
-            let shown = row.picked == Some(number);
+            let shown = variants.picked == number;
             // Quoted for a shell when the path has anything but the usual characters.
-            let place = format!("{}:{}", row.file, row.line);
+            let place = format!("{}:{}", planned.file, planned.line);
             let place = if place
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "/._-:".contains(c))

@@ -92,6 +92,11 @@ pub(crate) const MAX_RECORD_BYTES: u64 = crate::request::MAX_RECORD_BYTES as u64
 const MAX_TEXT_CHARS: usize = crate::request::MAX_PROMPT_CHARS;
 
 impl Record {
+    /// Its cache key (a record [`Record::parse`] read always has one).
+    pub(crate) fn cache_key(&self) -> Option<super::key::CacheKey> {
+        super::key::CacheKey::from_hex(&self.key)
+    }
+
     /// Reads a record under the build's rules: JSON of this cache format whose key is 64 hex
     /// digits and starts its file's name, naming a master by its 64-hex hash and a known image
     /// type, of sane dimensions and bounded text. Every reader (builds, the remote cache, the

@@ -46,7 +46,7 @@ use crate::storage::Remote;
 use prefetch::Prepared;
 
 pub use preview::PlannedImage;
-pub(crate) use preview::planned_book;
+pub(crate) use preview::{Planned, Variants, planned_book};
 pub use resolve::Status;
 
 /// The mdBook preprocessor. Its name in `book.toml` is `imagegen`.
@@ -113,7 +113,11 @@ impl ImageGen {
     /// What a build of this input (mdBook's `[context, book]` JSON) would generate and reuse,
     /// per directive in book order. Calls no provider and writes nothing but the index.
     pub fn plan_json(&self, input: &str) -> Result<Vec<PlannedImage>> {
-        Ok(planned_book(input)?.rows)
+        Ok(planned_book(input)?
+            .planned
+            .iter()
+            .map(PlannedImage::from)
+            .collect())
     }
 }
 

@@ -60,11 +60,11 @@ impl Team {
         let mut cache = Cache::of_book(&self.root, &self.config);
         let describer = self.config.describer_id();
         let mut out = Vec::new();
-        for row in &self.rows {
-            if row.alt.is_some() || row.key.is_none() {
+        for row in &self.planned {
+            if row.alt.is_some() || row.key().is_none() {
                 continue;
             }
-            let served = row.served.as_ref();
+            let served = row.served();
             let master = match served {
                 Some(served) => cache.lookup(served.tier, served.key)?.map(|e| e.master),
                 None => None,
@@ -82,17 +82,17 @@ impl Team {
                     from: "described",
                     description: Some(record.description).filter(|d| !d.is_empty()),
                     model: Some(record.model),
-                    prompt: row.full_prompt.clone(),
+                    prompt: row.prompt.clone(),
                     by_model,
                 },
                 None => MissingAlt {
                     file: row.file.clone(),
                     line: row.line,
-                    alt: crate::figure::derive_alt(&row.full_prompt),
+                    alt: crate::figure::derive_alt(&row.prompt),
                     from: if master.is_some() { "prompt" } else { "none" },
                     description: None,
                     model: None,
-                    prompt: row.full_prompt.clone(),
+                    prompt: row.prompt.clone(),
                     by_model,
                 },
             });

@@ -7,7 +7,7 @@ use super::Team;
 use crate::cache::Cache;
 use crate::cache::key::CacheKey;
 use crate::error::{Error, Result};
-use crate::pipeline::PlannedImage;
+use crate::pipeline::{Planned, Variants};
 
 /// What `pick` recorded.
 #[derive(Debug, Serialize)]
@@ -32,8 +32,8 @@ impl Team {
     /// same without the source directory, or at least 4 hex digits of any of its candidates'
     /// keys) shows candidate `number` (from 1). The next build shows it with no request.
     pub fn pick(&self, selector: &str, number: u32) -> Result<Picked> {
-        let row = self.picked_row(selector)?;
-        let of = row.candidates.len() as u32;
+        let (row, variants) = self.picked_row(selector)?;
+        let of = variants.candidates.len() as u32;
         if number == 0 || number > of {
             return Err(Error::Request(format!(
                 "`{}:{}` has {of} candidates; pick one from 1 to {of}",
@@ -41,15 +41,14 @@ impl Team {
                 row.line
             )));
         }
-        let first = CacheKey::from_hex(&row.candidates[0])
-            .ok_or_else(|| Error::Request("the directive's key is not a key".into()))?;
+        let first = variants.candidates[0];
         let path = Cache::of_book(&self.root, &self.config).store_pick(first, number - 1)?;
         Ok(Picked {
             file: row.file.clone(),
             line: row.line,
             candidate: number,
             of,
-            key: row.candidates[number as usize - 1].clone(),
+            key: variants.candidates[number as usize - 1].to_hex(),
             path: path
                 .strip_prefix(&self.root)
                 .unwrap_or(&path)
@@ -59,15 +58,15 @@ impl Team {
     }
 
     /// The directive with variants a selector names, or why none (or several) does.
-    fn picked_row(&self, selector: &str) -> Result<&PlannedImage> {
+    fn picked_row(&self, selector: &str) -> Result<(&Planned, &Variants)> {
         let t = crate::outside::for_terminal;
         let shown = t(selector);
         let normal = selector.replace('\\', "/");
         let normal = normal.trim_start_matches("./");
-        let matches: Vec<&PlannedImage> = match place(normal) {
+        let matches: Vec<&Planned> = match place(normal) {
             Some((file, line)) => {
                 let src = format!("{}/", self.src.trim_end_matches('/'));
-                self.rows
+                self.planned
                     .iter()
                     .filter(|r| {
                         r.line == line
@@ -77,9 +76,13 @@ impl Team {
             }
             None if normal.len() >= 4 && normal.chars().all(|c| c.is_ascii_hexdigit()) => {
                 let prefix = normal.to_ascii_lowercase();
-                self.rows
+                self.planned
                     .iter()
-                    .filter(|r| r.candidates.iter().any(|k| k.starts_with(&prefix)))
+                    .filter(|p| {
+                        candidates(p).is_some_and(|keys| {
+                            keys.iter().any(|k| k.to_hex().starts_with(&prefix))
+                        })
+                    })
                     .collect()
             }
             None => {
@@ -95,7 +98,12 @@ impl Team {
                 )));
             }
             [row] => *row,
-            many if many.windows(2).all(|w| w[0].candidates == w[1].candidates) => many[0],
+            many if many
+                .windows(2)
+                .all(|w| candidates(w[0]) == candidates(w[1])) =>
+            {
+                many[0]
+            }
             many => {
                 return Err(Error::Request(format!(
                     "`{shown}` matches {} directives; give more of the key, or the place",
@@ -104,18 +112,23 @@ impl Team {
             }
         };
         let place = format!("{}:{}", t(&row.file), row.line);
-        if row.candidates.is_empty() {
+        let Some((_, variants)) = row.variants() else {
             return Err(Error::Request(format!(
                 "`{place}` has no variants to pick from; add `variants=\"3\"` to it and build"
             )));
-        }
-        if row.candidates_wait {
+        };
+        if variants.wait {
             return Err(Error::Request(format!(
                 "`{place}` waits for the images it references, so its candidates are not known yet; build the book, then pick"
             )));
         }
-        Ok(row)
+        Ok((row, variants))
     }
+}
+
+/// A directive's candidates' keys, when it has variants.
+fn candidates(p: &Planned) -> Option<&[CacheKey]> {
+    p.variants().map(|(_, v)| v.candidates.as_slice())
 }
 
 /// `FILE:LINE` (or `FILE:LINE:COLUMN`, as editors and compilers print places).

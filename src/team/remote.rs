@@ -261,7 +261,7 @@ impl Team {
         let winners = wins::winners(
             records.iter().filter_map(|(listed, record, master)| {
                 let record = record.as_ref().ok()?;
-                let can_win = users.contains_key(record.key.as_str())
+                let can_win = record.cache_key().is_some_and(|k| users.contains_key(&k))
                     && master.as_ref().is_some_and(|m| objects.contains_key(m));
                 can_win.then_some((record.key.as_str(), (record, listed.path.as_str())))
             }),
@@ -278,7 +278,7 @@ impl Team {
                     continue;
                 }
             };
-            let used = users.contains_key(record.key.as_str());
+            let used = record.cache_key().is_some_and(|k| users.contains_key(&k));
             let wins = winners
                 .get(record.key.as_str())
                 .is_some_and(|(_, path)| *path == listed.path);

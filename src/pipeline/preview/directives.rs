@@ -1,0 +1,217 @@
+//! What a build would do for each directive, from its plan and the rounds' decisions: one
+//! [`Planned`] per directive (and per malformed block), in book order.
+
+use std::collections::BTreeSet;
+
+use super::planned::{Describe, Planned, PlannedJob, Served, Variants};
+use crate::error::Result;
+use crate::pipeline::Book;
+use crate::pipeline::image::tier_of;
+use crate::pipeline::jobs::{At, Job, Plan};
+use crate::pipeline::parse::Page;
+use crate::pipeline::references::is_provisional;
+use crate::pipeline::resolve::{Decision, Resolution, Status};
+
+/// One entry per directive (and per malformed one), in book order. A directive that uses the
+/// same image as an earlier one shows it as made once: `cached` where the first generates it.
+pub(super) fn planned(
+    book: &Book<'_>,
+    pages: &[Page<'_>],
+    plan: &Plan,
+    resolution: &Resolution,
+) -> Vec<Planned> {
+    let mut out = Vec::new();
+    let mut seen = vec![false; plan.jobs.len()];
+    for (p, (page, uses)) in pages.iter().zip(&plan.uses).enumerate() {
+        for problem in &page.problems {
+            out.push(Planned::new(
+                &page.file,
+                problem.line,
+                "",
+                problem.message.clone(),
+            ));
+        }
+        for (d, (directive, use_)) in page.directives.iter().zip(uses).enumerate() {
+            let mut planned =
+                Planned::new(&page.file, directive.line, &directive.prompt, String::new());
+            planned.alt.clone_from(&directive.attrs.alt);
+            planned.caption.clone_from(&directive.attrs.caption);
+            planned.references = crate::request::wanted(directive, book.config)
+                .map(|w| w.iter().map(crate::request::Wanted::label).collect())
+                .unwrap_or_default();
+            planned.edit.clone_from(&directive.attrs.edit);
+            let job = match use_ {
+                Ok(job) => *job,
+                Err(message) => {
+                    planned.message = Some(message.clone());
+                    out.push(planned);
+                    continue;
+                }
+            };
+            let mut made = of_job(&mut planned, &plan.jobs[job], &resolution.decisions[job]);
+            art_direction(&mut made, plan, (p, d), directive.attrs.edit.is_some());
+            let here = Made::of(book, plan, resolution, (p, d), &mut seen);
+            // One made by an earlier directive shows as cached here; one whose image is cached
+            // but whose other candidates (or the image its edit starts from) a build still
+            // makes, as made.
+            if planned.status == Status::Generate && !here.here {
+                planned.status = Status::Cached;
+            }
+            if planned.status == Status::Cached && here.here {
+                planned.status = if here.cost.is_some() || here.by_model {
+                    Status::Generate
+                } else {
+                    Status::Draw
+                };
+            }
+            made.cost = here.cost;
+            planned.job = Some(made);
+            out.push(planned);
+        }
+    }
+    out
+}
+
+/// What a directive takes from the job whose image its figure shows, and that job's decision:
+/// its status and message, and the job as planned (without what `art_direction` adds).
+fn of_job(planned: &mut Planned, job: &Job, decision: &Decision) -> PlannedJob {
+    let request = &job.chain[0].1;
+    planned.status = decision.status(job);
+    planned.message = match decision {
+        Decision::Fail(_, message) => Some(message.clone()),
+        _ => None,
+    };
+    let own_waits = is_provisional(request);
+    if own_waits && planned.message.is_none() {
+        planned.message = Some(
+            "made after the images it references, which a build makes first; its key is known then"
+                .into(),
+        );
+    }
+    PlannedJob {
+        profile: request.profile.clone(),
+        kind: request.kind,
+        model: request.model.clone(),
+        size: request.size,
+        tier: tier_of(request),
+        chain: job.chain.iter().map(|(k, _)| *k).collect(),
+        own_waits,
+        also: Vec::new(),
+        variants: None,
+        edits: None,
+        served: Served::of(job, decision),
+        provisional: own_waits,
+        cost: None,
+    }
+}
+
+/// What a directive's variants and edit keep: the keys of its other jobs (every link: a
+/// candidate a fallback made is kept like the one shown), its candidates and the one picked,
+/// the image its edit starts from.
+fn art_direction(job: &mut PlannedJob, plan: &Plan, at: At, edits: bool) {
+    let others = &plan.also[at.0][at.1];
+    let waits = |j: &usize| is_provisional(&plan.jobs[*j].chain[0].1);
+    job.provisional |= others.iter().any(waits);
+    job.also = others
+        .iter()
+        .flat_map(|&j| plan.jobs[j].chain.iter().map(|(k, _)| *k))
+        .collect();
+    job.variants = plan
+        .candidates
+        .get(&at)
+        .map(|(candidates, chosen)| Variants {
+            candidates: candidates.iter().map(|&j| plan.jobs[j].key).collect(),
+            picked: chosen + 1,
+            wait: candidates.iter().any(waits),
+        });
+    if edits {
+        job.edits = others.last().map(|&j| plan.jobs[j].key);
+    }
+}
+
+/// What a build makes for one directive that no earlier directive makes.
+struct Made {
+    /// Whether it makes anything.
+    here: bool,
+    /// Whether a model makes some of it.
+    by_model: bool,
+    /// The estimated price of what a model makes, when known.
+    cost: Option<f64>,
+}
+
+impl Made {
+    fn of(
+        book: &Book<'_>,
+        plan: &Plan,
+        resolution: &Resolution,
+        at: At,
+        seen: &mut [bool],
+    ) -> Made {
+        let mut made = Made {
+            here: false,
+            by_model: false,
+            cost: None,
+        };
+        for j in plan.jobs_of(at) {
+            if std::mem::replace(&mut seen[j], true) {
+                continue;
+            }
+            let Some(request) = resolution.decisions[j].first_request(&plan.jobs[j]) else {
+                continue;
+            };
+            made.here = true;
+            made.by_model |= request.kind.is_model();
+            let price = book
+                .config
+                .profile(&request.profile)
+                .ok()
+                .filter(|_| request.kind.is_model())
+                .and_then(|p| crate::price::estimate(request, p, &book.config.prices));
+            if let Some(price) = price {
+                made.cost = Some(made.cost.unwrap_or(0.0) + price);
+            }
+        }
+        made
+    }
+}
+
+/// With `alt-text = "describe"`: which figures without an author's alt have their description
+/// kept, and which a build will describe, at what estimated price (the price of one
+/// description in `[describe]`, else the describer model's token prices for a typical image:
+/// 1,500 tokens in, 150 out). A description is priced once per image, like the image.
+pub(super) fn plan_descriptions(book: &Book<'_>, planned: &mut [Planned]) -> Result<()> {
+    const TYPICAL: (f64, f64) = (1500.0, 150.0);
+    let (Some(with), Some(id)) = (&book.config.describe, book.config.describer_id()) else {
+        return Ok(());
+    };
+    let estimate = with
+        .price
+        .or_else(|| crate::price::tokens_cost(&with.model, Some(TYPICAL.0), Some(TYPICAL.1)));
+    let mut cache = crate::cache::Cache::of_book(&book.ctx.root, book.config);
+    let mut priced = BTreeSet::new();
+    for p in planned.iter_mut() {
+        let Some(served) = p.served().cloned().filter(|s| s.by_model) else {
+            continue;
+        };
+        if p.alt.is_some() || p.status.is_failure() {
+            continue;
+        }
+        let master = match p.status {
+            Status::Cached => cache.lookup(served.tier, served.key)?.map(|e| e.master),
+            _ => None,
+        };
+        let kept = master.is_some_and(|m| cache.description(&m, &id).is_some());
+        p.describe = Some(if kept {
+            Describe::Kept
+        } else {
+            Describe::Ask {
+                cost: if priced.insert(served.key) {
+                    estimate
+                } else {
+                    None
+                },
+            }
+        });
+    }
+    Ok(())
+}
