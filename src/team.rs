@@ -1,12 +1,14 @@
-//! The team commands that look after the cache: `list`, `stats`, `gc`, `verify`, `reindex`.
-//! Each one starts from mdBook's input for the book, so it sees the directives a build sees.
+//! The team commands that look after the cache: `list`, `stats`, `gc` (in `team/gc.rs`),
+//! `verify`, `reindex`. Each one starts from mdBook's input for the book, so it sees the
+//! directives a build sees.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 mod alt;
+mod gc;
 mod pick;
 mod remote;
 pub use alt::{MissingAlt, WrittenAlt};
@@ -15,7 +17,7 @@ pub use remote::{Pushed, RemoteObject, RemoteStats};
 
 use crate::assets;
 use crate::cache::key::CacheKey;
-use crate::cache::{self, Cache, Record};
+use crate::cache::{self, Cache};
 use crate::config::Config;
 use crate::error::Result;
 use crate::pipeline::{ImageGen, Planned, PlannedImage, prompt_start};
@@ -159,6 +161,11 @@ impl Team {
         users
     }
 
+    /// Every key a directive uses or keeps.
+    fn in_use(&self) -> BTreeSet<CacheKey> {
+        self.users().into_keys().collect()
+    }
+
     /// Every image in the cache (the winner of each key), oldest first.
     pub fn list(&self) -> Result<Vec<ListedImage>> {
         let cache = Cache::of_book(&self.root, &self.config);
@@ -233,183 +240,6 @@ impl Team {
             stat.requests += u64::from(record.attempts);
         }
         Ok(totals.into_values().collect())
-    }
-
-    /// Removes the records no directive uses (and the losers of keys that are used), the
-    /// masters no remaining record names, their tuned qualities and descriptions, web files that are not the
-    /// current ones of a remaining master, and what killed builds left in `tmp/` over an hour
-    /// ago. Returns what it removed (or would, with
-    /// `dry_run`) and each file's size.
-    pub fn gc(&self, dry_run: bool) -> Result<Vec<(PathBuf, u64)>> {
-        self.uses_are_known()?;
-        let cache = Cache::of_book(&self.root, &self.config);
-        let winners = cache.winners()?;
-        let users = self.users();
-        // Each file to remove, with the directory it must not be removed from outside of.
-        let mut doomed: Vec<(PathBuf, &Path)> = Vec::new();
-        let mut kept: BTreeSet<String> = BTreeSet::new();
-        let mut kept_records: Vec<(cache::Tier, &Record)> = Vec::new();
-        let records = cache.stored_records()?;
-        for stored in &records {
-            let Ok(record) = &stored.record else { continue };
-            let used = record.cache_key().is_some_and(|k| users.contains_key(&k));
-            if used && winners.contains(&stored.path) {
-                kept.insert(record.master.clone());
-                kept_records.push((stored.tier, record));
-            } else {
-                doomed.push((stored.path.clone(), &self.cache_root));
-            }
-        }
-        for master in cache.stored_masters()? {
-            if !kept.contains(&master.name_hash) {
-                doomed.push((master.path, &self.cache_root));
-            }
-        }
-        for tuned in cache::files_two_deep(&self.cache_root.join("tuned"))? {
-            let name = tuned.file_name().unwrap_or_default().to_string_lossy();
-            // Named by the first 16 digits of the master's hash; nothing else is ours.
-            let Some(prefix) = assets::tuned_master_prefix(&name) else {
-                continue;
-            };
-            if !kept.iter().any(|m| m.starts_with(prefix)) {
-                doomed.push((tuned, &self.cache_root));
-            }
-        }
-        // Descriptions go with their image; a description of a kept image by another
-        // describer (or older instructions) stays: switching back costs nothing.
-        for described in cache::files_two_deep(&self.cache_root.join("descriptions"))? {
-            let name = described.file_name().unwrap_or_default().to_string_lossy();
-            let Some(prefix) = crate::description::master_prefix(&name) else {
-                continue;
-            };
-            if !kept.iter().any(|m| m.starts_with(prefix)) {
-                doomed.push((described, &self.cache_root));
-            }
-        }
-        doomed.extend(self.stale_picks(&cache)?);
-        doomed.extend(
-            cache
-                .leftovers()?
-                .into_iter()
-                .map(|p| (p, self.cache_root.as_path())),
-        );
-        let (current, prefixes) = self.current_web_files(&cache, &kept_records);
-        for (dir, base) in self.asset_dirs() {
-            for file in cache::direct_files(&dir)? {
-                let name = file.file_name().unwrap_or_default().to_string_lossy();
-                // Only names the build gives web files: anything else is someone else's.
-                let Some(master) = assets::asset_master_prefix(&name) else {
-                    continue;
-                };
-                if !current.contains(name.as_ref()) && !prefixes.contains(master) {
-                    doomed.push((file, base));
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for (path, base) in doomed {
-            let bytes = crate::files::regular_len(&path).unwrap_or(0);
-            if !dry_run {
-                cache::remove(base, &path)?;
-            }
-            out.push((path, bytes));
-        }
-        Ok(out)
-    }
-
-    /// The picks no build reads: older picks of a directive, and picks of candidates no
-    /// directive has any more.
-    fn stale_picks(&self, cache: &Cache) -> Result<Vec<(PathBuf, &Path)>> {
-        let groups: BTreeSet<CacheKey> = self
-            .planned
-            .iter()
-            .filter_map(|p| p.variants()?.1.candidates.first().copied())
-            .collect();
-        let mut latest: BTreeMap<CacheKey, (String, PathBuf)> = BTreeMap::new();
-        let mut doomed = Vec::new();
-        for (path, read) in cache.stored_picks()? {
-            let Ok(pick) = read else { continue };
-            let key = pick.key;
-            if !groups.contains(&key) {
-                doomed.push((path, self.cache_root.as_path()));
-                continue;
-            }
-            match latest.get(&key) {
-                Some((stamp, _)) if *stamp >= pick.stamp => {
-                    doomed.push((path, self.cache_root.as_path()));
-                }
-                _ => {
-                    if let Some((_, older)) = latest.insert(key, (pick.stamp, path)) {
-                        doomed.push((older, self.cache_root.as_path()));
-                    }
-                }
-            }
-        }
-        Ok(doomed)
-    }
-
-    /// The web files of each kept master's current derivation when the index knows it, and
-    /// otherwise the masters (first 16 hex digits) whose web files are all kept.
-    fn current_web_files(
-        &self,
-        cache: &Cache,
-        kept_records: &[(cache::Tier, &Record)],
-    ) -> (BTreeSet<String>, BTreeSet<String>) {
-        let mut current: BTreeSet<String> = BTreeSet::new();
-        let mut prefixes: BTreeSet<String> = BTreeSet::new();
-        for (tier, record) in kept_records {
-            // Only images made by a model live in the committed part (see `tier_of`).
-            let origin = assets::Origin {
-                provider: &record.provider,
-                model: &record.model,
-                by_model: *tier == cache::Tier::Committed,
-            };
-            let vector = record.media_type == "image/svg+xml";
-            let frame = record
-                .size
-                .parse::<crate::config::Size>()
-                .ok()
-                .and_then(|size| {
-                    assets::frame((record.width, record.height), (size.width, size.height))
-                })
-                .filter(|_| !vector);
-            let id =
-                assets::derivation_id(&record.master, &origin, frame, &self.config.output, vector);
-            match cache.manifest(&id) {
-                Some(manifest) => current.extend(manifest.files.into_iter().map(|f| f.name)),
-                None => {
-                    prefixes.insert(record.master[..16].to_owned());
-                }
-            }
-        }
-        (current, prefixes)
-    }
-
-    /// The directories web files are written to, each with the directory it lies in: the
-    /// assets directory, and the copies beside chapters in subdirectories (only those inside
-    /// the source directory, and not behind a link).
-    fn asset_dirs(&self) -> Vec<(PathBuf, &Path)> {
-        let base: &Path = if self.assets_dir.starts_with(&self.cache_root) {
-            &self.cache_root
-        } else {
-            &self.src_dir
-        };
-        let mut dirs: BTreeMap<PathBuf, &Path> = BTreeMap::from([(self.assets_dir.clone(), base)]);
-        for p in &self.planned {
-            let chapter = Path::new(&p.file);
-            let Ok(inside) = chapter.strip_prefix(&self.src) else {
-                continue;
-            };
-            if let Some(parent) = inside.parent()
-                && let Some(dir) = crate::files::join_inside(&self.src_dir, parent)
-            {
-                let dir = dir.join(&self.config.assets_dir);
-                if crate::files::check_confined(&self.src_dir, &dir).is_ok() {
-                    dirs.insert(dir, &self.src_dir);
-                }
-            }
-        }
-        dirs.into_iter().collect()
     }
 
     /// Checks the cache; with `fix`, repairs what can be repaired.

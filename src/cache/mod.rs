@@ -20,13 +20,14 @@
 
 mod descriptions;
 mod flight;
+pub(crate) mod gc;
 mod index;
 pub(crate) mod key;
 mod manage;
 mod picks;
 mod record;
 mod shared;
-pub(crate) mod wins;
+mod wins;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub(crate) use flight::{Entered, KeyLock, SingleFlight};
 pub(crate) use index::Entry;
 use index::{Index, Update};
-pub(crate) use manage::{direct_files, files_two_deep, read_record, remove};
+pub(crate) use manage::{
+    StoredMaster, StoredRecord, direct_files, files_two_deep, read_record, remove,
+};
 pub(crate) use record::Record;
 
 use crate::assets::Manifest;

@@ -1,15 +1,13 @@
-//! The team commands on the shared remote cache: `push`, `gc --remote`, `verify --remote` and
-//! the remote line of `stats`.
+//! The team commands on the shared remote cache: `push`, `verify --remote` and the remote line
+//! of `stats`; and what `gc --remote` (in `gc.rs`) lists and reads.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use super::Team;
 use crate::cache::Cache;
 use crate::cache::Record;
-use crate::cache::wins::{self, Rank};
 use crate::config::Mode;
 use crate::error::{Error, Result};
 use crate::storage::{self, Fetched, Listed, Object, Remote, paths};
@@ -66,12 +64,9 @@ type RemoteRecord = (Listed, std::result::Result<Record, String>, Option<String>
 /// The object directories of the remote cache, in the order `push` uploads them.
 const DIRS: [&str; 5] = ["masters/", "records/", "tuned/", "descriptions/", "assets/"];
 
-/// The object directories whose files are named after the master they were made from.
-const MADE_FROM_MASTERS: [&str; 3] = ["tuned/", "descriptions/", "assets/"];
-
 impl Team {
     /// The book's remote cache; an error when it has none.
-    fn remote(&self) -> Result<Remote> {
+    pub(super) fn remote(&self) -> Result<Remote> {
         let Some(storage) = &self.config.storage else {
             return Err(Error::Config {
                 key: "preprocessor.imagegen.storage".into(),
@@ -88,7 +83,7 @@ impl Team {
     }
 
     /// Every object of the remote cache, by path (the fs store's staging directory aside).
-    fn remote_objects(&self, remote: &Remote) -> Result<BTreeMap<String, Listed>> {
+    pub(super) fn remote_objects(&self, remote: &Remote) -> Result<BTreeMap<String, Listed>> {
         let dirs: Vec<String> = DIRS.iter().map(|d| (*d).to_owned()).collect();
         Ok(storage::by_path(remote.list(&dirs, true)?))
     }
@@ -197,7 +192,7 @@ impl Team {
     }
 
     /// Reads every remote record: its object path, size and content (or why it is unreadable).
-    fn remote_records(
+    pub(super) fn remote_records(
         &self,
         remote: &Remote,
         objects: &BTreeMap<String, Listed>,
@@ -233,117 +228,6 @@ impl Team {
                 (listed, record, master)
             })
             .collect())
-    }
-
-    /// Removes from the remote cache what no directive of this book uses: records of unused
-    /// keys, losers of used keys, masters no remaining record names, their tuned qualities and
-    /// web files. The store is shared by every branch and machine, so nothing younger than
-    /// `grace` goes (images of branches in flight, uploads under way), and the master of a
-    /// record this version cannot read is kept. Returns what it removed (or would, with
-    /// `dry_run`).
-    // Long by design: the passes (winners, records, masters, files made from them) share the
-    // sets they build, and the order they run in is what keeps a record from outliving its
-    // master; split, that order would be spread over several functions.
-    pub fn gc_remote(&self, dry_run: bool, grace: Duration) -> Result<Vec<RemoteObject>> {
-        self.uses_are_known()?;
-        let remote = self.remote()?;
-        let objects = self.remote_objects(&remote)?;
-        let records = self.remote_records(&remote, &objects)?;
-        let users = self.users();
-        let now = SystemTime::now();
-        let young = |time: Option<SystemTime>| {
-            time.and_then(|t| now.duration_since(t).ok())
-                .is_none_or(|age| age < grace)
-        };
-        let created = |record: &Record| humantime::parse_rfc3339_weak(&record.created_at).ok();
-        // The winner of each used key, among the records whose master is there (as a build
-        // picks it).
-        let winners = wins::winners(
-            records.iter().filter_map(|(listed, record, master)| {
-                let record = record.as_ref().ok()?;
-                let can_win = record.cache_key().is_some_and(|k| users.contains_key(&k))
-                    && master.as_ref().is_some_and(|m| objects.contains_key(m));
-                can_win.then_some((record.key.as_str(), (record, listed.path.as_str())))
-            }),
-            |(record, path)| Rank::of(record, path),
-        );
-        let mut doomed = Vec::new();
-        let mut kept_masters: BTreeSet<String> = BTreeSet::new();
-        for (listed, record, master) in &records {
-            let record = match record {
-                Ok(record) => record,
-                Err(_) => {
-                    // Another version's record: not ours to judge; keep its master.
-                    kept_masters.extend(master.clone());
-                    continue;
-                }
-            };
-            let used = record.cache_key().is_some_and(|k| users.contains_key(&k));
-            let wins = winners
-                .get(record.key.as_str())
-                .is_some_and(|(_, path)| *path == listed.path);
-            if wins || (!used && young(created(record))) || young(listed.modified) {
-                kept_masters.extend(master.clone());
-                continue;
-            }
-            doomed.push(RemoteObject {
-                path: listed.path.clone(),
-                bytes: listed.bytes,
-                what: if used {
-                    "loses to an earlier image of the same key".into()
-                } else {
-                    "no directive uses it".into()
-                },
-            });
-        }
-        // Masters first; then the tuned qualities, descriptions and web files made from a master that goes
-        // (named by its first 16 digits). Web files of masters the store never held
-        // (placeholders) stay.
-        let mut doomed_prefixes: BTreeSet<String> = BTreeSet::new();
-        for (path, listed) in &objects {
-            if !path.starts_with("masters/")
-                || kept_masters.contains(path)
-                || young(listed.modified)
-            {
-                continue;
-            }
-            let name = path.rsplit('/').next().unwrap_or_default();
-            doomed_prefixes.insert(name[..16.min(name.len())].to_owned());
-            doomed.push(RemoteObject {
-                path: path.clone(),
-                bytes: listed.bytes,
-                what: "no remaining record names it".into(),
-            });
-        }
-        let kept_prefixes: BTreeSet<&str> = kept_masters
-            .iter()
-            .filter_map(|m| m.rsplit('/').next())
-            .map(|name| &name[..16.min(name.len())])
-            .collect();
-        for (path, listed) in &objects {
-            if !MADE_FROM_MASTERS.iter().any(|d| path.starts_with(d)) || young(listed.modified) {
-                continue;
-            }
-            let name = path.rsplit('/').next().unwrap_or_default();
-            let prefix = name.split('-').next().unwrap_or_default();
-            if doomed_prefixes.contains(prefix) && !kept_prefixes.contains(prefix) {
-                doomed.push(RemoteObject {
-                    path: path.clone(),
-                    bytes: listed.bytes,
-                    what: "made from a master that goes".into(),
-                });
-            }
-        }
-        if !dry_run && !doomed.is_empty() {
-            // Records first: a record never outlives its master, even if this is interrupted.
-            let (first, then): (Vec<&RemoteObject>, Vec<&RemoteObject>) =
-                doomed.iter().partition(|o| o.path.starts_with("records/"));
-            for group in [first, then] {
-                let paths: Vec<String> = group.iter().map(|o| o.path.clone()).collect();
-                remote.delete(&paths)?;
-            }
-        }
-        Ok(doomed)
     }
 
     /// Checks the remote cache: every record reads, names its key, and has its master; every
