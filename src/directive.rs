@@ -369,7 +369,6 @@ fn read_value<'a>(key: &str, text: &'a str) -> Result<(String, &'a str), String>
 }
 
 /// Stores one attribute after checking its value.
-// Long by design: one arm per attribute, each with the message that says how to fix it.
 fn set_attr(attrs: &mut Attrs, key: &str, value: String) -> Result<(), String> {
     let text = |value: String| -> Result<Option<String>, String> {
         if value.trim().is_empty() {
@@ -405,49 +404,14 @@ fn set_attr(attrs: &mut Attrs, key: &str, value: String) -> Result<(), String> {
             attrs.quality = Some(value);
         }
         "negative" => attrs.negative = text(value)?,
-        "width" => {
-            let width: u32 = value
-                .trim_end_matches("px")
-                .parse()
-                .ok()
-                .filter(|w| (1..=10_000).contains(w))
-                .ok_or_else(|| {
-                    format!(
-                        "width `{value}` is not a display width; write pixels such as width=\"600\""
-                    )
-                })?;
-            attrs.width = Some(width);
-        }
-        "class" => {
-            let ok = !value.trim().is_empty()
-                && value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' '));
-            if !ok {
-                return Err(format!(
-                    "class `{value}` is not a list of CSS class names; use letters, digits, `-` and `_`, separated by spaces"
-                ));
-            }
-            attrs.class = Some(fold_whitespace(&value));
-        }
+        "width" => attrs.width = Some(display_width(&value)?),
+        "class" => attrs.class = Some(class_names(&value)?),
         "id" => {
             check_id(&value)?;
             attrs.id = Some(value);
         }
         "reference" => attrs.reference = references(&value)?,
-        "variants" => {
-            attrs.variants = Some(
-                value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_VARIANTS).contains(n))
-                    .ok_or_else(|| {
-                        format!(
-                            "variants `{value}` is not a number of candidates; write a whole number from 1 to {MAX_VARIANTS}"
-                        )
-                    })?,
-            );
-        }
+        "variants" => attrs.variants = Some(variants(&value)?),
         "edit" => attrs.edit = text(value).map(|v| v.map(|v| fold_whitespace(&v)))?,
         unknown => {
             return Err(format!(
@@ -457,6 +421,45 @@ fn set_attr(attrs: &mut Attrs, key: &str, value: String) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A `width`: display pixels, 1 to 10,000 (`px` may follow).
+fn display_width(value: &str) -> Result<u32, String> {
+    value
+        .trim_end_matches("px")
+        .parse()
+        .ok()
+        .filter(|w| (1..=10_000).contains(w))
+        .ok_or_else(|| {
+            format!("width `{value}` is not a display width; write pixels such as width=\"600\"")
+        })
+}
+
+/// A `class`: CSS class names, separated by spaces (kept with single spaces).
+fn class_names(value: &str) -> Result<String, String> {
+    let ok = !value.trim().is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' '));
+    if !ok {
+        return Err(format!(
+            "class `{value}` is not a list of CSS class names; use letters, digits, `-` and `_`, separated by spaces"
+        ));
+    }
+    Ok(fold_whitespace(value))
+}
+
+/// `variants`: how many candidates, 1 to [`MAX_VARIANTS`].
+fn variants(value: &str) -> Result<u32, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_VARIANTS).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "variants `{value}` is not a number of candidates; write a whole number from 1 to {MAX_VARIANTS}"
+            )
+        })
 }
 
 /// Checks an `id`: an HTML id that a `reference` can name.

@@ -284,8 +284,6 @@ struct Task {
 
 /// Derives every file. Errors name what went wrong with the master (a corrupt file, a
 /// decompression bomb); they never panic.
-// Long by design: one straight pass (decode, crop, then each width of each format, the
-// fallback and the thumbnail) that reads top to bottom like the manifest it builds.
 pub(crate) fn derive(
     source: &Source<'_>,
     output: &Output,
@@ -345,28 +343,30 @@ pub(crate) fn derive(
         tuned: chosen,
     } = made;
     if fallback_is_variant {
-        let aliases: Vec<AssetFile> = manifest
-            .files
-            .iter()
-            .filter(|f| {
-                f.role == Role::Variant
-                    && f.format == fallback
-                    && fallback_widths.contains(&f.width)
-            })
-            .map(|f| AssetFile {
-                role: Role::Fallback,
-                ..f.clone()
-            })
-            .collect();
-        manifest.files.extend(aliases);
-        // Stable: within a role, files keep the order of the tasks.
-        manifest.files.sort_by_key(|f| f.role);
+        list_as_fallbacks(&mut manifest, fallback, &fallback_widths);
     }
     Ok(Derived {
         manifest,
         files,
         tuned: chosen,
     })
+}
+
+/// Lists again, as the fallback, the variants of the fallback's format at its widths (a
+/// fallback in one of the modern formats is the variant itself).
+fn list_as_fallbacks(manifest: &mut Manifest, fallback: Format, widths: &[u32]) {
+    let aliases: Vec<AssetFile> = manifest
+        .files
+        .iter()
+        .filter(|f| f.role == Role::Variant && f.format == fallback && widths.contains(&f.width))
+        .map(|f| AssetFile {
+            role: Role::Fallback,
+            ..f.clone()
+        })
+        .collect();
+    manifest.files.extend(aliases);
+    // Stable: within a role, files keep the order of the tasks.
+    manifest.files.sort_by_key(|f| f.role);
 }
 
 /// Derives the files of an SVG master: the document itself, sanitized again (a cached file

@@ -146,9 +146,54 @@ enum RawThumbnail {
     Switch(bool),
 }
 
+/// `widths`: each in range, sorted, each once, at least one.
+fn checked_widths(widths: Vec<i64>) -> Result<Vec<u32>, (String, String)> {
+    let mut checked = Vec::new();
+    for width in widths {
+        let ok = u32::try_from(width)
+            .ok()
+            .filter(|w| (MIN_WIDTH..=MAX_WIDTH).contains(w));
+        checked.push(ok.ok_or_else(|| {
+            (
+                "widths".to_owned(),
+                format!("width {width} is out of range; use {MIN_WIDTH} to {MAX_WIDTH}"),
+            )
+        })?);
+    }
+    checked.sort_unstable();
+    checked.dedup();
+    if checked.is_empty() {
+        return Err((
+            "widths".to_owned(),
+            "give at least one width, such as `[480, 750, 1024]`".to_owned(),
+        ));
+    }
+    Ok(checked)
+}
+
+/// `thumbnail`: `false` (or 0) for none, `true` for 300 pixels, else the side in range.
+fn thumbnail_side(thumbnail: RawThumbnail) -> Result<Option<u32>, (String, String)> {
+    Ok(match thumbnail {
+        RawThumbnail::Switch(false) | RawThumbnail::Side(0) => None,
+        RawThumbnail::Switch(true) => Some(300),
+        RawThumbnail::Side(side) => Some(
+            u32::try_from(side)
+                .ok()
+                .filter(|s| (MIN_WIDTH..=MAX_WIDTH).contains(s))
+                .ok_or_else(|| {
+                    (
+                        "thumbnail".to_owned(),
+                        format!(
+                            "{side} is out of range; use {MIN_WIDTH} to {MAX_WIDTH}, or `false`"
+                        ),
+                    )
+                })?,
+        ),
+    })
+}
+
 impl Output {
     /// Checks the raw table. Errors are `(key under output, message)`.
-    // Long by design: one check per key of `[output]`, in the order the docs list them.
     pub(crate) fn from_raw(raw: RawOutput) -> Result<Output, (String, String)> {
         let mut output = Output::default();
         if let Some(names) = raw.formats {
@@ -179,27 +224,7 @@ impl Output {
                 })?;
         }
         if let Some(widths) = raw.widths {
-            let mut checked = Vec::new();
-            for width in widths {
-                let ok = u32::try_from(width)
-                    .ok()
-                    .filter(|w| (MIN_WIDTH..=MAX_WIDTH).contains(w));
-                checked.push(ok.ok_or_else(|| {
-                    (
-                        "widths".to_owned(),
-                        format!("width {width} is out of range; use {MIN_WIDTH} to {MAX_WIDTH}"),
-                    )
-                })?);
-            }
-            checked.sort_unstable();
-            checked.dedup();
-            if checked.is_empty() {
-                return Err((
-                    "widths".to_owned(),
-                    "give at least one width, such as `[480, 750, 1024]`".to_owned(),
-                ));
-            }
-            output.widths = checked;
+            output.widths = checked_widths(widths)?;
         }
         if let Some(sizes) = raw.sizes {
             let sizes = sizes.trim();
@@ -212,23 +237,7 @@ impl Output {
             output.quality = parse_quality(quality).map_err(|m| ("quality".to_owned(), m))?;
         }
         if let Some(thumbnail) = raw.thumbnail {
-            output.thumbnail = match thumbnail {
-                RawThumbnail::Switch(false) | RawThumbnail::Side(0) => None,
-                RawThumbnail::Switch(true) => Some(300),
-                RawThumbnail::Side(side) => Some(
-                    u32::try_from(side)
-                        .ok()
-                        .filter(|s| (MIN_WIDTH..=MAX_WIDTH).contains(s))
-                        .ok_or_else(|| {
-                            (
-                                "thumbnail".to_owned(),
-                                format!(
-                                    "{side} is out of range; use {MIN_WIDTH} to {MAX_WIDTH}, or `false`"
-                                ),
-                            )
-                        })?,
-                ),
-            };
+            output.thumbnail = thumbnail_side(thumbnail)?;
         }
         if let Some(provenance) = raw.provenance {
             output.provenance = provenance;

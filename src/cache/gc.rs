@@ -270,16 +270,27 @@ fn made(
     }
 }
 
-/// The first 16 characters of a master's name, from its hash or its object path. Sliced as
-/// `gc --remote` always has: a listed name whose 16th byte falls inside a character panics.
+/// The first 16 bytes of a master's name, from its hash or its object path. A listed name
+/// whose 16th byte falls inside a character (a store may hold any name) is taken whole: it
+/// matches no hash prefix.
 fn prefix(id: &str) -> &str {
     let name = id.rsplit('/').next().unwrap_or_default();
-    &name[..16.min(name.len())]
+    name.get(..16).unwrap_or(name)
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+
+    #[test]
+    fn a_crafted_object_name_is_no_panic() {
+        assert_eq!(
+            super::prefix("masters/ab/0123456789abcdef0123.png"),
+            "0123456789abcdef"
+        );
+        assert_eq!(super::prefix("masters/ab/aéééééééé.png"), "aéééééééé.png");
+        assert_eq!(super::prefix("short"), "short");
+    }
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use super::*;

@@ -51,6 +51,27 @@ pub(super) struct RawDescribe {
     price: Option<f64>,
 }
 
+/// The describer's model (see [`alt_text`]).
+fn describer_model(model: Option<String>, profile: &Profile) -> Result<String, Invalid> {
+    Ok(match model.map(|m| m.trim().to_owned()) {
+        Some(model) if model.is_empty() => {
+            return Err((
+                "describe.model".into(),
+                "the model is empty; name a vision model, such as `gpt-6-luna`".into(),
+            ));
+        }
+        Some(model) => model,
+        None if Some(profile.model.as_str()) == profile.kind.spec().default_model => profile
+            .kind
+            .spec()
+            .describe
+            .and_then(|d| d.default_model)
+            .unwrap_or(&profile.model)
+            .to_owned(),
+        None => profile.model.clone(),
+    })
+}
+
 /// `alt-text` and `[describe]`: a describer is a profile whose kind can read images; its model
 /// is `[describe] model`, else the profile's, unless that is the kind's default image model,
 /// which describes nothing (then the kind's default vision model).
@@ -103,23 +124,7 @@ pub(super) fn alt_text(
             ),
         ));
     }
-    let model = match raw.model.map(|m| m.trim().to_owned()) {
-        Some(model) if model.is_empty() => {
-            return Err((
-                "describe.model".into(),
-                "the model is empty; name a vision model, such as `gpt-6-luna`".into(),
-            ));
-        }
-        Some(model) => model,
-        None if Some(profile.model.as_str()) == profile.kind.spec().default_model => profile
-            .kind
-            .spec()
-            .describe
-            .and_then(|d| d.default_model)
-            .unwrap_or(&profile.model)
-            .to_owned(),
-        None => profile.model.clone(),
-    };
+    let model = describer_model(raw.model, profile)?;
     if let Some(price) = raw.price.filter(|p| !(p.is_finite() && *p >= 0.0)) {
         return Err((
             "describe.price".into(),

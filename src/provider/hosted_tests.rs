@@ -644,7 +644,7 @@ async fn recraft_vector_answers_are_sanitized_svg_masters() {
     assert!(svg.contains("<circle cx=\"910\" cy=\"512\" r=\"300\" fill=\"#f1faee\"/>"));
     // What is cached passes the cache's check as it is.
     assert_eq!(
-        super::check(&master.bytes).unwrap(),
+        super::answer::check(&master.bytes).unwrap(),
         (ImageFormat::Svg, 1820, 1024)
     );
     // A crafted master in a pull request passes too, but only its sanitized form is ever shown.

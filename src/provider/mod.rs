@@ -5,6 +5,7 @@
 //! owns what is common to all of them: the API key, retries with backoff, and the checks that
 //! keep anything that is not a sane, complete image out of the cache.
 
+mod answer;
 mod automatic1111;
 mod bfl;
 mod command;
@@ -16,9 +17,12 @@ mod openrouter;
 pub(crate) mod placeholder;
 mod recraft;
 mod stability;
+mod wire;
+
+pub(crate) use answer::{accept, decode_base64, inspect};
+pub(crate) use wire::{nearest_ratio, negative_field, prompt_as_sent, seed_sent};
 
 use std::fmt;
-use std::io::Cursor;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -556,147 +560,6 @@ fn finish(
         provenance: generated.provenance,
         attempts,
     })
-}
-
-/// What a master is kept as: a raster image after [`check`], or an SVG after it is sanitized
-/// (its bytes are the sanitized document, never the answer as it came).
-pub(crate) fn accept(bytes: Vec<u8>) -> Result<(Vec<u8>, ImageFormat, u32, u32), String> {
-    if bytes.len() <= MAX_MASTER_BYTES && crate::svg::looks_like_svg(&bytes) {
-        let svg = crate::svg::sanitize(&bytes)?;
-        return Ok((svg.bytes, ImageFormat::Svg, svg.width, svg.height));
-    }
-    let (format, width, height) = check(&bytes)?;
-    Ok((bytes, format, width, height))
-}
-
-/// Checks that bytes are a complete image we can serve, of sane dimensions: the header first,
-/// then a full decode under memory limits, so that a truncated file or a decompression bomb is
-/// an error and never a master. An SVG passes when it can be sanitized: whatever else it holds,
-/// only its sanitized form ever reaches a page (see `verify` for one that was not stored
-/// sanitized).
-pub(crate) fn check(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), String> {
-    if bytes.len() > MAX_MASTER_BYTES {
-        return Err(format!(
-            "an image of {} MB; the limit is {} MB",
-            bytes.len() >> 20,
-            MAX_MASTER_BYTES >> 20
-        ));
-    }
-    let (format, width, height) = inspect(bytes)?;
-    if format == ImageFormat::Svg {
-        // `inspect` sanitized it to read its size.
-        return Ok((format, width, height));
-    }
-    // Several images are checked at once: together they stay within the memory budget.
-    let _memory = crate::memory::reserve(crate::memory::decode_cost(width, height));
-    let mut reader = image::ImageReader::new(Cursor::new(bytes));
-    reader.set_format(match format {
-        ImageFormat::Png => image::ImageFormat::Png,
-        ImageFormat::Jpeg => image::ImageFormat::Jpeg,
-        ImageFormat::Webp => image::ImageFormat::WebP,
-        ImageFormat::Svg => unreachable!("SVG is checked above"),
-    });
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
-    reader
-        .decode()
-        .map_err(|e| format!("a damaged or truncated image ({e})"))?;
-    Ok((format, width, height))
-}
-
-/// Reads an image's format and dimensions from its header, refusing what is not an image we
-/// can serve or is implausibly large.
-pub(crate) fn inspect(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), String> {
-    if crate::svg::looks_like_svg(bytes) {
-        let svg = crate::svg::sanitize(bytes)?;
-        return Ok((ImageFormat::Svg, svg.width, svg.height));
-    }
-    let reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| format!("unreadable bytes ({e})"))?;
-    let format = match reader.format() {
-        Some(image::ImageFormat::Png) => ImageFormat::Png,
-        Some(image::ImageFormat::Jpeg) => ImageFormat::Jpeg,
-        Some(image::ImageFormat::WebP) => ImageFormat::Webp,
-        Some(other) => return Err(format!("an image in an unsupported format ({other:?})")),
-        None => return Err(format!("{} bytes that are not an image", bytes.len())),
-    };
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|e| format!("a damaged image ({e})"))?;
-    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
-        return Err(format!(
-            "an image of {width}x{height} pixels; sides must be 1 to {MAX_SIDE}"
-        ));
-    }
-    Ok((format, width, height))
-}
-
-/// Decodes standard base64, as every JSON API sends images.
-pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, Fault> {
-    use base64::Engine as _;
-    // Some servers send a data URL rather than bare base64.
-    let text = match text.strip_prefix("data:") {
-        Some(rest) => rest.split_once(',').map_or(rest, |(_, data)| data),
-        None => text,
-    };
-    base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .map_err(|e| {
-            Fault::new(
-                FaultKind::BadImage,
-                format!("damaged base64 image data ({e})"),
-            )
-        })
-}
-
-/// The size a provider that only takes aspect ratios is asked for: the listed ratio closest to
-/// the requested one.
-pub(crate) fn nearest_ratio(size: crate::config::Size, ratios: &[&'static str]) -> &'static str {
-    let wanted = (f64::from(size.width) / f64::from(size.height)).ln();
-    ratios
-        .iter()
-        .copied()
-        .min_by(|a, b| {
-            let distance = |r: &str| {
-                let (w, h) = r.split_once(':').expect("ratios are W:H");
-                let ratio = w.parse::<f64>().unwrap_or(1.0) / h.parse::<f64>().unwrap_or(1.0);
-                (ratio.ln() - wanted).abs()
-            };
-            distance(a).total_cmp(&distance(b))
-        })
-        .expect("the list is not empty")
-}
-
-/// The prompt with the negative prompt folded in, for providers that have no field for it.
-pub(crate) fn prompt_with_negative(request: &Request) -> String {
-    match &request.negative {
-        Some(negative) => format!("{}\n\nAvoid: {negative}.", request.prompt),
-        None => request.prompt.clone(),
-    }
-}
-
-/// The prompt as its model is sent it: with the negative prompt appended where the model reads
-/// none of its own ([`Negative::Folded`](crate::vocab::Negative)).
-pub(crate) fn prompt_as_sent(request: &Request) -> String {
-    match (request.kind.spec().negative)(&request.model) {
-        crate::vocab::Negative::Folded => prompt_with_negative(request),
-        crate::vocab::Negative::Field | crate::vocab::Negative::Ignored => request.prompt.clone(),
-    }
-}
-
-/// The negative prompt, for a model that reads it in a field of its own.
-pub(crate) fn negative_field(request: &Request) -> Option<&str> {
-    let field = (request.kind.spec().negative)(&request.model) == crate::vocab::Negative::Field;
-    request.negative.as_deref().filter(|_| field)
-}
-
-/// The seed, for a kind that sends it (the others' seed only names the cache entry).
-pub(crate) fn seed_sent(request: &Request) -> Option<u64> {
-    request.seed.filter(|_| request.kind.spec().seed)
 }
 
 #[cfg(test)]

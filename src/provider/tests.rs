@@ -2,6 +2,7 @@
 //! real-shaped answers (success, rate limits, server errors, refusals, bad keys, timeouts,
 //! garbage, truncated and oversized images).
 
+use std::io::Cursor;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
