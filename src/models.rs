@@ -232,9 +232,7 @@ pub(crate) fn retired<'m>(
     models: impl IntoIterator<Item = (ProviderKind, &'m str, String)>,
     day: Day,
 ) -> Option<String> {
-    models
-        .into_iter()
-        .find_map(|(kind, model, setting)| lifecycle(kind, model, day).refusal(model, &setting))
+    told(models, day, Lifecycle::refusal).next()
 }
 
 /// The warnings for the models of these that are deprecated on `day`.
@@ -242,10 +240,20 @@ pub(crate) fn deprecations<'m>(
     models: impl IntoIterator<Item = (ProviderKind, &'m str, String)>,
     day: Day,
 ) -> Vec<String> {
+    told(models, day, Lifecycle::warning).collect()
+}
+
+/// What `tell` says of each model's lifecycle on `day`, where it says something.
+fn told<'m>(
+    models: impl IntoIterator<Item = (ProviderKind, &'m str, String)>,
+    day: Day,
+    tell: fn(&Lifecycle, &str, &str) -> Option<String>,
+) -> impl Iterator<Item = String> {
     models
         .into_iter()
-        .filter_map(|(kind, model, setting)| lifecycle(kind, model, day).warning(model, &setting))
-        .collect()
+        .filter_map(move |(kind, model, setting)| {
+            tell(&lifecycle(kind, model, day), model, &setting)
+        })
 }
 
 impl Lifecycle {

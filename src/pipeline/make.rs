@@ -8,7 +8,7 @@ use super::generate::{self, Summary};
 use super::image::{self, Image, Ready};
 use super::jobs::Job;
 use super::resolve::Resolution;
-use super::rounds::{Local, Mode};
+use super::rounds::{Decided, Local, Mode};
 use super::{Book, lookup, publish, references};
 use crate::cache::key::CacheKey;
 use crate::cache::{Cache, Entry};
@@ -111,13 +111,16 @@ impl Mode for Make<'_> {
         &mut self,
         book: &Book<'_>,
         cache: &mut Cache,
-        remote: Option<&Remote>,
-        jobs: &[Job],
-        resolution: &Resolution,
-        local: Local,
+        decided: Decided<'_>,
         fetched: Self::Held,
     ) -> Result<()> {
         self.resolved.get_or_insert_with(Instant::now);
+        let Decided {
+            jobs,
+            resolution,
+            local,
+            remote,
+        } = decided;
         let mut made = image::resolved(book, cache, jobs, resolution, local, &fetched);
         let summary = generate::run(book, cache, remote, jobs, resolution, self.force, &mut made);
         self.summary.merge(summary);

@@ -13,7 +13,7 @@ use super::input::Opened;
 use super::jobs::{self, Job};
 use super::parse;
 use super::resolve::{Decision, Resolution, Status};
-use super::rounds::{self, Local, Mode};
+use super::rounds::{self, Decided, Local, Mode};
 use super::{Book, lookup};
 use crate::cache::Cache;
 use crate::cache::key::CacheKey;
@@ -172,13 +172,11 @@ impl Mode for Preview {
         &mut self,
         _book: &Book<'_>,
         _cache: &mut Cache,
-        _remote: Option<&Remote>,
-        jobs: &[Job],
-        resolution: &Resolution,
-        local: Local,
+        decided: Decided<'_>,
         _held: Self::Held,
     ) -> Result<()> {
-        for ((job, decision), found) in jobs.iter().zip(&resolution.decisions).zip(&local) {
+        let decisions = &decided.resolution.decisions;
+        for ((job, decision), found) in decided.jobs.iter().zip(decisions).zip(&decided.local) {
             self.references.push(match (decision, found) {
                 (Decision::Fail(_, message), _) => Err(message.clone()),
                 (Decision::Cached(_), Some((_, ready))) => {

@@ -71,15 +71,11 @@ pub(crate) trait Mode {
     fn warn(&mut self, _resolution: &Resolution) {}
 
     /// Acts on the round's decisions.
-    #[allow(clippy::too_many_arguments)]
     fn act(
         &mut self,
         book: &Book<'_>,
         cache: &mut Cache,
-        remote: Option<&Remote>,
-        jobs: &[Job],
-        resolution: &Resolution,
-        local: Local,
+        decided: Decided<'_>,
         held: Self::Held,
     ) -> Result<()>;
 
@@ -89,6 +85,15 @@ pub(crate) trait Mode {
     /// A job's image as a reference for the directives planned after it: `None` while it is
     /// not known yet, the reason when it failed.
     fn reference(&self, job: usize) -> Option<std::result::Result<RefImage, String>>;
+}
+
+/// What a round settled, handed to [`Mode::act`].
+pub(crate) struct Decided<'r> {
+    pub(crate) jobs: &'r [Job],
+    pub(crate) resolution: &'r Resolution,
+    /// Each job's image in the local cache, as looked up.
+    pub(crate) local: Local,
+    pub(crate) remote: Option<&'r Remote>,
 }
 
 /// Runs the rounds: the first on every job, then one for each batch of directives that
@@ -137,15 +142,13 @@ fn round<M: Mode>(
     resolution.warnings.retain(|w| !rounds.warned.contains(w));
     rounds.warned.extend(resolution.warnings.iter().cloned());
     mode.warn(&resolution);
-    mode.act(
-        book,
-        cache,
-        rounds.remote.as_ref(),
+    let decided = Decided {
         jobs,
-        &resolution,
+        resolution: &resolution,
         local,
-        held,
-    )?;
+        remote: rounds.remote.as_ref(),
+    };
+    mode.act(book, cache, decided, held)?;
     rounds.spent.extend(
         jobs.iter()
             .zip(&resolution.decisions)
