@@ -39,6 +39,8 @@ mod rewrite;
 mod storage;
 mod svg;
 mod team;
+#[cfg(test)]
+pub(crate) mod test_support;
 mod vocab;
 
 pub use config::Config;

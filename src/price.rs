@@ -196,7 +196,7 @@ fn gpt_image_2_tokens(quality: &str, width: u32, height: u32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Size;
+    use crate::test_support::books::bare_request;
 
     #[test]
     fn describers_are_priced_by_their_tokens() {
@@ -217,20 +217,8 @@ mod tests {
 
     fn request(kind: ProviderKind, model: &str, size: (u32, u32), quality: &str) -> Request {
         Request {
-            kind,
-            profile: "p".into(),
-            model: model.into(),
-            prompt: "x".into(),
-            negative: None,
-            size: Size {
-                width: size.0,
-                height: size.1,
-            },
             quality: Some(quality.into()),
-            seed: None,
-            params: BTreeMap::new(),
-            references: Vec::new(),
-            candidate: 0,
+            ..bare_request(kind, "p", model, "x", size)
         }
     }
 

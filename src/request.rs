@@ -483,24 +483,16 @@ fn optional(value: &Option<String>) -> &[u8] {
 mod tests {
     use super::*;
     use crate::directive::{Attrs, Directive};
+    use crate::test_support::books::bare_request;
 
     fn request() -> Request {
-        Request {
-            kind: ProviderKind::Placeholder,
-            profile: "placeholder".into(),
-            model: "placeholder-1".into(),
-            prompt: "A lighthouse on a cliff at dusk".into(),
-            negative: None,
-            size: Size {
-                width: 1536,
-                height: 1024,
-            },
-            quality: None,
-            seed: None,
-            params: Default::default(),
-            references: Vec::new(),
-            candidate: 0,
-        }
+        bare_request(
+            ProviderKind::Placeholder,
+            "placeholder",
+            "placeholder-1",
+            "A lighthouse on a cliff at dusk",
+            (1536, 1024),
+        )
     }
 
     fn directive(attrs: Attrs) -> Directive {

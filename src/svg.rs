@@ -628,8 +628,9 @@ mod tests {
   <rect filter="url( 'https://evil.example/f' )" x="1"/>
   <rect x="2" style="fill:\75rl(https://evil.example)"/>
 </svg>"#;
-        let bomb =
-            crate::provider::tests::b64(&crate::provider::tests::png_header(100_000, 100_000));
+        let bomb = crate::test_support::images::b64(&crate::test_support::images::png_header(
+            100_000, 100_000,
+        ));
         let text = clean(&svg.replace("BOMB", &bomb));
         for bad in [
             "script",

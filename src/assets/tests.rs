@@ -180,7 +180,7 @@ fn a_corrupt_master_or_a_decompression_bomb_is_an_error() {
     truncated.truncate(truncated.len() / 2);
     assert!(derive(&source(&truncated), &small_output(), &BTreeMap::new()).is_err());
     assert!(derive(&source(b"not an image"), &small_output(), &BTreeMap::new()).is_err());
-    let bomb = crate::provider::tests::png_header(20_000, 20_000);
+    let bomb = crate::test_support::images::png_header(20_000, 20_000);
     let error = derive(&source(&bomb), &small_output(), &BTreeMap::new())
         .err()
         .unwrap();

@@ -1,25 +1,17 @@
 use super::*;
-use crate::config::{ProviderKind, Size};
+use crate::config::ProviderKind;
 use crate::provider::{ImageFormat, Master};
+use crate::test_support::books::bare_request;
 use std::time::Duration;
 
 fn request(prompt: &str) -> Request {
-    Request {
-        kind: ProviderKind::Placeholder,
-        profile: "placeholder".into(),
-        model: "placeholder-1".into(),
-        prompt: prompt.into(),
-        negative: None,
-        size: Size {
-            width: 32,
-            height: 16,
-        },
-        quality: None,
-        seed: None,
-        params: Default::default(),
-        references: Vec::new(),
-        candidate: 0,
-    }
+    bare_request(
+        ProviderKind::Placeholder,
+        "placeholder",
+        "placeholder-1",
+        prompt,
+        (32, 16),
+    )
 }
 
 fn master(bytes: &[u8]) -> Master {

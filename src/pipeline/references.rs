@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn only_readable_png_jpeg_and_webp_are_references() {
-        let png = crate::provider::tests::png(4, 3);
+        let png = crate::test_support::images::png(4, 3);
         assert_eq!(check_image(&png), Ok("image/png"));
         assert!(
             check_image(b"GIF89a....")
@@ -172,7 +172,7 @@ mod tests {
         let root = dir.path().join("book");
         std::fs::create_dir_all(root.join("src/a")).unwrap();
         std::fs::create_dir_all(root.join("art")).unwrap();
-        let png = crate::provider::tests::png(4, 3);
+        let png = crate::test_support::images::png(4, 3);
         std::fs::write(root.join("art/k.png"), &png).unwrap();
         std::fs::write(dir.path().join("outside.png"), &png).unwrap();
         std::fs::write(root.join("art/notes.txt"), "hello").unwrap();

@@ -563,13 +563,4 @@ fn finish(
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
-
-#[cfg(test)]
-mod hosted_tests;
-
-#[cfg(test)]
-mod describer_tests;
-
-#[cfg(test)]
-mod reference_tests;
+mod tests;

@@ -269,22 +269,17 @@ fn wrap(text: &str, columns: usize, max_lines: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ProviderKind, Size};
+    use crate::config::ProviderKind;
+    use crate::test_support::books::bare_request;
 
     fn request(prompt: &str, width: u32, height: u32) -> Request {
-        Request {
-            kind: ProviderKind::Placeholder,
-            profile: "placeholder".into(),
-            model: crate::vocab::PLACEHOLDER_MODEL.into(),
-            prompt: prompt.into(),
-            negative: None,
-            size: Size { width, height },
-            quality: None,
-            seed: None,
-            params: Default::default(),
-            references: Vec::new(),
-            candidate: 0,
-        }
+        bare_request(
+            ProviderKind::Placeholder,
+            "placeholder",
+            crate::vocab::PLACEHOLDER_MODEL,
+            prompt,
+            (width, height),
+        )
     }
 
     #[test]

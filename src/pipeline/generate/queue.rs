@@ -253,8 +253,11 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::provider::tests::{b64, png};
+    use crate::outside::Secrets;
     use crate::request::cache_key;
+    use crate::test_support::books::bare_request;
+    use crate::test_support::env::within;
+    use crate::test_support::images::{b64, png};
 
     /// Answers after a delay named in the prompt (`slow` or `fast`), recording when each request
     /// arrived and how long it was held.
@@ -282,49 +285,37 @@ mod tests {
     fn request(config: &Config, profile: &str, prompt: &str) -> Request {
         let p = &config.profiles[profile];
         Request {
-            kind: p.kind,
-            profile: profile.into(),
-            model: p.model.clone(),
-            prompt: prompt.into(),
-            negative: None,
             size: crate::config::Size::default(),
-            quality: None,
-            seed: None,
             params: p.params.clone(),
-            references: Vec::new(),
-            candidate: 0,
+            ..bare_request(p.kind, profile, &p.model, prompt, (0, 0))
         }
     }
 
     fn run_all(config: &Config, jobs: &[Chain]) -> Vec<(usize, Result<String, String>)> {
         let mut finished = Vec::new();
-        let env = Env {
-            config,
-            root: Path::new("."),
-            sleep: &|_| {},
-            var: &|_| Some("k".into()),
-            secrets: &crate::outside::Secrets::default(),
-        };
+        let var = |_: &str| Some("k".into());
         let mut progress = Progress::start(0, config.max_concurrency);
-        run(
-            jobs,
-            &alone(jobs.len()),
-            config.max_concurrency,
-            &env,
-            None,
-            &mut progress,
-            |i, result| {
-                finished.push((
-                    i,
-                    result
-                        .map(|got| match got {
-                            Got::Made(made) => made.request.profile.clone(),
-                            Got::Found(request, ..) => request.profile.clone(),
-                        })
-                        .map_err(|f| f.message),
-                ));
-            },
-        );
+        within(config, Path::new("."), &var, &Secrets::default(), |env| {
+            run(
+                jobs,
+                &alone(jobs.len()),
+                config.max_concurrency,
+                env,
+                None,
+                &mut progress,
+                |i, result| {
+                    finished.push((
+                        i,
+                        result
+                            .map(|got| match got {
+                                Got::Made(made) => made.request.profile.clone(),
+                                Got::Found(request, ..) => request.profile.clone(),
+                            })
+                            .map_err(|f| f.message),
+                    ));
+                },
+            );
+        });
         finished
     }
 

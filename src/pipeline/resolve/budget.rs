@@ -57,17 +57,15 @@ mod tests {
     use super::*;
     use crate::directive::{Attrs, Directive};
     use crate::request::{self, Chain};
+    use crate::test_support::books::merged;
 
     /// A book with a paid profile (`paid`, $0.04 an image by its `price`) and the placeholder.
     fn config(budget: serde_json::Value) -> Config {
-        let mut table = json!({
+        let table = json!({
             "provider": "paid",
             "providers": { "paid": { "kind": "openai", "model": "gpt-image-1", "price": 0.04 } },
         });
-        for (key, value) in budget.as_object().unwrap() {
-            table[key] = value.clone();
-        }
-        Config::from_table(Some(&table)).unwrap()
+        merged(table, budget)
     }
 
     fn chains(config: &Config, prompts: &[(&str, &str)]) -> Vec<Chain> {

@@ -247,11 +247,12 @@ mod tests {
 
     use super::*;
     use crate::directive::{Attrs, Directive};
+    use crate::test_support::books::merged;
 
     /// A book with a paid profile, a gemini profile whose model is deprecated, a profile on a
     /// retired model, and the built-in placeholder.
     fn config(extra: serde_json::Value) -> Config {
-        let mut table = json!({
+        let table = json!({
             "provider": "paid",
             "providers": {
                 "paid": { "kind": "openai", "model": "gpt-image-2", "price": 0.04 },
@@ -259,10 +260,7 @@ mod tests {
                 "flash": { "kind": "gemini", "model": "gemini-2.5-flash-image", "price": 0.04 },
             },
         });
-        for (key, value) in extra.as_object().unwrap() {
-            table[key] = value.clone();
-        }
-        Config::from_table(Some(&table)).unwrap()
+        merged(table, extra)
     }
 
     fn job(config: &Config, prompt: &str, provider: &str) -> Job {

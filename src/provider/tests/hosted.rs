@@ -6,80 +6,28 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wiremock::matchers::{body_json, header, method, path};
+use wiremock::matchers::{body_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::ImageFormat;
-use super::tests::{KEY, b64, config as book, generate, png, request, requests};
 use crate::config::Size;
-
-pub(super) fn profile(kind: &str, model: &str, server: &MockServer, base: &str) -> Value {
-    json!({ "kind": kind, "model": model, "base-url": format!("{}{base}", server.uri()), "api-key-env": "TEST_KEY" })
-}
+use crate::provider::ImageFormat;
+use crate::test_support::books::{config as book, request};
+use crate::test_support::env::{KEY, Run, generate, generate_keyed};
+use crate::test_support::images::{b64, png};
+use crate::test_support::servers::{
+    Auth, authed, bfl_ready, bfl_status, bfl_submit, posts, profile, requests, serve_download,
+};
 
 /// Generates "A lighthouse" with the book's profile `p`.
-async fn lighthouse(config: crate::config::Config) -> super::tests::Run {
+async fn lighthouse(config: crate::config::Config) -> Run {
     let request = request(&config, "A lighthouse");
     generate(config, request).await
-}
-
-fn no_key(request: &wiremock::Request) -> bool {
-    !request.headers.contains_key("x-key") && !request.headers.contains_key("authorization")
-}
-
-/// Mounts BFL's submit answer for `model`, polling at `polling_url`.
-pub(super) async fn bfl_submit(server: &MockServer, model: &str, polling_url: &str) {
-    Mock::given(method("POST"))
-        .and(path(format!("/v1/{model}")))
-        .and(header("x-key", KEY))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "id": "task-1", "polling_url": polling_url, "cost": 3.5, "input_mp": 0.0, "output_mp": 0.79
-        })))
-        .mount(server)
-        .await;
-}
-
-/// How many requests `server` got that submitted a task (not polls, not downloads).
-async fn posts(server: &MockServer) -> usize {
-    server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.method.as_str() == "POST")
-        .count()
-}
-
-/// Mounts a poll that answers `Ready` with a sample at `/s.png`, and that sample.
-pub(super) async fn bfl_ready(server: &MockServer, image: Vec<u8>) {
-    Mock::given(method("GET"))
-        .and(path("/v1/get_result"))
-        .respond_with(bfl_status(
-            "Ready",
-            json!({ "sample": format!("{}/s.png", server.uri()) }),
-            Value::Null,
-        ))
-        .mount(server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/s.png"))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(image))
-        .mount(server)
-        .await;
-}
-
-fn bfl_status(status: &str, result: Value, details: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({
-        "id": "task-1", "status": status, "result": result, "progress": null, "details": details, "preview": null
-    }))
 }
 
 #[tokio::test]
 async fn bfl_submits_polls_until_ready_and_downloads_the_sample_without_the_key() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/flux-2-pro"))
-        .and(header("x-key", KEY))
+    authed("POST", "/v1/flux-2-pro", Auth::XKey)
         .and(body_json(json!({
             "prompt": "A lighthouse", "width": 1024, "height": 768, "output_format": "png", "seed": 7
         })))
@@ -89,16 +37,12 @@ async fn bfl_submits_polls_until_ready_and_downloads_the_sample_without_the_key(
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/v1/get_result"))
-        .and(header("x-key", KEY))
+    authed("GET", "/v1/get_result", Auth::XKey)
         .respond_with(bfl_status("Pending", Value::Null, Value::Null))
         .up_to_n_times(2)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/v1/get_result"))
-        .and(header("x-key", KEY))
+    authed("GET", "/v1/get_result", Auth::XKey)
         .respond_with(bfl_status(
             "Ready",
             json!({ "sample": format!("{}/delivery/sample.png?se=1&sig=abc", server.uri()), "seed": 7, "prompt": "A lighthouse" }),
@@ -106,13 +50,7 @@ async fn bfl_submits_polls_until_ready_and_downloads_the_sample_without_the_key(
         ))
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/delivery/sample.png"))
-        .and(no_key)
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(png(32, 24)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    serve_download(&server, "/delivery/sample.png", png(32, 24)).await;
     let config = book(profile("bfl", "flux-2-pro", &server, "/v1"), json!({}));
     let mut request = request(&config, "A lighthouse");
     request.seed = Some(7);
@@ -403,7 +341,7 @@ async fn bfl_errors_credit_validation_and_rate_limits() {
             } else {
                 "TEST_KEY"
             };
-            super::tests::generate_keyed(var_config, request, key_var).await
+            generate_keyed(var_config, request, key_var).await
         };
         let failure = run.failure();
         assert!(failure.message.contains(what), "{}", failure.message);
@@ -471,9 +409,7 @@ fn openrouter_ok(image: &[u8], media_type: &str) -> ResponseTemplate {
 #[tokio::test]
 async fn openrouter_sends_modalities_and_image_config_and_reads_the_image_message() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/chat/completions"))
-        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+    authed("POST", "/api/v1/chat/completions", Auth::Bearer)
         .and(body_json(json!({
             "model": "google/gemini-3.1-flash-image-preview",
             "messages": [{ "role": "user", "content": "A lighthouse" }],
@@ -595,9 +531,7 @@ const MALICIOUS_SVG: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
 #[tokio::test]
 async fn recraft_vector_answers_are_sanitized_svg_masters() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/images/generations"))
-        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+    authed("POST", "/v1/images/generations", Auth::Bearer)
         .and(body_json(json!({
             "model": "recraftv3_vector",
             "prompt": "A lighthouse",
@@ -644,7 +578,7 @@ async fn recraft_vector_answers_are_sanitized_svg_masters() {
     assert!(svg.contains("<circle cx=\"910\" cy=\"512\" r=\"300\" fill=\"#f1faee\"/>"));
     // What is cached passes the cache's check as it is.
     assert_eq!(
-        super::answer::check(&master.bytes).unwrap(),
+        crate::provider::answer::check(&master.bytes).unwrap(),
         (ImageFormat::Svg, 1820, 1024)
     );
     // A crafted master in a pull request passes too, but only its sanitized form is ever shown.
@@ -672,13 +606,7 @@ async fn recraft_raster_sizes_urls_and_plain_text_errors() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/img/x.webp"))
-        .and(no_key)
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(png(16, 9)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    serve_download(&server, "/img/x.webp", png(16, 9)).await;
     let config = book(profile("recraft", "recraftv4_1", &server, "/v1"), json!({}));
     let mut request = request(&config, "A lighthouse");
     request.negative = Some("people".into());
@@ -700,9 +628,12 @@ async fn recraft_raster_sizes_urls_and_plain_text_errors() {
         .mount(&server)
         .await;
     let config = book(profile("recraft", "recraftv3", &server, "/v1"), json!({}));
-    let failure = generate(config.clone(), request_of(&config))
-        .await
-        .failure();
+    let failure = generate(
+        config.clone(),
+        crate::test_support::books::request(&config, "A lighthouse"),
+    )
+    .await
+    .failure();
     assert!(
         failure.message.contains("refused the key"),
         "{}",
@@ -711,8 +642,4 @@ async fn recraft_raster_sizes_urls_and_plain_text_errors() {
     assert!(failure.message.contains("request unauthorized"));
     assert!(!failure.message.contains(KEY), "{}", failure.message);
     assert_eq!(requests(&server).await, 1);
-}
-
-fn request_of(config: &crate::config::Config) -> crate::request::Request {
-    request(config, "A lighthouse")
 }

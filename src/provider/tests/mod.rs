@@ -2,157 +2,24 @@
 //! real-shaped answers (success, rate limits, server errors, refusals, bad keys, timeouts,
 //! garbage, truncated and oversized images).
 
-use std::io::Cursor;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
 use crate::config::Size;
+use crate::test_support::books::{command_book, config, request};
+use crate::test_support::env::{KEY, Run, generate, offline, within};
+use crate::test_support::images::{b64, png, png_header};
+use crate::test_support::servers::{Auth, authed, field, profile_at, requests};
 
-/// The key the tests' environment holds.
-pub(crate) const KEY: &str = "sk-test-7b1e0c55d4";
-
-/// A small, real PNG.
-pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbImage::from_pixel(width, height, image::Rgb([200, 120, 40]));
-    let mut bytes = Vec::new();
-    image
-        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .unwrap();
-    bytes
-}
-
-/// CRC-32 as PNG chunks use it.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// A small PNG whose header claims another size (with a valid CRC): a decompression bomb's shape.
-pub(crate) fn png_header(width: u32, height: u32) -> Vec<u8> {
-    let mut giant = png(8, 8);
-    giant[16..20].copy_from_slice(&width.to_be_bytes());
-    giant[20..24].copy_from_slice(&height.to_be_bytes());
-    let crc = crc32(&giant[12..29]);
-    giant[29..33].copy_from_slice(&crc.to_be_bytes());
-    giant
-}
-
-pub(crate) fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// A book whose profile `p` is `profile`, with `global` keys beside it.
-pub(crate) fn config(profile: Value, global: Value) -> Config {
-    let mut table = json!({ "providers": { "p": profile } });
-    for (k, v) in global.as_object().unwrap() {
-        table[k] = v.clone();
-    }
-    Config::from_table(Some(&table)).unwrap()
-}
-
-/// The request a directive with `prompt` makes of profile `p`.
-pub(crate) fn request(config: &Config, prompt: &str) -> Request {
-    let profile = &config.profiles["p"];
-    Request {
-        kind: profile.kind,
-        profile: "p".into(),
-        model: profile.model.clone(),
-        prompt: prompt.into(),
-        negative: None,
-        size: Size {
-            width: 1024,
-            height: 1024,
-        },
-        quality: profile.quality.clone(),
-        seed: None,
-        params: profile.params.clone(),
-        references: Vec::new(),
-        candidate: 0,
-    }
-}
-
-/// What one generation did.
-pub(crate) struct Run {
-    pub(crate) result: Result<Master, Failure>,
-    pub(crate) waits: Vec<Duration>,
-}
-
-impl Run {
-    pub(crate) fn master(self) -> Master {
-        match self.result {
-            Ok(master) => master,
-            Err(failure) => panic!("expected an image, got: {}", failure.message),
-        }
-    }
-
-    pub(crate) fn failure(self) -> Failure {
-        match self.result {
-            Ok(_) => panic!("expected a failure"),
-            Err(failure) => failure,
-        }
-    }
-}
-
-/// Generates on a blocking thread, as a build does, recording the waits instead of taking them.
-pub(crate) async fn generate(config: Config, request: Request) -> Run {
-    generate_keyed(config, request, "TEST_KEY").await
-}
-
-/// [`generate`] with the key in the environment variable `key_var`.
-pub(crate) async fn generate_keyed(config: Config, request: Request, key_var: &'static str) -> Run {
-    let (result, waits) = in_env(config, key_var, move |_, env| {
-        super::generate(&request, env)
-    })
-    .await;
-    Run { result, waits }
-}
-
-/// Runs `work` on a blocking thread, as a build does, in a provider environment with the key
-/// in `key_var`; returns what it gave and the waits it asked for (recorded, not taken).
-pub(crate) async fn in_env<T: Send + 'static>(
-    config: Config,
-    key_var: &'static str,
-    work: impl FnOnce(&Config, &Env<'_>) -> T + Send + 'static,
-) -> (T, Vec<Duration>) {
-    tokio::task::spawn_blocking(move || {
-        let waits = Mutex::new(Vec::new());
-        let sleep = |wait| waits.lock().unwrap().push(wait);
-        let var = |name: &str| (name == key_var).then(|| KEY.to_owned());
-        let secrets = Secrets::of_book(config.key_vars(), &var);
-        let env = Env {
-            config: &config,
-            root: Path::new("."),
-            sleep: &sleep,
-            var: &var,
-            secrets: &secrets,
-        };
-        let result = work(&config, &env);
-        (result, waits.into_inner().unwrap())
-    })
-    .await
-    .unwrap()
-}
-
-pub(crate) async fn requests(server: &MockServer) -> usize {
-    server.received_requests().await.unwrap().len()
-}
+mod describer;
+mod hosted;
+mod references;
 
 /// Serves `answer` to every request for an OpenAI image.
 async fn serve(server: &MockServer, answer: ResponseTemplate) {
@@ -184,7 +51,7 @@ async fn generate_openai(server: &MockServer, global: Value, prompt: &str) -> Ru
 }
 
 fn openai(server: &MockServer) -> Value {
-    json!({ "kind": "openai", "base-url": format!("{}/v1", server.uri()), "api-key-env": "TEST_KEY" })
+    profile_at("openai", server, "/v1")
 }
 
 fn openai_ok(image: &[u8]) -> ResponseTemplate {
@@ -207,9 +74,7 @@ fn openai_error(status: u16, code: &str, kind: &str, message: &str) -> ResponseT
 #[tokio::test]
 async fn openai_sends_the_exact_request_and_reads_base64() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/images/generations"))
-        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+    authed("POST", "/v1/images/generations", Auth::Bearer)
         .and(header("content-type", "application/json"))
         .and(body_json(json!({
             "model": "gpt-image-2",
@@ -644,7 +509,7 @@ async fn compatible_servers_may_answer_like_ollama() {
 }
 
 fn gemini(server: &MockServer) -> Value {
-    json!({ "kind": "gemini", "base-url": format!("{}/v1beta", server.uri()), "api-key-env": "TEST_KEY" })
+    profile_at("gemini", server, "/v1beta")
 }
 
 fn gemini_ok(parts: Value, finish: &str) -> ResponseTemplate {
@@ -665,29 +530,31 @@ fn gemini_error(status: u16, code: &str, message: &str, details: Value) -> Respo
 #[tokio::test]
 async fn gemini_sends_modalities_ratio_and_seed_and_skips_thoughts() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1beta/models/gemini-3.1-flash-image:generateContent"))
-        .and(header("x-goog-api-key", KEY))
-        .and(body_partial_json(json!({
-            "contents": [{ "parts": [{ "text": "A lighthouse" }] }],
-            "generationConfig": {
-                "responseModalities": ["IMAGE"],
-                "imageConfig": { "aspectRatio": "16:9", "imageSize": "2K" },
-                "seed": 7
-            }
-        })))
-        .respond_with(gemini_ok(
-            json!([
-                { "text": "Planning the composition", "thought": true },
-                { "inlineData": { "mimeType": "image/png", "data": b64(&png(4, 4)) }, "thought": true },
-                { "text": "Here is your lighthouse." },
-                { "inlineData": { "mimeType": "image/png", "data": b64(&png(32, 18)) } }
-            ]),
-            "STOP",
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
+    authed(
+        "POST",
+        "/v1beta/models/gemini-3.1-flash-image:generateContent",
+        Auth::Google,
+    )
+    .and(body_partial_json(json!({
+        "contents": [{ "parts": [{ "text": "A lighthouse" }] }],
+        "generationConfig": {
+            "responseModalities": ["IMAGE"],
+            "imageConfig": { "aspectRatio": "16:9", "imageSize": "2K" },
+            "seed": 7
+        }
+    })))
+    .respond_with(gemini_ok(
+        json!([
+            { "text": "Planning the composition", "thought": true },
+            { "inlineData": { "mimeType": "image/png", "data": b64(&png(4, 4)) }, "thought": true },
+            { "text": "Here is your lighthouse." },
+            { "inlineData": { "mimeType": "image/png", "data": b64(&png(32, 18)) } }
+        ]),
+        "STOP",
+    ))
+    .expect(1)
+    .mount(&server)
+    .await;
     let config = config(gemini(&server), json!({}));
     let mut request = request(&config, "A lighthouse");
     request.seed = Some(7);
@@ -837,22 +704,11 @@ fn stability(server: &MockServer, model: &str) -> Value {
             "style-preset": "line-art", "cfg-scale": 4 })
 }
 
-/// The value of one multipart field, found the simple way.
-fn form_field(body: &[u8], name: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(body);
-    let marker = format!("name=\"{name}\"\r\n\r\n");
-    let start = text.find(&marker)? + marker.len();
-    let end = text[start..].find("\r\n--")? + start;
-    Some(text[start..end].to_owned())
-}
-
 #[tokio::test]
 async fn stability_sends_a_multipart_form_and_reads_image_headers() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v2beta/stable-image/generate/sd3"))
+    authed("POST", "/v2beta/stable-image/generate/sd3", Auth::Bearer)
         .and(header("accept", "image/*"))
-        .and(header("authorization", format!("Bearer {KEY}").as_str()))
         .and(|r: &wiremock::Request| {
             let content_type = r
                 .headers
@@ -860,14 +716,14 @@ async fn stability_sends_a_multipart_form_and_reads_image_headers() {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             content_type.starts_with("multipart/form-data; boundary=")
-                && form_field(&r.body, "prompt").as_deref() == Some("A lighthouse")
-                && form_field(&r.body, "negative_prompt").as_deref() == Some("fog")
-                && form_field(&r.body, "aspect_ratio").as_deref() == Some("3:2")
-                && form_field(&r.body, "seed").as_deref() == Some("99")
-                && form_field(&r.body, "model").as_deref() == Some("sd3.5-large")
-                && form_field(&r.body, "style_preset").as_deref() == Some("line-art")
-                && form_field(&r.body, "cfg_scale").as_deref() == Some("4")
-                && form_field(&r.body, "output_format").as_deref() == Some("png")
+                && field(r, "prompt").as_deref() == Some("A lighthouse")
+                && field(r, "negative_prompt").as_deref() == Some("fog")
+                && field(r, "aspect_ratio").as_deref() == Some("3:2")
+                && field(r, "seed").as_deref() == Some("99")
+                && field(r, "model").as_deref() == Some("sd3.5-large")
+                && field(r, "style_preset").as_deref() == Some("line-art")
+                && field(r, "cfg_scale").as_deref() == Some("4")
+                && field(r, "output_format").as_deref() == Some("png")
         })
         .respond_with(
             ResponseTemplate::new(200)
@@ -1001,14 +857,10 @@ async fn automatic1111_sends_txt2img_and_reads_the_seed_from_info() {
     };
     let run = tokio::task::spawn_blocking(move || {
         let var = |name: &str| (name == "A1111_AUTH").then(|| "me:pw".to_owned());
-        let env = Env {
-            config: &config,
-            root: Path::new("."),
-            sleep: &|_| {},
-            var: &var,
-            secrets: &Secrets::default(),
-        };
-        super::generate(&request, &env)
+        within(&config, Path::new("."), &var, &Secrets::default(), |env| {
+            super::generate(&request, env)
+        })
+        .0
     })
     .await
     .unwrap();
@@ -1065,25 +917,12 @@ mod command {
     use super::*;
 
     fn script(dir: &Path, body: &str) -> Config {
-        let path = dir.join("draw.sh");
-        std::fs::write(&path, body).unwrap();
-        std::fs::write(dir.join("fixture.png"), png(20, 10)).unwrap();
-        config(
-            json!({ "kind": "command", "model": "my-sd", "command": ["sh", path.to_str().unwrap()] }),
-            json!({ "timeout": "2s", "retries": 0 }),
-        )
+        command_book(dir, body, json!({ "timeout": "2s", "retries": 0 }))
     }
 
     fn run(dir: &Path, config: Config) -> Result<Master, Failure> {
         let request = request(&config, "A lighthouse at dusk");
-        let env = Env {
-            config: &config,
-            root: dir,
-            sleep: &|_| {},
-            var: &|_| None,
-            secrets: &Secrets::default(),
-        };
-        super::super::generate(&request, &env)
+        offline(&config, dir, |env| super::super::generate(&request, env))
     }
 
     #[test]

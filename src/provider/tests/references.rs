@@ -6,29 +6,20 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use wiremock::matchers::{header, method, path};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::hosted_tests::{bfl_ready, bfl_submit, profile};
-use super::tests::{KEY, b64, config as book, generate, in_env, png, request};
 use crate::request::{RefImage, Request};
+use crate::test_support::books::{command_book, config as book, request};
+use crate::test_support::env::{generate, in_env, offline};
+use crate::test_support::images::{b64, jpeg, png};
+use crate::test_support::servers::{Auth, authed, bfl_ready, bfl_submit, parts, profile};
 
 /// Two references: a PNG file and another directive's JPEG master.
 fn references() -> Vec<RefImage> {
-    let jpeg = {
-        let image = image::RgbImage::from_pixel(6, 4, image::Rgb([10, 20, 30]));
-        let mut bytes = Vec::new();
-        image
-            .write_to(
-                &mut std::io::Cursor::new(&mut bytes),
-                image::ImageFormat::Jpeg,
-            )
-            .unwrap();
-        bytes
-    };
     [
         ("art/sketch.png", png(5, 3), "image/png"),
-        ("#keeper", jpeg, "image/jpeg"),
+        ("#keeper", jpeg(6, 4), "image/jpeg"),
     ]
     .into_iter()
     .map(|(label, bytes, media_type)| RefImage {
@@ -60,52 +51,10 @@ async fn sent_json(config: crate::config::Config, server: &MockServer) -> Value 
     serde_json::from_slice(&sent(config, server).await.body).unwrap()
 }
 
-/// One part of a multipart body: name, file name, content type, bytes.
-type Part = (String, Option<String>, Option<String>, Vec<u8>);
-
-/// The parts of a `multipart/form-data` body.
-fn parts(request: &wiremock::Request) -> Vec<Part> {
-    let content_type = request.headers["content-type"].to_str().unwrap().to_owned();
-    let boundary = content_type
-        .strip_prefix("multipart/form-data; boundary=")
-        .expect("a multipart body");
-    let delimiter = format!("--{boundary}");
-    let body = &request.body;
-    let mut out = Vec::new();
-    let positions: Vec<usize> = (0..body.len())
-        .filter(|&i| body[i..].starts_with(delimiter.as_bytes()))
-        .collect();
-    for pair in positions.windows(2) {
-        let part = &body[pair[0] + delimiter.len() + 2..pair[1] - 2];
-        let split = part.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8(part[..split].to_vec()).unwrap();
-        let value = part[split + 4..].to_vec();
-        let field = |name: &str| {
-            head.split("; ")
-                .find_map(|p| p.strip_prefix(&format!("{name}=\"")))
-                .map(|v| v.split('"').next().unwrap().to_owned())
-        };
-        let content_type = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Type: "))
-            .map(str::to_owned);
-        out.push((
-            field("name").unwrap(),
-            field("filename"),
-            content_type,
-            value,
-        ));
-    }
-    assert!(body.ends_with(format!("{delimiter}--\r\n").as_bytes()));
-    out
-}
-
 #[tokio::test]
 async fn openai_sends_references_to_the_edits_endpoint_as_image_parts() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/images/edits"))
-        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+    authed("POST", "/v1/images/edits", Auth::Bearer)
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "data": [{ "b64_json": b64(&png(32, 32)) }],
             "usage": { "input_tokens": 900, "output_tokens": 1056, "total_tokens": 1956 }
@@ -278,7 +227,7 @@ async fn openai_makes_a_directive_s_candidates_in_one_request_with_n() {
     let config = book(profile("openai", "gpt-image-2", &server, "/v1"), json!({}));
     let request = request(&config, "The keeper");
     let (masters, _) = in_env(config, "TEST_KEY", move |_, env| {
-        super::generate_n(&request, 3, env)
+        crate::provider::generate_n(&request, 3, env)
     })
     .await;
     let masters = masters.unwrap();
@@ -297,27 +246,17 @@ async fn openai_makes_a_directive_s_candidates_in_one_request_with_n() {
 #[test]
 fn a_command_program_gets_each_reference_s_path_and_hash() {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("draw.sh");
     // Saves what it was asked, then answers with an image.
-    std::fs::write(
-        &script,
+    let config = command_book(
+        dir.path(),
         "cat > \"$(dirname \"$0\")/asked.json\"\ncp \"$(dirname \"$0\")/fixture.png\" \"$IMAGEGEN_OUTPUT\"\n",
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("fixture.png"), png(8, 8)).unwrap();
-    let config = book(
-        json!({ "kind": "command", "model": "my-sd", "command": ["sh", script.to_str().unwrap()] }),
         json!({ "timeout": "5s", "retries": 0 }),
     );
     let request = with_references(&config);
-    let env = super::Env {
-        config: &config,
-        root: dir.path(),
-        sleep: &|_| {},
-        var: &|_| None,
-        secrets: &crate::outside::Secrets::default(),
-    };
-    super::generate(&request, &env).unwrap();
+    offline(&config, dir.path(), |env| {
+        crate::provider::generate(&request, env)
+    })
+    .unwrap();
     let asked: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("asked.json")).unwrap()).unwrap();
     let sent = references();

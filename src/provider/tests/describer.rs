@@ -6,14 +6,16 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wiremock::matchers::{body_partial_json, header, method, path};
+use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::Failure;
-use super::describer::{Described, Describer, Picture, describe};
-use super::tests::{KEY, b64, in_env, png, requests};
 use crate::config::Config;
 use crate::description::About;
+use crate::provider::Failure;
+use crate::provider::describer::{Described, Describer, Picture, describe};
+use crate::test_support::env::{KEY, in_env};
+use crate::test_support::images::{b64, png};
+use crate::test_support::servers::{Auth, authed, requests};
 
 const ANSWER: &str = r#"{"alt": "Two harbour lights on stone piers at night, one red, one green", "description": ""}"#;
 
@@ -74,9 +76,7 @@ fn responses_ok(text: &str) -> ResponseTemplate {
 #[tokio::test]
 async fn openai_sends_the_image_as_a_data_url_and_reads_the_json_answer() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/responses"))
-        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+    authed("POST", "/v1/responses", Auth::Bearer)
         .and(body_partial_json(json!({
             "model": "gpt-6-luna",
             "input": [{ "role": "user", "content": [
@@ -216,9 +216,7 @@ async fn openai_rate_limits_are_waited_out_and_keys_never_leak() {
 #[tokio::test]
 async fn gemini_sends_inline_data_with_a_json_schema_and_reads_the_text() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1beta/models/gemini-3.5-flash-lite:generateContent"))
-        .and(header("x-goog-api-key", KEY))
+    authed("POST", "/v1beta/models/gemini-3.5-flash-lite:generateContent", Auth::Google)
         .and(body_partial_json(json!({
             "contents": [{ "role": "user", "parts": [
                 { "inline_data": { "mime_type": "image/png", "data": b64(&png(8, 8)) } },
