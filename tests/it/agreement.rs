@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::support::TestBook;
+use crate::support::fixtures::{ok, statuses};
 use crate::team::PROVIDER;
 
 const TOML: &str = r#"[book]
@@ -57,10 +58,6 @@ fn fixture(shared: &Path, settings: &str, chapter: &str) -> TestBook {
     book
 }
 
-fn statuses(rows: &[Value]) -> Vec<&str> {
-    rows.iter().map(|r| r["status"].as_str().unwrap()).collect()
-}
-
 /// Plans the book, builds it, and checks that the build did what the plan said.
 fn agree(book: &TestBook, calls: &Path, chapters: &[&str]) -> Vec<Value> {
     let rows = book.plan();
@@ -73,8 +70,7 @@ fn agree(book: &TestBook, calls: &Path, chapters: &[&str]) -> Vec<Value> {
         .env("CALLS", calls)
         .output()
         .unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{log}");
+    let log = ok(&output);
     let made = std::fs::read_to_string(calls)
         .unwrap_or_default()
         .lines()

@@ -10,6 +10,7 @@ use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::TestBook;
+use crate::support::fixtures::{failed, ok};
 
 const KEY: &str = "sk-proj-ALTCHECK-9d2b7e11c4";
 
@@ -28,7 +29,7 @@ async fn mount_images(server: &MockServer) {
     Mock::given(method("POST"))
         .and(path("/v1/images/generations"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "created": 1, "data": [{ "b64_json": crate::support::png_base64(64, 48) }]
+            "created": 1, "data": [{ "b64_json": crate::support::fixtures::png_base64(64, 48) }]
         })))
         .mount(server)
         .await;
@@ -66,7 +67,7 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
     let server = MockServer::start().await;
     mount_images(&server).await;
     // The described image is one of its own (the others share theirs), so `gc` can drop it.
-    let own = crate::support::png_base64(40, 30);
+    let own = crate::support::fixtures::png_base64(40, 30);
     Mock::given(method("POST"))
         .and(path("/v1/images/generations"))
         .and(body_string_contains("harbour lights"))
@@ -101,8 +102,7 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
     );
 
     let first = run(&book, &["build"]).await;
-    let stderr = String::from_utf8_lossy(&first.stderr);
-    assert!(first.status.success(), "{stderr}");
+    let stderr = ok(&first);
     assert_eq!(
         calls(&server, "/v1/responses").await,
         1,
@@ -126,7 +126,7 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
         "{page}"
     );
     assert!(page.contains("The left pier ends in a red light"));
-    let descriptions = crate::providers::walk(&book.root().join(".imagegen/descriptions"));
+    let descriptions = crate::support::fixtures::walk(&book.root().join(".imagegen/descriptions"));
     assert_eq!(descriptions.len(), 1);
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&descriptions[0]).unwrap()).unwrap();
@@ -161,11 +161,7 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
     assert_eq!(listed[0]["line"], 5);
     assert_eq!(listed[0]["from"], "described");
     let written = book.imagegen(&["alt", "--write"]);
-    assert!(
-        written.status.success(),
-        "{}",
-        String::from_utf8_lossy(&written.stderr)
-    );
+    ok(&written);
     assert_eq!(
         book.read("src/coast/harbours/tides.md"),
         TIDES.replace(
@@ -176,8 +172,7 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
 
     // Now the author owns it: the same figure and description, no warning, no request.
     let third = run(&book, &["build"]).await;
-    let stderr = String::from_utf8_lossy(&third.stderr);
-    assert!(third.status.success(), "{stderr}");
+    let stderr = ok(&third);
     assert!(!stderr.contains("imagegen:"), "{stderr}");
     assert_eq!(calls(&server, "/v1/responses").await, describes);
     let page = book.read("book/coast/harbours/tides.html");
@@ -196,12 +191,8 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
     let fourth = run(&book, &["build"]).await;
     assert!(fourth.status.success());
     let gc = book.imagegen(&["gc"]);
-    assert!(
-        gc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gc.stderr)
-    );
-    assert!(crate::providers::walk(&book.root().join(".imagegen/descriptions")).is_empty());
+    ok(&gc);
+    assert!(crate::support::fixtures::walk(&book.root().join(".imagegen/descriptions")).is_empty());
 
     crate::providers::assert_no_key_of(KEY, book.root(), &[&first, &second, &third, &fourth]);
 }
@@ -220,8 +211,7 @@ async fn a_describer_that_refuses_fails_the_directive_like_a_generation() {
         .await;
     let book = book_with(&server.uri(), "");
     let output = run(&book, &["build"]).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = failed(&output);
     assert!(
         stderr.contains("src/coast/harbours/tides.md:5")
             && stderr.contains("refused to describe the image: I can't describe this image."),
@@ -235,8 +225,7 @@ async fn a_describer_that_refuses_fails_the_directive_like_a_generation() {
         "on-error = \"placeholder\"\nrequire-alt = false",
     );
     let output = run(&book, &["build"]).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = ok(&output);
     assert!(stderr.contains("refused to describe the image"), "{stderr}");
     let page = book.read("book/coast/harbours/tides.html");
     assert!(page.contains("alt=\"Two small harbour lights at the end of stone piers at night, one red and one green\""), "{page}");
@@ -252,8 +241,7 @@ async fn require_alt_fails_a_figure_with_no_alt_at_all() {
     book.write("book.toml", &toml);
     book.write("src/coast/harbours/tides.md", TIDES);
     let output = run(&book, &["build"]).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = failed(&output);
     assert!(
         stderr.contains("src/coast/harbours/tides.md:5")
             && stderr.contains("this figure has no alt text (`require-alt = true`)"),
@@ -282,11 +270,7 @@ async fn require_alt_fails_a_figure_with_no_alt_at_all() {
         ),
     );
     let output = run(&book, &["build"]).await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ok(&output);
     assert!(
         book.read("book/coast/harbours/tides.html")
             .contains("alt=\"\" role=\"presentation\"")
@@ -318,8 +302,7 @@ async fn a_describer_never_writes_an_mdbook_directive_into_the_book() {
             book.write("book.toml", &toml);
         }
         let check = |output: &Output| {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert!(output.status.success(), "{stderr}");
+            let stderr = ok(output);
             assert!(!stderr.contains(secret), "{stderr}");
             for page in ["book/coast/harbours/tides.html", "book/print.html"] {
                 let html = book.read(page);
@@ -344,11 +327,7 @@ async fn a_describer_never_writes_an_mdbook_directive_into_the_book() {
         let first = run(&book, &["build"]).await;
         check(&first);
         let written = book.imagegen(&["alt", "--write"]);
-        assert!(
-            written.status.success(),
-            "{}",
-            String::from_utf8_lossy(&written.stderr)
-        );
+        ok(&written);
         let chapter = book.read("src/coast/harbours/tides.md");
         assert!(
             chapter

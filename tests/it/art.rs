@@ -10,7 +10,8 @@ use serde_json::Value;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::providers::{assert_no_key_of, book_with};
-use crate::support::{TestBook, png, png_base64};
+use crate::support::TestBook;
+use crate::support::fixtures::{ok, png, png_base64};
 
 const KEY: &str = "sk-art-direction-test-0a1b2c3d";
 
@@ -152,11 +153,7 @@ async fn references_variants_and_edits_are_made_once_and_picked_with_no_call() {
     // The keeper first; then her candidates (one request, n = 3) and the image to edit, each
     // sent with her image; then the edit, sent with that image.
     let first = build_async(&book).await;
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    ok(&first);
     let mut calls = received(&server).await;
     calls.sort();
     assert_eq!(
@@ -223,11 +220,7 @@ async fn references_variants_and_edits_are_made_once_and_picked_with_no_call() {
     let page = || book.read("book/b/b.html");
     assert!(!page().contains(second_master));
     let picked = book.imagegen(&["pick", "src/b/b.md:3", "2"]);
-    assert!(
-        picked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&picked.stderr)
-    );
+    ok(&picked);
     assert!(String::from_utf8_lossy(&picked.stdout).contains("shows candidate 2 of 3"));
     assert_eq!(picks(&book), 1);
     assert!(build_async(&book).await.status.success());
@@ -270,11 +263,7 @@ async fn references_variants_and_edits_are_made_once_and_picked_with_no_call() {
     // `gc` keeps what the directives use (every candidate, the image an edit starts from) and
     // removes the rest: the old candidates, the old edit, and the pick of old candidates.
     let gc = book.imagegen(&["gc"]);
-    assert!(
-        gc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gc.stderr)
-    );
+    ok(&gc);
     assert_eq!(records(&book).len(), 6);
     assert_eq!(picks(&book), 0);
     assert!(build_async(&book).await.status.success());
@@ -349,13 +338,9 @@ fn the_example_book_shows_references_and_candidates_with_no_key() {
 #[test]
 fn every_wrong_reference_fails_with_its_file_and_line() {
     let book = TestBook::example();
-    let toml = book.read("book.toml");
-    book.write(
-        "book.toml",
-        &format!(
+    book.edit("book.toml", |toml| format!(
             "{toml}\n[preprocessor.imagegen.providers.sd]\nkind = \"stability\"\nmodel = \"sd3.5-large\"\n"
-        ),
-    );
+        ));
     book.write("src/SUMMARY.md", "# Summary\n\n- [C](c/c.md)\n");
     book.write("src/c/notes.png", "not an image");
     std::fs::write(book.root().join("src/c/ok.png"), png(4, 4)).unwrap();
@@ -422,20 +407,14 @@ fn a_build_with_a_house_style_sends_its_reference_first() {
     let book = TestBook::example();
     // The example book defines `[styles.house]` (with `art/house-style.png`); make it the
     // default.
-    let toml = book.read("book.toml");
-    book.write(
-        "book.toml",
-        &toml.replace(
+    book.edit("book.toml", |toml| {
+        toml.replace(
             "\nafter = [\"links\"]\n",
             "\nafter = [\"links\"]\nstyle = \"house\"\n",
-        ),
-    );
+        )
+    });
     let output = build(&book);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ok(&output);
     let rows = book.plan();
     for row in &rows {
         // `style="engraving"` replaces the house style; the others follow it.

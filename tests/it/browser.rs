@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::TestBook;
+use crate::support::books::toml;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -84,7 +85,7 @@ axe.run(document, { runOnly: { type: "rule", values: rules }, resultTypes: ["vio
 
 /// Fails with every violation axe-core finds on the page about images' text alternatives.
 fn assert_axe_clean(driver: &Driver, page: &str) {
-    let axe = crate::servers::tools_bin().join("axe.min.js");
+    let axe = crate::support::servers::tools_bin().join("axe.min.js");
     let source = std::fs::read_to_string(&axe).unwrap_or_else(|_| {
         panic!(
             "`{}` is missing; run scripts/install-test-tools",
@@ -100,11 +101,9 @@ fn assert_axe_clean(driver: &Driver, page: &str) {
 fn every_figure_loads_a_modern_format_with_alt_text_and_no_layout_shift() {
     ensure_chromium();
     let book = TestBook::example();
-    let toml = book.read("book.toml");
-    book.write(
-        "book.toml",
-        &format!("{toml}\n[preprocessor.imagegen.output]\nformats = [\"avif\", \"webp\"]\n"),
-    );
+    book.edit("book.toml", |toml| {
+        format!("{toml}\n[preprocessor.imagegen.output]\nformats = [\"avif\", \"webp\"]\n")
+    });
     book.build();
     // Images arrive late, so the page is laid out before any of them.
     let server = StaticServer::start(book.root().join("book"), Duration::from_millis(1500));
@@ -194,7 +193,7 @@ done([...document.querySelectorAll("main figure.imagegen img")].map((image) => {
 fn described_and_decorative_figures_pass_axe() {
     ensure_chromium();
     let book = TestBook::example();
-    let png = crate::support::png(96, 64);
+    let png = crate::support::fixtures::png(96, 64);
     std::fs::write(book.root().join("picture.png"), png).unwrap();
     book.write(
         "draw.sh",
@@ -212,12 +211,9 @@ fn described_and_decorative_figures_pass_axe() {
     }
     book.write(
         "book.toml",
-        r#"[book]
-title = "Lights of the Coast"
-
-[preprocessor.imagegen]
-after = ["links"]
-provider = "draw"
+        &toml(
+            "Lights of the Coast",
+            r#"provider = "draw"
 alt-text = "describe"
 
 [preprocessor.imagegen.describe]
@@ -236,6 +232,7 @@ command = ["./describe.sh"]
 [preprocessor.imagegen.styles]
 engraving = "black and white copperplate engraving, fine cross-hatching"
 "#,
+        ),
     );
     book.write(
         "src/coast/harbours/tides.md",

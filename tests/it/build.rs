@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::fixtures::ok;
+use crate::support::servers::free_port;
 use crate::support::{TestBook, main_of};
 
 #[test]
@@ -136,8 +138,7 @@ fn on_error_placeholder_shows_the_error_in_the_page() {
         .env("MDBOOK_PREPROCESSOR__IMAGEGEN__ON_ERROR", "\"placeholder\"")
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = ok(&output);
     assert!(
         stderr.contains("src/coast/harbours/tides.md:3: `huge` is not a size"),
         "{stderr}"
@@ -235,12 +236,4 @@ fn serve_settles_after_a_new_directive() {
         "{after_edit} builds after the edit"
     );
     assert_eq!(later, 0, "serve kept rebuilding");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

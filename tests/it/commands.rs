@@ -4,14 +4,12 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::support::books::toml;
+use crate::support::fixtures::{ok, statuses, walk};
 use crate::support::{BIN, TestBook};
 
 fn imagegen(book: &TestBook, args: &[&str]) -> Output {
     book.imagegen(args)
-}
-
-fn statuses(rows: &[Value]) -> Vec<&str> {
-    rows.iter().map(|r| r["status"].as_str().unwrap()).collect()
 }
 
 #[test]
@@ -28,11 +26,7 @@ fn plan_sees_what_a_build_sees_and_generate_fills_the_cache() {
     assert!(!book.root().join("book").exists(), "plan renders nothing");
 
     let output = imagegen(&book, &["generate"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ok(&output);
     assert!(output.stdout.is_empty());
     assert_eq!(statuses(&book.plan()), ["cached"; 5]);
     // A build afterwards generates nothing and makes no web file.
@@ -48,12 +42,9 @@ fn plan_estimates_costs_and_applies_the_budget_without_calling_anyone() {
     let book = TestBook::example();
     book.write(
         "book.toml",
-        r#"[book]
-title = "Budget"
-
-[preprocessor.imagegen]
-after = ["links"]
-provider = "paid"
+        &toml(
+            "Budget",
+            r#"provider = "paid"
 max-images-per-build = 3
 
 [preprocessor.imagegen.providers.paid]
@@ -65,6 +56,7 @@ base-url = "http://127.0.0.1:9"
 [preprocessor.imagegen.styles]
 engraving = "black and white copperplate engraving, fine cross-hatching"
 "#,
+        ),
     );
     let rows = book.plan();
     assert_eq!(
@@ -225,18 +217,6 @@ fn list_gc_verify_and_reindex_look_after_the_cache() {
     assert!(String::from_utf8_lossy(&build.stderr).contains("generated 2 images"));
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for item in std::fs::read_dir(dir).unwrap().flatten() {
-        if item.file_type().unwrap().is_dir() {
-            out.extend(walk(&item.path()));
-        } else {
-            out.push(item.path());
-        }
-    }
-    out
-}
-
 #[test]
 fn install_adds_the_preprocessor_and_the_book_builds() {
     let book = TestBook::example();
@@ -249,11 +229,7 @@ fn install_adds_the_preprocessor_and_the_book_builds() {
         &chapter.replace(" style=\"engraving\"", ""),
     );
     let first = imagegen(&book, &["install"]);
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    ok(&first);
     let text = book.read("book.toml");
     assert_eq!(
         text,
@@ -275,11 +251,7 @@ fn review_writes_one_self_contained_page() {
     assert!(imagegen(&book, &["generate"]).status.success());
     let out = book.root().join("review.html");
     let output = imagegen(&book, &["review", "--out", out.to_str().unwrap()]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ok(&output);
     let page = std::fs::read_to_string(&out).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(page.contains("<title>Images of Lights of the Coast</title>"));

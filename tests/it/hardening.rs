@@ -11,6 +11,8 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::TestBook;
+use crate::support::books::{lights, toml};
+use crate::support::fixtures::{assert_nowhere, ok, walk};
 
 /// The key the book's profile uses.
 const KEY: &str = "sk-proj-HARDENING-ab12cd34ef56";
@@ -20,78 +22,22 @@ const OTHER_KEY: &str = "AIzaOtherKeyThatMustNeverShow-7788";
 
 /// The example book with an `openai` profile at `base_url` and `settings` in the main table.
 fn openai_book(base_url: &str, settings: &str) -> TestBook {
-    let book = TestBook::example();
-    book.write(
-        "book.toml",
-        &format!(
-            r#"[book]
-title = "Lights of the Coast"
-
-[preprocessor.imagegen]
-after = ["links"]
-provider = "openai"
-retries = 0
-{settings}
-
-[preprocessor.imagegen.providers.openai]
-kind = "openai"
-base-url = "{base_url}/v1"
-
-[preprocessor.imagegen.providers.gemini]
-kind = "gemini"
-
-[preprocessor.imagegen.styles]
-engraving = "black and white copperplate engraving, fine cross-hatching"
-"#
-        ),
-    );
-    book
+    let openai = format!("kind = \"openai\"\nbase-url = \"{base_url}/v1\"");
+    lights(
+        "openai",
+        settings,
+        &[("openai", &openai), ("gemini", "kind = \"gemini\"")],
+    )
 }
 
 async fn build(book: &TestBook) -> Output {
-    let mut command = book.mdbook(&["build"]);
-    command
-        .env("OPENAI_API_KEY", KEY)
-        .env("GEMINI_API_KEY", OTHER_KEY);
-    tokio::task::spawn_blocking(move || command.output().unwrap())
+    book.build_with(&[("OPENAI_API_KEY", KEY), ("GEMINI_API_KEY", OTHER_KEY)])
         .await
-        .unwrap()
 }
 
 /// Every file under `root` and everything printed must be free of both keys.
 fn assert_no_secret(root: &Path, outputs: &[&Output]) {
-    for output in outputs {
-        for stream in [&output.stdout, &output.stderr] {
-            let text = String::from_utf8_lossy(stream);
-            for key in [KEY, OTHER_KEY] {
-                assert!(!text.contains(&key[..12]), "a key was printed: {text}");
-            }
-        }
-    }
-    for file in walk(root) {
-        let bytes = std::fs::read(&file).unwrap();
-        for key in [KEY, OTHER_KEY] {
-            assert!(
-                !bytes.windows(12).any(|w| w == &key.as_bytes()[..12]),
-                "a key is in {}",
-                file.display()
-            );
-        }
-    }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for item in std::fs::read_dir(dir).unwrap() {
-        let path = item.unwrap().path();
-        let kind = std::fs::symlink_metadata(&path).unwrap().file_type();
-        if kind.is_dir() {
-            out.extend(walk(&path));
-        } else if kind.is_file() {
-            out.push(path);
-        }
-    }
-    out
+    assert_nowhere(root, outputs, &[&KEY[..12], &OTHER_KEY[..12]]);
 }
 
 /// Hostile error texts become one escaped, capped line in every page and the search index.
@@ -114,8 +60,7 @@ async fn provider_text_never_escapes_its_figure() {
             .await;
         let book = openai_book(&server.uri(), "on-error = \"placeholder\"");
         let output = build(&book).await;
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{stderr}");
+        let stderr = ok(&output);
         for page in [
             "book/index.html",
             "book/print.html",
@@ -176,7 +121,7 @@ async fn no_secret_reaches_a_page_a_record_or_the_terminal() {
                 .insert_header("x-request-id", format!("req-{KEY}").as_str())
                 .set_body_json(json!({
                     "created": 1,
-                    "data": [{ "b64_json": crate::support::png_base64(64, 64), "revised_prompt": format!("A lighthouse\n{OTHER_KEY}\u{1b}[2J") }],
+                    "data": [{ "b64_json": crate::support::fixtures::png_base64(64, 64), "revised_prompt": format!("A lighthouse\n{OTHER_KEY}\u{1b}[2J") }],
                     "usage": { "input_tokens": 1e300, "output_tokens": -5 }
                 })),
         )
@@ -184,11 +129,7 @@ async fn no_secret_reaches_a_page_a_record_or_the_terminal() {
         .await;
     let book = openai_book(&server.uri(), "");
     let built = build(&book).await;
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    ok(&built);
     assert_no_secret(book.root(), &[&built]);
     let records = walk(&book.root().join(".imagegen/records"));
     assert!(!records.is_empty());
@@ -209,19 +150,14 @@ async fn no_secret_reaches_a_page_a_record_or_the_terminal() {
     let book = TestBook::example();
     book.write(
         "book.toml",
-        r#"[book]
-title = "Program"
-
-[preprocessor.imagegen]
-after = ["links"]
-provider = "local"
+        &toml("Program", r#"provider = "local"
 on-error = "placeholder"
 
 [preprocessor.imagegen.providers.local]
 kind = "command"
 model = "m"
 command = ["sh", "-c", "echo \"using $OPENAI_API_KEY\" >&2; echo \"and $GEMINI_API_KEY\" >&2; exit 1"]
-"#,
+"#),
     );
     let output = build(&book).await;
     assert!(output.status.success());
@@ -399,11 +335,7 @@ mod links {
         std::fs::copy(&moved, shard.join(moved.file_name().unwrap())).unwrap();
         let started = std::time::Instant::now();
         let output = book.mdbook(&["build"]).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        ok(&output);
         assert!(
             started.elapsed().as_secs() < 60,
             "a crafted file held the build up"
@@ -521,8 +453,7 @@ async fn provider_text_never_becomes_an_mdbook_directive() {
         let book = openai_book(&server.uri(), "on-error = \"placeholder\"");
         with_secrets(&book, after_links);
         let output = build(&book).await;
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{stderr}");
+        ok(&output);
         assert_nothing_included(&book, &[&output]);
         let page = book.read("book/coast/lighthouses.html");
         let main = crate::support::main_of(&page);

@@ -14,7 +14,6 @@ mod models;
 mod protocol;
 mod providers;
 mod remote;
-mod servers;
 mod snapshots;
 mod support;
 mod team;

@@ -2,7 +2,6 @@
 //! replacement, an image it made earlier keeps serving, a deprecated one gets one warning, and a
 //! setting the model cannot take fails when the book is read.
 
-use std::io::Cursor;
 use std::process::Output;
 
 use serde_json::json;
@@ -10,55 +9,22 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::TestBook;
+use crate::support::books::lights;
+use crate::support::fixtures::{failed, ok, png};
 
 const KEY: &str = "sk-proj-MODELS-0a1b2c3d4e";
-
-fn png_bytes(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbImage::from_pixel(width, height, image::Rgb([60, 110, 170]));
-    let mut bytes = Vec::new();
-    image
-        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .unwrap();
-    bytes
-}
 
 /// The example book with one profile, `main`, of `kind` and `model` at `base_url`, and
 /// `settings` in its table.
 fn book(base_url: &str, kind: &str, model: &str, settings: &str) -> TestBook {
-    let book = TestBook::example();
-    book.write(
-        "book.toml",
-        &format!(
-            r#"[book]
-title = "Lights of the Coast"
-
-[preprocessor.imagegen]
-after = ["links"]
-provider = "main"
-retries = 0
-
-[preprocessor.imagegen.providers.main]
-kind = "{kind}"
-model = "{model}"
-base-url = "{base_url}"
-{settings}
-
-[preprocessor.imagegen.styles]
-engraving = "black and white copperplate engraving, fine cross-hatching"
-"#
-        ),
-    );
-    book
+    let main =
+        format!("kind = \"{kind}\"\nmodel = \"{model}\"\nbase-url = \"{base_url}\"\n{settings}");
+    lights("main", "", &[("main", &main)])
 }
 
 async fn build(book: &TestBook) -> Output {
-    let mut command = book.mdbook(&["build"]);
-    command
-        .env("OPENAI_API_KEY", KEY)
-        .env("GEMINI_API_KEY", KEY);
-    tokio::task::spawn_blocking(move || command.output().unwrap())
+    book.build_with(&[("OPENAI_API_KEY", KEY), ("GEMINI_API_KEY", KEY)])
         .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,8 +34,7 @@ async fn a_retired_model_is_never_called_and_names_its_replacement() {
     let rows = book.plan();
     assert!(rows.iter().all(|r| r["status"] == "retired"), "{rows:#?}");
     let output = build(&book).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = failed(&output);
     assert!(
         stderr.contains("src/README.md:")
             && stderr.contains("`gpt-image-1` was retired by OpenAI on 2026-10-23")
@@ -109,7 +74,7 @@ async fn images_a_retired_model_made_keep_serving() {
             .split_once('x')
             .map(|(w, h)| (w.parse::<u32>().unwrap(), h.parse::<u32>().unwrap()))
             .unwrap();
-        let master = png_bytes(width / 16, height / 16);
+        let master = png(width / 16, height / 16);
         let hash = blake3::hash(&master).to_hex().to_string();
         let master_path = book
             .root()
@@ -133,8 +98,7 @@ async fn images_a_retired_model_made_keep_serving() {
     }
     assert!(book.plan().iter().all(|r| r["status"] == "cached"));
     let output = build(&book).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = ok(&output);
     assert!(
         !stderr.contains("retired") && !stderr.contains("WARN"),
         "{stderr}"
@@ -146,7 +110,7 @@ async fn images_a_retired_model_made_keep_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deprecated_model_is_called_with_one_warning() {
     let server = MockServer::start().await;
-    let image = crate::support::png_base64(64, 48);
+    let image = crate::support::fixtures::png_base64(64, 48);
     Mock::given(method("POST"))
         .and(path("/v1beta/models/gemini-2.5-flash-image:generateContent"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -166,8 +130,7 @@ async fn a_deprecated_model_is_called_with_one_warning() {
         "",
     );
     let output = build(&book).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = ok(&output);
     let warnings: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("may be shut down by Google at any time from 2026-10-02"))

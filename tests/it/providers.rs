@@ -2,7 +2,6 @@
 //! on the first build, zero provider calls on the next, keys that never leak into anything a
 //! build writes, and offline builds that list every missing image.
 
-use std::io::Cursor;
 use std::path::Path;
 use std::process::Output;
 
@@ -12,53 +11,24 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::TestBook;
+use crate::support::books::lights;
+use crate::support::fixtures::{assert_nowhere, failed, ok, png_base64, walk};
 
 /// A key that must never appear in anything a build writes.
 const KEY: &str = "sk-proj-LEAKCHECK-4f9a1c2e7d";
 
 fn png() -> String {
-    let image = image::RgbImage::from_pixel(64, 48, image::Rgb([90, 140, 200]));
-    let mut bytes = Vec::new();
-    image
-        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .unwrap();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    png_base64(64, 48)
 }
 
 /// The example book with an `openai` profile at `base_url` and `extra` keys in its table.
 pub(crate) fn book_with(base_url: &str, extra: &str) -> TestBook {
-    let book = TestBook::example();
-    book.write(
-        "book.toml",
-        &format!(
-            r#"[book]
-title = "Lights of the Coast"
-
-[preprocessor.imagegen]
-after = ["links"]
-provider = "openai"
-retries = 0
-{extra}
-
-[preprocessor.imagegen.providers.openai]
-kind = "openai"
-base-url = "{base_url}/v1"
-quality = "medium"
-
-[preprocessor.imagegen.styles]
-engraving = "black and white copperplate engraving, fine cross-hatching"
-"#
-        ),
-    );
-    book
+    let openai = format!("kind = \"openai\"\nbase-url = \"{base_url}/v1\"\nquality = \"medium\"");
+    lights("openai", extra, &[("openai", &openai)])
 }
 
 async fn build(book: &TestBook) -> Output {
-    let mut command = book.mdbook(&["build"]);
-    command.env("OPENAI_API_KEY", KEY);
-    tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap()
+    book.build_with(&[("OPENAI_API_KEY", KEY)]).await
 }
 
 /// Fails if the key appears in any file under the book (sources, cache, index, output) or in
@@ -69,32 +39,7 @@ fn assert_no_key(root: &Path, outputs: &[&Output]) {
 
 /// Fails if `key` appears in any file under the book or in anything a build printed.
 pub(crate) fn assert_no_key_of(key: &str, root: &Path, outputs: &[&Output]) {
-    for output in outputs {
-        for stream in [&output.stdout, &output.stderr] {
-            assert!(
-                !String::from_utf8_lossy(stream).contains(key),
-                "the key was printed"
-            );
-        }
-    }
-    let mut stack = vec![root.to_owned()];
-    let mut files = 0;
-    while let Some(dir) = stack.pop() {
-        for item in std::fs::read_dir(&dir).unwrap() {
-            let path = item.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            files += 1;
-            let bytes = std::fs::read(&path).unwrap();
-            assert!(
-                !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
-                "the key is in {}",
-                path.display()
-            );
-        }
-    }
+    let files = assert_nowhere(root, outputs, &[key]);
     assert!(files > 5, "there are files to check");
 }
 
@@ -111,8 +56,7 @@ async fn a_provider_build_records_costs_then_rebuilds_with_no_calls() {
     let book = book_with(&server.uri(), "");
 
     let first = build(&book).await;
-    let stderr = String::from_utf8_lossy(&first.stderr);
-    assert!(first.status.success(), "{stderr}");
+    let stderr = ok(&first);
     let calls = server.received_requests().await.unwrap().len();
     assert!(calls >= 4, "{calls} calls");
     // Records are committed (not local), with their estimated cost: gpt-image-2 at medium
@@ -168,8 +112,7 @@ async fn a_rejected_key_fails_with_file_line_and_never_leaks() {
         .await;
     let book = book_with(&server.uri(), "");
     let output = build(&book).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = failed(&output);
     assert!(
         stderr.contains("src/README.md:")
             && stderr
@@ -190,8 +133,7 @@ async fn offline_builds_call_nothing_and_list_every_missing_image() {
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = failed(&output);
     assert!(
         stderr.contains("image directives failed:")
             && stderr.contains("src/coast/lighthouses.md:")
@@ -260,30 +202,11 @@ async fn a_vector_book_shows_clean_svg_files_in_img_tags() {
         })))
         .mount(&server)
         .await;
-    let book = TestBook::example();
-    book.write(
-        "book.toml",
-        &format!(
-            r#"[book]
-title = "Lights of the Coast"
-
-[preprocessor.imagegen]
-after = ["links"]
-provider = "vector"
-retries = 0
-
-[preprocessor.imagegen.providers.vector]
-kind = "recraft"
-model = "recraftv3_vector"
-base-url = "{}/v1"
-api-key-env = "OPENAI_API_KEY"
-
-[preprocessor.imagegen.styles]
-engraving = "black and white copperplate engraving, fine cross-hatching"
-"#,
-            server.uri()
-        ),
+    let vector = format!(
+        "kind = \"recraft\"\nmodel = \"recraftv3_vector\"\nbase-url = \"{}/v1\"\napi-key-env = \"OPENAI_API_KEY\"",
+        server.uri()
     );
+    let book = lights("vector", "", &[("vector", &vector)]);
     // `plan` prices each image at Recraft's vector price before any request.
     let rows = book.plan();
     assert!(!rows.is_empty());
@@ -292,11 +215,7 @@ engraving = "black and white copperplate engraving, fine cross-hatching"
         assert_eq!(row["cost"], 0.08, "{row}");
     }
     let first = build(&book).await;
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    ok(&first);
     let calls = server.received_requests().await.unwrap().len();
     assert!(calls >= 4, "{calls} calls");
     // `stats` counts them under their kind and model, at the cost Recraft's answer gave.
@@ -352,24 +271,4 @@ engraving = "black and white copperplate engraving, fine cross-hatching"
     assert!(second.status.success());
     assert_eq!(server.received_requests().await.unwrap().len(), calls);
     assert_no_key(book.root(), &[&first, &second]);
-}
-
-/// Every file under `root` (none when it is missing).
-pub(crate) fn walk(root: &Path) -> Vec<std::path::PathBuf> {
-    let mut stack = vec![root.to_owned()];
-    let mut files = Vec::new();
-    while let Some(dir) = stack.pop() {
-        let Ok(items) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for item in items {
-            let path = item.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
 }

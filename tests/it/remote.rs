@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::servers::{Kind, Server, block_on};
+use crate::support::fixtures::ok;
+use crate::support::servers::{Kind, Server, block_on};
 use crate::support::{BIN, mdbook_binary};
 use crate::team::PROVIDER;
 
@@ -218,8 +219,7 @@ fn survives_a_server_stopped_mid_build(kind: Kind) {
     }
     server.stop();
     let output = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{log}");
+    let log = ok(&output);
     assert_eq!(a.calls(), 2, "{log}");
     assert_eq!(
         log.matches("WARN").count(),
@@ -431,11 +431,7 @@ fn records_in_git_masters_in_the_store_and_regenerate() {
 
     a.write("variant.txt", "regenerated\n");
     let regenerate = a.imagegen(&["regenerate", "src/one.md"]);
-    assert!(
-        regenerate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&regenerate.stderr)
-    );
+    ok(&regenerate);
     assert_eq!(a.calls(), 4);
     a.build();
     let c = Machine::new(&table, Vec::new());
@@ -467,8 +463,7 @@ fn a_machine_that_made_an_image_later_switches_to_the_first() {
         )
         .output()
         .unwrap();
-    let log = String::from_utf8_lossy(&offline.stderr);
-    assert!(offline.status.success(), "{log}");
+    let log = ok(&offline);
     assert_eq!(b.calls(), 2, "{log}");
     assert_ne!(b.page(), a.page());
     let log = b.build();
@@ -516,7 +511,7 @@ fn descriptions_travel_through_the_remote() {
         a.page()
             .contains("alt=\"A harbour at dawn, boats at rest\"")
     );
-    let described: Vec<_> = crate::providers::walk(&shared.path().join("descriptions"));
+    let described: Vec<_> = crate::support::fixtures::walk(&shared.path().join("descriptions"));
     assert_eq!(described.len(), 1, "the description was uploaded");
 
     let b = Machine::new(&table, Vec::new());
@@ -556,7 +551,7 @@ fn a_shared_directory_of_traps_is_read_within_bounds() {
     let table = shared_directory(shared.path());
     let a = Machine::new(&table, Vec::new());
     a.build();
-    let files = crate::providers::walk(shared.path());
+    let files = crate::support::fixtures::walk(shared.path());
     let masters: Vec<&PathBuf> = files
         .iter()
         .filter(|p| p.to_string_lossy().contains("/masters/"))
@@ -576,8 +571,7 @@ fn a_shared_directory_of_traps_is_read_within_bounds() {
 
     let b = Machine::new(&table, Vec::new());
     let built = within_a_minute(b.mdbook_build(0.0));
-    let log = String::from_utf8_lossy(&built.stderr);
-    assert!(built.status.success(), "{log}");
+    let log = ok(&built);
     assert_eq!(
         b.calls(),
         2,
@@ -622,11 +616,7 @@ fn a_shared_directory_of_traps_is_read_within_bounds() {
     ])
     .env("CALLS", &b.calls);
     let collected = within_a_minute(gc);
-    assert!(
-        collected.status.success(),
-        "{}",
-        String::from_utf8_lossy(&collected.stderr)
-    );
+    ok(&collected);
     // Nothing outside the store was touched.
     assert!(Path::new("/etc/passwd").exists());
 }

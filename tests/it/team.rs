@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::fixtures::ok;
 use crate::support::{BIN, mdbook_binary};
 
 /// A provider that draws a 64×64 PNG whose colour depends on the prompt and on `variant.txt`
@@ -98,11 +99,7 @@ thumbnail = false
     fn commit(&self, message: &str) {
         self.git(&["add", "-A"]);
         let output = self.git(&["commit", "-q", "-m", message]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        ok(&output);
     }
 
     /// `mdbook build`, not yet run.
@@ -279,11 +276,7 @@ fn the_same_prompt_on_two_branches_merges_and_one_image_wins_everywhere() {
 
     // gc removes the loser.
     let gc = imagegen(&repo, &["gc"]);
-    assert!(
-        gc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gc.stderr)
-    );
+    ok(&gc);
     assert_eq!(repo.records(), 2);
     repo.build();
     assert_eq!(repo.read("book/two.html"), first_master);
@@ -319,11 +312,7 @@ fn two_builds_at_once_both_succeed_with_the_same_pages() {
     let (a, b) = (spawn("out-a"), spawn("out-b"));
     for child in [a, b] {
         let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        ok(&output);
     }
     for page in ["one.html", "two.html"] {
         assert_eq!(
@@ -403,11 +392,7 @@ fn regenerate_makes_a_new_image_that_wins_and_gc_drops_the_old_master() {
     // The model answers differently now; ask again for the chapter's image.
     repo.write("variant.txt", "another day\n");
     let output = imagegen(&repo, &["regenerate", "one.md"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ok(&output);
     assert_eq!((repo.calls(), repo.records(), masters()), (2, 1, 2));
     repo.build();
     assert_ne!(repo.read("book/one.html"), before, "the new image is used");

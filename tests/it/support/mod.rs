@@ -1,4 +1,9 @@
-//! Test books in temporary directories, and the commands that build them.
+//! Test books in temporary directories, and the commands that build them; the one book
+//! template, fixtures and loopback servers the tests share.
+
+pub(crate) mod books;
+pub(crate) mod fixtures;
+pub(crate) mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -89,16 +94,27 @@ impl TestBook {
     /// `mdbook-imagegen plan --json` on the book: one row per directive.
     pub(crate) fn plan(&self) -> Vec<serde_json::Value> {
         let output = self.imagegen(&["plan", "--json"]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        fixtures::ok(&output);
         serde_json::from_slice::<serde_json::Value>(&output.stdout)
             .unwrap()
             .as_array()
             .unwrap()
             .clone()
+    }
+
+    /// `mdbook build` with `vars` set, on a blocking thread (a test's servers keep answering).
+    pub(crate) async fn build_with(&self, vars: &[(&str, &str)]) -> Output {
+        let mut command = self.mdbook(&["build"]);
+        command.envs(vars.iter().copied());
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Rewrites the file at `relative` with `change`.
+    pub(crate) fn edit(&self, relative: &str, change: impl FnOnce(String) -> String) {
+        let text = self.read(relative);
+        self.write(relative, &change(text));
     }
 
     /// Runs `mdbook build` and returns its output, failing the test if it fails.
@@ -173,23 +189,4 @@ fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) {
             std::fs::copy(&path, &target).unwrap();
         }
     }
-}
-
-/// A small real PNG of one colour.
-pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbImage::from_pixel(width, height, image::Rgb([60, 110, 170]));
-    let mut bytes = Vec::new();
-    image
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
-    bytes
-}
-
-/// [`png`], base64-encoded as JSON APIs send images.
-pub(crate) fn png_base64(width: u32, height: u32) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(png(width, height))
 }
