@@ -731,40 +731,35 @@ mod tests {
         let check = |model, quality, background, format| {
             check_options(OpenAi, model, quality, background, format).map_err(|(key, _)| key)
         };
-        assert_eq!(
-            check("gpt-image-2", Some("xhigh"), None, None),
-            Err("quality")
-        );
-        assert_eq!(
-            check("gpt-image-2.5-flare", Some("max"), None, None),
-            Ok(())
-        );
-        assert_eq!(
-            check("gpt-image-2.6-sunburst", Some("xhigh"), None, None),
-            Ok(())
-        );
-        assert_eq!(
-            check("gpt-image-2", None, Some("transparent"), None),
-            Err("background")
-        );
-        assert_eq!(
-            check(
+        let cases = [
+            ("gpt-image-2", Some("xhigh"), None, None, Err("quality")),
+            ("gpt-image-2.5-flare", Some("max"), None, None, Ok(())),
+            ("gpt-image-2.6-sunburst", Some("xhigh"), None, None, Ok(())),
+            (
+                "gpt-image-2",
+                None,
+                Some("transparent"),
+                None,
+                Err("background"),
+            ),
+            (
                 "gpt-image-2.6-flare",
                 None,
                 Some("transparent"),
-                Some("jpeg")
+                Some("jpeg"),
+                Err("background"),
             ),
-            Err("background")
-        );
-        assert_eq!(
-            check(
+            (
                 "gpt-image-2.6-flare",
                 None,
                 Some("transparent"),
-                Some("webp")
+                Some("webp"),
+                Ok(()),
             ),
-            Ok(())
-        );
+        ];
+        for (model, quality, background, format, want) in cases {
+            assert_eq!(check(model, quality, background, format), want, "{model}");
+        }
         assert_eq!(
             check_options(OpenAiCompatible, "x", Some("max"), None, None),
             Ok(())

@@ -203,43 +203,46 @@ impl Team {
     /// generated and kept, losers of a key included: they were paid for too).
     pub fn stats(&self) -> Result<Vec<Stat>> {
         let cache = Cache::of_book(&self.root, &self.config);
-        let mut totals: BTreeMap<(String, String), (Stat, u64)> = BTreeMap::new();
-        for stored in cache.stored_records()? {
-            let Ok(record) = stored.record else { continue };
-            let (stat, ms) = totals
-                .entry((record.provider.clone(), record.model.clone()))
-                .or_default();
-            stat.provider = record.provider;
-            stat.model = record.model;
-            stat.images += 1;
-            stat.cost += record.cost_usd;
-            stat.requests += u64::from(record.attempts);
-            *ms += record.generation_ms;
-        }
-        Ok(totals
-            .into_values()
-            .map(|(mut stat, ms)| {
-                stat.average_seconds = ms as f64 / 1000.0 / stat.images.max(1) as f64;
-                stat
+        let records = cache.stored_records()?.into_iter();
+        let tallies = per_model(records.filter_map(|stored| stored.record.ok()).map(|r| {
+            let paid = (r.cost_usd, r.attempts, r.generation_ms);
+            ((r.provider, r.model), paid)
+        }));
+        Ok(tallies
+            .into_iter()
+            .map(|((provider, model), tally)| Stat {
+                provider,
+                model,
+                images: tally.count,
+                cost: tally.cost,
+                average_seconds: tally.ms as f64 / 1000.0 / tally.count.max(1) as f64,
+                requests: tally.requests,
             })
             .collect())
     }
 
     /// Totals per describer model over every description kept (all were paid for).
     pub fn description_stats(&self) -> Result<Vec<DescriptionStat>> {
-        let mut totals: BTreeMap<(String, String), DescriptionStat> = BTreeMap::new();
         let stored = Cache::of_book(&self.root, &self.config).stored_descriptions()?;
-        for record in stored.into_iter().filter_map(|(_, read)| read.ok()) {
-            let stat = totals
-                .entry((record.provider.clone(), record.model.clone()))
-                .or_default();
-            stat.provider = record.provider;
-            stat.model = record.model;
-            stat.descriptions += 1;
-            stat.cost += record.cost_usd;
-            stat.requests += u64::from(record.attempts);
-        }
-        Ok(totals.into_values().collect())
+        let tallies = per_model(
+            stored
+                .into_iter()
+                .filter_map(|(_, read)| read.ok())
+                .map(|r| {
+                    let paid = (r.cost_usd, r.attempts, 0);
+                    ((r.provider, r.model), paid)
+                }),
+        );
+        Ok(tallies
+            .into_iter()
+            .map(|((provider, model), tally)| DescriptionStat {
+                provider,
+                model,
+                descriptions: tally.count,
+                cost: tally.cost,
+                requests: tally.requests,
+            })
+            .collect())
     }
 
     /// Checks the cache; with `fix`, repairs what can be repaired.
@@ -433,3 +436,27 @@ dt{color:#777}dd{margin:0;overflow-wrap:anywhere}\
 article{flex-wrap:wrap}.candidates{flex-basis:100%;display:flex;flex-wrap:wrap;gap:10px;list-style:none;margin:0;padding:0}\
 .candidates li{width:160px;font-size:12px}.candidates img,.candidates .none{width:160px;height:160px}\
 .candidates li.shown img{outline:3px solid #2c7be5}.candidates p{margin:4px 0}.candidates code{overflow-wrap:anywhere}";
+
+/// What was paid for one provider and model: how many, their cost, requests and time.
+#[derive(Default)]
+struct Tally {
+    count: usize,
+    cost: f64,
+    requests: u64,
+    ms: u64,
+}
+
+/// Adds up `(cost, attempts, milliseconds)` per `(provider, model)`, in that order.
+fn per_model(
+    paid: impl Iterator<Item = ((String, String), (f64, u32, u64))>,
+) -> BTreeMap<(String, String), Tally> {
+    let mut totals: BTreeMap<(String, String), Tally> = BTreeMap::new();
+    for (who, (cost, attempts, ms)) in paid {
+        let tally = totals.entry(who).or_default();
+        tally.count += 1;
+        tally.cost += cost;
+        tally.requests += u64::from(attempts);
+        tally.ms += ms;
+    }
+    totals
+}

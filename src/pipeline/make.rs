@@ -6,15 +6,13 @@ use std::time::Instant;
 
 use super::generate::{self, Summary};
 use super::image::{self, Image, Ready};
-use super::jobs::Job;
 use super::resolve::Resolution;
-use super::rounds::{Decided, Local, Mode};
-use super::{Book, lookup, publish, references};
+use super::rounds::{Asked, Decided, Mode};
+use super::{lookup, publish, references};
 use crate::cache::key::CacheKey;
 use crate::cache::{Cache, Entry};
 use crate::error::Result;
 use crate::request::RefImage;
-use crate::storage::Remote;
 
 /// The build's [`Mode`]: what its rounds made, and what they carry from one to the next.
 pub(crate) struct Make<'f> {
@@ -76,14 +74,14 @@ impl Mode for Make<'_> {
     /// Sets the remote up the first time a round has something to fetch, publish or upload
     /// (uploading what earlier builds left pending), then copies in the images of the jobs
     /// missing here.
-    fn remote(
-        &mut self,
-        book: &Book<'_>,
-        cache: &mut Cache,
-        jobs: &[Job],
-        local: &Local,
-        remote: &mut Option<Remote>,
-    ) -> Result<Self::Held> {
+    fn remote(&mut self, asked: Asked<'_, '_>) -> Result<Self::Held> {
+        let Asked {
+            book,
+            cache,
+            jobs,
+            local,
+            remote,
+        } = asked;
         self.published.extend(publish::known(book, cache, local));
         if remote.is_none()
             && !self.remote_tried
@@ -107,19 +105,16 @@ impl Mode for Make<'_> {
         resolution.warn();
     }
 
-    fn act(
-        &mut self,
-        book: &Book<'_>,
-        cache: &mut Cache,
-        decided: Decided<'_>,
-        fetched: Self::Held,
-    ) -> Result<()> {
+    fn act(&mut self, decided: Decided<'_, '_, Self::Held>) -> Result<()> {
         self.resolved.get_or_insert_with(Instant::now);
         let Decided {
+            book,
+            cache,
             jobs,
             resolution,
             local,
             remote,
+            held: fetched,
         } = decided;
         let mut made = image::resolved(book, cache, jobs, resolution, local, &fetched);
         let summary = generate::run(book, cache, remote, jobs, resolution, self.force, &mut made);

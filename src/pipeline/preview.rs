@@ -10,18 +10,17 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::input::Opened;
-use super::jobs::{self, Job};
+use super::jobs;
+use super::lookup;
 use super::parse;
 use super::resolve::{Decision, Resolution, Status};
-use super::rounds::{self, Decided, Local, Mode};
-use super::{Book, lookup};
+use super::rounds::{self, Asked, Decided, Mode};
 use crate::cache::Cache;
 use crate::cache::key::CacheKey;
 use crate::config::Config;
 use crate::error::Result;
 use crate::protocol;
 use crate::request::RefImage;
-use crate::storage::Remote;
 pub(crate) use planned::{Planned, Variants};
 
 /// What a build would do for one directive, as `mdbook-imagegen plan` shows it.
@@ -154,27 +153,20 @@ impl Mode for Preview {
 
     /// Sets the remote up when a round first needs it (asked again by the next round that
     /// needs it, if that failed); nothing is uploaded or published.
-    fn remote(
-        &mut self,
-        book: &Book<'_>,
-        cache: &mut Cache,
-        jobs: &[Job],
-        local: &Local,
-        remote: &mut Option<Remote>,
-    ) -> Result<Self::Held> {
-        if remote.is_none() && lookup::needs_remote(jobs, local, &self.none) {
-            *remote = book.remote_if(|| true);
+    fn remote(&mut self, asked: Asked<'_, '_>) -> Result<Self::Held> {
+        let (jobs, local) = (asked.jobs, asked.local);
+        if asked.remote.is_none() && lookup::needs_remote(jobs, local, &self.none) {
+            *asked.remote = asked.book.remote_if(|| true);
         }
-        Ok(lookup::check(cache, remote.as_ref(), jobs, local))
+        Ok(lookup::check(
+            asked.cache,
+            asked.remote.as_ref(),
+            jobs,
+            local,
+        ))
     }
 
-    fn act(
-        &mut self,
-        _book: &Book<'_>,
-        _cache: &mut Cache,
-        decided: Decided<'_>,
-        _held: Self::Held,
-    ) -> Result<()> {
+    fn act(&mut self, decided: Decided<'_, '_, Self::Held>) -> Result<()> {
         let decisions = &decided.resolution.decisions;
         for ((job, decision), found) in decided.jobs.iter().zip(decisions).zip(&decided.local) {
             self.references.push(match (decision, found) {

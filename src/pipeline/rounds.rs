@@ -55,14 +55,7 @@ pub(crate) trait Mode {
     fn open_round(&mut self, _cache: &mut Cache) {}
 
     /// Asks the remote about the jobs missing here, setting it up when needed.
-    fn remote(
-        &mut self,
-        book: &Book<'_>,
-        cache: &mut Cache,
-        jobs: &[Job],
-        local: &Local,
-        remote: &mut Option<Remote>,
-    ) -> Result<Self::Held>;
+    fn remote(&mut self, asked: Asked<'_, '_>) -> Result<Self::Held>;
 
     /// After the round's lookups.
     fn lookups_done(&mut self, _cache: &mut Cache) {}
@@ -71,13 +64,7 @@ pub(crate) trait Mode {
     fn warn(&mut self, _resolution: &Resolution) {}
 
     /// Acts on the round's decisions.
-    fn act(
-        &mut self,
-        book: &Book<'_>,
-        cache: &mut Cache,
-        decided: Decided<'_>,
-        held: Self::Held,
-    ) -> Result<()>;
+    fn act(&mut self, decided: Decided<'_, '_, Self::Held>) -> Result<()>;
 
     /// Between rounds: gets ready to answer [`Mode::reference`] for the jobs `wanted` names.
     fn read_references(&mut self, _cache: &Cache, _wanted: &HashSet<usize>) {}
@@ -87,13 +74,28 @@ pub(crate) trait Mode {
     fn reference(&self, job: usize) -> Option<std::result::Result<RefImage, String>>;
 }
 
+/// A round's jobs after the local lookups, handed to [`Mode::remote`].
+pub(crate) struct Asked<'r, 'b> {
+    pub(crate) book: &'r Book<'b>,
+    pub(crate) cache: &'r mut Cache,
+    pub(crate) jobs: &'r [Job],
+    /// Each job's image in the local cache.
+    pub(crate) local: &'r Local,
+    /// The remote, set up by the mode when it needs it.
+    pub(crate) remote: &'r mut Option<Remote>,
+}
+
 /// What a round settled, handed to [`Mode::act`].
-pub(crate) struct Decided<'r> {
+pub(crate) struct Decided<'r, 'b, H> {
+    pub(crate) book: &'r Book<'b>,
+    pub(crate) cache: &'r mut Cache,
     pub(crate) jobs: &'r [Job],
     pub(crate) resolution: &'r Resolution,
     /// Each job's image in the local cache, as looked up.
     pub(crate) local: Local,
     pub(crate) remote: Option<&'r Remote>,
+    /// What the remote holds of the jobs, as the mode asked it.
+    pub(crate) held: H,
 }
 
 /// Runs the rounds: the first on every job, then one for each batch of directives that
@@ -133,7 +135,13 @@ fn round<M: Mode>(
     mode.open_round(cache);
     let mut known = mode.known();
     let local = lookup::local(book, cache, jobs, mode.force(), &mut known)?;
-    let held = mode.remote(book, cache, jobs, &local, &mut rounds.remote)?;
+    let held = mode.remote(Asked {
+        book,
+        cache,
+        jobs,
+        local: &local,
+        remote: &mut rounds.remote,
+    })?;
     mode.lookups_done(cache);
     let facts = lookup::facts(jobs, &local, mode.force(), |key| M::holds(&held, key));
     let earlier: Vec<&Request> = rounds.spent.iter().collect();
@@ -142,13 +150,15 @@ fn round<M: Mode>(
     resolution.warnings.retain(|w| !rounds.warned.contains(w));
     rounds.warned.extend(resolution.warnings.iter().cloned());
     mode.warn(&resolution);
-    let decided = Decided {
+    mode.act(Decided {
+        book,
+        cache,
         jobs,
         resolution: &resolution,
         local,
         remote: rounds.remote.as_ref(),
-    };
-    mode.act(book, cache, decided, held)?;
+        held,
+    })?;
     rounds.spent.extend(
         jobs.iter()
             .zip(&resolution.decisions)
