@@ -9,8 +9,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::support::TestBook;
+use crate::support::books::PROVIDER;
 use crate::support::fixtures::{ok, statuses};
-use crate::team::PROVIDER;
 
 const TOML: &str = r#"[book]
 title = "Agreement"

@@ -20,7 +20,7 @@ const TIDES: &str = "# Harbours and tides\n\nHarbour lights mark the entrance.\n
 /// gpt-6-luna, its default describer), and a tides chapter whose directive has no alt.
 fn book_with(base_url: &str, extra: &str) -> TestBook {
     let extra = format!("alt-text = \"describe\"\ndescribe = {{ profile = \"openai\" }}\n{extra}");
-    let book = crate::providers::book_with(base_url, &extra);
+    let book = crate::support::books::book_with(base_url, &extra);
     book.write("src/coast/harbours/tides.md", TIDES);
     book
 }
@@ -194,7 +194,11 @@ async fn described_alt_is_kept_reused_listed_and_written_into_the_markdown() {
     ok(&gc);
     assert!(crate::support::fixtures::walk(&book.root().join(".imagegen/descriptions")).is_empty());
 
-    crate::providers::assert_no_key_of(KEY, book.root(), &[&first, &second, &third, &fourth]);
+    crate::support::fixtures::assert_no_key_of(
+        KEY,
+        book.root(),
+        &[&first, &second, &third, &fourth],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

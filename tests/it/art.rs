@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::Value;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::providers::{assert_no_key_of, book_with};
 use crate::support::TestBook;
+use crate::support::books::book_with;
+use crate::support::fixtures::assert_no_key_of;
 use crate::support::fixtures::{ok, png, png_base64};
 
 const KEY: &str = "sk-art-direction-test-0a1b2c3d";

@@ -11,20 +11,14 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::TestBook;
-use crate::support::books::lights;
-use crate::support::fixtures::{assert_nowhere, failed, ok, png_base64, walk};
+use crate::support::books::{book_with, lights};
+use crate::support::fixtures::{assert_no_key_of, failed, ok, png_base64, walk};
 
 /// A key that must never appear in anything a build writes.
 const KEY: &str = "sk-proj-LEAKCHECK-4f9a1c2e7d";
 
 fn png() -> String {
     png_base64(64, 48)
-}
-
-/// The example book with an `openai` profile at `base_url` and `extra` keys in its table.
-pub(crate) fn book_with(base_url: &str, extra: &str) -> TestBook {
-    let openai = format!("kind = \"openai\"\nbase-url = \"{base_url}/v1\"\nquality = \"medium\"");
-    lights("openai", extra, &[("openai", &openai)])
 }
 
 async fn build(book: &TestBook) -> Output {
@@ -35,12 +29,6 @@ async fn build(book: &TestBook) -> Output {
 /// anything a build printed.
 fn assert_no_key(root: &Path, outputs: &[&Output]) {
     assert_no_key_of(KEY, root, outputs);
-}
-
-/// Fails if `key` appears in any file under the book or in anything a build printed.
-pub(crate) fn assert_no_key_of(key: &str, root: &Path, outputs: &[&Output]) {
-    let files = assert_nowhere(root, outputs, &[key]);
-    assert!(files > 5, "there are files to check");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

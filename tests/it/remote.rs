@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::support::books::PROVIDER;
 use crate::support::fixtures::ok;
 use crate::support::servers::{Kind, Server, block_on};
 use crate::support::{BIN, mdbook_binary};
-use crate::team::PROVIDER;
 
 /// A book on one "machine": its own directory and local cache, the shared remote in
 /// `book.toml`, and a provider that logs every call.

@@ -5,27 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::books::PROVIDER;
 use crate::support::fixtures::ok;
 use crate::support::{BIN, mdbook_binary};
-
-/// A provider that draws a 64×64 PNG whose colour depends on the prompt and on `variant.txt`
-/// (so two branches can make different bytes for the same prompt), and logs every call. A
-/// prompt with "slow" in it takes `SLOW` seconds.
-pub(crate) const PROVIDER: &str = r#"import os, struct, sys, time, zlib, hashlib
-if "slow" in os.environ["IMAGEGEN_PROMPT"]:
-    time.sleep(float(os.environ.get("SLOW", "0")))
-variant = open("variant.txt").read().strip()
-seed = hashlib.sha256((os.environ["IMAGEGEN_PROMPT"] + variant).encode()).digest()
-w, h = int(os.environ["IMAGEGEN_WIDTH"]), int(os.environ["IMAGEGEN_HEIGHT"])
-rows = b"".join(b"\x00" + bytes(seed[:3]) * w for _ in range(h))
-def chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-png += chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-open(os.environ["IMAGEGEN_OUTPUT"], "wb").write(png)
-with open(os.environ["CALLS"], "a") as log:
-    log.write(os.environ["IMAGEGEN_PROMPT"] + "\n")
-"#;
 
 struct Repo {
     dir: tempfile::TempDir,

@@ -26,3 +26,28 @@ engraving = "black and white copperplate engraving, fine cross-hatching"
 pub(crate) fn toml(title: &str, rest: &str) -> String {
     format!("[book]\ntitle = \"{title}\"\n\n[preprocessor.imagegen]\nafter = [\"links\"]\n{rest}")
 }
+
+/// The example book with an `openai` profile at `base_url` and `extra` keys in its table.
+pub(crate) fn book_with(base_url: &str, extra: &str) -> TestBook {
+    let openai = format!("kind = \"openai\"\nbase-url = \"{base_url}/v1\"\nquality = \"medium\"");
+    lights("openai", extra, &[("openai", &openai)])
+}
+
+/// A provider that draws a 64×64 PNG whose colour depends on the prompt and on `variant.txt`
+/// (so two branches can make different bytes for the same prompt), and logs every call. A
+/// prompt with "slow" in it takes `SLOW` seconds.
+pub(crate) const PROVIDER: &str = r#"import os, struct, sys, time, zlib, hashlib
+if "slow" in os.environ["IMAGEGEN_PROMPT"]:
+    time.sleep(float(os.environ.get("SLOW", "0")))
+variant = open("variant.txt").read().strip()
+seed = hashlib.sha256((os.environ["IMAGEGEN_PROMPT"] + variant).encode()).digest()
+w, h = int(os.environ["IMAGEGEN_WIDTH"]), int(os.environ["IMAGEGEN_HEIGHT"])
+rows = b"".join(b"\x00" + bytes(seed[:3]) * w for _ in range(h))
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+png += chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+open(os.environ["IMAGEGEN_OUTPUT"], "wb").write(png)
+with open(os.environ["CALLS"], "a") as log:
+    log.write(os.environ["IMAGEGEN_PROMPT"] + "\n")
+"#;

@@ -89,3 +89,9 @@ pub(crate) fn failed(output: &Output) -> String {
     assert!(!output.status.success(), "{stderr}");
     stderr
 }
+
+/// Fails if `key` appears in any file under the book or in anything a build printed.
+pub(crate) fn assert_no_key_of(key: &str, root: &Path, outputs: &[&Output]) {
+    let files = assert_nowhere(root, outputs, &[key]);
+    assert!(files > 5, "there are files to check");
+}
