@@ -18,6 +18,7 @@
 
 mod assets;
 mod cache;
+mod claim;
 mod config;
 mod description;
 mod directive;
@@ -50,8 +51,8 @@ pub use outside::for_terminal;
 pub use pipeline::{ImageGen, PlannedImage, Status};
 pub use progress::LogWriter;
 pub use team::{
-    DescriptionStat, ListedImage, MissingAlt, Picked, Pushed, RemoteObject, RemoteStats, Stat,
-    Team, VerifyProblem, WrittenAlt,
+    DescriptionStat, ListedImage, MissingAlt, Picked, Pushed, RemoteClaim, RemoteObject,
+    RemoteStats, Stat, Team, VerifyProblem, WrittenAlt,
 };
 
 /// For `scripts/bench svg` (`examples/svg_render.rs`): what a build does with an SVG master,

@@ -29,6 +29,8 @@ pub(crate) use crate::vocab::{ProviderKind, Size};
 pub(crate) use alt::DescribeWith;
 pub(crate) use limits::{OnError, RetryPolicy};
 pub(crate) use profiles::Profile;
+#[cfg(test)]
+pub(crate) use storage::CLAIM_TTL;
 pub(crate) use storage::{Mode, Scheme, Storage};
 pub(crate) use styles::{NO_STYLE, Style};
 

@@ -2,6 +2,8 @@
 //! Azure Blob or a shared directory), its bucket, endpoint, root and public URL, and whether
 //! builds may write to it. Errors name the key under `storage.`; credentials are never read here.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::error::Result;
@@ -25,7 +27,16 @@ pub(crate) struct Storage {
     pub(crate) mode: Mode,
     /// Reads without credentials (a public bucket); only with `mode = "read-only"`.
     pub(crate) anonymous: bool,
+    /// How long a claim lives unless its holder renews it (`claim-ttl`).
+    pub(crate) claim_ttl: Duration,
+    /// The longest a build waits for an image another machine claimed (`claim-wait`); by
+    /// default as long as a build may take for one image.
+    pub(crate) claim_wait: Option<Duration>,
 }
+
+/// The default `claim-ttl`: a dead holder keeps others waiting this long at most (and as long
+/// again where the machines' clocks are not compared, see `claim`).
+pub(crate) const CLAIM_TTL: Duration = Duration::from_secs(180);
 
 /// The kind of object store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +93,8 @@ pub(super) struct RawStorage {
     mode: Option<String>,
     #[serde(default)]
     anonymous: bool,
+    claim_ttl: Option<String>,
+    claim_wait: Option<String>,
 }
 
 /// Validates `[preprocessor.imagegen.storage]`; errors name the key (under `storage.`).
@@ -99,6 +112,15 @@ pub(super) fn storage(raw: RawStorage) -> Result<Storage, (&'static str, String)
         .transpose()?;
     let root = store_root(scheme, raw.root.unwrap_or_default())?;
     let mode = access(scheme, raw.mode.as_deref(), raw.anonymous)?;
+    let claim_ttl = raw
+        .claim_ttl
+        .map(|text| claim_duration("claim-ttl", &text))
+        .transpose()?
+        .unwrap_or(CLAIM_TTL);
+    let claim_wait = raw
+        .claim_wait
+        .map(|text| claim_duration("claim-wait", &text))
+        .transpose()?;
     Ok(Storage {
         scheme,
         bucket,
@@ -111,7 +133,21 @@ pub(super) fn storage(raw: RawStorage) -> Result<Storage, (&'static str, String)
         public_url,
         mode,
         anonymous: raw.anonymous,
+        claim_ttl,
+        claim_wait,
     })
+}
+
+/// `claim-ttl` or `claim-wait`: a duration from 2 seconds to an hour.
+fn claim_duration(key: &'static str, text: &str) -> Result<Duration, (&'static str, String)> {
+    let duration = super::limits::duration(text).map_err(|e| (key, e))?;
+    if !(Duration::from_secs(2)..=Duration::from_secs(3600)).contains(&duration) {
+        return Err((
+            key,
+            format!("`{text}` is out of range; give a duration from `\"2s\"` to `\"1h\"`"),
+        ));
+    }
+    Ok(duration)
 }
 
 /// A store's `bucket`: the bucket or container, which the cloud stores need and `fs` has none of.

@@ -243,6 +243,20 @@ fn storage_reads_each_scheme_with_defaults() {
     .storage
     .unwrap();
     assert_eq!((fs.scheme, fs.root.as_str()), (Scheme::Fs, "../shared"));
+    assert_eq!((fs.claim_ttl, fs.claim_wait), (super::CLAIM_TTL, None));
+    let claims = Config::from_table(Some(&json!({
+        "storage": {"scheme": "fs", "root": "x", "claim-ttl": "90s", "claim-wait": "20m"}
+    })))
+    .unwrap()
+    .storage
+    .unwrap();
+    assert_eq!(
+        (claims.claim_ttl, claims.claim_wait),
+        (
+            std::time::Duration::from_secs(90),
+            Some(std::time::Duration::from_secs(1200))
+        )
+    );
     let azure = Config::from_table(Some(&json!({
         "storage": {"scheme": "azblob", "bucket": "c", "root": "/books/a/", "mode": "read-only"}
     })))
@@ -297,6 +311,14 @@ fn storage_mistakes_say_how_to_fix_them() {
         (
             json!({"scheme": "s3", "bucket": "b", "root": "a/../b"}),
             "must be a plain prefix",
+        ),
+        (
+            json!({"scheme": "s3", "bucket": "b", "claim-ttl": "1s"}),
+            "storage.claim-ttl`: `1s` is out of range; give a duration from `\"2s\"` to `\"1h\"`",
+        ),
+        (
+            json!({"scheme": "s3", "bucket": "b", "claim-wait": "soon"}),
+            "storage.claim-wait`: `soon` is not a duration",
         ),
         (
             json!({"scheme": "s3", "bucket": "b", "key": "x"}),

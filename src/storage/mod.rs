@@ -33,6 +33,10 @@ use crate::config::{Mode, Scheme, Storage};
 use crate::error::{Error, Result};
 use crate::outside::Secrets;
 
+mod conditional;
+
+pub(crate) use conditional::{Conditional, Replace, Version};
+
 /// How many requests run at once.
 const CONCURRENCY: usize = 16;
 /// How many times a temporary failure is retried.
@@ -125,6 +129,7 @@ fn write_fs(dir: &Path, object: &Object) -> std::result::Result<bool, String> {
 /// The remote cache of one book.
 pub(crate) struct Remote {
     operator: Operator,
+    scheme: Scheme,
     /// An `fs` store's directory: read, written and deleted through the file edge rather than
     /// the operator.
     fs_dir: Option<std::path::PathBuf>,
@@ -294,6 +299,7 @@ impl Remote {
         let fs_dir = (storage.scheme == Scheme::Fs).then(|| book_root.join(&storage.root));
         Ok(Remote {
             operator,
+            scheme: storage.scheme,
             fs_dir,
             runtime,
             label,
@@ -694,7 +700,7 @@ mod tests {
 
     const SECRET: &str = "wJalrXUtnFEMI-not-a-real-key";
 
-    fn s3(endpoint: &str, mode: Mode) -> Storage {
+    pub(super) fn s3(endpoint: &str, mode: Mode) -> Storage {
         Storage {
             scheme: Scheme::S3,
             bucket: "book".into(),
@@ -704,10 +710,12 @@ mod tests {
             public_url: None,
             mode,
             anonymous: false,
+            claim_ttl: crate::config::CLAIM_TTL,
+            claim_wait: None,
         }
     }
 
-    fn open(storage: &Storage) -> Remote {
+    pub(super) fn open(storage: &Storage) -> Remote {
         let var = |name: &str| match name {
             "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".to_owned()),
             "AWS_SECRET_ACCESS_KEY" => Some(SECRET.to_owned()),
@@ -717,7 +725,7 @@ mod tests {
     }
 
     /// The `fs` store `shared/` of the book at `book`.
-    fn shared_directory(book: &Path, mode: Mode) -> Remote {
+    pub(super) fn shared_directory(book: &Path, mode: Mode) -> Remote {
         let storage = Storage {
             scheme: Scheme::Fs,
             bucket: String::new(),
@@ -727,11 +735,13 @@ mod tests {
             public_url: None,
             mode,
             anonymous: false,
+            claim_ttl: crate::config::CLAIM_TTL,
+            claim_wait: None,
         };
         Remote::open(&storage, book, &|_| None).unwrap()
     }
 
-    fn s3_error(status: u16, code: &str) -> ResponseTemplate {
+    pub(super) fn s3_error(status: u16, code: &str) -> ResponseTemplate {
         ResponseTemplate::new(status)
         .insert_header("content-type", "application/xml")
         .set_body_string(format!(
@@ -1005,6 +1015,8 @@ mod tests {
             public_url: None,
             mode: Mode::ReadOnly,
             anonymous: false,
+            claim_ttl: crate::config::CLAIM_TTL,
+            claim_wait: None,
         };
         let var =
             |name: &str| (name == "AZURE_STORAGE_CONNECTION_STRING").then(|| connection.to_owned());
