@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 mod alt;
+mod claims;
 mod gc;
 mod pick;
 mod remote;
 pub use alt::{MissingAlt, WrittenAlt};
+pub use claims::RemoteClaim;
 pub use pick::Picked;
 pub use remote::{Pushed, RemoteObject, RemoteStats};
 

@@ -26,83 +26,108 @@ struct Candidate {
     record: Record,
 }
 
+/// A remote image, read and checked against its hash: ready to be copied in.
+pub(crate) struct Downloaded {
+    candidate: Candidate,
+    master: Vec<u8>,
+}
+
+/// Reads each key's winning image from the remote, without touching the local cache (so it
+/// may run on any thread). A remote failure is reported once through [`Remote::degrade`] and
+/// ends the lookup with what was found so far; a damaged remote object (wrong hash, not a
+/// record) is skipped with a warning, and the next record of its key is tried.
+pub(crate) fn download(remote: &Remote, keys: &[CacheKey]) -> BTreeMap<CacheKey, Downloaded> {
+    let mut found = BTreeMap::new();
+    if keys.is_empty() {
+        return found;
+    }
+    let Some(mut candidates) = remote.degrade(remote_records(remote, keys)) else {
+        return found;
+    };
+    // Best first, the same winner as in a local shard; popped from the end.
+    for list in candidates.values_mut() {
+        super::wins::best_first(list, |c| super::wins::Rank::of(&c.record, &c.name));
+        list.reverse();
+    }
+    // Each round reads the best remaining record's master of every key still open.
+    loop {
+        let round: Vec<(CacheKey, Candidate)> = candidates
+            .iter_mut()
+            .filter(|(key, _)| !found.contains_key(*key))
+            .filter_map(|(key, list)| list.pop().map(|c| (*key, c)))
+            .collect();
+        if round.is_empty() {
+            break;
+        }
+        let master_paths: Vec<String> = round
+            .iter()
+            .map(|(_, c)| paths::master(&c.record.master, extension(&c.record)))
+            .collect();
+        let Some(masters) =
+            remote.degrade(remote.read(&master_paths, crate::provider::MAX_MASTER_BYTES as u64))
+        else {
+            break;
+        };
+        for ((key, candidate), (bytes, path)) in round
+            .into_iter()
+            .zip(masters.into_iter().zip(&master_paths))
+        {
+            let bytes = match bytes {
+                Fetched::Bytes(bytes) => bytes,
+                Fetched::Missing => {
+                    tracing::warn!(
+                        "the remote record `{}` has no master `{path}` in `{}`; skipping it",
+                        candidate.name,
+                        remote.label()
+                    );
+                    continue;
+                }
+                Fetched::Refused(why) => {
+                    tracing::warn!(
+                        "the remote master `{path}` in `{}` is not read ({}); skipping it (run `mdbook-imagegen verify --remote`)",
+                        remote.label(),
+                        crate::outside::for_terminal(&why)
+                    );
+                    continue;
+                }
+            };
+            if blake3::hash(&bytes).to_hex().as_str() != candidate.record.master {
+                tracing::warn!(
+                    "the remote master `{path}` in `{}` does not match its hash; skipping it (run `mdbook-imagegen verify --remote`)",
+                    remote.label()
+                );
+                continue;
+            }
+            found.insert(
+                key,
+                Downloaded {
+                    candidate,
+                    master: bytes,
+                },
+            );
+        }
+    }
+    found
+}
+
 impl Cache {
-    /// Looks keys up in the remote and copies each one's winning image into the local cache.
-    /// Returns the entries found. A remote failure is reported once through
-    /// [`Remote::degrade`] and ends the lookup with what was found so far; a damaged remote
-    /// object (wrong hash, not a record) is skipped with a warning, and the next record of its
-    /// key is tried. Only a local failure (writing the cache) is an error.
+    /// Looks keys up in the remote and copies each one's winning image into the local cache
+    /// (see [`download`]). Returns the entries found. Only a local failure (writing the cache)
+    /// is an error.
     pub(crate) fn fetch_remote(
         &mut self,
         remote: &Remote,
         keys: &[CacheKey],
     ) -> Result<BTreeMap<CacheKey, Entry>> {
-        let mut found = BTreeMap::new();
-        if keys.is_empty() {
-            return Ok(found);
-        }
-        let Some(mut candidates) = remote.degrade(self.remote_records(remote, keys)) else {
-            return Ok(found);
-        };
-        // Best first, the same winner as in a local shard; popped from the end.
-        for list in candidates.values_mut() {
-            super::wins::best_first(list, |c| super::wins::Rank::of(&c.record, &c.name));
-            list.reverse();
-        }
-        // Each round reads the best remaining record's master of every key still open.
-        loop {
-            let round: Vec<(CacheKey, Candidate)> = candidates
-                .iter_mut()
-                .filter(|(key, _)| !found.contains_key(*key))
-                .filter_map(|(key, list)| list.pop().map(|c| (*key, c)))
-                .collect();
-            if round.is_empty() {
-                break;
-            }
-            let master_paths: Vec<String> = round
-                .iter()
-                .map(|(_, c)| paths::master(&c.record.master, extension(&c.record)))
-                .collect();
-            let Some(masters) = remote
-                .degrade(remote.read(&master_paths, crate::provider::MAX_MASTER_BYTES as u64))
-            else {
-                break;
-            };
-            for ((key, candidate), (bytes, path)) in round
-                .into_iter()
-                .zip(masters.into_iter().zip(&master_paths))
-            {
-                let bytes = match bytes {
-                    Fetched::Bytes(bytes) => bytes,
-                    Fetched::Missing => {
-                        tracing::warn!(
-                            "the remote record `{}` has no master `{path}` in `{}`; skipping it",
-                            candidate.name,
-                            remote.label()
-                        );
-                        continue;
-                    }
-                    Fetched::Refused(why) => {
-                        tracing::warn!(
-                            "the remote master `{path}` in `{}` is not read ({}); skipping it (run `mdbook-imagegen verify --remote`)",
-                            remote.label(),
-                            crate::outside::for_terminal(&why)
-                        );
-                        continue;
-                    }
-                };
-                if blake3::hash(&bytes).to_hex().as_str() != candidate.record.master {
-                    tracing::warn!(
-                        "the remote master `{path}` in `{}` does not match its hash; skipping it (run `mdbook-imagegen verify --remote`)",
-                        remote.label()
-                    );
-                    continue;
-                }
-                let entry = self.adopt(&candidate, &bytes)?;
-                found.insert(key, entry);
-            }
-        }
-        Ok(found)
+        download(remote, keys)
+            .into_iter()
+            .map(|(key, downloaded)| Ok((key, self.copy_in(&downloaded)?)))
+            .collect()
+    }
+
+    /// Copies a downloaded image into the committed tier.
+    pub(crate) fn copy_in(&mut self, downloaded: &Downloaded) -> Result<Entry> {
+        self.adopt(&downloaded.candidate, &downloaded.master)
     }
 
     /// Which of these keys the remote has an image for (by its records; nothing is downloaded).
@@ -111,56 +136,7 @@ impl Cache {
         remote: &Remote,
         keys: &[CacheKey],
     ) -> Result<BTreeSet<CacheKey>> {
-        Ok(remote_record_names(remote, keys)?
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect())
-    }
-
-    /// Reads the remote records of each key.
-    fn remote_records(
-        &self,
-        remote: &Remote,
-        keys: &[CacheKey],
-    ) -> Result<BTreeMap<CacheKey, Vec<Candidate>>> {
-        let names = remote_record_names(remote, keys)?;
-        let texts = remote.read(
-            &names
-                .iter()
-                .map(|(_, n)| paths::record(n))
-                .collect::<Vec<_>>(),
-            super::record::MAX_RECORD_BYTES,
-        )?;
-        let mut out: BTreeMap<CacheKey, Vec<Candidate>> = BTreeMap::new();
-        for ((key, name), fetched) in names.into_iter().zip(texts) {
-            let bytes = match fetched {
-                Fetched::Bytes(bytes) => bytes,
-                Fetched::Missing => continue,
-                Fetched::Refused(why) => {
-                    tracing::warn!(
-                        "skipping the remote record `{name}` in `{}`: {}",
-                        remote.label(),
-                        crate::outside::for_terminal(&why)
-                    );
-                    continue;
-                }
-            };
-            match Record::parse(&bytes, &name) {
-                Ok(record) if record.key == key.to_hex() => {
-                    out.entry(key).or_default().push(Candidate {
-                        name,
-                        bytes,
-                        record,
-                    });
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(
-                    "skipping the unreadable remote record `{name}` in `{}`: {e}",
-                    remote.label()
-                ),
-            }
-        }
-        Ok(out)
+        remote_keys(remote, keys)
     }
 
     /// Copies a remote image into the committed tier: master, then record, each atomically.
@@ -423,6 +399,59 @@ impl Cache {
 }
 
 /// The names of the remote records of these keys, listing each shard directory once.
+/// Reads the remote records of each key.
+fn remote_records(
+    remote: &Remote,
+    keys: &[CacheKey],
+) -> Result<BTreeMap<CacheKey, Vec<Candidate>>> {
+    let names = remote_record_names(remote, keys)?;
+    let texts = remote.read(
+        &names
+            .iter()
+            .map(|(_, n)| paths::record(n))
+            .collect::<Vec<_>>(),
+        super::record::MAX_RECORD_BYTES,
+    )?;
+    let mut out: BTreeMap<CacheKey, Vec<Candidate>> = BTreeMap::new();
+    for ((key, name), fetched) in names.into_iter().zip(texts) {
+        let bytes = match fetched {
+            Fetched::Bytes(bytes) => bytes,
+            Fetched::Missing => continue,
+            Fetched::Refused(why) => {
+                tracing::warn!(
+                    "skipping the remote record `{name}` in `{}`: {}",
+                    remote.label(),
+                    crate::outside::for_terminal(&why)
+                );
+                continue;
+            }
+        };
+        match Record::parse(&bytes, &name) {
+            Ok(record) if record.key == key.to_hex() => {
+                out.entry(key).or_default().push(Candidate {
+                    name,
+                    bytes,
+                    record,
+                });
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "skipping the unreadable remote record `{name}` in `{}`: {e}",
+                remote.label()
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// Which of these keys the remote has an image for (by its records; nothing is downloaded).
+fn remote_keys(remote: &Remote, keys: &[CacheKey]) -> Result<BTreeSet<CacheKey>> {
+    Ok(remote_record_names(remote, keys)?
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect())
+}
+
 fn remote_record_names(remote: &Remote, keys: &[CacheKey]) -> Result<Vec<(CacheKey, String)>> {
     let wanted: BTreeMap<String, CacheKey> = keys.iter().map(|k| (k.to_hex(), *k)).collect();
     let shards: BTreeSet<String> = wanted.keys().map(|k| paths::record_shard(k)).collect();

@@ -50,12 +50,13 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
         let what = match &row.message {
             Some(message) if row.status.is_failure() => t(message),
             _ => t(format!(
-                "{} {} {}  {}{}",
+                "{} {} {}  {}{}{}",
                 row.provider,
                 row.model,
                 row.size,
                 row.prompt,
-                art_direction(row)
+                art_direction(row),
+                claimed(row)
             )),
         };
         writeln!(
@@ -73,8 +74,12 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
         .filter_map(|r| r.cost)
         .fold(0.0, |sum, cost| sum + cost);
     let mut parts = vec![format!("{} cached", count(Status::Cached))];
+    let claimed = match rows.iter().filter(|r| r.claimed_by.is_some()).count() {
+        0 => String::new(),
+        n => format!("; {n} generating on another machine now, which a build waits for"),
+    };
     parts.push(format!(
-        "{} to generate (estimated ${total:.2})",
+        "{} to generate (estimated ${total:.2}{claimed})",
         count(Status::Generate)
     ));
     for (status, label) in [
@@ -105,6 +110,14 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
         parts.join(", ")
     )?;
     Ok(count(Status::Error) == 0 && count(Status::Retired) == 0)
+}
+
+/// `  (generating on HOST (process N) until …)` for an image another machine holds the claim of.
+fn claimed(row: &PlannedImage) -> String {
+    row.claimed_by
+        .as_ref()
+        .map(|by| format!("  (generating on {by})"))
+        .unwrap_or_default()
 }
 
 pub(crate) fn list(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool> {
@@ -326,8 +339,33 @@ pub(crate) fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::
             s(remote.assets),
             remote.asset_bytes as f64 / 1_000_000.0
         )?;
+        claims(&mut stdout, &remote.claims)?;
     }
     Ok(true)
+}
+
+/// The images other machines are generating now, one line each.
+fn claims(out: &mut impl Write, claims: &[mdbook_imagegen::RemoteClaim]) -> std::io::Result<()> {
+    let live: Vec<_> = claims.iter().filter(|c| c.live).collect();
+    if live.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} image{} being generated on other machines now (live claims):",
+        live.len(),
+        s(live.len())
+    )?;
+    for claim in live {
+        writeln!(
+            out,
+            "  {}  {} until {}",
+            &claim.key[..12],
+            t(&claim.holder),
+            t(&claim.expires_at)
+        )?;
+    }
+    Ok(())
 }
 
 pub(crate) fn gc(
@@ -416,7 +454,8 @@ pub(crate) fn verify_remote(
     dir: &Path,
     json: bool,
 ) -> anyhow::Result<bool> {
-    let problems = load_team(preprocessor, dir)?.verify_remote()?;
+    let team = load_team(preprocessor, dir)?;
+    let problems = team.verify_remote()?;
     let mut stdout = std::io::stdout().lock();
     if json {
         print_json(&mut stdout, &problems)?;
@@ -425,6 +464,7 @@ pub(crate) fn verify_remote(
     for problem in &problems {
         writeln!(stdout, "remote: {}: {}", t(&problem.path), t(&problem.what))?;
     }
+    claims(&mut stdout, &team.remote_claims()?)?;
     if problems.is_empty() {
         writeln!(stdout, "the remote cache is sound")?;
     } else {

@@ -77,6 +77,11 @@ pub struct PlannedImage {
     /// With `edit`: the cache key of the image the edit starts from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edits: Option<String>,
+    /// For an image to generate that another machine is generating now (it holds the claim
+    /// in the remote cache): that machine and process, and when the claim expires. A build
+    /// waits for its image rather than paying for it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
 }
 
 /// A book as `plan` sees it: its directives, and what the team commands need besides.
@@ -119,6 +124,9 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     resolution.warn_deprecations();
     let mut planned = directives::planned(&book, &pages, &plan, &resolution);
     directives::plan_descriptions(&book, &mut planned)?;
+    if let Some(remote) = &rounds.remote {
+        directives::note_claims(remote, &mut planned);
+    }
     let assets_dir = book.assets_dir;
     let Opened { ctx, config, .. } = opened;
     Ok(PlannedBook {

@@ -193,6 +193,20 @@ impl Team {
             )
             .chain(verdict.made.iter().map(|&(k, why)| object(made[k], why)))
             .collect();
+        let claims = self.claim_objects(&remote)?;
+        let now = std::time::SystemTime::now();
+        let doomed: Vec<RemoteObject> = doomed
+            .into_iter()
+            .chain(
+                super::claims::doomed_claims(&claims, now, grace)
+                    .into_iter()
+                    .map(|(listed, what)| RemoteObject {
+                        path: listed.path.clone(),
+                        bytes: listed.bytes,
+                        what,
+                    }),
+            )
+            .collect();
         if !dry_run && !doomed.is_empty() {
             delete_remote(&remote, &doomed)?;
         }

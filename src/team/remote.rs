@@ -42,6 +42,8 @@ pub struct RemoteStats {
     pub assets: usize,
     /// Bytes of the web files.
     pub asset_bytes: u64,
+    /// The live claims: images other machines are generating now.
+    pub claims: Vec<super::RemoteClaim>,
 }
 
 /// An object of the remote cache that `gc --remote` removes, or `verify --remote` finds wrong.
@@ -188,6 +190,11 @@ impl Team {
                 stats.asset_bytes += bytes;
             }
         }
+        let claims = self.claim_objects(&remote)?;
+        stats.claims = super::claims::claims_of(&claims, std::time::SystemTime::now())
+            .into_iter()
+            .filter(|c| c.live)
+            .collect();
         Ok(Some(stats))
     }
 

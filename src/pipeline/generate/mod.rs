@@ -1,6 +1,7 @@
 //! Stage 4, generate: the jobs resolve sent to a provider, several at a time; each new master
 //! is stored the moment it arrives (and uploaded to the remote cache when there is one).
 
+pub(crate) mod claims;
 mod queue;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,9 +43,13 @@ pub(crate) fn run(
     let mut progress = Progress::start(chains.len(), book.config.max_concurrency);
     let single = crate::cache::SingleFlight::new(&book.cache_root(), book.flight_wait());
     let forced = |key: &CacheKey| force.contains(key);
+    let claims = remote
+        .zip(book.config.storage.as_ref())
+        .map(|(remote, storage)| claims::Claims::new(remote, storage, book.flight_wait()));
     let flight = Flight {
         single: &single,
         forced: &forced,
+        claims: claims.as_ref(),
     };
     book.with_provider_env(|env| {
         queue::run(
@@ -62,6 +67,11 @@ pub(crate) fn run(
                         let tier = image::tier_of(request);
                         cache.note_changed(tier, link_key);
                         Image::Ready(image::ready(book, cache, tier, entry, request))
+                    }
+                    Ok(Got::Stored(request, image)) => {
+                        // Another machine made it while this build waited for its claim.
+                        summary.reused += 1;
+                        copy_in(book, cache, request, &image)
                     }
                     Ok(Got::Made(made)) => {
                         let again = force.contains(&jobs[job].key);
@@ -116,8 +126,8 @@ fn groups(chains: &[Chain]) -> Vec<Vec<usize>> {
 
 /// Stores a new master, and uploads it when the book has a remote cache. With `again`
 /// (`regenerate`), the new image replaces the key's other records, here and in the remote.
-/// Otherwise, when another machine made this image first (two CI jobs at once), its image wins
-/// here too, as on every machine.
+/// Otherwise, when another machine made this image first (two CI jobs at once, without claims),
+/// its image wins here too, as on every machine; an image made under a claim had no rival.
 fn store(
     book: &Book<'_>,
     cache: &mut Cache,
@@ -154,13 +164,27 @@ fn store(
                 prompt_start(&made.request.prompt)
             );
         }
-    } else if let Ok(found) = cache.fetch_remote(remote, &[made.key])
+    } else if !made.claimed
+        && let Ok(found) = cache.fetch_remote(remote, &[made.key])
         && let Some(winner) = found.get(&made.key)
         && winner.record != entry.record
     {
         return Ok((tier, winner.clone()));
     }
     Ok((tier, entry))
+}
+
+/// Copies in the image another machine stored in the remote cache while this build waited.
+fn copy_in(
+    book: &Book<'_>,
+    cache: &mut Cache,
+    request: &Request,
+    image: &crate::cache::Downloaded,
+) -> Image {
+    match cache.copy_in(image) {
+        Ok(entry) => Image::Ready(image::ready(book, cache, Tier::Committed, entry, request)),
+        Err(e) => Image::Failed(e.to_string()),
+    }
 }
 
 /// Uploads a new image to the remote; until that succeeds, the journal keeps it for the next

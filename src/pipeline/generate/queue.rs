@@ -6,13 +6,14 @@
 //! requests: its own profile first, then the fallback profiles, tried in order when a request
 //! fails for a reason that is not the prompt (rate limits or outages that outlast the retries).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::claims::{self, ClaimGuard, Claims, Polled, Waiting};
 use crate::cache::key::CacheKey;
-use crate::cache::{Entered, Entry, KeyLock, SingleFlight};
+use crate::cache::{Downloaded, Entered, Entry, KeyLock, SingleFlight};
 use crate::progress::Progress;
 use crate::provider::{self, Env, Failure, Master};
 use crate::request::{Chain, Request};
@@ -22,6 +23,8 @@ pub(crate) struct Made<'a> {
     pub(crate) key: CacheKey,
     pub(crate) request: &'a Request,
     pub(crate) master: Master,
+    /// Made under a claim in the remote cache: no other machine made it meanwhile.
+    pub(crate) claimed: bool,
 }
 
 /// What a job got.
@@ -30,112 +33,346 @@ pub(crate) enum Got<'a> {
     Made(Made<'a>),
     /// Another build of the book stored it while this one waited: the link and its entry.
     Found(&'a Request, CacheKey, Entry),
+    /// Another machine stored it in the remote cache while this one waited for its claim: the
+    /// link, and the image as read from the store.
+    Stored(&'a Request, Box<Downloaded>),
 }
 
-/// How jobs coordinate with other builds of the book: the cache's single flight, and the keys
-/// that must be generated again even when another build stored one (`regenerate`).
+/// How jobs coordinate with other builds of the book: the cache's single flight, the claims
+/// in the remote cache, and the keys that must be generated again even when another build
+/// stored one (`regenerate`: those take no claim).
 pub(crate) struct Flight<'f> {
     pub(crate) single: &'f SingleFlight,
     pub(crate) forced: &'f (dyn Fn(&CacheKey) -> bool + Sync),
+    pub(crate) claims: Option<&'f Claims<'f>>,
+}
+
+/// What a job holds until its image is stored (and uploaded): this machine's lock on the key,
+/// and the claim in the remote cache.
+#[derive(Default)]
+struct Hold<'f> {
+    _lock: Option<KeyLock>,
+    _claim: Option<ClaimGuard<'f>>,
+}
+
+impl Hold<'_> {
+    /// Notes on a new image whether it was made under a claim.
+    fn mark<'a>(&self, result: Result<Got<'a>, Failure>) -> Result<Got<'a>, Failure> {
+        result.map(|got| match got {
+            Got::Made(made) => Got::Made(Made {
+                claimed: self._claim.is_some(),
+                ..made
+            }),
+            other => other,
+        })
+    }
 }
 
 /// Generates every job with at most `concurrency` in flight, calling `done` on this thread with
-/// the job's index as each one finishes. Each key's lock (see `cache::SingleFlight`) is held
-/// until `done` has returned, so that the image is stored before another build looks.
+/// the job's index as each one finishes. Each key's lock (see `cache::SingleFlight`) and claim
+/// (see `claims`) are held until `done` has returned, so that the image is stored and uploaded
+/// before another build looks.
 ///
 /// `groups` lists the jobs as the queue takes them: most alone, and the candidates of one
 /// directive's `variants` together, asked for in one request where the provider takes `n`.
-pub(crate) fn run<'a>(
+/// A job another machine has claimed is set aside, and looked at again once every group is
+/// taken, so that waiting for it never holds the others back.
+pub(crate) fn run<'a, 'f>(
     jobs: &'a [Chain],
     groups: &[Vec<usize>],
     concurrency: usize,
     env: &Env<'_>,
-    flight: Option<&Flight<'_>>,
+    flight: Option<&'f Flight<'f>>,
     progress: &mut Progress,
     mut done: impl FnMut(usize, Result<Got<'a>, Failure>),
 ) {
-    let next = AtomicUsize::new(0);
-    let in_flight = AtomicUsize::new(0);
+    // Machines that share a store start at different places in the queue, so that builds
+    // started together each generate their own part of it rather than wait for one another.
+    let first = match flight.and_then(|f| f.claims) {
+        Some(_) if !groups.is_empty() => fastrand::usize(..groups.len()),
+        _ => 0,
+    };
+    let queue = Queue {
+        jobs,
+        groups,
+        first,
+        env,
+        flight,
+        next: AtomicUsize::new(0),
+        in_flight: AtomicUsize::new(0),
+        waiting: Mutex::new(Vec::new()),
+    };
+    let finished = AtomicBool::new(false);
     let (sender, receiver) = mpsc::channel();
     thread::scope(|scope| {
+        if let Some(claims) = flight.and_then(|f| f.claims) {
+            let finished = &finished;
+            scope.spawn(move || renew(claims, finished));
+        }
         for _ in 0..concurrency.clamp(1, groups.len().max(1)) {
             let sender = sender.clone();
-            let (next, in_flight) = (&next, &in_flight);
-            scope.spawn(move || {
-                loop {
-                    let g = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(group) = groups.get(g) else {
-                        break;
-                    };
-                    in_flight.fetch_add(group.len(), Ordering::Relaxed);
-                    let (found, rest, mut locks) = enter(jobs, group, flight);
-                    let mut results: Vec<(usize, Result<Got<'a>, Failure>)> =
-                        found.into_iter().map(|(i, got)| (i, Ok(got))).collect();
-                    if !rest.is_empty() {
-                        results.extend(generate_group(jobs, &rest, env));
-                    }
-                    in_flight.fetch_sub(group.len(), Ordering::Relaxed);
-                    for (i, result) in results {
-                        let lock = locks
-                            .iter_mut()
-                            .find(|(j, _)| *j == i)
-                            .and_then(|(_, lock)| lock.take());
-                        if sender.send((i, result, lock)).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
+            let queue = &queue;
+            scope.spawn(move || queue.work(&sender));
         }
         drop(sender);
         loop {
             match receiver.recv_timeout(Duration::from_millis(500)) {
-                Ok((i, result, lock)) => {
-                    progress.finished(result.is_ok(), in_flight.load(Ordering::Relaxed));
+                Ok((i, result, hold)) => {
+                    let result: Result<Got<'a>, Failure> = result;
+                    progress.finished(result.is_ok(), queue.in_flight.load(Ordering::Relaxed));
                     done(i, result);
-                    drop::<Option<KeyLock>>(lock);
+                    drop::<Hold<'f>>(hold);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    progress.tick(in_flight.load(Ordering::Relaxed));
+                    progress.tick(queue.in_flight.load(Ordering::Relaxed));
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
+        finished.store(true, Ordering::Relaxed);
     });
 }
 
-/// What a group finds on entering: the jobs another build stored meanwhile, the jobs still to
-/// make (in the group's order), and the lock of each to hold until it is stored.
-type Entering<'a> = (
-    Vec<(usize, Got<'a>)>,
-    Vec<usize>,
-    Vec<(usize, Option<KeyLock>)>,
-);
+/// Renews the claims this build holds until the queue is done.
+fn renew(claims: &Claims<'_>, finished: &AtomicBool) {
+    let every = claims.renew_every();
+    let mut last = Instant::now();
+    while !finished.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(100).min(every));
+        if last.elapsed() >= every {
+            claims.renew_due();
+            last = Instant::now();
+        }
+    }
+}
 
-/// Takes the single-flight lock of every job of a group, in key order, so that two builds
-/// locking the same candidates never wait on each other.
-fn enter<'a>(jobs: &'a [Chain], group: &[usize], flight: Option<&Flight<'_>>) -> Entering<'a> {
-    let Some(flight) = flight else {
-        return (Vec::new(), group.to_vec(), Vec::new());
-    };
-    let mut order = group.to_vec();
-    order.sort_by_key(|&i| jobs[i][0].0);
-    let (mut found, mut rest, mut locks) = (Vec::new(), Vec::new(), Vec::new());
-    for i in order {
-        let chain = &jobs[i];
-        match flight.single.enter(chain, (flight.forced)(&chain[0].0)) {
-            Entered::Found(link, entry) => {
-                let (key, request) = &chain[link];
-                found.push((i, Got::Found(request, *key, entry)));
-            }
-            Entered::Generate(lock) => {
-                rest.push(i);
-                locks.push((i, lock));
+/// One job's result, and what it holds until `done` has stored it.
+type Finished<'a, 'f> = (usize, Result<Got<'a>, Failure>, Hold<'f>);
+
+/// The queue the workers share.
+struct Queue<'q, 'a, 'f> {
+    jobs: &'a [Chain],
+    groups: &'q [Vec<usize>],
+    /// The group taken first.
+    first: usize,
+    env: &'q Env<'q>,
+    flight: Option<&'f Flight<'f>>,
+    /// The next group to take.
+    next: AtomicUsize,
+    in_flight: AtomicUsize,
+    /// The jobs another machine holds, set aside.
+    waiting: Mutex<Vec<(usize, Waiting)>>,
+}
+
+/// What a worker does next once every group is taken.
+enum Turn {
+    /// Look at this waiting job again.
+    Due(usize, Waiting),
+    /// Nothing due yet: sleep this long.
+    Sleep(Duration),
+    /// Nothing left.
+    Done,
+}
+
+impl<'a, 'f> Queue<'_, 'a, 'f> {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<(usize, Waiting)>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A worker: the groups first, then the jobs set aside.
+    fn work(&self, sender: &mpsc::Sender<Finished<'a, 'f>>) {
+        loop {
+            let n = self.next.fetch_add(1, Ordering::Relaxed);
+            let group =
+                (n < self.groups.len()).then(|| &self.groups[(self.first + n) % self.groups.len()]);
+            let results = if let Some(group) = group {
+                self.group(group)
+            } else {
+                match self.turn() {
+                    Turn::Due(i, waiting) => match self.look_again(i, waiting) {
+                        Some(result) => vec![result],
+                        None => continue,
+                    },
+                    Turn::Sleep(pause) => {
+                        thread::sleep(pause);
+                        continue;
+                    }
+                    Turn::Done => return,
+                }
+            };
+            for result in results {
+                if sender.send(result).is_err() {
+                    return;
+                }
             }
         }
     }
-    rest.sort_by_key(|i| group.iter().position(|g| g == i));
-    (found, rest, locks)
+
+    /// Enters a group's jobs and generates those that are this build's to make.
+    fn group(&self, group: &[usize]) -> Vec<Finished<'a, 'f>> {
+        self.in_flight.fetch_add(group.len(), Ordering::Relaxed);
+        let Entering {
+            found,
+            rest,
+            mut holds,
+            waiting,
+        } = enter(self.jobs, group, self.flight);
+        self.waiting().extend(waiting);
+        let mut results: Vec<(usize, Result<Got<'a>, Failure>)> =
+            found.into_iter().map(|(i, got)| (i, Ok(got))).collect();
+        if !rest.is_empty() {
+            results.extend(generate_group(self.jobs, &rest, self.env));
+        }
+        self.in_flight.fetch_sub(group.len(), Ordering::Relaxed);
+        results
+            .into_iter()
+            .map(|(i, result)| {
+                let hold = holds
+                    .iter_mut()
+                    .find(|(j, _)| *j == i)
+                    .map(|(_, hold)| std::mem::take(hold))
+                    .unwrap_or_default();
+                (i, hold.mark(result), hold)
+            })
+            .collect()
+    }
+
+    /// The waiting job due first, if it is due.
+    fn turn(&self) -> Turn {
+        let mut waiting = self.waiting();
+        let Some(first) = (0..waiting.len()).min_by_key(|&w| waiting[w].1.next) else {
+            return Turn::Done;
+        };
+        let now = Instant::now();
+        if waiting[first].1.next > now {
+            return Turn::Sleep((waiting[first].1.next - now).min(Duration::from_millis(100)));
+        }
+        let (i, job) = waiting.swap_remove(first);
+        Turn::Due(i, job)
+    }
+
+    /// Looks again at a job another machine holds: its image, when the remote has it now;
+    /// generated here, when the claim was let go or died or the wait ran out; `None` (and set
+    /// aside again) while it is still held.
+    fn look_again(&self, i: usize, mut waiting: Waiting) -> Option<Finished<'a, 'f>> {
+        let flight = self.flight?;
+        let claims = flight.claims?;
+        let chain = &self.jobs[i];
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let finished = match claims.poll(chain, &mut waiting) {
+            Polled::Wait => {
+                self.waiting().push((i, waiting));
+                None
+            }
+            Polled::Stored(link, image) => {
+                let request = &chain[link].1;
+                Some((i, Ok(Got::Stored(request, image)), Hold::default()))
+            }
+            Polled::Held(guard) => Some(self.alone(i, flight, Some(guard))),
+            Polled::Alone => Some(self.alone(i, flight, None)),
+        };
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        finished
+    }
+
+    /// Generates one job whose claim this build holds (or that it makes without one), behind
+    /// this machine's single flight.
+    fn alone(
+        &self,
+        i: usize,
+        flight: &Flight<'_>,
+        claim: Option<ClaimGuard<'f>>,
+    ) -> Finished<'a, 'f> {
+        let chain = &self.jobs[i];
+        match flight.single.enter(chain, false) {
+            Entered::Found(link, entry) => {
+                let (key, request) = &chain[link];
+                let hold = Hold {
+                    _lock: None,
+                    _claim: claim,
+                };
+                (i, Ok(Got::Found(request, *key, entry)), hold)
+            }
+            Entered::Generate(lock) => {
+                let result = generate_chain(chain, self.env).map(Got::Made);
+                let hold = Hold {
+                    _lock: lock,
+                    _claim: claim,
+                };
+                (i, hold.mark(result), hold)
+            }
+        }
+    }
+}
+
+/// What a group finds on entering: the jobs another build stored meanwhile, the jobs still to
+/// make (in the group's order), what each holds until it is stored, and the jobs another
+/// machine holds.
+struct Entering<'a, 'f> {
+    found: Vec<(usize, Got<'a>)>,
+    rest: Vec<usize>,
+    holds: Vec<(usize, Hold<'f>)>,
+    waiting: Vec<(usize, Waiting)>,
+}
+
+/// Takes the single-flight lock of every job of a group, in key order, so that two builds
+/// locking the same candidates never wait on each other; then its claim in the remote cache.
+fn enter<'a, 'f>(
+    jobs: &'a [Chain],
+    group: &[usize],
+    flight: Option<&'f Flight<'f>>,
+) -> Entering<'a, 'f> {
+    let mut entering = Entering {
+        found: Vec::new(),
+        rest: Vec::new(),
+        holds: Vec::new(),
+        waiting: Vec::new(),
+    };
+    let Some(flight) = flight else {
+        entering.rest = group.to_vec();
+        return entering;
+    };
+    let mut order = group.to_vec();
+    order.sort_by_key(|&i| jobs[i][0].0);
+    for i in order {
+        let chain = &jobs[i];
+        let forced = (flight.forced)(&chain[0].0);
+        let lock = match flight.single.enter(chain, forced) {
+            Entered::Found(link, entry) => {
+                let (key, request) = &chain[link];
+                entering.found.push((i, Got::Found(request, *key, entry)));
+                continue;
+            }
+            Entered::Generate(lock) => lock,
+        };
+        let claims = flight
+            .claims
+            .filter(|_| !forced && chain[0].1.kind.is_model());
+        let claim = match claims.map(|claims| claims.enter(chain)) {
+            Some(claims::Entered::Held(guard)) => Some(guard),
+            Some(claims::Entered::Busy(waiting)) => {
+                entering.waiting.push((i, waiting));
+                continue;
+            }
+            Some(claims::Entered::Stored(link, image)) => {
+                entering.found.push((i, Got::Stored(&chain[link].1, image)));
+                continue;
+            }
+            Some(claims::Entered::Off) | None => None,
+        };
+        entering.rest.push(i);
+        entering.holds.push((
+            i,
+            Hold {
+                _lock: lock,
+                _claim: claim,
+            },
+        ));
+    }
+    entering
+        .rest
+        .sort_by_key(|i| group.iter().position(|g| g == i));
+    entering
 }
 
 /// Every job alone: the groups of a queue with no candidates to ask for together.
@@ -170,6 +407,7 @@ fn generate_group<'a>(
                                 key: *key,
                                 request,
                                 master,
+                                claimed: false,
                             }))
                         }
                         None => generate_chain(&jobs[i], env).map(Got::Made),
@@ -216,6 +454,7 @@ fn generate_chain<'a>(
                     key: *key,
                     request,
                     master,
+                    claimed: false,
                 });
             }
             Err(failure) if failure.may_fall_back && link + 1 < chain.len() => {
@@ -309,7 +548,9 @@ mod tests {
                         result
                             .map(|got| match got {
                                 Got::Made(made) => made.request.profile.clone(),
-                                Got::Found(request, ..) => request.profile.clone(),
+                                Got::Found(request, ..) | Got::Stored(request, ..) => {
+                                    request.profile.clone()
+                                }
                             })
                             .map_err(|f| f.message),
                     ));

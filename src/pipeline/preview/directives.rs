@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::planned::{Describe, Planned, PlannedJob, Served, Variants};
+use crate::cache::key::CacheKey;
 use crate::error::Result;
 use crate::pipeline::Book;
 use crate::pipeline::image::tier_of;
@@ -179,6 +180,24 @@ impl Made {
 /// kept, and which a build will describe, at what estimated price (the price of one
 /// description in `[describe]`, else the describer model's token prices for a typical image:
 /// 1,500 tokens in, 150 out). A description is priced once per image, like the image.
+/// Notes, for each image to generate, the machine that holds its claim in the remote cache.
+pub(super) fn note_claims(remote: &crate::storage::Remote, planned: &mut [Planned]) {
+    let keys: Vec<CacheKey> = planned
+        .iter()
+        .filter(|p| p.status == Status::Generate)
+        .filter_map(Planned::key)
+        .collect();
+    if keys.is_empty() || !remote.is_up() {
+        return;
+    }
+    let live = crate::pipeline::generate::claims::live(remote, &keys);
+    for p in planned.iter_mut() {
+        if let Some(claim) = p.key().and_then(|key| live.get(&key)) {
+            p.claimed_by = Some(format!("{} until {}", claim.holder(), claim.expires_at));
+        }
+    }
+}
+
 pub(super) fn plan_descriptions(book: &Book<'_>, planned: &mut [Planned]) -> Result<()> {
     const TYPICAL: (f64, f64) = (1500.0, 150.0);
     let (Some(with), Some(id)) = (&book.config.describe, book.config.describer_id()) else {

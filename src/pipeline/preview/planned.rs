@@ -29,6 +29,8 @@ pub(crate) struct Planned {
     pub(crate) job: Option<PlannedJob>,
     /// With `alt-text = "describe"`: whether its description is kept or still to be asked for.
     pub(crate) describe: Option<Describe>,
+    /// Another machine generates its image now: who, and until when.
+    pub(crate) claimed_by: Option<String>,
 }
 
 /// The job whose image the directive's figure shows, and what the directive keeps besides.
@@ -102,6 +104,7 @@ impl Planned {
             references: Vec::new(),
             job: None,
             describe: None,
+            claimed_by: None,
         }
     }
 

@@ -40,6 +40,7 @@ impl From<&Planned> for PlannedImage {
             picked: variants.map(|v| v.picked),
             edit: p.edit.clone(),
             edits: job.and_then(|j| j.edits).map(CacheKey::to_hex),
+            claimed_by: p.claimed_by.clone(),
         }
     }
 }
