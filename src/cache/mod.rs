@@ -40,7 +40,7 @@ pub(crate) use manage::{
     StoredMaster, StoredRecord, direct_files, files_two_deep, read_record, remove,
 };
 pub(crate) use record::Record;
-pub(crate) use shared::{Downloaded, download};
+pub(crate) use shared::{Downloaded, UploadJob, download, upload};
 
 use crate::assets::Manifest;
 use crate::config::Config;

@@ -26,6 +26,45 @@ struct Candidate {
     record: Record,
 }
 
+/// An image of the local cache to upload: its files, and the objects they become.
+pub(crate) struct UploadJob {
+    master: PathBuf,
+    master_object: String,
+    master_type: &'static str,
+    record: PathBuf,
+    record_object: String,
+    /// Its mark in the journal of uploads still to do, cleared once uploaded.
+    mark: PathBuf,
+}
+
+/// Uploads an image's master and record (in that order) and clears its journal mark. Needs no
+/// cache, so it may run on any thread.
+pub(crate) fn upload(remote: &Remote, job: &UploadJob) -> Result<Uploaded> {
+    let master = crate::files::read_regular(&job.master, crate::provider::MAX_MASTER_BYTES as u64)
+        .map_err(|e| io_error("read", &job.master, e))?;
+    let mut uploaded = remote.upload(&[Object {
+        path: job.master_object.clone(),
+        content_type: job.master_type,
+        bytes: master,
+    }])?;
+    let record = crate::files::read_regular(&job.record, super::record::MAX_RECORD_BYTES)
+        .map_err(|e| io_error("read", &job.record, e))?;
+    let more = remote.upload(&[Object {
+        path: job.record_object.clone(),
+        content_type: "application/json",
+        bytes: record,
+    }])?;
+    uploaded.written += more.written;
+    uploaded.existed += more.existed;
+    match std::fs::remove_file(&job.mark) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_error("remove", &job.mark, e));
+        }
+        _ => {}
+    }
+    Ok(uploaded)
+}
+
 /// A remote image, read and checked against its hash: ready to be copied in.
 pub(crate) struct Downloaded {
     candidate: Candidate,
@@ -199,33 +238,19 @@ impl Cache {
 
     /// Uploads an entry's master and record (in that order) and clears its journal mark.
     pub(crate) fn upload_entry(&self, remote: &Remote, entry: &Entry) -> Result<Uploaded> {
-        let master_path = self.master_path(Tier::Committed, entry);
-        let master =
-            crate::files::read_regular(&master_path, crate::provider::MAX_MASTER_BYTES as u64)
-                .map_err(|e| io_error("read", &master_path, e))?;
-        let mut uploaded = remote.upload(&[Object {
-            path: paths::master(&entry.master, &entry.extension),
-            content_type: crate::vocab::master_object_type(&entry.extension),
-            bytes: master,
-        }])?;
-        let record_path = self.record_path(Tier::Committed, entry);
-        let record = crate::files::read_regular(&record_path, super::record::MAX_RECORD_BYTES)
-            .map_err(|e| io_error("read", &record_path, e))?;
-        let more = remote.upload(&[Object {
-            path: paths::record(&entry.record),
-            content_type: "application/json",
-            bytes: record,
-        }])?;
-        uploaded.written += more.written;
-        uploaded.existed += more.existed;
-        let mark = self.pending_dir().join(&entry.record);
-        match std::fs::remove_file(&mark) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io_error("remove", &mark, e));
-            }
-            _ => {}
+        upload(remote, &self.upload_job(entry))
+    }
+
+    /// What uploading an entry takes, for [`upload`] on any thread.
+    pub(crate) fn upload_job(&self, entry: &Entry) -> UploadJob {
+        UploadJob {
+            master: self.master_path(Tier::Committed, entry),
+            master_object: paths::master(&entry.master, &entry.extension),
+            master_type: crate::vocab::master_object_type(&entry.extension),
+            record: self.record_path(Tier::Committed, entry),
+            record_object: paths::record(&entry.record),
+            mark: self.pending_dir().join(&entry.record),
         }
-        Ok(uploaded)
     }
 
     /// Uploads what earlier builds could not (an outage, a crash), then copies in the remote's

@@ -51,47 +51,122 @@ pub(crate) fn run(
         forced: &forced,
         claims: claims.as_ref(),
     };
-    book.with_provider_env(|env| {
-        queue::run(
-            &chains,
-            &groups(&chains),
-            book.config.max_concurrency,
-            env,
-            Some(&flight),
-            &mut progress,
-            |i, result| {
-                let job = queued[i];
-                images[job] = match result {
-                    Ok(Got::Found(request, link_key, entry)) => {
-                        // Another build of the book stored it while this one waited.
-                        let tier = image::tier_of(request);
-                        cache.note_changed(tier, link_key);
-                        Image::Ready(image::ready(book, cache, tier, entry, request))
-                    }
-                    Ok(Got::Stored(request, image)) => {
-                        // Another machine made it while this build waited for its claim.
-                        summary.reused += 1;
-                        copy_in(book, cache, request, &image)
-                    }
-                    Ok(Got::Made(made)) => {
-                        let again = force.contains(&jobs[job].key);
-                        match store(book, cache, remote, &made, again) {
-                            Ok((tier, entry)) => {
-                                summary.add(made.request, &made.master);
-                                Image::Ready(image::ready(book, cache, tier, entry, made.request))
-                            }
-                            Err(message) => Image::Failed(message),
+    let uploader = Uploader::new(remote);
+    std::thread::scope(|scope| {
+        uploader.start(scope);
+        book.with_provider_env(|env| {
+            queue::run(
+                &chains,
+                &groups(&chains),
+                book.config.max_concurrency,
+                env,
+                Some(&flight),
+                &mut progress,
+                |i, result, claim| {
+                    let job = queued[i];
+                    images[job] = match result {
+                        Ok(Got::Found(request, link_key, entry)) => {
+                            // Another build of the book stored it while this one waited.
+                            let tier = image::tier_of(request);
+                            cache.note_changed(tier, link_key);
+                            Image::Ready(image::ready(book, cache, tier, entry, request))
                         }
-                    }
-                    Err(failure) => {
-                        summary.failed += 1;
-                        Image::Failed(failure.message)
-                    }
-                };
-            },
-        )
+                        Ok(Got::Stored(request, image)) => {
+                            // Another machine made it while this build waited for its claim.
+                            summary.reused += 1;
+                            copy_in(book, cache, request, &image)
+                        }
+                        Ok(Got::Made(made)) => {
+                            let again = force.contains(&jobs[job].key);
+                            let upload = claim.map(|claim| (claim, &uploader));
+                            match store(book, cache, remote, &made, again, upload) {
+                                Ok((tier, entry)) => {
+                                    summary.add(made.request, &made.master);
+                                    Image::Ready(image::ready(
+                                        book,
+                                        cache,
+                                        tier,
+                                        entry,
+                                        made.request,
+                                    ))
+                                }
+                                Err(message) => Image::Failed(message),
+                            }
+                        }
+                        Err(failure) => {
+                            summary.failed += 1;
+                            Image::Failed(failure.message)
+                        }
+                    };
+                },
+            )
+        });
+        uploader.finish();
     });
     summary
+}
+
+/// Uploads the images made under a claim on threads of their own, and lets each claim go once
+/// its image is in the store: the machines waiting for it need it soon, and the build goes on
+/// storing the next images meanwhile. The build waits for them at the end of the stage.
+struct Uploader<'r, 'c> {
+    remote: Option<&'r Remote>,
+    sender: std::sync::Mutex<Option<std::sync::mpsc::Sender<Upload<'c>>>>,
+    receiver: std::sync::Mutex<std::sync::mpsc::Receiver<Upload<'c>>>,
+}
+
+/// An image to upload, and its claim to let go after.
+type Upload<'c> = (crate::cache::UploadJob, claims::ClaimGuard<'c>);
+
+/// How many images are uploaded at once.
+const UPLOADERS: usize = 4;
+
+impl<'r, 'c> Uploader<'r, 'c> {
+    fn new(remote: Option<&'r Remote>) -> Self {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        Uploader {
+            remote,
+            sender: std::sync::Mutex::new(Some(sender)),
+            receiver: std::sync::Mutex::new(receiver),
+        }
+    }
+
+    fn start<'s>(&'s self, scope: &'s std::thread::Scope<'s, '_>) {
+        let Some(remote) = self.remote else {
+            return;
+        };
+        for _ in 0..UPLOADERS {
+            scope.spawn(move || {
+                loop {
+                    let next = self
+                        .receiver
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .recv();
+                    let Ok((job, claim)) = next else {
+                        break;
+                    };
+                    remote.degrade(crate::cache::upload(remote, &job));
+                    drop(claim);
+                }
+            });
+        }
+    }
+
+    /// Uploads `job`, then lets `claim` go; `false` (and `claim` let go at once) when there is
+    /// no remote to upload to.
+    fn send(&self, job: crate::cache::UploadJob, claim: claims::ClaimGuard<'c>) -> bool {
+        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        match (self.remote, sender.as_ref()) {
+            (Some(_), Some(sender)) => sender.send((job, claim)).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// No more uploads: the threads end once the last is done.
+    fn finish(&self) {
+        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
 }
 
 /// The queue's groups: the candidates of one directive's `variants` together (their first
@@ -128,12 +203,13 @@ fn groups(chains: &[Chain]) -> Vec<Vec<usize>> {
 /// (`regenerate`), the new image replaces the key's other records, here and in the remote.
 /// Otherwise, when another machine made this image first (two CI jobs at once, without claims),
 /// its image wins here too, as on every machine; an image made under a claim had no rival.
-fn store(
+fn store<'c>(
     book: &Book<'_>,
     cache: &mut Cache,
     remote: Option<&Remote>,
     made: &Made<'_>,
     again: bool,
+    claimed: Option<(claims::ClaimGuard<'c>, &Uploader<'_, 'c>)>,
 ) -> Result<(Tier, Entry), String> {
     tracing::debug!(
         "generated {:?} with `{}` in {:.1?}",
@@ -154,6 +230,13 @@ fn store(
     let Some(remote) = remote.filter(|_| tier == Tier::Committed) else {
         return Ok((tier, entry));
     };
+    if let Some((claim, uploader)) = claimed {
+        // Made under a claim: no rival to look for, and the upload goes on meanwhile.
+        if may_upload(book, cache, remote, &entry) {
+            uploader.send(cache.upload_job(&entry), claim);
+        }
+        return Ok((tier, entry));
+    }
     if !upload(book, cache, remote, &entry) {
         return Ok((tier, entry));
     }
@@ -164,8 +247,7 @@ fn store(
                 prompt_start(&made.request.prompt)
             );
         }
-    } else if !made.claimed
-        && let Ok(found) = cache.fetch_remote(remote, &[made.key])
+    } else if let Ok(found) = cache.fetch_remote(remote, &[made.key])
         && let Some(winner) = found.get(&made.key)
         && winner.record != entry.record
     {
@@ -190,6 +272,13 @@ fn copy_in(
 /// Uploads a new image to the remote; until that succeeds, the journal keeps it for the next
 /// build. Returns whether it is in the remote now.
 fn upload(book: &Book<'_>, cache: &Cache, remote: &Remote, entry: &Entry) -> bool {
+    may_upload(book, cache, remote, entry)
+        && remote.degrade(cache.upload_entry(remote, entry)).is_some()
+}
+
+/// Whether a new image is to be uploaded now; if the book uploads at all, the journal keeps it
+/// from now on until it is.
+fn may_upload(book: &Book<'_>, cache: &Cache, remote: &Remote, entry: &Entry) -> bool {
     if book
         .config
         .storage
@@ -201,7 +290,7 @@ fn upload(book: &Book<'_>, cache: &Cache, remote: &Remote, entry: &Entry) -> boo
     if let Err(e) = cache.mark_pending(entry) {
         tracing::warn!("{e}");
     }
-    remote.can_write() && remote.degrade(cache.upload_entry(remote, entry)).is_some()
+    remote.can_write()
 }
 
 /// What one build did, for the closing summary.

@@ -23,8 +23,6 @@ pub(crate) struct Made<'a> {
     pub(crate) key: CacheKey,
     pub(crate) request: &'a Request,
     pub(crate) master: Master,
-    /// Made under a claim in the remote cache: no other machine made it meanwhile.
-    pub(crate) claimed: bool,
 }
 
 /// What a job got.
@@ -55,23 +53,11 @@ struct Hold<'f> {
     _claim: Option<ClaimGuard<'f>>,
 }
 
-impl Hold<'_> {
-    /// Notes on a new image whether it was made under a claim.
-    fn mark<'a>(&self, result: Result<Got<'a>, Failure>) -> Result<Got<'a>, Failure> {
-        result.map(|got| match got {
-            Got::Made(made) => Got::Made(Made {
-                claimed: self._claim.is_some(),
-                ..made
-            }),
-            other => other,
-        })
-    }
-}
-
 /// Generates every job with at most `concurrency` in flight, calling `done` on this thread with
-/// the job's index as each one finishes. Each key's lock (see `cache::SingleFlight`) and claim
-/// (see `claims`) are held until `done` has returned, so that the image is stored and uploaded
-/// before another build looks.
+/// the job's index as each one finishes. Each key's lock (see `cache::SingleFlight`) is held
+/// until `done` has returned, so that the image is stored before another build of this machine
+/// looks; its claim (see `claims`) is handed to `done`, which lets it go once the image is
+/// uploaded (dropping it lets it go at once).
 ///
 /// `groups` lists the jobs as the queue takes them: most alone, and the candidates of one
 /// directive's `variants` together, asked for in one request where the provider takes `n`.
@@ -84,7 +70,7 @@ pub(crate) fn run<'a, 'f>(
     env: &Env<'_>,
     flight: Option<&'f Flight<'f>>,
     progress: &mut Progress,
-    mut done: impl FnMut(usize, Result<Got<'a>, Failure>),
+    mut done: impl FnMut(usize, Result<Got<'a>, Failure>, Option<ClaimGuard<'f>>),
 ) {
     // Machines that share a store start at different places in the queue, so that builds
     // started together each generate their own part of it rather than wait for one another.
@@ -119,9 +105,10 @@ pub(crate) fn run<'a, 'f>(
             match receiver.recv_timeout(Duration::from_millis(500)) {
                 Ok((i, result, hold)) => {
                     let result: Result<Got<'a>, Failure> = result;
+                    let Hold { _lock, _claim } = hold;
                     progress.finished(result.is_ok(), queue.in_flight.load(Ordering::Relaxed));
-                    done(i, result);
-                    drop::<Hold<'f>>(hold);
+                    done(i, result, _claim);
+                    drop::<Option<KeyLock>>(_lock);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     progress.tick(queue.in_flight.load(Ordering::Relaxed));
@@ -232,7 +219,7 @@ impl<'a, 'f> Queue<'_, 'a, 'f> {
                     .find(|(j, _)| *j == i)
                     .map(|(_, hold)| std::mem::take(hold))
                     .unwrap_or_default();
-                (i, hold.mark(result), hold)
+                (i, result, hold)
             })
             .collect()
     }
@@ -299,7 +286,7 @@ impl<'a, 'f> Queue<'_, 'a, 'f> {
                     _lock: lock,
                     _claim: claim,
                 };
-                (i, hold.mark(result), hold)
+                (i, result, hold)
             }
         }
     }
@@ -407,7 +394,6 @@ fn generate_group<'a>(
                                 key: *key,
                                 request,
                                 master,
-                                claimed: false,
                             }))
                         }
                         None => generate_chain(&jobs[i], env).map(Got::Made),
@@ -454,7 +440,6 @@ fn generate_chain<'a>(
                     key: *key,
                     request,
                     master,
-                    claimed: false,
                 });
             }
             Err(failure) if failure.may_fall_back && link + 1 < chain.len() => {
@@ -542,7 +527,7 @@ mod tests {
                 env,
                 None,
                 &mut progress,
-                |i, result| {
+                |i, result, _| {
                     finished.push((
                         i,
                         result
