@@ -128,6 +128,20 @@ pub(crate) fn write_atomic(
     Ok(())
 }
 
+/// Writes `bytes` to `path` as [`write_atomic`] does, readable by the others who share the
+/// directory (as the umask allows): for a shared store's files that its owner rewrites.
+pub(crate) fn replace_shared(
+    base: &Path,
+    tmp_dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> io::Result<()> {
+    staged(base, tmp_dir, path, bytes, true)?
+        .persist(path)
+        .map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Writes `bytes` to `path` below `base` as [`write_atomic`] does, unless something is there
 /// already: that is left as it is (even when written by another process meanwhile), and the
 /// answer is `false`. The file is readable by the others who share the directory, as the umask

@@ -3,7 +3,7 @@
 //!
 //! | store | create only | replace if unchanged | delete if unchanged |
 //! |---|---|---|---|
-//! | S3 and compatibles | `If-None-Match: *` | `If-Match: <etag>` | read, compare, delete |
+//! | S3 and compatibles | `If-None-Match: *` | `If-Match: <etag>` | `If-Match: <etag>` |
 //! | GCS | `ifGenerationMatch=0` | `ifGenerationMatch=<generation>` | `ifGenerationMatch` |
 //! | Azure Blob | `If-None-Match: *` | `If-Match: <etag>` | `If-Match: <etag>` |
 //! | `fs` | a rename that never replaces | rename away, then create | read, compare, delete |
@@ -23,6 +23,9 @@ use crate::error::{Error, Result};
 /// in an `fs` store a hash of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Version(String);
+
+/// An object as read with its version: its bytes, or why they were not read.
+pub(crate) type Versioned = (std::result::Result<Vec<u8>, String>, Version);
 
 /// What a conditional request did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +155,25 @@ impl Remote {
         self.answer(path, written)
     }
 
+    /// Writes `bytes` at `path` whatever is there: how a holder renews its claim in a store
+    /// that cannot replace conditionally (where no claim is ever taken over either).
+    pub(crate) fn overwrite(&self, path: &str, bytes: &[u8]) -> Result<Conditional> {
+        if let Some(dir) = &self.fs_dir {
+            let file = self.fs_file(dir, path)?;
+            crate::files::replace_shared(dir, &dir.join(".tmp"), &file, bytes)
+                .map_err(|e| self.fs_error("write", path, &e))?;
+            return Ok(Conditional::Done(hash_version(bytes)));
+        }
+        let operator = &self.operator;
+        let written = self.runtime.block_on(async {
+            operator
+                .write_with(path, bytes.to_vec())
+                .content_type(JSON)
+                .await
+        });
+        self.answer(path, written)
+    }
+
     /// Turns a conditional write's answer into a [`Conditional`].
     fn answer(
         &self,
@@ -206,40 +228,33 @@ impl Remote {
         self.stat_version(path)
     }
 
-    /// Reads a small object with its version; `None` when there is none.
-    pub(crate) fn read_versioned(
-        &self,
-        path: &str,
-        cap: u64,
-    ) -> Result<Option<(Vec<u8>, Version)>> {
+    /// Reads a small object with its version; `None` when there is none. An object that is
+    /// not read (larger than `cap`, or in an `fs` store not a regular file) is `Err` with the
+    /// reason, and still has a version, which changes when it does.
+    pub(crate) fn read_versioned(&self, path: &str, cap: u64) -> Result<Option<Versioned>> {
         if let Some(dir) = &self.fs_dir {
-            return match super::read_fs(dir, path, cap) {
+            return Ok(match super::read_fs(dir, path, cap) {
                 super::Fetched::Bytes(bytes) => {
                     let version = hash_version(&bytes);
-                    Ok(Some((bytes, version)))
+                    Some((Ok(bytes), version))
                 }
-                super::Fetched::Missing => Ok(None),
-                super::Fetched::Refused(why) => Err(Error::Remote {
-                    store: self.label.clone(),
-                    message: format!("cannot read `{path}`: {why}"),
-                    read_only: false,
-                }),
-            };
+                super::Fetched::Missing => None,
+                super::Fetched::Refused(why) => {
+                    let version = hash_version(why.as_bytes());
+                    Some((Err(why), version))
+                }
+            });
         }
         // The version first: if the object changes before it is read, the bytes are newer than
         // the version, and a replacement with that version fails, as it should.
         let Some(version) = self.stat_version(path)? else {
             return Ok(None);
         };
-        match self.read(&[path.to_owned()], cap)?.pop() {
-            Some(super::Fetched::Bytes(bytes)) => Ok(Some((bytes, version))),
-            Some(super::Fetched::Refused(why)) => Err(Error::Remote {
-                store: self.label.clone(),
-                message: format!("cannot read `{path}`: {why}"),
-                read_only: false,
-            }),
-            _ => Ok(None),
-        }
+        Ok(match self.read(&[path.to_owned()], cap)?.pop() {
+            Some(super::Fetched::Bytes(bytes)) => Some((Ok(bytes), version)),
+            Some(super::Fetched::Refused(why)) => Some((Err(why), version)),
+            _ => None,
+        })
     }
 
     /// Deletes the object at `path` only if it is still `version`; `false` when it was not
@@ -257,7 +272,7 @@ impl Remote {
                             .await
                     }))
                 }
-                Scheme::Azblob if capability.delete_with_if_match => Some(
+                Scheme::S3 | Scheme::Azblob if capability.delete_with_if_match => Some(
                     self.runtime
                         .block_on(async { operator.delete_with(path).if_match(&version.0).await }),
                 ),
@@ -316,7 +331,8 @@ impl Remote {
                     }
                     Err(e) => return Err(self.fs_error("read", path, &e)),
                 }
-                crate::files::write_atomic(dir, &staging, &file, bytes)
+                // Readable by every machine that shares the directory, as the claim it replaces.
+                crate::files::replace_shared(dir, &staging, &file, bytes)
                     .map_err(|e| self.fs_error("write", path, &e))?;
                 Ok(Conditional::Done(hash_version(bytes)))
             }
@@ -369,9 +385,16 @@ impl Remote {
                 });
             }
         };
-        let conditions = self.probe_on(&path, &version);
-        let _ = self.delete(std::slice::from_ref(&path));
-        conditions
+        let conditions = self.probe_on(&path, &version)?;
+        // A claim is deleted once its image is uploaded: credentials that cannot delete would
+        // leave every claim to expire, and every waiter to wait for it.
+        if let Err(e) = self.delete(std::slice::from_ref(&path)) {
+            return Ok(Conditions {
+                create_only: Err(format!("a claim could not be deleted: {e}")),
+                swap: false,
+            });
+        }
+        Ok(conditions)
     }
 
     fn probe_on(&self, path: &str, version: &Version) -> Result<Conditions> {
@@ -385,12 +408,19 @@ impl Remote {
             Scheme::Gcs => Version("1".into()),
             _ => Version("\"0000000000000000\"".into()),
         };
-        let swap = match self.replace_if(path, b"wrong\n", &wrong, Replace::TakeOver)? {
-            Conditional::Conflict => matches!(
-                self.replace_if(path, b"right\n", version, Replace::TakeOver)?,
-                Conditional::Done(_)
+        // Credentials that may create but not replace (GCS's Storage Object Creator, an Azure
+        // SAS without `w`) answer the replacements with a refusal: claims then work without
+        // take-overs.
+        let swap = match self.replace_if(path, b"wrong\n", &wrong, Replace::TakeOver) {
+            Ok(Conditional::Conflict) => matches!(
+                self.replace_if(path, b"right\n", version, Replace::TakeOver),
+                Ok(Conditional::Done(_))
             ),
-            Conditional::Done(_) | Conditional::Unsupported(_) => false,
+            Ok(Conditional::Done(_) | Conditional::Unsupported(_)) => false,
+            Err(Error::Remote {
+                read_only: true, ..
+            }) => false,
+            Err(e) => return Err(e),
         };
         Ok(Conditions {
             create_only: Ok(()),
@@ -469,6 +499,42 @@ mod tests {
         .unwrap();
     }
 
+    /// Credentials that may create objects but not replace them (GCS's Storage Object Creator,
+    /// an Azure SAS without `w`): claims without take-overs, and the remote stays writable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_probe_refused_a_replacement_gives_claims_without_take_overs() {
+        let server = MockServer::start().await;
+        Mock::given(method("PUT"))
+            .and(header("if-none-match", "*"))
+            .respond_with(ResponseTemplate::new(200).insert_header("etag", "\"p1\""))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .and(header("if-none-match", "*"))
+            .respond_with(s3_error(412, "PreconditionFailed"))
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .respond_with(s3_error(403, "AccessDenied"))
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&server)
+            .await;
+        let uri = server.uri();
+        tokio::task::spawn_blocking(move || {
+            let remote = open(&s3(&uri, Mode::ReadWrite));
+            let conditions = remote.probe_conditions("t").unwrap();
+            assert_eq!(conditions.create_only, Ok(()));
+            assert!(!conditions.swap);
+            assert!(remote.is_up() && remote.can_write());
+        })
+        .await
+        .unwrap();
+    }
+
     #[test]
     fn an_fs_store_creates_once_replaces_if_unchanged_and_passes_the_probe() {
         let book = tempfile::tempdir().unwrap();
@@ -482,7 +548,7 @@ mod tests {
             Conditional::Conflict
         );
         let (bytes, version) = remote.read_versioned(path, 100).unwrap().unwrap();
-        assert_eq!((bytes.as_slice(), &version), (&b"one"[..], &first));
+        assert_eq!((bytes.unwrap().as_slice(), &version), (&b"one"[..], &first));
 
         let Conditional::Done(renewed) = remote
             .replace_if(path, b"one again", &first, Replace::Renew)
@@ -498,7 +564,12 @@ mod tests {
             );
         }
         assert_eq!(
-            remote.read_versioned(path, 100).unwrap().unwrap().0,
+            remote
+                .read_versioned(path, 100)
+                .unwrap()
+                .unwrap()
+                .0
+                .unwrap(),
             b"one again"
         );
         let Conditional::Done(taken) = remote
@@ -515,5 +586,13 @@ mod tests {
         assert_eq!(conditions.create_only, Ok(()));
         assert!(conditions.swap);
         assert!(!book.path().join("shared/claims/.probe-t").exists());
+
+        // A claim that is a link is not read, and is no outage: a claim that cannot be read.
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("/etc/passwd", book.path().join("shared/claims/l")).unwrap();
+            let (read, _) = remote.read_versioned("claims/l", 100).unwrap().unwrap();
+            assert!(read.is_err());
+        }
     }
 }

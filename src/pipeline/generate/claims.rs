@@ -59,6 +59,13 @@ pub(crate) struct ClaimGuard<'c> {
     key: CacheKey,
 }
 
+impl ClaimGuard<'_> {
+    /// Whether the claim is still this build's (not lost to a take-over while it generated).
+    pub(crate) fn held(&self) -> bool {
+        self.claims.state().held.contains_key(&self.key)
+    }
+}
+
 impl Drop for ClaimGuard<'_> {
     fn drop(&mut self) {
         self.claims.release(self.key);
@@ -133,6 +140,11 @@ impl<'r> Claims<'r> {
 
     /// Whether claims are on, probing the store the first time.
     fn ready(&self) -> bool {
+        if self.writable && !self.remote.can_write() {
+            // The remote said why already (an outage, or credentials that cannot write).
+            self.state().off = true;
+            return false;
+        }
         {
             let state = self.state();
             if state.off {
@@ -146,11 +158,6 @@ impl<'r> Claims<'r> {
             self.off(
                 "the remote cache is read-only (`mode = \"read-only\"`), and a claim is a write",
             );
-            return false;
-        }
-        if !self.remote.can_write() {
-            // The remote said why already (an outage, or credentials that cannot write).
-            self.state().off = true;
             return false;
         }
         let mut state = self.state();
@@ -280,7 +287,8 @@ impl<'r> Claims<'r> {
             .remote
             .read_versioned(&claim::path(&key.to_hex()), claim::MAX_CLAIM_BYTES)?;
         Ok(found.map(|(bytes, version)| {
-            let claim = Claim::parse(&bytes)
+            let claim = bytes
+                .and_then(|bytes| Claim::parse(&bytes))
                 .inspect_err(|e| {
                     tracing::debug!("the claim of {key:?} is unreadable: {e}");
                 })
@@ -410,32 +418,46 @@ impl<'r> Claims<'r> {
         }
     }
 
-    /// Renews every claim due (a third of the TTL since the last renewal). A claim that
-    /// changed in the store is no longer this build's: it is dropped from the list, and the
-    /// image is still made and uploaded (the first upload wins).
+    /// Renews every claim due (a third of the TTL since the last renewal), without holding the
+    /// list during the requests. A claim that changed in the store is no longer this build's:
+    /// it is dropped from the list, and the image is still made and uploaded (then checked
+    /// against a rival, as without claims). In a store that cannot replace conditionally, where
+    /// no claim is ever taken over, the holder simply rewrites its claim.
     pub(crate) fn renew_due(&self) {
-        let mut state = self.state();
-        let due: Vec<CacheKey> = state
+        let due: Vec<(CacheKey, Claim, Version)> = self
+            .state()
             .held
             .iter()
             .filter(|(_, held)| held.renewed.elapsed() >= self.ttl / 3)
-            .map(|(key, _)| *key)
+            .map(|(key, held)| (*key, held.claim.clone(), held.version.clone()))
             .collect();
-        for key in due {
+        let swap = self.state().swap == Some(true);
+        for (key, claim, version) in due {
+            if !self.remote.is_up() {
+                return;
+            }
+            let path = claim::path(&key.to_hex());
+            let renewed = claim.renewed(SystemTime::now());
+            let written = if swap {
+                self.remote
+                    .replace_if(&path, &renewed.to_bytes(), &version, Replace::Renew)
+            } else {
+                self.remote.overwrite(&path, &renewed.to_bytes())
+            };
+            let mut state = self.state();
             let Some(held) = state.held.get_mut(&key) else {
+                // Let go while it was rewritten: the delete had the old version.
+                drop(state);
+                if let Ok(Conditional::Done(new)) = written {
+                    let _ = self.remote.delete_if(&path, &new);
+                }
                 continue;
             };
-            let renewed = held.claim.renewed(SystemTime::now());
-            match self.remote.replace_if(
-                &claim::path(&key.to_hex()),
-                &renewed.to_bytes(),
-                &held.version,
-                Replace::Renew,
-            ) {
-                Ok(Conditional::Done(version)) => {
+            match written {
+                Ok(Conditional::Done(new)) => {
                     *held = Held {
                         claim: renewed,
-                        version,
+                        version: new,
                         renewed: Instant::now(),
                     };
                 }
@@ -451,6 +473,19 @@ impl<'r> Claims<'r> {
         }
     }
 
+    /// Renews the claims this build holds until `finished`.
+    pub(crate) fn renew_until(&self, finished: &std::sync::atomic::AtomicBool) {
+        let every = self.renew_every();
+        let mut last = Instant::now();
+        while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100).min(every));
+            if last.elapsed() >= every {
+                self.renew_due();
+                last = Instant::now();
+            }
+        }
+    }
+
     /// Deletes a claim this build holds, if it is still this build's.
     fn release(&self, key: CacheKey) {
         // Out of the list first (a renewal holds the list while it rewrites a claim, so this
@@ -458,6 +493,9 @@ impl<'r> Claims<'r> {
         let Some(held) = self.state().held.remove(&key) else {
             return;
         };
+        if !self.remote.is_up() {
+            return;
+        }
         if let Err(e) = self
             .remote
             .delete_if(&claim::path(&key.to_hex()), &held.version)

@@ -52,8 +52,14 @@ pub(crate) fn run(
         claims: claims.as_ref(),
     };
     let uploader = Uploader::new(remote);
+    let finished = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        uploader.start(scope);
+        // However the stage ends (a panic included), the threads below are told to end.
+        let _stop = Stop(&uploader, &finished);
+        if let Some(claims) = claims.as_ref() {
+            scope.spawn(|| claims.renew_until(&finished));
+        }
+        let uploading = uploader.start(scope);
         book.with_provider_env(|env| {
             queue::run(
                 &chains,
@@ -101,9 +107,23 @@ pub(crate) fn run(
                 },
             )
         });
+        // Claims are renewed until the last image made under one is uploaded.
         uploader.finish();
+        for thread in uploading {
+            let _ = thread.join();
+        }
     });
     summary
+}
+
+/// Ends the uploader and renewer threads when dropped.
+struct Stop<'u, 'r, 'c>(&'u Uploader<'r, 'c>, &'u std::sync::atomic::AtomicBool);
+
+impl Drop for Stop<'_, '_, '_> {
+    fn drop(&mut self) {
+        self.0.finish();
+        self.1.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Uploads the images made under a claim on threads of their own, and lets each claim go once
@@ -131,26 +151,31 @@ impl<'r, 'c> Uploader<'r, 'c> {
         }
     }
 
-    fn start<'s>(&'s self, scope: &'s std::thread::Scope<'s, '_>) {
+    fn start<'s, 'e>(
+        &'s self,
+        scope: &'s std::thread::Scope<'s, 'e>,
+    ) -> Vec<std::thread::ScopedJoinHandle<'s, ()>> {
         let Some(remote) = self.remote else {
-            return;
+            return Vec::new();
         };
-        for _ in 0..UPLOADERS {
-            scope.spawn(move || {
-                loop {
-                    let next = self
-                        .receiver
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .recv();
-                    let Ok((job, claim)) = next else {
-                        break;
-                    };
-                    remote.degrade(crate::cache::upload(remote, &job));
-                    drop(claim);
-                }
-            });
-        }
+        (0..UPLOADERS)
+            .map(|_| {
+                scope.spawn(move || {
+                    loop {
+                        let next = self
+                            .receiver
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .recv();
+                        let Ok((job, claim)) = next else {
+                            break;
+                        };
+                        remote.degrade(crate::cache::upload(remote, &job));
+                        drop(claim);
+                    }
+                })
+            })
+            .collect()
     }
 
     /// Uploads `job`, then lets `claim` go; `false` (and `claim` let go at once) when there is
@@ -230,8 +255,9 @@ fn store<'c>(
     let Some(remote) = remote.filter(|_| tier == Tier::Committed) else {
         return Ok((tier, entry));
     };
-    if let Some((claim, uploader)) = claimed {
-        // Made under a claim: no rival to look for, and the upload goes on meanwhile.
+    if let Some((claim, uploader)) = claimed.filter(|(claim, _)| claim.held()) {
+        // Made under a claim still held: no rival to look for, and the upload goes on
+        // meanwhile.
         if may_upload(book, cache, remote, &entry) {
             uploader.send(cache.upload_job(&entry), claim);
         }

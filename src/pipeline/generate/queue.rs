@@ -6,7 +6,7 @@
 //! requests: its own profile first, then the fallback profiles, tried in order when a request
 //! fails for a reason that is not the prompt (rate limits or outages that outlast the retries).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -88,13 +88,8 @@ pub(crate) fn run<'a, 'f>(
         in_flight: AtomicUsize::new(0),
         waiting: Mutex::new(Vec::new()),
     };
-    let finished = AtomicBool::new(false);
     let (sender, receiver) = mpsc::channel();
     thread::scope(|scope| {
-        if let Some(claims) = flight.and_then(|f| f.claims) {
-            let finished = &finished;
-            scope.spawn(move || renew(claims, finished));
-        }
         for _ in 0..concurrency.clamp(1, groups.len().max(1)) {
             let sender = sender.clone();
             let queue = &queue;
@@ -116,21 +111,7 @@ pub(crate) fn run<'a, 'f>(
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        finished.store(true, Ordering::Relaxed);
     });
-}
-
-/// Renews the claims this build holds until the queue is done.
-fn renew(claims: &Claims<'_>, finished: &AtomicBool) {
-    let every = claims.renew_every();
-    let mut last = Instant::now();
-    while !finished.load(Ordering::Relaxed) {
-        thread::sleep(Duration::from_millis(100).min(every));
-        if last.elapsed() >= every {
-            claims.renew_due();
-            last = Instant::now();
-        }
-    }
 }
 
 /// One job's result, and what it holds until `done` has stored it.
@@ -228,13 +209,20 @@ impl<'a, 'f> Queue<'_, 'a, 'f> {
     fn turn(&self) -> Turn {
         let mut waiting = self.waiting();
         let Some(first) = (0..waiting.len()).min_by_key(|&w| waiting[w].1.next) else {
-            return Turn::Done;
+            // Another worker may still set a job aside (entering a group, or looking again).
+            return if self.in_flight.load(Ordering::Relaxed) == 0 {
+                Turn::Done
+            } else {
+                Turn::Sleep(Duration::from_millis(100))
+            };
         };
         let now = Instant::now();
         if waiting[first].1.next > now {
             return Turn::Sleep((waiting[first].1.next - now).min(Duration::from_millis(100)));
         }
         let (i, job) = waiting.swap_remove(first);
+        // In flight from now on, so that no worker ends while this one may set it aside again.
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         Turn::Due(i, job)
     }
 
@@ -242,10 +230,11 @@ impl<'a, 'f> Queue<'_, 'a, 'f> {
     /// generated here, when the claim was let go or died or the wait ran out; `None` (and set
     /// aside again) while it is still held.
     fn look_again(&self, i: usize, mut waiting: Waiting) -> Option<Finished<'a, 'f>> {
-        let flight = self.flight?;
-        let claims = flight.claims?;
+        let Some((flight, claims)) = self.flight.and_then(|f| Some((f, f.claims?))) else {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        };
         let chain = &self.jobs[i];
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
         let finished = match claims.poll(chain, &mut waiting) {
             Polled::Wait => {
                 self.waiting().push((i, waiting));
