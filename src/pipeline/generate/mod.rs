@@ -70,40 +70,10 @@ pub(crate) fn run(
                 &mut progress,
                 |i, result, claim| {
                     let job = queued[i];
-                    images[job] = match result {
-                        Ok(Got::Found(request, link_key, entry)) => {
-                            // Another build of the book stored it while this one waited.
-                            let tier = image::tier_of(request);
-                            cache.note_changed(tier, link_key);
-                            Image::Ready(image::ready(book, cache, tier, entry, request))
-                        }
-                        Ok(Got::Stored(request, image)) => {
-                            // Another machine made it while this build waited for its claim.
-                            summary.reused += 1;
-                            copy_in(book, cache, request, &image)
-                        }
-                        Ok(Got::Made(made)) => {
-                            let again = force.contains(&jobs[job].key);
-                            let upload = claim.map(|claim| (claim, &uploader));
-                            match store(book, cache, remote, &made, again, upload) {
-                                Ok((tier, entry)) => {
-                                    summary.add(made.request, &made.master);
-                                    Image::Ready(image::ready(
-                                        book,
-                                        cache,
-                                        tier,
-                                        entry,
-                                        made.request,
-                                    ))
-                                }
-                                Err(message) => Image::Failed(message),
-                            }
-                        }
-                        Err(failure) => {
-                            summary.failed += 1;
-                            Image::Failed(failure.message)
-                        }
-                    };
+                    let again = force.contains(&jobs[job].key);
+                    let upload = claim.map(|claim| (claim, &uploader));
+                    images[job] =
+                        image_of(book, cache, remote, &mut summary, result, again, upload);
                 },
             )
         });
@@ -280,6 +250,43 @@ fn store<'c>(
         return Ok((tier, winner.clone()));
     }
     Ok((tier, entry))
+}
+
+/// What a finished job gives its directive: the image found, copied in or made (and stored), or
+/// the failure; counted in the summary.
+fn image_of<'c>(
+    book: &Book<'_>,
+    cache: &mut Cache,
+    remote: Option<&Remote>,
+    summary: &mut Summary,
+    result: Result<Got<'_>, provider::Failure>,
+    again: bool,
+    upload: Option<(claims::ClaimGuard<'c>, &Uploader<'_, 'c>)>,
+) -> Image {
+    match result {
+        Ok(Got::Found(request, link_key, entry)) => {
+            // Another build of the book stored it while this one waited.
+            let tier = image::tier_of(request);
+            cache.note_changed(tier, link_key);
+            Image::Ready(image::ready(book, cache, tier, entry, request))
+        }
+        Ok(Got::Stored(request, image)) => {
+            // Another machine made it while this build waited for its claim.
+            summary.reused += 1;
+            copy_in(book, cache, request, &image)
+        }
+        Ok(Got::Made(made)) => match store(book, cache, remote, &made, again, upload) {
+            Ok((tier, entry)) => {
+                summary.add(made.request, &made.master);
+                Image::Ready(image::ready(book, cache, tier, entry, made.request))
+            }
+            Err(message) => Image::Failed(message),
+        },
+        Err(failure) => {
+            summary.failed += 1;
+            Image::Failed(failure.message)
+        }
+    }
 }
 
 /// Copies in the image another machine stored in the remote cache while this build waited.
