@@ -145,12 +145,10 @@ impl Claim {
     /// (see the module docs); `unchanged_for` is how long the waiter has watched this version
     /// of it without a change.
     pub(crate) fn judge(&self, now: SystemTime, unchanged_for: Duration) -> Liveness {
-        if unchanged_for > self.ttl() {
-            return Liveness::Dead;
-        }
-        match self.expires() {
-            Some(expires) if now > expires + self.ttl() => Liveness::Dead,
-            _ => Liveness::Live,
+        if unchanged_for > self.ttl() || self.expired(now) {
+            Liveness::Dead
+        } else {
+            Liveness::Live
         }
     }
 

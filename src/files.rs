@@ -122,10 +122,7 @@ pub(crate) fn write_atomic(
     path: &Path,
     bytes: &[u8],
 ) -> io::Result<()> {
-    staged(base, tmp_dir, path, bytes, false)?
-        .persist(path)
-        .map_err(|e| e.error)?;
-    Ok(())
+    replace(base, tmp_dir, path, bytes, false)
 }
 
 /// Writes `bytes` to `path` as [`write_atomic`] does, readable by the others who share the
@@ -136,7 +133,12 @@ pub(crate) fn replace_shared(
     path: &Path,
     bytes: &[u8],
 ) -> io::Result<()> {
-    staged(base, tmp_dir, path, bytes, true)?
+    replace(base, tmp_dir, path, bytes, true)
+}
+
+/// `bytes` staged (see [`staged`]) and renamed over whatever is at `path`.
+fn replace(base: &Path, tmp_dir: &Path, path: &Path, bytes: &[u8], shared: bool) -> io::Result<()> {
+    staged(base, tmp_dir, path, bytes, shared)?
         .persist(path)
         .map_err(|e| e.error)?;
     Ok(())

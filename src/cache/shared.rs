@@ -175,7 +175,10 @@ impl Cache {
         remote: &Remote,
         keys: &[CacheKey],
     ) -> Result<BTreeSet<CacheKey>> {
-        remote_keys(remote, keys)
+        Ok(remote_record_names(remote, keys)?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect())
     }
 
     /// Copies a remote image into the committed tier: master, then record, each atomically.
@@ -467,14 +470,6 @@ fn remote_records(
         }
     }
     Ok(out)
-}
-
-/// Which of these keys the remote has an image for (by its records; nothing is downloaded).
-fn remote_keys(remote: &Remote, keys: &[CacheKey]) -> Result<BTreeSet<CacheKey>> {
-    Ok(remote_record_names(remote, keys)?
-        .into_iter()
-        .map(|(key, _)| key)
-        .collect())
 }
 
 fn remote_record_names(remote: &Remote, keys: &[CacheKey]) -> Result<Vec<(CacheKey, String)>> {

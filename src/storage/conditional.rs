@@ -366,8 +366,19 @@ impl Remote {
     }
 
     /// Tries, on a scratch object under `claims/`, whether the store honours create-only
-    /// writes and conditional replacements, then deletes it.
+    /// writes and conditional replacements, then deletes it. The answer is kept for the rest
+    /// of the build.
     pub(crate) fn probe_conditions(&self, id: &str) -> Result<Conditions> {
+        let mut probed = self.probed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(conditions) = &*probed {
+            return Ok(conditions.clone());
+        }
+        let conditions = self.probe(id)?;
+        *probed = Some(conditions.clone());
+        Ok(conditions)
+    }
+
+    fn probe(&self, id: &str) -> Result<Conditions> {
         let path = format!("{}.probe-{id}", crate::claim::DIR);
         let first = self.create_only(&path, b"probe\n")?;
         let version = match first {

@@ -35,6 +35,7 @@ use crate::outside::Secrets;
 
 mod conditional;
 
+use conditional::Conditions;
 pub(crate) use conditional::{Conditional, Replace, Version};
 
 /// How many requests run at once.
@@ -142,6 +143,9 @@ pub(crate) struct Remote {
     secrets: Secrets,
     /// Warnings already given, so each is given once.
     warned: Mutex<Vec<&'static str>>,
+    /// What the store honours, once probed (see [`Remote::probe_conditions`]): once per build,
+    /// however many rounds it generates in.
+    probed: Mutex<Option<Conditions>>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -307,6 +311,7 @@ impl Remote {
             down: AtomicBool::new(false),
             secrets,
             warned: Mutex::new(Vec::new()),
+            probed: Mutex::new(None),
         })
     }
 

@@ -534,8 +534,7 @@ pub(crate) fn live(remote: &Remote, keys: &[CacheKey]) -> BTreeMap<CacheKey, Cla
         .zip(found)
         .filter_map(|(key, fetched)| {
             let claim = Claim::parse(&fetched.bytes()?).ok()?;
-            (claim.key == key.to_hex() && claim.judge(now, Duration::ZERO) == Liveness::Live)
-                .then_some((*key, claim))
+            (claim.key == key.to_hex() && !claim.expired(now)).then_some((*key, claim))
         })
         .collect()
 }

@@ -49,8 +49,8 @@ pub(crate) struct Flight<'f> {
 /// and the claim in the remote cache.
 #[derive(Default)]
 struct Hold<'f> {
-    _lock: Option<KeyLock>,
-    _claim: Option<ClaimGuard<'f>>,
+    lock: Option<KeyLock>,
+    claim: Option<ClaimGuard<'f>>,
 }
 
 /// Generates every job with at most `concurrency` in flight, calling `done` on this thread with
@@ -100,10 +100,10 @@ pub(crate) fn run<'a, 'f>(
             match receiver.recv_timeout(Duration::from_millis(500)) {
                 Ok((i, result, hold)) => {
                     let result: Result<Got<'a>, Failure> = result;
-                    let Hold { _lock, _claim } = hold;
+                    let Hold { lock, claim } = hold;
                     progress.finished(result.is_ok(), queue.in_flight.load(Ordering::Relaxed));
-                    done(i, result, _claim);
-                    drop::<Option<KeyLock>>(_lock);
+                    done(i, result, claim);
+                    drop::<Option<KeyLock>>(lock);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     progress.tick(queue.in_flight.load(Ordering::Relaxed));
@@ -263,18 +263,12 @@ impl<'a, 'f> Queue<'_, 'a, 'f> {
         match flight.single.enter(chain, false) {
             Entered::Found(link, entry) => {
                 let (key, request) = &chain[link];
-                let hold = Hold {
-                    _lock: None,
-                    _claim: claim,
-                };
+                let hold = Hold { lock: None, claim };
                 (i, Ok(Got::Found(request, *key, entry)), hold)
             }
             Entered::Generate(lock) => {
                 let result = generate_chain(chain, self.env).map(Got::Made);
-                let hold = Hold {
-                    _lock: lock,
-                    _claim: claim,
-                };
+                let hold = Hold { lock, claim };
                 (i, result, hold)
             }
         }
@@ -337,13 +331,7 @@ fn enter<'a, 'f>(
             Some(claims::Entered::Off) | None => None,
         };
         entering.rest.push(i);
-        entering.holds.push((
-            i,
-            Hold {
-                _lock: lock,
-                _claim: claim,
-            },
-        ));
+        entering.holds.push((i, Hold { lock, claim }));
     }
     entering
         .rest
