@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::note::{self, Note, NoteKind};
 use crate::outside::{self, Secrets};
-use crate::vocab::{ProviderKind, is_hex};
+use crate::vocab::ProviderKind;
 
 /// The version of what describers are asked ([`INSTRUCTIONS`], [`question`], [`schema`]).
 /// Part of every description's name: changing the wording means bumping it, and every image is
@@ -141,45 +142,16 @@ pub(crate) fn read_answer(text: &str, secrets: &Secrets) -> Result<Text, Unusabl
 /// The id of a describer: its kind, model and instructions' version. A description's file is
 /// named by its master and this id, so another model or new instructions describe again.
 pub(crate) fn describer_id(kind: ProviderKind, model: &str) -> String {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"mdbook-imagegen describer\0");
-    hasher.update(kind.as_str().as_bytes());
-    hasher.update(b"\0");
-    hasher.update(model.as_bytes());
-    hasher.update(b"\0");
-    hasher.update(&INSTRUCTIONS_VERSION.to_le_bytes());
-    hasher.finalize().to_hex()[..16].to_owned()
-}
-
-/// How the names of a master's descriptions by one describer start.
-pub(crate) fn name_prefix(master: &str, describer: &str) -> String {
-    format!("{}-{describer}-", &master[..16.min(master.len())])
-}
-
-/// The master prefix (16 hex digits) of a name descriptions are given,
-/// `<master 16>-<describer 16>-<content 8>.json`; anything else in the directory is not ours.
-pub(crate) fn master_prefix(name: &str) -> Option<&str> {
-    let mut parts = name.strip_suffix(".json")?.split('-');
-    let (master, describer, content) = (parts.next()?, parts.next()?, parts.next()?);
-    let ours =
-        parts.next().is_none() && is_hex(master, 16) && is_hex(describer, 16) && is_hex(content, 8);
-    ours.then_some(master)
-}
-
-/// The name of a description file of these bytes.
-fn name_for(master: &str, describer: &str, bytes: &[u8]) -> String {
-    format!(
-        "{}{}.json",
-        name_prefix(master, describer),
-        &blake3::hash(bytes).to_hex()[..8]
+    note::writer_id(
+        "mdbook-imagegen describer",
+        kind.as_str(),
+        model,
+        INSTRUCTIONS_VERSION,
     )
 }
 
 /// The format of description records.
 pub(crate) const RECORD_FORMAT: u32 = 1;
-
-/// The largest description record read.
-pub(crate) const MAX_RECORD_BYTES: u64 = 16 << 10;
 
 /// One description, as committed beside the masters
 /// (`descriptions/ab/<master 16>-<describer>-<content 8>.json`).
@@ -210,53 +182,31 @@ pub(crate) struct Record {
     pub(crate) created_at: String,
 }
 
-impl Record {
-    /// When it was written, as a time (`None` when `created-at` is not RFC 3339).
-    pub(crate) fn created(&self) -> Option<std::time::SystemTime> {
-        humantime::parse_rfc3339_weak(&self.created_at).ok()
+impl Note for Record {
+    const KIND: NoteKind = NoteKind::Description;
+    const FORMAT: u32 = RECORD_FORMAT;
+
+    fn master(&self) -> &str {
+        &self.master
     }
 
-    /// The file name: the master's first 16 digits (as tuned qualities and web files are
-    /// named), the describer, and a hash of the content, so that two descriptions of one image
-    /// never share a path.
-    pub(crate) fn file_name(&self) -> String {
-        name_for(&self.master, &self.describer, &self.to_json())
+    fn by(&self) -> &str {
+        &self.describer
     }
 
-    /// Pretty JSON with a final newline, one field per line for readable diffs.
-    pub(crate) fn to_json(&self) -> Vec<u8> {
-        let mut text = serde_json::to_vec_pretty(self).expect("a record always serialises");
-        text.push(b'\n');
-        text
+    fn created_at(&self) -> &str {
+        &self.created_at
     }
 
-    /// Reads a description record under the rules every reader applies: JSON of this format,
-    /// named by its master and describer, with texts a figure can take (one line, no control
-    /// characters, within the lengths asked for). A crafted file either passes or is ignored.
-    pub(crate) fn parse(bytes: &[u8], file_name: &str) -> Result<Record, String> {
-        if bytes.len() as u64 > MAX_RECORD_BYTES {
-            return Err(format!(
-                "{} bytes, more than a description holds",
-                bytes.len()
-            ));
-        }
-        let record: Record =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a description: {e}"))?;
-        if record.format != RECORD_FORMAT {
-            return Err(format!("written by description format {}", record.format));
-        }
-        if !is_hex(&record.master, 64) || !is_hex(&record.describer, 16) {
-            return Err("its master or describer is not a hash".into());
-        }
-        // The hash of the bytes as they are (not as they would be written again: a float need
-        // not print back the same).
-        if file_name != name_for(&record.master, &record.describer, bytes) {
-            return Err("its file name is not its master, describer and content hash (moved, edited, renamed or crafted)".into());
-        }
-        if record.created().is_none() {
-            return Err("its creation time is not an RFC 3339 time".into());
-        }
-        let clean = |text: &str, max: usize| outside::clean(text, max) == text;
+    fn format(&self) -> u32 {
+        self.format
+    }
+
+    /// Texts a figure can take (one line, no control characters, within the lengths asked
+    /// for), names and a cost.
+    fn check(&self) -> Result<(), String> {
+        let record = self;
+        let clean = outside::is_clean;
         if record.alt.is_empty()
             || !clean(&record.alt, ALT_MAX_CHARS)
             || record.alt.chars().count() > ALT_MAX_CHARS
@@ -279,7 +229,7 @@ impl Record {
         if !(record.cost_usd.is_finite() && record.cost_usd >= 0.0) {
             return Err("its cost is not an amount".into());
         }
-        Ok(record)
+        Ok(())
     }
 }
 

@@ -26,8 +26,10 @@ mod error;
 mod figure;
 mod files;
 mod install;
+mod judgement;
 mod memory;
 mod models;
+mod note;
 mod outside;
 mod pipeline;
 
@@ -51,8 +53,8 @@ pub use outside::for_terminal;
 pub use pipeline::{ImageGen, PlannedImage, Status};
 pub use progress::LogWriter;
 pub use team::{
-    DescriptionStat, ListedImage, MissingAlt, Picked, Pushed, RemoteClaim, RemoteObject,
-    RemoteStats, Stat, Team, VerifyProblem, WrittenAlt,
+    DescriptionStat, JudgementStat, ListedImage, MissingAlt, Picked, Pushed, RemoteClaim,
+    RemoteObject, RemoteStats, Stat, Team, VerifyProblem, WrittenAlt,
 };
 
 /// For `scripts/bench svg` (`examples/svg_render.rs`): what a build does with an SVG master,

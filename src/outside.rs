@@ -234,6 +234,25 @@ pub(crate) fn clean(text: &str, max: usize) -> String {
     out
 }
 
+/// Whether [`clean`] leaves `text` as it is (`clean(text, max) == text`), without building the
+/// cleaned text: what readers of committed files check every text with.
+pub(crate) fn is_clean(text: &str, max: usize) -> bool {
+    let mut count = 0;
+    let (mut before, mut last) = (None, None);
+    for c in text.chars() {
+        let space = c == ' ';
+        if is_hidden(c) || (c.is_whitespace() && !space) || (space && last.is_none_or(|l| l == ' '))
+        {
+            return false;
+        }
+        count += 1;
+        (before, last) = (last, Some(c));
+    }
+    // A text cut at `max` ends with `…` right after its last character shown.
+    let cut = count == max + 1 && last == Some('…') && before != Some(' ');
+    last != Some(' ') && (count <= max || cut)
+}
+
 /// The start of `text` that holds its first `count` characters other than fillers (all of it
 /// when it has fewer): what [`clean`] can show of it, whatever the white space.
 fn shown_prefix(text: &str, count: usize) -> &str {
@@ -324,6 +343,39 @@ fn percent_encode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn is_clean_says_what_clean_would_leave_alone() {
+        for text in [
+            "",
+            "a",
+            "a b",
+            "a  b",
+            " a",
+            "a ",
+            "a\tb",
+            "a\nb",
+            "a\u{1b}b",
+            "abc",
+            "abcd",
+            "abc…",
+            "ab…",
+            "abcd…",
+            "a\u{202E}b",
+            "a\u{00A0}b",
+            "é ü",
+            "…",
+            "a …",
+        ] {
+            for max in 0..6 {
+                assert_eq!(
+                    super::is_clean(text, max),
+                    super::clean(text, max) == text,
+                    "{text:?} at {max}"
+                );
+            }
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -46,6 +46,9 @@ pub(crate) struct Request {
     /// Which of a directive's `variants` this is, from 0; only a later one changes the key,
     /// so the first candidate is the image the directive had before it asked for variants.
     pub(crate) candidate: u32,
+    /// With `[judge] mode = "gate"`: which new attempt at a figure below `min-score` this is
+    /// (from 1; 0 for the figure's own request). Its prompt carries the corrections.
+    pub(crate) retry: u32,
 }
 
 /// A reference image, read and checked: its bytes as they are sent, and the hash the cache
@@ -218,6 +221,27 @@ pub(crate) fn candidate_chain(
     Ok(chain)
 }
 
+/// A new attempt at an image a judge scored below `min-score` (`[judge] mode = "gate"`): each
+/// link of its chain with `corrections` after the prompt, a seed of its own, and the attempt's
+/// number (from 1) hashed in its key. A link whose record would be too large is left out.
+pub(crate) fn retry_chain(chain: &Chain, retry: u32, corrections: &str) -> Chain {
+    chain
+        .iter()
+        .filter_map(|(_, request)| {
+            let mut request = request.clone();
+            request.retry = retry;
+            if !corrections.is_empty() {
+                request.prompt = format!("{} {corrections}", request.prompt);
+            }
+            request.seed = request
+                .seed
+                .map(|seed| seed.wrapping_add(1_000 * u64::from(retry)));
+            fits_a_record(&request).ok()?;
+            Some((cache_key(&request), request))
+        })
+        .collect()
+}
+
 /// The most characters of a prompt (as sent, with the book's prefix, style and suffix) or of a
 /// negative prompt: what a record keeps and reads back.
 pub(crate) const MAX_PROMPT_CHARS: usize = 64 << 10;
@@ -309,7 +333,6 @@ fn request_with(
 ) -> Result<Request, String> {
     let attrs = &directive.attrs;
     let profile = config.profile(profile_name)?;
-
     let style = style_of(attrs.style.as_deref(), config)?;
 
     let mut prompt = directive.prompt.clone();
@@ -379,6 +402,7 @@ fn request_with(
         params,
         references: Vec::new(),
         candidate: 0,
+        retry: 0,
     })
 }
 
@@ -470,6 +494,9 @@ pub(crate) fn cache_key(request: &Request) -> CacheKey {
     }
     if request.candidate > 0 {
         field("candidate", &request.candidate.to_le_bytes());
+    }
+    if request.retry > 0 {
+        field("retry", &request.retry.to_le_bytes());
     }
     hasher.finish()
 }

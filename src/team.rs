@@ -22,6 +22,7 @@ use crate::cache::key::CacheKey;
 use crate::cache::{self, Cache};
 use crate::config::Config;
 use crate::error::Result;
+use crate::judgement::{Mark, Record as Judgement};
 use crate::pipeline::{ImageGen, Planned, PlannedImage, prompt_start};
 
 /// A book's cache, with the directives that use it.
@@ -68,6 +69,15 @@ pub struct ListedImage {
     /// Which candidate of a directive's `variants` it is, from 2 (the first has none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub candidate: Option<u32>,
+    /// Which new attempt of `[judge] mode = "gate"` it is, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u32>,
+    /// With a judge: the score of its judgement, 0 to 1, when kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// With a judge: `pass` or `review` (by `min-score`), when its judgement is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<&'static str>,
 }
 
 /// Totals for one provider and model, as `stats` shows them.
@@ -102,6 +112,26 @@ pub struct DescriptionStat {
     pub cost: f64,
     /// How many requests they took, retries included.
     pub requests: u64,
+}
+
+/// Totals for one judge model, as `stats` shows them.
+#[derive(Debug, Default, Serialize)]
+#[non_exhaustive]
+pub struct JudgementStat {
+    /// The judge's provider kind.
+    pub provider: String,
+    /// The judge's model.
+    pub model: String,
+    /// How many images it judged.
+    pub judgements: usize,
+    /// Their estimated cost in US dollars.
+    pub cost: f64,
+    /// How many requests they took, retries included.
+    pub requests: u64,
+    /// The average score.
+    pub average_score: f64,
+    /// How many scored below the book's `min-score`.
+    pub review: usize,
 }
 
 /// A file `verify` found wrong.
@@ -170,7 +200,8 @@ impl Team {
 
     /// Every image in the cache (the winner of each key), oldest first.
     pub fn list(&self) -> Result<Vec<ListedImage>> {
-        let cache = Cache::of_book(&self.root, &self.config);
+        let mut cache = Cache::of_book(&self.root, &self.config);
+        let judge = self.config.judge_id();
         let winners = cache.winners()?;
         let users = self.users();
         let mut out = Vec::new();
@@ -195,7 +226,18 @@ impl Team {
                 prompt: prompt_start(&record.prompt),
                 references: record.references.iter().map(|r| r.label.clone()).collect(),
                 candidate: record.candidate,
+                retry: record.retry,
+                score: None,
+                verdict: None,
             });
+            if let Some(judgement) = judge
+                .as_deref()
+                .and_then(|id| cache.note::<Judgement>(&record.master, id))
+            {
+                let listed = out.last_mut().expect("just pushed");
+                listed.score = Some(judgement.score);
+                listed.verdict = Some(self.mark(judgement.score).as_str());
+            }
         }
         out.sort_by(|a, b| (&a.created_at, &a.key).cmp(&(&b.created_at, &b.key)));
         Ok(out)
@@ -225,7 +267,8 @@ impl Team {
 
     /// Totals per describer model over every description kept (all were paid for).
     pub fn description_stats(&self) -> Result<Vec<DescriptionStat>> {
-        let stored = Cache::of_book(&self.root, &self.config).stored_descriptions()?;
+        let stored = Cache::of_book(&self.root, &self.config)
+            .stored_notes::<crate::description::Record>()?;
         let tallies = per_model(
             stored
                 .into_iter()
@@ -245,6 +288,54 @@ impl Team {
                 requests: tally.requests,
             })
             .collect())
+    }
+
+    /// Totals per judge model over every judgement kept (all were paid for).
+    pub fn judgement_stats(&self) -> Result<Vec<JudgementStat>> {
+        let stored = Cache::of_book(&self.root, &self.config).stored_notes::<Judgement>()?;
+        let mut stats: BTreeMap<(String, String), JudgementStat> = BTreeMap::new();
+        for record in stored.into_iter().filter_map(|(_, read)| read.ok()) {
+            let stat = stats
+                .entry((record.provider.clone(), record.model.clone()))
+                .or_insert_with(|| JudgementStat {
+                    provider: record.provider.clone(),
+                    model: record.model.clone(),
+                    ..JudgementStat::default()
+                });
+            stat.judgements += 1;
+            stat.cost += record.cost_usd;
+            stat.requests += u64::from(record.attempts);
+            stat.average_score += record.score;
+            stat.review += usize::from(self.mark(record.score) == Mark::Review);
+        }
+        Ok(stats
+            .into_values()
+            .map(|mut stat| {
+                stat.average_score /= stat.judgements.max(1) as f64;
+                stat
+            })
+            .collect())
+    }
+
+    /// A score's verdict under the book's `min-score` (0.8 without a judge).
+    fn mark(&self, score: f64) -> Mark {
+        let min = self.config.judge.as_ref().map_or(0.8, |j| j.min_score);
+        Mark::of(score, min)
+    }
+
+    /// The judgement kept of a key's image by the book's judge.
+    pub(crate) fn judgement(
+        &self,
+        cache: &mut Cache,
+        tier: cache::Tier,
+        key: CacheKey,
+    ) -> Result<Option<Judgement>> {
+        let Some(id) = self.config.judge_id() else {
+            return Ok(None);
+        };
+        Ok(cache
+            .lookup(tier, key)?
+            .and_then(|entry| cache.note::<Judgement>(&entry.master, &id)))
     }
 
     /// Checks the cache; with `fix`, repairs what can be repaired.
@@ -280,71 +371,29 @@ impl Team {
     /// image (a thumbnail, inlined), prompt, alt text, caption, provider, model, size, cost,
     /// chapter and status, failures first.
     pub fn review(&self, title: &str) -> Result<String> {
-        use std::fmt::Write as _;
-
         let mut cache = Cache::of_book(&self.root, &self.config);
         let esc = crate::figure::escape_html;
-        let describer = self.config.describer_id();
         let mut rows: Vec<(&Planned, &PlannedImage)> =
             self.planned.iter().zip(&self.rows).collect();
-        rows.sort_by_key(|(_, r)| !r.status.is_failure());
+        // Failures first, then the figures a judge sent to review (lowest score first).
+        rows.sort_by(|(_, a), (_, b)| {
+            let rank = |r: &PlannedImage| {
+                (
+                    !r.status.is_failure(),
+                    r.verdict != Some("review"),
+                    r.score.map_or(2.0, |s| s),
+                )
+            };
+            rank(a)
+                .partial_cmp(&rank(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let mut cards = String::new();
         let mut total = 0.0;
         for (planned, row) in &rows {
-            let mut picture = String::from("<div class=\"none\">no image yet</div>");
-            let mut cost = None;
-            let mut described = None;
-            let own = planned.job.as_ref().and_then(|j| Some((j.tier, j.key()?)));
-            if let Some((tier, key)) = own
-                && let Some(entry) = cache.lookup(tier, key)?
-            {
-                if let (None, Some(id)) = (&row.alt, &describer) {
-                    described = cache.description(&entry.master, id);
-                }
-                let alt = row
-                    .alt
-                    .as_deref()
-                    .or(described.as_ref().map(|d| d.alt.as_str()));
-                picture = thumbnail_html(&cache, tier, &entry, alt.unwrap_or(""));
-                cost = self.record_cost(&cache, tier, &entry).or(row.cost);
-            }
+            let (card, cost) = self.card(&mut cache, planned, row)?;
+            cards.push_str(&card);
             total += cost.unwrap_or(0.0);
-            let field = |name: &str, value: &str| {
-                if value.trim().is_empty() {
-                    String::new()
-                } else {
-                    format!("<dt>{name}</dt><dd>{}</dd>", esc(value))
-                }
-            };
-            let candidates = self.candidates_html(&mut cache, planned)?;
-            let _ = writeln!(
-                cards,
-                "<article class=\"{status}\">{picture}<div class=\"text\"><p class=\"where\">{file}:{line} <span class=\"status\">{status}</span></p><p class=\"prompt\">{prompt}</p><dl>{alt}{description}{caption}{provider}{size}{references}{edit}{cost}{message}</dl></div>{candidates}</article>",
-                status = row.status,
-                file = esc(&row.file),
-                line = row.line,
-                prompt = esc(&row.prompt),
-                alt = match (&row.alt, &described) {
-                    (Some(alt), _) => field("alt", alt),
-                    (None, Some(d)) =>
-                        field("alt (described)", &format!("{} — {}", d.alt, d.model)),
-                    (None, None) => field("alt", "— missing —"),
-                },
-                description = field(
-                    "description",
-                    described.as_ref().map_or("", |d| d.description.as_str())
-                ),
-                caption = field("caption", row.caption.as_deref().unwrap_or("")),
-                provider = field("made by", &format!("{} {}", row.provider, row.model)),
-                size = field("size", &row.size),
-                references = field("made from", &row.references.join(", ")),
-                edit = field("edit", row.edit.as_deref().unwrap_or("")),
-                cost = field(
-                    "cost",
-                    &cost.map(|c| format!("${c:.3}")).unwrap_or_default()
-                ),
-                message = field("problem", row.message.as_deref().unwrap_or("")),
-            );
         }
         let problems = rows.iter().filter(|(_, r)| r.status.is_failure()).count();
         Ok(format!(
@@ -354,6 +403,121 @@ impl Team {
             n = rows.len(),
             s = if rows.len() == 1 { "" } else { "s" },
         ))
+    }
+
+    /// One directive's card on the review page, and what its image cost.
+    fn card(
+        &self,
+        cache: &mut Cache,
+        planned: &Planned,
+        row: &PlannedImage,
+    ) -> Result<(String, Option<f64>)> {
+        let esc = crate::figure::escape_html;
+        let mut picture = String::from("<div class=\"none\">no image yet</div>");
+        let mut cost = None;
+        let mut described = None;
+        let mut judged = None;
+        let own = planned.job.as_ref().and_then(|j| Some((j.tier, j.key()?)));
+        if let Some((tier, key)) = own
+            && let Some(entry) = cache.lookup(tier, key)?
+        {
+            if let (None, Some(id)) = (&row.alt, self.config.describer_id()) {
+                described = cache.note::<crate::description::Record>(&entry.master, &id);
+            }
+            if let Some(id) = self.config.judge_id() {
+                judged = cache.note::<Judgement>(&entry.master, &id);
+            }
+            let alt = row
+                .alt
+                .as_deref()
+                .or(described.as_ref().map(|d| d.alt.as_str()));
+            picture = thumbnail_html(cache, tier, &entry, alt.unwrap_or(""));
+            cost = self.record_cost(cache, tier, &entry).or(row.cost);
+        }
+        let field = |name: &str, value: &str| {
+            if value.trim().is_empty() {
+                String::new()
+            } else {
+                format!("<dt>{name}</dt><dd>{}</dd>", esc(value))
+            }
+        };
+        let candidates = self.candidates_html(cache, planned)?;
+        let card = format!(
+            "<article class=\"{status}{review}\">{picture}<div class=\"text\"><p class=\"where\">{file}:{line} <span class=\"status\">{status}</span></p><p class=\"prompt\">{prompt}</p><dl>{alt}{description}{caption}{provider}{size}{references}{edit}{cost}{message}{judgement}</dl></div>{candidates}</article>\n",
+            status = row.status,
+            review = if row.verdict == Some("review") {
+                " review"
+            } else {
+                ""
+            },
+            judgement = judged
+                .as_ref()
+                .map_or_else(String::new, |j| self.judgement_html(j)),
+            file = esc(&row.file),
+            line = row.line,
+            prompt = esc(&row.prompt),
+            alt = match (&row.alt, &described) {
+                (Some(alt), _) => field("alt", alt),
+                (None, Some(d)) => field("alt (described)", &format!("{} — {}", d.alt, d.model)),
+                (None, None) => field("alt", "— missing —"),
+            },
+            description = field(
+                "description",
+                described.as_ref().map_or("", |d| d.description.as_str())
+            ),
+            caption = field("caption", row.caption.as_deref().unwrap_or("")),
+            provider = field("made by", &format!("{} {}", row.provider, row.model)),
+            size = field("size", &row.size),
+            references = field("made from", &row.references.join(", ")),
+            edit = field("edit", row.edit.as_deref().unwrap_or("")),
+            cost = field(
+                "cost",
+                &cost.map(|c| format!("${c:.3}")).unwrap_or_default()
+            ),
+            message = field("problem", row.message.as_deref().unwrap_or("")),
+        );
+        Ok((card, cost))
+    }
+
+    /// A judgement beside its figure on the review page: the score and verdict, the questions
+    /// answered no, the defects and the text read back. Every text escaped.
+    fn judgement_html(&self, judgement: &Judgement) -> String {
+        let esc = crate::figure::escape_html;
+        let mut html = format!(
+            "<dt>score</dt><dd class=\"score\">{:.2} ({}) — {}</dd>",
+            judgement.score,
+            self.mark(judgement.score).as_str(),
+            esc(&judgement.model)
+        );
+        let failed: Vec<String> = judgement.failed().map(|c| esc(&c.question)).collect();
+        if !failed.is_empty() {
+            html.push_str(&format!(
+                "<dt>failed checks</dt><dd><ul><li>{}</li></ul></dd>",
+                failed.join("</li><li>")
+            ));
+        }
+        let defects: Vec<String> = judgement
+            .defects
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {}: {}",
+                    if d.major { "major" } else { "minor" },
+                    esc(&d.kind),
+                    esc(&d.place)
+                )
+            })
+            .collect();
+        if !defects.is_empty() {
+            html.push_str(&format!(
+                "<dt>defects</dt><dd><ul><li>{}</li></ul></dd>",
+                defects.join("</li><li>")
+            ));
+        }
+        if let Some(seen) = &judgement.text_seen {
+            html.push_str(&format!("<dt>text seen</dt><dd>{}</dd>", esc(seen)));
+        }
+        html
     }
 
     /// A directive's candidates, each with its number, a thumbnail and the `pick` command that
@@ -372,6 +536,10 @@ impl Team {
                 None => String::from("<div class=\"none\">no image yet</div>"),
             };
             let shown = variants.picked == number;
+            let score = self
+                .judgement(cache, tier, *key)?
+                .map(|j| format!(" — score {:.2}", j.score))
+                .unwrap_or_default();
             // Quoted for a shell when the path has anything but the usual characters.
             let place = format!("{}:{}", planned.file, planned.line);
             let place = if place
@@ -384,7 +552,7 @@ impl Team {
             };
             let _ = write!(
                 html,
-                "<li{class}>{picture}<p>{number}{note}</p><code>mdbook-imagegen pick {place} {number}</code></li>",
+                "<li{class}>{picture}<p>{number}{note}{score}</p><code>mdbook-imagegen pick {place} {number}</code></li>",
                 class = if shown { " class=\"shown\"" } else { "" },
                 note = if shown { " (shown)" } else { "" },
                 place = esc(&place),
@@ -430,6 +598,7 @@ header{padding:16px 24px;background:#fff;border-bottom:1px solid #ddd}h1{font-si
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:16px;padding:16px 24px}\
 article{display:flex;gap:14px;background:#fff;border:1px solid #ddd;border-radius:6px;padding:12px}\
 article.error,article.offline,article.over-budget{border-color:#c0392b;background:#fff6f5}\
+article.review{border-color:#d68910;background:#fffaf0}dd ul{margin:0;padding-left:16px}\
 img,.none{flex:none;width:240px;height:240px;border-radius:4px;object-fit:cover}\
 .none{display:flex;align-items:center;justify-content:center;background:#eee;color:#777}\
 .text{min-width:0}.where{margin:0;color:#555;font-size:13px}.status{font-weight:600;margin-left:6px}\

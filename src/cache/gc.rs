@@ -57,7 +57,8 @@ pub(crate) struct MasterItem<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Made {
     Tuned,
-    Description,
+    /// A description or judgement.
+    Note,
     WebFile,
 }
 
@@ -411,7 +412,7 @@ mod tests {
                 made: vec![
                     file(Made::Tuned, 'a', "00000000.json", at(OLD)),
                     file(Made::Tuned, 'b', "00000000.json", at(OLD)),
-                    file(Made::Description, 'c', "d-0.json", at(OLD)),
+                    file(Made::Note, 'c', "d-0.json", at(OLD)),
                     file(Made::WebFile, 'a', "640w-current.webp", at(OLD)),
                     file(Made::WebFile, 'a', "640w-stale.webp", at(OLD)),
                     file(Made::WebFile, 'c', "640w-x.webp", at(OLD)),

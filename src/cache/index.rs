@@ -20,10 +20,11 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use crate::assets::Manifest;
+use crate::note::NoteKind;
 
 /// Bump when the tables or the encoding of their values change; an index of another version is
 /// rebuilt.
-const SCHEMA: &str = "mdbook-imagegen index 3";
+const SCHEMA: &str = "mdbook-imagegen index 4";
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 /// `"{tier}/{cache key}"` → JSON [`Entry`].
@@ -33,8 +34,9 @@ const SHARDS: TableDefinition<&str, &str> = TableDefinition::new("shards");
 /// Chapter source path → JSON list of the cache keys its directives use.
 const REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("chapter-refs");
 
-/// A description's file name → its bytes, for the shards stamped `d/ab` in [`SHARDS`].
-const DESCRIPTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("descriptions");
+/// `"{letter}/{file name}"` of a note (`d` a description, `j` a judgement) → its bytes, for the
+/// shards stamped `d/ab` and `j/ab` in [`SHARDS`].
+const NOTES: TableDefinition<&str, &[u8]> = TableDefinition::new("notes");
 
 /// Derivation id (master, output settings, encoders) → JSON [`Manifest`] of the derived files.
 const ASSETS: TableDefinition<&str, &[u8]> = TableDefinition::new("assets");
@@ -68,8 +70,8 @@ pub(crate) struct Update {
     pub(crate) refs: BTreeMap<String, Vec<String>>,
     /// Derivations made by this build.
     pub(crate) assets: BTreeMap<String, Manifest>,
-    /// Description shards read from their files: `d/ab` → (stamp, file name → bytes).
-    pub(crate) descriptions: BTreeMap<String, (String, BTreeMap<String, Vec<u8>>)>,
+    /// Note shards read from their files: `d/ab` or `j/ab` → (stamp, file name → bytes).
+    pub(crate) notes: BTreeMap<String, (String, BTreeMap<String, Vec<u8>>)>,
 }
 
 impl Update {
@@ -77,7 +79,7 @@ impl Update {
         self.shards.is_empty()
             && self.refs.is_empty()
             && self.assets.is_empty()
-            && self.descriptions.is_empty()
+            && self.notes.is_empty()
     }
 }
 
@@ -89,9 +91,9 @@ pub(crate) struct Index {
     stamps: BTreeMap<String, String>,
     /// The chapter references, read whole at open.
     refs: BTreeMap<String, Vec<String>>,
-    /// The descriptions, read whole at open (one small file per described image; none in a
-    /// book that describes nothing).
-    descriptions: BTreeMap<String, Vec<u8>>,
+    /// The notes (`d/<name>`, `j/<name>`), read whole at open (one small file per described or
+    /// judged image; none in a book that asks for neither).
+    notes: BTreeMap<String, Vec<u8>>,
     lock_wait: Duration,
 }
 
@@ -118,7 +120,7 @@ struct Contents {
     assets: Option<ReadOnlyTable<&'static str, &'static [u8]>>,
     stamps: BTreeMap<String, String>,
     refs: BTreeMap<String, Vec<String>>,
-    descriptions: BTreeMap<String, Vec<u8>>,
+    notes: BTreeMap<String, Vec<u8>>,
 }
 
 impl Index {
@@ -129,7 +131,7 @@ impl Index {
             state: State::Rebuild,
             stamps: BTreeMap::new(),
             refs: BTreeMap::new(),
-            descriptions: BTreeMap::new(),
+            notes: BTreeMap::new(),
             lock_wait,
         };
         if !path.exists() {
@@ -146,7 +148,7 @@ impl Index {
                 Ok(Some(contents)) => {
                     index.stamps = contents.stamps;
                     index.refs = contents.refs;
-                    index.descriptions = contents.descriptions;
+                    index.notes = contents.notes;
                     index.state = State::Open {
                         entries: contents.entries,
                         assets: Box::new(contents.assets),
@@ -175,7 +177,7 @@ impl Index {
             state: State::Refused,
             stamps: BTreeMap::new(),
             refs: BTreeMap::new(),
-            descriptions: BTreeMap::new(),
+            notes: BTreeMap::new(),
             lock_wait: Duration::ZERO,
         }
     }
@@ -232,20 +234,22 @@ impl Index {
         serde_json::from_slice(value.value()).ok()
     }
 
-    /// The stamp a description shard (`d/ab`) had when it was last indexed.
-    pub(crate) fn description_stamp(&self, shard: &str) -> Option<&str> {
+    /// The stamp a note shard (`d/ab`, `j/ab`) had when it was last indexed.
+    pub(crate) fn note_stamp(&self, shard: &str) -> Option<&str> {
         self.stamps.get(shard).map(String::as_str)
     }
 
-    /// The indexed description files whose names start with `prefix`, with their bytes.
-    pub(crate) fn descriptions<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
-        self.descriptions
-            .range(prefix.to_owned()..)
-            .take_while(move |(name, _)| name.starts_with(prefix))
-            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+    /// The indexed note files of a kind whose names start with `prefix`, with their bytes.
+    pub(crate) fn notes(
+        &self,
+        kind: NoteKind,
+        prefix: &str,
+    ) -> impl Iterator<Item = (&str, &[u8])> {
+        let from = format!("{}/{prefix}", kind.letter());
+        self.notes
+            .range(from.clone()..)
+            .take_while(move |(name, _)| name.starts_with(&from))
+            .map(|(name, bytes)| (&name[2..], bytes.as_slice()))
     }
 
     /// The cache keys a chapter used when last built.
@@ -314,16 +318,16 @@ fn read_contents(database: &ReadOnlyDatabase) -> Result<Option<Contents>, redb::
             }
         }
     }
-    let mut descriptions = BTreeMap::new();
-    if let Some(table) = optional_table(txn.open_table(DESCRIPTIONS))? {
+    let mut notes = BTreeMap::new();
+    if let Some(table) = optional_table(txn.open_table(NOTES))? {
         for row in table.iter()? {
             let (name, bytes) = row?;
-            descriptions.insert(name.value().to_owned(), bytes.value().to_vec());
+            notes.insert(name.value().to_owned(), bytes.value().to_vec());
         }
     }
     Ok(Some(Contents {
         entries: optional_table(txn.open_table(ENTRIES))?,
-        descriptions,
+        notes,
         assets: optional_table(txn.open_table(ASSETS))?,
         stamps,
         refs,
@@ -370,6 +374,7 @@ fn write(
                 "chapter-refs",
                 "assets",
                 "descriptions",
+                "notes",
                 "meta",
             ] {
                 // A table of an older schema may have other types; delete it by name.
@@ -392,14 +397,14 @@ fn write(
             }
             shards.insert(shard.as_str(), stamp.as_str())?;
         }
-        let mut descriptions = txn.open_table(DESCRIPTIONS)?;
-        for (shard, (stamp, files)) in &update.descriptions {
-            // `d/ab`: every file of the shard starts with `ab`.
-            let digits = &shard[shard.find('/').map_or(0, |i| i + 1)..];
-            let high = format!("{digits}\u{10FFFF}");
-            descriptions.retain_in(digits..high.as_str(), |_, _| false)?;
+        let mut notes = txn.open_table(NOTES)?;
+        for (shard, (stamp, files)) in &update.notes {
+            // `d/ab`: every file of the shard is `d/` and a name that starts with `ab`.
+            let high = format!("{shard}\u{10FFFF}");
+            notes.retain_in(shard.as_str()..high.as_str(), |_, _| false)?;
+            let letter = &shard[..shard.find('/').unwrap_or(0)];
             for (name, bytes) in files {
-                descriptions.insert(name.as_str(), bytes.as_slice())?;
+                notes.insert(format!("{letter}/{name}").as_str(), bytes.as_slice())?;
             }
             shards.insert(shard.as_str(), stamp.as_str())?;
         }

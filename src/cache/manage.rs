@@ -122,10 +122,16 @@ impl Cache {
             what: format!("a build ignores this {what}: {reason}; --fix removes it ({then})"),
             fixable: true,
         };
-        for (path, read) in self.stored_descriptions()? {
+        for (path, read) in self.stored_notes::<crate::description::Record>()? {
             if let Err(reason) = read {
                 let then = "the next build describes the image again";
                 problems.push(ignored(path, reason, "description", then));
+            }
+        }
+        for (path, read) in self.stored_notes::<crate::judgement::Record>()? {
+            if let Err(reason) = read {
+                let then = "the next build with a judge judges the image again";
+                problems.push(ignored(path, reason, "judgement", then));
             }
         }
         for (path, read) in self.stored_picks()? {

@@ -7,6 +7,7 @@
 //!   records/cd/<key>-<m>-<n>.json one text record per image, at a unique path          (committed)
 //!   tuned/ab/<master>-<spec>.json qualities a perceptual target chose for a master      (committed)
 //!   descriptions/ab/<master>-<describer>-<n>.json  alt text a vision model wrote         (committed)
+//!   judgements/<master>-<judge>-<n>.json  how well an image follows its prompt (one directory)  (committed)
 //!   picks/ab/<key>-<stamp>.txt    which candidate of a directive's variants is shown    (committed)
 //!   local/masters/, local/records/  the same for placeholders, which cost nothing to redo
 //!   index.redb                    derived lookup index                                 (local)
@@ -18,12 +19,12 @@
 //! record, so a crash leaves at worst an unreferenced master, never a record without its master.
 //! A build that only hits the cache changes no file here.
 
-mod descriptions;
 mod flight;
 pub(crate) mod gc;
 mod index;
 pub(crate) mod key;
 mod manage;
+mod notes;
 mod picks;
 mod record;
 mod shared;
@@ -45,13 +46,14 @@ pub(crate) use shared::{Downloaded, UploadJob, download, upload};
 use crate::assets::Manifest;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::note::NoteKind;
 use crate::provider::Master;
 use crate::request::Request;
 use key::{CACHE_VERSION, CacheKey};
 
 /// The text of `.imagegen/.gitignore`.
 const GITIGNORE: &str = "\
-# Written by mdbook-imagegen. Commit the rest (masters, records, tuned qualities, descriptions, picks).
+# Written by mdbook-imagegen. Commit the rest (masters, records, tuned qualities, descriptions, judgements, picks).
 /index.redb
 /index.redb.*
 /local/
@@ -91,11 +93,11 @@ pub(crate) struct Cache {
     /// Whether masters may live only in a remote cache (a record without its master is then
     /// expected, not a problem).
     remote_masters: bool,
-    /// Description shards read from their files during this build: shard → (stamp, file
-    /// name → bytes), for lookups and the index.
-    described: HashMap<String, (String, BTreeMap<String, Vec<u8>>)>,
-    /// Description shards this build wrote to; read again before the index is updated.
-    described_written: BTreeSet<String>,
+    /// Note shards (descriptions, judgements) read from their files during this build:
+    /// (kind, shard) → (stamp, file name → bytes), for lookups and the index.
+    noted: HashMap<(NoteKind, String), notes::Shard>,
+    /// Note shards this build wrote to; read again before the index is updated.
+    noted_written: BTreeSet<(NoteKind, String)>,
     /// Why the cache must not be used at all: a part of its layout is a symbolic link or not
     /// what it should be (see [`layout_problem`]).
     unusable: Option<String>,
@@ -121,8 +123,8 @@ impl Cache {
             root: root.to_owned(),
             scanned: HashMap::new(),
             stamps: HashMap::new(),
-            described: HashMap::new(),
-            described_written: BTreeSet::new(),
+            noted: HashMap::new(),
+            noted_written: BTreeSet::new(),
             written: BTreeSet::new(),
             manifests: BTreeMap::new(),
             remote_masters: false,
@@ -265,6 +267,7 @@ impl Cache {
                 })
                 .collect(),
             candidate: (request.candidate > 0).then_some(request.candidate + 1),
+            retry: (request.retry > 0).then_some(request.retry),
         };
         let entry = Entry {
             master: hash.clone(),
@@ -339,7 +342,7 @@ impl Cache {
                 update.shards.insert(id, (stamp, entries));
             }
         }
-        update.descriptions = self.description_update();
+        update.notes = self.note_update();
         for (chapter, keys) in refs {
             if self.index.refs(&chapter) != Some(keys.as_slice()) {
                 update.refs.insert(chapter, keys);
@@ -503,12 +506,13 @@ fn dir_stamp(dir: &Path) -> String {
 /// files of its layout, is a symbolic link or not the kind of file it should be. A pull request
 /// could add such a link to make builds write, and `gc` delete, somewhere else.
 fn layout_problem(root: &Path) -> Option<String> {
-    const DIRS: [&str; 13] = [
+    const DIRS: [&str; 14] = [
         "",
         "masters",
         "records",
         "tuned",
         "descriptions",
+        "judgements",
         "picks",
         "tmp",
         "local",

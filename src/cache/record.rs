@@ -69,6 +69,9 @@ pub(crate) struct Record {
     /// Which candidate of a directive's `variants` it is, from 1, for all but the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) candidate: Option<u32>,
+    /// Which new attempt it is at a figure a judge scored below `min-score`, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) retry: Option<u32>,
 }
 
 /// A reference image as a record names it.
@@ -166,6 +169,12 @@ impl Record {
             .is_some_and(|c| !(2..=crate::directive::MAX_VARIANTS).contains(&c))
         {
             return Err("its candidate is not a number from 2 to 8".into());
+        }
+        if record
+            .retry
+            .is_some_and(|r| !(1..=crate::config::MAX_RETRIES).contains(&r))
+        {
+            return Err("its retry is not a number from 1 to 5".into());
         }
         Ok(record)
     }

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use super::key::CacheKey;
 use super::record::Record;
 use super::{Cache, Entry, Tier, io_error, record_name_key};
-use crate::description;
 use crate::error::Result;
+use crate::note::{self, Note};
 use crate::storage::{Fetched, Object, Remote, Uploaded, paths};
 
 /// A record found in the remote, parsed.
@@ -318,11 +318,11 @@ impl Cache {
         self.root.join("local").join("pending")
     }
 
-    /// Copies in the remote's description of each `(master, describer)` that has one: one
-    /// listing per shard, each candidate read under [`description::Record::parse`] (a crafted or
-    /// damaged object is skipped with a warning), the earliest written winning as it does
-    /// locally. Returns how many were copied in.
-    pub(crate) fn fetch_descriptions(
+    /// Copies in the remote's note of each `(master, writer)` that has one: one listing per
+    /// shard, each candidate read under `N::parse` (a crafted or damaged object is skipped with
+    /// a warning), the earliest written winning as it does locally. Returns how many were
+    /// copied in.
+    pub(crate) fn fetch_notes<N: Note>(
         &mut self,
         remote: &Remote,
         wanted: &[(String, String)],
@@ -330,58 +330,57 @@ impl Cache {
         if wanted.is_empty() {
             return Ok(0);
         }
+        let kind = N::KIND;
         let shards: BTreeSet<String> = wanted
             .iter()
-            .map(|(master, _)| paths::description_shard(master))
+            .map(|(master, _)| paths::note_shard(kind, master))
             .collect();
         let listed = remote.list(&shards.into_iter().collect::<Vec<_>>(), false)?;
         // The candidates of every wanted image, read in one batch; an object larger than a
-        // description is not one.
+        // note of its kind is not one.
         let prefixes: Vec<String> = wanted
             .iter()
-            .map(|(master, describer)| description::name_prefix(master, describer))
+            .map(|(master, by)| note::name_prefix(master, by))
             .collect();
         let names: Vec<String> = listed
             .iter()
-            .filter(|l| l.bytes <= description::MAX_RECORD_BYTES)
+            .filter(|l| l.bytes <= kind.max_bytes())
             .filter_map(|l| l.path.rsplit('/').next())
             .filter(|name| prefixes.iter().any(|p| name.starts_with(p.as_str())))
             .map(str::to_owned)
             .collect();
-        let objects: Vec<String> = names.iter().map(|n| paths::description(n)).collect();
-        let mut best: BTreeMap<String, (description::Record, Vec<u8>, String)> = BTreeMap::new();
+        let objects: Vec<String> = names.iter().map(|n| paths::note(kind, n)).collect();
+        let mut best: BTreeMap<String, (N, Vec<u8>, String)> = BTreeMap::new();
         let wanted: BTreeSet<(&str, &str)> = wanted
             .iter()
             .map(|(m, d)| (m.as_str(), d.as_str()))
             .collect();
-        for (name, fetched) in names
-            .iter()
-            .zip(remote.read(&objects, description::MAX_RECORD_BYTES)?)
-        {
+        for (name, fetched) in names.iter().zip(remote.read(&objects, kind.max_bytes())?) {
             // The listing's size is the store's word; the read is capped too.
             let Some(bytes) = fetched.bytes() else {
                 continue;
             };
-            let record = match description::Record::parse(&bytes, name) {
+            let record = match N::parse(&bytes, name) {
                 Ok(record) => record,
                 Err(why) => {
                     tracing::warn!(
-                        "imagegen: ignoring the remote description `{}`: {}",
+                        "imagegen: ignoring the remote {} `{}`: {}",
+                        kind.word(),
                         crate::outside::for_terminal(name),
                         crate::outside::for_terminal(&why)
                     );
                     continue;
                 }
             };
-            let earlier = |kept: &(description::Record, Vec<u8>, String)| {
+            let earlier = |kept: &(N, Vec<u8>, String)| {
                 (record.created(), name) < (kept.0.created(), &kept.2)
             };
-            // Only the images asked about: a record of another master that shares the first
+            // Only the images asked about: a note of another master that shares the first
             // 16 digits of its hash is not theirs.
-            if !wanted.contains(&(record.master.as_str(), record.describer.as_str())) {
+            if !wanted.contains(&(record.master(), record.by())) {
                 continue;
             }
-            let slot = format!("{}/{}", record.master, record.describer);
+            let slot = format!("{}/{}", record.master(), record.by());
             if best.get(&slot).is_none_or(earlier) {
                 best.insert(slot, (record, bytes, name.clone()));
             }
@@ -389,32 +388,28 @@ impl Cache {
         let copied = best.len();
         for (record, bytes, name) in best.into_values() {
             self.ensure_layout()?;
-            let path = self.description_path(&record.master, &name);
+            let path = self.note_path(kind, record.master(), &name);
             self.write_atomic(&path, &bytes, "write")?;
-            self.wrote_descriptions(&record.master[..2]);
+            self.wrote_notes(kind, kind.shard_of(record.master()));
         }
         Ok(copied)
     }
 
-    /// Uploads a description (if not there already).
-    pub(crate) fn upload_description(
-        &self,
-        remote: &Remote,
-        record: &description::Record,
-    ) -> Result<Uploaded> {
+    /// Uploads a note (if not there already).
+    pub(crate) fn upload_note<N: Note>(&self, remote: &Remote, record: &N) -> Result<Uploaded> {
         remote.upload(&[Object {
-            path: paths::description(&record.file_name()),
+            path: paths::note(N::KIND, &record.file_name()),
             content_type: "application/json",
             bytes: record.to_json(),
         }])
     }
 
-    /// Every committed file (masters, records, tuned qualities, descriptions) as object paths under the
-    /// remote root, with their local paths.
+    /// Every committed file (masters, records, tuned qualities, notes) as object paths under
+    /// the remote root, with their local paths.
     pub(crate) fn committed_objects(&self) -> Result<Vec<(String, PathBuf)>> {
         let root = self.tier_root(Tier::Committed);
         let mut out = Vec::new();
-        for kind in ["masters", "records", "tuned", "descriptions"] {
+        for kind in ["masters", "records", "tuned", "descriptions", "judgements"] {
             for path in super::files_two_deep(&root.join(kind))? {
                 if let Ok(relative) = path.strip_prefix(&root) {
                     let object = relative.to_string_lossy().replace('\\', "/");

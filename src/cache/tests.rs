@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::ProviderKind;
+use crate::note::Note;
 use crate::provider::{ImageFormat, Master};
 use crate::test_support::books::bare_request;
 use std::time::Duration;
@@ -289,26 +290,34 @@ fn descriptions_are_kept_the_earliest_wins_and_crafted_ones_are_ignored_and_flag
     let mut cache = Cache::open(&root);
     let master = blake3::hash(b"one").to_hex().to_string();
     let id = crate::description::describer_id(ProviderKind::OpenAi, "gpt-6-luna");
-    assert!(cache.description(&master, &id).is_none());
+    assert!(
+        cache
+            .note::<crate::description::Record>(&master, &id)
+            .is_none()
+    );
     // Two teammates described it at once: two files, the earliest wins everywhere.
     let late = cache
-        .store_description(&description(&master, "Later words", "2026-11-30T10:00:00Z"))
+        .store_note(&description(&master, "Later words", "2026-11-30T10:00:00Z"))
         .unwrap();
     cache
-        .store_description(&description(
+        .store_note(&description(
             &master,
             "Earlier words",
             "2026-11-30T09:00:00Z",
         ))
         .unwrap();
     assert_eq!(
-        cache.description(&master, &id).unwrap().alt,
+        cache
+            .note::<crate::description::Record>(&master, &id)
+            .unwrap()
+            .alt,
         "Earlier words"
     );
     assert_ne!(
         late.file_name(),
         cache
-            .description_path(
+            .note_path(
+                crate::note::NoteKind::Description,
                 &master,
                 &description(&master, "Earlier words", "2026-11-30T09:00:00Z").file_name()
             )
@@ -318,10 +327,17 @@ fn descriptions_are_kept_the_earliest_wins_and_crafted_ones_are_ignored_and_flag
     // over by builds and flagged by `verify`.
     let mut crafted = description(&master, "x", "2000-01-01T00:00:00Z");
     crafted.alt = "<script>\u{1b}[2J".into();
-    let crafted_path = cache.description_path(&master, &crafted.file_name());
+    let crafted_path = cache.note_path(
+        crate::note::NoteKind::Description,
+        &master,
+        &crafted.file_name(),
+    );
     std::fs::write(&crafted_path, crafted.to_json()).unwrap();
     assert_eq!(
-        cache.description(&master, &id).unwrap().alt,
+        cache
+            .note::<crate::description::Record>(&master, &id)
+            .unwrap()
+            .alt,
         "Earlier words"
     );
     let problems = cache.verify().unwrap();
@@ -347,14 +363,17 @@ fn a_warm_build_finds_descriptions_in_the_index_and_a_changed_shard_in_its_files
     let id = crate::description::describer_id(ProviderKind::OpenAi, "gpt-6-luna");
     let mut cache = Cache::open(&root);
     let path = cache
-        .store_description(&description(
+        .store_note(&description(
             &master,
             "Indexed words",
             "2026-11-30T09:00:00Z",
         ))
         .unwrap();
     assert_eq!(
-        cache.description(&master, &id).unwrap().alt,
+        cache
+            .note::<crate::description::Record>(&master, &id)
+            .unwrap()
+            .alt,
         "Indexed words"
     );
     cache.finish(BTreeMap::new()).unwrap();
@@ -371,7 +390,10 @@ fn a_warm_build_finds_descriptions_in_the_index_and_a_changed_shard_in_its_files
     let before = snapshot(&root);
     let mut cache = Cache::open(&root);
     assert_eq!(
-        cache.description(&master, &id).unwrap().alt,
+        cache
+            .note::<crate::description::Record>(&master, &id)
+            .unwrap()
+            .alt,
         "Indexed words"
     );
     cache.finish(BTreeMap::new()).unwrap();
@@ -382,9 +404,15 @@ fn a_warm_build_finds_descriptions_in_the_index_and_a_changed_shard_in_its_files
     std::fs::remove_file(&path).unwrap();
     let mut cache = Cache::open(&root);
     cache
-        .store_description(&description(&master, "New words", "2026-11-30T10:00:00Z"))
+        .store_note(&description(&master, "New words", "2026-11-30T10:00:00Z"))
         .unwrap();
     cache.finish(BTreeMap::new()).unwrap();
     let mut cache = Cache::open(&root);
-    assert_eq!(cache.description(&master, &id).unwrap().alt, "New words");
+    assert_eq!(
+        cache
+            .note::<crate::description::Record>(&master, &id)
+            .unwrap()
+            .alt,
+        "New words"
+    );
 }

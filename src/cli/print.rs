@@ -21,6 +21,9 @@ fn art_direction(row: &PlannedImage) -> String {
     if let Some(edit) = &row.edit {
         notes.push(format!("edit: {edit}"));
     }
+    if let (Some(score), Some(verdict)) = (row.score, row.verdict) {
+        notes.push(format!("score {score:.2}, {verdict}"));
+    }
     if row.key.is_none() && !row.status.is_failure() {
         notes.push("after the images it references".to_owned());
     }
@@ -94,14 +97,7 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
             parts.push(format!("{} {label}", count(status)));
         }
     }
-    let describe = rows
-        .iter()
-        .filter(|r| r.describe == Some("describe"))
-        .count();
-    if describe > 0 {
-        let cost: f64 = rows.iter().filter_map(|r| r.describe_cost).sum();
-        parts.push(format!("{describe} to describe (estimated ${cost:.4})"));
-    }
+    parts.extend(vision_parts(rows));
     writeln!(
         stdout,
         "\n{} directive{}: {}",
@@ -110,6 +106,34 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
         parts.join(", ")
     )?;
     Ok(count(Status::Error) == 0 && count(Status::Retired) == 0)
+}
+
+/// What `plan`'s closing line says of descriptions and judgements.
+fn vision_parts(rows: &[PlannedImage]) -> Vec<String> {
+    let mut parts = Vec::new();
+    let describe = rows
+        .iter()
+        .filter(|r| r.describe == Some("describe"))
+        .count();
+    if describe > 0 {
+        let cost: f64 = rows.iter().filter_map(|r| r.describe_cost).sum();
+        parts.push(format!("{describe} to describe (estimated ${cost:.4})"));
+    }
+    let verdicts = |v: &str| rows.iter().filter(|r| r.verdict == Some(v)).count();
+    if verdicts("judge") > 0 {
+        let cost: f64 = rows.iter().filter_map(|r| r.judge_cost).sum();
+        parts.push(format!(
+            "{} to judge (estimated ${cost:.4} at most)",
+            verdicts("judge")
+        ));
+    }
+    if verdicts("review") > 0 {
+        parts.push(format!(
+            "{} to review (below `min-score`)",
+            verdicts("review")
+        ));
+    }
+    parts
 }
 
 /// `  (generating on HOST (process N) until …)` for an image another machine holds the claim of.
@@ -141,6 +165,12 @@ pub(crate) fn list(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::R
         let mut made_from = String::new();
         if let Some(candidate) = image.candidate {
             made_from.push_str(&format!("  (candidate {candidate})"));
+        }
+        if let Some(retry) = image.retry {
+            made_from.push_str(&format!("  (new attempt {retry})"));
+        }
+        if let (Some(score), Some(verdict)) = (image.score, image.verdict) {
+            made_from.push_str(&format!("  score {score:.2} {verdict}"));
         }
         if !image.references.is_empty() {
             made_from.push_str(&format!("  from {}", t(image.references.join(", "))));
@@ -191,6 +221,15 @@ pub(crate) fn pick(
             &picked.key[..16],
             t(&picked.path)
         )?;
+        if !picked.scores.is_empty() {
+            let scores: Vec<String> = (picked.scores.iter().enumerate())
+                .map(|(i, score)| match score {
+                    Some(score) => format!("{}: {score:.2}", i + 1),
+                    None => format!("{}: not judged", i + 1),
+                })
+                .collect();
+            writeln!(stdout, "scores: {}", scores.join(", "))?;
+        }
     }
     Ok(true)
 }
@@ -266,6 +305,43 @@ pub(crate) fn alt(
     Ok(true)
 }
 
+/// The rows of `stats` for what vision models wrote: descriptions and judgements.
+fn note_rows(
+    stdout: &mut impl Write,
+    descriptions: &[mdbook_imagegen::DescriptionStat],
+    judgements: &[mdbook_imagegen::JudgementStat],
+) -> std::io::Result<()> {
+    for stat in descriptions {
+        writeln!(
+            stdout,
+            "{:12} {:20} {:>7} {:>9} {:>9} {:>9} {:>8}  (alt text)",
+            t(&stat.provider),
+            t(&stat.model),
+            stat.descriptions,
+            format!("${:.4}", stat.cost),
+            "",
+            format!("${:.4}", stat.cost / stat.descriptions.max(1) as f64),
+            stat.requests
+        )?;
+    }
+    for stat in judgements {
+        writeln!(
+            stdout,
+            "{:12} {:20} {:>7} {:>9} {:>9} {:>9} {:>8}  (judge: average score {:.2}, {} to review)",
+            t(&stat.provider),
+            t(&stat.model),
+            stat.judgements,
+            format!("${:.4}", stat.cost),
+            "",
+            format!("${:.4}", stat.cost / stat.judgements.max(1) as f64),
+            stat.requests,
+            stat.average_score,
+            stat.review
+        )?;
+    }
+    Ok(())
+}
+
 pub(crate) fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool> {
     let team = load_team(preprocessor, dir)?;
     let stats = team.stats()?;
@@ -276,9 +352,10 @@ pub(crate) fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::
         .count();
     let remote = team.remote_stats()?;
     let descriptions = team.description_stats()?;
+    let judgements = team.judgement_stats()?;
     let mut stdout = std::io::stdout().lock();
     if json {
-        let value = serde_json::json!({ "models": stats, "descriptions": descriptions, "directives_with_errors": errors, "remote": remote });
+        let value = serde_json::json!({ "models": stats, "descriptions": descriptions, "judgements": judgements, "directives_with_errors": errors, "remote": remote });
         print_json(&mut stdout, &value)?;
         return Ok(true);
     }
@@ -300,24 +377,13 @@ pub(crate) fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::
             stat.requests
         )?;
     }
-    for stat in &descriptions {
-        writeln!(
-            stdout,
-            "{:12} {:20} {:>7} {:>9} {:>9} {:>9} {:>8}  (alt text)",
-            t(&stat.provider),
-            t(&stat.model),
-            stat.descriptions,
-            format!("${:.4}", stat.cost),
-            "",
-            format!("${:.4}", stat.cost / stat.descriptions.max(1) as f64),
-            stat.requests
-        )?;
-    }
+    note_rows(&mut stdout, &descriptions, &judgements)?;
     let images: usize = stats.iter().map(|s| s.images).sum();
     let cost: f64 = stats
         .iter()
         .map(|s| s.cost)
         .chain(descriptions.iter().map(|s| s.cost))
+        .chain(judgements.iter().map(|s| s.cost))
         .fold(0.0, |a, b| a + b);
     writeln!(
         stdout,

@@ -44,19 +44,25 @@ impl Config {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub(super) struct RawDescribe {
-    profile: String,
-    model: Option<String>,
+    pub(super) profile: String,
+    pub(super) model: Option<String>,
     #[serde(default)]
     pub(super) extra: serde_json::Map<String, serde_json::Value>,
-    price: Option<f64>,
+    pub(super) price: Option<f64>,
 }
 
-/// The describer's model (see [`alt_text`]).
-fn describer_model(model: Option<String>, profile: &Profile) -> Result<String, Invalid> {
+/// The model of a profile that reads images, for the table `table` (`describe`, `judge`): its
+/// `model`, else the profile's, unless that is the kind's default image model, which reads
+/// nothing (then the kind's default vision model).
+pub(super) fn vision_model(
+    table: &str,
+    model: Option<String>,
+    profile: &Profile,
+) -> Result<String, Invalid> {
     Ok(match model.map(|m| m.trim().to_owned()) {
         Some(model) if model.is_empty() => {
             return Err((
-                "describe.model".into(),
+                format!("{table}.model"),
                 "the model is empty; name a vision model, such as `gpt-6-luna`".into(),
             ));
         }
@@ -104,10 +110,22 @@ pub(super) fn alt_text(
         }
         return Ok(None);
     };
+    // Checked either way; used only when descriptions are asked for.
+    let with = vision_setup("describe", raw, profiles)?;
+    Ok((mode == AltText::Describe).then_some(with))
+}
+
+/// A table that names a profile which reads images (`[describe]`, `[judge]`), checked: the
+/// profile exists and its kind reads images, the model (see [`vision_model`]), the price.
+pub(super) fn vision_setup(
+    table: &str,
+    raw: RawDescribe,
+    profiles: &BTreeMap<String, Profile>,
+) -> Result<DescribeWith, Invalid> {
     let kinds = ProviderKind::names_where(|s| s.describe.is_some());
     let profile = profiles.get(&raw.profile).ok_or_else(|| {
         (
-            "describe.profile".to_owned(),
+            format!("{table}.profile"),
             format!(
                 "no profile named `{}`; define `[preprocessor.imagegen.providers.{}]` with a kind that can read images ({kinds})",
                 raw.profile, raw.profile
@@ -116,27 +134,25 @@ pub(super) fn alt_text(
     })?;
     if profile.kind.spec().describe.is_none() {
         return Err((
-            "describe.profile".into(),
+            format!("{table}.profile"),
             format!(
-                "profile `{}` is of kind `{}`, which cannot describe images; use a profile of kind {kinds}",
+                "profile `{}` is of kind `{}`, which cannot read images; use a profile of kind {kinds}",
                 raw.profile,
                 profile.kind.as_str()
             ),
         ));
     }
-    let model = describer_model(raw.model, profile)?;
+    let model = vision_model(table, raw.model, profile)?;
     if let Some(price) = raw.price.filter(|p| !(p.is_finite() && *p >= 0.0)) {
         return Err((
-            "describe.price".into(),
+            format!("{table}.price"),
             format!("{price} is not a price in US dollars"),
         ));
     }
-    // Checked either way; used only when descriptions are asked for.
-    let with = DescribeWith {
+    Ok(DescribeWith {
         profile: raw.profile,
         model,
         extra: raw.extra,
         price: raw.price,
-    };
-    Ok((mode == AltText::Describe).then_some(with))
+    })
 }

@@ -107,6 +107,11 @@ pub(super) fn setting_sizes(raw: &RawConfig) -> std::result::Result<(), Invalid>
             raw.describe
                 .iter()
                 .map(|d| ("describe.extra".to_owned(), &d.extra)),
+        )
+        .chain(
+            raw.judge
+                .iter()
+                .map(|j| ("judge.extra".to_owned(), &j.extra)),
         );
     for (key, extra) in extras {
         let bytes = serde_json::to_string(extra).map_or(0, |t| t.len());

@@ -12,6 +12,7 @@
 
 mod alt;
 mod directories;
+mod judge;
 mod limits;
 mod profiles;
 mod storage;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 pub(crate) use crate::vocab::{ProviderKind, Size};
 pub(crate) use alt::DescribeWith;
+pub(crate) use judge::{Judge, JudgeMode, MAX_RETRIES};
 pub(crate) use limits::{OnError, RetryPolicy};
 pub(crate) use profiles::Profile;
 #[cfg(test)]
@@ -35,6 +37,7 @@ pub(crate) use storage::{Mode, Scheme, Storage};
 pub(crate) use styles::{NO_STYLE, Style};
 
 use alt::RawDescribe;
+use judge::RawJudge;
 use profiles::RawProfile;
 use storage::RawStorage;
 use styles::RawStyle;
@@ -88,6 +91,8 @@ pub struct Config {
     /// The describer, when `alt-text = "describe"` (with `"author"`, the default, alt text
     /// without an author comes from the prompt).
     pub(crate) describe: Option<DescribeWith>,
+    /// The judge, unless `[judge]` is absent or `mode = "off"`.
+    pub(crate) judge: Option<Judge>,
 }
 
 impl Config {
@@ -155,6 +160,7 @@ struct RawConfig {
     alt_text: Option<String>,
     require_alt: Option<bool>,
     describe: Option<RawDescribe>,
+    judge: Option<RawJudge>,
     // mdBook's own keys for every preprocessor: accepted here, used by mdBook.
     command: Option<serde_json::Value>,
     renderers: Option<serde_json::Value>,
@@ -227,6 +233,8 @@ impl TryFrom<RawConfig> for Config {
             .map_err(|(key, message)| config_error(&format!("storage.{key}"), message))?;
         let describe = alt::alt_text(raw.alt_text.take(), raw.describe.take(), &profiles)
             .map_err(|(key, message)| config_error(&key, message))?;
+        let judge = judge::judge(raw.judge.take(), &profiles)
+            .map_err(|(key, message)| config_error(&key, message))?;
         Ok(Config {
             default_profile,
             profiles,
@@ -250,6 +258,7 @@ impl TryFrom<RawConfig> for Config {
             storage,
             require_alt: raw.require_alt.unwrap_or(false),
             describe,
+            judge,
         })
     }
 }

@@ -442,3 +442,56 @@ fn the_cache_stays_out_of_the_source_and_build_directories() {
         );
     }
 }
+
+#[test]
+fn the_judge_is_read_and_its_mistakes_are_named() {
+    let vision = json!({ "kind": "openai", "api-key-env": "K" });
+    let config = Config::from_table(Some(&json!({
+        "providers": { "vision": vision },
+        "judge": { "mode": "gate", "profile": "vision", "min-score": 0.7, "retries": 2 },
+    })))
+    .unwrap();
+    let judge = config.judge.as_ref().unwrap();
+    assert_eq!(judge.mode, JudgeMode::Gate);
+    assert_eq!((judge.min_score, judge.retries), (0.7, 2));
+    // The kind's default image model reads nothing: its default vision model judges.
+    assert_ne!(judge.with.model, config.profiles["vision"].model);
+    assert!(config.judge_id().is_some());
+    // Off, or absent: no judge.
+    let off = json!({ "providers": { "vision": vision }, "judge": { "mode": "off", "profile": "vision" } });
+    assert!(Config::from_table(Some(&off)).unwrap().judge.is_none());
+    assert!(Config::from_table(None).unwrap().judge.is_none());
+    for (table, wanted) in [
+        (
+            json!({ "judge": { "mode": "strict", "profile": "x" } }),
+            "`preprocessor.imagegen.judge.mode`: unknown value `strict`",
+        ),
+        (
+            json!({ "judge": { "mode": "report" } }),
+            "a judge needs a profile",
+        ),
+        (
+            json!({ "providers": { "vision": vision }, "judge": { "mode": "report", "profile": "vision", "min-score": 1.5 } }),
+            "`preprocessor.imagegen.judge.min-score`: 1.5 is not a score",
+        ),
+        (
+            json!({ "providers": { "vision": vision }, "judge": { "mode": "gate", "profile": "vision", "retries": 9 } }),
+            "`preprocessor.imagegen.judge.retries`: 9 new attempts per figure; at most 5",
+        ),
+        (
+            json!({ "providers": { "art": { "kind": "stability", "api-key-env": "K" } }, "judge": { "mode": "report", "profile": "art" } }),
+            "profile `art` is of kind `stability`, which cannot read images",
+        ),
+        (
+            json!({ "judge": { "mode": "report", "profile": "nobody" } }),
+            "`preprocessor.imagegen.judge.profile`: no profile named `nobody`",
+        ),
+        (
+            json!({ "judge": { "mode": "report", "profile": "x", "threshold": 1 } }),
+            "threshold",
+        ),
+    ] {
+        let e = error(table.clone());
+        assert!(e.contains(wanted), "{table}: {e}");
+    }
+}

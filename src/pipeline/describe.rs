@@ -84,7 +84,7 @@ pub(crate) fn run(
     let (wanted, users) = wanted(pages, plan, images);
     let mut to_ask = Vec::new();
     for want in wanted {
-        match cache.description(want.master, &with.id) {
+        match cache.note::<description::Record>(want.master, &with.id) {
             Some(record) => {
                 described.by_job.insert(want.job, record);
             }
@@ -201,20 +201,22 @@ fn from_remote<'p>(
         .map(|want| (want.master.to_owned(), id.to_owned()))
         .collect();
     if remote
-        .degrade(cache.fetch_descriptions(remote, &wanted))
+        .degrade(cache.fetch_notes::<description::Record>(remote, &wanted))
         .is_none_or(|n| n == 0)
     {
         return to_ask;
     }
     to_ask
         .into_iter()
-        .filter(|want| match cache.description(want.master, id) {
-            Some(record) => {
-                described.by_job.insert(want.job, record);
-                false
-            }
-            None => true,
-        })
+        .filter(
+            |want| match cache.note::<description::Record>(want.master, id) {
+                Some(record) => {
+                    described.by_job.insert(want.job, record);
+                    false
+                }
+                None => true,
+            },
+        )
         .collect()
 }
 
@@ -229,18 +231,29 @@ fn may_ask(book: &Book<'_>, with: &Describing<'_>, count: usize) -> Result<(), O
         );
         return Err(None);
     }
-    let setting = "set `model` in `[preprocessor.imagegen.describe]`";
-    let model = with.who.model;
-    match models::lifecycle(with.who.profile.kind, model, book.today) {
+    usable_model(book, &with.who, "describer", "describe").map_err(Some)
+}
+
+/// Whether a vision model may be asked: not a retired one (the message says what to set in
+/// `[table]`). A deprecated model is warned about once.
+pub(super) fn usable_model(
+    book: &Book<'_>,
+    who: &describer::Describer<'_>,
+    role: &str,
+    table: &str,
+) -> Result<(), String> {
+    let setting = format!("set `model` in `[preprocessor.imagegen.{table}]`");
+    let model = who.model;
+    match models::lifecycle(who.profile.kind, model, book.today) {
         Lifecycle::Retired {
             on,
             replacement,
             provider,
-        } => Err(Some(format!(
-            "the describer `{model}` was retired by {provider} on {on} and answers no requests; use `{replacement}` instead ({setting}); descriptions it wrote earlier keep serving"
-        ))),
+        } => Err(format!(
+            "the {role} `{model}` was retired by {provider} on {on} and answers no requests; use `{replacement}` instead ({setting}); what it wrote earlier keeps serving"
+        )),
         lifecycle => {
-            if let Some(warning) = lifecycle.warning(model, setting) {
+            if let Some(warning) = lifecycle.warning(model, &setting) {
                 tracing::warn!("imagegen: {warning}");
             }
             Ok(())
@@ -251,10 +264,10 @@ fn may_ask(book: &Book<'_>, with: &Describing<'_>, count: usize) -> Result<(), O
 /// Keeps a new description, and shares it through the remote when there is one (`push`
 /// uploads what an outage kept from it).
 fn keep(cache: &mut Cache, remote: Option<&Remote>, record: &description::Record) {
-    if let Err(e) = cache.store_description(record) {
+    if let Err(e) = cache.store_note(record) {
         tracing::warn!("imagegen: cannot keep a description: {e}");
     } else if let Some(remote) = remote.filter(|r| r.can_write()) {
-        remote.degrade(cache.upload_description(remote, record));
+        remote.degrade(cache.upload_note(remote, record));
     }
 }
 
@@ -317,7 +330,29 @@ fn ask_one(
     want: &Wanted<'_>,
     env: &provider::Env<'_>,
 ) -> Result<describer::Described, String> {
-    let Image::Ready(ready) = &images[want.job] else {
+    let (bytes, media_type) = web_file_to_read(book, images, want.job)?;
+    let directive = &want.page.directives[want.directive];
+    let about = About {
+        prompt: &directive.prompt,
+        caption: directive.attrs.caption.as_deref(),
+        chapter: want.page.chapter.name,
+    };
+    let picture = describer::Picture {
+        bytes: &bytes,
+        media_type,
+        master: want.master,
+    };
+    describer::describe(who, &picture, &about, env).map_err(|failure| failure.message)
+}
+
+/// The web file of a job's image a vision model reads: the JPEG, PNG or WebP closest to 1024
+/// pixels wide (a vision model sees no more), with its media type.
+pub(super) fn web_file_to_read(
+    book: &Book<'_>,
+    images: &[Image],
+    job: usize,
+) -> Result<(Vec<u8>, &'static str), String> {
+    let Image::Ready(ready) = &images[job] else {
         return Err("the image is not ready".into());
     };
     let file = ready
@@ -332,23 +367,8 @@ fn ask_one(
             )
         })
         .min_by_key(|f| f.width.abs_diff(1024))
-        .ok_or("the image has no web file a describer can read")?;
-    let bytes = read_asset(&book.assets_dir, &file.name).map_err(|e| {
-        format!(
-            "cannot read the web file `{}` to describe it: {e}",
-            file.name
-        )
-    })?;
-    let directive = &want.page.directives[want.directive];
-    let about = About {
-        prompt: &directive.prompt,
-        caption: directive.attrs.caption.as_deref(),
-        chapter: want.page.chapter.name,
-    };
-    let picture = describer::Picture {
-        bytes: &bytes,
-        media_type: file.format.media_type(),
-        master: want.master,
-    };
-    describer::describe(who, &picture, &about, env).map_err(|failure| failure.message)
+        .ok_or("the image has no web file a vision model can read")?;
+    let bytes = read_asset(&book.assets_dir, &file.name)
+        .map_err(|e| format!("cannot read the web file `{}`: {e}", file.name))?;
+    Ok((bytes, file.format.media_type()))
 }

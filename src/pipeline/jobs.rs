@@ -38,6 +38,8 @@ pub(crate) struct Plan {
     /// Per page, per directive with `variants`: its candidates' jobs in order, and the one
     /// shown (from 0).
     pub(crate) candidates: HashMap<At, (Vec<usize>, u32)>,
+    /// Per directive with `edit`, once planned: the job whose image its edit starts from.
+    pub(crate) edits: HashMap<At, usize>,
     /// Directives waiting for images they need, in book order.
     waiting: Vec<Waiting>,
     index: HashMap<CacheKey, usize>,
@@ -78,6 +80,7 @@ pub(crate) fn jobs(
         uses: Vec::new(),
         also: Vec::new(),
         candidates: HashMap::new(),
+        edits: HashMap::new(),
         waiting: Vec::new(),
         index: HashMap::new(),
     };
@@ -340,6 +343,7 @@ impl Plan {
             let chain = crate::request::edit_chain(directive, config, image)?;
             let job = self.add(chain);
             self.also[p][d].push(base);
+            self.edits.insert((p, d), base);
             self.uses[p][d] = Ok(job);
             return Ok(true);
         }
@@ -408,6 +412,37 @@ impl Plan {
         self.also[at.0][at.1].extend(jobs.iter().copied().filter(|j| *j != shown));
         self.candidates.insert(at, (jobs, chosen));
         Ok(shown)
+    }
+
+    /// Shows `job` (one of the directive's own jobs, or a new one) in the directive's figure,
+    /// keeping the job it showed before with its others.
+    pub(crate) fn show(&mut self, at: At, job: usize) {
+        let Ok(current) = self.uses[at.0][at.1] else {
+            return;
+        };
+        if current == job {
+            return;
+        }
+        let also = &mut self.also[at.0][at.1];
+        also.retain(|j| *j != job);
+        also.push(current);
+        self.uses[at.0][at.1] = Ok(job);
+        if let Some((jobs, chosen)) = self.candidates.get_mut(&at)
+            && let Some(index) = jobs.iter().position(|j| *j == job)
+        {
+            *chosen = u32::try_from(index).unwrap_or(0);
+        }
+    }
+
+    /// Plans a chain the directive keeps besides its figure's (a new attempt of `gate`);
+    /// returns its job.
+    pub(crate) fn add_kept(&mut self, at: At, chain: Chain) -> usize {
+        let job = self.add(chain);
+        let also = &mut self.also[at.0][at.1];
+        if !also.contains(&job) && self.uses[at.0][at.1] != Ok(job) {
+            also.push(job);
+        }
+        job
     }
 
     /// Every job a directive needs: the one shown first, then its others.

@@ -19,6 +19,7 @@ mod generate;
 mod image;
 mod input;
 mod jobs;
+mod judge;
 mod lookup;
 mod make;
 mod parse;
@@ -169,10 +170,20 @@ fn build(
     let planned = Instant::now();
 
     let mut make = make::Make::new(force, std::mem::take(&mut prepared.local));
-    let rounds::Rounds { remote, .. } =
-        rounds::run(book, &pages, &mut plan, &mut cache, &mut make)?;
+    let mut rounds = rounds::run(book, &pages, &mut plan, &mut cache, &mut make)?;
+    let mut derived = derive::run(book, &mut cache, &mut make.images);
+    let judged = judged(
+        book,
+        &mut cache,
+        &pages,
+        &mut plan,
+        &mut make,
+        &mut rounds,
+        &mut derived,
+    )?;
+    let remote = rounds.remote;
     let make::Make {
-        mut images,
+        images,
         mut summary,
         published,
         resolved,
@@ -180,7 +191,7 @@ fn build(
     } = make;
     // The first round always runs, and resolves.
     let resolved = resolved.unwrap_or(planned);
-    summary.derived(derive::run(book, &mut cache, &mut images));
+    summary.derived(derived);
     if let Some(remote) = &remote {
         publish::run(book, &mut cache, remote, &images, &published);
     }
@@ -188,6 +199,7 @@ fn build(
     let made = Instant::now();
     let mut rendered = render::pages(book, &pages, &plan, &images, &described);
     rendered.failures.extend(described.failures);
+    rendered.failures.extend(judged.failures);
     let unwritten = render::alt_check(book.config, &mut rendered.authorless);
     let spliced = Instant::now();
     cache.finish(rendered.refs)?;
@@ -206,6 +218,51 @@ fn build(
         rendered.failures,
         unwritten,
     )
+}
+
+/// With a judge: every image a directive keeps judged, each directive with `variants` and no
+/// pick showing its best-scored candidate, and with `mode = "gate"` new attempts at the
+/// figures below `min-score` (generated, derived and judged in turn).
+fn judged(
+    book: &Book<'_>,
+    cache: &mut Cache,
+    pages: &[parse::Page<'_>],
+    plan: &mut jobs::Plan,
+    make: &mut make::Make,
+    rounds: &mut rounds::Rounds,
+    derived: &mut (usize, Duration),
+) -> Result<judge::Judged> {
+    let mut judged = judge::Judged::default();
+    if book.config.judge.is_none() {
+        return Ok(judged);
+    }
+    let started = Instant::now();
+    let remote = rounds.remote.as_ref();
+    judge::run(book, cache, remote, pages, plan, &make.images, &mut judged);
+    let score = |job: usize| judged.by_job.get(&job).map(|r| r.score);
+    judge::rank(plan, pages, &score, &|key| cache.picked(key).is_some());
+    let picks: BTreeSet<CacheKey> = (plan.candidates.values())
+        .map(|(jobs, _)| plan.jobs[jobs[0]].key)
+        .filter(|key| cache.picked(*key).is_some())
+        .collect();
+    judge::gate(
+        book,
+        cache,
+        pages,
+        plan,
+        make,
+        rounds,
+        &|key| picks.contains(&key),
+        &mut |cache, plan, make, rounds| {
+            let (count, time) = derive::run(book, cache, &mut make.images);
+            *derived = (derived.0 + count, derived.1 + time);
+            let remote = rounds.remote.as_ref();
+            judge::run(book, cache, remote, pages, plan, &make.images, &mut judged);
+            judged.by_job.clone()
+        },
+    )?;
+    tracing::debug!("judge {:.2?}", started.elapsed());
+    Ok(judged)
 }
 
 /// Fails the build with every failed directive, or, with `on-error = "placeholder"`, warns

@@ -6,7 +6,7 @@ mod directives;
 mod planned;
 mod row;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use super::input::Opened;
@@ -82,6 +82,17 @@ pub struct PlannedImage {
     /// waits for its image rather than paying for it again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
+    /// With a judge, for a figure whose image a model makes: `pass` or `review` when its
+    /// judgement is kept (by `min-score`), `judge` when a build will ask for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<&'static str>,
+    /// The score of its judgement, 0 to 1, when kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The estimated price in US dollars of judging it, for `judge` (with `gate`, the worst
+    /// case of its new attempts included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge_cost: Option<f64>,
 }
 
 /// A book as `plan` sees it: its directives, and what the team commands need besides.
@@ -109,12 +120,15 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     let mut plan = jobs::jobs(&mut pages, book.config, &mut reader, &|key| {
         cache.picked(key)
     });
-    let rounds = rounds::run(
+    let mut preview = Preview::default();
+    let mut rounds = rounds::run(&book, &pages, &mut plan, &mut cache, &mut preview)?;
+    let judged = judged_as_kept(
         &book,
+        &mut cache,
         &pages,
         &mut plan,
-        &mut cache,
-        &mut Preview::default(),
+        &mut preview,
+        &mut rounds,
     )?;
     cache.close_index();
     let resolution = Resolution {
@@ -124,6 +138,21 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     resolution.warn_deprecations();
     let mut planned = directives::planned(&book, &pages, &plan, &resolution);
     directives::plan_descriptions(&book, &mut planned)?;
+    directives::plan_judgements(&book, &plan, &judged, &mut planned);
+    if book
+        .config
+        .judge
+        .as_ref()
+        .is_some_and(|j| j.mode == crate::config::JudgeMode::Gate)
+    {
+        // Which new attempts such a figure keeps depends on judgements of images not here
+        // yet: `gc` must wait for a build.
+        for p in planned.iter_mut().filter(|p| p.status == Status::Remote) {
+            if let Some(job) = p.job.as_mut() {
+                job.provisional = true;
+            }
+        }
+    }
     if let Some(remote) = &rounds.remote {
         directives::note_claims(remote, &mut planned);
     }
@@ -138,6 +167,56 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     })
 }
 
+/// With a judge, what a build would show as `plan` sees it: the judgements kept of the images
+/// kept, by job; variants ranked and `gate`'s new attempts followed as far as the cache knows
+/// them (a new attempt that is not made yet is priced, not followed).
+fn judged_as_kept(
+    book: &super::Book<'_>,
+    cache: &mut Cache,
+    pages: &[super::parse::Page<'_>],
+    plan: &mut jobs::Plan,
+    preview: &mut Preview,
+    rounds: &mut rounds::Rounds,
+) -> Result<BTreeMap<usize, crate::judgement::Record>> {
+    let Some(id) = book.config.judge_id() else {
+        return Ok(BTreeMap::new());
+    };
+    let kept = |cache: &mut Cache, preview: &mut Preview| {
+        let mut by_job = BTreeMap::new();
+        for (job, master) in preview.masters.iter().enumerate() {
+            if let Some(record) = master
+                .as_deref()
+                .and_then(|m| cache.note::<crate::judgement::Record>(m, &id))
+            {
+                by_job.insert(job, record);
+            }
+        }
+        by_job
+    };
+    let judged = kept(cache, preview);
+    let score = |job: usize| judged.get(&job).map(|r| r.score);
+    super::judge::rank(plan, pages, &score, &|key| cache.picked(key).is_some());
+    let picks: BTreeSet<CacheKey> = (plan.candidates.values())
+        .map(|(jobs, _)| plan.jobs[jobs[0]].key)
+        .filter(|key| cache.picked(*key).is_some())
+        .collect();
+    let mut last = judged.clone();
+    super::judge::gate(
+        book,
+        cache,
+        pages,
+        plan,
+        preview,
+        rounds,
+        &|key| picks.contains(&key),
+        &mut |cache, _, preview, _| {
+            last = kept(cache, preview);
+            last.clone()
+        },
+    )?;
+    Ok(last)
+}
+
 /// `plan`'s [`Mode`]: the remote asked, nothing fetched, generated or written; each job's
 /// image, as a reference for the directives planned after it, is the master's hash when
 /// cached and a stand-in when a build would make or fetch it first.
@@ -145,6 +224,8 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
 struct Preview {
     none: BTreeSet<CacheKey>,
     references: Vec<std::result::Result<RefImage, String>>,
+    /// Each job's master, when cached here.
+    masters: Vec<Option<String>>,
 }
 
 impl Mode for Preview {
@@ -177,6 +258,10 @@ impl Mode for Preview {
     fn act(&mut self, decided: Decided<'_, '_, Self::Held>) -> Result<()> {
         let decisions = &decided.resolution.decisions;
         for ((job, decision), found) in decided.jobs.iter().zip(decisions).zip(&decided.local) {
+            self.masters.push(match (decision, found) {
+                (Decision::Cached(_), Some((_, ready))) => Some(ready.entry.master.clone()),
+                _ => None,
+            });
             self.references.push(match (decision, found) {
                 (Decision::Fail(_, message), _) => Err(message.clone()),
                 (Decision::Cached(_), Some((_, ready))) => {

@@ -124,8 +124,10 @@ pub(crate) fn run<M: Mode>(
     Ok(rounds)
 }
 
-/// One round on its jobs: the local cache, the remote, resolve, then the mode's action.
-fn round<M: Mode>(
+/// One round on its jobs: the local cache, the remote, resolve, then the mode's action. Jobs
+/// planned after the rounds (`gate`'s new attempts) get a round of their own, the budget
+/// counting every earlier round first.
+pub(crate) fn round<M: Mode>(
     book: &Book<'_>,
     cache: &mut Cache,
     jobs: &[Job],

@@ -4,11 +4,13 @@
 /// results in no set order. Plain threads, not rayon's: a worker may wait for the memory
 /// budget (or a provider), and a rayon thread waiting could hold up the very work that frees it.
 pub(super) fn on_workers<T: Send, R: Send>(
-    items: Vec<T>,
+    mut items: Vec<T>,
     workers: usize,
     work: impl Fn(T) -> R + Sync,
 ) -> Vec<R> {
     let workers = workers.min(items.len()).max(1);
+    // Taken from the end: reversed, the work starts in the order given.
+    items.reverse();
     let queue = std::sync::Mutex::new(items);
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {

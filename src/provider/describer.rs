@@ -1,5 +1,7 @@
-//! Describers: a vision model (or a program) reads a generated image and answers with its alt
-//! text and long description, as JSON (see [`crate::description`]).
+//! Vision models (or programs) that read a generated image and answer with JSON: describers
+//! (alt text and long description, see [`crate::description`]) and judges (checks against the
+//! prompt, see [`crate::judgement`]). One wire format per kind, the task's instructions,
+//! question and schema sent in it.
 //!
 //! - `openai`: the Responses API, `POST {base-url}/responses`, the image as an `input_image`
 //!   data URL, the answer held to a JSON schema by `text.format`.
@@ -20,6 +22,7 @@ use super::http::{Http, Reply, snippet};
 use super::{Env, Failure, Fault, FaultKind, Task, Who, command, gemini, openai, resolve_key};
 use crate::config::Profile;
 use crate::description::{self, About, Text};
+use crate::judgement;
 use crate::vocab::DescribeWire;
 
 /// The most a `command` describer may print.
@@ -48,10 +51,22 @@ pub(crate) struct Picture<'a> {
     pub(crate) master: &'a str,
 }
 
-/// A checked description and what it took.
+/// What a vision model is asked: the task, its instructions, the text beside the image, the
+/// JSON schema of the answer and the schema's name, and what a program is told besides
+/// (`prompt`, `caption`, …).
+pub(crate) struct Asking<'a> {
+    pub(crate) task: Task,
+    pub(crate) instructions: &'a str,
+    pub(crate) question: String,
+    pub(crate) schema: Value,
+    pub(crate) schema_name: &'a str,
+    pub(crate) about: Value,
+}
+
+/// A checked answer and what it took.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Described {
-    pub(crate) text: Text,
+pub(crate) struct Answered<T> {
+    pub(crate) text: T,
     pub(crate) cost_usd: f64,
     pub(crate) model_version: Option<String>,
     pub(crate) request_id: Option<String>,
@@ -66,6 +81,9 @@ pub(super) struct Answer {
     request_id: Option<String>,
 }
 
+/// A checked description and what it took.
+pub(crate) type Described = Answered<Text>;
+
 /// Asks the describer for the image's alt text and description, retrying what is worth
 /// retrying; an answer that is not the JSON asked for (or whose alt is too long) is asked for
 /// once more, then fails like an image that never came.
@@ -75,12 +93,64 @@ pub(crate) fn describe(
     about: &About<'_>,
     env: &Env<'_>,
 ) -> Result<Described, Failure> {
+    let asking = Asking {
+        task: Task::Description,
+        instructions: description::INSTRUCTIONS,
+        question: description::question(about),
+        schema: description::schema(),
+        schema_name: "alt_text",
+        about: json!({
+            "prompt": about.prompt,
+            "caption": about.caption,
+            "chapter": about.chapter,
+        }),
+    };
+    ask(describer, picture, &asking, env, |text| {
+        description::read_answer(text, env.secrets).map_err(|u| u.message)
+    })
+}
+
+/// Asks the judge to check the image against its prompt: its questions, answers, defects and
+/// the text it reads, checked by [`judgement::read_answer`] (the score is computed by the
+/// caller, from the answer and the prompt).
+pub(crate) fn judge(
+    judge: &Describer<'_>,
+    picture: &Picture<'_>,
+    about: &judgement::About<'_>,
+    env: &Env<'_>,
+) -> Result<Answered<judgement::Verdict>, Failure> {
+    let asking = Asking {
+        task: Task::Judgement,
+        instructions: judgement::INSTRUCTIONS,
+        question: judgement::question(about),
+        schema: judgement::schema(),
+        schema_name: "judgement",
+        about: json!({
+            "prompt": about.prompt,
+            "style": about.style,
+            "caption": about.caption,
+        }),
+    };
+    ask(judge, picture, &asking, env, |text| {
+        judgement::read_answer(text, env.secrets)
+    })
+}
+
+/// Asks a vision model `asking`, retrying what is worth retrying; an answer `read` refuses is
+/// asked for once more, then fails like an image that never came.
+pub(crate) fn ask<T>(
+    describer: &Describer<'_>,
+    picture: &Picture<'_>,
+    asking: &Asking<'_>,
+    env: &Env<'_>,
+    read: impl Fn(&str) -> Result<T, String>,
+) -> Result<Answered<T>, Failure> {
     let profile = describer.profile;
     let who = Who {
         profile: describer.profile_name,
         kind: profile.kind,
         model: describer.model,
-        task: Task::Description,
+        task: asking.task,
     };
     let key = resolve_key(profile, env.var).map_err(|message| Failure {
         message: format!("profile `{}`: {message}", describer.profile_name),
@@ -94,7 +164,7 @@ pub(crate) fn describe(
         let call = Ask {
             describer,
             picture,
-            about,
+            asking,
             key: key.as_ref(),
             http: &http,
             env,
@@ -107,23 +177,20 @@ pub(crate) fn describe(
             Some(DescribeWire::Program) => program(&call),
             None => Err(Fault::new(
                 FaultKind::Invalid,
-                format!(
-                    "a `{}` profile cannot describe images",
-                    profile.kind.as_str()
-                ),
+                format!("a `{}` profile cannot read images", profile.kind.as_str()),
             )),
         }?;
-        let text = description::read_answer(&answer.text, env.secrets)
-            .map_err(|u| Fault::new(FaultKind::Empty, u.message))?;
+        let text = read(&answer.text).map_err(|message| Fault::new(FaultKind::Empty, message))?;
         Ok((answer, text, attempt))
     })?;
     tracing::debug!(
-        "described {} in {:.2?}",
+        "{} of {} in {:.2?}",
+        asking.schema_name,
         &picture.master[..12],
         started.elapsed()
     );
     let short = |v: Option<String>| v.map(|v| env.secrets.clean(&v, crate::outside::ID_CHARS));
-    Ok(Described {
+    Ok(Answered {
         text,
         cost_usd: fixed
             .or(answer.cost_usd.filter(|c| c.is_finite() && *c >= 0.0))
@@ -134,11 +201,11 @@ pub(crate) fn describe(
     })
 }
 
-/// Everything one describe request needs.
+/// Everything one request needs.
 struct Ask<'a> {
     describer: &'a Describer<'a>,
     picture: &'a Picture<'a>,
-    about: &'a About<'a>,
+    asking: &'a Asking<'a>,
     key: Option<&'a super::Secret>,
     http: &'a Http,
     env: &'a Env<'a>,
@@ -176,18 +243,18 @@ fn responses(ask: &Ask<'_>) -> Result<Answer, Fault> {
     let model = ask.describer.model;
     let mut body = json!({
         "model": model,
-        "instructions": description::INSTRUCTIONS,
+        "instructions": ask.asking.instructions,
         "input": [{
             "role": "user",
             "content": [
-                { "type": "input_text", "text": description::question(ask.about) },
+                { "type": "input_text", "text": ask.asking.question },
                 { "type": "input_image", "image_url": ask.data_url(), "detail": "auto" },
             ],
         }],
         "text": { "format": {
             "type": "json_schema",
-            "name": "alt_text",
-            "schema": description::schema(),
+            "name": ask.asking.schema_name,
+            "schema": ask.asking.schema,
             "strict": true,
         } },
         "max_output_tokens": MAX_OUTPUT_TOKENS,
@@ -275,17 +342,17 @@ fn gemini_call(ask: &Ask<'_>) -> Result<Answer, Fault> {
     let model = ask.describer.model;
     let data = base64::engine::general_purpose::STANDARD.encode(ask.picture.bytes);
     let mut body = json!({
-        "systemInstruction": { "parts": [{ "text": description::INSTRUCTIONS }] },
+        "systemInstruction": { "parts": [{ "text": ask.asking.instructions }] },
         "contents": [{
             "role": "user",
             "parts": [
                 { "inline_data": { "mime_type": ask.picture.media_type, "data": data } },
-                { "text": description::question(ask.about) },
+                { "text": ask.asking.question },
             ],
         }],
         "generationConfig": {
             "responseMimeType": "application/json",
-            "responseJsonSchema": description::schema(),
+            "responseJsonSchema": ask.asking.schema,
             "maxOutputTokens": MAX_OUTPUT_TOKENS,
         },
     });
@@ -362,15 +429,15 @@ fn chat(ask: &Ask<'_>) -> Result<Answer, Fault> {
     let mut body = json!({
         "model": model,
         "messages": [
-            { "role": "system", "content": description::INSTRUCTIONS },
+            { "role": "system", "content": ask.asking.instructions },
             { "role": "user", "content": [
-                { "type": "text", "text": description::question(ask.about) },
+                { "type": "text", "text": ask.asking.question },
                 { "type": "image_url", "image_url": { "url": ask.data_url() } },
             ] },
         ],
         "response_format": { "type": "json_schema", "json_schema": {
-            "name": "alt_text",
-            "schema": description::schema(),
+            "name": ask.asking.schema_name,
+            "schema": ask.asking.schema,
             "strict": true,
         } },
         "max_tokens": MAX_OUTPUT_TOKENS,
@@ -442,8 +509,9 @@ fn openai_answer(
     }
 }
 
-/// A `command` describer: the request as JSON on stdin (the image's path and hash, the prompt,
-/// caption and chapter, the instructions and schema), the answer as JSON on stdout.
+/// A `command` program: the request as JSON on stdin (the task, the image's path and hash, the
+/// prompt and what else the task gives, the instructions and schema), the answer as JSON on
+/// stdout.
 fn program(ask: &Ask<'_>) -> Result<Answer, Fault> {
     let scratch = command::scratch()?;
     let extension = crate::vocab::extension_of(ask.picture.media_type);
@@ -454,22 +522,26 @@ fn program(ask: &Ask<'_>) -> Result<Answer, Fault> {
             format!("cannot write the image for the program: {e}"),
         )
     })?;
-    let input = json!({
-        "task": "describe",
+    let task = match ask.asking.task {
+        Task::Judgement => "judge",
+        _ => "describe",
+    };
+    let mut input = json!({
+        "task": task,
         "image": image,
         "media_type": ask.picture.media_type,
         "master": ask.picture.master,
         "model": ask.describer.model,
-        "prompt": ask.about.prompt,
-        "caption": ask.about.caption,
-        "chapter": ask.about.chapter,
-        "instructions": description::INSTRUCTIONS,
-        "schema": description::schema(),
     });
+    if let (Some(fields), Some(about)) = (input.as_object_mut(), ask.asking.about.as_object()) {
+        fields.extend(about.clone());
+        fields.insert("instructions".into(), json!(ask.asking.instructions));
+        fields.insert("schema".into(), ask.asking.schema.clone());
+    }
     let stdout = command::run(
         &ask.describer.profile.command,
         ask.env.root,
-        &[("IMAGEGEN_TASK", "describe")],
+        &[("IMAGEGEN_TASK", task)],
         &input.to_string(),
         ask.timeout,
         MAX_ANSWER_BYTES,

@@ -358,6 +358,19 @@ pub(crate) enum Task {
     Image,
     /// Describe an image (alt text).
     Description,
+    /// Judge an image against its prompt.
+    Judgement,
+}
+
+impl Task {
+    /// What the task produces, in messages.
+    fn product(self) -> &'static str {
+        match self {
+            Task::Image => "image",
+            Task::Description => "description",
+            Task::Judgement => "judgement",
+        }
+    }
 }
 
 /// Who is asked, for messages: the profile, its kind and model, and the task.
@@ -436,19 +449,18 @@ pub(crate) fn retrying<T>(
 
 /// A failure as the user reads it: the profile, its kind and model, what went wrong.
 fn explain(who: &Who<'_>, fault: &Fault, extra: &str) -> String {
-    let image = who.task == Task::Image;
-    let what = match fault.kind {
-        FaultKind::Refused if image => "refused the prompt",
-        FaultKind::Refused => "refused to describe the image",
-        FaultKind::Auth => "refused the key",
-        FaultKind::Quota => "is out of quota",
-        FaultKind::Invalid => "rejected the request",
-        FaultKind::BadImage if image => "returned no usable image",
-        FaultKind::BadImage => "returned no usable description",
-        FaultKind::RateLimited => "is rate limiting",
-        FaultKind::Transient => "failed",
-        FaultKind::Empty if image => "returned no image",
-        FaultKind::Empty => "returned no description",
+    let product = who.task.product();
+    let what = match (fault.kind, who.task) {
+        (FaultKind::Refused, Task::Image) => "refused the prompt".to_owned(),
+        (FaultKind::Refused, Task::Description) => "refused to describe the image".to_owned(),
+        (FaultKind::Refused, Task::Judgement) => "refused to judge the image".to_owned(),
+        (FaultKind::Auth, _) => "refused the key".to_owned(),
+        (FaultKind::Quota, _) => "is out of quota".to_owned(),
+        (FaultKind::Invalid, _) => "rejected the request".to_owned(),
+        (FaultKind::BadImage, _) => format!("returned no usable {product}"),
+        (FaultKind::RateLimited, _) => "is rate limiting".to_owned(),
+        (FaultKind::Transient, _) => "failed".to_owned(),
+        (FaultKind::Empty, _) => format!("returned no {product}"),
     };
     format!(
         "`{}` ({} {}) {what}: {}{extra}",
@@ -494,8 +506,11 @@ fn hint(kind: FaultKind, profile: &Profile, task: Task) -> String {
         FaultKind::Refused if task == Task::Image => {
             " (reword the prompt; refused prompts are never cached and never retried)".to_owned()
         }
-        FaultKind::Refused => {
+        FaultKind::Refused if task == Task::Description => {
             " (write the directive's `alt` yourself; refusals are never cached)".to_owned()
+        }
+        FaultKind::Refused => {
+            " (the image keeps no judgement; refusals are never cached)".to_owned()
         }
         FaultKind::Quota => " (add credit or wait for the quota to reset)".to_owned(),
         _ => String::new(),

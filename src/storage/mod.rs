@@ -653,8 +653,10 @@ fn scrub(text: &str, secrets: &Secrets) -> String {
 }
 
 /// The object paths of the committed cache, by kind: where a master, record, tuned file,
-/// description or asset lives under `root`.
+/// note or asset lives under `root`.
 pub(crate) mod paths {
+    use crate::note::NoteKind;
+
     /// `masters/ab/<hash>.<ext>`
     pub(crate) fn master(hash: &str, extension: &str) -> String {
         format!("masters/{}/{hash}.{extension}", &hash[..2])
@@ -665,14 +667,18 @@ pub(crate) mod paths {
         format!("records/{}/{name}", &name[..2])
     }
 
-    /// `descriptions/ab/<description name>` (named after its master, like a tuned file)
-    pub(crate) fn description(name: &str) -> String {
-        format!("descriptions/{}/{name}", &name[..2])
+    /// `descriptions/ab/<name>` (named after its master, like a tuned file) or
+    /// `judgements/<name>`
+    pub(crate) fn note(kind: NoteKind, name: &str) -> String {
+        note_shard(kind, name) + name
     }
 
-    /// The shard directory of a master's descriptions.
-    pub(crate) fn description_shard(master: &str) -> String {
-        format!("descriptions/{}/", &master[..2])
+    /// The directory of a master's notes of a kind.
+    pub(crate) fn note_shard(kind: NoteKind, master: &str) -> String {
+        match kind.shard_of(master) {
+            "" => format!("{}/", kind.dir()),
+            shard => format!("{}/{shard}/", kind.dir()),
+        }
     }
 
     /// `assets/<name>`

@@ -71,7 +71,7 @@ impl Team {
             };
             let by_model = served.is_some_and(|s| s.by_model);
             let record = match (&master, &describer) {
-                (Some(master), Some(id)) => cache.description(master, id),
+                (Some(master), Some(id)) => cache.note::<crate::description::Record>(master, id),
                 _ => None,
             };
             out.push(match record {

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::storage::{Listed, Remote};
 
 /// The object directories whose files are named after the master they were made from.
-const MADE_FROM_MASTERS: [&str; 3] = ["tuned/", "descriptions/", "assets/"];
+const MADE_FROM_MASTERS: [&str; 4] = ["tuned/", "descriptions/", "judgements/", "assets/"];
 
 /// What the local cache says of its records: the record a build picks for each key, and the
 /// current web files of masters.
@@ -35,7 +35,7 @@ struct Found<'a> {
 
 impl Team {
     /// Removes the records no directive uses (and the losers of keys that are used), the
-    /// masters no remaining record names, their tuned qualities and descriptions, web files
+    /// masters no remaining record names, their tuned qualities, descriptions and judgements, web files
     /// that are not the current ones of a remaining master, and what killed builds left in
     /// `tmp/` over an hour ago. Returns what it removed (or would, with `dry_run`) and each
     /// file's size.
@@ -54,13 +54,14 @@ impl Team {
             Made::Tuned,
             cache::files_two_deep,
         )?;
-        let descriptions = root.join("descriptions");
-        found.extend(made_files(
-            &descriptions,
-            root,
-            Made::Description,
-            cache::files_two_deep,
-        )?);
+        for kind in crate::note::NoteKind::ALL {
+            let dir = root.join(kind.dir());
+            found.extend(if kind.sharded() {
+                made_files(&dir, root, Made::Note, cache::files_two_deep)?
+            } else {
+                made_files(&dir, root, Made::Note, cache::direct_files)?
+            });
+        }
         let in_cache = found.len();
         let picks = self.stale_picks(&cache)?;
         let leftovers = cache.leftovers()?;
@@ -81,7 +82,7 @@ impl Team {
             made: found.iter().map(Found::item).collect(),
         };
         let verdict = gc::decide(&listing, &in_use, &gc::Options::local());
-        // Removed in this order: records, masters, tuned qualities, descriptions, picks, what
+        // Removed in this order: records, masters, tuned qualities, notes, picks, what
         // killed builds left in `tmp/`, web files.
         let (made_in_cache, web_files): (Vec<_>, Vec<_>) =
             verdict.made.iter().partition(|(k, _)| *k < in_cache);
@@ -337,7 +338,7 @@ fn made_files<'a>(
 fn made_prefix(made: Made, name: &str) -> Option<&str> {
     match made {
         Made::Tuned => assets::tuned_master_prefix(name),
-        Made::Description => crate::description::master_prefix(name),
+        Made::Note => crate::note::master_prefix(name),
         Made::WebFile => assets::asset_master_prefix(name),
     }
 }
@@ -348,8 +349,8 @@ fn made_object(listed: &Listed) -> gc::MadeItem<'_> {
     let name = listed.path.rsplit('/').next().unwrap_or_default();
     let made = if listed.path.starts_with("tuned/") {
         Made::Tuned
-    } else if listed.path.starts_with("descriptions/") {
-        Made::Description
+    } else if listed.path.starts_with("descriptions/") || listed.path.starts_with("judgements/") {
+        Made::Note
     } else {
         Made::WebFile
     };

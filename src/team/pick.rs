@@ -25,6 +25,9 @@ pub struct Picked {
     pub key: String,
     /// The pick file written, relative to the book's root.
     pub path: String,
+    /// With a judge: each candidate's score, in order (`None` where none is kept).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<Option<f64>>,
 }
 
 impl Team {
@@ -42,7 +45,18 @@ impl Team {
             )));
         }
         let first = variants.candidates[0];
-        let path = Cache::of_book(&self.root, &self.config).store_pick(first, number - 1)?;
+        let mut cache = Cache::of_book(&self.root, &self.config);
+        let path = cache.store_pick(first, number - 1)?;
+        let tier = row
+            .job
+            .as_ref()
+            .map_or(crate::cache::Tier::Committed, |j| j.tier);
+        let mut scores = Vec::new();
+        if self.config.judge.is_some() {
+            for key in &variants.candidates {
+                scores.push(self.judgement(&mut cache, tier, *key)?.map(|j| j.score));
+            }
+        }
         Ok(Picked {
             file: row.file.clone(),
             line: row.line,
@@ -54,6 +68,7 @@ impl Team {
                 .unwrap_or(&path)
                 .display()
                 .to_string(),
+            scores,
         })
     }
 

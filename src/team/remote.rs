@@ -64,7 +64,14 @@ pub struct RemoteObject {
 type RemoteRecord = (Listed, std::result::Result<Record, String>, Option<String>);
 
 /// The object directories of the remote cache, in the order `push` uploads them.
-const DIRS: [&str; 5] = ["masters/", "records/", "tuned/", "descriptions/", "assets/"];
+const DIRS: [&str; 6] = [
+    "masters/",
+    "records/",
+    "tuned/",
+    "descriptions/",
+    "judgements/",
+    "assets/",
+];
 
 impl Team {
     /// The book's remote cache; an error when it has none.

@@ -57,6 +57,7 @@ pub(crate) fn bare_request(
         params: Default::default(),
         references: Vec::new(),
         candidate: 0,
+        retry: 0,
     }
 }
 

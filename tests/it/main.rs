@@ -10,6 +10,7 @@ mod browser;
 mod build;
 mod commands;
 mod hardening;
+mod judge;
 mod models;
 mod protocol;
 mod providers;

@@ -491,11 +491,11 @@ fn a_machine_that_made_an_image_later_switches_to_the_first() {
     assert_eq!(count(&objects(&server), "records/"), 4);
 }
 
-/// Descriptions travel like images: the machine that described an image uploads its
-/// description, and another machine with an empty local cache shows the same alt text without
-/// asking its describer.
+/// Descriptions and judgements travel like images: the machine that described and judged an
+/// image uploads them, and another machine with an empty local cache shows the same alt text
+/// and score without asking its describer or judge.
 #[test]
-fn descriptions_travel_through_the_remote() {
+fn descriptions_and_judgements_travel_through_the_remote() {
     let shared = tempfile::tempdir().unwrap();
     let table = shared_directory(shared.path());
     let describing = |machine: &Machine| {
@@ -505,11 +505,11 @@ fn descriptions_travel_through_the_remote() {
         );
         machine.write(
             "book.toml",
-            &format!("{toml}\n[preprocessor.imagegen.describe]\nprofile = \"reader\"\n\n[preprocessor.imagegen.providers.reader]\nkind = \"command\"\nmodel = \"reader\"\ncommand = [\"sh\", \"describe.sh\"]\n"),
+            &format!("{toml}\n[preprocessor.imagegen.describe]\nprofile = \"reader\"\n\n[preprocessor.imagegen.judge]\nmode = \"report\"\nprofile = \"reader\"\n\n[preprocessor.imagegen.providers.reader]\nkind = \"command\"\nmodel = \"reader\"\ncommand = [\"sh\", \"describe.sh\"]\n"),
         );
         machine.write(
             "describe.sh",
-            "cat >/dev/null\necho described >>described.log\nprintf '%s' '{\"alt\": \"A harbour at dawn, boats at rest\", \"description\": \"\"}'\n",
+            "cat >/dev/null\necho \"$IMAGEGEN_TASK\" >>described.log\nif [ \"$IMAGEGEN_TASK\" = judge ]; then printf '%s' '{\"checks\": [{\"question\": \"Is it dawn?\", \"answer\": \"yes\"}], \"defects\": [], \"text_seen\": null}'; else printf '%s' '{\"alt\": \"A harbour at dawn, boats at rest\", \"description\": \"\"}'; fi\n",
         );
         machine.write(
             "src/one.md",
@@ -519,13 +519,15 @@ fn descriptions_travel_through_the_remote() {
     let a = Machine::new(&table, Vec::new());
     describing(&a);
     let log = a.build();
-    assert_eq!(a.read("described.log").lines().count(), 1, "{log}");
+    assert_eq!(a.read("described.log"), "judge\ndescribe\n", "{log}");
     assert!(
         a.page()
             .contains("alt=\"A harbour at dawn, boats at rest\"")
     );
     let described: Vec<_> = crate::support::fixtures::walk(&shared.path().join("descriptions"));
     assert_eq!(described.len(), 1, "the description was uploaded");
+    let judged: Vec<_> = crate::support::fixtures::walk(&shared.path().join("judgements"));
+    assert_eq!(judged.len(), 1, "the judgement was uploaded");
 
     let b = Machine::new(&table, Vec::new());
     describing(&b);

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::planned::{Describe, Planned, PlannedJob, Served, Variants};
+use super::planned::{Describe, Planned, PlannedJob, PlannedJudge, Served, Variants};
 use crate::cache::key::CacheKey;
 use crate::error::Result;
 use crate::pipeline::Book;
@@ -126,7 +126,7 @@ fn art_direction(job: &mut PlannedJob, plan: &Plan, at: At, edits: bool) {
             wait: candidates.iter().any(waits),
         });
     if edits {
-        job.edits = others.last().map(|&j| plan.jobs[j].key);
+        job.edits = plan.edits.get(&at).map(|&j| plan.jobs[j].key);
     }
 }
 
@@ -176,10 +176,6 @@ impl Made {
     }
 }
 
-/// With `alt-text = "describe"`: which figures without an author's alt have their description
-/// kept, and which a build will describe, at what estimated price (the price of one
-/// description in `[describe]`, else the describer model's token prices for a typical image:
-/// 1,500 tokens in, 150 out). A description is priced once per image, like the image.
 /// Notes, for each image to generate, the machine that holds its claim in the remote cache.
 pub(super) fn note_claims(remote: &crate::storage::Remote, planned: &mut [Planned]) {
     let keys: Vec<CacheKey> = planned
@@ -198,6 +194,10 @@ pub(super) fn note_claims(remote: &crate::storage::Remote, planned: &mut [Planne
     }
 }
 
+/// With `alt-text = "describe"`: which figures without an author's alt have their description
+/// kept, and which a build will describe, at what estimated price (the price of one
+/// description in `[describe]`, else the describer model's token prices for a typical image:
+/// 1,500 tokens in, 150 out). A description is priced once per image, like the image.
 pub(super) fn plan_descriptions(book: &Book<'_>, planned: &mut [Planned]) -> Result<()> {
     const TYPICAL: (f64, f64) = (1500.0, 150.0);
     let (Some(with), Some(id)) = (&book.config.describe, book.config.describer_id()) else {
@@ -219,7 +219,8 @@ pub(super) fn plan_descriptions(book: &Book<'_>, planned: &mut [Planned]) -> Res
             Status::Cached => cache.lookup(served.tier, served.key)?.map(|e| e.master),
             _ => None,
         };
-        let kept = master.is_some_and(|m| cache.description(&m, &id).is_some());
+        let kept =
+            master.is_some_and(|m| cache.note::<crate::description::Record>(&m, &id).is_some());
         p.describe = Some(if kept {
             Describe::Kept
         } else {
@@ -233,4 +234,60 @@ pub(super) fn plan_descriptions(book: &Book<'_>, planned: &mut [Planned]) -> Res
         });
     }
     Ok(())
+}
+
+/// With a judge: the score and verdict of each figure whose image's judgement is kept, and the
+/// estimated price of those a build will judge (the price in `[judge]`, else the judge
+/// model's token prices for a typical image: 1,500 tokens in, 1,000 out; with `gate`, plus
+/// the worst case: `retries` new attempts, each made and judged). Priced once per image.
+pub(super) fn plan_judgements(
+    book: &Book<'_>,
+    plan: &Plan,
+    judged: &std::collections::BTreeMap<usize, crate::judgement::Record>,
+    planned: &mut [Planned],
+) {
+    const TYPICAL: (f64, f64) = (1500.0, 1000.0);
+    let Some(judge) = &book.config.judge else {
+        return;
+    };
+    let with = &judge.with;
+    let estimate = with
+        .price
+        .or_else(|| crate::price::tokens_cost(&with.model, Some(TYPICAL.0), Some(TYPICAL.1)));
+    let retries = match judge.mode {
+        crate::config::JudgeMode::Gate => f64::from(judge.retries),
+        crate::config::JudgeMode::Report => 0.0,
+    };
+    let by_key: std::collections::HashMap<CacheKey, usize> = (plan.jobs.iter().enumerate())
+        .flat_map(|(j, job)| job.chain.iter().map(move |(k, _)| (*k, j)))
+        .collect();
+    let mut priced = BTreeSet::new();
+    for p in planned.iter_mut() {
+        let Some(served) = p.served().cloned().filter(|s| s.by_model) else {
+            continue;
+        };
+        let Some(&job) = by_key.get(&served.key).filter(|_| !p.status.is_failure()) else {
+            continue;
+        };
+        p.judge = Some(match judged.get(&job) {
+            Some(record) => PlannedJudge::Kept {
+                score: record.score,
+                mark: crate::judgement::Mark::of(record.score, judge.min_score),
+            },
+            None => PlannedJudge::Ask {
+                cost: priced.insert(job).then(|| {
+                    let request = &plan.jobs[job].chain[0].1;
+                    let image = book
+                        .config
+                        .profile(&request.profile)
+                        .ok()
+                        .and_then(|profile| {
+                            crate::price::estimate(request, profile, &book.config.prices)
+                        });
+                    let judging = estimate.unwrap_or(0.0);
+                    judging + retries * (image.unwrap_or(0.0) + judging)
+                }),
+            },
+        });
+    }
 }

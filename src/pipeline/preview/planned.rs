@@ -3,6 +3,7 @@
 
 use crate::cache::Tier;
 use crate::cache::key::CacheKey;
+use crate::judgement::Mark;
 use crate::pipeline::image::tier_of;
 use crate::pipeline::jobs::Job;
 use crate::pipeline::resolve::{Decision, Status};
@@ -31,6 +32,19 @@ pub(crate) struct Planned {
     pub(crate) describe: Option<Describe>,
     /// Another machine generates its image now: who, and until when.
     pub(crate) claimed_by: Option<String>,
+    /// With a judge, for a figure whose image a model makes: its judgement, or its price.
+    pub(crate) judge: Option<PlannedJudge>,
+}
+
+/// With a judge, for a figure whose image a model makes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum PlannedJudge {
+    /// Its image's judgement is kept: the score and the verdict under `min-score`.
+    Kept { score: f64, mark: Mark },
+    /// A build will ask the judge, at this estimated price (given on the first directive of an
+    /// image only); with `mode = "gate"` it includes the worst case: every new attempt made
+    /// and judged.
+    Ask { cost: Option<f64> },
 }
 
 /// The job whose image the directive's figure shows, and what the directive keeps besides.
@@ -105,6 +119,7 @@ impl Planned {
             job: None,
             describe: None,
             claimed_by: None,
+            judge: None,
         }
     }
 

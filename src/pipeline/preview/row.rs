@@ -2,7 +2,7 @@
 //! what [`Planned`] holds.
 
 use super::PlannedImage;
-use super::planned::{Describe, Planned, PlannedJob};
+use super::planned::{Describe, Planned, PlannedJob, PlannedJudge};
 use crate::cache::key::CacheKey;
 use crate::pipeline::prompt_start;
 
@@ -41,6 +41,18 @@ impl From<&Planned> for PlannedImage {
             edit: p.edit.clone(),
             edits: job.and_then(|j| j.edits).map(CacheKey::to_hex),
             claimed_by: p.claimed_by.clone(),
+            verdict: p.judge.map(|j| match j {
+                PlannedJudge::Kept { mark, .. } => mark.as_str(),
+                PlannedJudge::Ask { .. } => "judge",
+            }),
+            score: match p.judge {
+                Some(PlannedJudge::Kept { score, .. }) => Some(score),
+                _ => None,
+            },
+            judge_cost: match p.judge {
+                Some(PlannedJudge::Ask { cost }) => cost,
+                _ => None,
+            },
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::test_support::servers::{Auth, authed, field, profile_at, requests};
 
 mod describer;
 mod hosted;
+mod judge;
 mod references;
 
 /// Serves `answer` to every request for an OpenAI image.
