@@ -38,6 +38,10 @@ pub(crate) struct Judged {
     pub(crate) failures: Vec<Located>,
     /// Jobs looked at already (judged, or failed), so that a later pass asks only new ones.
     tried: BTreeSet<usize>,
+    /// The remote this stage set up (when the build had none), kept for `gate`'s later passes.
+    opened: Option<Remote>,
+    /// Whether the judge's model may be asked, settled (and a deprecation warned about) once.
+    usable: Option<std::result::Result<(), String>>,
 }
 
 impl Judged {
@@ -113,10 +117,14 @@ pub(crate) fn run(
     if to_ask.is_empty() {
         return;
     }
-    let opened = remote.is_none().then(|| book.remote_if(|| true)).flatten();
+    if remote.is_none() && judged.opened.is_none() {
+        judged.opened = book.remote_if(|| true);
+    }
+    let opened = judged.opened.take();
     if let Some(remote) = remote.or(opened.as_ref()) {
         to_ask = from_remote(cache, remote, &with.id, to_ask, judged);
     }
+    judged.opened = opened;
     if to_ask.is_empty() {
         return;
     }
@@ -128,14 +136,26 @@ pub(crate) fn run(
         );
         return;
     }
-    if let Err(message) = usable_model(book, &with.who, "judge", "judge") {
+    let usable = (judged.usable)
+        .get_or_insert_with(|| usable_model(book, &with.who, "judge", "judge"))
+        .clone();
+    if let Err(message) = usable {
         for want in &to_ask {
             failed(book, judged, want, &message);
         }
         return;
     }
-    let remote = remote.or(opened.as_ref());
-    ask_and_keep(book, cache, remote, &with, images, &to_ask, judged);
+    let opened = judged.opened.take();
+    ask_and_keep(
+        book,
+        cache,
+        remote.or(opened.as_ref()),
+        &with,
+        images,
+        &to_ask,
+        judged,
+    );
+    judged.opened = opened;
 }
 
 /// Asks the judge about each image of `to_ask`; keeps each judgement (and uploads it), or says
