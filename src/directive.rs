@@ -527,31 +527,13 @@ pub(crate) fn check_reference_path(path: &str, base: &str) -> Result<String, Str
 fn hint_for(word: &str) -> String {
     let closest = ATTRIBUTES
         .iter()
-        .map(|a| (edit_distance(word, a), *a))
+        .map(|a| (crate::vocab::edit_distance(word, a), *a))
         .min()
         .filter(|(d, _)| *d <= 2);
     match closest {
         Some((_, name)) => format!("did you mean `{name}`?"),
         None => format!("valid attributes are {}", crate::vocab::list(ATTRIBUTES)),
     }
-}
-
-/// Levenshtein distance, for "did you mean" hints on short words.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 /// Turns byte offsets into line numbers, scanning each byte once for offsets in rising order.
@@ -842,9 +824,9 @@ mod tests {
 
     #[test]
     fn edit_distance_counts_edits() {
-        assert_eq!(edit_distance("capton", "caption"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("seed", "seed"), 0);
+        assert_eq!(crate::vocab::edit_distance("capton", "caption"), 1);
+        assert_eq!(crate::vocab::edit_distance("", "abc"), 3);
+        assert_eq!(crate::vocab::edit_distance("seed", "seed"), 0);
     }
 
     #[test]

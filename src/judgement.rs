@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::note::{self, Note, NoteKind};
 use crate::outside::{self, Secrets};
-use crate::vocab::ProviderKind;
+use crate::vocab::{ProviderKind, edit_distance};
 
 /// The version of what judges are asked ([`INSTRUCTIONS`], [`question`], [`schema`]) and of
 /// the score's formula. Part of every judgement's name: changing either means bumping it.
@@ -243,18 +243,16 @@ pub(crate) fn quoted_texts(prompt: &str) -> Vec<String> {
 }
 
 /// A text folded for comparison: lower case, letters and digits, single spaces.
-fn fold(text: &str) -> Vec<char> {
-    let mut out: Vec<char> = Vec::new();
+fn fold(text: &str) -> String {
+    let mut out = String::new();
     for c in text.chars().flat_map(char::to_lowercase) {
         if c.is_alphanumeric() {
             out.push(c);
-        } else if out.last().is_some_and(|l| *l != ' ') {
+        } else if !out.is_empty() && !out.ends_with(' ') {
             out.push(' ');
         }
     }
-    while out.last() == Some(&' ') {
-        out.pop();
-    }
+    out.truncate(out.trim_end().len());
     out
 }
 
@@ -267,34 +265,18 @@ pub(crate) fn text_distance(wanted: &str, seen: &str) -> f64 {
     if wanted.is_empty() {
         return 0.0;
     }
-    let words: Vec<&[char]> = seen.split(|c| *c == ' ').collect();
-    let count = wanted.split(|c| *c == ' ').count();
+    let words: Vec<&str> = seen.split(' ').collect();
+    let count = wanted.split(' ').count();
+    let chars = wanted.chars().count();
     let mut best = 1.0_f64;
     for length in count.saturating_sub(1).max(1)..=count + 1 {
         for window in words.windows(length.min(words.len()).max(1)) {
-            let run: Vec<char> = window.join(&' ');
-            let distance = levenshtein(&wanted, &run) as f64;
-            best = best.min(distance / wanted.len().max(run.len()) as f64);
+            let run = window.join(" ");
+            let distance = edit_distance(&wanted, &run) as f64;
+            best = best.min(distance / chars.max(run.chars().count()) as f64);
         }
     }
     best
-}
-
-/// The edit distance between two strings of characters.
-fn levenshtein(a: &[char], b: &[char]) -> usize {
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 /// The defects the text check adds: for each text the prompt quotes that the text seen does

@@ -408,7 +408,7 @@ fn request_with(
 
 /// The book's style a directive names (`none` for none), else the book's default style; an
 /// unknown name is an error that lists the book's styles.
-fn style_of<'c>(
+pub(crate) fn style_of<'c>(
     style: Option<&str>,
     config: &'c Config,
 ) -> Result<Option<&'c crate::config::Style>, String> {

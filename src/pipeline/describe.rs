@@ -196,14 +196,8 @@ fn from_remote<'p>(
     to_ask: Vec<Wanted<'p>>,
     described: &mut Described,
 ) -> Vec<Wanted<'p>> {
-    let wanted: Vec<(String, String)> = to_ask
-        .iter()
-        .map(|want| (want.master.to_owned(), id.to_owned()))
-        .collect();
-    if remote
-        .degrade(cache.fetch_notes::<description::Record>(remote, &wanted))
-        .is_none_or(|n| n == 0)
-    {
+    let masters = to_ask.iter().map(|want| want.master);
+    if !fetched::<description::Record>(cache, remote, id, masters) {
         return to_ask;
     }
     to_ask
@@ -218,6 +212,20 @@ fn from_remote<'p>(
             },
         )
         .collect()
+}
+
+/// Copies in the remote's notes of a kind by writer `id` about these masters (an outage is one
+/// warning); whether any was copied in.
+pub(super) fn fetched<'m, N: crate::note::Note>(
+    cache: &mut Cache,
+    remote: &Remote,
+    id: &str,
+    masters: impl Iterator<Item = &'m str>,
+) -> bool {
+    let wanted: Vec<(String, String)> = masters.map(|m| (m.to_owned(), id.to_owned())).collect();
+    remote
+        .degrade(cache.fetch_notes::<N>(remote, &wanted))
+        .is_some_and(|n| n > 0)
 }
 
 /// Whether the describer may be asked: not offline (`Err(None)`: the figures keep their

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use super::Book;
-use super::describe::{usable_model, web_file_to_read};
+use super::describe::{fetched, usable_model, web_file_to_read};
 use super::image::Image;
 use super::jobs::{At, EDITED, Plan};
 use super::parse::Page;
@@ -281,12 +281,7 @@ impl Wanted<'_> {
 
 /// The prompt of the style a directive uses, if any.
 fn style_prompt<'c>(book: &Book<'c>, directive: &crate::directive::Directive) -> Option<&'c str> {
-    let name = directive
-        .attrs
-        .style
-        .as_deref()
-        .or(book.config.default_style.as_deref())?;
-    let style = book.config.styles.get(name)?;
+    let style = crate::request::style_of(directive.attrs.style.as_deref(), book.config).ok()??;
     Some(style.prompt.as_str()).filter(|p| !p.trim().is_empty())
 }
 
@@ -298,14 +293,7 @@ fn from_remote<'p>(
     to_ask: Vec<Wanted<'p>>,
     judged: &mut Judged,
 ) -> Vec<Wanted<'p>> {
-    let wanted: Vec<(String, String)> = to_ask
-        .iter()
-        .map(|want| (want.master.to_owned(), id.to_owned()))
-        .collect();
-    if remote
-        .degrade(cache.fetch_notes::<Record>(remote, &wanted))
-        .is_none_or(|n| n == 0)
-    {
+    if !fetched::<Record>(cache, remote, id, to_ask.iter().map(|want| want.master)) {
         return to_ask;
     }
     to_ask
