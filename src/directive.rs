@@ -12,7 +12,7 @@ use std::ops::Range;
 use mdbook_markdown::pulldown_cmark::{CodeBlockKind, Event, Tag, TagEnd};
 use mdbook_markdown::{MarkdownOptions, new_cmark_parser};
 
-use crate::vocab::{Size, fold_whitespace};
+use crate::vocab::fold_whitespace;
 
 /// The word that opens a directive's info string.
 pub(crate) const KEYWORD: &str = "image-prompt";
@@ -38,7 +38,7 @@ pub(crate) struct Directive {
 pub(crate) struct Attrs {
     pub(crate) alt: Option<String>,
     pub(crate) caption: Option<String>,
-    pub(crate) size: Option<Size>,
+    pub(crate) size: Option<crate::vocab::SizeSetting>,
     pub(crate) provider: Option<String>,
     pub(crate) model: Option<String>,
     pub(crate) seed: Option<u64>,
@@ -77,7 +77,7 @@ impl std::fmt::Display for Reference {
 pub(crate) use crate::vocab::MAX_REFERENCES;
 
 /// The most candidates one directive may ask for.
-pub(crate) const MAX_VARIANTS: u32 = 8;
+pub(crate) const MAX_VARIANTS: u32 = 10;
 
 /// A directive that could not be read, with the fix in its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -560,6 +560,7 @@ impl LineCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::Size;
 
     fn parse_str(text: &str) -> (Vec<Directive>, Vec<Problem>) {
         parse(text, &markdown_options(false))
@@ -594,10 +595,10 @@ mod tests {
         assert_eq!(d.attrs.caption.as_deref(), Some("Fig. 1"));
         assert_eq!(
             d.attrs.size,
-            Some(Size {
+            Some(crate::vocab::SizeSetting::Exact(Size {
                 width: 640,
                 height: 480
-            })
+            }))
         );
         assert_eq!(d.attrs.seed, Some(7));
     }
@@ -729,8 +730,8 @@ mod tests {
             ("reference=\"https://example.com/a.png\"", "is a URL"),
             ("reference=\"/etc/a.png\"", "absolute path"),
             ("reference=\"C:/a.png\"", "absolute path"),
-            ("variants=\"9\"", "from 1 to 8"),
-            ("variants=\"0\"", "from 1 to 8"),
+            ("variants=\"11\"", "from 1 to 10"),
+            ("variants=\"0\"", "from 1 to 10"),
             ("edit=\" \"", "is empty"),
         ] {
             let message = problem(&format!("```image-prompt {info}\nx\n```\n"));
@@ -769,11 +770,11 @@ mod tests {
             ("alt=a alt=b", "attribute `alt` is given twice; keep one"),
             (
                 "size=\"big\"",
-                "`big` is not a size; write WIDTHxHEIGHT such as `1024x1024`, each side 16 to 4096 pixels",
+                "`big` is not a size; write WIDTHxHEIGHT such as `1024x1024`, each side 16 to 4096 pixels, or `auto` to let the model choose",
             ),
             (
                 "size=\"8x8\"",
-                "`8x8` is not a size; write WIDTHxHEIGHT such as `1024x1024`, each side 16 to 4096 pixels",
+                "`8x8` is not a size; write WIDTHxHEIGHT such as `1024x1024`, each side 16 to 4096 pixels, or `auto` to let the model choose",
             ),
             (
                 "seed=\"-1\"",

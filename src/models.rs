@@ -309,6 +309,8 @@ pub(crate) enum SizeRules {
 pub(crate) struct Grid {
     /// Both edges are multiples of this.
     step: u32,
+    /// The shortest edge.
+    min_edge: u32,
     /// The longest edge.
     max_edge: u32,
     /// The long edge over the short one, at most.
@@ -337,6 +339,7 @@ const GPT_IMAGE_1_SIZES: &[Size] = &[
 /// generation guide, read 2026-11-29).
 pub(crate) const GPT_IMAGE_2_SIZES: SizeRules = SizeRules::Flexible(Grid {
     step: 16,
+    min_edge: 16,
     max_edge: 3840,
     max_ratio: 3.0,
     min_pixels: 655_360,
@@ -348,15 +351,33 @@ pub(crate) const GPT_IMAGE_2_SIZES: SizeRules = SizeRules::Flexible(Grid {
 /// 4:1 keeps the short edge at 64 or more.
 pub(crate) const FLUX_2_SIZES: SizeRules = SizeRules::Flexible(Grid {
     step: 16,
+    min_edge: 64,
     max_edge: 4096,
     max_ratio: 4.0,
     min_pixels: 16_384,
     max_pixels: 4_194_304,
 });
 
-/// The size sent to a FLUX model that takes a width and height.
-pub(crate) fn bfl_size(size: Size) -> Size {
-    fit_size(size, FLUX_2_SIZES)
+/// The rules of FLUX.1 `flux-pro-1.1`, `flux-pro` and `flux-dev` on BFL's API (BFL's API
+/// reference, read 2026-12-05): width and height each 256 to 1440, multiples of 32.
+pub(crate) const FLUX_1_SIZES: SizeRules = SizeRules::Flexible(Grid {
+    step: 32,
+    min_edge: 256,
+    max_edge: 1440,
+    max_ratio: 5.625,
+    min_pixels: 65_536,
+    max_pixels: 2_073_600,
+});
+
+/// The size sent to a FLUX model that takes a width and height: FLUX.1's rules for its
+/// models, FLUX.2's for every other.
+pub(crate) fn bfl_size(model: &str, size: Size) -> Size {
+    let rules = if ["flux-pro-1.1", "flux-pro", "flux-dev"].contains(&model) {
+        FLUX_1_SIZES
+    } else {
+        FLUX_2_SIZES
+    };
+    fit_size(size, rules)
 }
 
 const fn size(width: u32, height: u32) -> Size {
@@ -433,63 +454,180 @@ pub(crate) fn recraft_size(model: &str, size: Size) -> Size {
     fit_size(size, SizeRules::Listed(sizes))
 }
 
-/// What an OpenAI image model accepts besides the prompt.
+/// What an OpenAI image model accepts besides the prompt (the official OpenAPI spec and the
+/// model pages, read 2026-12-05; sources in `docs/providers.md`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct OpenAiModel {
     pub(crate) sizes: SizeRules,
-    /// Whether `quality` may be `xhigh` or `max` (gpt-image-2.5 and later).
+    /// Whether `quality` may be `xhigh` or `max` (GPT Image 2.5 and 2.6 only: the spec's enum
+    /// stops at `high`).
     pub(crate) extended_quality: bool,
     /// Whether `background = "transparent"` is accepted.
     pub(crate) transparent: bool,
+    /// Whether `size = "auto"` is accepted (every GPT image model; DALL·E took none).
+    pub(crate) auto_size: bool,
+    /// Whether `complexity` is accepted (GPT Image 2.6).
+    pub(crate) complexity: bool,
+    /// Whether `output_format = "svg"` is accepted (GPT Image 2.6, generations only).
+    pub(crate) svg: bool,
+    /// Which `input_fidelity` values an edit may send.
+    pub(crate) input_fidelity: &'static [&'static str],
+    /// The longest prompt, in characters.
+    pub(crate) max_prompt_chars: usize,
 }
 
-/// What an OpenAI model accepts, by its family. A model this version does not know is taken to
-/// be of the newest family, so that a new release works without an upgrade.
+/// The longest prompt a GPT image model takes, in characters (the spec's `prompt`).
+pub(crate) const GPT_IMAGE_MAX_PROMPT_CHARS: usize = 32_000;
+
+/// What an OpenAI model accepts, by its family. A model this version does not know is given the
+/// sizes of the newest family but none of the options only some models list (`xhigh`, `max`,
+/// `complexity`, `svg`): those are sent only where OpenAI's reference lists them.
 pub(crate) fn openai_model(model: &str) -> OpenAiModel {
-    let legacy = OpenAiModel {
-        sizes: SizeRules::Listed(GPT_IMAGE_1_SIZES),
+    let base = OpenAiModel {
+        sizes: GPT_IMAGE_2_SIZES,
         extended_quality: false,
         transparent: true,
+        auto_size: true,
+        complexity: false,
+        svg: false,
+        input_fidelity: &["high", "low"],
+        max_prompt_chars: GPT_IMAGE_MAX_PROMPT_CHARS,
     };
-    if model.starts_with("gpt-image-1")
-        || model.starts_with("chatgpt-image")
-        || model.starts_with("dall-e")
-    {
-        legacy
-    } else if covers(&Ids::Exact(&["gpt-image-2"]), model) {
-        // gpt-image-2 itself: the new sizes, but neither the 2.5 qualities nor transparency
-        // (offered as a preview, withdrawn on 2026-09-30).
+    if model.starts_with("dall-e") {
         OpenAiModel {
-            sizes: GPT_IMAGE_2_SIZES,
-            extended_quality: false,
+            sizes: SizeRules::Listed(GPT_IMAGE_1_SIZES),
+            auto_size: false,
+            input_fidelity: &[],
+            max_prompt_chars: if model.starts_with("dall-e-2") {
+                1_000
+            } else {
+                4_000
+            },
+            ..base
+        }
+    } else if model.starts_with("gpt-image-1") || model.starts_with("chatgpt-image") {
+        OpenAiModel {
+            sizes: SizeRules::Listed(GPT_IMAGE_1_SIZES),
+            input_fidelity: if model.starts_with("gpt-image-1-mini") {
+                &["low"]
+            } else {
+                &["high", "low"]
+            },
+            ..base
+        }
+    } else if covers(&Ids::Exact(&["gpt-image-2"]), model) {
+        // gpt-image-2 itself: neither the 2.5 qualities nor transparency (offered as a
+        // preview, withdrawn on 2026-09-30), and no `input_fidelity` (the spec: omit it).
+        OpenAiModel {
             transparent: false,
+            input_fidelity: &[],
+            ..base
+        }
+    } else if model.starts_with("gpt-image-2.6") {
+        OpenAiModel {
+            extended_quality: true,
+            complexity: true,
+            svg: true,
+            ..base
+        }
+    } else if model.starts_with("gpt-image-2.5") {
+        OpenAiModel {
+            extended_quality: true,
+            ..base
         }
     } else {
-        OpenAiModel {
-            sizes: GPT_IMAGE_2_SIZES,
-            extended_quality: true,
-            transparent: true,
-        }
+        base
     }
 }
 
-/// The qualities only the newest OpenAI models accept.
+/// The qualities only some OpenAI models accept.
 const EXTENDED_QUALITIES: [&str; 2] = ["xhigh", "max"];
 
-/// Checks that a model of `kind` accepts this quality and these settings together, saying which
-/// one to change when it does not. Checked when the book is loaded (the profile's own model) and
-/// when a directive names another model or quality.
+/// The values of `complexity` (GPT Image 2.6).
+pub(crate) const COMPLEXITIES: [&str; 3] = ["low", "medium", "high"];
+
+/// The values of `input-fidelity` (OpenAI edits).
+pub(crate) const INPUT_FIDELITIES: [&str; 2] = ["high", "low"];
+
+/// The values of Stability's `style_preset` (Stability's v2beta reference, read 2026-12-05).
+pub(crate) const STYLE_PRESETS: [&str; 17] = [
+    "3d-model",
+    "analog-film",
+    "anime",
+    "cinematic",
+    "comic-book",
+    "digital-art",
+    "enhance",
+    "fantasy-art",
+    "isometric",
+    "line-art",
+    "low-poly",
+    "modeling-compound",
+    "neon-punk",
+    "origami",
+    "photographic",
+    "pixel-art",
+    "tile-texture",
+];
+
+/// Checks that a model of `kind` accepts this quality and these settings (`params`, by their
+/// `book.toml` names) together, saying which key to change when it does not. Checked when the
+/// book is loaded (the profile's own model) and when a directive names another model or
+/// quality. `kind` is the kind whose rules apply ([`crate::config::Profile::rules`]).
 pub(crate) fn check_options(
     kind: ProviderKind,
     model: &str,
     quality: Option<&str>,
-    background: Option<&str>,
-    output_format: Option<&str>,
+    params: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), (&'static str, String)> {
-    if kind != ProviderKind::OpenAi {
-        return Ok(());
+    let param = |key: &str| params.get(key).map(String::as_str);
+    let output_format = param("output-format");
+    match kind {
+        ProviderKind::OpenAi => {}
+        ProviderKind::Stability => {
+            if let Some(preset) = param("style-preset")
+                && !STYLE_PRESETS.contains(&preset)
+            {
+                return Err((
+                    "style-preset",
+                    format!(
+                        "`{preset}` is not one of Stability's style presets; use one of {}",
+                        crate::vocab::list(STYLE_PRESETS)
+                    ),
+                ));
+            }
+            if model.starts_with("sd3") && matches!(output_format, Some("webp" | "svg")) {
+                return Err((
+                    "output-format",
+                    format!(
+                        "Stability's `{model}` answers in `png` or `jpeg` only (its `sd3` endpoint takes no `{}`)",
+                        output_format.unwrap_or_default()
+                    ),
+                ));
+            }
+            return no_svg(kind, output_format);
+        }
+        _ => return no_svg(kind, output_format),
+    }
+    check_openai(model, quality, params)
+}
+
+/// [`check_options`] for OpenAI's rules.
+fn check_openai(
+    model: &str,
+    quality: Option<&str>,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<(), (&'static str, String)> {
+    let param = |key: &str| params.get(key).map(String::as_str);
+    let output_format = param("output-format");
+    if param("steps").is_some() {
+        return Err((
+            "steps",
+            "OpenAI's API takes no `steps`; remove it (OpenAI's rules apply to a profile whose `base-url` is OpenAI's)".into(),
+        ));
     }
     let accepts = openai_model(model);
+    let newer = "a model that does, such as `gpt-image-2.6-sunburst`";
     if let Some(quality) = quality
         && EXTENDED_QUALITIES.contains(&quality)
         && !accepts.extended_quality
@@ -497,11 +635,41 @@ pub(crate) fn check_options(
         return Err((
             "quality",
             format!(
-                "`{model}` does not take quality `{quality}` (only gpt-image-2.5 and later do); use `low`, `medium`, `high` or `auto`, or a newer model such as `gpt-image-2.6-sunburst`"
+                "`{model}` does not take quality `{quality}` (only GPT Image 2.5 and 2.6 models do); use `low`, `medium`, `high` or `auto`, or {newer}"
             ),
         ));
     }
-    if background == Some("transparent") {
+    if param("complexity").is_some() && !accepts.complexity {
+        return Err((
+            "complexity",
+            format!(
+                "`{model}` takes no `complexity` (only GPT Image 2.6 models do); remove it, or use {newer}"
+            ),
+        ));
+    }
+    if output_format == Some("svg") && !accepts.svg {
+        return Err((
+            "output-format",
+            format!(
+                "`{model}` cannot answer in SVG (only GPT Image 2.6 models can); use `png`, `jpeg` or `webp`, or {newer}"
+            ),
+        ));
+    }
+    if let Some(fidelity) = param("input-fidelity")
+        && !accepts.input_fidelity.contains(&fidelity)
+    {
+        return Err((
+            "input-fidelity",
+            match accepts.input_fidelity {
+                [] => format!("`{model}` takes no `input-fidelity`; remove it"),
+                takes => format!(
+                    "`{model}` takes `input-fidelity` {} only",
+                    crate::vocab::list(takes)
+                ),
+            },
+        ));
+    }
+    if param("background") == Some("transparent") {
         if !accepts.transparent {
             return Err((
                 "background",
@@ -516,6 +684,20 @@ pub(crate) fn check_options(
                 "a transparent background needs `output-format = \"png\"` or `\"webp\"`; JPEG has no transparency".into(),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Refuses `output-format = "svg"` for a kind whose models never answer in SVG through it.
+fn no_svg(kind: ProviderKind, output_format: Option<&str>) -> Result<(), (&'static str, String)> {
+    if output_format == Some("svg") {
+        return Err((
+            "output-format",
+            format!(
+                "a profile of kind `{}` cannot ask for SVG; use `png`, `jpeg` or `webp` (vector masters come from `openai` GPT Image 2.6 models, `recraft` vector models and `command` programs)",
+                kind.as_str()
+            ),
+        ));
     }
     Ok(())
 }
@@ -560,7 +742,7 @@ impl Grid {
     fn fits(&self, size: Size) -> bool {
         let (long, short) = (size.width.max(size.height), size.width.min(size.height));
         let pixels = u64::from(size.width) * u64::from(size.height);
-        short > 0
+        short >= self.min_edge.max(1)
             && size.width.is_multiple_of(self.step)
             && size.height.is_multiple_of(self.step)
             && long <= self.max_edge
@@ -728,42 +910,143 @@ mod tests {
     #[test]
     fn options_are_checked_per_model() {
         use ProviderKind::*;
-        let check = |model, quality, background, format| {
-            check_options(OpenAi, model, quality, background, format).map_err(|(key, _)| key)
+        let check = |kind, model, quality, settings: &[(&str, &str)]| {
+            let params = settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            check_options(kind, model, quality, &params).map_err(|(key, _)| key)
         };
-        let cases = [
-            ("gpt-image-2", Some("xhigh"), None, None, Err("quality")),
-            ("gpt-image-2.5-flare", Some("max"), None, None, Ok(())),
-            ("gpt-image-2.6-sunburst", Some("xhigh"), None, None, Ok(())),
+        let none: &[(&str, &str)] = &[];
+        let transparent = [("background", "transparent")];
+        type Case<'a> = (
+            ProviderKind,
+            &'a str,
+            Option<&'a str>,
+            &'a [(&'a str, &'a str)],
+            Result<(), &'a str>,
+        );
+        let cases: &[Case<'_>] = &[
+            (OpenAi, "gpt-image-2", Some("xhigh"), none, Err("quality")),
+            (OpenAi, "gpt-image-2.5-flare", Some("max"), none, Ok(())),
             (
-                "gpt-image-2",
-                None,
-                Some("transparent"),
-                None,
-                Err("background"),
-            ),
-            (
-                "gpt-image-2.6-flare",
-                None,
-                Some("transparent"),
-                Some("jpeg"),
-                Err("background"),
-            ),
-            (
-                "gpt-image-2.6-flare",
-                None,
-                Some("transparent"),
-                Some("webp"),
+                OpenAi,
+                "gpt-image-2.6-sunburst",
+                Some("xhigh"),
+                none,
                 Ok(()),
             ),
+            // A model this version does not know gets no option only some models list.
+            (OpenAi, "gpt-image-3", Some("max"), none, Err("quality")),
+            (OpenAi, "gpt-image-2", None, &transparent, Err("background")),
+            (
+                OpenAi,
+                "gpt-image-2.6-flare",
+                None,
+                &[("background", "transparent"), ("output-format", "jpeg")],
+                Err("background"),
+            ),
+            (
+                OpenAi,
+                "gpt-image-2.6-flare",
+                None,
+                &[("background", "transparent"), ("output-format", "webp")],
+                Ok(()),
+            ),
+            (
+                OpenAi,
+                "gpt-image-2.6-flare",
+                None,
+                &[("complexity", "low")],
+                Ok(()),
+            ),
+            (
+                OpenAi,
+                "gpt-image-2.5-flare",
+                None,
+                &[("complexity", "low")],
+                Err("complexity"),
+            ),
+            (
+                OpenAi,
+                "gpt-image-2.6-flare",
+                None,
+                &[("output-format", "svg")],
+                Ok(()),
+            ),
+            (
+                OpenAi,
+                "gpt-image-2",
+                None,
+                &[("output-format", "svg")],
+                Err("output-format"),
+            ),
+            (
+                OpenAi,
+                "gpt-image-2",
+                None,
+                &[("input-fidelity", "high")],
+                Err("input-fidelity"),
+            ),
+            (
+                OpenAi,
+                "gpt-image-2.5-sunburst",
+                None,
+                &[("input-fidelity", "high")],
+                Ok(()),
+            ),
+            (OpenAiCompatible, "x", Some("max"), none, Ok(())),
+            (
+                OpenAiCompatible,
+                "x",
+                None,
+                &[("output-format", "svg")],
+                Err("output-format"),
+            ),
+            (
+                Stability,
+                "sd3.5-large",
+                None,
+                &[("output-format", "webp")],
+                Err("output-format"),
+            ),
+            (
+                Stability,
+                "core",
+                None,
+                &[("output-format", "webp")],
+                Ok(()),
+            ),
+            (
+                Stability,
+                "core",
+                None,
+                &[("style-preset", "pixel-art")],
+                Ok(()),
+            ),
+            (
+                Stability,
+                "core",
+                None,
+                &[("style-preset", "watercolor")],
+                Err("style-preset"),
+            ),
         ];
-        for (model, quality, background, format, want) in cases {
-            assert_eq!(check(model, quality, background, format), want, "{model}");
+        for (kind, model, quality, settings, want) in cases {
+            assert_eq!(
+                check(*kind, model, *quality, settings),
+                *want,
+                "{model} {settings:?}"
+            );
         }
-        assert_eq!(
-            check_options(OpenAiCompatible, "x", Some("max"), None, None),
-            Ok(())
-        );
+    }
+
+    #[test]
+    fn prompt_limits_follow_the_family() {
+        assert_eq!(openai_model("gpt-image-2.6-flare").max_prompt_chars, 32_000);
+        assert_eq!(openai_model("dall-e-3").max_prompt_chars, 4_000);
+        assert!(openai_model("gpt-image-2").auto_size);
+        assert!(!openai_model("dall-e-2").auto_size);
     }
 
     /// Every size a directive may ask for, fitted for every model of the family, obeys every
@@ -796,6 +1079,25 @@ mod tests {
         assert_eq!(fit(4096, 4096), "2880x2880");
         assert_eq!(fit(4096, 256), "1776x592");
         assert_eq!(fit(256, 4096), "592x1776");
+    }
+
+    #[test]
+    fn flux_1_sizes_are_multiples_of_32_within_its_edges() {
+        for (w, h) in [
+            (1600, 900),
+            (16, 4096),
+            (4096, 16),
+            (1024, 1024),
+            (300, 2000),
+        ] {
+            let sent = bfl_size("flux-pro-1.1", size(w, h));
+            assert!(obeys(sent, FLUX_1_SIZES), "{w}x{h} -> {sent}");
+            assert!((256..=1440).contains(&sent.width) && (256..=1440).contains(&sent.height));
+        }
+        assert_eq!(
+            bfl_size("flux-2-pro", size(1600, 900)).to_string(),
+            "1600x896"
+        );
     }
 
     #[test]

@@ -91,7 +91,7 @@ fn built_in(kind: ProviderKind, model: &str, request: &Request, quality: &str) -
             "sd3.5-medium" => Some(0.035),
             _ => None,
         },
-        ProviderKind::Bfl => bfl(model, crate::models::bfl_size(request.size)),
+        ProviderKind::Bfl => bfl(model, crate::models::bfl_size(model, request.size)),
         ProviderKind::Recraft => recraft(model),
         // Hundreds of models at their own prices: the answer's `usage.cost` is the record, and
         // `price` in the profile sets the estimate a budget counts.
@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(
             price(
                 OpenRouter,
-                "google/gemini-3.1-flash-image-preview",
+                "google/gemini-3.1-flash-image",
                 (1024, 1024),
                 "auto"
             ),

@@ -21,7 +21,7 @@ use crate::cache::key::{CACHE_VERSION, CacheKey, KeyHasher};
 use crate::config::Config;
 use crate::directive::{Directive, Reference};
 use crate::vocab::fold_whitespace;
-use crate::vocab::{ProviderKind, Size};
+use crate::vocab::{ProviderKind, Size, SizeSetting};
 
 /// Everything a provider needs to generate one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,11 @@ pub(crate) struct Request {
     /// The prompt exactly as sent.
     pub(crate) prompt: String,
     pub(crate) negative: Option<String>,
+    /// The size asked for; with `auto_size`, only what the image is planned and priced at.
     pub(crate) size: Size,
+    /// `size = "auto"` for a model that chooses its own size: `auto` is sent and hashed, the
+    /// figure takes the image's own size, and nothing is cropped.
+    pub(crate) auto_size: bool,
     pub(crate) quality: Option<String>,
     pub(crate) seed: Option<u64>,
     /// The profile's settings that change the image, by their `book.toml` names.
@@ -49,6 +53,25 @@ pub(crate) struct Request {
     /// With `[judge] mode = "gate"`: which new attempt at a figure below `min-score` this is
     /// (from 1; 0 for the figure's own request). Its prompt carries the corrections.
     pub(crate) retry: u32,
+}
+
+impl Request {
+    /// The prompt with the negative prompt folded in, for providers that have no field for it.
+    pub(crate) fn prompt_with_negative(&self) -> String {
+        match &self.negative {
+            Some(negative) => format!("{}\n\nAvoid: {negative}.", self.prompt),
+            None => self.prompt.clone(),
+        }
+    }
+
+    /// The size as the cache key and the record hold it: `WIDTHxHEIGHT`, or `auto`.
+    pub(crate) fn size_label(&self) -> String {
+        if self.auto_size {
+            "auto".to_owned()
+        } else {
+            self.size.to_string()
+        }
+    }
 }
 
 /// A reference image, read and checked: its bytes as they are sent, and the hash the cache
@@ -210,6 +233,17 @@ pub(crate) fn candidate_chain(
             }
             request.references = references.to_vec();
         }
+        let rules = config
+            .profiles
+            .get(name)
+            .map_or(request.kind, |p| p.rules());
+        if let Err(message) = api_takes(&request, rules) {
+            if link == 0 {
+                return Err(message);
+            }
+            tracing::debug!("fallback `{name}` left out: {message}");
+            continue;
+        }
         request.candidate = candidate;
         // Seeded providers would draw every candidate alike: each gets the next seed.
         request.seed = request
@@ -237,6 +271,7 @@ pub(crate) fn retry_chain(chain: &Chain, retry: u32, corrections: &str) -> Chain
                 .seed
                 .map(|seed| seed.wrapping_add(1_000 * u64::from(retry)));
             fits_a_record(&request).ok()?;
+            api_takes(&request, request.kind).ok()?;
             Some((cache_key(&request), request))
         })
         .collect()
@@ -289,6 +324,32 @@ pub(crate) fn fits_a_record(request: &Request) -> Result<(), String> {
             "the prompt, negative prompt, model and profile settings (`extra` among them) take {} KB; a record holds at most {} KB of them. Shorten them",
             bytes.div_ceil(1024),
             (MAX_RECORD_BYTES - RECORD_RESERVE_BYTES) / 1024
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses what the provider's API refuses whatever the image (a prompt longer than the model
+/// reads, an SVG answer to a request with images), before anything is sent or paid for. `rules`
+/// is the kind whose rules apply ([`crate::config::Profile::rules`]).
+pub(crate) fn api_takes(request: &Request, rules: ProviderKind) -> Result<(), String> {
+    if rules != ProviderKind::OpenAi {
+        return Ok(());
+    }
+    let model = crate::models::openai_model(&request.model);
+    let chars = request.prompt_with_negative().chars().count();
+    if chars > model.max_prompt_chars {
+        return Err(format!(
+            "the prompt is {chars} characters as sent (with the book's prefix, style and suffix, and the negative prompt); `{}` reads at most {}. Shorten it",
+            request.model, model.max_prompt_chars
+        ));
+    }
+    if !request.references.is_empty()
+        && request.params.get("output-format").map(String::as_str) == Some("svg")
+    {
+        return Err(format!(
+            "profile `{}` asks for SVG (`output-format = \"svg\"`), which OpenAI makes from a prompt alone; this directive gives images (references or `edit`). Use a profile that answers in png, jpeg or webp for it",
+            request.profile
         ));
     }
     Ok(())
@@ -381,14 +442,9 @@ fn request_with(
         Some(model) if own => model.clone(),
         _ => profile.model.clone(),
     };
-    crate::models::check_options(
-        profile.kind,
-        &model,
-        quality.as_deref(),
-        params.get("background").map(String::as_str),
-        params.get("output-format").map(String::as_str),
-    )
-    .map_err(|(_, message)| format!("profile `{profile_name}`: {message}"))?;
+    let (size, auto_size) = size_of(attrs.size.unwrap_or(config.default_size), profile, &model);
+    crate::models::check_options(profile.rules(), &model, quality.as_deref(), &params)
+        .map_err(|(_, message)| format!("profile `{profile_name}`: {message}"))?;
 
     Ok(Request {
         kind: profile.kind,
@@ -396,7 +452,8 @@ fn request_with(
         model,
         prompt,
         negative,
-        size: attrs.size.unwrap_or(config.default_size),
+        size,
+        auto_size,
         quality,
         seed: attrs.seed,
         params,
@@ -404,6 +461,18 @@ fn request_with(
         candidate: 0,
         retry: 0,
     })
+}
+
+/// The size a request asks for, and whether it is `auto`: `auto` goes to the models that choose
+/// their size; the others draw the default size.
+fn size_of(setting: SizeSetting, profile: &crate::config::Profile, model: &str) -> (Size, bool) {
+    match setting {
+        SizeSetting::Exact(size) => (size, false),
+        SizeSetting::Auto => (
+            Size::default(),
+            profile.rules() == ProviderKind::OpenAi && crate::models::openai_model(model).auto_size,
+        ),
+    }
 }
 
 /// The book's style a directive names (`none` for none), else the book's default style; an
@@ -474,7 +543,7 @@ pub(crate) fn cache_key(request: &Request) -> CacheKey {
     field("model", request.model.as_bytes());
     field("prompt", request.prompt.as_bytes());
     field("negative", optional(&request.negative));
-    field("size", request.size.to_string().as_bytes());
+    field("size", request.size_label().as_bytes());
     field("quality", optional(&request.quality));
     field("seed", optional(&seed));
     field("params", &(request.params.len() as u64).to_le_bytes());

@@ -236,7 +236,7 @@ impl Cache {
             model: request.model.clone(),
             prompt: request.prompt.clone(),
             negative: request.negative.clone(),
-            size: request.size.to_string(),
+            size: request.size_label(),
             quality: request.quality.clone(),
             seed: request.seed,
             params: request.params.clone(),
@@ -248,7 +248,7 @@ impl Cache {
                 .provenance
                 .sent_size
                 .clone()
-                .filter(|sent| *sent != request.size.to_string()),
+                .filter(|sent| *sent != request.size_label()),
             attempts: master.attempts,
             master: hash.clone(),
             media_type: master.format.media_type().to_owned(),

@@ -149,7 +149,7 @@ mod tests {
         // A crafted later file that is not a number, or out of range, changes nothing.
         for (stamp, text) in [
             ("99999999999999999999", "x\n"),
-            ("99999999999999999998", "9\n"),
+            ("99999999999999999998", "11\n"),
         ] {
             std::fs::write(shard.join(format!("{}-{stamp}.txt", key.to_hex())), text).unwrap();
         }

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-pub(crate) use crate::vocab::{ProviderKind, Size};
+pub(crate) use crate::vocab::{ProviderKind, Size, SizeSetting};
 pub(crate) use alt::DescribeWith;
 pub(crate) use judge::{Judge, JudgeMode, MAX_RETRIES};
 pub(crate) use limits::{OnError, RetryPolicy};
@@ -61,7 +61,7 @@ pub struct Config {
     /// How many images are generated at once.
     pub(crate) max_concurrency: usize,
     /// The size of an image whose directive gives none.
-    pub(crate) default_size: Size,
+    pub(crate) default_size: SizeSetting,
     /// Named prompt presets: `style="diagram"` appends the preset's text to the prompt.
     pub(crate) styles: BTreeMap<String, Style>,
     /// The style of a directive that names none (`style = "house"`); `style="none"` opts out.
@@ -202,7 +202,7 @@ impl TryFrom<RawConfig> for Config {
         let config_error = |key: &str, message: String| config_error((key.to_owned(), message));
 
         let default_size = match raw.size {
-            None => Size::default(),
+            None => SizeSetting::Exact(Size::default()),
             Some(text) => text.parse().map_err(|e| config_error("size", e))?,
         };
 

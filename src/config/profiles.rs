@@ -72,6 +72,33 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// The kind whose request rules the profile follows: its own, but an `openai-compatible`
+    /// profile pointed at OpenAI's own API follows OpenAI's (what its models take, what they
+    /// refuse), since that is the server that reads the request.
+    pub(crate) fn rules(&self) -> ProviderKind {
+        if self.kind == ProviderKind::OpenAiCompatible && is_openai_host(&self.base_url) {
+            ProviderKind::OpenAi
+        } else {
+            self.kind
+        }
+    }
+}
+
+/// Whether a base URL is OpenAI's own API (`api.openai.com`, or a regional host under
+/// `openai.com`).
+pub(crate) fn is_openai_host(base_url: &str) -> bool {
+    let rest = base_url
+        .strip_prefix("https://")
+        .or_else(|| base_url.strip_prefix("http://"))
+        .unwrap_or(base_url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
+    let host = host.trim_end_matches('.');
+    host == "openai.com" || host.ends_with(".openai.com")
+}
+
 impl Config {
     /// Every environment variable a profile of the book reads its key from.
     pub(crate) fn key_vars(&self) -> impl Iterator<Item = &str> {
@@ -102,6 +129,8 @@ pub(super) struct RawProfile {
     background: Option<String>,
     moderation: Option<String>,
     output_format: Option<String>,
+    complexity: Option<String>,
+    input_fidelity: Option<String>,
     style_preset: Option<String>,
     steps: Option<u32>,
     cfg_scale: Option<f64>,
@@ -268,6 +297,8 @@ fn settings(
         ("background", raw.background.take()),
         ("moderation", raw.moderation.take()),
         ("output-format", raw.output_format.take()),
+        ("complexity", raw.complexity.take()),
+        ("input-fidelity", raw.input_fidelity.take()),
         ("style-preset", raw.style_preset.take()),
         ("steps", steps),
         ("cfg-scale", cfg_scale),
@@ -298,6 +329,8 @@ fn settings(
         ("background", &crate::vocab::BACKGROUNDS[..]),
         ("moderation", &crate::vocab::MODERATIONS[..]),
         ("output-format", &crate::vocab::OUTPUT_FORMATS[..]),
+        ("complexity", &crate::models::COMPLEXITIES[..]),
+        ("input-fidelity", &crate::models::INPUT_FIDELITIES[..]),
     ] {
         if let Some(value) = profile.params.get(key)
             && !choices.contains(&value.as_str())
@@ -309,11 +342,10 @@ fn settings(
         }
     }
     crate::models::check_options(
-        kind,
+        profile.rules(),
         &profile.model,
         profile.quality.as_deref(),
-        profile.params.get("background").map(String::as_str),
-        profile.params.get("output-format").map(String::as_str),
+        &profile.params,
     )
     .map_err(|(key, message)| (at(key), message))?;
 

@@ -24,10 +24,10 @@ fn defaults_need_no_table() {
     assert_eq!(config.max_concurrency, 4);
     assert_eq!(
         config.default_size,
-        Size {
+        crate::vocab::SizeSetting::Exact(Size {
             width: 1024,
             height: 1024
-        }
+        })
     );
     assert_eq!(
         config.profiles["placeholder"].kind,
@@ -115,7 +115,7 @@ fn bad_values_say_how_to_fix_them() {
         ),
         (
             json!({ "size": "huge" }),
-            "in `book.toml`, `preprocessor.imagegen.size`: `huge` is not a size; write WIDTHxHEIGHT such as `1024x1024`, each side 16 to 4096 pixels",
+            "in `book.toml`, `preprocessor.imagegen.size`: `huge` is not a size; write WIDTHxHEIGHT such as `1024x1024`, each side 16 to 4096 pixels, or `auto` to let the model choose",
         ),
         (
             json!({ "providers": { "local": { "kind": "automatic1111" } } }),
@@ -159,7 +159,7 @@ fn bad_values_say_how_to_fix_them() {
         ),
         (
             json!({ "providers": { "o": { "kind": "openai", "output-format": "gif" } } }),
-            "in `book.toml`, `preprocessor.imagegen.providers.o.output-format`: `gif` is not a choice; use `png`, `jpeg`, `webp`",
+            "in `book.toml`, `preprocessor.imagegen.providers.o.output-format`: `gif` is not a choice; use `png`, `jpeg`, `webp`, `svg`",
         ),
         (
             json!({ "providers": { "o": { "kind": "openai", "background": "transparent" } } }),
@@ -171,7 +171,7 @@ fn bad_values_say_how_to_fix_them() {
         ),
         (
             json!({ "providers": { "o": { "kind": "openai", "quality": "max" } } }),
-            "in `book.toml`, `preprocessor.imagegen.providers.o.quality`: `gpt-image-2` does not take quality `max` (only gpt-image-2.5 and later do); use `low`, `medium`, `high` or `auto`, or a newer model such as `gpt-image-2.6-sunburst`",
+            "in `book.toml`, `preprocessor.imagegen.providers.o.quality`: `gpt-image-2` does not take quality `max` (only GPT Image 2.5 and 2.6 models do); use `low`, `medium`, `high` or `auto`, or a model that does, such as `gpt-image-2.6-sunburst`",
         ),
     ];
     for (table, expected) in cases {

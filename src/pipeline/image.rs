@@ -56,12 +56,13 @@ pub(crate) fn ready(
     request: &Request,
 ) -> Ready {
     // A vector is never cropped: it keeps its view box.
+    // Nor is an image whose model chose its size (`size = "auto"`).
     let vector = entry.extension == "svg";
     let frame = assets::frame(
         (entry.width, entry.height),
         (request.size.width, request.size.height),
     )
-    .filter(|_| !vector);
+    .filter(|_| !vector && !request.auto_size);
     let mut ready = Ready {
         entry,
         tier,

@@ -95,14 +95,20 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     })
 }
 
-/// The request body and the size as it was sent. FLUX.2 and FLUX.1 take a width and height
-/// (multiples of 16, at most four megapixels); FLUX 3 takes an aspect ratio and a resolution
-/// tier.
+/// The request body and the size as it was sent. FLUX.2 takes a width and height (multiples
+/// of 16, at most four megapixels), FLUX.1 too (multiples of 32, 256 to 1440); FLUX1.1 [pro]
+/// Ultra and Kontext take an aspect ratio; FLUX 3 an aspect ratio and a resolution tier.
 fn body(call: &Call<'_>) -> (Value, Option<String>) {
     let request = call.request;
     let mut body = json!({ "prompt": super::prompt_as_sent(request) });
     let fields = body.as_object_mut().expect("an object");
-    let sent_size = if request.model.starts_with("flux-3") {
+    let sent_size = if let Some(ratios) = ratio_only(&request.model) {
+        // FLUX1.1 [pro] Ultra and Kontext: about a megapixel, in a ratio within their range.
+        let ratio = super::nearest_ratio(request.size, ratios);
+        fields.insert("aspect_ratio".into(), ratio.into());
+        fields.insert("output_format".into(), output_format(request).into());
+        ratio.to_owned()
+    } else if request.model.starts_with("flux-3") {
         let ratio = super::nearest_ratio(request.size, &FLUX_3_RATIOS);
         let pixels = f64::from(request.size.width) * f64::from(request.size.height);
         // The tier nearest in area (about 0.6, 1, 2.4, 4.2 and 16.8 megapixels): the bounds are
@@ -118,17 +124,10 @@ fn body(call: &Call<'_>) -> (Value, Option<String>) {
         fields.insert("resolution".into(), tier.into());
         format!("{ratio} {tier}")
     } else {
-        let size = crate::models::bfl_size(request.size);
+        let size = crate::models::bfl_size(&request.model, request.size);
         fields.insert("width".into(), size.width.into());
         fields.insert("height".into(), size.height.into());
-        fields.insert(
-            "output_format".into(),
-            request
-                .params
-                .get("output-format")
-                .map_or("png", String::as_str)
-                .into(),
-        );
+        fields.insert("output_format".into(), output_format(request).into());
         size.to_string()
     };
     if let Some(seed) = super::seed_sent(request) {
@@ -157,6 +156,32 @@ fn body(call: &Call<'_>) -> (Value, Option<String>) {
     call.add_extra(fields);
     let sent_size = (sent_size != request.size.to_string()).then_some(sent_size);
     (body, sent_size)
+}
+
+/// The format asked for: `png` unless the profile sets `jpeg`.
+fn output_format(request: &crate::request::Request) -> &str {
+    request
+        .params
+        .get("output-format")
+        .map_or("png", String::as_str)
+}
+
+/// The aspect ratios a model that takes no width and height is asked for: FLUX1.1 [pro] Ultra
+/// takes 21:9 to 9:21, Kontext 7:3 to 3:7 (BFL's API reference, read 2026-12-05).
+fn ratio_only(model: &str) -> Option<&'static [&'static str]> {
+    const ULTRA: &[&str] = &[
+        "21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21",
+    ];
+    const KONTEXT: &[&str] = &[
+        "7:3", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "3:7",
+    ];
+    if model.starts_with("flux-pro-1.1-ultra") {
+        Some(ULTRA)
+    } else if model.contains("kontext") {
+        Some(KONTEXT)
+    } else {
+        None
+    }
 }
 
 /// Polls until the task is `Ready`, waiting longer between polls up to [`MAX_POLL_WAIT`], for

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::http::{Http, Reply, snippet};
 use super::{Env, Failure, Fault, FaultKind, Task, Who, command, gemini, openai, resolve_key};
-use crate::config::Profile;
+use crate::config::{Profile, ProviderKind};
 use crate::description::{self, About, Text};
 use crate::judgement;
 use crate::vocab::DescribeWire;
@@ -440,9 +440,16 @@ fn chat(ask: &Ask<'_>) -> Result<Answer, Fault> {
             "schema": ask.asking.schema,
             "strict": true,
         } },
-        "max_tokens": MAX_OUTPUT_TOKENS,
         "stream": false,
     });
+    // OpenAI's own chat completions refuse `max_tokens` for its newer models; other servers
+    // may know only `max_tokens`.
+    let cap = if ask.describer.profile.rules() == ProviderKind::OpenAi {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    };
+    body[cap] = MAX_OUTPUT_TOKENS.into();
     ask.add_extra(&mut body);
     let auth = ask.bearer();
     let headers: Vec<_> = auth.iter().map(|a| ("authorization", a.as_str())).collect();

@@ -1,7 +1,6 @@
 //! OpenAI's Images API, `POST {base-url}/images/generations`, and the servers that copy it.
 //!
-//! `openai` sends exactly what the GPT image models take (`size` from their list, `quality`,
-//! `output_format`, `background`, `moderation`, `n = 1`) and reads `b64_json`. `openai-compatible`
+//! `openai` sends exactly what the GPT image models take (see [`body`]) and reads `b64_json`. `openai-compatible`
 //! (stable-diffusion.cpp's server, LocalAI, Together, …) sends the size as asked plus the
 //! negative prompt and seed, asks for base64, and parses tolerantly: `b64_json` or a `url` that
 //! is downloaded at once, Ollama's `{"image": …}`, unknown fields ignored.
@@ -14,7 +13,8 @@ use serde_json::{Value, json};
 
 use super::http::{Form, Http, Reply, snippet};
 use super::{Call, Fault, FaultKind, Generated, Provenance, decode_base64};
-use crate::config::ProviderKind;
+use crate::config::{Profile, ProviderKind};
+use crate::request::Request;
 
 pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let mut images = call_n(call)?;
@@ -25,56 +25,13 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
 /// one). The answer's token cost is shared among them.
 pub(super) fn call_n(call: &Call<'_>) -> Result<Vec<Generated>, Fault> {
     let request = call.request;
-    let compatible = call.profile.kind == ProviderKind::OpenAiCompatible;
-    let mut body = json!({
-        "model": request.model,
-        "n": call.n,
-    });
-    let fields = body.as_object_mut().expect("an object");
-    let mut sent_size = request.size.to_string();
-    if compatible {
-        fields.insert("prompt".into(), request.prompt.clone().into());
-        fields.insert("size".into(), request.size.to_string().into());
-        fields.insert("response_format".into(), "b64_json".into());
-        if let Some(negative) = super::negative_field(request) {
-            fields.insert("negative_prompt".into(), negative.into());
-        }
-        if let Some(seed) = super::seed_sent(request) {
-            fields.insert("seed".into(), seed.into());
-        }
-        if let Some(steps) = request.params.get("steps") {
-            fields.insert("steps".into(), steps.parse::<u64>().unwrap_or(0).into());
-        }
-    } else {
-        fields.insert("prompt".into(), super::prompt_as_sent(request).into());
-        sent_size = crate::models::openai_size(&request.model, request.size).to_string();
-        fields.insert("size".into(), sent_size.clone().into());
-        if request.seed.is_some() {
-            tracing::debug!("OpenAI image models take no seed; `seed` only names the cache entry");
-        }
-    }
-    if let Some(quality) = &request.quality {
-        fields.insert("quality".into(), quality.clone().into());
-    }
-    for (param, field) in [
-        ("output-format", "output_format"),
-        ("background", "background"),
-        ("moderation", "moderation"),
-    ] {
-        if let Some(value) = request.params.get(param) {
-            fields.insert(field.into(), value.clone().into());
-        }
-    }
-    call.add_extra(fields);
-
+    let (body, sent_size) = body(request, call.profile, call.n);
     let auth = call.bearer();
     let headers: Vec<_> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
     let reply = if request.references.is_empty() {
         let url = format!("{}/images/generations", call.profile.base_url);
         call.http.post_json(&url, &headers, &body)?
     } else {
-        // Reference images go to the edits endpoint as multipart, one `image[]` part each.
-        fields.remove("moderation");
         let url = format!("{}/images/edits", call.profile.base_url);
         let (content_type, form) = edit_form(&body, &request.references);
         call.http.post(&url, &headers, &content_type, form)?
@@ -89,6 +46,71 @@ pub(super) fn call_n(call: &Call<'_>) -> Result<Vec<Generated>, Fault> {
         });
     }
     Ok(images)
+}
+
+/// The fields of a request for `n` images, and the size as sent. A request with references
+/// goes to the edits endpoint with these fields as text parts (see [`edit_form`]). Pure.
+///
+/// OpenAI's own API (the `openai` kind, and an `openai-compatible` profile pointed at it) gets
+/// exactly what the model's reference lists: the negative prompt folded into the prompt, the
+/// size fitted to the model's rules (or `auto`), no `response_format` (GPT image models always
+/// answer in base64), `moderation` on generations only, `input_fidelity` on edits only, and one
+/// image when it answers in SVG. Any other compatible server gets the size as asked with the
+/// negative prompt, seed and steps in fields of their own, and is asked for base64.
+pub(crate) fn body(request: &Request, profile: &Profile, n: u32) -> (Value, String) {
+    let openai = profile.rules() == ProviderKind::OpenAi;
+    let edit = !request.references.is_empty();
+    let param = |key: &str| request.params.get(key).map(String::as_str);
+    let svg = param("output-format") == Some("svg");
+    let mut body = json!({
+        "model": request.model,
+        "n": if svg { 1 } else { n },
+    });
+    let fields = body.as_object_mut().expect("an object");
+    let sent_size = if openai {
+        fields.insert("prompt".into(), request.prompt_with_negative().into());
+        if request.seed.is_some() {
+            tracing::debug!("OpenAI image models take no seed; `seed` only names the cache entry");
+        }
+        if request.auto_size {
+            "auto".to_owned()
+        } else {
+            crate::models::openai_size(&request.model, request.size).to_string()
+        }
+    } else {
+        fields.insert("prompt".into(), request.prompt.clone().into());
+        fields.insert("response_format".into(), "b64_json".into());
+        if let Some(negative) = super::negative_field(request) {
+            fields.insert("negative_prompt".into(), negative.into());
+        }
+        if let Some(seed) = super::seed_sent(request) {
+            fields.insert("seed".into(), seed.into());
+        }
+        if let Some(steps) = param("steps") {
+            fields.insert("steps".into(), steps.parse::<u64>().unwrap_or(0).into());
+        }
+        request.size.to_string()
+    };
+    fields.insert("size".into(), sent_size.clone().into());
+    if let Some(quality) = &request.quality {
+        fields.insert("quality".into(), quality.clone().into());
+    }
+    for (param_name, field, sent) in [
+        ("output-format", "output_format", true),
+        ("background", "background", true),
+        ("complexity", "complexity", true),
+        // The multipart edit form has no `moderation`; generations take no fidelity.
+        ("moderation", "moderation", !edit),
+        ("input-fidelity", "input_fidelity", edit),
+    ] {
+        if let Some(value) = param(param_name).filter(|_| sent) {
+            fields.insert(field.into(), value.into());
+        }
+    }
+    for (name, value) in &profile.extra {
+        fields.insert(name.clone(), value.clone());
+    }
+    (body, sent_size)
 }
 
 /// The multipart body of an edit: every field of `body` as text (in order), then the images.

@@ -23,19 +23,11 @@ pub(crate) fn nearest_ratio(size: crate::config::Size, ratios: &[&'static str]) 
         .expect("the list is not empty")
 }
 
-/// The prompt with the negative prompt folded in, for providers that have no field for it.
-fn prompt_with_negative(request: &Request) -> String {
-    match &request.negative {
-        Some(negative) => format!("{}\n\nAvoid: {negative}.", request.prompt),
-        None => request.prompt.clone(),
-    }
-}
-
 /// The prompt as its model is sent it: with the negative prompt appended where the model reads
 /// none of its own ([`Negative::Folded`](crate::vocab::Negative)).
 pub(crate) fn prompt_as_sent(request: &Request) -> String {
     match (request.kind.spec().negative)(&request.model) {
-        Negative::Folded => prompt_with_negative(request),
+        Negative::Folded => request.prompt_with_negative(),
         Negative::Field | Negative::Ignored => request.prompt.clone(),
     }
 }

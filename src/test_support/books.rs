@@ -52,6 +52,7 @@ pub(crate) fn bare_request(
         prompt: prompt.into(),
         negative: None,
         size: Size { width, height },
+        auto_size: false,
         quality: None,
         seed: None,
         params: Default::default(),

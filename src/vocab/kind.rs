@@ -240,7 +240,13 @@ static OPENAI: ProviderSpec = ProviderSpec {
     default_model: Some("gpt-image-2"),
     base_url: BaseUrl::Default("https://api.openai.com/v1"),
     key: Key::Required(&["OPENAI_API_KEY"]),
-    params: &["background", "moderation", "output-format"],
+    params: &[
+        "background",
+        "moderation",
+        "output-format",
+        "complexity",
+        "input-fidelity",
+    ],
     quality: true,
     extra: true,
     // The edits endpoint: up to 16 `image[]` parts for the GPT image models; DALL·E 2 edited

@@ -67,14 +67,36 @@ impl FromStr for Size {
     }
 }
 
+/// A size as a directive or `book.toml` gives it: exact, or `auto`, which lets a model that
+/// chooses its own size do so (OpenAI's GPT image models). A model that does not choose is
+/// asked for [`Size::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SizeSetting {
+    Auto,
+    Exact(Size),
+}
+
+impl FromStr for SizeSetting {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.trim() == "auto" {
+            return Ok(SizeSetting::Auto);
+        }
+        text.parse()
+            .map(SizeSetting::Exact)
+            .map_err(|e: String| format!("{e}, or `auto` to let the model choose"))
+    }
+}
+
 /// Every quality a directive or profile may name.
 pub(crate) const QUALITIES: [&str; 6] = ["auto", "low", "medium", "high", "xhigh", "max"];
 /// The values of `background`.
 pub(crate) const BACKGROUNDS: [&str; 3] = ["transparent", "opaque", "auto"];
 /// The values of `moderation`.
 pub(crate) const MODERATIONS: [&str; 2] = ["low", "auto"];
-/// The values of `output-format`.
-pub(crate) const OUTPUT_FORMATS: [&str; 3] = ["png", "jpeg", "webp"];
+/// The values of `output-format` (`svg` only where the model answers in SVG).
+pub(crate) const OUTPUT_FORMATS: [&str; 4] = ["png", "jpeg", "webp", "svg"];
 
 /// Every file type the tool reads or writes, by extension: its media type, and whether a master
 /// may have it. The one table of media types.

@@ -180,6 +180,18 @@ async fn settings_a_model_cannot_take_fail_when_the_book_is_read() {
             "providers.main.quality",
             "does not take quality `xhigh`",
         ),
+        (
+            "gpt-image-2.5-flare",
+            "complexity = \"low\"",
+            "providers.main.complexity",
+            "takes no `complexity` (only GPT Image 2.6 models do)",
+        ),
+        (
+            "gpt-image-2",
+            "output-format = \"svg\"",
+            "providers.main.output-format",
+            "cannot answer in SVG",
+        ),
     ] {
         let book = book(&url, "openai", model, settings);
         let output = build(&book).await;
@@ -190,5 +202,31 @@ async fn settings_a_model_cannot_take_fail_when_the_book_is_read() {
             "{settings}: {stderr}"
         );
     }
+    assert_eq!(server.received_requests().await.unwrap().len(), 0);
+}
+
+/// A prompt longer than the model reads fails at its directive's line, before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_longer_than_the_model_reads_fails_at_its_line() {
+    let server = MockServer::start().await;
+    let book = book(
+        &format!("{}/v1", server.uri()),
+        "openai",
+        "gpt-image-2.6-flare",
+        "",
+    );
+    let long = "a lighthouse at dusk ".repeat(1_600);
+    book.write(
+        "src/README.md",
+        &format!("# Lights\n\n```image-prompt alt=\"A lighthouse\"\n{long}\n```\n"),
+    );
+    book.write("src/SUMMARY.md", "# Summary\n\n[Introduction](README.md)\n");
+    let output = build(&book).await;
+    let stderr = failed(&output);
+    assert!(
+        stderr.contains("src/README.md:3:")
+            && stderr.contains("`gpt-image-2.6-flare` reads at most 32000"),
+        "{stderr}"
+    );
     assert_eq!(server.received_requests().await.unwrap().len(), 0);
 }

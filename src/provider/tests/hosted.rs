@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wiremock::matchers::{body_json, method, path};
+use wiremock::matchers::{body_json, body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::config::Size;
@@ -97,8 +97,40 @@ async fn bfl_fits_sizes_to_its_grid_and_flux_3_takes_a_ratio() {
         .expect(1)
         .mount(&server)
         .await;
+    // FLUX1.1 [pro]: multiples of 32 within 256 to 1440; Ultra and Kontext: a ratio only.
+    for (model, body) in [
+        (
+            "flux-pro-1.1",
+            json!({ "width": 1408, "height": 800, "output_format": "png" }),
+        ),
+        (
+            "flux-pro-1.1-ultra",
+            json!({ "aspect_ratio": "16:9", "output_format": "png" }),
+        ),
+        (
+            "flux-kontext-pro",
+            json!({ "aspect_ratio": "16:9", "output_format": "png" }),
+        ),
+    ] {
+        Mock::given(method("POST"))
+            .and(path(format!("/v1/{model}")))
+            .and(body_partial_json(body))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({ "id": "task-1", "polling_url": polling })),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
     bfl_ready(&server, png(16, 9)).await;
-    for (model, sent) in [("flux-2-max", "1600x896"), ("flux-3-image", "16:9 1k")] {
+    for (model, sent) in [
+        ("flux-2-max", "1600x896"),
+        ("flux-3-image", "16:9 1k"),
+        ("flux-pro-1.1", "1408x800"),
+        ("flux-pro-1.1-ultra", "16:9"),
+        ("flux-kontext-pro", "16:9"),
+    ] {
         let mut profile = profile("bfl", model, &server, "/v1");
         if model == "flux-2-max" {
             profile["output-format"] = "jpeg".into();
@@ -391,7 +423,7 @@ fn openrouter_ok(image: &[u8], media_type: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "id": "gen-1764-abc",
         "provider": "Google",
-        "model": "google/gemini-3.1-flash-image-preview",
+        "model": "google/gemini-3.1-flash-image",
         "object": "chat.completion",
         "choices": [{
             "finish_reason": "stop",
@@ -411,7 +443,7 @@ async fn openrouter_sends_modalities_and_image_config_and_reads_the_image_messag
     let server = MockServer::start().await;
     authed("POST", "/api/v1/chat/completions", Auth::Bearer)
         .and(body_json(json!({
-            "model": "google/gemini-3.1-flash-image-preview",
+            "model": "google/gemini-3.1-flash-image",
             "messages": [{ "role": "user", "content": "A lighthouse" }],
             "modalities": ["image", "text"],
             "image_config": { "aspect_ratio": "16:9", "image_size": "2K" },
@@ -436,7 +468,7 @@ async fn openrouter_sends_modalities_and_image_config_and_reads_the_image_messag
     let config = book(
         profile(
             "openrouter",
-            "google/gemini-3.1-flash-image-preview",
+            "google/gemini-3.1-flash-image",
             &server,
             "/api/v1",
         ),

@@ -21,6 +21,7 @@ mod describer;
 mod hosted;
 mod judge;
 mod references;
+mod schema;
 
 /// Serves `answer` to every request for an OpenAI image.
 async fn serve(server: &MockServer, answer: ResponseTemplate) {
