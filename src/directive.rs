@@ -54,6 +54,9 @@ pub(crate) struct Attrs {
     pub(crate) variants: Option<u32>,
     /// An instruction the directive's image is sent back with, to be edited.
     pub(crate) edit: Option<String>,
+    /// With `edit`: a PNG whose transparent pixels mark where the edit may change the image,
+    /// relative to the chapter's file.
+    pub(crate) mask: Option<String>,
 }
 
 /// One item of a directive's `reference` list, as written.
@@ -93,7 +96,7 @@ pub(crate) struct Problem {
 }
 
 /// The attribute names, in the order the documentation lists them.
-pub(crate) const ATTRIBUTES: [&str; 15] = [
+pub(crate) const ATTRIBUTES: [&str; 16] = [
     "alt",
     "caption",
     "size",
@@ -109,6 +112,7 @@ pub(crate) const ATTRIBUTES: [&str; 15] = [
     "reference",
     "variants",
     "edit",
+    "mask",
 ];
 
 /// Markdown options matching the mdBook version that runs us: 0.5 adds definition lists and
@@ -321,6 +325,11 @@ pub(crate) fn parse_attrs(info: &str) -> Result<Attrs, String> {
         seen.push(key.to_owned());
         set_attr(&mut attrs, key, value)?;
     }
+    if attrs.mask.is_some() && attrs.edit.is_none() {
+        return Err(
+            "`mask` marks where an `edit` may change the image; give the directive an `edit=\"…\"`, or remove `mask`".into(),
+        );
+    }
     Ok(attrs)
 }
 
@@ -413,6 +422,13 @@ fn set_attr(attrs: &mut Attrs, key: &str, value: String) -> Result<(), String> {
         "reference" => attrs.reference = references(&value)?,
         "variants" => attrs.variants = Some(variants(&value)?),
         "edit" => attrs.edit = text(value).map(|v| v.map(|v| fold_whitespace(&v)))?,
+        "mask" => {
+            let path = text(value)?.unwrap_or_default();
+            attrs.mask = Some(
+                check_reference_path(path.trim(), "the chapter's file")
+                    .map_err(|e| e.replacen("reference", "mask", 1))?,
+            );
+        }
         unknown => {
             return Err(format!(
                 "unknown attribute `{unknown}`; {}",
@@ -733,6 +749,11 @@ mod tests {
             ("variants=\"11\"", "from 1 to 10"),
             ("variants=\"0\"", "from 1 to 10"),
             ("edit=\" \"", "is empty"),
+            ("mask=\"m.png\"", "give the directive an `edit"),
+            (
+                "edit=\"x\" mask=\"/m.png\"",
+                "mask `/m.png` is an absolute path",
+            ),
         ] {
             let message = problem(&format!("```image-prompt {info}\nx\n```\n"));
             assert!(message.contains(wanted), "{info}: {message}");
@@ -756,7 +777,7 @@ mod tests {
             ),
             (
                 "colour=\"red\"",
-                "unknown attribute `colour`; valid attributes are `alt`, `caption`, `size`, `provider`, `model`, `seed`, `style`, `quality`, `negative`, `width`, `class`, `id`, `reference`, `variants`, `edit`",
+                "unknown attribute `colour`; valid attributes are `alt`, `caption`, `size`, `provider`, `model`, `seed`, `style`, `quality`, `negative`, `width`, `class`, `id`, `reference`, `variants`, `edit`, `mask`",
             ),
             ("alt", "attribute `alt` has no value; write alt=\"…\""),
             (

@@ -49,6 +49,7 @@ mod vocab;
 pub use config::Config;
 pub use error::{Error, Located, Result};
 pub use install::{Installed, install, prepare_cache, write_book_toml};
+pub use models::KnownModel;
 pub use outside::for_terminal;
 pub use pipeline::{ImageGen, PlannedImage, Status};
 pub use progress::LogWriter;
@@ -56,6 +57,12 @@ pub use team::{
     DescriptionStat, JudgementStat, ListedImage, MissingAlt, Picked, Pushed, RemoteClaim,
     RemoteObject, RemoteStats, Stat, Team, VerifyProblem, WrittenAlt,
 };
+
+/// Every model this version knows, with its state today (current, deprecated or retired), what
+/// it takes, and where and when each fact was read: what `mdbook-imagegen models` prints.
+pub fn known_models() -> Vec<KnownModel> {
+    models::known_models(models::Day::today())
+}
 
 /// For `scripts/bench svg` (`examples/svg_render.rs`): what a build does with an SVG master,
 /// sanitized when it arrives, then rendered `width` wide under the render bound; the error is

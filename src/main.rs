@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Some(Command::Generate { book }) => report(commands::generate(&preprocessor, &book)),
         Some(Command::List { book, json }) => report(print::list(&preprocessor, &book, json)),
         Some(Command::Stats { book, json }) => report(print::stats(&preprocessor, &book, json)),
+        Some(Command::Models { json }) => report(print::models(json)),
         Some(Command::Pick {
             selector,
             number,

@@ -11,6 +11,11 @@ use std::fmt;
 
 use crate::vocab::{ProviderKind, Size};
 
+mod catalogue;
+
+pub use catalogue::KnownModel;
+pub(crate) use catalogue::known_models;
+
 /// A calendar day in UTC, comparable, written `YYYY-MM-DD`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Day(u32);
@@ -86,10 +91,32 @@ struct Notice {
     /// The provider gave only the earliest day it may turn the model off.
     earliest: bool,
     replacement: &'static str,
+    /// Where the notice was read, and when (`YYYY-MM-DD`).
+    source: Source,
 }
 
-/// The announced shutdowns, read from the providers' deprecation pages on 2026-11-29 (sources in
-/// `docs/providers.md`, "Model lifecycle").
+/// Where a fact about a model was read, and the day it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Source {
+    url: &'static str,
+    read: &'static str,
+}
+
+const OPENAI_DEPRECATIONS: Source = Source {
+    url: "https://developers.openai.com/api/docs/deprecations",
+    read: "2026-12-05",
+};
+const GEMINI_DEPRECATIONS: Source = Source {
+    url: "https://ai.google.dev/gemini-api/docs/deprecations",
+    read: "2026-11-29",
+};
+const XAI_RETIREMENTS: Source = Source {
+    url: "https://docs.x.ai/developers/migration/imagine-image-quality-nov-2",
+    read: "2026-12-05",
+};
+
+/// The announced shutdowns, each with where and when it was read (also in `docs/providers.md`,
+/// "Model lifecycle").
 const NOTICES: &[Notice] = &[
     Notice {
         kind: ProviderKind::OpenAi,
@@ -97,6 +124,7 @@ const NOTICES: &[Notice] = &[
         shutdown: "2026-05-12",
         earliest: false,
         replacement: "gpt-image-2",
+        source: OPENAI_DEPRECATIONS,
     },
     Notice {
         kind: ProviderKind::OpenAi,
@@ -104,6 +132,7 @@ const NOTICES: &[Notice] = &[
         shutdown: "2026-10-23",
         earliest: false,
         replacement: "gpt-image-2",
+        source: OPENAI_DEPRECATIONS,
     },
     Notice {
         kind: ProviderKind::OpenAi,
@@ -111,6 +140,7 @@ const NOTICES: &[Notice] = &[
         shutdown: "2026-12-01",
         earliest: false,
         replacement: "gpt-image-2.6-sunburst",
+        source: OPENAI_DEPRECATIONS,
     },
     // Vision models that describe images (read 2026-11-30, `docs/accessibility.md`).
     Notice {
@@ -119,6 +149,7 @@ const NOTICES: &[Notice] = &[
         shutdown: "2026-12-11",
         earliest: false,
         replacement: "gpt-6.1-terra",
+        source: OPENAI_DEPRECATIONS,
     },
     Notice {
         kind: ProviderKind::OpenAi,
@@ -126,6 +157,7 @@ const NOTICES: &[Notice] = &[
         shutdown: "2026-12-11",
         earliest: false,
         replacement: "gpt-6-luna",
+        source: OPENAI_DEPRECATIONS,
     },
     Notice {
         kind: ProviderKind::OpenAi,
@@ -133,6 +165,7 @@ const NOTICES: &[Notice] = &[
         shutdown: "2027-01-14",
         earliest: false,
         replacement: "gpt-6-luna",
+        source: OPENAI_DEPRECATIONS,
     },
     Notice {
         kind: ProviderKind::Gemini,
@@ -140,6 +173,7 @@ const NOTICES: &[Notice] = &[
         shutdown: "2026-12-01",
         earliest: false,
         replacement: "gemini-3.5-flash-lite",
+        source: GEMINI_DEPRECATIONS,
     },
     Notice {
         kind: ProviderKind::Gemini,
@@ -147,6 +181,7 @@ const NOTICES: &[Notice] = &[
         shutdown: "2027-05-07",
         earliest: true,
         replacement: "gemini-3.5-flash-lite",
+        source: GEMINI_DEPRECATIONS,
     },
     Notice {
         kind: ProviderKind::Gemini,
@@ -154,6 +189,7 @@ const NOTICES: &[Notice] = &[
         shutdown: "2026-08-17",
         earliest: false,
         replacement: "gemini-3.1-flash-image",
+        source: GEMINI_DEPRECATIONS,
     },
     Notice {
         kind: ProviderKind::Gemini,
@@ -161,6 +197,7 @@ const NOTICES: &[Notice] = &[
         shutdown: "2026-01-15",
         earliest: false,
         replacement: "gemini-3.1-flash-image",
+        source: GEMINI_DEPRECATIONS,
     },
     Notice {
         kind: ProviderKind::Gemini,
@@ -168,6 +205,7 @@ const NOTICES: &[Notice] = &[
         shutdown: "2026-06-25",
         earliest: false,
         replacement: "gemini-3.1-flash-image",
+        source: GEMINI_DEPRECATIONS,
     },
     Notice {
         kind: ProviderKind::Gemini,
@@ -175,6 +213,7 @@ const NOTICES: &[Notice] = &[
         shutdown: "2026-06-25",
         earliest: false,
         replacement: "gemini-3-pro-image",
+        source: GEMINI_DEPRECATIONS,
     },
     Notice {
         kind: ProviderKind::Gemini,
@@ -182,6 +221,40 @@ const NOTICES: &[Notice] = &[
         shutdown: "2026-10-02",
         earliest: true,
         replacement: "gemini-3.1-flash-image",
+        source: GEMINI_DEPRECATIONS,
+    },
+    // xAI (read 2026-12-05): the Grok 2 image models were shut down by February 2026 (xAI's
+    // error text, as quoted by client projects); `-pro` and `-quality` were retired on the dates
+    // below and their requests are now served by 2.0.
+    Notice {
+        kind: ProviderKind::Xai,
+        ids: Ids::Prefix("grok-2-image"),
+        shutdown: "2026-02-24",
+        earliest: false,
+        replacement: "grok-imagine-image-2.0",
+        source: Source {
+            url: "https://github.com/SillyTavern/SillyTavern/pull/5334",
+            read: "2026-12-05",
+        },
+    },
+    Notice {
+        kind: ProviderKind::Xai,
+        ids: Ids::Exact(&["grok-imagine-image-pro"]),
+        shutdown: "2026-05-15",
+        earliest: false,
+        replacement: "grok-imagine-image-2.0",
+        source: Source {
+            url: "https://docs.x.ai/developers/migration/may-15-retirement",
+            read: "2026-12-05",
+        },
+    },
+    Notice {
+        kind: ProviderKind::Xai,
+        ids: Ids::Exact(&["grok-imagine-image-quality"]),
+        shutdown: "2026-11-02",
+        earliest: false,
+        replacement: "grok-imagine-image-2.0",
+        source: XAI_RETIREMENTS,
     },
 ];
 
@@ -540,6 +613,35 @@ pub(crate) fn openai_model(model: &str) -> OpenAiModel {
     }
 }
 
+/// The models this version sends to Ideogram's 3.0 generate route.
+pub(crate) const IDEOGRAM_MODELS: [&str; 1] = ["ideogram-v3"];
+
+/// The `rendering_speed` Ideogram is asked for a quality: `low` is `TURBO`, `medium`
+/// `DEFAULT`, `high` `QUALITY`; `auto` (or none) leaves Ideogram's default (`DEFAULT`).
+pub(crate) fn ideogram_speed(quality: Option<&str>) -> Option<&'static str> {
+    match quality? {
+        "low" => Some("TURBO"),
+        "medium" => Some("DEFAULT"),
+        "high" => Some("QUALITY"),
+        _ => None,
+    }
+}
+
+/// Whether an xAI model is of the 2.0 family (quality, five images to edit, wider ratios).
+pub(crate) fn xai_is_v2(model: &str) -> bool {
+    model.starts_with("grok-imagine-image-2")
+}
+
+/// The `resolution` tier xAI is asked for a size: `1k` up to about a megapixel and a half,
+/// `2k` above.
+pub(crate) fn xai_resolution(size: Size) -> &'static str {
+    if u64::from(size.width) * u64::from(size.height) > 1_572_864 {
+        "2k"
+    } else {
+        "1k"
+    }
+}
+
 /// The qualities only some OpenAI models accept.
 const EXTENDED_QUALITIES: [&str; 2] = ["xhigh", "max"];
 
@@ -606,6 +708,39 @@ pub(crate) fn check_options(
                 ));
             }
             return no_svg(kind, output_format);
+        }
+        ProviderKind::Xai => {
+            let takes: &[&str] = if xai_is_v2(model) {
+                &["low", "medium", "auto"]
+            } else {
+                &["auto"]
+            };
+            if let Some(quality) = quality.filter(|q| !takes.contains(q)) {
+                return Err((
+                    "quality",
+                    if xai_is_v2(model) {
+                        format!(
+                            "`{model}` takes quality `low`, `medium` or `auto`, not `{quality}`"
+                        )
+                    } else {
+                        format!(
+                            "`{model}` takes no quality; remove it, or use `grok-imagine-image-2.0` (`low` or `medium`)"
+                        )
+                    },
+                ));
+            }
+            return Ok(());
+        }
+        ProviderKind::Ideogram => {
+            if let Some(quality) = quality.filter(|q| EXTENDED_QUALITIES.contains(q)) {
+                return Err((
+                    "quality",
+                    format!(
+                        "Ideogram has no quality `{quality}`; use `low` (Turbo), `medium` (Default), `high` (Quality) or `auto`"
+                    ),
+                ));
+            }
+            return Ok(());
         }
         _ => return no_svg(kind, output_format),
     }

@@ -93,6 +93,8 @@ fn built_in(kind: ProviderKind, model: &str, request: &Request, quality: &str) -
         },
         ProviderKind::Bfl => bfl(model, crate::models::bfl_size(model, request.size)),
         ProviderKind::Recraft => recraft(model),
+        ProviderKind::Ideogram => Some(ideogram(quality)),
+        ProviderKind::Xai => Some(xai(model, quality, request.size)),
         // Hundreds of models at their own prices: the answer's `usage.cost` is the record, and
         // `price` in the profile sets the estimate a budget counts.
         ProviderKind::OpenAiCompatible | ProviderKind::OpenRouter => None,
@@ -135,6 +137,30 @@ fn recraft(model: &str) -> Option<f64> {
         _ => return None,
     };
     if vector { vector_price } else { Some(raster) }
+}
+
+/// Ideogram 3.0 per image by rendering speed (ideogram.ai/features/api-pricing, read
+/// 2026-12-05): Turbo $0.03, Default $0.06, Quality $0.09.
+fn ideogram(quality: &str) -> f64 {
+    match crate::models::ideogram_speed(Some(quality)) {
+        Some("TURBO") => 0.03,
+        Some("QUALITY") => 0.09,
+        _ => 0.06,
+    }
+}
+
+/// xAI per image (read 2026-12-05 from resellers quoting xAI's list; xAI's own table was not
+/// readable): `grok-imagine-image` $0.02; 2.0 $0.04 (1k, low) to $0.08 (2k, medium), medium
+/// by default. The answer's `cost_in_usd_ticks` is what the record keeps.
+fn xai(model: &str, quality: &str, size: crate::config::Size) -> f64 {
+    if !model.starts_with("grok-imagine-image-2") {
+        return 0.02;
+    }
+    match (crate::models::xai_resolution(size), quality) {
+        ("1k", "low") => 0.04,
+        ("1k", _) | ("2k", "low") => 0.06,
+        _ => 0.08,
+    }
 }
 
 /// US dollars per million input and output tokens of the vision models this version knows as

@@ -47,6 +47,8 @@ pub(crate) struct Request {
     /// Images given with the prompt, in order (the style's, then the directive's; or, for an
     /// edit, the image to edit).
     pub(crate) references: Vec<RefImage>,
+    /// With an edit: the PNG whose transparent pixels mark where the first image may change.
+    pub(crate) mask: Option<RefImage>,
     /// Which of a directive's `variants` this is, from 0; only a later one changes the key,
     /// so the first candidate is the image the directive had before it asked for variants.
     pub(crate) candidate: u32,
@@ -179,25 +181,82 @@ pub(crate) fn chain(
 }
 
 /// The chain that edits `image` (the directive's own) with the directive's `edit` instruction:
-/// the instruction is the whole prompt, the image the only reference.
+/// the instruction is the whole prompt, the image the only reference, and `mask` (the
+/// directive's, read) marks where it may change. A fallback that takes no mask is left out.
 pub(crate) fn edit_chain(
     directive: &Directive,
     config: &Config,
     image: RefImage,
+    mask: Option<&RefImage>,
 ) -> Result<Chain, String> {
     let instruction = directive
         .attrs
         .edit
         .as_ref()
         .ok_or("the directive has no `edit`")?;
+    if let Some(mask) = mask {
+        check_mask(mask, &image)?;
+    }
     let mut chain = candidate_chain(directive, config, std::slice::from_ref(&image), 0)?;
-    for (key, request) in &mut chain {
+    let mut edits = Vec::with_capacity(chain.len());
+    for (link, (_, mut request)) in chain.drain(..).enumerate() {
         // The instruction alone: what the style and the book add to a prompt stays out.
         request.prompt.clone_from(instruction);
         request.negative = None;
-        *key = cache_key(request);
+        if let Some(mask) = mask {
+            let rules = config
+                .profiles
+                .get(&request.profile)
+                .map_or(request.kind, |p| p.rules());
+            if !matches!(rules, ProviderKind::OpenAi | ProviderKind::OpenAiCompatible) {
+                if link == 0 {
+                    return Err(format!(
+                        "`mask` goes to OpenAI's edits (kinds `openai` and `openai-compatible`); profile `{}` is of kind `{}`. Remove `mask`, or use such a profile",
+                        request.profile,
+                        request.kind.as_str()
+                    ));
+                }
+                continue;
+            }
+            request.mask = Some(mask.clone());
+        }
+        edits.push((cache_key(&request), request));
     }
-    Ok(chain)
+    Ok(edits)
+}
+
+/// Checks a mask against the image it masks: a PNG with an alpha channel (its transparent
+/// pixels mark where the edit may change the image), of the image's size. The image's size is
+/// known only once it is made: before that (a stand-in), only the mask is checked. Pure.
+pub(crate) fn check_mask(mask: &RefImage, image: &RefImage) -> Result<(), String> {
+    let label = &mask.label;
+    if mask.media_type != "image/png" {
+        return Err(format!(
+            "mask `{label}` is not a PNG; a mask is a PNG whose transparent pixels mark where the edit may change the image"
+        ));
+    }
+    use image::ImageDecoder as _;
+    let decoder = image::codecs::png::PngDecoder::new(std::io::Cursor::new(mask.bytes.as_slice()))
+        .map_err(|e| format!("mask `{label}` cannot be read ({e})"))?;
+    if !decoder.color_type().has_alpha() {
+        return Err(format!(
+            "mask `{label}` has no alpha channel; make the area the edit may change transparent, and save it as a PNG with alpha"
+        ));
+    }
+    let masked = decoder.dimensions();
+    let image_size = image::ImageReader::new(std::io::Cursor::new(image.bytes.as_slice()))
+        .with_guessed_format()
+        .ok()
+        .and_then(|reader| reader.into_dimensions().ok());
+    if let Some((width, height)) = image_size
+        && masked != (width, height)
+    {
+        return Err(format!(
+            "mask `{label}` is {}x{}, and the image it masks is {width}x{height}; make the mask the image's size",
+            masked.0, masked.1
+        ));
+    }
+    Ok(())
 }
 
 /// The chain of one candidate of a directive's `variants` (from 0).
@@ -458,6 +517,7 @@ fn request_with(
         seed: attrs.seed,
         params,
         references: Vec::new(),
+        mask: None,
         candidate: 0,
         retry: 0,
     })
@@ -560,6 +620,9 @@ pub(crate) fn cache_key(request: &Request) -> CacheKey {
         for reference in &request.references {
             field("reference", reference.hash.as_bytes());
         }
+    }
+    if let Some(mask) = &request.mask {
+        field("mask", mask.hash.as_bytes());
     }
     if request.candidate > 0 {
         field("candidate", &request.candidate.to_le_bytes());
@@ -700,7 +763,7 @@ mod tests {
             ..Attrs::default()
         });
         let image = reference("#keeper", b"master");
-        let edit = edit_chain(&d, &config, image.clone()).unwrap();
+        let edit = edit_chain(&d, &config, image.clone(), None).unwrap();
         let (key, request) = &edit[0];
         assert_eq!(request.prompt, "make it night");
         assert_eq!(request.negative, None);

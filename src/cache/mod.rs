@@ -258,14 +258,8 @@ impl Cache {
             generation_ms: u64::try_from(master.elapsed.as_millis()).unwrap_or(u64::MAX),
             cost_usd: master.cost_usd,
             created_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            references: request
-                .references
-                .iter()
-                .map(|r| record::Reference {
-                    label: r.label.clone(),
-                    hash: r.hash.clone(),
-                })
-                .collect(),
+            references: request.references.iter().map(named).collect(),
+            mask: request.mask.as_ref().map(named),
             candidate: (request.candidate > 0).then_some(request.candidate + 1),
             retry: (request.retry > 0).then_some(request.retry),
         };
@@ -603,6 +597,14 @@ fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> Error 
         action,
         path: path.to_owned(),
         source,
+    }
+}
+
+/// A reference image as a record names it.
+fn named(image: &crate::request::RefImage) -> record::Reference {
+    record::Reference {
+        label: image.label.clone(),
+        hash: image.hash.clone(),
     }
 }
 

@@ -66,6 +66,9 @@ pub(crate) struct Record {
     /// edit: the image it edits).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) references: Vec<Reference>,
+    /// The mask of an edit, as the author named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mask: Option<Reference>,
     /// Which candidate of a directive's `variants` it is, from 1, for all but the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) candidate: Option<u32>,
@@ -156,19 +159,23 @@ impl Record {
         if !(record.cost_usd.is_finite() && record.cost_usd >= 0.0) {
             return Err("its cost is not an amount".into());
         }
+        let bad = |r: &Reference| !super::is_hash(&r.hash) || r.label.chars().count() > 1024;
         if record.references.len() > crate::directive::MAX_REFERENCES
-            || record
-                .references
-                .iter()
-                .any(|r| !super::is_hash(&r.hash) || r.label.chars().count() > 1024)
+            || record.references.iter().any(bad)
         {
             return Err("its references are not a list of labels and hashes".into());
+        }
+        if record.mask.as_ref().is_some_and(bad) {
+            return Err("its mask is not a label and a hash".into());
         }
         if record
             .candidate
             .is_some_and(|c| !(2..=crate::directive::MAX_VARIANTS).contains(&c))
         {
-            return Err("its candidate is not a number from 2 to 8".into());
+            return Err(format!(
+                "its candidate is not a number from 2 to {}",
+                crate::directive::MAX_VARIANTS
+            ));
         }
         if record
             .retry

@@ -173,6 +173,14 @@ pub(crate) enum Command {
         #[arg(long, default_value = ".")]
         book: PathBuf,
     },
+    /// Lists the models this version knows: each one's state today (current, deprecated with
+    /// its shutdown date, or retired), its replacement, what it takes, and where and when that
+    /// was read.
+    Models {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Used by `plan` and `generate`: saves mdBook's input to a file and stops the build.
     #[command(name = "__capture", hide = true)]
     Capture {

@@ -342,6 +342,43 @@ fn note_rows(
     Ok(())
 }
 
+/// `models`: what this version knows of each provider's models.
+pub(crate) fn models(json: bool) -> anyhow::Result<bool> {
+    let rows = mdbook_imagegen::known_models();
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        print_json(&mut stdout, &rows)?;
+        return Ok(true);
+    }
+    for row in &rows {
+        let state = match (&row.shutdown, row.replacement) {
+            (Some(day), Some(replacement)) if row.state == "retired" => {
+                format!("retired {day} → {replacement}")
+            }
+            (Some(day), Some(replacement)) if row.earliest => {
+                format!("deprecated, from {day} → {replacement}")
+            }
+            (Some(day), Some(replacement)) => {
+                format!("deprecated, shut down {day} → {replacement}")
+            }
+            _ => row.state.to_owned(),
+        };
+        writeln!(stdout, "{:12} {:28} {state}", row.kind, row.model)?;
+        writeln!(stdout, "{:12} {:28} takes {}", "", "", row.takes)?;
+        writeln!(
+            stdout,
+            "{:12} {:28} read {} at {}",
+            "", "", row.read, row.source
+        )?;
+    }
+    writeln!(
+        stdout,
+        "\n{} models; providers change these: check the sources before relying on a date or a price",
+        rows.len()
+    )?;
+    Ok(true)
+}
+
 pub(crate) fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::Result<bool> {
     let team = load_team(preprocessor, dir)?;
     let stats = team.stats()?;

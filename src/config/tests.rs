@@ -103,7 +103,7 @@ fn bad_values_say_how_to_fix_them() {
         ),
         (
             json!({ "providers": { "x": { "kind": "dalle" } } }),
-            "in `book.toml`, `preprocessor.imagegen.providers.x.kind`: unknown provider kind `dalle`; this version knows: `placeholder`, `openai`, `openai-compatible`, `gemini`, `stability`, `automatic1111`, `command`, `bfl`, `openrouter`, `recraft`",
+            "in `book.toml`, `preprocessor.imagegen.providers.x.kind`: unknown provider kind `dalle`; this version knows: `placeholder`, `openai`, `openai-compatible`, `gemini`, `stability`, `automatic1111`, `command`, `bfl`, `openrouter`, `recraft`, `ideogram`, `xai`",
         ),
         (
             json!({ "max-concurrency": 0 }),

@@ -51,6 +51,8 @@ struct Waiting {
     refs: Vec<Slot>,
     /// Once its own image is planned: the job it edits.
     edits: Option<usize>,
+    /// The `mask` of its edit, read.
+    mask: Option<RefImage>,
 }
 
 /// One reference of a waiting directive.
@@ -108,11 +110,22 @@ pub(crate) fn jobs(
                     .map(|w| slot(w, &chapter_dir, &ids, reader))
                     .collect::<Result<Vec<Slot>, String>>()
             });
-            match slots {
-                Ok(refs) => plan.waiting.push(Waiting {
+            let mask = directive
+                .attrs
+                .mask
+                .as_ref()
+                .map(|path| {
+                    reader
+                        .file(&chapter_dir, path)
+                        .map_err(|e| e.replacen("reference ", "mask ", 1))
+                })
+                .transpose();
+            match slots.and_then(|refs| Ok((refs, mask?))) {
+                Ok((refs, mask)) => plan.waiting.push(Waiting {
                     at: (p, d),
                     refs,
                     edits: None,
+                    mask,
                 }),
                 Err(message) => *uses.last_mut().expect("just pushed") = Err(message),
             }
@@ -340,7 +353,8 @@ impl Plan {
                 Some(image) => image.map_err(|e| format!("the image to edit has none: {e}"))?,
             };
             EDITED.clone_into(&mut image.label);
-            let chain = crate::request::edit_chain(directive, config, image)?;
+            let chain =
+                crate::request::edit_chain(directive, config, image, waiting.mask.as_ref())?;
             let job = self.add(chain);
             self.also[p][d].push(base);
             self.edits.insert((p, d), base);
@@ -375,7 +389,7 @@ impl Plan {
             // Whether its provider can take the image back is known now: say so before its
             // first image is paid for.
             let image = super::references::stand_in(CacheKey([0; 32]));
-            crate::request::edit_chain(directive, config, image)?;
+            crate::request::edit_chain(directive, config, image, waiting.mask.as_ref())?;
         }
         let shown = self.candidates_of(waiting.at, directive, config, &refs, picked)?;
         if directive.attrs.edit.is_some() {

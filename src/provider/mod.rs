@@ -12,12 +12,14 @@ mod command;
 pub(crate) mod describer;
 mod gemini;
 pub(crate) mod http;
+mod ideogram;
 mod openai;
 mod openrouter;
 pub(crate) mod placeholder;
 mod recraft;
 mod stability;
 mod wire;
+mod xai;
 
 pub(crate) use answer::{accept, decode_base64, inspect};
 pub(crate) use wire::{nearest_ratio, negative_field, prompt_as_sent, seed_sent};
@@ -493,6 +495,8 @@ fn dispatch(call: &Call<'_>) -> Result<Generated, Fault> {
         ProviderKind::Bfl => bfl::call(call),
         ProviderKind::OpenRouter => openrouter::call(call),
         ProviderKind::Recraft => recraft::call(call),
+        ProviderKind::Ideogram => ideogram::call(call),
+        ProviderKind::Xai => xai::call(call),
     }
 }
 

@@ -33,7 +33,7 @@ pub(super) fn call_n(call: &Call<'_>) -> Result<Vec<Generated>, Fault> {
         call.http.post_json(&url, &headers, &body)?
     } else {
         let url = format!("{}/images/edits", call.profile.base_url);
-        let (content_type, form) = edit_form(&body, &request.references);
+        let (content_type, form) = edit_form(&body, &request.references, request.mask.as_ref());
         call.http.post(&url, &headers, &content_type, form)?
     };
     let answers = read_all(&reply, &request.model, sent_size)?;
@@ -113,8 +113,13 @@ pub(crate) fn body(request: &Request, profile: &Profile, n: u32) -> (Value, Stri
     (body, sent_size)
 }
 
-/// The multipart body of an edit: every field of `body` as text (in order), then the images.
-fn edit_form(body: &Value, references: &[crate::request::RefImage]) -> (String, Vec<u8>) {
+/// The multipart body of an edit: every field of `body` as text (in order), then the images,
+/// then the mask (which applies to the first image).
+fn edit_form(
+    body: &Value,
+    references: &[crate::request::RefImage],
+    mask: Option<&crate::request::RefImage>,
+) -> (String, Vec<u8>) {
     let mut form = Form::default();
     for (name, value) in body.as_object().into_iter().flatten() {
         match value {
@@ -130,6 +135,9 @@ fn edit_form(body: &Value, references: &[crate::request::RefImage]) -> (String, 
             reference.media_type,
             &reference.bytes,
         );
+    }
+    if let Some(mask) = mask {
+        form.file("mask", "mask.png", mask.media_type, &mask.bytes);
     }
     form.finish()
 }

@@ -57,6 +57,7 @@ pub(crate) fn bare_request(
         seed: None,
         params: Default::default(),
         references: Vec::new(),
+        mask: None,
         candidate: 0,
         retry: 0,
     }

@@ -29,6 +29,8 @@ pub(crate) enum Auth {
     Google,
     /// `x-key: <key>` (BFL).
     XKey,
+    /// `api-key: <key>` (Ideogram).
+    ApiKey,
 }
 
 /// A mock for `verb` requests to `route` that carry [`KEY`] as `auth` says.
@@ -38,12 +40,15 @@ pub(crate) fn authed(verb: &str, route: &str, auth: Auth) -> MockBuilder {
         Auth::Bearer => given.and(header("authorization", format!("Bearer {KEY}").as_str())),
         Auth::Google => given.and(header("x-goog-api-key", KEY)),
         Auth::XKey => given.and(header("x-key", KEY)),
+        Auth::ApiKey => given.and(header("api-key", KEY)),
     }
 }
 
 /// Whether a request carries no key in any header a provider uses.
 pub(crate) fn no_key(request: &wiremock::Request) -> bool {
-    !request.headers.contains_key("x-key") && !request.headers.contains_key("authorization")
+    !request.headers.contains_key("x-key")
+        && !request.headers.contains_key("authorization")
+        && !request.headers.contains_key("api-key")
 }
 
 /// Serves `bytes` at `route` exactly once, to a request without the key (a download from a

@@ -59,6 +59,10 @@ kinds! {
     OpenRouter => OPENROUTER,
     /// Recraft's image API, whose vector models answer in SVG.
     Recraft => RECRAFT,
+    /// Ideogram's API: strong at lettering.
+    Ideogram => IDEOGRAM,
+    /// xAI's Grok Imagine image models.
+    Xai => XAI,
 }
 
 /// What this version knows about a provider kind.
@@ -441,6 +445,50 @@ static RECRAFT: ProviderSpec = ProviderSpec {
     is_model: true,
 };
 
+static IDEOGRAM: ProviderSpec = ProviderSpec {
+    name: "ideogram",
+    vendor: "Ideogram",
+    default_model: Some("ideogram-v3"),
+    base_url: BaseUrl::Default("https://api.ideogram.ai"),
+    key: Key::Required(&["IDEOGRAM_API_KEY"]),
+    params: &[],
+    // As `rendering_speed`: `low` is TURBO, `medium` DEFAULT, `high` QUALITY.
+    quality: true,
+    extra: true,
+    // Style and character references are Ideogram's own, not a prompt's references.
+    references: None,
+    n: never,
+    seed: true,
+    negative: field,
+    describe: None,
+    is_model: true,
+};
+
+static XAI: ProviderSpec = ProviderSpec {
+    name: "xai",
+    vendor: "xAI",
+    default_model: Some("grok-imagine-image-2.0"),
+    base_url: BaseUrl::Default("https://api.x.ai/v1"),
+    key: Key::Required(&["XAI_API_KEY"]),
+    params: &[],
+    // `low` or `medium`, for the 2.0 models.
+    quality: true,
+    extra: true,
+    // The edits route: five images for 2.0, one for the first model.
+    references: Some(|model| {
+        if model.starts_with("grok-imagine-image-2") {
+            Some(5)
+        } else {
+            Some(1)
+        }
+    }),
+    n: never,
+    seed: false,
+    negative: folded,
+    describe: None,
+    is_model: true,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,7 +508,9 @@ mod tests {
                 "command",
                 "bfl",
                 "openrouter",
-                "recraft"
+                "recraft",
+                "ideogram",
+                "xai"
             ]
         );
         for kind in ProviderKind::ALL {

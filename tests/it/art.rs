@@ -345,6 +345,8 @@ fn every_wrong_reference_fails_with_its_file_and_line() {
     book.write("src/SUMMARY.md", "# Summary\n\n- [C](c/c.md)\n");
     book.write("src/c/notes.png", "not an image");
     std::fs::write(book.root().join("src/c/ok.png"), png(4, 4)).unwrap();
+    let alpha = image::RgbaImage::from_pixel(4, 4, image::Rgba([0, 0, 0, 0]));
+    alpha.save(book.root().join("src/c/alpha.png")).unwrap();
     let outside = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(outside.path(), png(4, 4)).unwrap();
     let escape = format!(
@@ -365,6 +367,9 @@ fn every_wrong_reference_fails_with_its_file_and_line() {
         directive("reference=\"#a\""),                               // line 31
         directive("reference=\"#sd\""),                              // line 35
         directive("provider=\"sd\" edit=\"at night\""),              // line 39
+        directive("edit=\"at night\" mask=\"ok.png\""),              // line 43
+        directive("edit=\"at night\" mask=\"gone.png\""),            // line 47
+        directive("edit=\"at night\" mask=\"alpha.png\""),           // line 51
     ]
     .concat();
     book.write("src/c/c.md", &chapter);
@@ -390,6 +395,9 @@ fn every_wrong_reference_fails_with_its_file_and_line() {
         ),
         // Before its first image is paid for.
         (39, "profile `sd` is of kind `stability`"),
+        (43, "mask `ok.png` has no alpha channel"),
+        (47, "mask `src/c/gone.png` does not exist"),
+        (51, "`mask` goes to OpenAI's edits"),
     ] {
         let place = format!("src/c/c.md:{line}: ");
         let found = stderr

@@ -97,6 +97,36 @@ fn generate_fails_with_the_place_of_a_bad_directive() {
     assert!(log.contains("src/coast/lighthouses.md:3"), "{log}");
 }
 
+/// `models` prints what this version knows, each row with its state, source and date; the
+/// table needs no book.
+#[test]
+fn models_lists_what_this_version_knows_with_its_sources() {
+    let output = Command::new(BIN)
+        .args(["models", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let find = |model: &str| rows.iter().find(|r| r["model"] == model).unwrap().clone();
+    assert_eq!(find("gpt-image-1")["state"], "retired");
+    assert_eq!(find("gpt-image-1")["replacement"], "gpt-image-2");
+    assert_eq!(find("gpt-image-2.6-sunburst")["state"], "current");
+    assert_eq!(find("ideogram-v3")["kind"], "ideogram");
+    assert_eq!(find("grok-imagine-image-2.0")["kind"], "xai");
+    for row in &rows {
+        assert!(
+            row["source"].as_str().unwrap().starts_with("https://"),
+            "{row}"
+        );
+        assert_eq!(row["read"].as_str().unwrap().len(), 10, "{row}");
+    }
+    let text = Command::new(BIN).arg("models").output().unwrap();
+    ok(&text);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("retired 2026-10-23 → gpt-image-2"), "{text}");
+    assert!(text.contains("takes "), "{text}");
+}
+
 #[test]
 fn commands_explain_a_missing_book() {
     let dir = tempfile::tempdir().unwrap();

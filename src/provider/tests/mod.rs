@@ -20,6 +20,7 @@ use crate::test_support::servers::{Auth, authed, field, profile_at, requests};
 mod describer;
 mod hosted;
 mod judge;
+mod kinds;
 mod references;
 mod schema;
 
@@ -110,6 +111,46 @@ async fn openai_sends_the_exact_request_and_reads_base64() {
     assert_eq!(master.attempts, 1);
     assert_eq!(master.provenance.request_id.as_deref(), Some("req_123"));
     assert_eq!(master.provenance.sent_size.as_deref(), Some("1600x896"));
+}
+
+/// GPT Image 2.6: `complexity` as set, `size = "auto"` sent as `auto`, and an SVG answer
+/// (`output_format = "svg"`) kept as a sanitized vector master of its own size.
+#[tokio::test]
+async fn gpt_image_2_6_takes_complexity_and_auto_and_answers_in_svg() {
+    let svg = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1536 1024" onload="alert(1)"><rect width="1536" height="1024" fill="#1d3557"/></svg>"##;
+    let server = MockServer::start().await;
+    authed("POST", "/v1/images/generations", Auth::Bearer)
+        .and(body_json(json!({
+            "model": "gpt-image-2.6-flare",
+            "n": 1,
+            "prompt": "A lighthouse",
+            "size": "auto",
+            "output_format": "svg",
+            "complexity": "low"
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "created": 1_764_000_000,
+            "data": [{ "b64_json": b64(svg.as_bytes()) }],
+            "usage": { "input_tokens": 12, "output_tokens": 400, "total_tokens": 412 }
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut profile = openai(&server);
+    profile["model"] = "gpt-image-2.6-flare".into();
+    profile["output-format"] = "svg".into();
+    profile["complexity"] = "low".into();
+    let config = config(profile, json!({ "size": "auto" }));
+    let mut request = request(&config, "A lighthouse");
+    request.auto_size = true;
+    // An SVG is one image a request, whatever `n` a directive's variants would ask.
+    let (body, _) = openai::body(&request, &config.profiles["p"], 3);
+    assert_eq!(body["n"], 1);
+    let master = generate(config, request).await.master();
+    assert_eq!(master.format, ImageFormat::Svg);
+    assert_eq!((master.width, master.height), (1536, 1024));
+    assert_eq!(master.provenance.sent_size.as_deref(), Some("auto"));
+    assert!(!String::from_utf8_lossy(&master.bytes).contains("onload"));
 }
 
 #[tokio::test]

@@ -96,6 +96,93 @@ async fn openai_sends_references_to_the_edits_endpoint_as_image_parts() {
     }
 }
 
+/// A PNG of `width` x `height` with an alpha channel, transparent on its left half.
+pub(super) fn mask_png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbaImage::from_fn(width, height, |x, _| {
+        image::Rgba([0, 0, 0, if x < width / 2 { 0 } else { 255 }])
+    });
+    let mut bytes = Vec::new();
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    bytes
+}
+
+/// An edit's mask goes as the `mask` part, after the image, with the edit's `input_fidelity`.
+#[tokio::test]
+async fn openai_sends_an_edits_mask_and_input_fidelity() {
+    let server = MockServer::start().await;
+    authed("POST", "/v1/images/edits", Auth::Bearer)
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{ "b64_json": b64(&png(5, 3)) }]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut openai = profile("openai", "gpt-image-2.6-sunburst", &server, "/v1");
+    openai["input-fidelity"] = "high".into();
+    let config = book(openai, json!({}));
+    let mut request = request(&config, "Light the lamp");
+    request.references = references()[..1].to_vec();
+    let bytes = mask_png(5, 3);
+    request.mask = Some(RefImage {
+        label: "art/mask.png".into(),
+        hash: blake3::hash(&bytes).to_hex().to_string(),
+        media_type: "image/png",
+        bytes: Arc::new(bytes.clone()),
+        path: "/book/art/mask.png".into(),
+    });
+    let key_without = crate::request::cache_key(&Request {
+        mask: None,
+        ..request.clone()
+    });
+    assert_ne!(crate::request::cache_key(&request), key_without);
+    generate(config, request).await.master();
+    let received = server.received_requests().await.unwrap();
+    let parts = parts(&received[0]);
+    let names: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
+    let image = names.iter().position(|n| *n == "image[]").unwrap();
+    let mask = names.iter().position(|n| *n == "mask").unwrap();
+    assert!(image < mask, "{names:?}");
+    assert_eq!(parts[mask].3, bytes);
+    assert_eq!(parts[mask].2.as_deref(), Some("image/png"));
+    let fidelity = parts.iter().find(|p| p.0 == "input_fidelity").unwrap();
+    assert_eq!(fidelity.3, b"high");
+}
+
+/// A mask must be a PNG with alpha, the size of the image it masks.
+#[test]
+fn masks_are_checked_against_their_image() {
+    let image = |bytes: Vec<u8>, media_type| RefImage {
+        label: "m.png".into(),
+        hash: "ab".repeat(32),
+        media_type,
+        bytes: Arc::new(bytes),
+        path: Default::default(),
+    };
+    let edited = image(png(5, 3), "image/png");
+    let check = |mask: RefImage| crate::request::check_mask(&mask, &edited);
+    assert_eq!(check(image(mask_png(5, 3), "image/png")), Ok(()));
+    let message = check(image(png(5, 3), "image/png")).unwrap_err();
+    assert!(message.contains("no alpha channel"), "{message}");
+    let message = check(image(mask_png(6, 3), "image/png")).unwrap_err();
+    assert!(
+        message.contains("is 6x3, and the image it masks is 5x3"),
+        "{message}"
+    );
+    let message = check(image(jpeg(5, 3), "image/jpeg")).unwrap_err();
+    assert!(message.contains("is not a PNG"), "{message}");
+    // Before the image is made (a stand-in with no bytes), only the mask itself is checked.
+    let stand_in = image(Vec::new(), "image/png");
+    assert_eq!(
+        crate::request::check_mask(&image(mask_png(6, 3), "image/png"), &stand_in),
+        Ok(())
+    );
+}
+
 #[tokio::test]
 async fn a_compatible_server_gets_the_same_edits_route() {
     let server = MockServer::start().await;
