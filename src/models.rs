@@ -613,8 +613,9 @@ pub(crate) fn openai_model(model: &str) -> OpenAiModel {
     }
 }
 
-/// The models this version sends to Ideogram's 3.0 generate route.
-pub(crate) const IDEOGRAM_MODELS: [&str; 1] = ["ideogram-v3"];
+/// The models this version sends to Ideogram: 3.0 through its generate route, and the vector
+/// model (SVG) through its asynchronous one.
+pub(crate) const IDEOGRAM_MODELS: [&str; 2] = ["ideogram-v3", "ideogram-vector-1"];
 
 /// The `rendering_speed` Ideogram is asked for a quality: `low` is `TURBO`, `medium`
 /// `DEFAULT`, `high` `QUALITY`; `auto` (or none) leaves Ideogram's default (`DEFAULT`).

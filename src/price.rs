@@ -93,7 +93,7 @@ fn built_in(kind: ProviderKind, model: &str, request: &Request, quality: &str) -
         },
         ProviderKind::Bfl => bfl(model, crate::models::bfl_size(model, request.size)),
         ProviderKind::Recraft => recraft(model),
-        ProviderKind::Ideogram => Some(ideogram(quality)),
+        ProviderKind::Ideogram => Some(ideogram(model, quality)),
         ProviderKind::Xai => Some(xai(model, quality, request.size)),
         // Hundreds of models at their own prices: the answer's `usage.cost` is the record, and
         // `price` in the profile sets the estimate a budget counts.
@@ -140,8 +140,17 @@ fn recraft(model: &str) -> Option<f64> {
 }
 
 /// Ideogram 3.0 per image by rendering speed (ideogram.ai/features/api-pricing, read
-/// 2026-12-05): Turbo $0.03, Default $0.06, Quality $0.09.
-fn ideogram(quality: &str) -> f64 {
+/// 2026-12-05): Turbo $0.03, Default $0.06, Quality $0.09. The vector model: $0.13 at `low`
+/// (Ideogram's pricing guide), $0.16 at `medium` (its default) and $0.20 at `high` (resellers'
+/// figures).
+fn ideogram(model: &str, quality: &str) -> f64 {
+    if model == "ideogram-vector-1" {
+        return match quality {
+            "low" => 0.13,
+            "high" => 0.20,
+            _ => 0.16,
+        };
+    }
     match crate::models::ideogram_speed(Some(quality)) {
         Some("TURBO") => 0.03,
         Some("QUALITY") => 0.09,

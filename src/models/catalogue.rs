@@ -125,7 +125,7 @@ const CURRENT: &[Current] = &[
     },
     Current {
         kind: ProviderKind::Ideogram,
-        ids: &["ideogram-v3"],
+        ids: &["ideogram-v3", "ideogram-vector-1"],
         source: Source {
             url: "https://developer.ideogram.ai/api-reference/api-reference/generate-v3",
             read: "2026-12-05",
@@ -229,6 +229,9 @@ pub(crate) fn takes(kind: ProviderKind, model: &str) -> String {
         }
         ProviderKind::Xai if super::xai_is_v2(model) => {
             parts.push("quality low/medium".into());
+        }
+        ProviderKind::Ideogram if model.contains("vector") => {
+            parts.push("quality low/medium/high; SVG output".into());
         }
         ProviderKind::Ideogram => parts.push("quality low/medium/high (speed)".into()),
         ProviderKind::Recraft if model.ends_with("_vector") => parts.push("SVG output".into()),

@@ -3,6 +3,13 @@
 //! the size as the closest `aspect_ratio` (`16x9`), and the quality as a `rendering_speed`.
 //! The answer's image is a URL, downloaded at once (it expires after a day); an image Ideogram
 //! withheld as unsafe (`is_image_safe: false`) is a refusal.
+//!
+//! The vector model, `ideogram-vector-1`, answers only asynchronously: `POST {base-url}/v2/svg/
+//! generate/ideogram-vector-1` returns a `generation_id`, `GET {base-url}/v2/generations/{id}`
+//! is polled until the generation is done, and its SVG is downloaded and sanitized like every
+//! SVG master.
+
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -20,7 +27,23 @@ const RATIOS: [&str; 15] = [
 /// The largest seed Ideogram takes.
 const MAX_SEED: u64 = 2_147_483_647;
 
+/// Ideogram's vector model, which makes SVG masters.
+pub(crate) const VECTOR_MODEL: &str = "ideogram-vector-1";
+
+/// The aspect ratios the vector model takes, as written on the wire.
+const VECTOR_RATIOS: [&str; 15] = [
+    "1:3", "1:2", "9:16", "10:16", "2:3", "3:4", "4:5", "1:1", "5:4", "4:3", "3:2", "16:10",
+    "16:9", "2:1", "3:1",
+];
+
+/// The first wait between polls; it grows to [`MAX_POLL_WAIT`].
+const FIRST_POLL_WAIT: Duration = Duration::from_millis(500);
+const MAX_POLL_WAIT: Duration = Duration::from_secs(4);
+
 pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
+    if call.request.model == VECTOR_MODEL {
+        return vector(call);
+    }
     let request = call.request;
     let (mut body, sent_size) = body(request);
     if let Some(fields) = body.as_object_mut() {
@@ -59,6 +82,158 @@ pub(crate) fn body(request: &Request) -> (Value, String) {
         fields.insert("rendering_speed".into(), speed.into());
     }
     (body, ratio)
+}
+
+/// An SVG from the vector model: submit, poll until done, download.
+fn vector(call: &Call<'_>) -> Result<Generated, Fault> {
+    let request = call.request;
+    let (mut body, sent_size) = vector_body(request);
+    if let Some(fields) = body.as_object_mut() {
+        call.add_extra(fields);
+    }
+    let headers = [("api-key", call.key.map_or("", |k| k.expose()))];
+    let base = &call.profile.base_url;
+    let url = format!("{base}/v2/svg/generate/{VECTOR_MODEL}");
+    let reply = call.http.post_json(&url, &headers, &body)?;
+    if !reply.is_success() {
+        return Err(error(&reply));
+    }
+    let submitted = reply.json()?;
+    let Some(id) = submitted
+        .get("generation_id")
+        .and_then(Value::as_str)
+        .filter(|id| {
+            !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        })
+    else {
+        return Err(Fault::new(
+            FaultKind::BadImage,
+            format!(
+                "the answer has no usable `generation_id`: {}",
+                snippet(&reply.body)
+            ),
+        ));
+    };
+    let done = poll(call, &format!("{base}/v2/generations/{id}"), &headers)?;
+    let (url, mut generated) = read_done(&done)?;
+    generated.provenance.sent_size = Some(sent_size);
+    generated.provenance.request_id = Some(id.to_owned());
+    generated.bytes = call.http.download(&url)?;
+    Ok(generated)
+}
+
+/// The vector model's request body, and the size as sent (`16:9`). Pure.
+pub(crate) fn vector_body(request: &Request) -> (Value, String) {
+    let ratio = super::nearest_ratio(request.size, &VECTOR_RATIOS);
+    let mut body = json!({ "prompt": request.prompt_with_negative(), "aspect_ratio": ratio });
+    let fields = body.as_object_mut().expect("an object");
+    if let Some(quality) = request
+        .quality
+        .as_deref()
+        .filter(|q| ["low", "medium", "high"].contains(q))
+    {
+        fields.insert("quality".into(), quality.into());
+    }
+    if let Some(seed) = super::seed_sent(request) {
+        fields.insert("seed".into(), (seed % (MAX_SEED + 1)).into());
+    }
+    (body, ratio.to_owned())
+}
+
+/// Polls a generation until it is done, waiting longer between polls up to
+/// [`MAX_POLL_WAIT`], for at most the profile's timeout. A poll that fails for a reason worth
+/// retrying (a busy server, a dropped connection) is polled again: the generation runs and is
+/// paid for, and submitting it again would pay twice.
+fn poll(call: &Call<'_>, url: &str, headers: &[(&str, &str)]) -> Result<Value, Fault> {
+    let started = Instant::now();
+    let (mut waited, mut wait) = (Duration::ZERO, FIRST_POLL_WAIT);
+    let mut last = String::new();
+    loop {
+        if started.elapsed().max(waited) >= call.timeout {
+            return Err(Fault::new(
+                FaultKind::Transient,
+                format!(
+                    "the generation was not done within {} (raise `timeout`){last}",
+                    humantime::format_duration(call.timeout)
+                ),
+            ));
+        }
+        (call.sleep)(wait);
+        waited += wait;
+        wait = (wait * 2).min(MAX_POLL_WAIT);
+        let left = call.timeout.saturating_sub(started.elapsed().max(waited));
+        let answer = match call.http.get(url, headers, left) {
+            Ok(reply) if reply.is_success() => reply.json(),
+            Ok(reply) => Err(error(&reply)),
+            Err(fault) => Err(fault),
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(fault) if fault.kind.retryable() || fault.kind == FaultKind::BadImage => {
+                if let Some(asked) = fault.retry_after {
+                    wait = asked.min(call.timeout);
+                }
+                last = format!("; the last poll said: {}", fault.message);
+                continue;
+            }
+            Err(fault) => return Err(fault),
+        };
+        let status = answer
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if answer.get("data").is_some_and(Value::is_array) || status == "completed" {
+            return Ok(answer);
+        }
+        if matches!(status.as_str(), "failed" | "error" | "cancelled") {
+            return Err(Fault::new(
+                FaultKind::Transient,
+                format!("the generation ended with status `{status}`"),
+            ));
+        }
+        last = format!("; the last status was `{status}`");
+    }
+}
+
+/// Reads a finished vector generation: the URL of its SVG (`data[0].url`, or `url`).
+fn read_done(answer: &Value) -> Result<(String, Generated), Fault> {
+    let item = answer.get("data").and_then(|d| d.get(0)).unwrap_or(answer);
+    if item.get("is_image_safe").and_then(Value::as_bool) == Some(false) {
+        return Err(Fault::new(
+            FaultKind::Refused,
+            "Ideogram withheld the image as unsafe (the request is billed)",
+        ));
+    }
+    let Some(url) = item
+        .get("url")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+    else {
+        return Err(Fault::new(
+            FaultKind::BadImage,
+            "the finished generation has no `url`",
+        ));
+    };
+    let cost_usd = answer
+        .get("usage_cost_usd_micros")
+        .and_then(Value::as_f64)
+        .filter(|c| c.is_finite() && (0.0..=1e9).contains(c))
+        .map(|micros| micros / 1e6);
+    Ok((
+        url.to_owned(),
+        Generated {
+            bytes: Vec::new(),
+            cost_usd,
+            provenance: Provenance {
+                seed: item.get("seed").and_then(Value::as_u64),
+                ..Provenance::default()
+            },
+        },
+    ))
 }
 
 /// Reads an answer `{created, data: [{url, prompt, resolution, is_image_safe, seed}]}`: the

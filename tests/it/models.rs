@@ -230,3 +230,47 @@ async fn a_prompt_longer_than_the_model_reads_fails_at_its_line() {
     );
     assert_eq!(server.received_requests().await.unwrap().len(), 0);
 }
+
+/// `size = "auto"`: sent as `auto`, shown as `auto` by `plan`, and the figure takes the image's
+/// own size, uncropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn size_auto_lets_the_model_choose_and_the_figure_takes_its_size() {
+    let server = MockServer::start().await;
+    let image = crate::support::fixtures::png_base64(96, 40);
+    Mock::given(method("POST"))
+        .and(path("/v1/images/generations"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({ "size": "auto", "model": "gpt-image-2.6-flare" }),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "created": 1, "data": [{ "b64_json": image }]
+        })))
+        .mount(&server)
+        .await;
+    let book = lights(
+        "main",
+        "size = \"auto\"",
+        &[(
+            "main",
+            &format!(
+                "kind = \"openai\"\nmodel = \"gpt-image-2.6-flare\"\nbase-url = \"{}/v1\"",
+                server.uri()
+            ),
+        )],
+    );
+    book.write(
+        "src/README.md",
+        "# Lights\n\n```image-prompt alt=\"A lighthouse\"\nA lighthouse at dusk\n```\n",
+    );
+    book.write("src/SUMMARY.md", "# Summary\n\n[Introduction](README.md)\n");
+    let rows = book.plan();
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r["size"] == "auto"),
+        "{rows:#?}"
+    );
+    let output = build(&book).await;
+    ok(&output);
+    assert!(!server.received_requests().await.unwrap().is_empty());
+    let intro = book.read("book/index.html");
+    assert!(intro.contains("width=\"96\" height=\"40\""), "{intro}");
+}

@@ -93,7 +93,7 @@ fn of_job(planned: &mut Planned, job: &Job, decision: &Decision) -> PlannedJob {
         profile: request.profile.clone(),
         kind: request.kind,
         model: request.model.clone(),
-        size: request.size,
+        size: request.size_label(),
         tier: tier_of(request),
         chain: job.chain.iter().map(|(k, _)| *k).collect(),
         own_waits,

@@ -7,7 +7,7 @@ use crate::judgement::Mark;
 use crate::pipeline::image::tier_of;
 use crate::pipeline::jobs::Job;
 use crate::pipeline::resolve::{Decision, Status};
-use crate::vocab::{ProviderKind, Size};
+use crate::vocab::ProviderKind;
 
 /// What a build would do for one directive (or one malformed block).
 #[derive(Debug, Clone)]
@@ -54,7 +54,8 @@ pub(crate) struct PlannedJob {
     pub(crate) profile: String,
     pub(crate) kind: ProviderKind,
     pub(crate) model: String,
-    pub(crate) size: Size,
+    /// `WIDTHxHEIGHT`, or `auto`.
+    pub(crate) size: String,
     /// The part of the cache its own image lives in.
     pub(crate) tier: Tier,
     /// Its profile's key, then each fallback's: every image that may serve it. Never empty.

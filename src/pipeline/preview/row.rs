@@ -18,7 +18,7 @@ impl From<&Planned> for PlannedImage {
             profile: text(|j| j.profile.clone()),
             provider: text(|j| j.kind.as_str().to_owned()),
             model: text(|j| j.model.clone()),
-            size: text(|j| j.size.to_string()),
+            size: text(|j| j.size.clone()),
             cost: job.and_then(|j| j.cost),
             prompt: prompt_start(&p.prompt),
             alt: p.alt.clone(),
@@ -64,7 +64,7 @@ mod tests {
     use crate::pipeline::Variants;
     use crate::pipeline::preview::planned::Describe;
     use crate::pipeline::resolve::Status;
-    use crate::vocab::{ProviderKind, Size};
+    use crate::vocab::ProviderKind;
 
     fn key(byte: u8) -> CacheKey {
         CacheKey([byte; 32])
@@ -79,10 +79,7 @@ mod tests {
             profile: "default".into(),
             kind: ProviderKind::OpenAi,
             model: "gpt-image-1".into(),
-            size: Size {
-                width: 1536,
-                height: 1024,
-            },
+            size: "1536x1024".into(),
             tier: Tier::Committed,
             chain: vec![key(1), key(2)],
             own_waits: false,

@@ -130,6 +130,63 @@ async fn ideogram_refusals_quota_and_in_flight_limits_have_their_kinds() {
     run.master();
 }
 
+/// The vector model: submitted, polled until done (a pending answer and a busy poll in
+/// between), its SVG downloaded without the key and sanitized.
+#[tokio::test]
+async fn ideogram_vector_submits_polls_and_keeps_a_sanitized_svg() {
+    let server = MockServer::start().await;
+    authed("POST", "/v2/svg/generate/ideogram-vector-1", Auth::ApiKey)
+        .and(body_json(json!({
+            "prompt": "A lighthouse icon", "aspect_ratio": "1:1", "quality": "low", "seed": 3
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "generation_id": "gen_42", "status": "pending", "created": "2026-12-05T10:00:00Z"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    for answer in [
+        ResponseTemplate::new(200)
+            .set_body_json(json!({ "generation_id": "gen_42", "status": "pending" })),
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", "1")
+            .set_body_json(json!({ "error": "Too many polls." })),
+    ] {
+        authed("GET", "/v2/generations/gen_42", Auth::ApiKey)
+            .respond_with(answer)
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+    }
+    authed("GET", "/v2/generations/gen_42", Auth::ApiKey)
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "generation_id": "gen_42",
+            "status": "completed",
+            "usage_cost_usd_micros": 130_000,
+            "data": [{
+                "object_type": "svg.generation",
+                "url": format!("{}/assets/gen_42.svg?sig=x", server.uri()),
+                "asset_id": "asset_1", "mime_type": "image/svg+xml", "width": 1024, "height": 1024
+            }]
+        })))
+        .mount(&server)
+        .await;
+    let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1024 1024"><script>alert(1)</script><circle cx="512" cy="512" r="400"/></svg>"#;
+    serve_download(&server, "/assets/gen_42.svg", svg.as_bytes().to_vec()).await;
+    let mut ideogram = profile("ideogram", "ideogram-vector-1", &server, "");
+    ideogram["quality"] = "low".into();
+    let book = config(ideogram, json!({}));
+    let mut request = request(&book, "A lighthouse icon");
+    request.seed = Some(3);
+    let run = generate(book, request).await;
+    assert_eq!(run.waits.len(), 3, "{:?}", run.waits);
+    let master = run.master();
+    assert_eq!(master.format, ImageFormat::Svg);
+    assert!(!String::from_utf8_lossy(&master.bytes).contains("script"));
+    assert_eq!(master.provenance.request_id.as_deref(), Some("gen_42"));
+    assert!((master.cost_usd - 0.13).abs() < 1e-9);
+}
+
 fn xai_ok(image: &[u8]) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "data": [{ "b64_json": b64(image), "mime_type": "image/jpeg", "revised_prompt": "A tall lighthouse at dusk" }],
