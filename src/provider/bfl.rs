@@ -8,11 +8,10 @@
 //! and the key goes only to the configured host or another host of its site (BFL answers from
 //! regional hosts such as `api.eu2.bfl.ai`); the sample is downloaded without it.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
 use super::http::{Reply, may_send_key, snippet};
+use super::poll::Step;
 use super::{Call, Fault, FaultKind, Generated, Provenance};
 
 /// The aspect ratios FLUX 3 takes instead of a width and height.
@@ -24,10 +23,6 @@ const FLUX_3_RATIOS: [&str; 15] = [
 /// The site BFL's regional hosts belong to: a polling URL under it gets the key, when the
 /// configured host is under it too.
 const SITE: &str = "bfl.ai";
-
-/// The first wait between polls; it grows to [`MAX_POLL_WAIT`].
-const FIRST_POLL_WAIT: Duration = Duration::from_millis(500);
-const MAX_POLL_WAIT: Duration = Duration::from_secs(4);
 
 pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let request = call.request;
@@ -184,67 +179,35 @@ fn ratio_only(model: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-/// Polls until the task is `Ready`, waiting longer between polls up to [`MAX_POLL_WAIT`], for
-/// at most the profile's timeout (each poll waits only for what is left of it). A failed poll (a dropped connection, a busy server, an
-/// answer or status this version does not know) is polled again: the task is running and
-/// paid for, and submitting it again would pay twice.
+/// Polls until the task is `Ready` ([`super::poll::until_done`]). `Pending`, FLUX 3's
+/// `Reasoning` and `Generating`, and any status this version does not know mean wait.
 fn poll(call: &Call<'_>, url: &str, headers: &[(&str, &str)]) -> Result<Value, Fault> {
-    let started = Instant::now();
-    let mut waited = Duration::ZERO;
-    let mut wait = FIRST_POLL_WAIT;
-    let mut last = String::new();
-    loop {
-        if started.elapsed().max(waited) >= call.timeout {
-            return Err(Fault::new(
+    super::poll::until_done(call, url, headers, "task", error, |answer| {
+        let status = answer
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        match status.as_str() {
+            "Ready" => Step::Done(answer),
+            "Request Moderated" | "Content Moderated" => Step::Fail(moderated(&status, &answer)),
+            "Task not found" => Step::Fail(Fault::new(
                 FaultKind::Transient,
-                format!(
-                    "the task was not ready within {} (raise `timeout` for slow models){last}",
-                    humantime::format_duration(call.timeout)
-                ),
-            ));
-        }
-        (call.sleep)(wait);
-        waited += wait;
-        wait = (wait * 2).min(MAX_POLL_WAIT);
-        let left = call.timeout.saturating_sub(started.elapsed().max(waited));
-        let answer = match call.http.get(url, headers, left) {
-            Ok(reply) if reply.is_success() => reply.json(),
-            Ok(reply) => Err(error(&reply)),
-            Err(fault) => Err(fault),
-        };
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(fault) if fault.kind.retryable() || fault.kind == FaultKind::BadImage => {
-                tracing::debug!("polling {}: {}", super::http::shorten(url), fault.message);
-                last = format!("; the last poll said: {}", fault.message);
-                continue;
-            }
-            Err(fault) => return Err(fault),
-        };
-        let status = answer.get("status").and_then(Value::as_str).unwrap_or("");
-        match status {
-            "Ready" => return Ok(answer),
-            "Request Moderated" | "Content Moderated" => return Err(moderated(status, &answer)),
-            "Task not found" => {
-                return Err(Fault::new(
-                    FaultKind::Transient,
-                    "Task not found: the task expired or was lost; it is submitted again",
-                ));
-            }
+                "Task not found: the task expired or was lost; it is submitted again",
+            )),
             "Error" | "Failed" => {
                 let details = answer
                     .get("details")
                     .map(Value::to_string)
                     .unwrap_or_default();
-                return Err(Fault::new(
+                Step::Fail(Fault::new(
                     FaultKind::Transient,
                     format!("the task ended with status `{status}` {details}"),
-                ));
+                ))
             }
-            // `Pending`, FLUX 3's `Reasoning` and `Generating`, and whatever comes next.
-            other => last = format!("; the last status was `{other}`"),
+            _ => Step::Wait(status),
         }
-    }
+    })
 }
 
 /// The refusal of a moderated task, with BFL's reasons.

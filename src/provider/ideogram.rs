@@ -9,11 +9,10 @@
 //! is polled until the generation is done, and its SVG is downloaded and sanitized like every
 //! SVG master.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
 use super::http::{Reply, snippet};
+use super::poll::Step;
 use super::{Call, Fault, FaultKind, Generated, Provenance};
 use crate::request::Request;
 
@@ -35,10 +34,6 @@ const VECTOR_RATIOS: [&str; 15] = [
     "1:3", "1:2", "9:16", "10:16", "2:3", "3:4", "4:5", "1:1", "5:4", "4:3", "3:2", "16:10",
     "16:9", "2:1", "3:1",
 ];
-
-/// The first wait between polls; it grows to [`MAX_POLL_WAIT`].
-const FIRST_POLL_WAIT: Duration = Duration::from_millis(500);
-const MAX_POLL_WAIT: Duration = Duration::from_secs(4);
 
 pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     if call.request.model == VECTOR_MODEL {
@@ -143,88 +138,39 @@ pub(crate) fn vector_body(request: &Request) -> (Value, String) {
     (body, ratio.to_owned())
 }
 
-/// Polls a generation until it is done, waiting longer between polls up to
-/// [`MAX_POLL_WAIT`], for at most the profile's timeout. A poll that fails for a reason worth
-/// retrying (a busy server, a dropped connection) is polled again: the generation runs and is
-/// paid for, and submitting it again would pay twice.
+/// Polls a generation until it is done ([`super::poll::until_done`]): an answer with `data`,
+/// or the status `completed`; `failed` fails the attempt (a failed generation is not billed).
 fn poll(call: &Call<'_>, url: &str, headers: &[(&str, &str)]) -> Result<Value, Fault> {
-    let started = Instant::now();
-    let (mut waited, mut wait) = (Duration::ZERO, FIRST_POLL_WAIT);
-    let mut last = String::new();
-    loop {
-        if started.elapsed().max(waited) >= call.timeout {
-            return Err(Fault::new(
-                FaultKind::Transient,
-                format!(
-                    "the generation was not done within {} (raise `timeout`){last}",
-                    humantime::format_duration(call.timeout)
-                ),
-            ));
-        }
-        (call.sleep)(wait);
-        waited += wait;
-        wait = (wait * 2).min(MAX_POLL_WAIT);
-        let left = call.timeout.saturating_sub(started.elapsed().max(waited));
-        let answer = match call.http.get(url, headers, left) {
-            Ok(reply) if reply.is_success() => reply.json(),
-            Ok(reply) => Err(error(&reply)),
-            Err(fault) => Err(fault),
-        };
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(fault) if fault.kind.retryable() || fault.kind == FaultKind::BadImage => {
-                if let Some(asked) = fault.retry_after {
-                    wait = asked.min(call.timeout);
-                }
-                last = format!("; the last poll said: {}", fault.message);
-                continue;
-            }
-            Err(fault) => return Err(fault),
-        };
+    super::poll::until_done(call, url, headers, "generation", error, |answer| {
         let status = answer
             .get("status")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_ascii_lowercase();
         if answer.get("data").is_some_and(Value::is_array) || status == "completed" {
-            return Ok(answer);
-        }
-        if matches!(status.as_str(), "failed" | "error" | "cancelled") {
-            return Err(Fault::new(
+            Step::Done(answer)
+        } else if matches!(status.as_str(), "failed" | "error" | "cancelled") {
+            Step::Fail(Fault::new(
                 FaultKind::Transient,
                 format!("the generation ended with status `{status}`"),
-            ));
+            ))
+        } else {
+            Step::Wait(status)
         }
-        last = format!("; the last status was `{status}`");
-    }
+    })
 }
 
 /// Reads a finished vector generation: the URL of its SVG (`data[0].url`, or `url`).
 fn read_done(answer: &Value) -> Result<(String, Generated), Fault> {
     let item = answer.get("data").and_then(|d| d.get(0)).unwrap_or(answer);
-    if item.get("is_image_safe").and_then(Value::as_bool) == Some(false) {
-        return Err(Fault::new(
-            FaultKind::Refused,
-            "Ideogram withheld the image as unsafe (the request is billed)",
-        ));
-    }
-    let Some(url) = item
-        .get("url")
-        .and_then(Value::as_str)
-        .filter(|u| !u.is_empty())
-    else {
-        return Err(Fault::new(
-            FaultKind::BadImage,
-            "the finished generation has no `url`",
-        ));
-    };
+    let url = url_of(item, "the finished generation")?;
     let cost_usd = answer
         .get("usage_cost_usd_micros")
         .and_then(Value::as_f64)
         .filter(|c| c.is_finite() && (0.0..=1e9).contains(c))
         .map(|micros| micros / 1e6);
     Ok((
-        url.to_owned(),
+        url,
         Generated {
             bytes: Vec::new(),
             cost_usd,
@@ -250,24 +196,9 @@ pub(crate) fn read(reply: &Reply) -> Result<(String, Generated), Fault> {
             format!("the answer holds no image: {}", snippet(&reply.body)),
         ));
     };
-    if item.get("is_image_safe").and_then(Value::as_bool) == Some(false) {
-        return Err(Fault::new(
-            FaultKind::Refused,
-            "Ideogram withheld the image as unsafe (the request is billed)",
-        ));
-    }
-    let Some(url) = item
-        .get("url")
-        .and_then(Value::as_str)
-        .filter(|u| !u.is_empty())
-    else {
-        return Err(Fault::new(
-            FaultKind::BadImage,
-            format!("the answer's image has no `url`: {}", snippet(&reply.body)),
-        ));
-    };
+    let url = url_of(item, &format!("the answer ({})", snippet(&reply.body)))?;
     Ok((
-        url.to_owned(),
+        url,
         Generated {
             bytes: Vec::new(),
             cost_usd: None,
@@ -284,6 +215,22 @@ pub(crate) fn read(reply: &Reply) -> Result<(String, Generated), Fault> {
             },
         },
     ))
+}
+
+/// The URL of an answer's image; an image Ideogram withheld as unsafe is a refusal. `what`
+/// names the answer in the message when there is no URL.
+fn url_of(item: &Value, what: &str) -> Result<String, Fault> {
+    if item.get("is_image_safe").and_then(Value::as_bool) == Some(false) {
+        return Err(Fault::new(
+            FaultKind::Refused,
+            "Ideogram withheld the image as unsafe (the request is billed)",
+        ));
+    }
+    item.get("url")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| Fault::new(FaultKind::BadImage, format!("{what} has no image `url`")))
 }
 
 /// Classifies an error answer `{"error", "reject_reason"}`: 422 is a prompt that failed the

@@ -16,6 +16,7 @@ mod ideogram;
 mod openai;
 mod openrouter;
 pub(crate) mod placeholder;
+mod poll;
 mod recraft;
 mod stability;
 mod wire;
