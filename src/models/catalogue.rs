@@ -125,9 +125,17 @@ const CURRENT: &[Current] = &[
     },
     Current {
         kind: ProviderKind::Ideogram,
-        ids: &["ideogram-v3", "ideogram-vector-1"],
+        ids: &["ideogram-v3"],
         source: Source {
             url: "https://developer.ideogram.ai/api-reference/api-reference/generate-v3",
+            read: "2026-12-05",
+        },
+    },
+    Current {
+        kind: ProviderKind::Ideogram,
+        ids: &["ideogram-vector-1"],
+        source: Source {
+            url: "https://developer.ideogram.ai/api-reference/vectors",
             read: "2026-12-05",
         },
     },

@@ -123,7 +123,7 @@ fn vector(call: &Call<'_>) -> Result<Generated, Fault> {
 /// The vector model's request body, and the size as sent (`16:9`). Pure.
 pub(crate) fn vector_body(request: &Request) -> (Value, String) {
     let ratio = super::nearest_ratio(request.size, &VECTOR_RATIOS);
-    let mut body = json!({ "prompt": request.prompt_with_negative(), "aspect_ratio": ratio });
+    let mut body = json!({ "prompt": super::prompt_as_sent(request), "aspect_ratio": ratio });
     let fields = body.as_object_mut().expect("an object");
     if let Some(quality) = request
         .quality

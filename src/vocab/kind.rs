@@ -459,7 +459,14 @@ static IDEOGRAM: ProviderSpec = ProviderSpec {
     references: None,
     n: never,
     seed: true,
-    negative: field,
+    // 3.0 reads a negative prompt; the vector model is told in the prompt.
+    negative: |model| {
+        if model.contains("vector") {
+            Negative::Folded
+        } else {
+            Negative::Field
+        }
+    },
     describe: None,
     is_model: true,
 };

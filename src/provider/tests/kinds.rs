@@ -137,7 +137,7 @@ async fn ideogram_vector_submits_polls_and_keeps_a_sanitized_svg() {
     let server = MockServer::start().await;
     authed("POST", "/v2/svg/generate/ideogram-vector-1", Auth::ApiKey)
         .and(body_json(json!({
-            "prompt": "A lighthouse icon", "aspect_ratio": "1:1", "quality": "low", "seed": 3
+            "prompt": "A lighthouse icon\n\nAvoid: text.", "aspect_ratio": "1:1", "quality": "low", "seed": 3
         })))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "generation_id": "gen_42", "status": "pending", "created": "2026-12-05T10:00:00Z"
@@ -178,6 +178,8 @@ async fn ideogram_vector_submits_polls_and_keeps_a_sanitized_svg() {
     let book = config(ideogram, json!({}));
     let mut request = request(&book, "A lighthouse icon");
     request.seed = Some(3);
+    // No negative field on the vector route: it is told in the prompt.
+    request.negative = Some("text".into());
     let run = generate(book, request).await;
     assert_eq!(run.waits.len(), 3, "{:?}", run.waits);
     let master = run.master();
