@@ -733,6 +733,17 @@ pub(crate) fn check_options(
             return Ok(());
         }
         ProviderKind::Ideogram => {
+            // The model names the route it is sent to: only those this version knows, for a
+            // profile and a directive's `model` alike.
+            if !IDEOGRAM_MODELS.contains(&model) {
+                return Err((
+                    "model",
+                    format!(
+                        "`{model}` is not a model this version sends to Ideogram; use {}",
+                        crate::vocab::list(IDEOGRAM_MODELS)
+                    ),
+                ));
+            }
             if let Some(quality) = quality.filter(|q| EXTENDED_QUALITIES.contains(q)) {
                 return Err((
                     "quality",

@@ -187,15 +187,6 @@ fn profile(name: &str, mut raw: RawProfile) -> Result<Profile, (String, String)>
         ));
     }
 
-    if kind == ProviderKind::Ideogram && !crate::models::IDEOGRAM_MODELS.contains(&model.as_str()) {
-        return Err((
-            at("model"),
-            format!(
-                "`{model}` is not a model this version sends to Ideogram; use {}",
-                list(crate::models::IDEOGRAM_MODELS)
-            ),
-        ));
-    }
     let mut profile = Profile::new(kind, &model);
     endpoint(&at, &mut raw, &mut profile)?;
     settings(&at, &mut raw, &mut profile)?;

@@ -25,8 +25,7 @@ use crate::models::{xai_is_v2 as is_v2, xai_resolution as resolution};
 
 pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let request = call.request;
-    let (body, sent_size) = body(request);
-    let mut body = body;
+    let (mut body, sent_size) = body(request);
     if let Some(fields) = body.as_object_mut() {
         call.add_extra(fields);
     }

@@ -15,6 +15,18 @@ pub(crate) fn jpeg(width: u32, height: u32) -> Vec<u8> {
     encoded(width, height, [10, 20, 30], ImageFormat::Jpeg)
 }
 
+/// A PNG with an alpha channel, transparent on its left half: an edit's mask.
+pub(crate) fn mask_png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbaImage::from_fn(width, height, |x, _| {
+        image::Rgba([0, 0, 0, if x < width / 2 { 0 } else { 255 }])
+    });
+    let mut bytes = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+        .unwrap();
+    bytes
+}
+
 fn encoded(width: u32, height: u32, colour: [u8; 3], format: ImageFormat) -> Vec<u8> {
     let image = image::RgbImage::from_pixel(width, height, image::Rgb(colour));
     let mut bytes = Vec::new();

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wiremock::matchers::{body_json, body_partial_json, method, path};
+use wiremock::matchers::{body_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::config::Size;
@@ -76,45 +76,34 @@ async fn bfl_submits_polls_until_ready_and_downloads_the_sample_without_the_key(
 async fn bfl_fits_sizes_to_its_grid_and_flux_3_takes_a_ratio() {
     let server = MockServer::start().await;
     let polling = format!("{}/v1/get_result?id=task-1", server.uri());
-    Mock::given(method("POST"))
-        .and(path("/v1/flux-2-max"))
-        .and(body_json(json!({
-            "prompt": "A lighthouse\n\nAvoid: people.", "width": 1600, "height": 896, "output_format": "jpeg"
-        })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": "task-1", "polling_url": polling })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/flux-3-image"))
-        .and(body_json(json!({
-            "prompt": "A lighthouse\n\nAvoid: people.", "aspect_ratio": "16:9", "resolution": "1k"
-        })))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({ "id": "task-1", "polling_url": polling })),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    // FLUX1.1 [pro]: multiples of 32 within 256 to 1440; Ultra and Kontext: a ratio only.
+    // FLUX.2 on a 16 grid; FLUX 3 a ratio and a tier; FLUX1.1 [pro] multiples of 32 within 256
+    // to 1440; Ultra and Kontext a ratio only.
+    let prompt = "A lighthouse\n\nAvoid: people.";
     for (model, body) in [
         (
+            "flux-2-max",
+            json!({ "prompt": prompt, "width": 1600, "height": 896, "output_format": "jpeg" }),
+        ),
+        (
+            "flux-3-image",
+            json!({ "prompt": prompt, "aspect_ratio": "16:9", "resolution": "1k" }),
+        ),
+        (
             "flux-pro-1.1",
-            json!({ "width": 1408, "height": 800, "output_format": "png" }),
+            json!({ "prompt": prompt, "width": 1408, "height": 800, "output_format": "png" }),
         ),
         (
             "flux-pro-1.1-ultra",
-            json!({ "aspect_ratio": "16:9", "output_format": "png" }),
+            json!({ "prompt": prompt, "aspect_ratio": "16:9", "output_format": "png" }),
         ),
         (
             "flux-kontext-pro",
-            json!({ "aspect_ratio": "16:9", "output_format": "png" }),
+            json!({ "prompt": prompt, "aspect_ratio": "16:9", "output_format": "png" }),
         ),
     ] {
         Mock::given(method("POST"))
             .and(path(format!("/v1/{model}")))
-            .and(body_partial_json(body))
+            .and(body_json(body))
             .respond_with(
                 ResponseTemplate::new(200)
                     .set_body_json(json!({ "id": "task-1", "polling_url": polling })),

@@ -350,6 +350,11 @@ fn ideogram_and_xai_settings_are_checked_at_load() {
     assert!(load(json!({ "kind": "ideogram" })).is_ok());
     let error = load(json!({ "kind": "ideogram", "model": "ideogram-v9" })).unwrap_err();
     assert!(error.contains("providers.p.model"), "{error}");
+    // A directive's `model` names the route too: it is checked the same way.
+    let none = Default::default();
+    let check = |model| crate::models::check_options(ProviderKind::Ideogram, model, None, &none);
+    assert_eq!(check("../v1/edit").map_err(|(key, _)| key), Err("model"));
+    assert_eq!(check("ideogram-vector-1"), Ok(()));
     let error = load(json!({ "kind": "ideogram", "quality": "max" })).unwrap_err();
     assert!(error.contains("Ideogram has no quality `max`"), "{error}");
     assert!(load(json!({ "kind": "xai", "quality": "medium" })).is_ok());

@@ -12,7 +12,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::request::{RefImage, Request};
 use crate::test_support::books::{command_book, config as book, request};
 use crate::test_support::env::{generate, in_env, offline};
-use crate::test_support::images::{b64, jpeg, png};
+use crate::test_support::images::{b64, jpeg, mask_png, png};
 use crate::test_support::servers::{Auth, authed, bfl_ready, bfl_submit, parts, profile};
 
 /// Two references: a PNG file and another directive's JPEG master.
@@ -94,21 +94,6 @@ async fn openai_sends_references_to_the_edits_endpoint_as_image_parts() {
         assert_eq!(content_type.as_deref(), Some(reference.media_type));
         assert!(file.as_deref().unwrap().starts_with("reference-"));
     }
-}
-
-/// A PNG of `width` x `height` with an alpha channel, transparent on its left half.
-pub(super) fn mask_png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbaImage::from_fn(width, height, |x, _| {
-        image::Rgba([0, 0, 0, if x < width / 2 { 0 } else { 255 }])
-    });
-    let mut bytes = Vec::new();
-    image
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
-    bytes
 }
 
 /// An edit's mask goes as the `mask` part, after the image, with the edit's `input_fidelity`.
