@@ -57,6 +57,21 @@ pub(crate) struct Attrs {
     /// With `edit`: a PNG whose transparent pixels mark where the edit may change the image,
     /// relative to the chapter's file.
     pub(crate) mask: Option<String>,
+    /// Its dark twin: a mode, or its own instruction.
+    pub(crate) dark: Option<DarkAttr>,
+}
+
+/// A directive's `dark=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DarkAttr {
+    /// `dark="off"`: no twin, whatever the book says.
+    Off,
+    /// `dark="edit"`: the light image edited, with the book's instruction.
+    Edit,
+    /// `dark="prompt"`: generated from the prompt, with the book's instruction.
+    Prompt,
+    /// Any other text: its own instruction, in the book's mode (`edit` when the book's is off).
+    Instruction(String),
 }
 
 /// One item of a directive's `reference` list, as written.
@@ -96,7 +111,7 @@ pub(crate) struct Problem {
 }
 
 /// The attribute names, in the order the documentation lists them.
-pub(crate) const ATTRIBUTES: [&str; 16] = [
+pub(crate) const ATTRIBUTES: [&str; 17] = [
     "alt",
     "caption",
     "size",
@@ -113,6 +128,7 @@ pub(crate) const ATTRIBUTES: [&str; 16] = [
     "variants",
     "edit",
     "mask",
+    "dark",
 ];
 
 /// Markdown options matching the mdBook version that runs us: 0.5 adds definition lists and
@@ -428,6 +444,23 @@ fn set_attr(attrs: &mut Attrs, key: &str, value: String) -> Result<(), String> {
                 check_reference_path(path.trim(), "the chapter's file")
                     .map_err(|e| e.replacen("reference", "mask", 1))?,
             );
+        }
+        "dark" => {
+            let value = text(value)?
+                .map(|v| fold_whitespace(&v))
+                .unwrap_or_default();
+            attrs.dark = Some(match value.as_str() {
+                "off" => DarkAttr::Off,
+                "edit" => DarkAttr::Edit,
+                "prompt" => DarkAttr::Prompt,
+                _ if value.chars().count() > 1000 => {
+                    return Err(
+                        "attribute `dark` is longer than 1000 characters; shorten the instruction"
+                            .into(),
+                    );
+                }
+                _ => DarkAttr::Instruction(value),
+            });
         }
         unknown => {
             return Err(format!(
@@ -769,6 +802,28 @@ mod tests {
     }
 
     #[test]
+    fn dark_is_a_mode_or_an_instruction() {
+        for (value, wanted) in [
+            ("off", DarkAttr::Off),
+            ("edit", DarkAttr::Edit),
+            ("prompt", DarkAttr::Prompt),
+            (
+                "keep the   sky orange",
+                DarkAttr::Instruction("keep the sky orange".into()),
+            ),
+        ] {
+            let d = one(&format!("```image-prompt dark=\"{value}\"\nx\n```\n"));
+            assert_eq!(d.attrs.dark, Some(wanted), "{value}");
+        }
+        assert!(problem("```image-prompt dark=\"  \"\nx\n```\n").contains("is empty"));
+        let long = "a".repeat(1001);
+        assert!(
+            problem(&format!("```image-prompt dark=\"{long}\"\nx\n```\n"))
+                .contains("longer than 1000")
+        );
+    }
+
+    #[test]
     fn attribute_problems_say_how_to_fix_them() {
         let cases = [
             (
@@ -777,7 +832,7 @@ mod tests {
             ),
             (
                 "colour=\"red\"",
-                "unknown attribute `colour`; valid attributes are `alt`, `caption`, `size`, `provider`, `model`, `seed`, `style`, `quality`, `negative`, `width`, `class`, `id`, `reference`, `variants`, `edit`, `mask`",
+                "unknown attribute `colour`; valid attributes are `alt`, `caption`, `size`, `provider`, `model`, `seed`, `style`, `quality`, `negative`, `width`, `class`, `id`, `reference`, `variants`, `edit`, `mask`, `dark`",
             ),
             ("alt", "attribute `alt` has no value; write alt=\"…\""),
             (

@@ -78,6 +78,39 @@ pub(crate) struct Figure<'a> {
     /// A long description as `(element id, text)`, shown in a `<details>` under the image and
     /// linked to it with `aria-describedby`.
     pub(crate) description: Option<(&'a str, &'a str)>,
+    /// The dark twin, shown instead of the image in dark themes (HTML only).
+    pub(crate) dark: Option<Picture>,
+    /// The dark themes' CSS, written before the figure (once per chapter).
+    pub(crate) style: Option<&'a str>,
+}
+
+/// One image's files: a figure's dark twin, shown at the light image's size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Picture {
+    pub(crate) sources: Vec<Source>,
+    pub(crate) fallbacks: Vec<(String, u32)>,
+}
+
+/// The CSS that shows a figure's dark twin instead of its light image: on the `<html>` classes
+/// of mdBook's dark themes (`themes`), without JavaScript (`html:not(.js)`, where mdBook's own
+/// CSS follows the system) by `prefers-color-scheme`, and never in print. A hidden image is
+/// `display: none`, and both are `loading="lazy"`: a browser that lays out neither does not
+/// download it. One line, with no `{{` (mdBook's `links` would read it).
+pub(crate) fn dark_style(themes: &[String]) -> String {
+    let each = |class: &str| {
+        themes
+            .iter()
+            .map(|theme| format!("html.{theme} .imagegen-{class}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let style = format!(
+        "<style>.imagegen-dark{{display:none}}{}{{display:none}}{}{{display:inline}}@media (prefers-color-scheme:dark){{html:not(.js) .imagegen-light{{display:none}}html:not(.js) .imagegen-dark{{display:inline}}}}@media print{{.imagegen-light{{display:inline!important}}.imagegen-dark{{display:none!important}}}}</style>",
+        each("light"),
+        each("dark")
+    );
+    debug_assert!(!style.contains("{{") && !style.contains('\n'));
+    style
 }
 
 impl Figure<'_> {
@@ -113,10 +146,11 @@ pub(crate) fn sizes_for_width(width: u32) -> String {
 /// The figure as one line of HTML: a `<picture>` with a `<source>` per modern format and an
 /// `<img>` with the intrinsic size, so the page does not shift when the image arrives.
 pub(crate) fn html(figure: &Figure<'_>) -> String {
-    let (width, height) = figure.shown_size();
-    let sizes = escape_html(figure.sizes);
     let mut out = String::with_capacity(512);
     out.push_str(LINE_OPENER);
+    if let Some(style) = figure.style.filter(|_| figure.dark.is_some()) {
+        out.push_str(style);
+    }
     out.push_str("<figure class=\"imagegen");
     if let Some(class) = figure.class {
         out.push(' ');
@@ -129,44 +163,27 @@ pub(crate) fn html(figure: &Figure<'_>) -> String {
         out.push('"');
     }
     out.push('>');
-    let picture = !figure.sources.is_empty();
-    if picture {
-        out.push_str("<picture>");
-        for source in &figure.sources {
-            out.push_str(&format!(
-                "<source type=\"{}\" srcset=\"{}\" sizes=\"{sizes}\">",
-                source.media_type,
-                srcset(&source.candidates)
-            ));
-        }
-    }
-    out.push_str("<img src=\"");
-    out.push_str(&escape_html(figure.src()));
-    out.push('"');
-    if figure.fallbacks.len() > 1 {
-        out.push_str(&format!(
-            " srcset=\"{}\" sizes=\"{sizes}\"",
-            srcset(&figure.fallbacks)
-        ));
-    }
-    out.push_str(" alt=\"");
-    out.push_str(&escape_html(figure.alt));
-    out.push('"');
     // An empty alt marks a decorative image: assistive technology skips it, and nothing may
     // describe it (a description would undo the presentation role).
     let description = figure.description.filter(|_| !figure.alt.is_empty());
-    if figure.alt.is_empty() {
-        out.push_str(" role=\"presentation\"");
-    } else if let Some((id, _)) = description {
-        out.push_str(" aria-describedby=\"");
-        out.push_str(&escape_html(id));
-        out.push('"');
-    }
-    out.push_str(&format!(
-        " width=\"{width}\" height=\"{height}\" loading=\"lazy\" decoding=\"async\" style=\"max-width:100%;height:auto\">"
-    ));
-    if picture {
-        out.push_str("</picture>");
+    match &figure.dark {
+        None => picture(&mut out, figure, &figure.sources, &figure.fallbacks, None),
+        Some(dark) => {
+            picture(
+                &mut out,
+                figure,
+                &figure.sources,
+                &figure.fallbacks,
+                Some("imagegen-light"),
+            );
+            picture(
+                &mut out,
+                figure,
+                &dark.sources,
+                &dark.fallbacks,
+                Some("imagegen-dark"),
+            );
+        }
     }
     // Before the caption: a `<figcaption>` must be the figure's first or last child.
     if let Some((id, text)) = description {
@@ -185,6 +202,61 @@ pub(crate) fn html(figure: &Figure<'_>) -> String {
     }
     out.push_str("</figure>");
     out
+}
+
+/// One image of a figure: a `<picture>` with a `<source>` per modern format (always, with a
+/// `class`, so that the theme's CSS can hide it), and its `<img>` at the figure's size.
+fn picture(
+    out: &mut String,
+    figure: &Figure<'_>,
+    sources: &[Source],
+    fallbacks: &[(String, u32)],
+    class: Option<&str>,
+) {
+    let (width, height) = figure.shown_size();
+    let sizes = escape_html(figure.sizes);
+    let picture = !sources.is_empty() || class.is_some();
+    if picture {
+        match class {
+            Some(class) => out.push_str(&format!("<picture class=\"{class}\">")),
+            None => out.push_str("<picture>"),
+        }
+        for source in sources {
+            out.push_str(&format!(
+                "<source type=\"{}\" srcset=\"{}\" sizes=\"{sizes}\">",
+                source.media_type,
+                srcset(&source.candidates)
+            ));
+        }
+    }
+    out.push_str("<img src=\"");
+    out.push_str(&escape_html(
+        fallbacks.last().map_or("", |(url, _)| url.as_str()),
+    ));
+    out.push('"');
+    if fallbacks.len() > 1 {
+        out.push_str(&format!(
+            " srcset=\"{}\" sizes=\"{sizes}\"",
+            srcset(fallbacks)
+        ));
+    }
+    out.push_str(" alt=\"");
+    out.push_str(&escape_html(figure.alt));
+    out.push('"');
+    let description = figure.description.filter(|_| !figure.alt.is_empty());
+    if figure.alt.is_empty() {
+        out.push_str(" role=\"presentation\"");
+    } else if let Some((id, _)) = description {
+        out.push_str(" aria-describedby=\"");
+        out.push_str(&escape_html(id));
+        out.push('"');
+    }
+    out.push_str(&format!(
+        " width=\"{width}\" height=\"{height}\" loading=\"lazy\" decoding=\"async\" style=\"max-width:100%;height:auto\">"
+    ));
+    if picture {
+        out.push_str("</picture>");
+    }
 }
 
 fn srcset(candidates: &[(String, u32)]) -> String {
@@ -365,7 +437,54 @@ mod tests {
             class: None,
             id: None,
             description: None,
+            dark: None,
+            style: None,
         }
+    }
+
+    #[test]
+    fn a_dark_twin_is_a_second_picture_at_the_same_size_after_the_style() {
+        let themes = ["coal".to_owned(), "my-dark".to_owned()];
+        let style = dark_style(&themes);
+        assert!(!style.contains("{{"), "{style}");
+        assert!(
+            style.contains("html.coal .imagegen-dark,html.my-dark .imagegen-dark{display:inline}")
+        );
+        assert!(style.contains("html:not(.js) .imagegen-light{display:none}"));
+        assert!(style.contains("@media print{.imagegen-light{display:inline!important}"));
+        let twin = html(&Figure {
+            dark: Some(Picture {
+                sources: vec![Source {
+                    media_type: "image/webp",
+                    candidates: vec![("imagegen/d-750.webp".into(), 750)],
+                }],
+                fallbacks: vec![("imagegen/d.png".into(), 1536)],
+            }),
+            style: Some(&style),
+            description: Some(("imagegen-desc-1", "Two piers")),
+            display_width: Some(600),
+            ..figure()
+        });
+        assert!(!twin.contains('\n') && !twin.contains("{{"));
+        assert!(
+            twin.starts_with(&format!("<!-- imagegen -->{style}<figure class=\"imagegen\"><picture class=\"imagegen-light\"><img src=\"../imagegen/ab.png\"")),
+            "{twin}"
+        );
+        assert!(
+            twin.contains("<picture class=\"imagegen-dark\"><source type=\"image/webp\" srcset=\"imagegen/d-750.webp 750w\" sizes=\"100vw\"><img src=\"imagegen/d.png\" alt=\"A &quot;quoted&quot; &lt;b&gt;cat&lt;/b&gt; &amp; dog\" aria-describedby=\"imagegen-desc-1\" width=\"600\" height=\"400\" loading=\"lazy\""),
+            "{twin}"
+        );
+        assert_eq!(twin.matches("width=\"600\" height=\"400\"").count(), 2);
+        assert_eq!(twin.matches("<details").count(), 1);
+        // Without a twin, no style.
+        let plain = html(&Figure {
+            style: Some(&style),
+            ..figure()
+        });
+        assert!(
+            !plain.contains("<style>") && !plain.contains("<picture"),
+            "{plain}"
+        );
     }
 
     #[test]

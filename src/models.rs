@@ -688,27 +688,7 @@ pub(crate) fn check_options(
     match kind {
         ProviderKind::OpenAi => {}
         ProviderKind::Stability => {
-            if let Some(preset) = param("style-preset")
-                && !STYLE_PRESETS.contains(&preset)
-            {
-                return Err((
-                    "style-preset",
-                    format!(
-                        "`{preset}` is not one of Stability's style presets; use one of {}",
-                        crate::vocab::list(STYLE_PRESETS)
-                    ),
-                ));
-            }
-            if model.starts_with("sd3") && matches!(output_format, Some("webp" | "svg")) {
-                return Err((
-                    "output-format",
-                    format!(
-                        "Stability's `{model}` answers in `png` or `jpeg` only (its `sd3` endpoint takes no `{}`)",
-                        output_format.unwrap_or_default()
-                    ),
-                ));
-            }
-            return no_svg(kind, output_format);
+            return check_stability(model, param("style-preset"), output_format);
         }
         ProviderKind::Xai => {
             let takes: &[&str] = if xai_is_v2(model) {
@@ -757,6 +737,35 @@ pub(crate) fn check_options(
         _ => return no_svg(kind, output_format),
     }
     check_openai(model, quality, params)
+}
+
+/// [`check_options`] for Stability's: its style presets, and what `sd3` answers in.
+fn check_stability(
+    model: &str,
+    preset: Option<&str>,
+    output_format: Option<&str>,
+) -> Result<(), (&'static str, String)> {
+    if let Some(preset) = preset
+        && !STYLE_PRESETS.contains(&preset)
+    {
+        return Err((
+            "style-preset",
+            format!(
+                "`{preset}` is not one of Stability's style presets; use one of {}",
+                crate::vocab::list(STYLE_PRESETS)
+            ),
+        ));
+    }
+    if model.starts_with("sd3") && matches!(output_format, Some("webp" | "svg")) {
+        return Err((
+            "output-format",
+            format!(
+                "Stability's `{model}` answers in `png` or `jpeg` only (its `sd3` endpoint takes no `{}`)",
+                output_format.unwrap_or_default()
+            ),
+        ));
+    }
+    no_svg(ProviderKind::Stability, output_format)
 }
 
 /// [`check_options`] for OpenAI's rules.

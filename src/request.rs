@@ -23,6 +23,8 @@ use crate::directive::{Directive, Reference};
 use crate::vocab::fold_whitespace;
 use crate::vocab::{ProviderKind, Size, SizeSetting};
 
+pub(crate) mod dark;
+
 /// Everything a provider needs to generate one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Request {
@@ -55,6 +57,9 @@ pub(crate) struct Request {
     /// With `[judge] mode = "gate"`: which new attempt at a figure below `min-score` this is
     /// (from 1; 0 for the figure's own request). Its prompt carries the corrections.
     pub(crate) retry: u32,
+    /// For a dark twin: the hash of the light image's master it is the twin of (a twin is
+    /// made again whenever its light image is).
+    pub(crate) dark_of: Option<String>,
 }
 
 impl Request {
@@ -520,6 +525,7 @@ fn request_with(
         mask: None,
         candidate: 0,
         retry: 0,
+        dark_of: None,
     })
 }
 
@@ -629,6 +635,9 @@ pub(crate) fn cache_key(request: &Request) -> CacheKey {
     }
     if request.retry > 0 {
         field("retry", &request.retry.to_le_bytes());
+    }
+    if let Some(light) = &request.dark_of {
+        field("dark-of", light.as_bytes());
     }
     hasher.finish()
 }

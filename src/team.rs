@@ -72,6 +72,9 @@ pub struct ListedImage {
     /// Which new attempt of `[judge] mode = "gate"` it is, from 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<u32>,
+    /// For a dark twin: the hash of the light image's master it is the twin of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dark_of: Option<String>,
     /// With a judge: the score of its judgement, 0 to 1, when kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
@@ -96,6 +99,16 @@ pub struct Stat {
     pub average_seconds: f64,
     /// How many requests they took, retries included.
     pub requests: u64,
+}
+
+/// The dark twins among the cache's images, as `stats` shows them.
+#[derive(Debug, Default, Serialize)]
+#[non_exhaustive]
+pub struct DarkStat {
+    /// How many images are dark twins.
+    pub images: usize,
+    /// Their estimated cost in US dollars (counted in their models' rows too).
+    pub cost: f64,
 }
 
 /// Totals for one describer model, as `stats` shows them.
@@ -227,6 +240,7 @@ impl Team {
                 references: record.references.iter().map(|r| r.label.clone()).collect(),
                 candidate: record.candidate,
                 retry: record.retry,
+                dark_of: record.dark_of.clone(),
                 score: None,
                 verdict: None,
             });
@@ -263,6 +277,23 @@ impl Team {
                 requests: tally.requests,
             })
             .collect())
+    }
+
+    /// How many of the cache's images are dark twins, and what they cost (in `stats` too).
+    pub fn dark_stats(&self) -> Result<DarkStat> {
+        let cache = Cache::of_book(&self.root, &self.config);
+        let mut stat = DarkStat::default();
+        for record in cache
+            .stored_records()?
+            .into_iter()
+            .filter_map(|s| s.record.ok())
+        {
+            if record.dark_of.is_some() {
+                stat.images += 1;
+                stat.cost += record.cost_usd;
+            }
+        }
+        Ok(stat)
     }
 
     /// Totals per describer model over every description kept (all were paid for).
@@ -442,8 +473,9 @@ impl Team {
             }
         };
         let candidates = self.candidates_html(cache, planned)?;
+        let twin = twin_html(cache, planned)?;
         let card = format!(
-            "<article class=\"{status}{review}\">{picture}<div class=\"text\"><p class=\"where\">{file}:{line} <span class=\"status\">{status}</span></p><p class=\"prompt\">{prompt}</p><dl>{alt}{description}{caption}{provider}{size}{references}{edit}{cost}{message}{judgement}</dl></div>{candidates}</article>\n",
+            "<article class=\"{status}{review}\">{picture}<div class=\"text\"><p class=\"where\">{file}:{line} <span class=\"status\">{status}</span></p><p class=\"prompt\">{prompt}</p><dl>{alt}{description}{caption}{provider}{size}{references}{edit}{cost}{message}{judgement}</dl></div>{candidates}{twin}</article>\n",
             status = row.status,
             review = if row.verdict == Some("review") {
                 " review"
@@ -574,6 +606,26 @@ impl Team {
     }
 }
 
+/// A directive's dark twin on the review page: its thumbnail and what a build does for it.
+fn twin_html(cache: &mut Cache, planned: &Planned) -> Result<String> {
+    let esc = crate::figure::escape_html;
+    let Some(dark) = planned.job.as_ref().and_then(|j| j.dark.as_ref()) else {
+        return Ok(String::new());
+    };
+    let entry = match dark.key {
+        Some(key) => cache.lookup(dark.tier, key)?,
+        None => None,
+    };
+    let picture = match &entry {
+        Some(entry) => thumbnail_html(cache, dark.tier, entry, "dark twin"),
+        None => String::from("<div class=\"none\">no image yet</div>"),
+    };
+    Ok(format!(
+        "<figure class=\"twin\">{picture}<figcaption>dark twin: {}</figcaption></figure>",
+        esc(dark.message.as_deref().unwrap_or(dark.status.as_str()))
+    ))
+}
+
 /// A master's thumbnail for the review page, inlined; or why there is none.
 fn thumbnail_html(cache: &Cache, tier: cache::Tier, entry: &cache::Entry, alt: &str) -> String {
     use base64::Engine as _;
@@ -606,7 +658,8 @@ img,.none{flex:none;width:240px;height:240px;border-radius:4px;object-fit:cover}
 dt{color:#777}dd{margin:0;overflow-wrap:anywhere}\
 article{flex-wrap:wrap}.candidates{flex-basis:100%;display:flex;flex-wrap:wrap;gap:10px;list-style:none;margin:0;padding:0}\
 .candidates li{width:160px;font-size:12px}.candidates img,.candidates .none{width:160px;height:160px}\
-.candidates li.shown img{outline:3px solid #2c7be5}.candidates p{margin:4px 0}.candidates code{overflow-wrap:anywhere}";
+.candidates li.shown img{outline:3px solid #2c7be5}.candidates p{margin:4px 0}.candidates code{overflow-wrap:anywhere}\
+.twin{flex-basis:100%;margin:0;font-size:12px}.twin img,.twin .none{width:160px;height:160px;background:#222}";
 
 /// What was paid for one provider and model: how many, their cost, requests and time.
 #[derive(Default)]

@@ -262,6 +262,7 @@ impl Cache {
             mask: request.mask.as_ref().map(named),
             candidate: (request.candidate > 0).then_some(request.candidate + 1),
             retry: (request.retry > 0).then_some(request.retry),
+            dark_of: request.dark_of.clone(),
         };
         let entry = Entry {
             master: hash.clone(),

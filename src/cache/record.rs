@@ -75,6 +75,9 @@ pub(crate) struct Record {
     /// Which new attempt it is at a figure a judge scored below `min-score`, from 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) retry: Option<u32>,
+    /// For a dark twin: the hash of the light image's master it is the twin of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) dark_of: Option<String>,
 }
 
 /// A reference image as a record names it.
@@ -159,6 +162,13 @@ impl Record {
         if !(record.cost_usd.is_finite() && record.cost_usd >= 0.0) {
             return Err("its cost is not an amount".into());
         }
+        record.check_made_from()?;
+        Ok(record)
+    }
+
+    /// What it was made from: references, mask, candidate, new attempt, light image.
+    fn check_made_from(&self) -> Result<(), String> {
+        let record = self;
         let bad = |r: &Reference| !super::is_hash(&r.hash) || r.label.chars().count() > 1024;
         if record.references.len() > crate::directive::MAX_REFERENCES
             || record.references.iter().any(bad)
@@ -183,7 +193,14 @@ impl Record {
         {
             return Err("its retry is not a number from 1 to 5".into());
         }
-        Ok(record)
+        if record
+            .dark_of
+            .as_deref()
+            .is_some_and(|h| !super::is_hash(h))
+        {
+            return Err("its dark-of is not a master's 64-hex hash".into());
+        }
+        Ok(())
     }
 
     /// The record as pretty JSON with a final newline, one field per line for readable diffs.

@@ -24,6 +24,11 @@ fn art_direction(row: &PlannedImage) -> String {
     if let (Some(score), Some(verdict)) = (row.score, row.verdict) {
         notes.push(format!("score {score:.2}, {verdict}"));
     }
+    match (&row.dark, &row.dark_message) {
+        (Some(_), Some(message)) => notes.push(format!("dark twin fails: {message}")),
+        (Some(status), None) => notes.push(format!("dark twin: {}", status.as_str())),
+        _ => {}
+    }
     if row.key.is_none() && !row.status.is_failure() {
         notes.push("after the images it references".to_owned());
     }
@@ -168,6 +173,12 @@ pub(crate) fn list(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::R
         }
         if let Some(retry) = image.retry {
             made_from.push_str(&format!("  (new attempt {retry})"));
+        }
+        if let Some(light) = &image.dark_of {
+            made_from.push_str(&format!(
+                "  (dark twin of {})",
+                t(light.get(..12).unwrap_or(light))
+            ));
         }
         if let (Some(score), Some(verdict)) = (image.score, image.verdict) {
             made_from.push_str(&format!("  score {score:.2} {verdict}"));
@@ -390,9 +401,10 @@ pub(crate) fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::
     let remote = team.remote_stats()?;
     let descriptions = team.description_stats()?;
     let judgements = team.judgement_stats()?;
+    let dark = team.dark_stats()?;
     let mut stdout = std::io::stdout().lock();
     if json {
-        let value = serde_json::json!({ "models": stats, "descriptions": descriptions, "judgements": judgements, "directives_with_errors": errors, "remote": remote });
+        let value = serde_json::json!({ "models": stats, "descriptions": descriptions, "judgements": judgements, "dark_twins": dark, "directives_with_errors": errors, "remote": remote });
         print_json(&mut stdout, &value)?;
         return Ok(true);
     }
@@ -412,6 +424,15 @@ pub(crate) fn stats(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::
             format!("${:.3}", stat.cost / stat.images.max(1) as f64),
             stat.average_seconds,
             stat.requests
+        )?;
+    }
+    if dark.images > 0 {
+        writeln!(
+            stdout,
+            "of which dark twins: {} image{}, ${:.2}",
+            dark.images,
+            if dark.images == 1 { "" } else { "s" },
+            dark.cost
         )?;
     }
     note_rows(&mut stdout, &descriptions, &judgements)?;

@@ -11,6 +11,7 @@
 //! calls them in a fixed order, which decides the error reported when several keys are wrong.
 
 mod alt;
+mod dark;
 mod directories;
 mod judge;
 mod limits;
@@ -28,6 +29,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 pub(crate) use crate::vocab::{ProviderKind, Size, SizeSetting};
 pub(crate) use alt::DescribeWith;
+pub(crate) use dark::{Dark, DarkMode};
 pub(crate) use judge::{Judge, JudgeMode, MAX_RETRIES};
 pub(crate) use limits::{OnError, RetryPolicy};
 pub(crate) use profiles::Profile;
@@ -37,6 +39,7 @@ pub(crate) use storage::{Mode, Scheme, Storage};
 pub(crate) use styles::{NO_STYLE, Style};
 
 use alt::RawDescribe;
+use dark::RawDark;
 use judge::RawJudge;
 use profiles::RawProfile;
 use storage::RawStorage;
@@ -93,6 +96,8 @@ pub struct Config {
     pub(crate) describe: Option<DescribeWith>,
     /// The judge, unless `[judge]` is absent or `mode = "off"`.
     pub(crate) judge: Option<Judge>,
+    /// Dark twins of figures (`[dark]`).
+    pub(crate) dark: Dark,
 }
 
 impl Config {
@@ -161,6 +166,7 @@ struct RawConfig {
     require_alt: Option<bool>,
     describe: Option<RawDescribe>,
     judge: Option<RawJudge>,
+    dark: Option<RawDark>,
     // mdBook's own keys for every preprocessor: accepted here, used by mdBook.
     command: Option<serde_json::Value>,
     renderers: Option<serde_json::Value>,
@@ -235,6 +241,8 @@ impl TryFrom<RawConfig> for Config {
             .map_err(|(key, message)| config_error(&key, message))?;
         let judge = judge::judge(raw.judge.take(), &profiles)
             .map_err(|(key, message)| config_error(&key, message))?;
+        let dark = dark::dark(raw.dark.take(), &profiles)
+            .map_err(|(key, message)| config_error(&key, message))?;
         Ok(Config {
             default_profile,
             profiles,
@@ -259,6 +267,7 @@ impl TryFrom<RawConfig> for Config {
             require_alt: raw.require_alt.unwrap_or(false),
             describe,
             judge,
+            dark,
         })
     }
 }

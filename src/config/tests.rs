@@ -495,3 +495,47 @@ fn the_judge_is_read_and_its_mistakes_are_named() {
         assert!(e.contains(wanted), "{table}: {e}");
     }
 }
+
+#[test]
+fn dark_twins_are_read_and_their_mistakes_are_named() {
+    let config = Config::from_table(Some(&json!({
+        "dark": { "mode": "prompt", "instruction": "night   colours", "themes": ["coal", "my_dark"] }
+    })))
+    .unwrap();
+    assert_eq!(config.dark.mode, DarkMode::Prompt);
+    assert_eq!(config.dark.instruction, "night colours");
+    assert_eq!(config.dark.themes, ["coal", "my_dark"]);
+    let default = Config::from_table(None).unwrap().dark;
+    assert_eq!(default.mode, DarkMode::Off);
+    assert_eq!(default.themes, ["coal", "navy", "ayu"]);
+    for (table, wanted) in [
+        (
+            json!({ "dark": { "mode": "dusk" } }),
+            "`preprocessor.imagegen.dark.mode`: unknown value `dusk`",
+        ),
+        (
+            json!({ "dark": { "instruction": "  " } }),
+            "`preprocessor.imagegen.dark.instruction`: is empty",
+        ),
+        (
+            json!({ "dark": { "mode": "edit", "profile": "nobody" } }),
+            "`preprocessor.imagegen.dark.profile`: names no profile `nobody`",
+        ),
+        (
+            json!({ "providers": { "art": { "kind": "stability", "api-key-env": "K" } }, "dark": { "mode": "edit", "profile": "art" } }),
+            "cannot take an image to edit",
+        ),
+        (
+            json!({ "dark": { "themes": [] } }),
+            "`preprocessor.imagegen.dark.themes`: is empty",
+        ),
+        (
+            json!({ "dark": { "themes": ["coal", "x{y}"] } }),
+            "`x{y}` is not a theme class",
+        ),
+        (json!({ "dark": { "colour": "black" } }), "colour"),
+    ] {
+        let e = error(table.clone());
+        assert!(e.contains(wanted), "{table}: {e}");
+    }
+}

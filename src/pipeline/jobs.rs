@@ -40,6 +40,9 @@ pub(crate) struct Plan {
     pub(crate) candidates: HashMap<At, (Vec<usize>, u32)>,
     /// Per directive with `edit`, once planned: the job whose image its edit starts from.
     pub(crate) edits: HashMap<At, usize>,
+    /// Per directive with a dark twin, once its figure is settled: the twin's job (also kept
+    /// among its others), or why it has none.
+    pub(crate) twins: HashMap<At, Result<usize, String>>,
     /// Directives waiting for images they need, in book order.
     waiting: Vec<Waiting>,
     index: HashMap<CacheKey, usize>,
@@ -83,6 +86,7 @@ pub(crate) fn jobs(
         also: Vec::new(),
         candidates: HashMap::new(),
         edits: HashMap::new(),
+        twins: HashMap::new(),
         waiting: Vec::new(),
         index: HashMap::new(),
     };
@@ -95,6 +99,11 @@ pub(crate) fn jobs(
         let mut uses = Vec::with_capacity(page.directives.len());
         for (d, directive) in page.directives.iter().enumerate() {
             let ahead = ahead.as_mut().and_then(Iterator::next).flatten();
+            // A twin its profile cannot make is said before the figure is paid for.
+            if let Err(message) = crate::request::dark::check(directive, config) {
+                uses.push(Err(message));
+                continue;
+            }
             let simple = ahead.is_some()
                 || (directive.attrs.variants.is_none()
                     && !crate::request::needs_references(directive, config));
@@ -457,6 +466,18 @@ impl Plan {
             also.push(job);
         }
         job
+    }
+
+    /// Plans a directive's dark twin (kept with its other jobs); returns its job.
+    pub(crate) fn add_twin(&mut self, at: At, chain: Chain) -> usize {
+        let job = self.add_kept(at, chain);
+        self.twins.insert(at, Ok(job));
+        job
+    }
+
+    /// The dark twin a directive shows, once planned: its job, or why it has none.
+    pub(crate) fn twin(&self, at: At) -> Option<&Result<usize, String>> {
+        self.twins.get(&at)
     }
 
     /// Every job a directive needs: the one shown first, then its others.

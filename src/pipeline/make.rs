@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::generate::{self, Summary};
 use super::image::{self, Image, Ready};
+use super::jobs::Job;
 use super::resolve::Resolution;
 use super::rounds::{Asked, Decided, Mode};
 use super::{lookup, publish, references};
@@ -66,9 +67,17 @@ impl Mode for Make<'_> {
         std::mem::take(&mut self.known)
     }
 
-    fn open_round(&mut self, cache: &mut Cache) {
-        // The index was let go before the last round generated (no-op in the first round).
-        cache.reopen_index();
+    fn unused(&mut self, known: HashMap<CacheKey, Option<(usize, Ready)>>) {
+        self.known = known;
+    }
+
+    fn open_round(&mut self, cache: &mut Cache, jobs: &[Job]) {
+        // The index was let go before the last round generated (no-op in the first round);
+        // a round whose every image the head start found needs no index.
+        let found = |job: &Job| !self.force.contains(&job.key) && self.known.contains_key(&job.key);
+        if !jobs.iter().all(found) {
+            cache.reopen_index();
+        }
     }
 
     /// Sets the remote up the first time a round has something to fetch, publish or upload
@@ -140,6 +149,17 @@ impl Mode for Make<'_> {
             Image::Ready(_) => self.masters.get(&job).cloned(),
             Image::Failed(message) => Some(Err(message.clone())),
             Image::ToMake => None,
+        }
+    }
+
+    fn failed(&self, job: usize) -> bool {
+        matches!(self.images.get(job), Some(Image::Failed(_)))
+    }
+
+    fn master_of(&self, cache: &Cache, job: usize) -> Option<RefImage> {
+        match self.images.get(job)? {
+            Image::Ready(ready) => Some(references::unread(cache, ready.tier, &ready.entry)),
+            _ => None,
         }
     }
 }

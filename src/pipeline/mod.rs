@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! parse::pages → jobs::jobs → lookup (local cache, remote) → resolve::resolve
-//!   → generate::run → derive::run → publish::run → describe::run → render::pages
+//!   → generate::run → derive::run → judge (with a judge) → dark::run (dark twins)
+//!   → publish::run → describe::run → render::pages
 //! ```
 //!
 //! Each stage is a module with a typed input and output. [`resolve::resolve`] is the one place
@@ -13,6 +14,7 @@
 //! This module only runs the stages in order; it is the only one that knows about chapters and
 //! the cache at once.
 
+mod dark;
 mod derive;
 mod describe;
 mod generate;
@@ -172,7 +174,7 @@ fn build(
     let mut make = make::Make::new(force, std::mem::take(&mut prepared.local));
     let mut rounds = rounds::run(book, &pages, &mut plan, &mut cache, &mut make)?;
     let mut derived = derive::run(book, &mut cache, &mut make.images);
-    let judged = judged(
+    let judged = settled(
         book,
         &mut cache,
         &pages,
@@ -262,6 +264,27 @@ fn judged(
         },
     )?;
     tracing::debug!("judge {:.2?}", started.elapsed());
+    Ok(judged)
+}
+
+/// The figures settled: judged (with a judge, see [`judged`]), then given their dark twins
+/// (`[dark]`, `dark=`), planned from the images they show, made and derived.
+fn settled(
+    book: &Book<'_>,
+    cache: &mut Cache,
+    pages: &[parse::Page<'_>],
+    plan: &mut jobs::Plan,
+    make: &mut make::Make,
+    rounds: &mut rounds::Rounds,
+    derived: &mut (usize, Duration),
+) -> Result<judge::Judged> {
+    let judged = judged(book, cache, pages, plan, make, rounds, derived)?;
+    let before = plan.jobs.len();
+    dark::run(book, cache, pages, plan, make, rounds)?;
+    if plan.jobs.len() > before {
+        let (count, time) = derive::run(book, cache, &mut make.images);
+        *derived = (derived.0 + count, derived.1 + time);
+    }
     Ok(judged)
 }
 

@@ -26,6 +26,15 @@ impl Page<'_> {
     pub(crate) fn path(&self) -> &str {
         self.chapter.path.or(self.chapter.source_path).unwrap_or("")
     }
+
+    /// A failure at a line of this chapter.
+    pub(crate) fn at(&self, line: usize, message: String) -> crate::error::Located {
+        crate::error::Located {
+            file: self.file.clone(),
+            line,
+            message,
+        }
+    }
 }
 
 /// A chapter parsed ahead (see `prefetch`).

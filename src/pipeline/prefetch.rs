@@ -93,6 +93,37 @@ impl Prefetch {
     }
 }
 
+/// Looks a directive's image up, and, when it is here and the directive asks for a dark twin,
+/// the twin its image would have (a guess: the figure may show another image once judged; a
+/// wrong guess is only a lookup the twin's round does again).
+fn look_ahead(
+    book: &Book<'_>,
+    cache: &mut Cache,
+    directive: &directive::Directive,
+    chain: &Chain,
+    local: &mut HashMap<CacheKey, Option<(usize, Ready)>>,
+) -> crate::error::Result<()> {
+    let key = chain[0].0;
+    if let std::collections::hash_map::Entry::Vacant(entry) = local.entry(key) {
+        entry.insert(lookup::local_one(book, cache, chain)?);
+    }
+    let (Some(Some((_, light))), Some(twin)) = (
+        local.get(&key),
+        crate::request::dark::Twin::of(directive, book.config),
+    ) else {
+        return Ok(());
+    };
+    let mut image = super::references::unread(cache, light.tier, &light.entry);
+    crate::request::dark::LIGHT.clone_into(&mut image.label);
+    if let Ok(twin) = crate::request::dark::chain(directive, book.config, &twin, chain, &image)
+        && !local.contains_key(&twin[0].0)
+    {
+        let found = lookup::local_one(book, cache, &twin)?;
+        local.insert(twin[0].0, found);
+    }
+    Ok(())
+}
+
 fn work(receiver: &mpsc::Receiver<Message>) -> Prepared {
     let Ok(Message::Context(context)) = receiver.recv() else {
         return Prepared::default();
@@ -127,19 +158,14 @@ fn work(receiver: &mpsc::Receiver<Message>) -> Prepared {
                 .then(|| crate::request::chain(directive, &config, &[]))
             })
             .collect();
-        for chain in chains.iter().flatten().flatten() {
-            let key = chain[0].0;
-            if usable && !prepared.local.contains_key(&key) {
-                let cache =
-                    cache.get_or_insert_with(|| Cache::of_book(&book.ctx.root, book.config));
-                match lookup::local_one(&book, cache, chain) {
-                    Ok(found) => {
-                        prepared.local.insert(key, found);
-                    }
-                    // The `lookup` stage meets the same problem and reports it.
-                    Err(_) => usable = false,
-                }
+        for (directive, chain) in directives.iter().zip(&chains) {
+            let Some(Ok(chain)) = chain else { continue };
+            if !usable {
+                break;
             }
+            let cache = cache.get_or_insert_with(|| Cache::of_book(&book.ctx.root, book.config));
+            // The `lookup` stage meets the same problem and reports it.
+            usable = look_ahead(&book, cache, directive, chain, &mut prepared.local).is_ok();
         }
         prepared.parsed.insert(
             ordinal,

@@ -93,6 +93,16 @@ pub struct PlannedImage {
     /// case of its new attempts included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub judge_cost: Option<f64>,
+    /// With a dark twin: what the build does for it (`cached`, `generate`, `draw`, …, or
+    /// `error` when it cannot be made). Its price is in `cost`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dark: Option<Status>,
+    /// The dark twin's cache key, in hex, once known (it covers the light image's master).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dark_key: Option<String>,
+    /// Why the dark twin cannot be made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dark_message: Option<String>,
 }
 
 /// A book as `plan` sees it: its directives, and what the team commands need besides.
@@ -123,6 +133,14 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     let mut preview = Preview::default();
     let mut rounds = rounds::run(&book, &pages, &mut plan, &mut cache, &mut preview)?;
     let judged = judged_as_kept(
+        &book,
+        &mut cache,
+        &pages,
+        &mut plan,
+        &mut preview,
+        &mut rounds,
+    )?;
+    super::dark::run(
         &book,
         &mut cache,
         &pages,
@@ -275,5 +293,13 @@ impl Mode for Preview {
 
     fn reference(&self, job: usize) -> Option<std::result::Result<RefImage, String>> {
         self.references.get(job).cloned()
+    }
+
+    fn failed(&self, job: usize) -> bool {
+        matches!(self.references.get(job), Some(Err(_)))
+    }
+
+    fn master_of(&self, _cache: &Cache, job: usize) -> Option<RefImage> {
+        self.references.get(job)?.as_ref().ok().cloned()
     }
 }

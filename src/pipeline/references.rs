@@ -124,6 +124,57 @@ pub(crate) fn master(cache: &Cache, tier: Tier, entry: &Entry) -> Result<RefImag
     })
 }
 
+/// A ready master as a reference not read yet: its hash, type and path. Its bytes are read by
+/// [`read_unread`] only when a request that sends it is about to be (a dark twin's light image:
+/// a build whose twins are cached reads none).
+pub(crate) fn unread(cache: &Cache, tier: Tier, entry: &Entry) -> RefImage {
+    RefImage {
+        label: String::new(),
+        hash: entry.master.clone(),
+        media_type: crate::vocab::media_type_of(&format!("master.{}", entry.extension)),
+        bytes: Arc::default(),
+        path: cache.master_path(tier, entry),
+    }
+}
+
+/// Reads the bytes of every [`unread`] reference of a chain to send, each checked against its
+/// hash and as an image; the reason when one cannot be.
+pub(crate) fn read_unread(chain: &mut crate::request::Chain) -> Result<(), String> {
+    let mut read: HashMap<String, Arc<Vec<u8>>> = HashMap::new();
+    for (_, request) in chain.iter_mut() {
+        for reference in &mut request.references {
+            if !reference.bytes.is_empty() || reference.path.as_os_str().is_empty() {
+                continue;
+            }
+            if let Some(bytes) = read.get(&reference.hash) {
+                reference.bytes = Arc::clone(bytes);
+                continue;
+            }
+            if reference.media_type == "image/svg+xml" {
+                return Err(
+                    "its image is an SVG; providers take only PNG, JPEG or WebP references".into(),
+                );
+            }
+            let bytes = crate::files::read_regular(
+                &reference.path,
+                crate::provider::MAX_MASTER_BYTES as u64,
+            )
+            .map_err(|e| {
+                format!("its master cannot be read ({e}); run `mdbook-imagegen verify --fix`")
+            })?;
+            if blake3::hash(&bytes).to_hex().as_str() != reference.hash {
+                return Err(
+                    "its master does not match its hash; run `mdbook-imagegen verify --fix`".into(),
+                );
+            }
+            reference.media_type = check_image(&bytes)?;
+            reference.bytes = Arc::new(bytes);
+            read.insert(reference.hash.clone(), Arc::clone(&reference.bytes));
+        }
+    }
+    Ok(())
+}
+
 /// A master known by its hash only (`plan` reads no master).
 pub(crate) fn known(master: &str) -> RefImage {
     RefImage {
@@ -147,6 +198,7 @@ pub(crate) fn is_provisional(request: &crate::request::Request) -> bool {
         .references
         .iter()
         .any(|r| r.hash.starts_with(STAND_IN))
+        || (request.dark_of.as_deref()).is_some_and(|light| light.starts_with(STAND_IN))
 }
 
 #[cfg(test)]

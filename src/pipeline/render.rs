@@ -55,37 +55,41 @@ pub(crate) fn pages(
         failures: Vec::new(),
         authorless: Vec::new(),
     };
+    let style = figure::dark_style(&book.config.dark.themes);
     for (p, (page, uses)) in pages.iter().zip(&plan.uses).enumerate() {
-        let mut replacements = Vec::new();
-        let mut keys = Vec::new();
+        // The dark themes' CSS goes with the chapter's first figure that has a twin.
+        let mut styled = false;
+        let mut keys = std::collections::BTreeSet::new();
         let mut used: Vec<&Manifest> = Vec::new();
         let fail = |line: usize, message: &str, failures: &mut Vec<Located>| {
-            failures.push(Located {
-                file: page.file.clone(),
-                line,
-                message: message.to_owned(),
-            });
+            failures.push(page.at(line, message.to_owned()));
             error_figure(book, &page.file, line, message)
         };
-        for problem in &page.problems {
-            let text = fail(problem.line, &problem.message, &mut rendered.failures);
-            replacements.push(Replacement {
+        let mut replacements: Vec<Replacement> = (page.problems.iter())
+            .map(|problem| Replacement {
                 span: problem.span.clone(),
-                text,
+                text: fail(problem.line, &problem.message, &mut rendered.failures),
                 top_level: problem.top_level,
-            });
-        }
+            })
+            .collect();
         for (d, (directive, use_)) in page.directives.iter().zip(uses).enumerate() {
             let description = use_.as_ref().ok().and_then(|job| described.by_job.get(job));
             // The index keeps every image the directive needs: the one shown, its other
-            // candidates, the image its edit starts from.
-            for job in plan.jobs_of((p, d)) {
-                keys.push(plan.jobs[job].key.to_hex());
-            }
+            // candidates, the image its edit starts from, its dark twin.
+            keys.extend(
+                plan.jobs_of((p, d))
+                    .iter()
+                    .map(|&j| plan.jobs[j].key.to_hex()),
+            );
             warn_missing_candidates(plan, (p, d), images, &page.file, directive.line);
             let text = match shown(use_, images, description) {
                 Ok(mut shown) => {
                     used.push(shown.manifest);
+                    let twin = twin(plan, (p, d), images);
+                    if let Some(failed) = add_twin(&mut shown, twin, &style, &mut styled, &mut used)
+                    {
+                        rendered.failures.push(page.at(directive.line, failed));
+                    }
                     rendered
                         .authorless
                         .extend(authorless(page, directive, description));
@@ -103,15 +107,12 @@ pub(crate) fn pages(
             });
         }
         if let Err(e) = mirror(book, page.path(), &used) {
-            rendered.failures.push(Located {
-                file: page.file.clone(),
-                line: 1,
-                message: format!("cannot copy the chapter's images beside it: {e}"),
-            });
+            let message = format!("cannot copy the chapter's images beside it: {e}");
+            rendered.failures.push(page.at(1, message));
         }
-        keys.sort();
-        keys.dedup();
-        rendered.refs.insert(page.file.clone(), keys);
+        rendered
+            .refs
+            .insert(page.file.clone(), keys.into_iter().collect());
         rendered.contents.push((
             page.chapter.ordinal,
             rewrite::splice(page.chapter.content, replacements),
@@ -245,10 +246,55 @@ fn mirror(book: &Book<'_>, page_path: &str, used: &[&Manifest]) -> std::io::Resu
     Ok(())
 }
 
+/// A directive's dark twin's web files, or why it has none; `None` when it asks for none.
+fn twin<'a>(
+    plan: &Plan,
+    at: super::jobs::At,
+    images: &'a [Image],
+) -> Option<Result<&'a Manifest, String>> {
+    let job = match plan.twin(at)? {
+        Ok(job) => *job,
+        Err(message) => return Some(Err(message.clone())),
+    };
+    Some(match &images[job] {
+        Image::Ready(ready) => ready
+            .manifest
+            .as_ref()
+            .ok_or_else(|| "its web files were not made".to_owned()),
+        Image::Failed(message) => Err(message.clone()),
+        Image::ToMake => Err("it was not generated".to_owned()),
+    })
+}
+
+/// Gives a ready figure its dark twin (and, to the chapter's first, the dark themes' CSS); a
+/// twin that failed is returned as a failure beside the figure, which keeps its light image
+/// (the failure follows `on-error`).
+fn add_twin<'a>(
+    shown: &mut Shown<'a>,
+    twin: Option<Result<&'a Manifest, String>>,
+    style: &'a str,
+    styled: &mut bool,
+    used: &mut Vec<&'a Manifest>,
+) -> Option<String> {
+    match twin? {
+        Ok(manifest) => {
+            used.push(manifest);
+            shown.dark = Some(manifest);
+            shown.style = (!std::mem::replace(styled, true)).then_some(style);
+            None
+        }
+        Err(message) => Some(format!("its dark twin was not made: {message}")),
+    }
+}
+
 /// What a ready figure shows: its image, its web files, its description if any.
 struct Shown<'a> {
     entry: &'a Entry,
     manifest: &'a Manifest,
+    /// The dark twin's web files.
+    dark: Option<&'a Manifest>,
+    /// The dark themes' CSS, on the chapter's first figure with a twin.
+    style: Option<&'a str>,
     description: Option<&'a description::Record>,
     /// The id of the description's element: unique in the whole book, so that `print.html`,
     /// which holds every chapter, has no two alike.
@@ -287,6 +333,8 @@ fn shown<'a>(
             Some(manifest) => Ok(Shown {
                 entry: &ready.entry,
                 manifest,
+                dark: None,
+                style: None,
                 description,
                 description_id: String::new(),
             }),
@@ -333,6 +381,50 @@ fn figure_of(book: &Book<'_>, directive: &Directive, page_path: &str, shown: &Sh
         Some(width) => figure::sizes_for_width(width),
         None => book.config.output.sizes.clone(),
     };
+    let (figure::Picture { sources, fallbacks }, (width, height)) =
+        files(manifest, &url, html, entry);
+    // The twin is shown at the light image's size, so that nothing moves when the theme
+    // changes; other renderers show the light image only.
+    let dark = (shown.dark.filter(|_| html)).map(|manifest| files(manifest, &url, html, entry).0);
+    let figure = Figure {
+        sources,
+        fallbacks,
+        sizes: &sizes,
+        alt,
+        caption: attrs.caption.as_deref(),
+        width,
+        height,
+        display_width: attrs.width,
+        class: attrs.class.as_deref(),
+        id: attrs.id.as_deref(),
+        description,
+        dark,
+        style: shown.style,
+    };
+    if html {
+        figure::html(&figure)
+    } else {
+        figure::markdown(&figure)
+    }
+}
+
+/// An image's files as a figure shows them: its modern formats, its fallbacks (the widest only
+/// for renderers other than HTML), and its size; a vector master as its SVG, at its view box's
+/// size, never inlined, never offered in raster formats a browser does not need.
+fn files(
+    manifest: &Manifest,
+    url: &dyn Fn(&str) -> String,
+    html: bool,
+    entry: &Entry,
+) -> (figure::Picture, (u32, u32)) {
+    if let Some(vector) = manifest.vector().filter(|_| html) {
+        let fallbacks = vec![(url(&vector.name), vector.width)];
+        let picture = figure::Picture {
+            sources: Vec::new(),
+            fallbacks,
+        };
+        return (picture, (vector.width, vector.height));
+    }
     let sources = manifest
         .sources()
         .into_iter()
@@ -349,36 +441,10 @@ fn figure_of(book: &Book<'_>, directive: &Directive, page_path: &str, shown: &Sh
     if !html {
         fallbacks.drain(..fallbacks.len().saturating_sub(1));
     }
-    let (mut width, mut height) = manifest
+    let size = manifest
         .main_fallback()
         .map_or((entry.width, entry.height), |f| (f.width, f.height));
-    // A vector master is shown as its SVG, at its view box's size: never inlined, never
-    // offered in raster formats a browser does not need.
-    let (sources, fallbacks) = match manifest.vector() {
-        Some(vector) if html => {
-            (width, height) = (vector.width, vector.height);
-            (Vec::new(), vec![(url(&vector.name), vector.width)])
-        }
-        _ => (sources, fallbacks),
-    };
-    let figure = Figure {
-        sources,
-        fallbacks,
-        sizes: &sizes,
-        alt,
-        caption: attrs.caption.as_deref(),
-        width,
-        height,
-        display_width: attrs.width,
-        class: attrs.class.as_deref(),
-        id: attrs.id.as_deref(),
-        description,
-    };
-    if html {
-        figure::html(&figure)
-    } else {
-        figure::markdown(&figure)
-    }
+    (figure::Picture { sources, fallbacks }, size)
 }
 
 /// A figure's alt text and description, when not derived from the prompt: the author's alt,

@@ -51,8 +51,11 @@ pub(crate) trait Mode {
         HashMap::new()
     }
 
+    /// What the round did not use of [`Mode::known`], for a later round (a dark twin's).
+    fn unused(&mut self, _known: HashMap<CacheKey, Option<(usize, Ready)>>) {}
+
     /// Before the round's lookups.
-    fn open_round(&mut self, _cache: &mut Cache) {}
+    fn open_round(&mut self, _cache: &mut Cache, _jobs: &[Job]) {}
 
     /// Asks the remote about the jobs missing here, setting it up when needed.
     fn remote(&mut self, asked: Asked<'_, '_>) -> Result<Self::Held>;
@@ -72,6 +75,13 @@ pub(crate) trait Mode {
     /// A job's image as a reference for the directives planned after it: `None` while it is
     /// not known yet, the reason when it failed.
     fn reference(&self, job: usize) -> Option<std::result::Result<RefImage, String>>;
+
+    /// Whether a job has no image: it failed, and its figure says why.
+    fn failed(&self, job: usize) -> bool;
+
+    /// A job's master as a reference, unread (its bytes are read only if a request sends it),
+    /// once known.
+    fn master_of(&self, cache: &Cache, job: usize) -> Option<RefImage>;
 }
 
 /// A round's jobs after the local lookups, handed to [`Mode::remote`].
@@ -134,9 +144,10 @@ pub(crate) fn round<M: Mode>(
     mode: &mut M,
     rounds: &mut Rounds,
 ) -> Result<()> {
-    mode.open_round(cache);
+    mode.open_round(cache, jobs);
     let mut known = mode.known();
     let local = lookup::local(book, cache, jobs, mode.force(), &mut known)?;
+    mode.unused(known);
     let held = mode.remote(Asked {
         book,
         cache,

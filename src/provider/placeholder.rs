@@ -17,8 +17,67 @@ use crate::request::{RefImage, Request};
 /// How many lines of the prompt are shown at most.
 const PROMPT_LINES: usize = 4;
 
-/// Draws the placeholder for a request and encodes it as PNG.
+/// Draws the placeholder for a request and encodes it as PNG. A dark twin is the light image
+/// (its reference, for an edit; else the card drawn anew) with every pixel's lightness turned
+/// over, hue and saturation kept: a dark stand-in of the same picture.
 pub(crate) fn generate(request: &Request) -> Generated {
+    let (width, height) = (request.size.width, request.size.height);
+    let canvas = match &request.dark_of {
+        None => draw(request),
+        Some(_) => {
+            let light = (request.references.first())
+                .and_then(|light| decode(&light.bytes))
+                .map(|light| {
+                    if light.dimensions() == (width, height) {
+                        return light;
+                    }
+                    image::imageops::resize(
+                        &light,
+                        width,
+                        height,
+                        image::imageops::FilterType::Triangle,
+                    )
+                });
+            let mut canvas = light.unwrap_or_else(|| draw(request));
+            turn_over(&mut canvas);
+            canvas
+        }
+    };
+    let mut bytes = Vec::new();
+    PngEncoder::new_with_quality(
+        Cursor::new(&mut bytes),
+        CompressionType::Fast,
+        FilterType::Sub,
+    )
+    .write_image(
+        canvas.as_raw(),
+        width,
+        height,
+        image::ExtendedColorType::Rgb8,
+    )
+    .expect("encoding a PNG into memory cannot fail");
+
+    Generated {
+        bytes,
+        cost_usd: Some(0.0),
+        provenance: super::Provenance::default(),
+    }
+}
+
+/// Every pixel's HSL lightness turned over (`L` to `1 - L`), its hue and chroma kept: adding
+/// `255 - max - min` to each channel maps the largest to `255 - min` and the smallest to
+/// `255 - max`, and keeps their order.
+fn turn_over(canvas: &mut RgbImage) {
+    for pixel in canvas.pixels_mut() {
+        let [r, g, b] = pixel.0;
+        let shift = 255 - i16::from(r.max(g).max(b)) - i16::from(r.min(g).min(b));
+        let channel = |c: u8| (i16::from(c) + shift).clamp(0, 255) as u8;
+        *pixel = Rgb([channel(r), channel(g), channel(b)]);
+    }
+}
+
+/// The card of a request: a tinted ground, a crossed frame, the words and the references.
+fn draw(request: &Request) -> RgbImage {
     let (width, height) = (request.size.width, request.size.height);
     // Each candidate of a directive's variants gets its own tint.
     let tint = (tint_of(&request.prompt) + request.candidate as f32 * 47.0) % 360.0;
@@ -75,26 +134,7 @@ pub(crate) fn generate(request: &Request) -> Generated {
     }
 
     draw_references(&mut canvas, &request.references, unit, frame);
-
-    let mut bytes = Vec::new();
-    PngEncoder::new_with_quality(
-        Cursor::new(&mut bytes),
-        CompressionType::Fast,
-        FilterType::Sub,
-    )
-    .write_image(
-        canvas.as_raw(),
-        width,
-        height,
-        image::ExtendedColorType::Rgb8,
-    )
-    .expect("encoding a PNG into memory cannot fail");
-
-    Generated {
-        bytes,
-        cost_usd: Some(0.0),
-        provenance: super::Provenance::default(),
-    }
+    canvas
 }
 
 /// Small copies of the reference images in a row along the bottom, so that a draft shows what
@@ -135,14 +175,19 @@ fn draw_references(canvas: &mut RgbImage, references: &[RefImage], unit: u32, ed
 
 /// A reference decoded (at most 64 MiB) and shrunk to fit a `side`-pixel square.
 fn thumbnail(bytes: &[u8], side: u32) -> Option<RgbImage> {
+    let decoded = image::DynamicImage::ImageRgb8(decode(bytes)?);
+    Some(decoded.thumbnail(side, side).to_rgb8())
+}
+
+/// An image decoded within 64 MiB.
+fn decode(bytes: &[u8]) -> Option<RgbImage> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .ok()?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(64 << 20);
     reader.limits(limits);
-    let decoded = reader.decode().ok()?;
-    Some(decoded.thumbnail(side, side).to_rgb8())
+    Some(reader.decode().ok()?.to_rgb8())
 }
 
 /// A hue from 0 to 360 taken from the prompt.
@@ -288,6 +333,44 @@ mod tests {
         let image = image::load_from_memory(&generated.bytes).unwrap();
         assert_eq!((image.width(), image.height()), (320, 200));
         assert_eq!(generated.cost_usd, Some(0.0));
+    }
+
+    #[test]
+    fn a_dark_twin_turns_the_light_image_over() {
+        let light = request("A lighthouse", 64, 32);
+        let light_png = generate(&light).bytes;
+        let mut twin = request("make it dark", 64, 32);
+        twin.dark_of = Some("a".repeat(64));
+        twin.references = vec![RefImage {
+            label: "(the light image)".into(),
+            hash: "a".repeat(64),
+            media_type: "image/png",
+            bytes: std::sync::Arc::new(light_png.clone()),
+            path: Default::default(),
+        }];
+        let decode = |png: &[u8]| image::load_from_memory(png).unwrap().to_rgb8();
+        let (light, dark) = (decode(&light_png), decode(&generate(&twin).bytes));
+        assert_eq!(dark.dimensions(), (64, 32));
+        let lightness = |p: &Rgb<u8>| {
+            u16::from(*p.0.iter().max().unwrap()) + u16::from(*p.0.iter().min().unwrap())
+        };
+        for (l, d) in light.pixels().zip(dark.pixels()) {
+            assert!((i32::from(lightness(l)) + i32::from(lightness(d)) - 510).abs() <= 2);
+        }
+        // It is dark on the whole.
+        let mean = |image: &RgbImage| {
+            image.pixels().map(|p| u32::from(lightness(p))).sum::<u32>() / (64 * 32)
+        };
+        assert!(
+            mean(&light) > 330 && mean(&dark) < 180,
+            "{} {}",
+            mean(&light),
+            mean(&dark)
+        );
+        // Without a light image to turn over, the card is drawn and turned over.
+        twin.references.clear();
+        let drawn = decode(&generate(&twin).bytes);
+        assert!(mean(&drawn) < 180);
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub(crate) fn bare_request(
         mask: None,
         candidate: 0,
         retry: 0,
+        dark_of: None,
     }
 }
 

@@ -435,6 +435,21 @@ impl Driver {
         )
     }
 
+    fn execute_sync_with(&self, script: &str, args: Value) -> Value {
+        self.post(
+            &format!("/session/{}/execute/sync", self.session),
+            &json!({ "script": script, "args": args }),
+        )
+    }
+
+    /// A Chrome DevTools Protocol command, through ChromeDriver.
+    fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.post(
+            &format!("/session/{}/goog/cdp/execute", self.session),
+            &json!({ "cmd": cmd, "params": params }),
+        )
+    }
+
     fn execute_async(&self, script: &str) -> Value {
         self.execute_async_with(script, json!([]))
     }
@@ -506,5 +521,170 @@ impl Drop for Driver {
         }
         let _ = self.process.kill();
         let _ = self.process.wait();
+    }
+}
+
+/// What each figure of the page shows once its visible image has loaded (each scrolled into
+/// view, as they are lazy): which of its pictures is displayed, that image's size, and every
+/// image file the page downloaded, with the URLs of the images it did not show.
+const THEMED: &str = r#"
+const [page, done] = arguments;
+const ready = () => location.pathname.endsWith(page) && document.readyState === "complete";
+const wait = (resolve) => ready() ? resolve() : setTimeout(() => wait(resolve), 20);
+new Promise(wait).then(() => report());
+const report = () => {
+const figures = [...document.querySelectorAll("main figure.imagegen")];
+const shown = (element) => element && getComputedStyle(element).display !== "none";
+const urls = (picture) => picture ? [...picture.querySelectorAll("source, img")].flatMap((e) =>
+  [e.getAttribute("src"), ...(e.getAttribute("srcset") || "").split(",").map((s) => s.trim().split(" ")[0])]
+).filter(Boolean).map((u) => new URL(u, location.href).href) : [];
+(async () => {
+  const out = [];
+  for (const figure of figures) {
+    const light = figure.querySelector("picture.imagegen-light");
+    const dark = figure.querySelector("picture.imagegen-dark");
+    const visible = shown(dark) ? dark : light;
+    const image = visible.querySelector("img");
+    image.scrollIntoView({ block: "center" });
+    if (!image.complete) {
+      await new Promise((resolve) => {
+        image.addEventListener("load", resolve, { once: true });
+        image.addEventListener("error", resolve, { once: true });
+      });
+    }
+    const box = figure.getBoundingClientRect();
+    out.push({
+      light: shown(light), dark: shown(dark), loaded: image.naturalWidth,
+      src: image.currentSrc, hidden: urls(visible === dark ? light : dark),
+      box: [box.width, box.height],
+    });
+  }
+  window.scrollTo(0, 0);
+  const files = performance.getEntriesByType("resource").filter((e) => e.name.includes("/imagegen/"));
+  done({ figures: out, downloaded: files.map((e) => e.name), bytes: files.reduce((s, e) => s + e.encodedBodySize, 0) });
+})();
+};
+"#;
+
+/// Clicks an element by its id.
+const CLICK: &str = "document.getElementById(arguments[0]).click();";
+
+/// A book with dark twins (the placeholder turns each light image over) in each of mdBook's
+/// five themes: the right image shown, the other neither shown nor downloaded, axe-core
+/// content; print shows the light images; the theme menu switches images with no layout
+/// shift; without JavaScript the system's preference decides.
+#[test]
+fn dark_twins_follow_the_theme_are_never_downloaded_hidden_and_print_light() {
+    ensure_chromium();
+    let book = TestBook::example();
+    book.edit("book.toml", |toml| {
+        format!("{toml}\n[preprocessor.imagegen.dark]\nmode = \"edit\"\n")
+    });
+    book.build();
+    let server = StaticServer::start(book.root().join("book"), Duration::from_millis(300));
+    let driver = Driver::start();
+    let page = format!("{}/coast/lighthouses.html", server.url);
+    let themed = |theme: &str| {
+        driver.navigate(&page);
+        driver.execute_sync(&format!("localStorage.setItem('mdbook-theme', '{theme}');"));
+        driver.navigate(&page);
+        driver.execute_async_with(THEMED, json!(["lighthouses.html"]))
+    };
+    let mut measured = Vec::new();
+    for theme in ["light", "rust", "coal", "navy", "ayu"] {
+        let dark = matches!(theme, "coal" | "navy" | "ayu");
+        let report = themed(theme);
+        let figures = report["figures"].as_array().unwrap();
+        assert_eq!(figures.len(), 2, "{theme}: {report}");
+        let downloaded: Vec<&str> = report["downloaded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap())
+            .collect();
+        for figure in figures {
+            assert_eq!(figure["dark"], dark, "{theme}: {figure}");
+            assert_eq!(figure["light"], !dark, "{theme}: {figure}");
+            assert!(figure["loaded"].as_u64().unwrap() > 0, "{theme}: {figure}");
+            for url in figure["hidden"].as_array().unwrap() {
+                assert!(
+                    !downloaded.contains(&url.as_str().unwrap()),
+                    "{theme}: the hidden image {url} was downloaded"
+                );
+            }
+        }
+        measured.push(format!(
+            "{theme}: {} files, {} bytes",
+            downloaded.len(),
+            report["bytes"]
+        ));
+        assert_axe_clean(&driver, &format!("{theme} lighthouses.html"));
+    }
+    eprintln!("downloaded per theme: {}", measured.join("; "));
+
+    // Print shows the light images, whatever the theme: print.html (every chapter, each with
+    // its style) in coal, printed.
+    themed("coal");
+    driver.navigate(&format!("{}/print.html", server.url));
+    driver.cdp("Emulation.setEmulatedMedia", json!({ "media": "print" }));
+    let report = driver.execute_async_with(THEMED, json!(["print.html"]));
+    let figures = report["figures"].as_array().unwrap();
+    assert_eq!(figures.len(), 5, "{report}");
+    for figure in figures {
+        assert_eq!(
+            (&figure["light"], &figure["dark"]),
+            (&json!(true), &json!(false)),
+            "print: {figure}"
+        );
+    }
+    driver.cdp("Emulation.setEmulatedMedia", json!({ "media": "" }));
+
+    // The theme menu: from light to coal and back, the figures keep their boxes.
+    let before = themed("light");
+    for theme in ["coal", "light"] {
+        driver.execute_sync_with(CLICK, json!(["mdbook-theme-toggle"]));
+        driver.execute_sync_with(CLICK, json!([format!("mdbook-theme-{theme}")]));
+        let after = driver.execute_async_with(THEMED, json!(["lighthouses.html"]));
+        let dark = theme == "coal";
+        for (was, is) in before["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(after["figures"].as_array().unwrap())
+        {
+            assert_eq!(is["dark"], dark, "after choosing {theme}: {is}");
+            assert_eq!(was["box"], is["box"], "the layout shifted choosing {theme}");
+        }
+    }
+
+    // Without JavaScript (`html:not(.js)`), the system's preference decides.
+    for (scheme, dark) in [("dark", true), ("light", false)] {
+        driver.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+        );
+        driver.execute_sync("document.documentElement.className = 'light';");
+        let report = driver.execute_async_with(THEMED, json!(["lighthouses.html"]));
+        for figure in report["figures"].as_array().unwrap() {
+            assert_eq!(figure["dark"], dark, "no JavaScript, {scheme}: {figure}");
+        }
+    }
+    driver.cdp("Emulation.setEmulatedMedia", json!({ "features": [] }));
+
+    // The screenshots in docs/dark-themes.md: `MDBOOK_IMAGEGEN_DARK_SCREENSHOTS=docs/images`.
+    if let Some(dir) = std::env::var_os("MDBOOK_IMAGEGEN_DARK_SCREENSHOTS") {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        for theme in ["light", "coal"] {
+            themed(theme);
+            driver.execute_sync(
+                "document.querySelector('main figure.imagegen').scrollIntoView({ block: 'center' });",
+            );
+            std::thread::sleep(Duration::from_millis(600));
+            std::fs::write(
+                dir.join(format!("dark-twin-{theme}.png")),
+                driver.screenshot(),
+            )
+            .unwrap();
+        }
     }
 }

@@ -9,6 +9,7 @@ mod art;
 mod browser;
 mod build;
 mod commands;
+mod dark;
 mod hardening;
 mod judge;
 mod models;

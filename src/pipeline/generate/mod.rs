@@ -36,6 +36,17 @@ pub(crate) fn run(
         .iter()
         .enumerate()
         .filter_map(|(i, decision)| Some((i, decision.to_generate(&jobs[i])?)))
+        // An image sent (a dark twin's light image) is read now, only when it is sent.
+        .filter_map(
+            |(i, mut chain)| match crate::pipeline::references::read_unread(&mut chain) {
+                Ok(()) => Some((i, chain)),
+                Err(message) => {
+                    images[i] =
+                        Image::Failed(format!("the image it edits cannot be sent: {message}"));
+                    None
+                }
+            },
+        )
         .unzip();
     if chains.is_empty() {
         return summary;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::planned::{Describe, Planned, PlannedJob, PlannedJudge, Served, Variants};
+use super::planned::{Describe, Planned, PlannedDark, PlannedJob, PlannedJudge, Served, Variants};
 use crate::cache::key::CacheKey;
 use crate::error::Result;
 use crate::pipeline::Book;
@@ -51,6 +51,7 @@ pub(super) fn planned(
             };
             let mut made = of_job(&mut planned, &plan.jobs[job], &resolution.decisions[job]);
             art_direction(&mut made, plan, (p, d), directive.attrs.edit.is_some());
+            made.dark = dark(plan, resolution, (p, d));
             let here = Made::of(book, plan, resolution, (p, d), &mut seen);
             // One made by an earlier directive shows as cached here; one whose image is cached
             // but whose other candidates (or the image its edit starts from) a build still
@@ -103,7 +104,32 @@ fn of_job(planned: &mut Planned, job: &Job, decision: &Decision) -> PlannedJob {
         served: Served::of(job, decision),
         provisional: own_waits,
         cost: None,
+        dark: None,
     }
+}
+
+/// A directive's dark twin: what a build does for it, and its key once known.
+fn dark(plan: &Plan, resolution: &Resolution, at: At) -> Option<PlannedDark> {
+    Some(match plan.twin(at)? {
+        Err(message) => PlannedDark {
+            status: Status::Error,
+            key: None,
+            tier: crate::cache::Tier::Local,
+            message: Some(message.clone()),
+        },
+        Ok(j) => {
+            let (job, decision) = (&plan.jobs[*j], &resolution.decisions[*j]);
+            PlannedDark {
+                status: decision.status(job),
+                key: (!is_provisional(&job.chain[0].1)).then_some(job.key),
+                tier: tier_of(&job.chain[0].1),
+                message: match decision {
+                    Decision::Fail(_, message) => Some(message.clone()),
+                    _ => None,
+                },
+            }
+        }
+    })
 }
 
 /// What a directive's variants and edit keep: the keys of its other jobs (every link: a

@@ -73,6 +73,21 @@ pub(crate) struct PlannedJob {
     pub(crate) provisional: bool,
     /// The estimated price of what a build makes for it, when known.
     pub(crate) cost: Option<f64>,
+    /// Its dark twin, when it asks for one and its figure has an image.
+    pub(crate) dark: Option<PlannedDark>,
+}
+
+/// A directive's dark twin, as planned (its job is also among `also`).
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedDark {
+    /// What a build does for it (`error` when it cannot be made).
+    pub(crate) status: Status,
+    /// Its key, unless it waits for a light image a build makes first.
+    pub(crate) key: Option<CacheKey>,
+    /// The part of the cache it lives in.
+    pub(crate) tier: Tier,
+    /// Why it fails.
+    pub(crate) message: Option<String>,
 }
 
 /// A directive's `variants`.

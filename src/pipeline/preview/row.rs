@@ -53,6 +53,13 @@ impl From<&Planned> for PlannedImage {
                 Some(PlannedJudge::Ask { cost }) => cost,
                 _ => None,
             },
+            dark: job.and_then(|j| j.dark.as_ref()).map(|d| d.status),
+            dark_key: (job.and_then(|j| j.dark.as_ref()))
+                .and_then(|d| d.key)
+                .map(CacheKey::to_hex),
+            dark_message: job
+                .and_then(|j| j.dark.as_ref())
+                .and_then(|d| d.message.clone()),
         }
     }
 }
@@ -89,6 +96,7 @@ mod tests {
             served: None,
             provisional: false,
             cost: Some(0.25),
+            dark: None,
         }
     }
 
