@@ -449,7 +449,7 @@ fn set_attr(attrs: &mut Attrs, key: &str, value: String) -> Result<(), String> {
             let value = text(value)?
                 .map(|v| fold_whitespace(&v))
                 .unwrap_or_default();
-            attrs.dark = Some(match value.as_str() {
+            attrs.dark = Some(match value.to_ascii_lowercase().as_str() {
                 "off" => DarkAttr::Off,
                 "edit" => DarkAttr::Edit,
                 "prompt" => DarkAttr::Prompt,

@@ -270,12 +270,23 @@ mod tests {
             ("format", serde_json::json!(1)),
             ("prompt", serde_json::json!("x".repeat(70_000))),
             ("cost-usd", serde_json::json!(-1.0)),
+            ("dark-of", serde_json::json!("../light.png")),
         ];
         for (field, value) in broken {
             let mut record = record();
             record[field] = value;
             assert!(Record::parse(&bytes(&record), &name()).is_err(), "{field}");
         }
+        // A dark twin names its light master by its hash.
+        let mut twin = record();
+        twin["dark-of"] = serde_json::json!(MASTER);
+        assert_eq!(
+            Record::parse(&bytes(&twin), &name())
+                .unwrap()
+                .dark_of
+                .as_deref(),
+            Some(MASTER)
+        );
         // Its name must be its own: under another key, or another master, it is refused.
         let other = format!("{}-{}-0badc0de.json", MASTER, &MASTER[..16]);
         assert!(Record::parse(&bytes(&record()), &other).is_err());

@@ -41,8 +41,11 @@ pub(crate) fn regenerate(
                 by_file
             } else if selector.len() >= 4 && selector.chars().all(|c| c.is_ascii_hexdigit()) {
                 let prefix = selector.to_ascii_lowercase();
+                // A figure's key, or its dark twin's: regenerating a twin alone.
+                let matches =
+                    |k: &Option<String>| k.as_deref().is_some_and(|k| k.starts_with(&prefix));
                 rows.iter()
-                    .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with(&prefix)))
+                    .filter(|r| matches(&r.key) || matches(&r.dark_key))
                     .collect()
             } else {
                 Vec::new()
@@ -52,8 +55,21 @@ pub(crate) fn regenerate(
             "say what to regenerate: a chapter file, the start of a cache key, or `--failed`"
         ),
     };
-    let keys: std::collections::BTreeSet<String> =
-        selected.iter().filter_map(|r| r.key.clone()).collect();
+    // A figure regenerated makes its dark twin again too; a twin named by its key, alone.
+    let twin_only = |r: &PlannedImage| {
+        let hex = selector.unwrap_or_default().to_ascii_lowercase();
+        let starts = |k: &Option<String>| k.as_deref().is_some_and(|k| k.starts_with(&hex));
+        hex.len() >= 4 && starts(&r.dark_key) && !starts(&r.key)
+    };
+    let keys: std::collections::BTreeSet<String> = selected
+        .iter()
+        .flat_map(|r| match (failed, twin_only(r)) {
+            (true, _) => vec![r.key.clone()],
+            (false, true) => vec![r.dark_key.clone()],
+            (false, false) => vec![r.key.clone(), r.dark_key.clone()],
+        })
+        .flatten()
+        .collect();
     if keys.is_empty() {
         if failed {
             eprintln!("imagegen: every directive has its image; nothing to regenerate");

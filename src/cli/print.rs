@@ -24,9 +24,13 @@ fn art_direction(row: &PlannedImage) -> String {
     if let (Some(score), Some(verdict)) = (row.score, row.verdict) {
         notes.push(format!("score {score:.2}, {verdict}"));
     }
-    match (&row.dark, &row.dark_message) {
-        (Some(_), Some(message)) => notes.push(format!("dark twin fails: {message}")),
-        (Some(status), None) => notes.push(format!("dark twin: {}", status.as_str())),
+    match (&row.dark, &row.dark_message, &row.dark_key) {
+        (Some(_), Some(message), _) => notes.push(format!("dark twin fails: {message}")),
+        (Some(status), None, None) => notes.push(format!(
+            "dark twin: {}, after its light image",
+            status.as_str()
+        )),
+        (Some(status), None, Some(_)) => notes.push(format!("dark twin: {}", status.as_str())),
         _ => {}
     }
     if row.key.is_none() && !row.status.is_failure() {
@@ -50,9 +54,9 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
     let place = |r: &PlannedImage| format!("{}:{}", t(&r.file), r.line);
     let width = rows.iter().map(|r| place(r).len()).max().unwrap_or(0);
     for row in rows {
-        let cost = match (row.status, row.cost) {
-            (Status::Generate, Some(cost)) => format!("${cost:.3}"),
-            (Status::Generate, None) => "price?".to_owned(),
+        let cost = match (paid(row), row.cost) {
+            (true, Some(cost)) => format!("${cost:.3}"),
+            (true, None) => "price?".to_owned(),
             _ => String::new(),
         };
         let what = match &row.message {
@@ -78,7 +82,7 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
     let count = |status: Status| rows.iter().filter(|r| r.status == status).count();
     let total = rows
         .iter()
-        .filter(|r| r.status == Status::Generate)
+        .filter(|r| paid(r))
         .filter_map(|r| r.cost)
         .fold(0.0, |sum, cost| sum + cost);
     let mut parts = vec![format!("{} cached", count(Status::Cached))];
@@ -102,6 +106,7 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
             parts.push(format!("{} {label}", count(status)));
         }
     }
+    parts.extend(dark_parts(rows));
     parts.extend(vision_parts(rows));
     writeln!(
         stdout,
@@ -110,7 +115,35 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
         if rows.len() == 1 { "" } else { "s" },
         parts.join(", ")
     )?;
-    Ok(count(Status::Error) == 0 && count(Status::Retired) == 0)
+    let twins_fail = rows
+        .iter()
+        .any(|r| matches!(r.dark, Some(Status::Error | Status::Retired)));
+    Ok(count(Status::Error) == 0 && count(Status::Retired) == 0 && !twins_fail)
+}
+
+/// Whether a build pays for something of this row: its image, or its dark twin.
+fn paid(row: &PlannedImage) -> bool {
+    row.status == Status::Generate || row.dark == Some(Status::Generate)
+}
+
+/// What `plan`'s closing line says of dark twins.
+fn dark_parts(rows: &[PlannedImage]) -> Vec<String> {
+    let twins = |status: Status| rows.iter().filter(|r| r.dark == Some(status)).count();
+    let mut parts = Vec::new();
+    if twins(Status::Generate) > 0 {
+        parts.push(format!(
+            "{} dark twins to generate",
+            twins(Status::Generate)
+        ));
+    }
+    let failing = rows
+        .iter()
+        .filter(|r| r.dark.is_some_and(Status::is_failure))
+        .count();
+    if failing > 0 {
+        parts.push(format!("{failing} dark twins that fail"));
+    }
+    parts
 }
 
 /// What `plan`'s closing line says of descriptions and judgements.

@@ -9,7 +9,6 @@ use super::jobs::{At, Plan};
 use super::parse::Page;
 use super::rounds::{self, Mode, Rounds};
 use crate::cache::Cache;
-use crate::config::DarkMode;
 use crate::error::Result;
 use crate::request::dark::{self, Twin};
 
@@ -51,9 +50,6 @@ pub(crate) fn run<M: Mode>(
         // (`references::read_unread`), so a build whose twins are cached reads no master.
         let twin = match mode.master_of(cache, job) {
             None => Err("its light image was not made".to_owned()),
-            Some(light) if twin.mode == DarkMode::Edit && light.media_type == "image/svg+xml" => {
-                Err("its light image is an SVG, which providers do not take to edit; use `dark=\"prompt\"`".to_owned())
-            }
             Some(mut light) => {
                 dark::LIGHT.clone_into(&mut light.label);
                 dark::chain(directive, book.config, &twin, &plan.jobs[job].chain, &light)

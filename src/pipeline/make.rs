@@ -91,6 +91,10 @@ impl Mode for Make<'_> {
             local,
             remote,
         } = asked;
+        if book.public_url().is_some() {
+            // What is published is in the index (a round the head start served skipped it).
+            cache.reopen_index();
+        }
         self.published.extend(publish::known(book, cache, local));
         if remote.is_none()
             && !self.remote_tried

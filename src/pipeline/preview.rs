@@ -283,7 +283,10 @@ impl Mode for Preview {
             self.references.push(match (decision, found) {
                 (Decision::Fail(_, message), _) => Err(message.clone()),
                 (Decision::Cached(_), Some((_, ready))) => {
-                    Ok(super::references::known(&ready.entry.master))
+                    let mut master = super::references::known(&ready.entry.master);
+                    let name = format!("master.{}", ready.entry.extension);
+                    master.media_type = crate::vocab::media_type_of(&name);
+                    Ok(master)
                 }
                 _ => Ok(super::references::stand_in(job.key)),
             });

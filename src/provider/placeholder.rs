@@ -25,7 +25,8 @@ pub(crate) fn generate(request: &Request) -> Generated {
     let canvas = match &request.dark_of {
         None => draw(request),
         Some(_) => {
-            let light = (request.references.first())
+            let light = (request.references.iter())
+                .find(|r| request.dark_of.as_ref() == Some(&r.hash))
                 .and_then(|light| decode(&light.bytes))
                 .map(|light| {
                     if light.dimensions() == (width, height) {

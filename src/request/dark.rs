@@ -63,7 +63,11 @@ pub(crate) fn check(directive: &Directive, config: &Config) -> Result<(), String
     }
     let stand_in = stand_in();
     let base = base(directive, config, None, &stand_in)?;
-    edit_links(&base, config, &twin, &stand_in).map(drop)
+    edit_links(&base, config, &twin, &stand_in)
+        .map(drop)
+        .map_err(|e| {
+            format!("`dark=\"edit\"` sends the image to its profile: {e}; or use `dark=\"prompt\"`")
+        })
 }
 
 /// A light image not read (for [`check`]): only its place in a request counts.
@@ -92,7 +96,10 @@ pub(crate) fn chain(
     if twin.mode == DarkMode::Edit {
         match edit_links(&base, config, twin, light) {
             Ok(chain) => return Ok(chain),
-            Err(message) if twin.explicit => return Err(message),
+            // An edit's prompt does not describe the edited picture: no prompt twin for it.
+            Err(message) if twin.explicit || directive.attrs.edit.is_some() => {
+                return Err(message);
+            }
             Err(message) => tracing::debug!("dark twin made from the prompt: {message}"),
         }
     }
@@ -146,6 +153,12 @@ fn edit_links(
     twin: &Twin,
     light: &RefImage,
 ) -> Result<Chain, String> {
+    if light.media_type == "image/svg+xml" {
+        return Err(
+            "the light image is an SVG, which providers do not take to edit; use `dark=\"prompt\"`"
+                .into(),
+        );
+    }
     links(base, config, |request| {
         request.references = vec![light.clone()];
         request.prompt.clone_from(&twin.instruction);
@@ -345,6 +358,30 @@ mod tests {
             "{message}"
         );
         assert!(check(&directive(Attrs::default()), &config).is_ok());
+    }
+
+    #[test]
+    fn an_svg_light_image_gets_a_twin_from_the_prompt_unless_an_edit_is_asked_for() {
+        let config = config(serde_json::json!({ "mode": "edit" }));
+        let mut svg = light('c');
+        svg.media_type = "image/svg+xml";
+        let attrs = Attrs {
+            provider: Some("o".into()),
+            ..Attrs::default()
+        };
+        let d = directive(attrs.clone());
+        let shown = super::super::chain(&d, &config, &[]).unwrap();
+        let twin = Twin::of(&d, &config).unwrap();
+        let chain = chain(&d, &config, &twin, &shown, &svg).unwrap();
+        assert!(chain[0].1.references.is_empty());
+        assert!(chain[0].1.prompt.starts_with("A lighthouse at dusk "));
+        let asked = directive(Attrs {
+            dark: Some(DarkAttr::Edit),
+            ..attrs
+        });
+        let twin = Twin::of(&asked, &config).unwrap();
+        let message = super::chain(&asked, &config, &twin, &shown, &svg).unwrap_err();
+        assert!(message.contains("is an SVG"), "{message}");
     }
 
     #[test]

@@ -258,4 +258,61 @@ fn regenerating_a_figure_makes_its_twin_again_and_gc_drops_the_old_twin() {
     let after = twins(&book);
     assert_eq!(after.len(), before.len());
     assert!(old.iter().all(|k| !after.contains(k)), "{after:?}");
+
+    // A twin's key alone: that twin is made again, and nothing else.
+    let made = |book: &TestBook| -> Vec<(String, String)> {
+        let listed: Vec<Value> =
+            serde_json::from_slice(&book.imagegen(&["list", "--json"]).stdout).unwrap();
+        let mut made: Vec<(String, String)> = listed
+            .iter()
+            .map(|i| {
+                (
+                    i["key"].as_str().unwrap().to_owned(),
+                    i["created_at"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        made.sort();
+        made
+    };
+    let was = made(&book);
+    ok(&book.imagegen(&["regenerate", &new[0][..12]]));
+    let is = made(&book);
+    let changed: Vec<&String> = (was.iter().zip(&is))
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| &a.0)
+        .collect();
+    assert_eq!(changed, [&new[0]], "{was:?} {is:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn twins_go_through_the_remote_cache_and_a_teammate_pays_for_none() {
+    let shared = tempfile::tempdir().unwrap();
+    let storage = format!(
+        "\n[preprocessor.imagegen.storage]\nscheme = \"fs\"\nroot = \"{}\"\n",
+        shared.path().display()
+    );
+    let a = drawn_book("retries = 0", "mode = \"edit\"", EVERY_CALL_ANOTHER);
+    a.edit("book.toml", |toml| format!("{toml}{storage}"));
+    for n in 0..20 {
+        let png = crate::support::fixtures::png(96, 40 + n);
+        std::fs::write(a.root().join(format!("picture{n}.png")), png).unwrap();
+    }
+    a.build();
+    // A teammate whose provider cannot draw: every image and every twin comes from the store.
+    let refuse = "#!/bin/sh\ncat >/dev/null\necho 'no provider here' >&2\nexit 1\n";
+    let b = drawn_book("retries = 0", "mode = \"edit\"", refuse);
+    b.edit("book.toml", |toml| format!("{toml}{storage}"));
+    let output = b.build();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("no provider here"), "{stderr}");
+    let page = |book: &TestBook| main_of(&book.read("book/coast/lighthouses.html")).to_owned();
+    assert_eq!(page(&a), page(&b));
+    assert_eq!(
+        page(&b)
+            .matches("<picture class=\"imagegen-dark\">")
+            .count(),
+        2
+    );
 }

@@ -158,7 +158,8 @@ fn art_direction(job: &mut PlannedJob, plan: &Plan, at: At, edits: bool) {
 
 /// What a build makes for one directive that no earlier directive makes.
 struct Made {
-    /// Whether it makes anything.
+    /// Whether it makes anything besides its dark twin (the twin's own status is `dark`: a
+    /// figure whose image is here is not one to regenerate for its twin).
     here: bool,
     /// Whether a model makes some of it.
     by_model: bool,
@@ -179,6 +180,7 @@ impl Made {
             by_model: false,
             cost: None,
         };
+        let twin = plan.twin(at).and_then(|t| t.as_ref().ok()).copied();
         for j in plan.jobs_of(at) {
             if std::mem::replace(&mut seen[j], true) {
                 continue;
@@ -186,8 +188,10 @@ impl Made {
             let Some(request) = resolution.decisions[j].first_request(&plan.jobs[j]) else {
                 continue;
             };
-            made.here = true;
-            made.by_model |= request.kind.is_model();
+            if Some(j) != twin {
+                made.here = true;
+                made.by_model |= request.kind.is_model();
+            }
             let price = book
                 .config
                 .profile(&request.profile)
