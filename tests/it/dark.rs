@@ -293,7 +293,12 @@ fn twins_go_through_the_remote_cache_and_a_teammate_pays_for_none() {
         "\n[preprocessor.imagegen.storage]\nscheme = \"fs\"\nroot = \"{}\"\n",
         shared.path().display()
     );
-    let a = drawn_book("retries = 0", "mode = \"edit\"", EVERY_CALL_ANOTHER);
+    // One call at a time: the program counts its calls in a file.
+    let a = drawn_book(
+        "retries = 0\nmax-concurrency = 1",
+        "mode = \"edit\"",
+        EVERY_CALL_ANOTHER,
+    );
     a.edit("book.toml", |toml| format!("{toml}{storage}"));
     for n in 0..20 {
         let png = crate::support::fixtures::png(96, 40 + n);
