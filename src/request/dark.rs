@@ -62,7 +62,7 @@ pub(crate) fn check(directive: &Directive, config: &Config) -> Result<(), String
         return Ok(());
     }
     let stand_in = stand_in();
-    let base = base(directive, config, None, &stand_in)?;
+    let base = base(directive, config, None)?;
     edit_links(&base, config, &twin, &stand_in)
         .map(drop)
         .map_err(|e| {
@@ -92,7 +92,7 @@ pub(crate) fn chain(
     shown: &Chain,
     light: &RefImage,
 ) -> Result<Chain, String> {
-    let base = base(directive, config, Some(shown), light)?;
+    let base = base(directive, config, Some(shown))?;
     if twin.mode == DarkMode::Edit {
         match edit_links(&base, config, twin, light) {
             Ok(chain) => return Ok(chain),
@@ -109,12 +109,7 @@ pub(crate) fn chain(
 /// The requests a twin starts from: the figure's own chain, or, with `[dark] profile`, the
 /// directive's request to that profile (then the fallbacks), with the figure's references
 /// (none for an edit directive, whose twin edits its result).
-fn base(
-    directive: &Directive,
-    config: &Config,
-    shown: Option<&Chain>,
-    light: &RefImage,
-) -> Result<Chain, String> {
+fn base(directive: &Directive, config: &Config, shown: Option<&Chain>) -> Result<Chain, String> {
     let own = shown.and_then(|chain| chain.first()).map(|(_, r)| r);
     let Some(profile) = &config.dark.profile else {
         return match shown {
@@ -129,12 +124,7 @@ fn base(
     asked.attrs.edit = None;
     asked.attrs.mask = None;
     let references = match own {
-        Some(request) if directive.attrs.edit.is_none() => request
-            .references
-            .iter()
-            .filter(|r| r.hash != light.hash)
-            .cloned()
-            .collect(),
+        Some(request) if directive.attrs.edit.is_none() => request.references.clone(),
         _ => Vec::new(),
     };
     candidate_chain(
