@@ -17,6 +17,7 @@
 //! `mdbook-imagegen` binary is what mdBook runs. See `ARCHITECTURE.md` for the map of modules.
 
 mod assets;
+mod batch;
 mod cache;
 mod claim;
 mod config;
@@ -46,6 +47,7 @@ mod team;
 pub(crate) mod test_support;
 mod vocab;
 
+pub use batch::run::{BatchRow, Batches, Collected, Skipped, Submitted};
 pub use config::Config;
 pub use error::{Error, Located, Result};
 pub use install::{Installed, install, prepare_cache, write_book_toml};

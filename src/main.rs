@@ -12,7 +12,7 @@ use clap::Parser;
 use mdbook_imagegen::ImageGen;
 
 use cli::args::{Cli, Command};
-use cli::{capture, commands, print};
+use cli::{batch, capture, commands, print};
 
 fn main() -> ExitCode {
     init_logging();
@@ -66,16 +66,8 @@ fn main() -> ExitCode {
         }) => report(print::verify(&preprocessor, &book, fix, json)),
         Some(Command::Install { book }) => report(commands::install(&book)),
         Some(Command::Review { book, out }) => report(commands::review(&preprocessor, &book, &out)),
-        Some(Command::Regenerate {
-            selector,
-            failed,
-            book,
-        }) => report(commands::regenerate(
-            &preprocessor,
-            &book,
-            selector.as_deref(),
-            failed,
-        )),
+        Some(Command::Regenerate(args)) => report(commands::regenerate(&preprocessor, &args)),
+        Some(Command::Batch { command }) => report(batch::run(&preprocessor, command)),
         Some(Command::Reindex { book }) => report(
             capture::load_team(&preprocessor, &book)
                 .and_then(|team| Ok(team.reindex()?))

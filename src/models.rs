@@ -11,6 +11,7 @@ use std::fmt;
 
 use crate::vocab::{ProviderKind, Size};
 
+pub(crate) mod batch;
 mod catalogue;
 
 pub use catalogue::KnownModel;

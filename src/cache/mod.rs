@@ -263,6 +263,7 @@ impl Cache {
             candidate: (request.candidate > 0).then_some(request.candidate + 1),
             retry: (request.retry > 0).then_some(request.retry),
             dark_of: request.dark_of.clone(),
+            batch: master.batch.clone(),
         };
         let entry = Entry {
             master: hash.clone(),

@@ -78,6 +78,10 @@ pub(crate) struct Record {
     /// For a dark twin: the hash of the light image's master it is the twin of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) dark_of: Option<String>,
+    /// The provider's batch it was made in (`mdbook-imagegen batch`); its `cost-usd` is the
+    /// batch price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) batch: Option<String>,
 }
 
 /// A reference image as a record names it.
@@ -200,6 +204,15 @@ impl Record {
         {
             return Err("its dark-of is not a master's 64-hex hash".into());
         }
+        if record.batch.as_deref().is_some_and(|id| {
+            !crate::outside::is_clean(id, crate::outside::ID_CHARS)
+                || !id.strip_prefix("batches/").map_or_else(
+                    || crate::batch::state::plain_id(id),
+                    crate::batch::state::plain_id,
+                )
+        }) {
+            return Err("its batch is not a batch id".into());
+        }
         Ok(())
     }
 
@@ -287,6 +300,12 @@ mod tests {
                 .as_deref(),
             Some(MASTER)
         );
+        // An image made in a batch names the batch by the provider's id.
+        let mut batched = record();
+        batched["batch"] = serde_json::json!("batch_69a1");
+        assert!(Record::parse(&bytes(&batched), &name()).is_ok());
+        batched["batch"] = serde_json::json!("../x");
+        assert!(Record::parse(&bytes(&batched), &name()).is_err());
         // Its name must be its own: under another key, or another master, it is refused.
         let other = format!("{}-{}-0badc0de.json", MASTER, &MASTER[..16]);
         assert!(Record::parse(&bytes(&record()), &other).is_err());

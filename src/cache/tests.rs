@@ -25,6 +25,7 @@ fn master(bytes: &[u8]) -> Master {
         elapsed: Duration::from_millis(1200),
         provenance: Default::default(),
         attempts: 1,
+        batch: None,
     }
 }
 

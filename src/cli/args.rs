@@ -110,17 +110,7 @@ pub(crate) enum Command {
     },
     /// Generates new images for a chapter, a cache-key prefix, or the directives whose image
     /// is missing (`--failed`), even when cached. The old masters stay until `gc`.
-    Regenerate {
-        /// A chapter file (`src/guide/intro.md` or `guide/intro.md`) or the start of a cache
-        /// key (at least 4 hex digits, as `list` and `plan --json` show them).
-        selector: Option<String>,
-        /// Every directive whose image is not in the cache.
-        #[arg(long, conflicts_with = "selector")]
-        failed: bool,
-        /// The book's root directory (where `book.toml` is).
-        #[arg(long, default_value = ".")]
-        book: PathBuf,
-    },
+    Regenerate(Regenerate),
     /// Writes a self-contained HTML page showing every image of the book at a glance
     /// (thumbnail, prompt, alt text, caption, provider, model, size, cost, chapter, problems).
     Review {
@@ -160,6 +150,13 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Generates through the providers' batch APIs: half the price, answered within 24 hours.
+    /// `submit` on one machine, `collect` on any (the batch files under `.imagegen/batches/`
+    /// are committed).
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
     /// Rebuilds the cache index from the records.
     Reindex {
         /// The book's root directory (where `book.toml` is).
@@ -187,5 +184,67 @@ pub(crate) enum Command {
         file: PathBuf,
         /// `supports <renderer>`, when mdBook asks.
         rest: Vec<String>,
+    },
+}
+
+/// What `regenerate` makes again.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Regenerate {
+    /// A chapter file (`src/guide/intro.md` or `guide/intro.md`) or the start of a cache
+    /// key (at least 4 hex digits, as `list` and `plan --json` show them).
+    pub(crate) selector: Option<String>,
+    /// Every directive whose image is not in the cache.
+    #[arg(long, conflicts_with = "selector")]
+    pub(crate) failed: bool,
+    /// Send the new images to the providers' batch APIs (half price, within 24 hours)
+    /// instead of generating them now; `batch collect` stores them.
+    #[arg(long)]
+    pub(crate) batch: bool,
+    /// The book's root directory (where `book.toml` is).
+    #[arg(long, default_value = ".")]
+    pub(crate) book: PathBuf,
+}
+
+/// What `batch` does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BatchCommand {
+    /// Sends every image the book lacks that a batch-capable profile would make, after checking
+    /// the budget at the batch price; writes one file per batch under `.imagegen/batches/`.
+    Submit {
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+        /// The most the submission may cost, in US dollars at the batch price (else
+        /// `max-cost-per-build`).
+        #[arg(long)]
+        max_cost: Option<f64>,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows each batch: provider, state, done/failed/total, when it was sent and expires.
+    Status {
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stores what finished batches made in the cache, reports the lines that failed (the next
+    /// `submit` sends them again), and removes the batch files it is done with.
+    Collect {
+        /// The book's root directory (where `book.toml` is).
+        #[arg(long, default_value = ".")]
+        book: PathBuf,
+        /// Wait until every batch is finished, asking every `--poll`.
+        #[arg(long)]
+        wait: bool,
+        /// With `--wait`: how long between two questions (`30s`, `5m`).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        poll: std::time::Duration,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
     },
 }

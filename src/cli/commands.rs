@@ -16,11 +16,10 @@ pub(crate) fn plan(preprocessor: &ImageGen, dir: &Path, json: bool) -> anyhow::R
 
 pub(crate) fn regenerate(
     preprocessor: &ImageGen,
-    dir: &Path,
-    selector: Option<&str>,
-    failed: bool,
+    args: &super::args::Regenerate,
 ) -> anyhow::Result<bool> {
-    let input = load_book(dir)?;
+    let (selector, failed) = (args.selector.as_deref(), args.failed);
+    let input = load_book(&args.book)?;
     let rows = preprocessor.plan_json(&input)?;
     let selected: Vec<&PlannedImage> = match (selector, failed) {
         (_, true) => rows
@@ -86,6 +85,10 @@ pub(crate) fn regenerate(
         s(keys.len())
     );
     let keys: Vec<String> = keys.into_iter().collect();
+    if args.batch {
+        let mut batches = preprocessor.batches(&input)?;
+        return super::batch::submitted(&batches.submit(&keys, None)?, false);
+    }
     run_failing(preprocessor, &input, &keys)
 }
 

@@ -2,6 +2,7 @@
 //! `main.rs` only dispatches to it.
 
 pub(crate) mod args;
+pub(crate) mod batch;
 pub(crate) mod capture;
 pub(crate) mod commands;
 pub(crate) mod print;

@@ -80,20 +80,8 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
         )?;
     }
     let count = |status: Status| rows.iter().filter(|r| r.status == status).count();
-    let total = rows
-        .iter()
-        .filter(|r| paid(r))
-        .filter_map(|r| r.cost)
-        .fold(0.0, |sum, cost| sum + cost);
     let mut parts = vec![format!("{} cached", count(Status::Cached))];
-    let claimed = match rows.iter().filter(|r| r.claimed_by.is_some()).count() {
-        0 => String::new(),
-        n => format!("; {n} generating on another machine now, which a build waits for"),
-    };
-    parts.push(format!(
-        "{} to generate (estimated ${total:.2}{claimed})",
-        count(Status::Generate)
-    ));
+    parts.push(to_generate(rows));
     for (status, label) in [
         (Status::Remote, "in the remote cache"),
         (Status::Draw, "placeholders to draw"),
@@ -119,6 +107,25 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
         .iter()
         .any(|r| matches!(r.dark, Some(Status::Error | Status::Retired)));
     Ok(count(Status::Error) == 0 && count(Status::Retired) == 0 && !twins_fail)
+}
+
+/// How many images a build generates, at what estimated price (and through `batch submit`),
+/// and how many of them another machine is generating now.
+fn to_generate(rows: &[PlannedImage]) -> String {
+    let paid: Vec<&PlannedImage> = rows.iter().filter(|r| paid(r)).collect();
+    let total: f64 = paid.iter().filter_map(|r| r.cost).sum();
+    let batch_total: f64 = paid.iter().filter_map(|r| r.batch_cost.or(r.cost)).sum();
+    let by_batch = if batch_total + 0.005 < total {
+        format!(", ${batch_total:.2} by `batch submit`")
+    } else {
+        String::new()
+    };
+    let claimed = match rows.iter().filter(|r| r.claimed_by.is_some()).count() {
+        0 => String::new(),
+        n => format!("; {n} generating on another machine now, which a build waits for"),
+    };
+    let generate = rows.iter().filter(|r| r.status == Status::Generate).count();
+    format!("{generate} to generate (estimated ${total:.2}{by_batch}{claimed})")
 }
 
 /// Whether a build pays for something of this row: its image, or its dark twin.

@@ -42,6 +42,9 @@ pub(crate) struct Profile {
     pub(crate) price: Option<f64>,
     /// A timeout for this profile, over the book's.
     pub(crate) timeout: Option<Duration>,
+    /// `batch = true`: its model goes in batches though the table does not know it does;
+    /// `false`: never in a batch. Unset: as the table says (`models::batch`).
+    pub(crate) batch: Option<bool>,
 }
 
 impl Profile {
@@ -68,6 +71,7 @@ impl Profile {
             command: Vec::new(),
             price: None,
             timeout: None,
+            batch: None,
         }
     }
 }
@@ -142,6 +146,7 @@ pub(super) struct RawProfile {
     command: Vec<String>,
     price: Option<f64>,
     timeout: Option<String>,
+    batch: Option<bool>,
 }
 
 /// Checks one profile table and fills in the defaults of its kind.
@@ -200,6 +205,16 @@ fn profile(name: &str, mut raw: RawProfile) -> Result<Profile, (String, String)>
     if let Some(text) = raw.timeout.take() {
         profile.timeout = Some(duration(&text).map_err(|e| (at("timeout"), e))?);
     }
+    if raw.batch == Some(true) && !crate::models::batch::has_batch_api(kind) {
+        return Err((
+            at("batch"),
+            format!(
+                "the `{}` kind has no batch API this version sends to (only `openai` and `gemini` do); remove the key",
+                kind.as_str()
+            ),
+        ));
+    }
+    profile.batch = raw.batch;
     Ok(profile)
 }
 

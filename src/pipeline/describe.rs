@@ -78,7 +78,7 @@ pub(crate) fn run(
     images: &[Image],
 ) -> Described {
     let mut described = Described::default();
-    let Some(with) = Describing::of(book.config) else {
+    let Some(with) = Describing::of(book.config).filter(|_| !book.batching.is_command()) else {
         return described;
     };
     let (wanted, users) = wanted(pages, plan, images);

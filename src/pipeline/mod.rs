@@ -77,7 +77,13 @@ impl ImageGen {
     /// old master stays until `gc`.
     pub fn regenerate_json(&self, input: &str, keys: &[String]) -> Result<String> {
         let (context, json) = protocol::parse(input)?;
-        let book = run(context, json, keys, Prepared::default())?;
+        let book = run(
+            context,
+            json,
+            keys,
+            Prepared::default(),
+            &mut Default::default(),
+        )?;
         serde_json::to_string(&book)
             .map_err(|e| Error::Input(format!("cannot encode the book: {e}")))
     }
@@ -95,7 +101,7 @@ impl ImageGen {
         let read_in = Instant::now();
         let prepared = prefetch.finish();
         let (context, json) = read?;
-        let book = run(context, json, &[], prepared)?;
+        let book = run(context, json, &[], prepared, &mut Default::default())?;
         let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
         serde_json::to_writer(&mut out, &book)
             .map_err(std::io::Error::from)
@@ -124,12 +130,32 @@ impl ImageGen {
     }
 }
 
+/// The book's settings and root directory, from mdBook's input, for the `batch` commands
+/// that plan nothing.
+pub(crate) fn settings_of(input: &str) -> Result<(crate::config::Config, PathBuf)> {
+    let (context, json) = protocol::parse(input)?;
+    let input::Opened { ctx, config, .. } = input::Opened::read(&context, &json, false)?;
+    Ok((config, ctx.root.clone()))
+}
+
+/// Runs a build for a `batch` command on mdBook's input: `batching` says what it gathers, and
+/// holds it when the build is done.
+pub(crate) fn run_batch(
+    input: &str,
+    keys: &[String],
+    batching: &mut crate::batch::hook::Batching,
+) -> Result<()> {
+    let (context, json) = protocol::parse(input)?;
+    run(context, json, keys, Prepared::default(), batching).map(drop)
+}
+
 /// Runs the build on mdBook's input, with what the head start prepared; returns the book.
 fn run(
     context: serde_json::Value,
     mut json: serde_json::Value,
     keys: &[String],
     mut prepared: Prepared,
+    batching: &mut crate::batch::hook::Batching,
 ) -> Result<serde_json::Value> {
     let force: BTreeSet<CacheKey> = keys.iter().filter_map(|k| CacheKey::from_hex(k)).collect();
     let opened = input::Opened::read(&context, &json, true)?;
@@ -138,7 +164,11 @@ fn run(
     }
     let contents = {
         let chapters = protocol::chapters(&json, opened.key);
-        build(&opened.book(), &chapters, &force, prepared)?
+        let mut book = opened.book();
+        book.batching = std::mem::take(batching);
+        let built = build(&book, &chapters, &force, prepared);
+        *batching = std::mem::take(&mut book.batching);
+        built?
     };
     let key = opened.key;
     protocol::set_contents(&mut json, key, contents);
@@ -213,6 +243,10 @@ fn build(
         spliced.duration_since(made),
         spliced.elapsed()
     );
+    if book.batching.is_command() {
+        // Its pages are not used, and the command reports what it did.
+        return Ok(rendered.contents);
+    }
     summary.report(started.elapsed());
     finish(
         book.config.on_error,
@@ -235,7 +269,8 @@ fn judged(
     derived: &mut (usize, Duration),
 ) -> Result<judge::Judged> {
     let mut judged = judge::Judged::default();
-    if book.config.judge.is_none() {
+    // A `batch` command only submits or collects: judging is the next build's.
+    if book.config.judge.is_none() || book.batching.is_command() {
         return Ok(judged);
     }
     let started = Instant::now();
@@ -337,6 +372,9 @@ pub(crate) struct Book<'a> {
     /// Where web files are written: the book's source directory, or, when figures point at a
     /// `public-url`, a local staging directory they are uploaded from.
     pub(crate) assets_dir: PathBuf,
+    /// What generation does with batches: a build leaves pending ones alone; the `batch`
+    /// commands submit or collect.
+    pub(crate) batching: crate::batch::hook::Batching,
 }
 
 impl<'a> Book<'a> {
@@ -359,6 +397,7 @@ impl<'a> Book<'a> {
             today: Day::today(),
             markdown: crate::directive::markdown_options(sections),
             assets_dir,
+            batching: Default::default(),
         }
     }
 

@@ -44,6 +44,10 @@ pub struct PlannedImage {
     /// The estimated price in US dollars of generating it, when it is to be generated and the
     /// price is known.
     pub cost: Option<f64>,
+    /// The same through `batch submit`: what the providers' batch APIs take at their batch
+    /// price (half), the rest at the synchronous one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_cost: Option<f64>,
     /// The start of the prompt.
     pub prompt: String,
     /// The alt text, when the directive gives one.

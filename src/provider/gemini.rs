@@ -29,6 +29,21 @@ pub(super) const REFUSALS: [&str; 8] = [
 
 pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
     let request = call.request;
+    let (body, sent_size) = body(request);
+    let mut headers = Vec::new();
+    if let Some(key) = call.key {
+        headers.push(("x-goog-api-key", key.expose()));
+    }
+    let url = format!(
+        "{}/models/{}:generateContent",
+        call.profile.base_url, request.model
+    );
+    let reply = call.http.post_json(&url, &headers, &body)?;
+    read(&reply, request.seed, sent_size)
+}
+
+/// The `generateContent` body of a request, and the size as sent (ratio and tier). Pure.
+pub(super) fn body(request: &crate::request::Request) -> (Value, String) {
     let mut image_config = json!({ "aspectRatio": nearest_ratio(request.size, &RATIOS) });
     if !request.model.starts_with("gemini-2") {
         let side = request.size.width.max(request.size.height);
@@ -67,16 +82,7 @@ pub(super) fn call(call: &Call<'_>) -> Result<Generated, Fault> {
         "contents": [{ "role": "user", "parts": parts }],
         "generationConfig": generation,
     });
-    let mut headers = Vec::new();
-    if let Some(key) = call.key {
-        headers.push(("x-goog-api-key", key.expose()));
-    }
-    let url = format!(
-        "{}/models/{}:generateContent",
-        call.profile.base_url, request.model
-    );
-    let reply = call.http.post_json(&url, &headers, &body)?;
-    read(&reply, request.seed, sent_size)
+    (body, sent_size)
 }
 
 /// Reads an answer: the first inline image part that is not a thought, or the fault it tells
@@ -90,10 +96,24 @@ pub(super) fn read(
     sent_size: String,
 ) -> Result<Generated, Fault> {
     let answer = answer_of(reply)?;
+    read_answer(&answer, seed, sent_size)
+}
+
+/// Reads a `GenerateContentResponse` (a 200's body, or a batch's answer to one request): see
+/// [`read`]. Pure.
+pub(super) fn read_answer(
+    answer: &Value,
+    seed: Option<u64>,
+    sent_size: String,
+) -> Result<Generated, Fault> {
+    blocked(answer)?;
     let Some(candidate) = answer.pointer("/candidates/0") else {
         return Err(Fault::new(
             FaultKind::Empty,
-            format!("the answer has no candidates: {}", snippet(&reply.body)),
+            format!(
+                "the answer has no candidates: {}",
+                snippet(answer.to_string().as_bytes())
+            ),
         ));
     };
     let finish = candidate
@@ -152,11 +172,25 @@ pub(super) fn read(
         provenance: Provenance {
             seed,
             revised_prompt: None,
-            model_version: text_of(&answer, "modelVersion"),
-            request_id: text_of(&answer, "responseId"),
+            model_version: text_of(answer, "modelVersion"),
+            request_id: text_of(answer, "responseId"),
             sent_size: Some(sent_size),
         },
     })
+}
+
+/// The refusal of a blocked prompt (`promptFeedback.blockReason`), which comes in a 200.
+fn blocked(answer: &Value) -> Result<(), Fault> {
+    match answer
+        .pointer("/promptFeedback/blockReason")
+        .and_then(Value::as_str)
+    {
+        Some(reason) => Err(Fault::new(
+            FaultKind::Refused,
+            format!("the prompt was blocked ({reason})"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A text field of an answer (`modelVersion`, `responseId`).
@@ -171,21 +205,13 @@ pub(super) fn answer_of(reply: &Reply) -> Result<Value, Fault> {
         return Err(error(reply));
     }
     let answer = reply.json()?;
-    if let Some(reason) = answer
-        .pointer("/promptFeedback/blockReason")
-        .and_then(Value::as_str)
-    {
-        return Err(Fault::new(
-            FaultKind::Refused,
-            format!("the prompt was blocked ({reason})"),
-        ));
-    }
+    blocked(&answer)?;
     Ok(answer)
 }
 
 /// Classifies an error answer from the google.rpc envelope
 /// `{"error": {"code", "message", "status", "details"}}`.
-fn error(reply: &Reply) -> Fault {
+pub(super) fn error(reply: &Reply) -> Fault {
     let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
     let error = answer.get("error");
     let status = error

@@ -214,6 +214,68 @@ impl Http {
         Ok(reply.body)
     }
 
+    /// Gets a file of lines (a batch's JSONL answers) from the configured server, streaming:
+    /// `each` gets every non-empty line without its line end, and none is longer than
+    /// `max_line` bytes (a longer one is a fault, and reading stops). Only as much of the file
+    /// is in memory as one line. A non-2xx answer is read (capped) and handed back as a
+    /// [`Reply`] for the provider to classify.
+    pub(crate) fn get_lines(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        max_line: usize,
+        each: &mut dyn FnMut(&[u8]) -> Result<(), Fault>,
+    ) -> Result<Result<(), Reply>, Fault> {
+        use std::io::BufRead as _;
+        let mut request = self.agent.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.call().map_err(|e| self.transport(url, e))?;
+        if !(200..300).contains(&response.status().as_u16()) {
+            return self.read(url, response).map(Err);
+        }
+        let mut reader = std::io::BufReader::with_capacity(
+            1 << 20,
+            response
+                .into_body()
+                .into_with_config()
+                .limit(u64::MAX)
+                .reader(),
+        );
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = std::io::Read::take(&mut reader, max_line as u64 + 2)
+                .read_until(b'\n', &mut line)
+                .map_err(|e| {
+                    Fault::new(
+                        FaultKind::Transient,
+                        format!("reading from {} failed: {e}", host_of(url)),
+                    )
+                })?;
+            if read == 0 {
+                return Ok(Ok(()));
+            }
+            while matches!(line.last(), Some(b'\n' | b'\r')) {
+                line.pop();
+            }
+            if line.len() > max_line {
+                return Err(Fault::new(
+                    FaultKind::BadImage,
+                    format!(
+                        "a line from {} is longer than {} MB; nothing after it is read",
+                        host_of(url),
+                        max_line >> 20
+                    ),
+                ));
+            }
+            if !line.is_empty() {
+                each(&line)?;
+            }
+        }
+    }
+
     fn read(
         &self,
         url: &str,

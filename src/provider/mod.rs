@@ -7,6 +7,7 @@
 
 mod answer;
 mod automatic1111;
+pub(crate) mod batch;
 mod bfl;
 mod command;
 pub(crate) mod describer;
@@ -73,6 +74,8 @@ pub(crate) struct Master {
     pub(crate) provenance: Provenance,
     /// How many requests it took.
     pub(crate) attempts: u32,
+    /// The provider's batch it was made in, when it was (`mdbook-imagegen batch`).
+    pub(crate) batch: Option<String>,
 }
 
 /// The image formats a master may have.
@@ -363,6 +366,8 @@ pub(crate) enum Task {
     Description,
     /// Judge an image against its prompt.
     Judgement,
+    /// Send, poll or read a batch of images.
+    Batch,
 }
 
 impl Task {
@@ -372,6 +377,7 @@ impl Task {
             Task::Image => "image",
             Task::Description => "description",
             Task::Judgement => "judgement",
+            Task::Batch => "batch",
         }
     }
 }
@@ -457,6 +463,7 @@ fn explain(who: &Who<'_>, fault: &Fault, extra: &str) -> String {
         (FaultKind::Refused, Task::Image) => "refused the prompt".to_owned(),
         (FaultKind::Refused, Task::Description) => "refused to describe the image".to_owned(),
         (FaultKind::Refused, Task::Judgement) => "refused to judge the image".to_owned(),
+        (FaultKind::Refused, Task::Batch) => "refused the batch".to_owned(),
         (FaultKind::Auth, _) => "refused the key".to_owned(),
         (FaultKind::Quota, _) => "is out of quota".to_owned(),
         (FaultKind::Invalid, _) => "rejected the request".to_owned(),
@@ -511,6 +518,7 @@ fn hint(kind: FaultKind, profile: &Profile, task: Task) -> String {
         FaultKind::Refused if task == Task::Image => {
             " (reword the prompt; refused prompts are never cached and never retried)".to_owned()
         }
+        FaultKind::Refused if task == Task::Batch => String::new(),
         FaultKind::Refused if task == Task::Description => {
             " (write the directive's `alt` yourself; refusals are never cached)".to_owned()
         }
@@ -579,7 +587,24 @@ fn finish(
         elapsed: started.elapsed(),
         provenance: generated.provenance,
         attempts,
+        batch: None,
     })
+}
+
+/// Makes a master of an image a batch answered: the checks every generated image passes (a
+/// full decode under limits, or an SVG that sanitizes), priced at `price` unless the answer
+/// says what it cost, with what the provider said cleaned of secrets.
+pub(crate) fn collected(
+    generated: Generated,
+    price: f64,
+    batch: &str,
+    secrets: &Secrets,
+) -> Result<Master, String> {
+    let mut master = finish(generated, price, Instant::now(), 1).map_err(|f| f.message)?;
+    master.provenance = std::mem::take(&mut master.provenance).cleaned(secrets);
+    master.elapsed = Duration::ZERO;
+    master.batch = Some(secrets.clean(batch, outside::ID_CHARS));
+    Ok(master)
 }
 
 #[cfg(test)]

@@ -93,18 +93,6 @@ async fn build_async(book: &TestBook) -> std::process::Output {
         .unwrap()
 }
 
-/// The committed records, as JSON.
-fn records(book: &TestBook) -> Vec<Value> {
-    let dir = book.root().join(".imagegen/records");
-    let Ok(shards) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    shards
-        .flat_map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap())
-        .map(|f| serde_json::from_slice(&std::fs::read(f.unwrap().path()).unwrap()).unwrap())
-        .collect()
-}
-
 fn picks(book: &TestBook) -> usize {
     let dir = book.root().join(".imagegen/picks");
     std::fs::read_dir(dir).map_or(0, |shards| {
@@ -166,7 +154,7 @@ async fn references_variants_and_edits_are_made_once_and_picked_with_no_call() {
             ("/v1/images/generations".to_owned(), 1, 0),
         ]
     );
-    let made = records(&book);
+    let made = book.records();
     assert_eq!(made.len(), 6);
     let candidates: Vec<&Value> = made
         .iter()
@@ -265,7 +253,7 @@ async fn references_variants_and_edits_are_made_once_and_picked_with_no_call() {
     // removes the rest: the old candidates, the old edit, and the pick of old candidates.
     let gc = book.imagegen(&["gc"]);
     ok(&gc);
-    assert_eq!(records(&book).len(), 6);
+    assert_eq!(book.records().len(), 6);
     assert_eq!(picks(&book), 0);
     assert!(build_async(&book).await.status.success());
     assert_eq!(received(&server).await.len(), 6);

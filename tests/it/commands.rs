@@ -79,7 +79,9 @@ engraving = "black and white copperplate engraving, fine cross-hatching"
     let table = imagegen(&book, &["plan"]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(
-        text.contains("5 directives: 0 cached, 3 to generate (estimated $0.12), 2 over budget"),
+        text.contains(
+            "5 directives: 0 cached, 3 to generate (estimated $0.12, $0.06 by `batch submit`), 2 over budget"
+        ),
         "{text}"
     );
 }

@@ -6,6 +6,7 @@
 mod agreement;
 mod alt;
 mod art;
+mod batch;
 mod browser;
 mod build;
 mod commands;

@@ -1,6 +1,7 @@
 //! Stage 4, generate: the jobs resolve sent to a provider, several at a time; each new master
 //! is stored the moment it arrives (and uploaded to the remote cache when there is one).
 
+mod batched;
 pub(crate) mod claims;
 mod queue;
 
@@ -48,6 +49,9 @@ pub(crate) fn run(
             },
         )
         .unzip();
+    let queued = batched::Queued::new(jobs, queued, force);
+    let (queued, chains) =
+        batched::divert(book, cache, remote, queued, chains, images, &mut summary);
     if chains.is_empty() {
         return summary;
     }

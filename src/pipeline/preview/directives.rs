@@ -67,6 +67,7 @@ pub(super) fn planned(
                 };
             }
             made.cost = here.cost;
+            made.batch_cost = here.batch_cost;
             planned.job = Some(made);
             out.push(planned);
         }
@@ -104,6 +105,7 @@ fn of_job(planned: &mut Planned, job: &Job, decision: &Decision) -> PlannedJob {
         served: Served::of(job, decision),
         provisional: own_waits,
         cost: None,
+        batch_cost: None,
         dark: None,
     }
 }
@@ -165,6 +167,8 @@ struct Made {
     by_model: bool,
     /// The estimated price of what a model makes, when known.
     cost: Option<f64>,
+    /// The same through the batch APIs: half for what a batch may make.
+    batch_cost: Option<f64>,
 }
 
 impl Made {
@@ -179,6 +183,7 @@ impl Made {
             here: false,
             by_model: false,
             cost: None,
+            batch_cost: None,
         };
         let twin = plan.twin(at).and_then(|t| t.as_ref().ok()).copied();
         for j in plan.jobs_of(at) {
@@ -192,14 +197,21 @@ impl Made {
                 made.here = true;
                 made.by_model |= request.kind.is_model();
             }
-            let price = book
-                .config
-                .profile(&request.profile)
-                .ok()
+            let profile = book.config.profile(&request.profile).ok();
+            let price = profile
                 .filter(|_| request.kind.is_model())
                 .and_then(|p| crate::price::estimate(request, p, &book.config.prices));
             if let Some(price) = price {
                 made.cost = Some(made.cost.unwrap_or(0.0) + price);
+                let batched = profile.is_some_and(|p| {
+                    crate::models::batch::batchable(request.kind, &request.model, p.batch).is_ok()
+                });
+                let share = if batched {
+                    crate::batch::run::BATCH_SHARE
+                } else {
+                    1.0
+                };
+                made.batch_cost = Some(made.batch_cost.unwrap_or(0.0) + price * share);
             }
         }
         made

@@ -73,6 +73,8 @@ pub(crate) struct PlannedJob {
     pub(crate) provisional: bool,
     /// The estimated price of what a build makes for it, when known.
     pub(crate) cost: Option<f64>,
+    /// The same with what a batch may make at the batch price (`batch submit`).
+    pub(crate) batch_cost: Option<f64>,
     /// Its dark twin, when it asks for one and its figure has an image.
     pub(crate) dark: Option<PlannedDark>,
 }

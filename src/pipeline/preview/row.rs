@@ -20,6 +20,7 @@ impl From<&Planned> for PlannedImage {
             model: text(|j| j.model.clone()),
             size: text(|j| j.size.clone()),
             cost: job.and_then(|j| j.cost),
+            batch_cost: job.and_then(|j| j.batch_cost),
             prompt: prompt_start(&p.prompt),
             alt: p.alt.clone(),
             caption: p.caption.clone(),
@@ -96,6 +97,7 @@ mod tests {
             served: None,
             provisional: false,
             cost: Some(0.25),
+            batch_cost: None,
             dark: None,
         }
     }

@@ -1,6 +1,7 @@
 //! Test books in temporary directories, and the commands that build them; the one book
 //! template, fixtures and loopback servers the tests share.
 
+pub(crate) mod batches;
 pub(crate) mod books;
 pub(crate) mod fixtures;
 pub(crate) mod servers;
@@ -76,19 +77,52 @@ impl TestBook {
 
     /// `mdbook-imagegen <args> --book <this book>`, with `mdbook` on the `PATH`.
     pub(crate) fn imagegen(&self, args: &[&str]) -> Output {
+        self.imagegen_command(args).output().unwrap()
+    }
+
+    /// [`TestBook::imagegen`] with `vars` set, on a blocking thread (a test's servers keep
+    /// answering).
+    pub(crate) async fn imagegen_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut command = self.imagegen_command(args);
+        command.envs(vars.iter().copied());
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn imagegen_command(&self, args: &[&str]) -> Command {
         let bin_dir = mdbook_binary().parent().unwrap().to_owned();
         let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
             &std::env::var_os("PATH").unwrap_or_default(),
         )))
         .unwrap();
-        Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(args)
             .arg("--book")
             .arg(self.root())
             .env("PATH", path)
-            .env_remove("MDBOOK_PREPROCESSOR__IMAGEGEN__COMMAND")
-            .output()
-            .unwrap()
+            .env_remove("MDBOOK_PREPROCESSOR__IMAGEGEN__COMMAND");
+        command
+    }
+
+    /// What a teammate gets by cloning the book's repository: everything but mdBook's output
+    /// and the cache's local parts (`.imagegen/.gitignore`).
+    pub(crate) fn committed_clone(&self) -> TestBook {
+        let dir = tempfile::Builder::new()
+            .prefix("imagegen-clone-")
+            .tempdir()
+            .unwrap();
+        let cache = self.root().join(".imagegen");
+        copy_tree(self.root(), dir.path(), &|p: &Path| {
+            let local = p.parent() == Some(cache.as_path())
+                && matches!(
+                    p.file_name().unwrap().to_str().unwrap(),
+                    "local" | "tmp" | "index.redb"
+                );
+            !(local || p == self.root().join("book"))
+        });
+        TestBook { dir }
     }
 
     /// `mdbook-imagegen plan --json` on the book: one row per directive.
@@ -126,6 +160,18 @@ impl TestBook {
             String::from_utf8_lossy(&output.stderr)
         );
         output
+    }
+
+    /// The committed records, as JSON.
+    pub(crate) fn records(&self) -> Vec<serde_json::Value> {
+        let dir = self.root().join(".imagegen/records");
+        let Ok(shards) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        shards
+            .flat_map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap())
+            .map(|f| serde_json::from_slice(&std::fs::read(f.unwrap().path()).unwrap()).unwrap())
+            .collect()
     }
 
     /// Every file and directory under the book except mdBook's output, with size and mtime.
