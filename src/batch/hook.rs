@@ -54,6 +54,8 @@ pub(crate) struct Collect {
     pub(crate) masters: BTreeMap<CacheKey, Spooled>,
     /// Those the build stored.
     pub(crate) stored: Mutex<BTreeSet<CacheKey>>,
+    /// Those a directive asks for that could not be stored, and why.
+    pub(crate) unstored: Mutex<BTreeMap<CacheKey, String>>,
 }
 
 /// A checked master until it is stored: in memory while the collected images are few and

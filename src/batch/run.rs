@@ -64,7 +64,7 @@ pub struct Skipped {
 }
 
 /// One batch, as a batch file and its provider describe it.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct BatchRow {
     /// The batch file, relative to the book.
     pub file: String,
@@ -110,6 +110,9 @@ pub struct Collected {
     pub notes: Vec<String>,
     /// Batches still running.
     pub pending: usize,
+    /// Batches that could not be asked about or read, and images that could not be stored:
+    /// their batch files are kept for the next `collect`.
+    pub errors: Vec<String>,
 }
 
 impl ImageGen {
@@ -158,7 +161,9 @@ impl Batches {
     pub fn submit(&mut self, force: &[String], max_cost: Option<f64>) -> Result<Submitted> {
         self.places = places(&self.input)?;
         let mut batching = Batching::Submit(Default::default());
-        crate::pipeline::run_batch(&unbudgeted(&self.input)?, force, &mut batching)?;
+        // `offline` is for builds: a submit is asked to send.
+        let input = with_settings_removed(&self.input, &["offline"])?;
+        crate::pipeline::run_batch(&input, force, &mut batching)?;
         let Batching::Submit(gathered) = batching else {
             unreachable!("the build hands its batching back")
         };
@@ -360,12 +365,13 @@ impl Batches {
     /// A batch file's state, or an error that names the file: unreadable, or naming a profile
     /// the book does not define (or of another kind).
     fn checked(&self, found: &store::Found) -> Result<State> {
-        let file = found
-            .path
-            .strip_prefix(&self.root)
-            .unwrap_or(&found.path)
-            .display()
-            .to_string();
+        let file = crate::outside::clean(
+            &(found.path.strip_prefix(&self.root))
+                .unwrap_or(&found.path)
+                .display()
+                .to_string(),
+            300,
+        );
         let state = found
             .state
             .clone()
@@ -396,53 +402,39 @@ impl Batches {
     /// Reads what every finished batch made into the cache (through a build, so web files
     /// and the remote cache follow), reports the lines that failed with their directive, and
     /// removes the batch files it is done with. With `wait`, polls every `poll` until every
-    /// batch is finished, with a line on stderr each time.
+    /// batch is finished, with a line on stderr each time. A batch that cannot be asked about
+    /// or read is reported and kept for the next `collect`; the others are collected.
     pub fn collect(&self, wait: bool, poll: Duration) -> Result<Collected> {
         let mut collected = Collected::default();
-        let spool = self.cache_root().join("local").join("batches");
-        let mut masters = BTreeMap::new();
-        let mut in_memory = 0;
-        let mut finished: Vec<(PathBuf, State)> = Vec::new();
-        let mut failed_keys: BTreeMap<String, (String, String)> = BTreeMap::new();
-        with_env(&self.config, &self.root, |env| -> Result<()> {
-            let mut waiting: Vec<(PathBuf, State)> = Vec::new();
-            for found in store::list(&self.cache_root()) {
-                let state = self.checked(&found)?;
-                waiting.push((found.path, state));
-            }
+        let mut read = Read::default();
+        let mut waiting: Vec<(PathBuf, State)> = Vec::new();
+        for found in store::list(&self.cache_root()) {
+            let state = self.checked(&found)?;
+            waiting.push((found.path, state));
+        }
+        self.clear_spool();
+        let mut done_rows = Vec::new();
+        with_env(&self.config, &self.root, |env| {
             loop {
                 let mut still = Vec::new();
+                let mut rows = Vec::new();
                 for (path, state) in waiting {
-                    let client = self.client(&state, env).map_err(Error::Input)?;
-                    let batch = client
-                        .get(&state.id)
-                        .map_err(|f| unknown_batch(&path, &state, f))?;
-                    collected
-                        .batches
-                        .push(self.row(&path, &state, Some(&batch)));
-                    if !batch.state.finished() {
-                        still.push((path, state));
-                        continue;
+                    match self.collect_one(env, &path, &state, &mut read, &mut collected) {
+                        Ok((row, true)) => {
+                            done_rows.push(row);
+                            read.finished.push((path, state));
+                        }
+                        Ok((row, false)) => {
+                            rows.push(row);
+                            still.push((path, state));
+                        }
+                        Err(message) => collected.errors.push(message),
                     }
-                    let mut reader = Reader {
-                        state: &state,
-                        spool: &spool,
-                        cache_root: &self.cache_root(),
-                        secrets: env.secrets,
-                        masters: &mut masters,
-                        in_memory: &mut in_memory,
-                        failed: &mut failed_keys,
-                        notes: &mut collected.notes,
-                    };
-                    client
-                        .answers(&batch, &state.model, &mut |answer| reader.take(answer))
-                        .map_err(|f| Error::Input(f.message))?;
-                    reader.unanswered(&batch);
-                    finished.push((path, state));
                 }
                 collected.pending = still.len();
+                collected.batches = done_rows.iter().cloned().chain(rows).collect();
                 if still.is_empty() || !wait {
-                    return Ok(());
+                    return;
                 }
                 tracing::info!(
                     "imagegen: {} batch{} still running; asking again in {}",
@@ -450,35 +442,81 @@ impl Batches {
                     if still.len() == 1 { "" } else { "es" },
                     humantime::format_duration(poll)
                 );
-                (env.sleep)(poll);
-                collected.batches.clear();
+                (env.sleep)(poll.max(Duration::from_millis(10)));
                 waiting = still;
             }
-        })?;
-        self.store(masters, &finished, failed_keys, &mut collected)?;
+        });
+        self.store(read, &mut collected)?;
         Ok(collected)
     }
 
-    /// Stores the spooled masters through a build, then removes the spool and the batch files
-    /// of the finished batches (kept when the build fails, so nothing is lost).
-    fn store(
+    /// Asks about one batch and, when it is finished, reads its answers: its row, and whether
+    /// it is finished; or why it could not be asked about or read (it is kept).
+    fn collect_one(
         &self,
-        masters: BTreeMap<CacheKey, Spooled>,
-        finished: &[(PathBuf, State)],
-        failed: BTreeMap<String, (String, String)>,
+        env: &Env<'_>,
+        path: &Path,
+        state: &State,
+        read: &mut Read,
         collected: &mut Collected,
-    ) -> Result<()> {
+    ) -> std::result::Result<(BatchRow, bool), String> {
+        let client = self.client(state, env)?;
+        let batch = client
+            .get(&state.id)
+            .map_err(|f| unknown_batch(path, state, f))?;
+        let row = self.row(path, state, Some(&batch));
+        if !batch.state.finished() {
+            return Ok((row, false));
+        }
+        let mut reader = Reader {
+            state,
+            lines: state.lines.iter().map(|l| (l.key.as_str(), l)).collect(),
+            spool: &self.cache_root().join("local").join("batches"),
+            cache_root: &self.cache_root(),
+            secrets: env.secrets,
+            read,
+            notes: &mut collected.notes,
+        };
+        client
+            .answers(&batch, &state.model, &mut |answer| reader.take(answer))
+            .map_err(|f| {
+                format!(
+                    "batch {} ({}): its answers could not be read: {}; it is kept for the next `batch collect`",
+                    state.id,
+                    file_label(path),
+                    f.message
+                )
+            })?;
+        reader.unanswered(&batch);
+        Ok((row, true))
+    }
+
+    /// Removes what an earlier collect left in the spool (a crash, a failed store).
+    fn clear_spool(&self) {
+        let spool = self.cache_root().join("local").join("batches");
+        let Ok(entries) = std::fs::read_dir(&spool) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let _ = store::remove(&self.cache_root(), &entry.path());
+        }
+    }
+
+    /// Stores the masters read through a build, then removes the spool and the files of the
+    /// finished batches. When an image that a directive still asks for could not be stored
+    /// (a disk error), every finished batch file is kept, so the next `collect` reads it
+    /// again and nothing paid for is lost.
+    fn store(&self, read: Read, collected: &mut Collected) -> Result<()> {
+        let Read {
+            masters,
+            finished,
+            failed,
+            ..
+        } = read;
         let again: Vec<String> = finished
             .iter()
             .flat_map(|(_, s)| s.lines.iter().filter(|l| l.again).map(|l| l.key.clone()))
             .filter(|k| CacheKey::from_hex(k).is_some_and(|k| masters.contains_key(&k)))
-            .collect();
-        let paths: Vec<PathBuf> = masters
-            .values()
-            .filter_map(|s| match s {
-                Spooled::File { path, .. } => Some(path.clone()),
-                Spooled::Memory(_) => None,
-            })
             .collect();
         let costs: BTreeMap<CacheKey, f64> = masters
             .iter()
@@ -487,64 +525,117 @@ impl Batches {
         let mut batching = Batching::Collect(Collect {
             masters,
             stored: Default::default(),
+            unstored: Default::default(),
         });
         if !costs.is_empty() {
-            crate::pipeline::run_batch(&self.input, &again, &mut batching)?;
+            // A collect stores what was paid for: the budget and `offline` are for generating.
+            let input = with_settings_removed(&self.input, &["offline"])?;
+            crate::pipeline::run_batch(&input, &again, &mut batching)?;
         }
         let Batching::Collect(done) = batching else {
             unreachable!("the build hands its batching back")
         };
         let stored = done.stored.into_inner().unwrap_or_else(|e| e.into_inner());
+        let unstored = done
+            .unstored
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
         collected.stored = stored.len();
         collected.cost = stored.iter().filter_map(|k| costs.get(k)).sum();
+        let places: BTreeMap<&str, &str> = (finished.iter())
+            .flat_map(|(_, state)| state.lines.iter())
+            .map(|line| (line.key.as_str(), line.place.as_str()))
+            .collect();
         for key in costs.keys().filter(|k| !stored.contains(k)) {
             let hex = key.to_hex();
-            let place = finished
-                .iter()
-                .find_map(|(_, state)| state.line(&hex))
-                .map_or("?", |line| line.place.as_str());
-            collected.notes.push(format!(
-                "the image of {} (asked for at {place}) was made, but no directive of this checkout asks for it now; it is not kept",
-                &hex[..12],
-            ));
+            let place = places.get(hex.as_str()).copied().unwrap_or("?");
+            if let Some(why) = unstored.get(key) {
+                collected.errors.push(format!(
+                    "the image of {} ({place}) was made but could not be stored: {why}; its batch file is kept for the next `batch collect`",
+                    &hex[..12]
+                ));
+            } else {
+                note(
+                    &mut collected.notes,
+                    format!(
+                        "the image of {} (asked for at {place}) was made, but this checkout does not need it (its directive changed, or the image is in the cache already); it is not kept",
+                        &hex[..12],
+                    ),
+                );
+            }
         }
         for (key, (place, reason)) in failed {
             collected.failed.push(Skipped { key, place, reason });
         }
-        for path in paths {
-            let _ = store::remove(&self.cache_root(), &path);
+        self.clear_spool();
+        if !unstored.is_empty() {
+            return Ok(());
         }
-        for (path, _) in finished {
-            store::remove(&self.cache_root(), path)
-                .map_err(|e| Error::Input(format!("cannot remove `{}`: {e}", path.display())))?;
+        for (path, _) in &finished {
+            if let Err(e) = store::remove(&self.cache_root(), path) {
+                collected.errors.push(format!(
+                    "`{}` is collected but cannot be removed ({e}); remove it by hand",
+                    file_label(path)
+                ));
+            }
         }
         Ok(())
     }
 }
 
-/// Reads one finished batch's answers: each checked and spooled, or noted as failed.
+/// What `collect` read from the finished batches.
+#[derive(Default)]
+struct Read {
+    /// Each image made, checked, until it is stored.
+    masters: BTreeMap<CacheKey, Spooled>,
+    /// The bytes of the masters kept in memory.
+    in_memory: usize,
+    /// The batches read to the end (their files are removed once stored).
+    finished: Vec<(PathBuf, State)>,
+    /// Lines that made no image: key → (place, why).
+    failed: BTreeMap<String, (String, String)>,
+}
+
+/// Adds a note, up to [`MAX_NOTES`] of them (then one that says how many more there were).
+fn note(notes: &mut Vec<String>, text: String) {
+    match notes.len() {
+        n if n < MAX_NOTES => notes.push(text),
+        n if n == MAX_NOTES => notes.push("… and more like these".to_owned()),
+        _ => {}
+    }
+}
+
+/// The most notes `collect` keeps.
+const MAX_NOTES: usize = 100;
+
+/// A batch file's name, cleaned for messages.
+fn file_label(path: &Path) -> String {
+    crate::outside::clean(
+        &path.file_name().unwrap_or_default().to_string_lossy(),
+        crate::outside::ID_CHARS,
+    )
+}
+
+/// Reads one finished batch's answers: each checked and kept, or noted as failed.
 struct Reader<'a> {
     state: &'a State,
+    /// The batch's lines by key.
+    lines: std::collections::HashMap<&'a str, &'a Line>,
     spool: &'a Path,
     cache_root: &'a Path,
     secrets: &'a Secrets,
-    masters: &'a mut BTreeMap<CacheKey, Spooled>,
-    /// The bytes of the masters kept in memory.
-    in_memory: &'a mut usize,
-    failed: &'a mut BTreeMap<String, (String, String)>,
+    read: &'a mut Read,
     notes: &'a mut Vec<String>,
 }
 
 impl Reader<'_> {
     fn take(&mut self, answer: Answer) {
-        let Some(line) = self.state.line(&answer.key) else {
+        let Some(line) = self.lines.get(answer.key.as_str()).copied() else {
             let said = match &answer.result {
-                Err(fault) => self
-                    .secrets
-                    .clean(&fault.message, crate::outside::SHOWN_CHARS),
+                Err(fault) => (self.secrets).clean(&fault.message, crate::outside::SHOWN_CHARS),
                 Ok(_) => "an image".to_owned(),
             };
-            self.notes.push(if answer.key.is_empty() {
+            let text = if answer.key.is_empty() {
                 format!(
                     "batch {}: a line that names no key was ignored: {said}",
                     self.state.id
@@ -555,16 +646,18 @@ impl Reader<'_> {
                     self.state.id,
                     crate::outside::clean(&answer.key, 80)
                 )
-            });
+            };
+            note(self.notes, text);
             return;
         };
         let key = CacheKey::from_hex(&line.key).expect("checked when read");
+        if self.read.masters.contains_key(&key) {
+            // A second answer for a line already answered with an image.
+            return;
+        }
         let result = answer
             .result
-            .map_err(|fault| {
-                self.secrets
-                    .clean(&fault.message, crate::outside::SHOWN_CHARS)
-            })
+            .map_err(|fault| (self.secrets).clean(&fault.message, crate::outside::SHOWN_CHARS))
             .and_then(|mut generated| {
                 generated.cost_usd = generated.cost_usd.map(|c| c * BATCH_SHARE);
                 crate::provider::collected(generated, line.price_usd, &self.state.id, self.secrets)
@@ -572,19 +665,13 @@ impl Reader<'_> {
             .and_then(|master| self.spooled(master));
         match result {
             Ok(spooled) => {
-                self.failed.remove(&line.key);
-                self.masters.insert(key, spooled);
+                self.read.failed.remove(&line.key);
+                self.read.masters.insert(key, spooled);
             }
-            Err(reason) if !self.masters.contains_key(&key) => {
-                self.failed.insert(
-                    line.key.clone(),
-                    (
-                        line.place.clone(),
-                        format!("`{}` batch {}: {reason}", self.state.profile, self.state.id),
-                    ),
-                );
+            Err(reason) => {
+                let why = format!("`{}` batch {}: {reason}", self.state.profile, self.state.id);
+                (self.read.failed).insert(line.key.clone(), (line.place.clone(), why));
             }
-            Err(_) => {}
         }
     }
 
@@ -594,22 +681,16 @@ impl Reader<'_> {
         &mut self,
         mut master: crate::provider::Master,
     ) -> std::result::Result<Spooled, String> {
-        if *self.in_memory + master.bytes.len() <= IN_MEMORY_BYTES {
-            *self.in_memory += master.bytes.len();
+        if self.read.in_memory + master.bytes.len() <= IN_MEMORY_BYTES {
+            self.read.in_memory += master.bytes.len();
             return Ok(Spooled::Memory(master));
         }
         let hash = blake3::hash(&master.bytes).to_hex().to_string();
-        let path = self
-            .spool
-            .join(format!("{hash}.{}", master.format.extension()));
+        let path = (self.spool).join(format!("{hash}.{}", master.format.extension()));
         crate::files::create_dir_confined(self.cache_root, self.spool)
             .and_then(|()| {
-                crate::files::write_atomic(
-                    self.cache_root,
-                    &self.cache_root.join("tmp"),
-                    &path,
-                    &master.bytes,
-                )
+                let tmp = self.cache_root.join("tmp");
+                crate::files::write_atomic(self.cache_root, &tmp, &path, &master.bytes)
             })
             .map_err(|e| format!("cannot keep the image until it is stored: {e}"))?;
         master.bytes = Vec::new();
@@ -620,37 +701,33 @@ impl Reader<'_> {
     fn unanswered(&mut self, batch: &Batch) {
         for line in &self.state.lines {
             let key = CacheKey::from_hex(&line.key).expect("checked when read");
-            if self.masters.contains_key(&key) || self.failed.contains_key(&line.key) {
+            if self.read.masters.contains_key(&key) || self.read.failed.contains_key(&line.key) {
                 continue;
             }
             let why = match batch.error.as_deref() {
                 Some(error) => format!("the batch {}: {error}", batch.state.as_str()),
                 None => format!("no answer before the batch {}", batch.state.as_str()),
             };
-            self.failed.insert(
-                line.key.clone(),
-                (
-                    line.place.clone(),
-                    format!("`{}` batch {}: {why}", self.state.profile, self.state.id),
-                ),
-            );
+            let why = format!("`{}` batch {}: {why}", self.state.profile, self.state.id);
+            (self.read.failed).insert(line.key.clone(), (line.place.clone(), why));
         }
     }
 }
 
-/// A batch the provider could not be asked about, as an error that names its file.
-fn unknown_batch(path: &Path, state: &State, failure: Failure) -> Error {
-    Error::Input(format!(
-        "batch {} (`{}`): {}; if the provider does not know it, delete that file to submit its images again",
+/// A batch the provider could not be asked about, in words that name its file.
+fn unknown_batch(path: &Path, state: &State, failure: Failure) -> String {
+    format!(
+        "batch {} (`{}`): {}; it is kept; if the provider does not know it, delete that file to submit its images again",
         state.id,
-        path.file_name().unwrap_or_default().to_string_lossy(),
+        file_label(path),
         failure.message
-    ))
+    )
 }
 
-/// mdBook's input with the budget settings removed: `submit` checks them against the whole
-/// submission at the batch price, not image by image at the synchronous one.
-fn unbudgeted(input: &str) -> Result<String> {
+/// mdBook's input with the budget settings and `more` removed from the book's table: `submit`
+/// checks the budget against the whole submission at the batch price, not image by image at the
+/// synchronous one, and `collect` stores what was already paid for.
+fn with_settings_removed(input: &str, more: &[&str]) -> Result<String> {
     let mut value: serde_json::Value = serde_json::from_str(input)
         .map_err(|e| Error::Input(format!("mdBook's input is not JSON: {e}")))?;
     if let Some(table) = value
@@ -658,8 +735,12 @@ fn unbudgeted(input: &str) -> Result<String> {
         .and_then(|c| c.pointer_mut("/config/preprocessor/imagegen"))
         .and_then(serde_json::Value::as_object_mut)
     {
-        table.remove("max-cost-per-build");
-        table.remove("max-images-per-build");
+        for key in ["max-cost-per-build", "max-images-per-build"]
+            .iter()
+            .chain(more)
+        {
+            table.remove(*key);
+        }
     }
     Ok(value.to_string())
 }

@@ -15,8 +15,9 @@ use crate::vocab::ProviderKind;
 /// The format of a batch file.
 pub(crate) const FORMAT: u32 = 1;
 
-/// The largest batch file read (50,000 lines of about 150 bytes, with room).
-pub(crate) const MAX_STATE_BYTES: u64 = 16 << 20;
+/// The largest batch file read: 50,000 lines of up to about 500 bytes (a 300-character place),
+/// with room, so that every file this version writes reads back.
+pub(crate) const MAX_STATE_BYTES: u64 = 32 << 20;
 
 /// The most lines a batch file may hold (OpenAI's and Gemini's per-batch limit).
 pub(crate) const MAX_LINES: usize = 50_000;
@@ -71,11 +72,6 @@ impl State {
         self.lines.iter().filter_map(|l| CacheKey::from_hex(&l.key))
     }
 
-    /// The line of `key`, if the batch has one.
-    pub(crate) fn line(&self, key: &str) -> Option<&Line> {
-        self.lines.iter().find(|l| l.key == key)
-    }
-
     /// The file as written: pretty JSON, a newline at the end.
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = serde_json::to_vec_pretty(self).expect("a state always serialises");
@@ -94,8 +90,8 @@ impl State {
                 bytes.len()
             ));
         }
-        let state: State =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a batch file: {e}"))?;
+        let state: State = serde_json::from_slice(bytes)
+            .map_err(|e| format!("not a batch file: {}", short(&e.to_string())))?;
         if state.format != FORMAT {
             return Err(format!(
                 "format {} is not this version's ({FORMAT})",
@@ -186,7 +182,7 @@ pub(crate) fn plain_id(name: &str) -> bool {
 
 /// Outside text, short, for a message about it.
 fn short(text: &str) -> String {
-    crate::outside::clean(text, 80)
+    crate::outside::clean(text, 120)
 }
 
 #[cfg(test)]

@@ -62,7 +62,10 @@ pub(crate) fn pending(cache_root: &Path) -> BTreeMap<CacheKey, String> {
                     pending.entry(key).or_insert_with(|| label.clone());
                 }
             }
-            Err(e) => tracing::warn!("imagegen: ignoring `{}`: {e}", found.path.display()),
+            Err(e) => tracing::warn!(
+                "imagegen: ignoring `{}`: {e}",
+                crate::outside::clean(&found.path.display().to_string(), 300)
+            ),
         }
     }
     pending

@@ -108,12 +108,16 @@ pub(crate) fn collect(
         .batches(&load_book(dir)?)?
         .collect(wait, poll)?;
     let mut stdout = std::io::stdout().lock();
+    let ok = collected.failed.is_empty() && collected.errors.is_empty();
     if json {
         print_json(&mut stdout, &collected)?;
-        return Ok(collected.failed.is_empty());
+        return Ok(ok);
     }
     print_collected(&mut stdout, &collected)?;
-    Ok(collected.failed.is_empty())
+    for error in &collected.errors {
+        eprintln!("error: {}", t(error));
+    }
+    Ok(ok)
 }
 
 fn print_collected(out: &mut impl std::io::Write, collected: &Collected) -> anyhow::Result<()> {

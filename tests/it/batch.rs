@@ -128,6 +128,10 @@ async fn openai_batch_submitted_here_is_collected_on_a_clone_at_half_price() {
 
     // A teammate who pulls collects: waits for the batch, stores every image at half price.
     let clone = book.committed_clone();
+    // Its budget and `offline` are for generating: what was paid for is stored whatever they say.
+    clone.edit("book.toml", |toml| {
+        toml.replace("retries = 0", "retries = 0\nmax-images-per-build = 1\noffline = true")
+    });
     let collected = run(&clone, &["batch", "collect", "--wait", "--poll", "10ms"]).await;
     let said = ok(&collected);
     let stdout = String::from_utf8_lossy(&collected.stdout);

@@ -179,12 +179,16 @@ fn collect(
             Ok(got) => image_of(book, cache, remote, summary, Ok(got), again, None),
             Err(message) => Image::Failed(message),
         };
-        if matches!(images[job], Image::Ready(_)) {
-            collect
-                .stored
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(*key);
+        match &images[job] {
+            Image::Ready(_) => {
+                let mut stored = collect.stored.lock().unwrap_or_else(|e| e.into_inner());
+                stored.insert(*key);
+            }
+            Image::Failed(message) => {
+                let mut unstored = collect.unstored.lock().unwrap_or_else(|e| e.into_inner());
+                unstored.insert(*key, message.clone());
+            }
+            _ => {}
         }
     }
 }

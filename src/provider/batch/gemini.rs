@@ -21,9 +21,11 @@ pub(super) const MAX_FILE_BYTES: usize = 2_000 * 1000 * 1000;
 /// 20 MB for the whole request) ...
 const MAX_INLINE_BYTES: usize = 19 * 1000 * 1000;
 
-/// ... and this few: inline answers come back inside the batch, which is read whole, so a
-/// batch whose images would not fit one answer goes through a file.
+/// ... and this few, and their images this small in all: inline answers come back inside the
+/// batch, which is read whole (under the answer cap of 96 MB), so a batch whose images could
+/// weigh more (at 4 bytes of base64 a pixel, the most a PNG takes) goes through a file.
 const MAX_INLINE_REQUESTS: usize = 16;
+const MAX_INLINE_PIXELS: u64 = 16 << 20;
 
 const ENDPOINT: &str = "batchGenerateContent";
 
@@ -41,8 +43,10 @@ pub(super) fn line(item: &Item<'_>) -> (&'static str, Vec<u8>) {
 /// Sends the chunk: inline when small, else through a file.
 pub(super) fn submit(client: &Client<'_>, chunk: &Chunk, _attempt: u32) -> Result<Batch, Fault> {
     let headers = headers(client);
-    let input = if chunk.jsonl.len() <= MAX_INLINE_BYTES && chunk.keys.len() <= MAX_INLINE_REQUESTS
-    {
+    let inline = chunk.jsonl.len() <= MAX_INLINE_BYTES
+        && chunk.keys.len() <= MAX_INLINE_REQUESTS
+        && chunk.pixels <= MAX_INLINE_PIXELS;
+    let input = if inline {
         let requests: Vec<Value> = chunk
             .jsonl
             .split(|b| *b == b'\n')

@@ -37,6 +37,8 @@ pub(crate) struct Chunk {
     pub(crate) model: String,
     pub(crate) keys: Vec<CacheKey>,
     pub(crate) jsonl: Vec<u8>,
+    /// The pixels its images are asked at, in all (what inline answers would weigh).
+    pub(crate) pixels: u64,
 }
 
 /// Where a batch is, in the provider's words mapped to ours.
@@ -152,16 +154,23 @@ pub(crate) fn chunks(profile: &Profile, items: &[Item<'_>]) -> Vec<Chunk> {
             Some(i) => {
                 chunks[i].keys.push(item.key);
                 chunks[i].jsonl.extend_from_slice(&line);
+                chunks[i].pixels += pixels(item.request);
             }
             None => chunks.push(Chunk {
                 endpoint,
                 model: item.request.model.clone(),
                 keys: vec![item.key],
                 jsonl: line,
+                pixels: pixels(item.request),
             }),
         }
     }
     chunks
+}
+
+/// The pixels a request asks for.
+fn pixels(request: &Request) -> u64 {
+    u64::from(request.size.width) * u64::from(request.size.height)
 }
 
 /// The size as a request is sent (for its record), as the synchronous call would send it.

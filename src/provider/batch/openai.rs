@@ -163,8 +163,9 @@ fn answer(line: &[u8], model: &str, client: &Client<'_>) -> Answer {
             )
         }
         (_, Some(error)) if error.is_object() => {
-            let code = text(error, "/code").unwrap_or_default();
-            let message = text(error, "/message").unwrap_or_default();
+            // Raw: secrets are redacted from the message before anything else is done with it.
+            let raw = |field: &str| error.get(field).and_then(Value::as_str).unwrap_or_default();
+            let (code, message) = (raw("code").to_owned(), raw("message"));
             let kind = if matches!(
                 code.as_str(),
                 "moderation_blocked" | "content_policy_violation"
