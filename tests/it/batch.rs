@@ -130,7 +130,10 @@ async fn openai_batch_submitted_here_is_collected_on_a_clone_at_half_price() {
     let clone = book.committed_clone();
     // Its budget and `offline` are for generating: what was paid for is stored whatever they say.
     clone.edit("book.toml", |toml| {
-        toml.replace("retries = 0", "retries = 0\nmax-images-per-build = 1\noffline = true")
+        toml.replace(
+            "retries = 0",
+            "retries = 0\nmax-images-per-build = 1\noffline = true",
+        )
     });
     let collected = run(&clone, &["batch", "collect", "--wait", "--poll", "10ms"]).await;
     let said = ok(&collected);
