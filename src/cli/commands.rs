@@ -25,7 +25,9 @@ pub(crate) fn regenerate(
         (_, true) => rows
             .iter()
             .filter(|r| {
-                r.status == Status::Generate || (r.status.is_failure() && r.status != Status::Error)
+                r.status == Status::Generate
+                    || (r.status.is_failure()
+                        && !matches!(r.status, Status::Error | Status::InBatch))
             })
             .collect(),
         (Some(selector), false) => {

@@ -88,6 +88,7 @@ pub(crate) fn plan(rows: &[PlannedImage], json: bool) -> anyhow::Result<bool> {
         (Status::OverBudget, "over budget"),
         (Status::Offline, "missing (offline)"),
         (Status::Retired, "for retired models"),
+        (Status::InBatch, "in batches not collected yet"),
         (Status::Error, "with errors"),
     ] {
         if count(status) > 0 {

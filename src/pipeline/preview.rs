@@ -178,6 +178,7 @@ pub(crate) fn planned_book(input: &str) -> Result<PlannedBook> {
     if let Some(remote) = &rounds.remote {
         directives::note_claims(remote, &mut planned);
     }
+    directives::note_batches(&book.cache_root(), &mut planned);
     let assets_dir = book.assets_dir;
     let Opened { ctx, config, .. } = opened;
     Ok(PlannedBook {

@@ -102,6 +102,19 @@ async fn openai_batch_submitted_here_is_collected_on_a_clone_at_half_price() {
         "{state}"
     );
 
+    // `plan` agrees with the build: those images are in a batch, not to generate.
+    let planned = book.plan();
+    assert_eq!(
+        planned.iter().filter(|r| r["status"] == "in-batch").count(),
+        wanted.len()
+    );
+    for row in planned.iter().filter(|r| r["key"].is_string()) {
+        assert_eq!(row["status"], "in-batch", "{row}");
+        assert!(
+            row["message"].as_str().unwrap().contains("batch collect"),
+            "{row}"
+        );
+    }
     // Submitting again sends nothing: every key is in a pending batch.
     let again = run(&book, &["batch", "submit"]).await;
     ok(&again);

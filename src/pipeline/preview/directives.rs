@@ -218,6 +218,27 @@ impl Made {
     }
 }
 
+/// Marks each image to generate that is in a pending batch (`.imagegen/batches/`): a build
+/// leaves it alone, so `plan` says so. The batch files are read only when something is to be
+/// generated.
+pub(super) fn note_batches(cache_root: &std::path::Path, planned: &mut [Planned]) {
+    if !planned.iter().any(|p| p.status == Status::Generate) {
+        return;
+    }
+    let pending = crate::batch::store::pending(cache_root);
+    if pending.is_empty() {
+        return;
+    }
+    for p in planned.iter_mut().filter(|p| p.status == Status::Generate) {
+        if let Some(batch) = p.key().and_then(|key| pending.get(&key)) {
+            p.status = Status::InBatch;
+            p.message = Some(format!(
+                "in {batch}, not collected yet; run `mdbook-imagegen batch collect`"
+            ));
+        }
+    }
+}
+
 /// Notes, for each image to generate, the machine that holds its claim in the remote cache.
 pub(super) fn note_claims(remote: &crate::storage::Remote, planned: &mut [Planned]) {
     let keys: Vec<CacheKey> = planned

@@ -33,6 +33,9 @@ pub enum Status {
     Retired,
     /// The directive is malformed or names something the book does not define.
     Error,
+    /// Not cached, and in a batch not collected yet (`batch collect`): a build does not
+    /// generate it.
+    InBatch,
 }
 
 impl Status {
@@ -47,6 +50,7 @@ impl Status {
             Status::Offline => "offline",
             Status::Retired => "retired",
             Status::Error => "error",
+            Status::InBatch => "in-batch",
         }
     }
 
@@ -54,7 +58,11 @@ impl Status {
     pub fn is_failure(self) -> bool {
         matches!(
             self,
-            Status::OverBudget | Status::Offline | Status::Retired | Status::Error
+            Status::OverBudget
+                | Status::Offline
+                | Status::Retired
+                | Status::Error
+                | Status::InBatch
         )
     }
 }
