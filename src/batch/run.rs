@@ -239,7 +239,7 @@ impl Batches {
             .iter()
             .map(|(s, p)| (s.key, (p * BATCH_SHARE, s.again)))
             .collect();
-        with_env(&self.config, &self.root, |env| {
+        crate::provider::with_machine_env(&self.config, &self.root, |env| {
             for (name, items) in by_profile {
                 let profile = &self.config.profiles[name];
                 let client = match Client::new(name, profile, env) {
@@ -343,7 +343,7 @@ impl Batches {
     /// Every batch file, with what its provider says of it now.
     pub fn status(&self) -> Result<Vec<BatchRow>> {
         let mut rows = Vec::new();
-        with_env(&self.config, &self.root, |env| -> Result<()> {
+        crate::provider::with_machine_env(&self.config, &self.root, |env| -> Result<()> {
             for found in store::list(&self.cache_root()) {
                 let state = self.checked(&found)?;
                 let (batch, error) = match self
@@ -414,7 +414,7 @@ impl Batches {
         }
         self.clear_spool();
         let mut done_rows = Vec::new();
-        with_env(&self.config, &self.root, |env| {
+        crate::provider::with_machine_env(&self.config, &self.root, |env| {
             loop {
                 let mut still = Vec::new();
                 let mut rows = Vec::new();
@@ -743,18 +743,4 @@ fn with_settings_removed(input: &str, more: &[&str]) -> Result<String> {
         }
     }
     Ok(value.to_string())
-}
-
-/// Runs `work` with what providers need from this machine (as a build has it).
-fn with_env<T>(config: &Config, root: &Path, work: impl FnOnce(&Env<'_>) -> T) -> T {
-    let sleep = |wait| std::thread::sleep(wait);
-    let var = |name: &str| std::env::var(name).ok();
-    let secrets = Secrets::of_book(config.key_vars(), &var);
-    work(&Env {
-        config,
-        root,
-        sleep: &sleep,
-        var: &var,
-        secrets: &secrets,
-    })
 }

@@ -375,6 +375,8 @@ pub(crate) struct Book<'a> {
     /// What generation does with batches: a build leaves pending ones alone; the `batch`
     /// commands submit or collect.
     pub(crate) batching: crate::batch::hook::Batching,
+    /// See [`Book::pending_batches`].
+    pending_batches: std::sync::OnceLock<std::collections::BTreeMap<CacheKey, String>>,
 }
 
 impl<'a> Book<'a> {
@@ -398,6 +400,7 @@ impl<'a> Book<'a> {
             markdown: crate::directive::markdown_options(sections),
             assets_dir,
             batching: Default::default(),
+            pending_batches: Default::default(),
         }
     }
 
@@ -445,16 +448,15 @@ impl<'a> Book<'a> {
         &self,
         work: impl FnOnce(&crate::provider::Env<'_>) -> T,
     ) -> T {
-        let sleep = |wait| std::thread::sleep(wait);
-        let var = |name: &str| std::env::var(name).ok();
-        let secrets = crate::outside::Secrets::of_book(self.config.key_vars(), &var);
-        work(&crate::provider::Env {
-            config: self.config,
-            root: &self.ctx.root,
-            sleep: &sleep,
-            var: &var,
-            secrets: &secrets,
-        })
+        crate::provider::with_machine_env(self.config, &self.ctx.root, work)
+    }
+
+    /// The keys of the book's pending batches, with the batch each is in: read from
+    /// `.imagegen/batches/` the first time a stage asks (only when something is to be
+    /// generated), then kept for the rest of the build.
+    pub(crate) fn pending_batches(&self) -> &std::collections::BTreeMap<CacheKey, String> {
+        self.pending_batches
+            .get_or_init(|| crate::batch::store::pending(&self.cache_root()))
     }
 
     /// The longest a build waits for another build of the book that generates the same image:

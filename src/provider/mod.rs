@@ -244,6 +244,25 @@ pub(crate) struct Env<'a> {
     pub(crate) secrets: &'a Secrets,
 }
 
+/// Runs `work` with what providers need from this machine: the real sleep, the process
+/// environment, and every secret the book's profiles name (to redact).
+pub(crate) fn with_machine_env<T>(
+    config: &Config,
+    root: &Path,
+    work: impl FnOnce(&Env<'_>) -> T,
+) -> T {
+    let sleep = |wait| std::thread::sleep(wait);
+    let var = |name: &str| std::env::var(name).ok();
+    let secrets = Secrets::of_book(config.key_vars(), &var);
+    work(&Env {
+        config,
+        root,
+        sleep: &sleep,
+        var: &var,
+        secrets: &secrets,
+    })
+}
+
 /// The largest side of a master we accept.
 pub(crate) const MAX_SIDE: u32 = 8192;
 

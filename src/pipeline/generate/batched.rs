@@ -74,7 +74,7 @@ fn leave_pending(
     if chains.is_empty() {
         return (queued, chains);
     }
-    let pending = crate::batch::store::pending(&book.cache_root());
+    let pending = book.pending_batches();
     if pending.is_empty() {
         return (queued, chains);
     }
@@ -105,7 +105,7 @@ fn submit(
     images: &mut [Image],
     submit: &Submit,
 ) {
-    let pending = crate::batch::store::pending(&book.cache_root());
+    let pending = book.pending_batches();
     let firsts: Vec<CacheKey> = chains.iter().map(|c| c[0].0).collect();
     let claimed = remote
         .map(|remote| super::claims::live(remote, &firsts))

@@ -245,26 +245,22 @@ impl<'a> Client<'a> {
         model: &str,
         each: &mut dyn FnMut(Answer),
     ) -> Result<(), Failure> {
-        let mut read = |batch: &Batch| -> Result<(), Fault> {
-            match &batch.results {
-                Results::None => Ok(()),
-                Results::Files { output, error } => {
-                    for file in [output, error].into_iter().flatten() {
-                        openai::read_file(self, file, model, each)?;
-                    }
-                    Ok(())
-                }
-                Results::Inline(answers) => {
-                    for answer in answers {
-                        each(gemini::answer(answer, true));
-                    }
-                    Ok(())
-                }
-                Results::File(name) => gemini::read_file(self, name, each),
+        let read = match &batch.results {
+            Results::None => Ok(()),
+            Results::Files { output, error } => [output, error]
+                .into_iter()
+                .flatten()
+                .try_for_each(|file| openai::read_file(self, file, model, each)),
+            Results::Inline(answers) => {
+                answers
+                    .iter()
+                    .for_each(|answer| each(gemini::answer(answer, true)));
+                Ok(())
             }
+            Results::File(name) => gemini::read_file(self, name, each),
         };
         // Reading is not retried: `each` may have taken some answers already.
-        read(batch).map_err(|fault| self.failure(model, fault))
+        read.map_err(|fault| self.failure(model, fault))
     }
 
     /// Runs `attempt` with the provider's retry policy, as a batch request.
